@@ -1,0 +1,44 @@
+//! The one seam between the host driver and a key: an APDU goes in, a response comes out.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// How a key is reached: in-process virtual key, PC/SC reader, CCID device.
+/// Implementations move bytes and nothing else: they never look inside an APDU.
+pub trait Transport: Send {
+    /// Send one command APDU, return the whole response including SW1 SW2.
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError>;
+    /// Reset the card (warm reset); returns the ATR.
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError>;
+    /// Whether a card is present.
+    fn is_present(&mut self) -> bool;
+    /// What a person would call this key or reader.
+    fn name(&self) -> String;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("no card present in {0}")]
+    NoCard(String),
+    #[error("card was removed from {0}")]
+    Removed(String),
+    #[error("transport I/O failed: {0}")]
+    Io(String),
+    #[error("the card answered with fewer than two bytes")]
+    ShortResponse,
+}
+
+impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        (**self).transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        (**self).reset()
+    }
+    fn is_present(&mut self) -> bool {
+        (**self).is_present()
+    }
+    fn name(&self) -> String {
+        (**self).name()
+    }
+}

@@ -1,0 +1,10 @@
+//! The virtual USB-Key.
+//!
+//! - [`piv`]: the PIV card application, `no_std` and allocation-free, storage and RNG injected.
+//! - `store` (std): the key's directory on disk: versioned file, atomic replace, fsync.
+//! - `virtual_key` (std): an in-process key implementing [`proto::Transport`].
+//! - `scenario` (std): ready-made key states (fresh, provisioned, expiring, pin-locked, ...).
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod piv;

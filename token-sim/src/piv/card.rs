@@ -1,0 +1,212 @@
+//! The ISO 7816-4 layer of the card: power, command chaining in, GET RESPONSE out. It cuts
+//! and joins bytes; the meaning of a command is left to `command` and `exec`.
+
+use proto::apdu::CommandApdu;
+use proto::piv::ins;
+use proto::tlv::Sink;
+use proto::Sw;
+use rand_core::CryptoRngCore;
+
+use super::command::Command;
+use super::exec::PivApp;
+use super::state::PersistentState;
+use super::{Reply, Storage, MAX_REPLY};
+
+/// Contact, T=1 ATR. Historical bytes: category 80, card capabilities, issuer data "ukeyPIV".
+/// No "Yubikey" in it (OpenSC would switch drivers) and not the `3B 8x 80 01` contactless form.
+pub const ATR: [u8; 23] = atr();
+
+const fn atr() -> [u8; 23] {
+    let mut a = [
+        0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, b'u', b'k', b'e',
+        b'y', b'P', b'I', b'V', 0x00,
+    ];
+    // TCK: XOR of every byte from T0 on.
+    let mut tck = 0u8;
+    let mut i = 1;
+    while i < 22 {
+        tck ^= a[i];
+        i += 1;
+    }
+    a[22] = tck;
+    a
+}
+
+/// Largest command a chain may build (a ~4 KB certificate in PUT DATA plus headers).
+pub const MAX_CHAIN: usize = MAX_REPLY + 64;
+
+/// One response APDU: data plus SW1 SW2.
+pub type Response = heapless::Vec<u8, { MAX_REPLY + 2 }>;
+
+#[derive(Default)]
+struct Chain {
+    header: Option<[u8; 3]>,
+    data: heapless::Vec<u8, MAX_CHAIN>,
+}
+
+#[derive(Default)]
+struct Pending {
+    data: Reply,
+    pos: usize,
+}
+
+impl Pending {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.pos = 0;
+    }
+    /// Up to `le` more bytes, then 9000 or 61xx.
+    fn next(&mut self, le: usize, out: &mut Response, final_sw: Sw) {
+        let rest = &self.data[self.pos..];
+        let n = rest.len().min(le);
+        let _ = out.put(&rest[..n]);
+        self.pos += n;
+        let left = self.data.len() - self.pos;
+        let sw = if left > 0 { Sw::more_data(left) } else { final_sw };
+        if left == 0 {
+            self.clear();
+        }
+        let _ = out.put(&sw.to_bytes());
+    }
+}
+
+/// A PIV card: the application plus its transport-level state.
+pub struct Card<S, R> {
+    app: PivApp<S, R>,
+    chain: Chain,
+    pending: Pending,
+    powered: bool,
+}
+
+impl<S: Storage, R: CryptoRngCore> Card<S, R> {
+    /// A card holding `state`, powered on with PIV selected (as OpenSC expects).
+    pub fn new(state: PersistentState, storage: S, rng: R) -> Self {
+        Card {
+            app: PivApp::new(state, storage, rng),
+            chain: Chain::default(),
+            pending: Pending::default(),
+            powered: true,
+        }
+    }
+
+    pub fn state(&self) -> &PersistentState {
+        &self.app.state
+    }
+
+    /// Direct state access for the simulator's own provisioning (scenarios, factory).
+    /// Not reachable through any APDU.
+    pub fn state_mut(&mut self) -> &mut PersistentState {
+        &mut self.app.state
+    }
+
+    pub fn is_faulted(&self) -> bool {
+        self.app.is_faulted()
+    }
+
+    pub fn is_powered(&self) -> bool {
+        self.powered
+    }
+
+    /// Cold or warm reset: security status, chains and pending output are gone.
+    pub fn reset(&mut self) -> [u8; 23] {
+        self.app.clear_session();
+        self.chain = Chain::default();
+        self.pending.clear();
+        self.powered = true;
+        ATR
+    }
+
+    pub fn power_off(&mut self) {
+        self.reset();
+        self.powered = false;
+    }
+
+    /// Process one command APDU. Always answers with at least a status word.
+    pub fn transmit(&mut self, bytes: &[u8]) -> Response {
+        let mut out = Response::new();
+        if !self.powered {
+            // A card without power says nothing a host could read as success.
+            let _ = out.put(&Sw::CONDITIONS_NOT_SATISFIED.to_bytes());
+            return out;
+        }
+        let apdu = match CommandApdu::parse(bytes) {
+            Ok(a) => a,
+            Err(_) => return sw_only(Sw::WRONG_LENGTH),
+        };
+        if apdu.cla & !proto::apdu::CLA_CHAINING != 0 {
+            let sw = if apdu.cla & 0x0C != 0 && apdu.cla & 0x80 == 0 {
+                Sw::SECURE_MESSAGING_NOT_SUPPORTED
+            } else {
+                Sw::CLA_NOT_SUPPORTED
+            };
+            return sw_only(sw);
+        }
+        if apdu.ins == ins::GET_RESPONSE {
+            if (apdu.p1, apdu.p2) != (0, 0) {
+                return sw_only(Sw::INCORRECT_P1P2);
+            }
+            if self.pending.data.is_empty() {
+                return sw_only(Sw::CONDITIONS_NOT_SATISFIED);
+            }
+            self.pending.next(le_of(&apdu), &mut out, Sw::OK);
+            return out;
+        }
+        // Any other command abandons output still waiting for GET RESPONSE.
+        self.pending.clear();
+
+        let header = [apdu.ins, apdu.p1, apdu.p2];
+        if self.chain.header.is_some_and(|h| h != header) {
+            // Another command in the middle of a chain discards the chain.
+            self.chain = Chain::default();
+        }
+        if apdu.is_chained() {
+            self.chain.header = Some(header);
+            if self.chain.data.extend_from_slice(apdu.data).is_err() {
+                self.chain = Chain::default();
+                return sw_only(Sw::WRONG_LENGTH);
+            }
+            return sw_only(Sw::OK);
+        }
+        let Card { app, chain, pending, .. } = self;
+        let whole = if chain.header.is_some() {
+            if chain.data.extend_from_slice(apdu.data).is_err() {
+                *chain = Chain::default();
+                return sw_only(Sw::WRONG_LENGTH);
+            }
+            CommandApdu { data: &chain.data, ..apdu }
+        } else {
+            apdu
+        };
+        let sw = match Command::parse(&whole) {
+            Ok(cmd) => app.execute(cmd, &mut pending.data),
+            Err(sw) => {
+                // A command that cannot be parsed still consumes a pending PIN-always grant.
+                app.session.pin_always = false;
+                sw
+            }
+        };
+        *chain = Chain::default();
+        if !sw.is_ok() {
+            pending.clear();
+            return sw_only(sw);
+        }
+        pending.next(le_of(&apdu), &mut out, sw);
+        out
+    }
+}
+
+/// Bytes the host accepts in this response. Without Le (libykpiv's GET DATA) the card
+/// still answers, at most 256 bytes at a time.
+fn le_of(apdu: &CommandApdu<'_>) -> usize {
+    match apdu.le {
+        Some(le) if apdu.extended => le.min(MAX_REPLY),
+        Some(le) => le.min(256),
+        None => 256,
+    }
+}
+
+fn sw_only(sw: Sw) -> Response {
+    let mut r = Response::new();
+    let _ = r.put(&sw.to_bytes());
+    r
+}

@@ -1,0 +1,407 @@
+//! Parsing: a whole (de-chained) command APDU becomes a typed [`Command`], or a status word.
+//! Nothing here touches card state; execution lives in `exec`.
+
+use proto::piv::{ins, key_ref, object, Algorithm, PinPolicy, Slot, TouchPolicy, PIV_AID, PIV_AID_MIN_LEN};
+use proto::tlv;
+use proto::{CommandApdu, Sw};
+
+/// Which credential a PIN-type command names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinRef {
+    Pin,
+    Puk,
+}
+
+/// What GENERAL AUTHENTICATE asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthRequest<'a> {
+    /// 9B, `80 00`: send E_K(witness).
+    MgmtWitness,
+    /// 9B, `80 witness, 81 challenge`: prove the witness, answer E_K(challenge).
+    MgmtWitnessResponse { witness: &'a [u8], challenge: &'a [u8] },
+    /// 9B, `81 00`: send a challenge (also OpenSC's random-number source).
+    MgmtChallenge,
+    /// 9B, `82 response`: the host's E_K(challenge).
+    MgmtChallengeResponse { response: &'a [u8] },
+    /// Key slot, `82 00, 81 digest`: ECDSA signature.
+    Sign { slot: Slot, digest: &'a [u8] },
+    /// Key slot, `82 00, 85 point`: ECDH.
+    Ecdh { slot: Slot, point: &'a [u8] },
+}
+
+/// Every command the card understands, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    SelectPiv,
+    SelectOther,
+    GetData { tag: u32 },
+    PutData { tag: u32, value: &'a [u8] },
+    VerifyStatus,
+    Verify { pin: [u8; 8] },
+    Logout,
+    ChangeReference { which: PinRef, old: [u8; 8], new: [u8; 8] },
+    ResetRetry { puk: [u8; 8], new_pin: [u8; 8] },
+    Generate { slot: Slot, pin_policy: Option<PinPolicy>, touch_policy: Option<TouchPolicy> },
+    Authenticate { alg: Algorithm, request: AuthRequest<'a> },
+    // Yubico extensions.
+    GetVersion,
+    GetSerial,
+    GetMetadata { reference: u8 },
+    SetMgmKey { alg: Algorithm, key: &'a [u8], touch: bool },
+    ImportKey { slot: Slot, scalar: &'a [u8], pin_policy: Option<PinPolicy>, touch_policy: Option<TouchPolicy> },
+    Attest { slot: Slot },
+    SetPinRetries { pin: u8, puk: u8 },
+    Reset,
+}
+
+impl<'a> Command<'a> {
+    pub fn parse(apdu: &CommandApdu<'a>) -> Result<Self, Sw> {
+        let (p1, p2, data) = (apdu.p1, apdu.p2, apdu.data);
+        match apdu.ins {
+            ins::SELECT => parse_select(p1, p2, data),
+            ins::GET_DATA => parse_get_data(p1, p2, data),
+            ins::PUT_DATA => parse_put_data(p1, p2, data),
+            ins::VERIFY => parse_verify(p1, p2, data),
+            ins::CHANGE_REFERENCE => {
+                let which = match (p1, p2) {
+                    (0, key_ref::PIN) => PinRef::Pin,
+                    (0, key_ref::PUK) => PinRef::Puk,
+                    (0, _) => return Err(Sw::REFERENCE_NOT_FOUND),
+                    _ => return Err(Sw::INCORRECT_P1P2),
+                };
+                let (old, new) = two_blocks(data)?;
+                Ok(Command::ChangeReference { which, old, new })
+            }
+            ins::RESET_RETRY => {
+                match (p1, p2) {
+                    (0, key_ref::PIN) => {}
+                    (0, _) => return Err(Sw::REFERENCE_NOT_FOUND),
+                    _ => return Err(Sw::INCORRECT_P1P2),
+                }
+                let (puk, new_pin) = two_blocks(data)?;
+                Ok(Command::ResetRetry { puk, new_pin })
+            }
+            ins::GENERATE => parse_generate(p1, p2, data),
+            ins::GENERAL_AUTHENTICATE => parse_authenticate(p1, p2, data),
+            ins::GET_VERSION => Ok(Command::GetVersion),
+            ins::GET_SERIAL => Ok(Command::GetSerial),
+            ins::GET_METADATA => match p1 {
+                0 => Ok(Command::GetMetadata { reference: p2 }),
+                _ => Err(Sw::INCORRECT_P1P2),
+            },
+            ins::SET_MGMKEY => parse_set_mgmkey(p1, p2, data),
+            ins::IMPORT_KEY => parse_import(p1, p2, data),
+            ins::ATTEST => match (Slot::from_key_ref(p1), p2) {
+                (Some(slot), 0) if slot != Slot::Attestation => Ok(Command::Attest { slot }),
+                _ => Err(Sw::INCORRECT_P1P2),
+            },
+            ins::SET_PIN_RETRIES => Ok(Command::SetPinRetries { pin: p1, puk: p2 }),
+            ins::RESET => match (p1, p2) {
+                (0, 0) => Ok(Command::Reset),
+                _ => Err(Sw::INCORRECT_P1P2),
+            },
+            _ => Err(Sw::INS_NOT_SUPPORTED),
+        }
+    }
+
+    /// Whether this is one of the Yubico instructions a plain PIV card does not have.
+    pub fn is_yubico_extension(&self) -> bool {
+        matches!(
+            self,
+            Command::GetVersion
+                | Command::GetSerial
+                | Command::GetMetadata { .. }
+                | Command::SetMgmKey { .. }
+                | Command::ImportKey { .. }
+                | Command::Attest { .. }
+                | Command::SetPinRetries { .. }
+                | Command::Reset
+        )
+    }
+}
+
+fn parse_select<'a>(p1: u8, p2: u8, aid: &[u8]) -> Result<Command<'a>, Sw> {
+    if p1 != 0x04 || !matches!(p2, 0x00 | 0x0C) {
+        return Err(Sw::INCORRECT_P1P2);
+    }
+    // A truncated AID selects PIV as long as it keeps at least the RID.
+    if aid.len() >= PIV_AID_MIN_LEN && aid.len() <= PIV_AID.len() && PIV_AID.starts_with(aid) {
+        Ok(Command::SelectPiv)
+    } else {
+        Ok(Command::SelectOther)
+    }
+}
+
+/// `5C <tag>`: the object tag list of GET DATA / PUT DATA.
+fn tag_list(data: &[u8]) -> Result<(u32, &[u8]), Sw> {
+    let (t, rest) = tlv::parse(data).map_err(|_| Sw::WRONG_DATA)?;
+    if t.tag != 0x5C || t.value.is_empty() || t.value.len() > 3 {
+        return Err(Sw::WRONG_DATA);
+    }
+    let tag = t.value.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32);
+    Ok((tag, rest))
+}
+
+fn parse_get_data<'a>(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'a>, Sw> {
+    if (p1, p2) != (0x3F, 0xFF) {
+        return Err(Sw::INCORRECT_P1P2);
+    }
+    match tag_list(data)? {
+        (tag, []) => Ok(Command::GetData { tag }),
+        _ => Err(Sw::WRONG_DATA),
+    }
+}
+
+fn parse_put_data(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Sw> {
+    if (p1, p2) != (0x3F, 0xFF) {
+        return Err(Sw::INCORRECT_P1P2);
+    }
+    let (tag, rest) = tag_list(data)?;
+    // The value must be exactly one `53` TLV; `53 00` deletes.
+    match tlv::parse(rest) {
+        Ok((t, [])) if t.tag == 0x53 => Ok(Command::PutData { tag, value: rest }),
+        _ => Err(Sw::WRONG_DATA),
+    }
+    .and_then(|c| if object::writable(tag) { Ok(c) } else { Err(Sw::WRONG_DATA) })
+}
+
+fn parse_verify<'a>(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'a>, Sw> {
+    match (p1, p2) {
+        (0xFF, key_ref::PIN) if data.is_empty() => Ok(Command::Logout),
+        (0xFF, key_ref::PIN) => Err(Sw::WRONG_LENGTH),
+        (0x00, key_ref::PIN) => match data.len() {
+            0 => Ok(Command::VerifyStatus),
+            8 => crate::piv::state::check_padded(data).map(|pin| Command::Verify { pin }).ok_or(Sw::WRONG_DATA),
+            _ => Err(Sw::WRONG_DATA),
+        },
+        (0x00 | 0xFF, _) => Err(Sw::REFERENCE_NOT_FOUND),
+        _ => Err(Sw::INCORRECT_P1P2),
+    }
+}
+
+fn two_blocks(data: &[u8]) -> Result<([u8; 8], [u8; 8]), Sw> {
+    if data.len() != 16 {
+        return Err(Sw::WRONG_DATA);
+    }
+    let old = crate::piv::state::check_padded(&data[..8]).ok_or(Sw::WRONG_DATA)?;
+    let new = crate::piv::state::check_padded(&data[8..]).ok_or(Sw::WRONG_DATA)?;
+    Ok((old, new))
+}
+
+fn key_slot(b: u8) -> Result<Slot, Sw> {
+    match Slot::from_key_ref(b) {
+        Some(Slot::Attestation) | None => Err(Sw::INCORRECT_P1P2),
+        Some(slot) => Ok(slot),
+    }
+}
+
+/// Optional `AA 01 pin-policy` and `AB 01 touch-policy` (0 = card default).
+#[derive(Default)]
+struct Policies {
+    pin: Option<PinPolicy>,
+    touch: Option<TouchPolicy>,
+}
+
+impl Policies {
+    /// Take a policy item; `Ok(false)` when the item is not a policy.
+    fn take(&mut self, item: &tlv::Tlv<'_>) -> Result<bool, Sw> {
+        match (item.tag, item.value) {
+            (0xAA | 0xAB, [0]) => {}
+            (0xAA, [b]) => self.pin = Some(PinPolicy::from_byte(*b).ok_or(Sw::WRONG_DATA)?),
+            (0xAB, [b]) => self.touch = Some(TouchPolicy::from_byte(*b).ok_or(Sw::WRONG_DATA)?),
+            (0xAA | 0xAB, _) => return Err(Sw::WRONG_DATA),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+fn parse_generate<'a>(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'a>, Sw> {
+    if p1 != 0 {
+        return Err(Sw::INCORRECT_P1P2);
+    }
+    let slot = key_slot(p2)?;
+    let template = tlv::parse_exact(data, 0xAC).map_err(|_| Sw::WRONG_DATA)?;
+    let mut alg = None;
+    let mut policies = Policies::default();
+    for item in tlv::iter(template) {
+        let item = item.map_err(|_| Sw::WRONG_DATA)?;
+        match (item.tag, item.value) {
+            (0x80, [b]) => alg = Algorithm::from_byte(*b),
+            _ if policies.take(&item)? => {}
+            _ => return Err(Sw::WRONG_DATA),
+        }
+    }
+    if alg != Some(Algorithm::EccP256) {
+        return Err(Sw::WRONG_DATA);
+    }
+    Ok(Command::Generate { slot, pin_policy: policies.pin, touch_policy: policies.touch })
+}
+
+fn parse_authenticate(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Sw> {
+    let template = tlv::parse_exact(data, 0x7C).map_err(|_| Sw::WRONG_DATA)?;
+    let (mut witness, mut challenge, mut response, mut exp) = (None, None, None, None);
+    for item in tlv::iter(template) {
+        let item = item.map_err(|_| Sw::WRONG_DATA)?;
+        let field = match item.tag {
+            0x80 => &mut witness,
+            0x81 => &mut challenge,
+            0x82 => &mut response,
+            0x85 => &mut exp,
+            _ => return Err(Sw::WRONG_DATA),
+        };
+        if field.replace(item.value).is_some() {
+            return Err(Sw::WRONG_DATA);
+        }
+    }
+    let empty = |v: Option<&[u8]>| v.is_some_and(|v| v.is_empty());
+    if p2 == key_ref::MANAGEMENT {
+        // P1 00 is the legacy name of 3DES (OpenSC's random-number request uses it).
+        let alg = match p1 {
+            0x00 => Algorithm::Tdes,
+            b => Algorithm::from_byte(b).filter(|a| a.block_len().is_some()).ok_or(Sw::INCORRECT_P1P2)?,
+        };
+        let request = match (witness, challenge, response, exp) {
+            (Some([]), None, None, None) => AuthRequest::MgmtWitness,
+            (Some(w), Some(c), None, None) if !w.is_empty() && !c.is_empty() => {
+                AuthRequest::MgmtWitnessResponse { witness: w, challenge: c }
+            }
+            (None, Some([]), None, None) => AuthRequest::MgmtChallenge,
+            (None, None, Some(r), None) if !r.is_empty() => AuthRequest::MgmtChallengeResponse { response: r },
+            _ => return Err(Sw::WRONG_DATA),
+        };
+        return Ok(Command::Authenticate { alg, request });
+    }
+    let slot = key_slot(p2)?;
+    match Algorithm::from_byte(p1) {
+        Some(Algorithm::EccP256) => {}
+        _ => return Err(Sw::INCORRECT_P1P2),
+    }
+    let request = match (witness, challenge, exp) {
+        (None, Some(digest), None) if empty(response) && !digest.is_empty() => AuthRequest::Sign { slot, digest },
+        (None, None, Some(point)) if empty(response) => AuthRequest::Ecdh { slot, point },
+        _ => return Err(Sw::WRONG_DATA),
+    };
+    Ok(Command::Authenticate { alg: Algorithm::EccP256, request })
+}
+
+fn parse_set_mgmkey(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Sw> {
+    let touch = match (p1, p2) {
+        (0xFF, 0xFF) => false,
+        (0xFF, 0xFE) => true,
+        _ => return Err(Sw::INCORRECT_P1P2),
+    };
+    match data {
+        [alg, key_ref::MANAGEMENT, len, key @ ..] if *len as usize == key.len() => {
+            let alg = Algorithm::from_byte(*alg).ok_or(Sw::WRONG_DATA)?;
+            match alg.key_len() {
+                Some(n) if n == key.len() => Ok(Command::SetMgmKey { alg, key, touch }),
+                _ => Err(Sw::WRONG_DATA),
+            }
+        }
+        _ => Err(Sw::WRONG_DATA),
+    }
+}
+
+fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Sw> {
+    if Algorithm::from_byte(p1) != Some(Algorithm::EccP256) {
+        return Err(Sw::INCORRECT_P1P2);
+    }
+    let slot = key_slot(p2)?;
+    let (first, rest) = tlv::parse(data).map_err(|_| Sw::WRONG_DATA)?;
+    if first.tag != 0x06 || first.value.len() != 32 {
+        return Err(Sw::WRONG_DATA);
+    }
+    let mut policies = Policies::default();
+    for item in tlv::iter(rest) {
+        if !policies.take(&item.map_err(|_| Sw::WRONG_DATA)?)? {
+            return Err(Sw::WRONG_DATA);
+        }
+    }
+    Ok(Command::ImportKey { slot, scalar: first.value, pin_policy: policies.pin, touch_policy: policies.touch })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Command<'_>, Sw> {
+        Command::parse(&CommandApdu::parse(bytes).unwrap())
+    }
+
+    #[test]
+    fn select_accepts_truncations_down_to_the_rid() {
+        let mut apdu = [0u8, 0xA4, 4, 0, 11, 0xA0, 0, 0, 3, 8, 0, 0, 0x10, 0, 1, 0];
+        assert_eq!(parse(&apdu), Ok(Command::SelectPiv));
+        for len in 5..=11 {
+            apdu[4] = len as u8;
+            assert_eq!(parse(&apdu[..5 + len]), Ok(Command::SelectPiv), "len {len}");
+        }
+        apdu[4] = 4;
+        assert_eq!(parse(&apdu[..9]), Ok(Command::SelectOther));
+        assert_eq!(parse(&[0, 0xA4, 4, 0, 8, 0xA0, 0, 0, 5, 0x27, 0x20, 1, 1]), Ok(Command::SelectOther));
+        assert_eq!(parse(&[0, 0xA4, 1, 0, 1, 0xA0]), Err(Sw::INCORRECT_P1P2));
+    }
+
+    #[test]
+    fn verify_forms() {
+        assert_eq!(parse(&[0, 0x20, 0, 0x80]), Ok(Command::VerifyStatus));
+        assert_eq!(parse(&[0, 0x20, 0, 0x80, 0]), Ok(Command::VerifyStatus));
+        assert_eq!(parse(&[0, 0x20, 0xFF, 0x80]), Ok(Command::Logout));
+        assert!(matches!(parse(b"\x00\x20\x00\x80\x08123456\xFF\xFF"), Ok(Command::Verify { .. })));
+        assert_eq!(parse(b"\x00\x20\x00\x80\x0612345\xFF"), Err(Sw::WRONG_DATA));
+        assert_eq!(parse(b"\x00\x20\x00\x80\x0812345\xFF\xFF\xFF"), Err(Sw::WRONG_DATA));
+        assert_eq!(parse(b"\x00\x20\x00\x81\x0812345678"), Err(Sw::REFERENCE_NOT_FOUND));
+        assert_eq!(parse(b"\x00\x20\x01\x80"), Err(Sw::INCORRECT_P1P2));
+    }
+
+    #[test]
+    fn general_authenticate_forms() {
+        assert_eq!(
+            parse(&[0, 0x87, 3, 0x9B, 4, 0x7C, 2, 0x80, 0]),
+            Ok(Command::Authenticate { alg: Algorithm::Tdes, request: AuthRequest::MgmtWitness })
+        );
+        assert_eq!(
+            parse(&[0, 0x87, 0, 0x9B, 4, 0x7C, 2, 0x81, 0]),
+            Ok(Command::Authenticate { alg: Algorithm::Tdes, request: AuthRequest::MgmtChallenge })
+        );
+        let sign = [0, 0x87, 0x11, 0x9A, 8, 0x7C, 6, 0x82, 0, 0x81, 2, 0xAB, 0xCD];
+        assert_eq!(
+            parse(&sign),
+            Ok(Command::Authenticate {
+                alg: Algorithm::EccP256,
+                request: AuthRequest::Sign { slot: Slot::Authentication, digest: &[0xAB, 0xCD] }
+            })
+        );
+        // RSA algorithm, unknown slot, duplicate tag, stray tag.
+        assert_eq!(parse(&[0, 0x87, 0x07, 0x9A, 8, 0x7C, 6, 0x82, 0, 0x81, 2, 1, 2]), Err(Sw::INCORRECT_P1P2));
+        assert_eq!(parse(&[0, 0x87, 0x11, 0x9F, 8, 0x7C, 6, 0x82, 0, 0x81, 2, 1, 2]), Err(Sw::INCORRECT_P1P2));
+        assert_eq!(parse(&[0, 0x87, 0x11, 0x9A, 8, 0x7C, 6, 0x81, 0, 0x81, 2, 1, 2]), Err(Sw::WRONG_DATA));
+        assert_eq!(parse(&[0, 0x87, 0x11, 0x9A, 6, 0x7C, 4, 0x99, 2, 1, 2]), Err(Sw::WRONG_DATA));
+    }
+
+    #[test]
+    fn generate_reads_policies() {
+        let apdu = [0, 0x47, 0, 0x9C, 0x0B, 0xAC, 9, 0x80, 1, 0x11, 0xAA, 1, 1, 0xAB, 1, 2];
+        assert_eq!(
+            parse(&apdu),
+            Ok(Command::Generate {
+                slot: Slot::Signature,
+                pin_policy: Some(PinPolicy::Never),
+                touch_policy: Some(TouchPolicy::Always)
+            })
+        );
+        assert_eq!(parse(&[0, 0x47, 0, 0x9A, 5, 0xAC, 3, 0x80, 1, 0x07]), Err(Sw::WRONG_DATA));
+        assert_eq!(parse(&[0, 0x47, 0, 0x9B, 5, 0xAC, 3, 0x80, 1, 0x11]), Err(Sw::INCORRECT_P1P2));
+    }
+
+    #[test]
+    fn put_data_needs_one_53_tlv_and_a_writable_tag() {
+        assert!(matches!(
+            parse(&[0, 0xDB, 0x3F, 0xFF, 7, 0x5C, 3, 0x5F, 0xC1, 0x05, 0x53, 0]),
+            Ok(Command::PutData { tag: 0x5FC105, .. })
+        ));
+        assert_eq!(parse(&[0, 0xDB, 0x3F, 0xFF, 5, 0x5C, 1, 0x7E, 0x53, 0]), Err(Sw::WRONG_DATA));
+        assert_eq!(parse(&[0, 0xDB, 0x3F, 0xFF, 7, 0x5C, 3, 0x5F, 0xC1, 0x05, 0x54, 0]), Err(Sw::WRONG_DATA));
+    }
+}

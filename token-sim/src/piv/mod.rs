@@ -1,0 +1,51 @@
+//! The PIV card application: bytes in -> [`CommandApdu`](proto::CommandApdu) -> typed
+//! [`Command`] -> execution -> bytes out. No I/O: storage and randomness are injected.
+
+mod attest;
+pub mod card;
+pub mod command;
+pub mod exec;
+pub mod objects;
+pub mod state;
+
+pub use attest::self_signed_attestation_cert;
+pub use card::{Card, ATR};
+pub use command::Command;
+pub use exec::{factory_state, Defaults, PivApp};
+pub use state::PersistentState;
+
+/// Response data of one command before it is cut into APDU-sized chunks.
+pub const MAX_REPLY: usize = state::MAX_OBJECT + 64;
+pub type Reply = heapless::Vec<u8, MAX_REPLY>;
+
+/// Storage could not be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageError;
+
+/// Where the card writes its persistent state. Called before the card answers any command
+/// that changed the state; the write must be durable when it returns.
+pub trait Storage {
+    fn persist(&mut self, state: &PersistentState) -> Result<(), StorageError>;
+}
+
+/// Storage that keeps nothing: for benchmarks and throw-away keys.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoStorage;
+
+impl Storage for NoStorage {
+    fn persist(&mut self, _: &PersistentState) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+impl<S: Storage + ?Sized> Storage for &mut S {
+    fn persist(&mut self, state: &PersistentState) -> Result<(), StorageError> {
+        (**self).persist(state)
+    }
+}
+
+/// The DER certificate inside a certificate object `53 { 70 DER, 71 .., FE .. }`.
+pub fn cert_from_object(object: &[u8]) -> Option<&[u8]> {
+    let body = proto::tlv::parse_exact(object, 0x53).ok()?;
+    proto::tlv::find(body, 0x70).ok()?
+}
