@@ -25,6 +25,11 @@ pub mod ins {
     pub const ATTEST: u8 = 0xF9;
     pub const GET_SERIAL: u8 = 0xF8;
     pub const GET_METADATA: u8 = 0xF7;
+
+    /// Whether `ins` is one of the Yubico extensions (absent on a plain PIV card).
+    pub const fn is_yubico(ins: u8) -> bool {
+        matches!(ins, 0xF7..=0xFB | 0xFD..=0xFF)
+    }
 }
 
 /// Key references used by VERIFY, CHANGE REFERENCE DATA and friends.

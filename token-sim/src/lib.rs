@@ -8,3 +8,15 @@
 #![forbid(unsafe_code)]
 
 pub mod piv;
+
+#[cfg(feature = "std")]
+pub mod rng;
+#[cfg(feature = "std")]
+pub mod scenario;
+#[cfg(feature = "std")]
+pub mod store;
+#[cfg(feature = "std")]
+pub mod virtual_key;
+
+#[cfg(feature = "std")]
+pub use virtual_key::{KeySpec, VirtualKey};

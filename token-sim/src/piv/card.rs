@@ -99,6 +99,10 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
         &mut self.app.state
     }
 
+    pub fn storage(&self) -> &S {
+        self.app.storage()
+    }
+
     pub fn is_faulted(&self) -> bool {
         self.app.is_faulted()
     }
@@ -177,7 +181,11 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
         } else {
             apdu
         };
-        let sw = match Command::parse(&whole) {
+        // A plain PIV card does not know the Yubico instructions at all, whatever P1 P2 say.
+        let plain = app.state.flavor == super::state::Flavor::Plain;
+        let parsed =
+            if plain && ins::is_yubico(whole.ins) { Err(Sw::INS_NOT_SUPPORTED) } else { Command::parse(&whole) };
+        let sw = match parsed {
             Ok(cmd) => app.execute(cmd, &mut pending.data),
             Err(sw) => {
                 // A command that cannot be parsed still consumes a pending PIN-always grant.

@@ -103,21 +103,6 @@ impl<'a> Command<'a> {
             _ => Err(Sw::INS_NOT_SUPPORTED),
         }
     }
-
-    /// Whether this is one of the Yubico instructions a plain PIV card does not have.
-    pub fn is_yubico_extension(&self) -> bool {
-        matches!(
-            self,
-            Command::GetVersion
-                | Command::GetSerial
-                | Command::GetMetadata { .. }
-                | Command::SetMgmKey { .. }
-                | Command::ImportKey { .. }
-                | Command::Attest { .. }
-                | Command::SetPinRetries { .. }
-                | Command::Reset
-        )
-    }
 }
 
 fn parse_select<'a>(p1: u8, p2: u8, aid: &[u8]) -> Result<Command<'a>, Sw> {

@@ -37,6 +37,10 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         PivApp { state, session: Session::default(), storage, rng, faulted: false }
     }
 
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
     pub fn is_faulted(&self) -> bool {
         self.faulted
     }
@@ -49,9 +53,6 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
     pub fn execute(&mut self, cmd: Command<'_>, out: &mut Reply) -> Sw {
         if self.faulted {
             return Sw::MEMORY_FAILURE;
-        }
-        if cmd.is_yubico_extension() && self.state.flavor == Flavor::Plain {
-            return Sw::INS_NOT_SUPPORTED;
         }
         // PIN-always authorises exactly the command right after VERIFY.
         let pin_always = core::mem::take(&mut self.session.pin_always);

@@ -1,0 +1,123 @@
+//! Ready-made key states, so a test can start from "PIN with one try left" or
+//! "certificate expires in a week" without driving the key there by hand.
+
+use std::str::FromStr;
+
+use ca::Ca;
+use p256::pkcs8::EncodePublicKey;
+use proto::piv::{PinPolicy, Slot, TouchPolicy};
+use proto::Clock;
+
+use crate::piv::objects::certificate_object;
+use crate::piv::state::{KeySlot, Origin, PersistentState};
+use crate::rng::SimRng;
+
+pub const DAY: u64 = 86_400;
+
+/// A named key state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Factory state: no keys, no certificates.
+    Fresh,
+    /// 9A key generated on the card, certificate from the CA valid one year.
+    Provisioned,
+    /// Provisioned, but the certificate expires in this many days.
+    Expiring { days: u64 },
+    /// Provisioned with a certificate that expired yesterday.
+    Expired,
+    /// Provisioned, one PIN try left.
+    Pin1Left,
+    /// Provisioned, PIN blocked (the PUK still unblocks it).
+    PinLocked,
+    /// Provisioned, PUK blocked (the PIN still works; block it too and only RESET helps).
+    PukLocked,
+}
+
+impl Scenario {
+    pub const NAMES: [&'static str; 7] =
+        ["fresh", "provisioned", "expiring", "expired", "pin-1-left", "pin-locked", "puk-locked"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::Fresh => "fresh",
+            Scenario::Provisioned => "provisioned",
+            Scenario::Expiring { .. } => "expiring",
+            Scenario::Expired => "expired",
+            Scenario::Pin1Left => "pin-1-left",
+            Scenario::PinLocked => "pin-locked",
+            Scenario::PukLocked => "puk-locked",
+        }
+    }
+
+    /// With `expiring`, the number of days (default 7).
+    pub fn parse(name: &str, expiring_days: Option<u64>) -> Result<Scenario, String> {
+        Ok(match name {
+            "fresh" => Scenario::Fresh,
+            "provisioned" => Scenario::Provisioned,
+            "expiring" => Scenario::Expiring { days: expiring_days.unwrap_or(7) },
+            "expired" => Scenario::Expired,
+            "pin-1-left" => Scenario::Pin1Left,
+            "pin-locked" => Scenario::PinLocked,
+            "puk-locked" => Scenario::PukLocked,
+            other => return Err(format!("unknown scenario {other:?}; choose one of {}", Scenario::NAMES.join(", "))),
+        })
+    }
+
+    pub fn needs_ca(&self) -> bool {
+        *self != Scenario::Fresh
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::parse(s, None)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("scenario {0} needs a CA to issue the certificate")]
+    NoCa(&'static str),
+    #[error(transparent)]
+    Ca(#[from] ca::CaError),
+    #[error("the certificate does not fit on the key")]
+    TooLarge,
+}
+
+/// Bring `state` into `scenario`. `subject` names the certificate's holder.
+pub fn apply(
+    state: &mut PersistentState,
+    scenario: Scenario,
+    ca: Option<&Ca>,
+    subject: &str,
+    clock: &dyn Clock,
+    rng: &mut SimRng,
+) -> Result<(), ScenarioError> {
+    if scenario == Scenario::Fresh {
+        return Ok(());
+    }
+    let ca = ca.ok_or(ScenarioError::NoCa(scenario.name()))?;
+    let now = clock.now_unix();
+    let (not_before, not_after) = match scenario {
+        Scenario::Expiring { days } => (now - 365 * DAY + days * DAY, now + days * DAY),
+        Scenario::Expired => (now - 366 * DAY, now - DAY),
+        _ => (now - 60, now + 365 * DAY),
+    };
+    // Generated on the card, as the issuing process would do it.
+    let secret = p256::SecretKey::random(rng);
+    let spki = secret.public_key().to_public_key_der().map_err(|_| ScenarioError::TooLarge)?;
+    let cert = ca.issue(&ca::parse_name(subject)?, spki.as_bytes(), not_before, not_after)?;
+    state.keys[Slot::Authentication.index()] =
+        Some(KeySlot::new(&secret, PinPolicy::Once, TouchPolicy::Never, Origin::Generated));
+    state
+        .set_object(Slot::Authentication.certificate_object(), &certificate_object(&cert))
+        .map_err(|_| ScenarioError::TooLarge)?;
+    match scenario {
+        Scenario::Pin1Left => state.pin.counter.remaining = 1,
+        Scenario::PinLocked => state.pin.counter.remaining = 0,
+        Scenario::PukLocked => state.puk.counter.remaining = 0,
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! An in-process virtual key: the card, its storage and its RNG, reachable through
+//! [`proto::Transport`] exactly as a key in a reader is.
+
+use std::path::{Path, PathBuf};
+
+use proto::piv::{object, Algorithm, PinPolicy, Slot, TouchPolicy};
+use proto::{Clock, Transport, TransportError};
+use rand_core::RngCore;
+
+use crate::piv::state::{Flavor, KeySlot, Origin, PersistentState};
+use crate::piv::{self, Card, Defaults, NoStorage, Storage, StorageError};
+use crate::rng::{make_rng, SimRng};
+use crate::store::{FileStore, SimMeta, StoreError};
+
+/// Where the key's state goes: its directory, or nowhere (throw-away keys, benchmarks).
+#[derive(Debug)]
+pub enum KeyStorage {
+    File(FileStore),
+    Memory,
+}
+
+impl Storage for KeyStorage {
+    fn persist(&mut self, state: &PersistentState) -> Result<(), StorageError> {
+        match self {
+            KeyStorage::File(f) => f.persist(state),
+            KeyStorage::Memory => NoStorage.persist(state),
+        }
+    }
+}
+
+/// How to make a new key. `Default` is a factory-fresh YubiKey-like key, firmware 5.4.3.
+#[derive(Clone, Debug)]
+pub struct KeySpec {
+    pub pin: String,
+    pub puk: String,
+    pub mgmt_alg: Algorithm,
+    pub mgmt_key: Vec<u8>,
+    pub pin_retries: u8,
+    pub puk_retries: u8,
+    /// `None`: random (or derived from `seed` in deterministic mode).
+    pub serial: Option<u32>,
+    pub flavor: Flavor,
+    /// Deterministic mode: seeds the RNG (and the serial, unless given).
+    pub seed: Option<u64>,
+    pub scenario: String,
+}
+
+impl Default for KeySpec {
+    fn default() -> Self {
+        let d = Defaults::factory();
+        KeySpec {
+            pin: String::from_utf8_lossy(d.pin).into_owned(),
+            puk: String::from_utf8_lossy(d.puk).into_owned(),
+            mgmt_alg: d.mgmt_alg,
+            mgmt_key: d.mgmt_key.to_vec(),
+            pin_retries: d.pin_retries,
+            puk_retries: d.puk_retries,
+            serial: None,
+            flavor: Flavor::Yubico { version: [5, 4, 3] },
+            seed: None,
+            scenario: "fresh".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid key settings: {0}")]
+    Spec(String),
+}
+
+/// The attestation certificate is valid for 20 years from manufacture.
+const ATTESTATION_YEARS: u64 = 20;
+
+/// A virtual key in this process.
+pub struct VirtualKey {
+    card: Box<Card<KeyStorage, SimRng>>,
+    label: String,
+    present: bool,
+    dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for VirtualKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualKey").field("label", &self.label).field("serial", &self.card.state().serial).finish()
+    }
+}
+
+/// A factory-fresh card state for `spec`, attestation key and certificate included.
+pub fn manufacture(spec: &KeySpec, rng: &mut SimRng, clock: &dyn Clock) -> Result<PersistentState, KeyError> {
+    let serial = spec.serial.unwrap_or_else(|| 10_000_000 + rng.next_u32() % 90_000_000);
+    let defaults = Defaults {
+        pin: spec.pin.as_bytes(),
+        puk: spec.puk.as_bytes(),
+        mgmt_alg: spec.mgmt_alg,
+        mgmt_key: &spec.mgmt_key,
+        pin_retries: spec.pin_retries,
+        puk_retries: spec.puk_retries,
+    };
+    let mut state = piv::factory_state(serial, spec.flavor, &defaults, rng).ok_or_else(|| {
+        KeyError::Spec(format!(
+            "PIN and PUK need 6 to 8 characters, retries 1 to 15, and a {} management key of {} bytes",
+            spec.mgmt_alg.name(),
+            spec.mgmt_alg.key_len().unwrap_or(0)
+        ))
+    })?;
+    let f9 = p256::SecretKey::random(&mut *rng);
+    let f9 = KeySlot::new(&f9, PinPolicy::Never, TouchPolicy::Never, Origin::Generated);
+    let mut serial_seed = [0u8; 16];
+    rng.fill_bytes(&mut serial_seed);
+    let now = clock.now_unix();
+    let mut cert = Vec::new();
+    piv::self_signed_attestation_cert(&f9, &serial_seed, now - 60, now + ATTESTATION_YEARS * 365 * 86_400, &mut cert)
+        .map_err(|e| KeyError::Spec(format!("attestation certificate: {e}")))?;
+    state.keys[Slot::Attestation.index()] = Some(f9);
+    state
+        .set_object(object::ATTESTATION_CERT, &piv::objects::certificate_object(&cert))
+        .map_err(|_| KeyError::Spec("attestation certificate too large".into()))?;
+    Ok(state)
+}
+
+impl VirtualKey {
+    /// Make a new key in `dir` and open it.
+    pub fn create(dir: &Path, spec: &KeySpec, clock: &dyn Clock) -> Result<VirtualKey, KeyError> {
+        let mut rng = make_rng(spec.seed);
+        let mut spec = spec.clone();
+        if spec.serial.is_none() {
+            if let Some(seed) = spec.seed {
+                spec.serial = Some(10_000_000 + (seed % 90_000_000) as u32);
+            }
+        }
+        let state = manufacture(&spec, &mut rng, clock)?;
+        let meta = SimMeta { created: clock.now_unix(), scenario: spec.scenario.clone(), seed: spec.seed };
+        let store = FileStore::create(dir, meta, &state)?;
+        Ok(Self::with(state, KeyStorage::File(store), rng, label_of(dir), Some(dir.to_path_buf())))
+    }
+
+    /// Open the key kept in `dir`.
+    pub fn open(dir: &Path) -> Result<VirtualKey, KeyError> {
+        let (store, state) = FileStore::open(dir)?;
+        let rng = make_rng(store.meta().seed);
+        Ok(Self::with(state, KeyStorage::File(store), rng, label_of(dir), Some(dir.to_path_buf())))
+    }
+
+    /// A key that lives only in memory.
+    pub fn in_memory(spec: &KeySpec, clock: &dyn Clock) -> Result<VirtualKey, KeyError> {
+        let mut rng = make_rng(spec.seed);
+        let state = manufacture(spec, &mut rng, clock)?;
+        let label = format!("virtual key {}", state.serial);
+        Ok(Self::with(state, KeyStorage::Memory, rng, label, None))
+    }
+
+    fn with(state: PersistentState, storage: KeyStorage, rng: SimRng, label: String, dir: Option<PathBuf>) -> Self {
+        VirtualKey { card: Box::new(Card::new(state, storage, rng)), label, present: true, dir }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+    pub fn serial(&self) -> u32 {
+        self.card.state().serial
+    }
+    pub fn meta(&self) -> Option<&SimMeta> {
+        match self.card.storage() {
+            KeyStorage::File(f) => Some(f.meta()),
+            KeyStorage::Memory => None,
+        }
+    }
+
+    /// The card, for the simulator's own provisioning (scenarios). Hosts use APDUs.
+    pub fn card_mut(&mut self) -> &mut Card<KeyStorage, SimRng> {
+        &mut self.card
+    }
+    pub fn card(&self) -> &Card<KeyStorage, SimRng> {
+        &self.card
+    }
+
+    /// Pull the key out: power is lost, the session is gone, the host sees no card.
+    pub fn remove(&mut self) {
+        self.card.power_off();
+        self.present = false;
+    }
+    /// Plug the key back in.
+    pub fn insert(&mut self) {
+        self.present = true;
+        self.card.reset();
+    }
+}
+
+fn label_of(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+}
+
+impl Transport for VirtualKey {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if !self.present {
+            return Err(TransportError::NoCard(self.label.clone()));
+        }
+        Ok(self.card.transmit(apdu).to_vec())
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        if !self.present {
+            return Err(TransportError::NoCard(self.label.clone()));
+        }
+        Ok(self.card.reset().to_vec())
+    }
+    fn is_present(&mut self) -> bool {
+        self.present
+    }
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+}
