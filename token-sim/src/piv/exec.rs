@@ -513,7 +513,7 @@ pub fn factory_state<R: CryptoRngCore>(
         puk,
         mgmt: MgmtKey::new(d.mgmt_alg, d.mgmt_key)?,
         keys: Default::default(),
-        objects: heapless::Vec::new(),
+        objects: Default::default(),
     };
     let mut guid = [0u8; 16];
     rng.fill_bytes(&mut guid);

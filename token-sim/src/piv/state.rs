@@ -11,8 +11,8 @@ use subtle::ConstantTimeEq;
 
 /// Largest data object (a certificate up to ~4 KB with its 53/70/71/FE wrapping).
 pub const MAX_OBJECT: usize = 4096;
-/// How many data objects the card can hold.
-pub const MAX_OBJECTS: usize = 24;
+/// How many data objects the card can hold (the 4 + 20 certificates and the rest).
+pub const MAX_OBJECTS: usize = 40;
 /// PIN/PUK length limits (SP 800-73-4: 6 to 8 bytes, padded with FF).
 pub const MIN_PIN_LEN: usize = 6;
 pub const MAX_PIN_LEN: usize = 8;
@@ -171,11 +171,72 @@ impl fmt::Debug for KeySlot {
     }
 }
 
-/// A stored data object: its tag and the whole `53 L ...` value as written by PUT DATA.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DataObject {
-    pub tag: u32,
-    pub value: Vec<u8, MAX_OBJECT>,
+/// Data objects in one shared pool, as a token's object memory is: each object's whole
+/// `53 L ...` value stored back to back, found through a small index.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Objects {
+    /// (tag, offset, length) into `pool`.
+    index: Vec<(u32, u16, u16), MAX_OBJECTS>,
+    pool: Vec<u8, OBJECT_POOL>,
+}
+
+/// Total object memory (a YubiKey 5 has about 51 KB).
+pub const OBJECT_POOL: usize = 48 * 1024;
+
+/// Why an object could not be stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectMemoryFull;
+
+impl Objects {
+    pub fn get(&self, tag: u32) -> Option<&[u8]> {
+        let (_, off, len) = self.index.iter().find(|e| e.0 == tag)?;
+        self.pool.get(*off as usize..*off as usize + *len as usize)
+    }
+
+    /// Store `value` under `tag`, replacing what was there; an empty value deletes.
+    pub fn set(&mut self, tag: u32, value: &[u8]) -> Result<(), ObjectMemoryFull> {
+        if value.len() > MAX_OBJECT {
+            return Err(ObjectMemoryFull);
+        }
+        let old_len = self.index.iter().find(|e| e.0 == tag).map_or(0, |e| e.2 as usize);
+        let is_new = old_len == 0 && !self.index.iter().any(|e| e.0 == tag);
+        let fits = self.pool.len() - old_len + value.len() <= OBJECT_POOL;
+        if !fits || (is_new && !value.is_empty() && self.index.is_full()) {
+            return Err(ObjectMemoryFull);
+        }
+        self.remove(tag);
+        if value.is_empty() {
+            return Ok(());
+        }
+        let off = self.pool.len() as u16;
+        self.pool.extend_from_slice(value).map_err(|_| ObjectMemoryFull)?;
+        self.index.push((tag, off, value.len() as u16)).map_err(|_| ObjectMemoryFull)
+    }
+
+    fn remove(&mut self, tag: u32) {
+        let Some(pos) = self.index.iter().position(|e| e.0 == tag) else { return };
+        let (_, off, len) = self.index.swap_remove(pos);
+        let (off, len) = (off as usize, len as usize);
+        self.pool.copy_within(off + len.., off);
+        self.pool.truncate(self.pool.len() - len);
+        for e in self.index.iter_mut().filter(|e| e.1 as usize > off) {
+            e.1 -= len as u16;
+        }
+    }
+
+    pub fn tags(&self) -> impl Iterator<Item = u32> + '_ {
+        self.index.iter().map(|e| e.0)
+    }
+
+    pub fn bytes_used(&self) -> usize {
+        self.pool.len()
+    }
+}
+
+impl fmt::Debug for Objects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.index.iter().map(|(t, _, l)| (*t, *l))).finish()
+    }
 }
 
 /// Which firmware the card presents itself as.
@@ -197,7 +258,7 @@ pub struct PersistentState {
     pub puk: Credential,
     pub mgmt: MgmtKey,
     pub keys: [Option<KeySlot>; Slot::COUNT],
-    pub objects: Vec<DataObject, MAX_OBJECTS>,
+    pub objects: Objects,
 }
 
 impl PersistentState {
@@ -206,17 +267,12 @@ impl PersistentState {
     }
 
     pub fn object(&self, tag: u32) -> Option<&[u8]> {
-        self.objects.iter().find(|o| o.tag == tag).map(|o| &o.value[..])
+        self.objects.get(tag)
     }
 
     /// Store (or with an empty value, delete) an object. `Err` when the card is full.
-    pub fn set_object(&mut self, tag: u32, value: &[u8]) -> Result<(), ()> {
-        self.objects.retain(|o| o.tag != tag);
-        if value.is_empty() {
-            return Ok(());
-        }
-        let value = Vec::from_slice(value).map_err(|_| ())?;
-        self.objects.push(DataObject { tag, value }).map_err(|_| ())
+    pub fn set_object(&mut self, tag: u32, value: &[u8]) -> Result<(), ObjectMemoryFull> {
+        self.objects.set(tag, value)
     }
 }
 
@@ -242,6 +298,27 @@ pub enum MgmtChallenge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_pool_replaces_deletes_and_compacts() {
+        let mut o = Objects::default();
+        o.set(1, &[1; 10]).unwrap();
+        o.set(2, &[2; 20]).unwrap();
+        o.set(3, &[3; 30]).unwrap();
+        o.set(2, &[]).unwrap();
+        assert_eq!(o.get(2), None);
+        assert_eq!(o.get(3), Some(&[3u8; 30][..]));
+        o.set(1, &[9; 5]).unwrap();
+        assert_eq!((o.get(1), o.get(3)), (Some(&[9u8; 5][..]), Some(&[3u8; 30][..])));
+        assert_eq!(o.bytes_used(), 35);
+        assert_eq!(o.set(4, &[0; MAX_OBJECT + 1]), Err(ObjectMemoryFull));
+        let mut tag = 100;
+        while o.set(tag, &[7; MAX_OBJECT]).is_ok() {
+            tag += 1;
+        }
+        assert!(o.bytes_used() <= OBJECT_POOL);
+        assert_eq!(o.get(3), Some(&[3u8; 30][..]), "a full pool loses nothing");
+    }
 
     #[test]
     fn pin_padding_rules() {
