@@ -1,0 +1,83 @@
+//! What the host reads out of a certificate: names, validity, public key.
+
+use der::{Decode, Encode};
+use serde::Serialize;
+use x509_cert::Certificate;
+
+use crate::error::PivError;
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    /// Unix seconds.
+    pub not_before: u64,
+    pub not_after: u64,
+}
+
+impl CertInfo {
+    pub fn parse(der: &[u8]) -> Result<CertInfo, PivError> {
+        let cert = Certificate::from_der(der).map_err(|e| PivError::malformed("read certificate", e.to_string()))?;
+        let tbs = &cert.tbs_certificate;
+        Ok(CertInfo {
+            subject: tbs.subject.to_string(),
+            issuer: tbs.issuer.to_string(),
+            serial: hex::encode_upper(tbs.serial_number.as_bytes()),
+            not_before: tbs.validity.not_before.to_unix_duration().as_secs(),
+            not_after: tbs.validity.not_after.to_unix_duration().as_secs(),
+        })
+    }
+
+    /// Whole days from `now` until expiry (negative when expired).
+    pub fn days_left(&self, now: u64) -> i64 {
+        (self.not_after as i64 - now as i64).div_euclid(86_400)
+    }
+}
+
+/// The P-256 public key of a certificate.
+pub fn public_key(der: &[u8]) -> Result<p256::PublicKey, PivError> {
+    use p256::pkcs8::DecodePublicKey;
+    let cert = Certificate::from_der(der).map_err(|e| PivError::malformed("read certificate", e.to_string()))?;
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| PivError::malformed("read certificate", e.to_string()))?;
+    p256::PublicKey::from_public_key_der(&spki)
+        .map_err(|e| PivError::malformed("read certificate", format!("not a P-256 key: {e}")))
+}
+
+/// Format Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_time(unix: u64) -> String {
+    match der::DateTime::from_unix_duration(std::time::Duration::from_secs(unix)) {
+        Ok(dt) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minutes(),
+            dt.seconds()
+        ),
+        Err(_) => format!("@{unix}"),
+    }
+}
+
+/// PEM for a DER certificate.
+pub fn to_pem(der: &[u8]) -> String {
+    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap_or_default()
+}
+
+/// DER from PEM or DER input.
+pub fn from_pem_or_der(bytes: &[u8]) -> Result<Vec<u8>, PivError> {
+    if bytes.starts_with(b"-----BEGIN") {
+        let (label, der) = der::pem::decode_vec(bytes).map_err(|e| PivError::Input(format!("bad PEM: {e}")))?;
+        if label != "CERTIFICATE" {
+            return Err(PivError::Input(format!("PEM holds a {label}, expected a CERTIFICATE")));
+        }
+        Ok(der)
+    } else {
+        Ok(bytes.to_vec())
+    }
+}

@@ -1,0 +1,15 @@
+//! The host side of ukey ("certificate application environment"): a PIV client that speaks
+//! to any key through [`proto::Transport`] — a virtual key in this process, a reader via PC/SC —
+//! and never knows which one it has.
+
+pub mod certinfo;
+pub mod csr;
+pub mod error;
+pub mod keys;
+pub mod mgmt;
+pub mod piv;
+
+pub use error::PivError;
+pub use keys::{inspect, KeyInfo};
+pub use mgmt::MgmtKey;
+pub use piv::{EcdsaSignature, Metadata, PinOutcome, PinStatus, Piv};

@@ -1,0 +1,65 @@
+//! The management key as the host holds it.
+
+use proto::piv::{defaults, Algorithm};
+
+use crate::error::PivError;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct MgmtKey {
+    pub alg: Algorithm,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for MgmtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MgmtKey({}, <redacted>)", self.alg.name())
+    }
+}
+
+impl Default for MgmtKey {
+    /// The factory key 0102030405060708 x3 (3DES).
+    fn default() -> Self {
+        MgmtKey { alg: Algorithm::Tdes, key: defaults::MANAGEMENT_KEY.to_vec() }
+    }
+}
+
+impl MgmtKey {
+    pub fn new(alg: Algorithm, key: &[u8]) -> Result<MgmtKey, PivError> {
+        match alg.key_len() {
+            Some(n) if n == key.len() => Ok(MgmtKey { alg, key: key.to_vec() }),
+            Some(n) => {
+                Err(PivError::Input(format!("a {} management key has {n} bytes, got {}", alg.name(), key.len())))
+            }
+            None => Err(PivError::Input(format!("{} is not a management-key algorithm", alg.name()))),
+        }
+    }
+
+    /// Parse hex (spaces and colons allowed). With `alg` None: 3DES for 24 bytes, AES by length
+    /// otherwise (pass the algorithm explicitly for an AES-192 key).
+    pub fn from_hex(hex_str: &str, alg: Option<Algorithm>) -> Result<MgmtKey, PivError> {
+        let clean: String = hex_str.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+        let key = hex::decode(&clean).map_err(|e| {
+            PivError::Input(format!("management key is not hex ({e}); expected 48 hex digits for 3DES"))
+        })?;
+        let alg = alg.unwrap_or(match key.len() {
+            16 => Algorithm::Aes128,
+            32 => Algorithm::Aes256,
+            _ => Algorithm::Tdes,
+        });
+        MgmtKey::new(alg, &key)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The same key bytes under another algorithm (used when the card reports AES-192).
+    pub fn with_alg(&self, alg: Algorithm) -> Result<MgmtKey, PivError> {
+        MgmtKey::new(alg, &self.key)
+    }
+
+    pub fn crypt(&self, block: &mut [u8], encrypt: bool) -> Result<(), PivError> {
+        proto::mgmt::crypt_block(self.alg, &self.key, block, encrypt)
+            .ok_or_else(|| PivError::Input(format!("block of {} bytes does not fit {}", block.len(), self.alg.name())))
+    }
+}

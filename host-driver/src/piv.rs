@@ -1,0 +1,507 @@
+//! The PIV client: typed operations over a [`Transport`]. GET RESPONSE (61xx), wrong-Le
+//! retries (6Cxx) and command chaining are handled here, once, for every operation.
+
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use proto::piv::{ins, key_ref, object, Algorithm, PinPolicy, Slot, TouchPolicy, PIV_AID};
+use proto::{tlv, CommandApdu, Sw, Transport, TransportError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{PivError, Result};
+use crate::mgmt::MgmtKey;
+
+/// What VERIFY (or CHANGE / RESET RETRY) said about the secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PinOutcome {
+    Ok,
+    WrongPin { retries_left: u8 },
+    Blocked,
+}
+
+/// The PIN state learned without spending a try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PinStatus {
+    Verified,
+    NotVerified { retries_left: u8 },
+    Blocked,
+}
+
+/// An ECDSA signature in both encodings hosts need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcdsaSignature {
+    /// ASN.1 DER `SEQUENCE { r, s }`, as the card returns it (openssl's format).
+    pub der: Vec<u8>,
+    /// r || s, 64 bytes (WebCrypto's format).
+    pub raw: [u8; 64],
+}
+
+/// GET METADATA, decoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Metadata {
+    pub algorithm: Option<u8>,
+    pub pin_policy: Option<u8>,
+    pub touch_policy: Option<u8>,
+    /// 1 generated on the card, 2 imported.
+    pub origin: Option<u8>,
+    #[serde(skip)]
+    pub public_key: Option<Vec<u8>>,
+    pub is_default: Option<bool>,
+    pub retries_total: Option<u8>,
+    pub retries_remaining: Option<u8>,
+}
+
+/// The PIV client.
+pub struct Piv<T> {
+    transport: T,
+}
+
+const CHUNK: usize = 255;
+
+fn expects_data(i: u8) -> bool {
+    matches!(
+        i,
+        ins::SELECT
+            | ins::GET_DATA
+            | ins::GENERAL_AUTHENTICATE
+            | ins::GENERATE
+            | ins::GET_VERSION
+            | ins::GET_SERIAL
+            | ins::GET_METADATA
+            | ins::ATTEST
+    )
+}
+
+fn pad(op: &'static str, secret: &str) -> Result<[u8; 8]> {
+    let b = secret.as_bytes();
+    if !(6..=8).contains(&b.len()) || b.contains(&0xFF) {
+        return Err(PivError::Input(format!("{op}: PIN/PUK must be 6 to 8 characters (got {})", b.len())));
+    }
+    let mut out = [0xFF; 8];
+    out[..b.len()].copy_from_slice(b);
+    Ok(out)
+}
+
+impl<T: Transport> Piv<T> {
+    pub fn new(transport: T) -> Self {
+        Piv { transport }
+    }
+    pub fn transport(&mut self) -> &mut T {
+        &mut self.transport
+    }
+    pub fn into_inner(self) -> T {
+        self.transport
+    }
+
+    /// One APDU, following 61xx with GET RESPONSE and 6Cxx with a corrected Le.
+    fn transmit(&mut self, apdu: &[u8]) -> Result<(Vec<u8>, Sw)> {
+        let split = |mut r: Vec<u8>| -> Result<(Vec<u8>, Sw)> {
+            if r.len() < 2 {
+                return Err(TransportError::ShortResponse.into());
+            }
+            let sw = Sw::from_bytes(r[r.len() - 2], r[r.len() - 1]);
+            r.truncate(r.len() - 2);
+            Ok((r, sw))
+        };
+        let (mut data, mut sw) = split(self.transport.transmit(apdu)?)?;
+        if let Some(le) = sw.correct_le() {
+            let mut again = apdu.to_vec();
+            // Short APDU with Le last: replace it. (Cards we know never send 6Cxx for others.)
+            if let Some(last) = again.last_mut() {
+                *last = le as u8;
+            }
+            (data, sw) = split(self.transport.transmit(&again)?)?;
+        }
+        let mut rounds = 0;
+        while let Some(n) = sw.bytes_remaining() {
+            rounds += 1;
+            if rounds > 1024 {
+                return Err(PivError::malformed("GET RESPONSE", "the card never stops sending 61xx"));
+            }
+            let (more, s) = split(self.transport.transmit(&[0x00, ins::GET_RESPONSE, 0x00, 0x00, n as u8])?)?;
+            data.extend(more);
+            sw = s;
+        }
+        Ok((data, sw))
+    }
+
+    /// A whole command: chained in 255-byte pieces when `data` is longer.
+    pub fn exchange(&mut self, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Result<(Vec<u8>, Sw)> {
+        let mut rest = data;
+        while rest.len() > CHUNK {
+            let (chunk, tail) = rest.split_at(CHUNK);
+            let apdu = CommandApdu::new(0x10, ins, p1, p2, chunk, None).to_vec();
+            let (_, sw) = self.transmit(&apdu)?;
+            if !sw.is_ok() {
+                return Ok((Vec::new(), sw));
+            }
+            rest = tail;
+        }
+        // Le only where the answer carries data: some cards reject Le on VERIFY and friends.
+        let le = expects_data(ins).then_some(256);
+        self.transmit(&CommandApdu::new(0x00, ins, p1, p2, rest, le).to_vec())
+    }
+
+    /// Exchange and demand 9000.
+    fn call(&mut self, op: &'static str, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Result<Vec<u8>> {
+        let (resp, sw) = self.exchange(ins, p1, p2, data)?;
+        if sw.is_ok() {
+            Ok(resp)
+        } else {
+            Err(PivError::from_sw(op, sw))
+        }
+    }
+
+    /// SELECT the PIV application by its full AID; returns the property template.
+    pub fn select(&mut self) -> Result<Vec<u8>> {
+        self.call("select PIV", ins::SELECT, 0x04, 0x00, &PIV_AID)
+    }
+
+    // ---- PIN and PUK ----
+
+    fn pin_outcome(op: &'static str, sw: Sw) -> Result<PinOutcome> {
+        match sw {
+            Sw::OK => Ok(PinOutcome::Ok),
+            Sw::AUTH_METHOD_BLOCKED => Ok(PinOutcome::Blocked),
+            sw => match sw.tries_left() {
+                Some(0) => Ok(PinOutcome::Blocked),
+                Some(n) => Ok(PinOutcome::WrongPin { retries_left: n }),
+                None => Err(PivError::from_sw(op, sw)),
+            },
+        }
+    }
+
+    pub fn verify_pin(&mut self, pin: &str) -> Result<PinOutcome> {
+        let block = pad("verify PIN", pin)?;
+        let (_, sw) = self.exchange(ins::VERIFY, 0x00, key_ref::PIN, &block)?;
+        Self::pin_outcome("verify PIN", sw)
+    }
+
+    /// Empty VERIFY: the PIN state without spending a try.
+    pub fn pin_status(&mut self) -> Result<PinStatus> {
+        let (_, sw) = self.transmit(&[0x00, ins::VERIFY, 0x00, key_ref::PIN])?;
+        match sw {
+            Sw::OK => Ok(PinStatus::Verified),
+            Sw::AUTH_METHOD_BLOCKED => Ok(PinStatus::Blocked),
+            sw => match sw.tries_left() {
+                Some(0) => Ok(PinStatus::Blocked),
+                Some(n) => Ok(PinStatus::NotVerified { retries_left: n }),
+                None => Err(PivError::from_sw("read PIN status", sw)),
+            },
+        }
+    }
+
+    pub fn logout(&mut self) -> Result<()> {
+        let (_, sw) = self.transmit(&[0x00, ins::VERIFY, 0xFF, key_ref::PIN])?;
+        if sw.is_ok() {
+            Ok(())
+        } else {
+            Err(PivError::from_sw("log out", sw))
+        }
+    }
+
+    fn change_reference(&mut self, op: &'static str, reference: u8, old: &str, new: &str) -> Result<PinOutcome> {
+        let mut data = pad(op, old)?.to_vec();
+        data.extend(pad(op, new)?);
+        let (_, sw) = self.exchange(ins::CHANGE_REFERENCE, 0x00, reference, &data)?;
+        Self::pin_outcome(op, sw)
+    }
+
+    pub fn change_pin(&mut self, old: &str, new: &str) -> Result<PinOutcome> {
+        self.change_reference("change PIN", key_ref::PIN, old, new)
+    }
+
+    /// Change the PUK. The outcome's retries count PUK tries.
+    pub fn change_puk(&mut self, old: &str, new: &str) -> Result<PinOutcome> {
+        self.change_reference("change PUK", key_ref::PUK, old, new)
+    }
+
+    /// RESET RETRY COUNTER: a new PIN, authorised by the PUK. The outcome counts PUK tries.
+    pub fn unblock_pin(&mut self, puk: &str, new_pin: &str) -> Result<PinOutcome> {
+        let mut data = pad("unblock PIN", puk)?.to_vec();
+        data.extend(pad("unblock PIN", new_pin)?);
+        let (_, sw) = self.exchange(ins::RESET_RETRY, 0x00, key_ref::PIN, &data)?;
+        Self::pin_outcome("unblock PIN", sw)
+    }
+
+    /// (remaining, total) PIN tries, spending none: from metadata when the card has it, else
+    /// from an empty VERIFY, which gives no total (and no count while the PIN is verified).
+    pub fn pin_retries(&mut self) -> Result<(Option<u8>, Option<u8>)> {
+        match self.metadata(key_ref::PIN) {
+            Ok(m) if m.retries_remaining.is_some() => Ok((m.retries_remaining, m.retries_total)),
+            Ok(_) | Err(PivError::NotSupported { .. }) | Err(PivError::Card { .. }) => match self.pin_status()? {
+                PinStatus::Verified => Ok((None, None)),
+                PinStatus::NotVerified { retries_left } => Ok((Some(retries_left), None)),
+                PinStatus::Blocked => Ok((Some(0), None)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- management key ----
+
+    /// Mutual authentication with the management key (9B), as libykpiv does it.
+    pub fn authenticate(&mut self, key: &MgmtKey) -> Result<()> {
+        const OP: &str = "management key authentication";
+        let alg = key.alg;
+        let bl = alg.block_len().ok_or_else(|| PivError::Input("not a management-key algorithm".into()))?;
+        let resp =
+            self.call(OP, ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x80, 0x00])?;
+        let body = tlv::parse_exact(&resp, 0x7C).map_err(|e| PivError::malformed(OP, format!("{e:?}")))?;
+        let enc = tlv::find(body, 0x80)
+            .ok()
+            .flatten()
+            .filter(|w| w.len() == bl)
+            .ok_or_else(|| PivError::malformed(OP, "no witness of the block size"))?;
+        let mut witness = enc.to_vec();
+        key.crypt(&mut witness, false)?;
+        let mut challenge = vec![0u8; bl];
+        p256::elliptic_curve::rand_core::RngCore::fill_bytes(
+            &mut p256::elliptic_curve::rand_core::OsRng,
+            &mut challenge,
+        );
+        let mut inner = tlv::to_vec(0x80, &witness);
+        inner.extend(tlv::to_vec(0x81, &challenge));
+        let (resp, sw) =
+            self.exchange(ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &tlv::to_vec(0x7C, &inner))?;
+        if sw == Sw::SECURITY_STATUS_NOT_SATISFIED {
+            return Err(PivError::NotAuthorized { op: OP, hint: "wrong management key" });
+        }
+        if !sw.is_ok() {
+            return Err(PivError::from_sw(OP, sw));
+        }
+        // The card proves it knows the key too: a card that cannot is not the card we think.
+        let mut expect = challenge;
+        key.crypt(&mut expect, true)?;
+        let got = tlv::parse_exact(&resp, 0x7C).ok().and_then(|b| tlv::find(b, 0x82).ok().flatten());
+        if got != Some(&expect[..]) {
+            return Err(PivError::malformed(OP, "the card's answer to our challenge is wrong"));
+        }
+        Ok(())
+    }
+
+    /// Authenticate with `key`, taking the algorithm the card reports when it can tell.
+    pub fn authenticate_auto(&mut self, key: &MgmtKey) -> Result<()> {
+        let key = match self.metadata(key_ref::MANAGEMENT) {
+            Ok(Metadata { algorithm: Some(a), .. }) => match Algorithm::from_byte(a) {
+                Some(alg) if alg != key.alg => key.with_alg(alg)?,
+                _ => key.clone(),
+            },
+            _ => key.clone(),
+        };
+        self.authenticate(&key)
+    }
+
+    /// SET MANAGEMENT KEY (Yubico). Needs management-key authentication first.
+    pub fn set_management_key(&mut self, new: &MgmtKey, touch: bool) -> Result<()> {
+        let mut data = vec![new.alg as u8, key_ref::MANAGEMENT, new.bytes().len() as u8];
+        data.extend(new.bytes());
+        self.call("set management key", ins::SET_MGMKEY, 0xFF, if touch { 0xFE } else { 0xFF }, &data).map(|_| ())
+    }
+
+    // ---- keys ----
+
+    /// GENERATE ASYMMETRIC KEY PAIR (P-256). Needs management-key authentication.
+    pub fn generate(
+        &mut self,
+        slot: Slot,
+        pin: Option<PinPolicy>,
+        touch: Option<TouchPolicy>,
+    ) -> Result<p256::PublicKey> {
+        const OP: &str = "generate key";
+        let mut inner = vec![0x80, 0x01, Algorithm::EccP256 as u8];
+        if let Some(p) = pin {
+            inner.extend([0xAA, 0x01, p as u8]);
+        }
+        if let Some(t) = touch {
+            inner.extend([0xAB, 0x01, t as u8]);
+        }
+        let resp = self.call(OP, ins::GENERATE, 0x00, slot.key_ref(), &tlv::to_vec(0xAC, &inner))?;
+        let body = tlv::parse_exact(&resp, 0x7F49).map_err(|e| PivError::malformed(OP, format!("{e:?}")))?;
+        let point = tlv::find(body, 0x86).ok().flatten().ok_or_else(|| PivError::malformed(OP, "no public point"))?;
+        p256::PublicKey::from_sec1_bytes(point).map_err(|e| PivError::malformed(OP, e.to_string()))
+    }
+
+    /// IMPORT KEY (Yubico): put a P-256 private key in `slot`.
+    pub fn import_key(
+        &mut self,
+        slot: Slot,
+        key: &p256::SecretKey,
+        pin: Option<PinPolicy>,
+        touch: Option<TouchPolicy>,
+    ) -> Result<()> {
+        let mut data = tlv::to_vec(0x06, &key.to_bytes());
+        if let Some(p) = pin {
+            data.extend([0xAA, 0x01, p as u8]);
+        }
+        if let Some(t) = touch {
+            data.extend([0xAB, 0x01, t as u8]);
+        }
+        self.call("import key", ins::IMPORT_KEY, Algorithm::EccP256 as u8, slot.key_ref(), &data).map(|_| ())
+    }
+
+    /// Sign a digest of up to 32 bytes with the key in `slot`.
+    pub fn sign_digest(&mut self, slot: Slot, digest: &[u8]) -> Result<EcdsaSignature> {
+        const OP: &str = "sign";
+        if digest.is_empty() || digest.len() > 32 {
+            return Err(PivError::Input(format!("digest must be 1 to 32 bytes, got {}", digest.len())));
+        }
+        let mut inner = vec![0x82, 0x00];
+        inner.extend(tlv::to_vec(0x81, digest));
+        let resp = self.call(
+            OP,
+            ins::GENERAL_AUTHENTICATE,
+            Algorithm::EccP256 as u8,
+            slot.key_ref(),
+            &tlv::to_vec(0x7C, &inner),
+        )?;
+        let der = tlv::parse_exact(&resp, 0x7C)
+            .ok()
+            .and_then(|b| tlv::find(b, 0x82).ok().flatten())
+            .ok_or_else(|| PivError::malformed(OP, "no 7C/82 signature"))?;
+        let sig = p256::ecdsa::Signature::from_der(der).map_err(|e| PivError::malformed(OP, e.to_string()))?;
+        Ok(EcdsaSignature { der: der.to_vec(), raw: sig.to_bytes().into() })
+    }
+
+    /// SHA-256 the message on the host, sign the digest on the card.
+    pub fn sign_message(&mut self, slot: Slot, message: &[u8]) -> Result<EcdsaSignature> {
+        self.sign_digest(slot, &Sha256::digest(message))
+    }
+
+    /// ECDH with the key in `slot`; returns the shared x-coordinate.
+    pub fn ecdh(&mut self, slot: Slot, peer: &p256::PublicKey) -> Result<Vec<u8>> {
+        const OP: &str = "key agreement";
+        let mut inner = vec![0x82, 0x00];
+        inner.extend(tlv::to_vec(0x85, peer.to_encoded_point(false).as_bytes()));
+        let resp = self.call(
+            OP,
+            ins::GENERAL_AUTHENTICATE,
+            Algorithm::EccP256 as u8,
+            slot.key_ref(),
+            &tlv::to_vec(0x7C, &inner),
+        )?;
+        tlv::parse_exact(&resp, 0x7C)
+            .ok()
+            .and_then(|b| tlv::find(b, 0x82).ok().flatten())
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| PivError::malformed(OP, "no 7C/82 secret"))
+    }
+
+    /// Random bytes from the card (8 per round trip, through the 9B challenge).
+    pub fn random(&mut self, n: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let resp =
+                self.call("random", ins::GENERAL_AUTHENTICATE, 0x00, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x81, 0x00])?;
+            let c = tlv::parse_exact(&resp, 0x7C)
+                .ok()
+                .and_then(|b| tlv::find(b, 0x81).ok().flatten())
+                .ok_or_else(|| PivError::malformed("random", "no 7C/81 challenge"))?;
+            out.extend(c);
+        }
+        out.truncate(n);
+        Ok(out)
+    }
+
+    // ---- data objects ----
+
+    fn tag_list(tag: u32) -> Vec<u8> {
+        let b = tag.to_be_bytes();
+        let start = b.iter().position(|x| *x != 0).unwrap_or(3);
+        tlv::to_vec(0x5C, &b[start..])
+    }
+
+    /// GET DATA: the object's value inside its `53` (or `7E`) wrapper; `None` if absent.
+    pub fn read_object(&mut self, tag: u32) -> Result<Option<Vec<u8>>> {
+        let (resp, sw) = self.exchange(ins::GET_DATA, 0x3F, 0xFF, &Self::tag_list(tag))?;
+        match sw {
+            Sw::OK => {}
+            Sw::FILE_NOT_FOUND => return Ok(None),
+            sw => return Err(PivError::from_sw("read data object", sw)),
+        }
+        let outer = if tag == object::DISCOVERY { 0x7E } else { 0x53 };
+        let value =
+            tlv::parse_exact(&resp, outer).map_err(|e| PivError::malformed("read data object", format!("{e:?}")))?;
+        Ok(if value.is_empty() { None } else { Some(value.to_vec()) })
+    }
+
+    /// PUT DATA (`value` is what goes inside `53`; empty deletes). Needs management-key auth.
+    pub fn write_object(&mut self, tag: u32, value: &[u8]) -> Result<()> {
+        let mut data = Self::tag_list(tag);
+        data.extend(tlv::to_vec(0x53, value));
+        self.call("write data object", ins::PUT_DATA, 0x3F, 0xFF, &data).map(|_| ())
+    }
+
+    /// The DER certificate in `slot`, if any.
+    pub fn read_certificate(&mut self, slot: Slot) -> Result<Option<Vec<u8>>> {
+        let Some(value) = self.read_object(slot.certificate_object())? else { return Ok(None) };
+        let der = tlv::find(&value, 0x70)
+            .map_err(|e| PivError::malformed("read certificate", format!("{e:?}")))?
+            .ok_or_else(|| PivError::malformed("read certificate", "object has no 70 tag"))?;
+        Ok(Some(der.to_vec()))
+    }
+
+    /// Store a DER certificate for `slot` (uncompressed, `71 01 00`).
+    pub fn write_certificate(&mut self, slot: Slot, der: &[u8]) -> Result<()> {
+        let mut value = tlv::to_vec(0x70, der);
+        value.extend([0x71, 0x01, 0x00, 0xFE, 0x00]);
+        self.write_object(slot.certificate_object(), &value)
+    }
+
+    pub fn delete_certificate(&mut self, slot: Slot) -> Result<()> {
+        self.write_object(slot.certificate_object(), &[])
+    }
+
+    // ---- Yubico extensions (a plain PIV card answers NotSupported) ----
+
+    pub fn version(&mut self) -> Result<[u8; 3]> {
+        let v = self.call("get version", ins::GET_VERSION, 0, 0, &[])?;
+        v.try_into().map_err(|_| PivError::malformed("get version", "not 3 bytes"))
+    }
+
+    pub fn serial(&mut self) -> Result<u32> {
+        let s = self.call("get serial", ins::GET_SERIAL, 0, 0, &[])?;
+        Ok(u32::from_be_bytes(s.try_into().map_err(|_| PivError::malformed("get serial", "not 4 bytes"))?))
+    }
+
+    /// GET METADATA for a slot, the PIN (80), the PUK (81) or the management key (9B).
+    pub fn metadata(&mut self, reference: u8) -> Result<Metadata> {
+        let resp = self.call("get metadata", ins::GET_METADATA, 0, reference, &[])?;
+        let mut m = Metadata::default();
+        for item in tlv::iter(&resp) {
+            let item = item.map_err(|e| PivError::malformed("get metadata", format!("{e:?}")))?;
+            match (item.tag, item.value) {
+                (0x01, [a]) => m.algorithm = Some(*a),
+                (0x02, [p, t]) => (m.pin_policy, m.touch_policy) = (Some(*p), Some(*t)),
+                (0x03, [o]) => m.origin = Some(*o),
+                (0x04, v) => m.public_key = tlv::find(v, 0x86).ok().flatten().map(<[u8]>::to_vec),
+                (0x05, [d]) => m.is_default = Some(*d != 0),
+                (0x06, [total, left]) => (m.retries_total, m.retries_remaining) = (Some(*total), Some(*left)),
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+
+    /// ATTEST: a certificate for the key generated in `slot`, signed by the attestation key.
+    pub fn attest(&mut self, slot: Slot) -> Result<Vec<u8>> {
+        self.call("attest", ins::ATTEST, slot.key_ref(), 0, &[])
+    }
+
+    /// SET PIN RETRIES: needs management key and PIN; resets PIN and PUK to defaults.
+    pub fn set_pin_retries(&mut self, pin: u8, puk: u8) -> Result<()> {
+        self.call("set PIN retries", ins::SET_PIN_RETRIES, pin, puk, &[]).map(|_| ())
+    }
+
+    /// RESET the PIV application; the card allows it only with PIN and PUK blocked.
+    pub fn reset(&mut self) -> Result<()> {
+        match self.exchange(ins::RESET, 0, 0, &[])? {
+            (_, Sw::OK) => Ok(()),
+            (_, Sw::CONDITIONS_NOT_SATISFIED) => {
+                Err(PivError::Card { op: "reset (block PIN and PUK first)", sw: Sw::CONDITIONS_NOT_SATISFIED })
+            }
+            (_, sw) => Err(PivError::from_sw("reset", sw)),
+        }
+    }
+}
