@@ -93,10 +93,13 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
         &self.app.state
     }
 
-    /// Direct state access for the simulator's own provisioning (scenarios, factory).
+    /// Provision the card directly (scenarios, factory), persisting the result.
     /// Not reachable through any APDU.
-    pub fn state_mut(&mut self) -> &mut PersistentState {
-        &mut self.app.state
+    pub fn update_state<X>(
+        &mut self,
+        f: impl FnOnce(&mut PersistentState, &mut R) -> X,
+    ) -> Result<X, super::StorageError> {
+        self.app.update(f)
     }
 
     pub fn storage(&self) -> &S {

@@ -45,6 +45,14 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         self.faulted
     }
 
+    /// Change the state outside any APDU (the simulator's factory and scenarios), then
+    /// write it through as every command does.
+    pub fn update<X>(&mut self, f: impl FnOnce(&mut PersistentState, &mut R) -> X) -> Result<X, super::StorageError> {
+        let x = f(&mut self.state, &mut self.rng);
+        self.persist().map_err(|_| super::StorageError)?;
+        Ok(x)
+    }
+
     pub fn clear_session(&mut self) {
         self.session = Session::default();
     }

@@ -1,0 +1,595 @@
+//! The `ukey` subcommands over the host driver. Only this crate wires concrete pieces together.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use host_driver::certinfo::{self, format_time, CertInfo};
+use host_driver::{csr, inspect, KeyInfo, MgmtKey, PinOutcome, Piv};
+use p256::pkcs8::EncodePublicKey;
+use proto::clock::SystemClock;
+use proto::piv::{Algorithm, PinPolicy, Slot, TouchPolicy};
+use proto::Clock;
+use serde::Serialize;
+use token_sim::piv::state::Flavor;
+use token_sim::scenario::{self, Scenario};
+use token_sim::{KeySpec, VirtualKey};
+
+use crate::output::{emit, fields, table};
+use crate::secrets::{resolve, PinArgs};
+use crate::{home, KeyArgs, KeysArgs, MgmtArgs, SignArgs};
+
+/// Open the key named on the command line.
+pub fn open(key: &KeyArgs) -> Result<Piv<VirtualKey>> {
+    let vk = VirtualKey::open(&key.key)?;
+    let mut piv = Piv::new(vk);
+    piv.select().context("the key did not answer SELECT PIV")?;
+    Ok(piv)
+}
+
+fn mgmt_key(m: &MgmtArgs) -> Result<MgmtKey> {
+    Ok(match &m.mgmt_key {
+        Some(hex) => MgmtKey::from_hex(hex, None)?,
+        None => MgmtKey::default(),
+    })
+}
+
+// ---- sim ----
+
+#[derive(Args, Debug)]
+pub struct SimNewArgs {
+    /// Directory for the new key (created; must not hold a key yet)
+    pub dir: PathBuf,
+    /// Ready-made state: fresh, provisioned, expiring, expired, pin-1-left, pin-locked, puk-locked
+    #[arg(long, default_value = "fresh")]
+    pub scenario: String,
+    /// With --scenario expiring: days until the certificate expires
+    #[arg(long, value_name = "N")]
+    pub days: Option<u64>,
+    /// CA that issues the scenario's certificate (created if missing; default $UKEY_HOME/ca)
+    #[arg(long, value_name = "DIR")]
+    pub ca: Option<PathBuf>,
+    /// Subject of the scenario's certificate
+    #[arg(long, default_value = "CN=ukey test user,O=ukey")]
+    pub subject: String,
+    /// Initial PIN (6 to 8 characters)
+    #[arg(long, default_value = "123456", hide_default_value = true)]
+    pub pin: String,
+    /// Initial PUK (6 to 8 characters)
+    #[arg(long, default_value = "12345678", hide_default_value = true)]
+    pub puk: String,
+    /// Initial management key, hex (default 010203..08 x3)
+    #[arg(long, value_name = "HEX")]
+    pub mgmt_key: Option<String>,
+    /// Management key algorithm: 3des, aes128, aes192, aes256
+    #[arg(long, default_value = "3des")]
+    pub mgmt_alg: String,
+    /// PIN tries before it blocks (1 to 15)
+    #[arg(long, default_value_t = 3)]
+    pub pin_retries: u8,
+    /// PUK tries before it blocks (1 to 15)
+    #[arg(long, default_value_t = 3)]
+    pub puk_retries: u8,
+    /// Fixed serial number (default: random, or derived from --seed)
+    #[arg(long)]
+    pub serial: Option<u32>,
+    /// Deterministic mode: seed the key's RNG (reproducible tests)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Firmware version the key reports (Yubico GET VERSION)
+    #[arg(long, default_value = "5.4.3")]
+    pub firmware: String,
+    /// A plain PIV card: no Yubico extensions (GET VERSION/SERIAL/METADATA answer 6D00)
+    #[arg(long)]
+    pub plain: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_alg(s: &str) -> Result<Algorithm> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "3des" | "tdes" => Algorithm::Tdes,
+        "aes128" => Algorithm::Aes128,
+        "aes192" => Algorithm::Aes192,
+        "aes256" => Algorithm::Aes256,
+        other => bail!("unknown management key algorithm {other:?}: use 3des, aes128, aes192 or aes256"),
+    })
+}
+
+fn parse_version(s: &str) -> Result<[u8; 3]> {
+    let parts: Vec<u8> =
+        s.split('.').map(str::parse).collect::<Result<_, _>>().with_context(|| format!("bad version {s:?}"))?;
+    parts.try_into().map_err(|_| anyhow::anyhow!("version must look like 5.4.3, got {s:?}"))
+}
+
+pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
+    let clock = SystemClock;
+    let scenario = Scenario::parse(&a.scenario, a.days).map_err(anyhow::Error::msg)?;
+    let mgmt_alg = parse_alg(&a.mgmt_alg)?;
+    let mgmt_key = match &a.mgmt_key {
+        Some(h) => MgmtKey::from_hex(h, Some(mgmt_alg))?.bytes().to_vec(),
+        None if mgmt_alg == Algorithm::Tdes => proto::piv::defaults::MANAGEMENT_KEY.to_vec(),
+        None => bail!("a non-3DES management key needs --mgmt-key"),
+    };
+    let spec = KeySpec {
+        pin: a.pin.clone(),
+        puk: a.puk.clone(),
+        mgmt_alg,
+        mgmt_key,
+        pin_retries: a.pin_retries,
+        puk_retries: a.puk_retries,
+        serial: a.serial,
+        flavor: if a.plain { Flavor::Plain } else { Flavor::Yubico { version: parse_version(&a.firmware)? } },
+        seed: a.seed,
+        scenario: scenario.name().to_string(),
+    };
+    let ca = if scenario.needs_ca() {
+        let dir = a.ca.clone().unwrap_or_else(home::ca_dir);
+        Some(
+            ca::Ca::open_or_create(&dir, "CN=ukey test CA,O=ukey", 3650, &clock)
+                .with_context(|| format!("CA in {}", dir.display()))?,
+        )
+    } else {
+        None
+    };
+    let mut key = VirtualKey::create(&a.dir, &spec, &clock)?;
+    key.card_mut()
+        .update_state(|state, rng| scenario::apply(state, scenario, ca.as_ref(), &a.subject, &clock, rng))
+        .map_err(|_| anyhow::anyhow!("could not write {}", a.dir.display()))??;
+    let serial = key.serial();
+    drop(key);
+    let info = inspect(&mut open(&KeyArgs { key: a.dir.clone() })?, &label(&a.dir))?;
+    if !a.json {
+        println!("created virtual key {} (serial {serial}, scenario {})", a.dir.display(), scenario.name());
+    }
+    print_info(&info, a.json, clock.now_unix());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn label(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+}
+
+fn print_info(info: &KeyInfo, json: bool, now: u64) {
+    emit(json, info, |i| {
+        let retries = match (i.pin_retries, i.pin_retries_total) {
+            (Some(r), Some(t)) => format!("{r} of {t}"),
+            (Some(r), None) => r.to_string(),
+            _ => "verified".into(),
+        };
+        let mut rows = vec![
+            ("label", i.label.clone()),
+            ("serial", i.serial.clone().unwrap_or_else(|| "-".into())),
+            ("firmware", i.version.clone().unwrap_or_else(|| "- (plain PIV)".into())),
+            ("PIN tries left", retries),
+        ];
+        if i.certificates.is_empty() {
+            rows.push(("certificates", "none".into()));
+        }
+        fields(&rows);
+        for c in &i.certificates {
+            println!("  slot {}:", c.slot);
+            fields(&[
+                ("  subject", c.cert.subject.clone()),
+                ("  issuer", c.cert.issuer.clone()),
+                ("  not after", format!("{} ({})", format_time(c.cert.not_after), days_text(c.cert.days_left(now)))),
+            ]);
+        }
+    });
+}
+
+fn days_text(days: i64) -> String {
+    if days < 0 {
+        format!("expired {} days ago", -days)
+    } else {
+        format!("{days} days left")
+    }
+}
+
+pub fn sim_info(key: &KeyArgs, json: bool) -> Result<ExitCode> {
+    let info = inspect(&mut open(key)?, &label(&key.key))?;
+    print_info(&info, json, SystemClock.now_unix());
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- keys ----
+
+#[derive(Serialize)]
+struct KeyRow {
+    path: String,
+    #[serde(flatten)]
+    info: Option<KeyInfo>,
+    error: Option<String>,
+}
+
+pub fn keys(a: KeysArgs) -> Result<ExitCode> {
+    let roots = if a.dirs.is_empty() { vec![home::keys_dir()] } else { a.dirs.clone() };
+    let mut found = Vec::new();
+    for root in &roots {
+        if token_sim::store::is_key_dir(root) {
+            found.push(root.clone());
+        } else if root.is_dir() {
+            let mut sub: Vec<PathBuf> = std::fs::read_dir(root)
+                .with_context(|| format!("cannot list {}", root.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| token_sim::store::is_key_dir(p))
+                .collect();
+            sub.sort();
+            found.extend(sub);
+        } else if !a.dirs.is_empty() {
+            bail!("{} is neither a virtual key nor a directory of keys", root.display());
+        }
+    }
+    let now = SystemClock.now_unix();
+    let rows: Vec<KeyRow> = found
+        .iter()
+        .map(|p| match open(&KeyArgs { key: p.clone() }).and_then(|mut piv| Ok(inspect(&mut piv, &label(p))?)) {
+            Ok(info) => KeyRow { path: p.display().to_string(), info: Some(info), error: None },
+            Err(e) => KeyRow { path: p.display().to_string(), info: None, error: Some(format!("{e:#}")) },
+        })
+        .collect();
+    emit(a.json, &rows, |rows| {
+        if rows.is_empty() {
+            println!(
+                "no keys found in {} (make one with `ukey sim new DIR`)",
+                roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+            );
+            return;
+        }
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| match &r.info {
+                Some(i) => {
+                    let cert = i.auth_cert();
+                    vec![
+                        i.label.clone(),
+                        i.serial.clone().unwrap_or_default(),
+                        cert.map(|c| c.subject.clone()).unwrap_or_else(|| "-".into()),
+                        cert.map(|c| format!("{} ({})", &format_time(c.not_after)[..10], days_text(c.days_left(now))))
+                            .unwrap_or_else(|| "-".into()),
+                        i.pin_retries.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                    ]
+                }
+                None => vec![
+                    label(Path::new(&r.path)),
+                    "-".into(),
+                    format!("error: {}", r.error.clone().unwrap_or_default()),
+                    "-".into(),
+                    "-".into(),
+                ],
+            })
+            .collect();
+        table(&["KEY", "SERIAL", "CERTIFICATE (9A)", "NOT AFTER", "PIN TRIES"], &body);
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- PIN ----
+
+#[derive(Serialize)]
+struct PinResult {
+    ok: bool,
+    retries_left: Option<u8>,
+    blocked: bool,
+    message: String,
+}
+
+fn pin_result(outcome: PinOutcome, what: &str, total: Option<u8>) -> PinResult {
+    match outcome {
+        PinOutcome::Ok => {
+            PinResult { ok: true, retries_left: total, blocked: false, message: format!("{what} correct") }
+        }
+        PinOutcome::WrongPin { retries_left } => PinResult {
+            ok: false,
+            retries_left: Some(retries_left),
+            blocked: false,
+            message: format!("verification failed, {retries_left} attempt(s) left"),
+        },
+        PinOutcome::Blocked => PinResult {
+            ok: false,
+            retries_left: Some(0),
+            blocked: true,
+            message: if what == "PIN" {
+                "the PIN is locked: unblock it with the PUK (`ukey pin unblock`)".into()
+            } else {
+                "the PUK is locked: the key must be reset".into()
+            },
+        },
+    }
+}
+
+fn report(r: PinResult, json: bool) -> ExitCode {
+    let ok = r.ok;
+    emit(json, &r, |r| println!("{}", r.message));
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+pub fn pin_verify(key: &KeyArgs, pin: &PinArgs, json: bool) -> Result<ExitCode> {
+    let pin = pin.get("PIN")?;
+    let mut piv = open(key)?;
+    let outcome = piv.verify_pin(&pin)?;
+    let total = if outcome == PinOutcome::Ok { piv.pin_retries()?.0 } else { None };
+    Ok(report(pin_result(outcome, "PIN", total), json))
+}
+
+pub fn pin_change(key: &KeyArgs, pin: &PinArgs, new: Option<String>, puk_mode: bool, json: bool) -> Result<ExitCode> {
+    let what = if puk_mode { "PUK" } else { "PIN" };
+    let old = pin.get(&format!("current {what}"))?;
+    let new = resolve(new.as_deref(), None, &format!("new {what}"))?;
+    let mut piv = open(key)?;
+    let outcome = if puk_mode { piv.change_puk(&old, &new)? } else { piv.change_pin(&old, &new)? };
+    let mut r = pin_result(outcome, what, None);
+    if r.ok {
+        r.message = format!("{what} changed");
+    }
+    Ok(report(r, json))
+}
+
+pub fn pin_unblock(key: &KeyArgs, puk: Option<String>, new: Option<String>, json: bool) -> Result<ExitCode> {
+    let puk = resolve(puk.as_deref(), None, "PUK")?;
+    let new = resolve(new.as_deref(), None, "new PIN")?;
+    let mut piv = open(key)?;
+    let mut r = pin_result(piv.unblock_pin(&puk, &new)?, "PUK", None);
+    if r.ok {
+        r.message = "PIN unblocked and set to the new value".into();
+    } else if !r.blocked {
+        r.message = format!("wrong PUK, {} attempt(s) left", r.retries_left.unwrap_or(0));
+    }
+    Ok(report(r, json))
+}
+
+#[derive(Serialize)]
+struct Retries {
+    retries_left: Option<u8>,
+    retries_total: Option<u8>,
+    blocked: bool,
+}
+
+pub fn pin_retries(key: &KeyArgs, json: bool) -> Result<ExitCode> {
+    let mut piv = open(key)?;
+    let (left, total) = piv.pin_retries()?;
+    let r = Retries { retries_left: left, retries_total: total, blocked: left == Some(0) };
+    emit(json, &r, |r| match (r.retries_left, r.retries_total) {
+        (Some(0), _) => println!("PIN blocked: unblock it with the PUK (`ukey pin unblock`)"),
+        (Some(l), Some(t)) => println!("{l} of {t} PIN tries left"),
+        (Some(l), None) => println!("{l} PIN tries left"),
+        (None, _) => println!("PIN verified in this session"),
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- keys, certificates, signatures ----
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[arg(long, default_value = "9a")]
+    pub slot: Slot,
+    /// PIN policy: never, once, always (default: the slot's: 9a/9d once, 9c always, 9e never)
+    #[arg(long)]
+    pub pin_policy: Option<String>,
+    /// Touch policy: never, always, cached (recorded; a virtual key is always "touched")
+    #[arg(long)]
+    pub touch_policy: Option<String>,
+    #[command(flatten)]
+    pub mgmt: MgmtArgs,
+    /// Write the public key (PEM) here instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn key_generate(a: GenerateArgs) -> Result<ExitCode> {
+    let pin = match a.pin_policy.as_deref() {
+        None => None,
+        Some("never") => Some(PinPolicy::Never),
+        Some("once") => Some(PinPolicy::Once),
+        Some("always") => Some(PinPolicy::Always),
+        Some(o) => bail!("unknown PIN policy {o:?}: use never, once or always"),
+    };
+    let touch = match a.touch_policy.as_deref() {
+        None => None,
+        Some("never") => Some(TouchPolicy::Never),
+        Some("always") => Some(TouchPolicy::Always),
+        Some("cached") => Some(TouchPolicy::Cached),
+        Some(o) => bail!("unknown touch policy {o:?}: use never, always or cached"),
+    };
+    let mut piv = open(&a.key)?;
+    piv.authenticate_auto(&mgmt_key(&a.mgmt)?)?;
+    let public = piv.generate(a.slot, pin, touch)?;
+    let pem = public.to_public_key_pem(p256::pkcs8::LineEnding::LF)?;
+    write_or_print(a.out.as_deref(), pem.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_or_print(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match out {
+        Some(p) => std::fs::write(p, bytes).with_context(|| format!("cannot write {}", p.display())),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(bytes)?;
+            Ok(())
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[arg(long, default_value = "9a")]
+    pub slot: Slot,
+    /// Subject name, e.g. "CN=Zhang San,O=Example Co"
+    #[arg(long)]
+    pub subject: String,
+    #[command(flatten)]
+    pub pin: PinArgs,
+    /// Write the CSR (PEM) here instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// The public key of the key in `slot`: from metadata, else from the slot's certificate.
+fn slot_public_key(piv: &mut Piv<VirtualKey>, slot: Slot) -> Result<p256::PublicKey> {
+    if let Ok(m) = piv.metadata(slot.key_ref()) {
+        if let Some(point) = m.public_key {
+            return Ok(p256::PublicKey::from_sec1_bytes(&point)?);
+        }
+    }
+    match piv.read_certificate(slot)? {
+        Some(der) => Ok(certinfo::public_key(&der)?),
+        None => bail!("slot {slot} has no key (generate one with `ukey key generate --slot {slot}`)"),
+    }
+}
+
+pub fn cert_request(a: RequestArgs) -> Result<ExitCode> {
+    let pin = a.pin.get("PIN")?;
+    let mut piv = open(&a.key)?;
+    let public = slot_public_key(&mut piv, a.slot)?;
+    verify_or_fail(&mut piv, &pin)?;
+    let der = csr::certificate_request(&mut piv, a.slot, &public, &a.subject)?;
+    let pem = der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &der)
+        .map_err(|e| anyhow::anyhow!("PEM encoding failed: {e}"))?;
+    write_or_print(a.out.as_deref(), pem.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_or_fail(piv: &mut Piv<VirtualKey>, pin: &str) -> Result<()> {
+    match piv.verify_pin(pin)? {
+        PinOutcome::Ok => Ok(()),
+        PinOutcome::WrongPin { retries_left } => bail!("verification failed, {retries_left} attempt(s) left"),
+        PinOutcome::Blocked => bail!("the PIN is locked: unblock it with the PUK (`ukey pin unblock`)"),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[arg(long, default_value = "9a")]
+    pub slot: Slot,
+    /// Certificate file, PEM or DER
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub mgmt: MgmtArgs,
+}
+
+pub fn cert_import(a: ImportArgs) -> Result<ExitCode> {
+    let bytes = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let der = certinfo::from_pem_or_der(&bytes)?;
+    let info = CertInfo::parse(&der).with_context(|| format!("{} is not an X.509 certificate", a.input.display()))?;
+    let mut piv = open(&a.key)?;
+    if let Ok(public) = slot_public_key(&mut piv, a.slot) {
+        if certinfo::public_key(&der)? != public {
+            bail!(
+                "the certificate's public key is not the key in slot {}: refusing to store a mismatched pair",
+                a.slot
+            );
+        }
+    }
+    piv.authenticate_auto(&mgmt_key(&a.mgmt)?)?;
+    piv.write_certificate(a.slot, &der)?;
+    println!("stored certificate for {} in slot {}", info.subject, a.slot);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[arg(long, default_value = "9a")]
+    pub slot: Slot,
+    /// Write the PEM here instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn cert_export(a: ExportArgs) -> Result<ExitCode> {
+    let mut piv = open(&a.key)?;
+    let Some(der) = piv.read_certificate(a.slot)? else {
+        bail!("slot {} holds no certificate", a.slot);
+    };
+    write_or_print(a.out.as_deref(), certinfo::to_pem(&der).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Signed {
+    slot: String,
+    input: String,
+    signature: String,
+    sha256: String,
+}
+
+pub fn sign(a: SignArgs) -> Result<ExitCode> {
+    let data = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let pin = a.pin.get("PIN")?;
+    let mut piv = open(&a.key)?;
+    verify_or_fail(&mut piv, &pin)?;
+    let sig = piv.sign_message(a.slot, &data)?;
+    std::fs::write(&a.out, &sig.der).with_context(|| format!("cannot write {}", a.out.display()))?;
+    let out = Signed {
+        slot: a.slot.to_string(),
+        input: a.input.display().to_string(),
+        signature: a.out.display().to_string(),
+        sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)),
+    };
+    emit(a.json, &out, |o| println!("signed {} with slot {}: {}", o.input, o.slot, o.signature));
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- CA ----
+
+#[derive(Args, Debug)]
+pub struct CaInitArgs {
+    /// Directory for the CA (default $UKEY_HOME/ca)
+    pub dir: Option<PathBuf>,
+    #[arg(long, default_value = "CN=ukey test CA,O=ukey")]
+    pub subject: String,
+    /// Validity of the CA certificate in days
+    #[arg(long, default_value_t = 3650)]
+    pub days: u64,
+}
+
+pub fn ca_init(a: CaInitArgs) -> Result<ExitCode> {
+    let dir = a.dir.unwrap_or_else(home::ca_dir);
+    let ca = ca::Ca::create(&dir, &a.subject, a.days, &SystemClock)?;
+    println!("created CA {} in {}", ca.subject(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct CaIssueArgs {
+    /// CA directory (default $UKEY_HOME/ca)
+    #[arg(long, value_name = "DIR")]
+    pub ca: Option<PathBuf>,
+    /// The certificate request (PEM or DER)
+    #[arg(long, value_name = "FILE")]
+    pub csr: PathBuf,
+    /// Validity in days
+    #[arg(long, default_value_t = 365)]
+    pub days: u64,
+    /// Write the certificate (PEM) here instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn ca_issue(a: CaIssueArgs) -> Result<ExitCode> {
+    let dir = a.ca.unwrap_or_else(home::ca_dir);
+    let ca = ca::Ca::open(&dir)?;
+    let bytes = std::fs::read(&a.csr).with_context(|| format!("cannot read {}", a.csr.display()))?;
+    let der = if bytes.starts_with(b"-----BEGIN") {
+        der::pem::decode_vec(&bytes).map_err(|e| anyhow::anyhow!("bad PEM in {}: {e}", a.csr.display()))?.1
+    } else {
+        bytes
+    };
+    let cert = ca.issue_from_csr(&der, a.days, &SystemClock)?;
+    write_or_print(a.out.as_deref(), certinfo::to_pem(&cert).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,219 @@
+//! `ukey`: the virtual USB-Key, its host driver and tools.
+
+mod commands;
+mod demo;
+mod home;
+mod output;
+mod secrets;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use secrets::PinArgs;
+
+/// ukey — a software USB-Key (PIV, P-256) and the tools to drive and test it.
+///
+/// Make a virtual key, then use it like a hardware token:
+///
+///   ukey sim new ./alice --scenario provisioned
+///   ukey keys ./alice
+///   ukey pin verify --key ./alice --pin 123456
+///   ukey sign --key ./alice --slot 9a --pin 123456 --in doc.txt --out doc.sig
+///
+/// Run `ukey demo` for the whole story in a few seconds.
+#[derive(Parser, Debug)]
+#[command(name = "ukey", version, verbatim_doc_comment, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create and inspect virtual keys
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// List keys: virtual keys in the given directories (default: $UKEY_HOME/keys)
+    Keys(KeysArgs),
+    /// Verify, change, unblock the PIN; read its retry counter
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// Generate key pairs on the key
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Certificates on the key: request (CSR), import, export
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Sign a file with a key on the token (ECDSA P-256 over SHA-256, DER output)
+    Sign(SignArgs),
+    /// A local certificate authority for tests
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// The whole story: provision, wrong PIN, lockout, unblock, sign, verify
+    Demo(demo::DemoArgs),
+}
+
+/// Which key a command works on.
+#[derive(Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// Directory of a virtual key (made with `ukey sim new`)
+    #[arg(long, value_name = "DIR", env = "UKEY_KEY")]
+    pub key: PathBuf,
+}
+
+/// Management-key options for commands that change the key.
+#[derive(Args, Debug, Clone)]
+pub struct MgmtArgs {
+    /// Management key in hex (default: the factory key 010203..08 x3)
+    #[arg(long, value_name = "HEX", env = "UKEY_MGMT_KEY", hide_env_values = true)]
+    pub mgmt_key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum SimCommand {
+    /// Make a new virtual key in DIR, in a ready-made state
+    New(commands::SimNewArgs),
+    /// Show what is on a virtual key
+    Info {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    /// Key directories, or directories holding key directories
+    pub dirs: Vec<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum PinCommand {
+    /// Check the PIN (exit 0 only when it is right; prints the tries left)
+    Verify {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        pin: PinArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the PIN (or with --puk-mode, the PUK)
+    Change {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Current PIN
+        #[command(flatten)]
+        pin: PinArgs,
+        /// New PIN (6 to 8 characters)
+        #[arg(long, env = "UKEY_NEW_PIN", hide_env_values = true)]
+        new_pin: Option<String>,
+        /// Change the PUK instead: --pin is the current PUK, --new-pin the new PUK
+        #[arg(long)]
+        puk_mode: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new PIN with the PUK (after the PIN was blocked)
+    Unblock {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The PUK
+        #[arg(long, env = "UKEY_PUK", hide_env_values = true)]
+        puk: Option<String>,
+        /// The new PIN
+        #[arg(long, env = "UKEY_NEW_PIN", hide_env_values = true)]
+        new_pin: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// PIN tries left, without spending one
+    Retries {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Generate a P-256 key pair in a slot; prints the public key (PEM)
+    Generate(commands::GenerateArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum CertCommand {
+    /// Make a certificate request (PKCS#10, PEM) signed by the key in the slot
+    Request(commands::RequestArgs),
+    /// Store a certificate (PEM or DER) in a slot
+    Import(commands::ImportArgs),
+    /// Print the certificate in a slot as PEM
+    Export(commands::ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Slot: 9a (authentication), 9c (signature), 9d, 9e
+    #[arg(long, default_value = "9a")]
+    pub slot: proto::piv::Slot,
+    #[command(flatten)]
+    pub pin: PinArgs,
+    /// File to sign
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    /// Where to write the DER signature (check it with `openssl dgst -sha256 -verify`)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Create a CA in DIR
+    Init(commands::CaInitArgs),
+    /// Issue a certificate from a CSR
+    Issue(commands::CaIssueArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(SimCommand::New(a)) => commands::sim_new(a),
+        Command::Sim(SimCommand::Info { key, json }) => commands::sim_info(&key, json),
+        Command::Keys(a) => commands::keys(a),
+        Command::Pin(PinCommand::Verify { key, pin, json }) => commands::pin_verify(&key, &pin, json),
+        Command::Pin(PinCommand::Change { key, pin, new_pin, puk_mode, json }) => {
+            commands::pin_change(&key, &pin, new_pin, puk_mode, json)
+        }
+        Command::Pin(PinCommand::Unblock { key, puk, new_pin, json }) => {
+            commands::pin_unblock(&key, puk, new_pin, json)
+        }
+        Command::Pin(PinCommand::Retries { key, json }) => commands::pin_retries(&key, json),
+        Command::Key(KeyCommand::Generate(a)) => commands::key_generate(a),
+        Command::Cert(CertCommand::Request(a)) => commands::cert_request(a),
+        Command::Cert(CertCommand::Import(a)) => commands::cert_import(a),
+        Command::Cert(CertCommand::Export(a)) => commands::cert_export(a),
+        Command::Sign(a) => commands::sign(a),
+        Command::Ca(CaCommand::Init(a)) => commands::ca_init(a),
+        Command::Ca(CaCommand::Issue(a)) => commands::ca_issue(a),
+        Command::Demo(a) => demo::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
