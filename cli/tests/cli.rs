@@ -1,0 +1,271 @@
+//! The `ukey` binary as scripts use it, judged by its exit codes, its JSON, and openssl.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ukey(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ukey"))
+        .args(args)
+        .env("UKEY_HOME", home)
+        .env_remove("UKEY_PIN")
+        .env_remove("UKEY_KEY")
+        .output()
+        .expect("ukey runs")
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = ukey(home, args);
+    assert!(
+        out.status.success(),
+        "ukey {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn openssl_available() -> bool {
+    let present = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if !present && std::env::var_os("CI").is_some() {
+        panic!("openssl is required under CI (install the openssl package)");
+    }
+    present
+}
+
+#[test]
+fn pin_verify_json_and_exit_codes_through_lockout_and_unblock() {
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("k");
+    let k = key.to_str().unwrap();
+    ok(home.path(), &["sim", "new", k, "--scenario", "provisioned", "--seed", "7"]);
+
+    let out = ukey(home.path(), &["pin", "verify", "--key", k, "--pin", "123456", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["ok"], true);
+
+    for left in [2, 1, 0] {
+        let out = ukey(home.path(), &["pin", "verify", "--key", k, "--pin", "999999", "--json"]);
+        assert_eq!(out.status.code(), Some(1), "wrong PIN is exit 1");
+        let v = json(&out);
+        assert_eq!((v["ok"].as_bool(), v["retries_left"].as_u64()), (Some(false), Some(left)));
+    }
+    let out = ukey(home.path(), &["pin", "verify", "--key", k, "--pin", "123456", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["blocked"], true);
+    let human = ukey(home.path(), &["pin", "verify", "--key", k, "--pin", "123456"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("ukey pin unblock"));
+
+    ok(home.path(), &["pin", "unblock", "--key", k, "--puk", "12345678", "--new-pin", "654321"]);
+    let out = ukey(home.path(), &["pin", "verify", "--key", k, "--pin", "654321", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let retries = json(&ukey(home.path(), &["pin", "retries", "--key", k, "--json"]));
+    assert_eq!(retries["retries_left"], 3);
+}
+
+#[test]
+fn pin_from_file_and_environment() {
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("k");
+    let k = key.to_str().unwrap();
+    ok(home.path(), &["sim", "new", k]);
+    let pin_file = home.path().join("pin.txt");
+    std::fs::write(&pin_file, "123456\n").unwrap();
+    ok(home.path(), &["pin", "verify", "--key", k, "--pin-file", pin_file.to_str().unwrap()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_ukey"))
+        .args(["pin", "verify", "--key", k])
+        .env("UKEY_PIN", "123456")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // No PIN anywhere and no terminal: a clear error, not a hang.
+    let out = ukey(home.path(), &["pin", "verify", "--key", k]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no PIN given"));
+}
+
+#[test]
+fn sign_is_verified_by_openssl_with_the_exported_certificate() {
+    if !openssl_available() {
+        eprintln!("openssl not installed: skipped outside CI");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("k");
+    let k = key.to_str().unwrap();
+    ok(home.path(), &["sim", "new", k, "--scenario", "provisioned"]);
+    let cert = home.path().join("cert.pem");
+    std::fs::write(&cert, ok(home.path(), &["cert", "export", "--key", k, "--slot", "9a"])).unwrap();
+    let doc = home.path().join("doc.txt");
+    std::fs::write(&doc, "合同 contract #42\n").unwrap();
+    let sig = home.path().join("doc.sig");
+    ok(
+        home.path(),
+        &[
+            "sign",
+            "--key",
+            k,
+            "--slot",
+            "9a",
+            "--pin",
+            "123456",
+            "--in",
+            doc.to_str().unwrap(),
+            "--out",
+            sig.to_str().unwrap(),
+        ],
+    );
+
+    let pubkey = home.path().join("pub.pem");
+    let x = Command::new("openssl")
+        .args(["x509", "-in"])
+        .arg(&cert)
+        .args(["-pubkey", "-noout", "-out"])
+        .arg(&pubkey)
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "openssl x509 reads the exported certificate: {}", String::from_utf8_lossy(&x.stderr));
+    let v = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&pubkey)
+        .arg("-signature")
+        .arg(&sig)
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success() && String::from_utf8_lossy(&v.stdout).contains("Verified OK"),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+
+    // Tamper with the document: openssl must say no.
+    std::fs::write(&doc, "合同 contract #43\n").unwrap();
+    let v = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&pubkey)
+        .arg("-signature")
+        .arg(&sig)
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(!v.status.success());
+
+    // The certificate chains to the test CA, says openssl too.
+    let v = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(home.path().join("ca/ca.crt.pem"))
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn generate_request_issue_import_round_trip() {
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("k");
+    let k = key.to_str().unwrap();
+    let p = |name: &str| home.path().join(name).to_str().unwrap().to_string();
+    ok(home.path(), &["sim", "new", k]);
+    ok(home.path(), &["ca", "init"]);
+    let pem = ok(home.path(), &["key", "generate", "--key", k, "--slot", "9c"]);
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    ok(
+        home.path(),
+        &[
+            "cert",
+            "request",
+            "--key",
+            k,
+            "--slot",
+            "9c",
+            "--subject",
+            "CN=Li Si,O=Example",
+            "--pin",
+            "123456",
+            "--out",
+            &p("req.pem"),
+        ],
+    );
+    ok(home.path(), &["ca", "issue", "--csr", &p("req.pem"), "--days", "30", "--out", &p("cert.pem")]);
+    ok(home.path(), &["cert", "import", "--key", k, "--slot", "9c", "--in", &p("cert.pem")]);
+    let back = ok(home.path(), &["cert", "export", "--key", k, "--slot", "9c"]);
+    assert_eq!(back, std::fs::read_to_string(p("cert.pem")).unwrap());
+    // A certificate for another key is refused.
+    let other = home.path().join("other");
+    ok(home.path(), &["sim", "new", other.to_str().unwrap(), "--scenario", "provisioned"]);
+    std::fs::write(p("other.pem"), ok(home.path(), &["cert", "export", "--key", other.to_str().unwrap()])).unwrap();
+    let out = ukey(home.path(), &["cert", "import", "--key", k, "--slot", "9c", "--in", &p("other.pem")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mismatched"));
+    if openssl_available() {
+        let v = Command::new("openssl").args(["req", "-verify", "-noout", "-in"]).arg(p("req.pem")).output().unwrap();
+        assert!(v.status.success(), "openssl accepts the card-signed CSR: {}", String::from_utf8_lossy(&v.stderr));
+    }
+}
+
+#[test]
+fn keys_lists_every_scenario_with_the_right_state() {
+    let home = tempfile::tempdir().unwrap();
+    let keys = home.path().join("keys");
+    for s in ["fresh", "provisioned", "expiring", "expired", "pin-1-left", "pin-locked", "puk-locked"] {
+        ok(home.path(), &["sim", "new", keys.join(s).to_str().unwrap(), "--scenario", s, "--days", "5"]);
+    }
+    let out = ukey(home.path(), &["keys", "--json"]);
+    assert!(out.status.success());
+    let list = json(&out);
+    let by = |label: &str| list.as_array().unwrap().iter().find(|k| k["label"] == label).unwrap().clone();
+    assert_eq!(list.as_array().unwrap().len(), 7);
+    assert_eq!(by("fresh")["certificates"].as_array().unwrap().len(), 0);
+    assert_eq!(by("pin-1-left")["pin_retries"], 1);
+    assert_eq!(by("pin-locked")["pin_retries"], 0);
+    assert_eq!(by("provisioned")["pin_retries"], 3);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let not_after = |l: &str| by(l)["certificates"][0]["not_after"].as_u64().unwrap();
+    assert!((not_after("expiring") as i64 - (now + 5 * 86_400) as i64).abs() < 120, "expires in 5 days");
+    assert!(not_after("expired") < now);
+    assert!(not_after("provisioned") > now + 360 * 86_400);
+    // The human table names the same things.
+    let table = ok(home.path(), &["keys"]);
+    assert!(table.contains("pin-locked") && table.contains("PIN TRIES") && table.contains("expired"));
+    // PUK locked: unblock fails with "locked", PIN still works.
+    let puk = keys.join("puk-locked");
+    let out = ukey(
+        home.path(),
+        &["pin", "unblock", "--key", puk.to_str().unwrap(), "--puk", "12345678", "--new-pin", "111111"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    ok(home.path(), &["pin", "verify", "--key", puk.to_str().unwrap(), "--pin", "123456"]);
+}
+
+#[test]
+fn helpful_errors() {
+    let home = tempfile::tempdir().unwrap();
+    let out =
+        ukey(home.path(), &["pin", "verify", "--key", home.path().join("nope").to_str().unwrap(), "--pin", "123456"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ukey sim new"));
+    let out = ukey(home.path(), &["sim", "new", home.path().join("x").to_str().unwrap(), "--scenario", "bogus"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pin-1-left"), "lists the scenarios");
+    let out = ukey(home.path(), &["sim", "new", home.path().join("y").to_str().unwrap(), "--pin", "12"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6 to 8"));
+    let out = ukey(home.path(), &["cert", "export", "--key", "/", "--slot", "9b"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a PIV key slot"));
+    let help = ok(home.path(), &["--help"]);
+    assert!(help.contains("ukey sim new") && help.contains("demo"));
+}
+
+#[test]
+fn demo_runs_the_story() {
+    let home = tempfile::tempdir().unwrap();
+    let out = ok(home.path(), &["demo"]);
+    assert!(
+        out.contains("2 attempt(s) left") && out.contains("PIN locked") && out.contains("all steps passed"),
+        "{out}"
+    );
+}
