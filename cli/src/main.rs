@@ -74,7 +74,7 @@ pub struct MgmtArgs {
 #[derive(Subcommand, Debug)]
 enum SimCommand {
     /// Make a new virtual key in DIR, in a ready-made state
-    New(commands::SimNewArgs),
+    New(Box<commands::SimNewArgs>),
     /// Show what is on a virtual key
     Info {
         #[command(flatten)]
@@ -189,7 +189,7 @@ enum CaCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sim(SimCommand::New(a)) => commands::sim_new(a),
+        Command::Sim(SimCommand::New(a)) => commands::sim_new(*a),
         Command::Sim(SimCommand::Info { key, json }) => commands::sim_info(&key, json),
         Command::Keys(a) => commands::keys(a),
         Command::Pin(PinCommand::Verify { key, pin, json }) => commands::pin_verify(&key, &pin, json),

@@ -7,7 +7,6 @@ use der::asn1::{
     Utf8StringRef,
 };
 use der::{Choice, Decode, Encode, Sequence, ValueOrd};
-use p256::ecdsa::signature::hazmat::PrehashSigner;
 use proto::piv::Slot;
 use proto::tlv::Sink;
 use proto::Sw;
@@ -143,7 +142,7 @@ struct CertSpec<'a> {
 }
 
 /// Encode the TBS, sign it with `signer`, write the whole certificate to `out`.
-fn sign_certificate<S: Sink>(spec: CertSpec<'_>, signer: &p256::SecretKey, out: &mut S) -> der::Result<()> {
+fn sign_certificate<S: Sink>(spec: CertSpec<'_>, signer: &KeySlot, out: &mut S) -> der::Result<()> {
     let tbs = Tbs {
         version: 2,
         serial: UintRef::new(spec.serial)?,
@@ -160,8 +159,7 @@ fn sign_certificate<S: Sink>(spec: CertSpec<'_>, signer: &p256::SecretKey, out: 
     let mut tbs_buf = [0u8; BUF];
     let tbs_der = tbs.encode_to_slice(&mut tbs_buf)?;
     let digest: [u8; 32] = Sha256::digest(tbs_der).into();
-    let sig: p256::ecdsa::Signature =
-        p256::ecdsa::SigningKey::from(signer).sign_prehash(&digest).map_err(|_| der::ErrorKind::Failed)?;
+    let sig = signer.sign_prehash(&digest).ok_or(der::ErrorKind::Failed)?;
     let sig_der = sig.to_der();
     let cert = Certificate {
         tbs,
@@ -197,7 +195,7 @@ pub fn self_signed_attestation_cert<S: Sink>(
     let point = key.public_point();
     let spec =
         CertSpec { serial: &serial, issuer: name, validity, subject: name, public_point: &point, extensions: None };
-    sign_certificate(spec, &key.secret(), out)
+    sign_certificate(spec, key, out)
 }
 
 /// ATTEST: a certificate for `key` (generated in `slot`), issued by the F9 key under the
@@ -249,5 +247,5 @@ pub fn write_attestation(
         public_point: &point,
         extensions: Some(exts),
     };
-    sign_certificate(spec, &attester.secret(), out).map_err(|_| Sw::UNKNOWN)
+    sign_certificate(spec, attester, out).map_err(|_| Sw::UNKNOWN)
 }

@@ -2,7 +2,6 @@
 //! The security rules of DESIGN.md live here: counters persisted before a PIN is compared,
 //! constant-time comparison, blocked stays blocked, private keys never leave.
 
-use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use rand_core::CryptoRngCore;
 
@@ -171,7 +170,13 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
             cred.counter.remaining = cred.counter.limit;
             self.persist()
         } else {
-            Err(Sw::verify_failed(cred.counter.remaining))
+            let left = cred.counter.remaining;
+            // A failed PIN comparison, by any command, ends the PIN's security status
+            // (SP 800-73-4 says so for VERIFY; doing it everywhere leaves no way around it).
+            if which == PinRef::Pin {
+                self.session.pin_verified = false;
+            }
+            Err(Sw::verify_failed(left))
         }
     }
 
@@ -183,17 +188,10 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
     }
 
     fn verify(&mut self, pin: &[u8; 8]) -> Res {
-        match self.check_credential(PinRef::Pin, pin) {
-            Ok(()) => {
-                self.session.pin_verified = true;
-                self.session.pin_always = true;
-                Ok(())
-            }
-            Err(sw) => {
-                self.session.pin_verified = false;
-                Err(sw)
-            }
-        }
+        self.check_credential(PinRef::Pin, pin)?;
+        self.session.pin_verified = true;
+        self.session.pin_always = true;
+        Ok(())
     }
 
     fn set_secret(&mut self, which: PinRef, new: &[u8; 8], is_default: bool) {
@@ -361,8 +359,7 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         }
         let mut prehash = [0u8; 32];
         prehash[32 - digest.len()..].copy_from_slice(digest);
-        let signer = p256::ecdsa::SigningKey::from(key.secret());
-        let sig: p256::ecdsa::Signature = signer.sign_prehash(&prehash).map_err(|_| Sw::WRONG_DATA)?;
+        let sig = key.sign_prehash(&prehash).ok_or(Sw::WRONG_DATA)?;
         write_template(out, 0x82, sig.to_der().as_bytes())
     }
 

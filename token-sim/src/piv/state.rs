@@ -149,6 +149,13 @@ impl KeySlot {
         // The scalar was valid when stored; a corrupted store is caught by its checksum.
         p256::SecretKey::from_bytes(&self.scalar.into()).expect("stored scalar is a valid P-256 key")
     }
+    /// ECDSA over a 32-byte prehash, deterministic k (RFC 6979), straight from the scalar.
+    pub(crate) fn sign_prehash(&self, z: &[u8; 32]) -> Option<p256::ecdsa::Signature> {
+        use ecdsa::hazmat::SignPrimitive;
+        let scalar = *self.secret().to_nonzero_scalar();
+        scalar.try_sign_prehashed_rfc6979::<sha2::Sha256>(&(*z).into(), &[]).ok().map(|(sig, _)| sig)
+    }
+
     pub fn public_point(&self) -> [u8; 65] {
         let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&self.secret().public_key(), false);
         let mut out = [0u8; 65];
