@@ -81,3 +81,35 @@ pub fn from_pem_or_der(bytes: &[u8]) -> Result<Vec<u8>, PivError> {
         Ok(bytes.to_vec())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_and_days() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(1_790_000_000), "2026-09-21 14:13:20 UTC");
+        let c = CertInfo {
+            subject: String::new(),
+            issuer: String::new(),
+            serial: String::new(),
+            not_before: 0,
+            not_after: 10 * 86_400,
+        };
+        assert_eq!(c.days_left(0), 10);
+        assert_eq!(c.days_left(11 * 86_400), -1);
+    }
+
+    #[test]
+    fn pem_input_is_checked() {
+        assert!(from_pem_or_der(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+            .unwrap_err()
+            .to_string()
+            .contains("expected a CERTIFICATE"));
+        assert_eq!(from_pem_or_der(&[0x30, 0x00]).unwrap(), vec![0x30, 0x00]);
+        assert!(CertInfo::parse(&[0x30, 0x00]).is_err());
+        let pem = to_pem(&[0x30, 0x03, 0x02, 0x01, 0x05]);
+        assert_eq!(from_pem_or_der(pem.as_bytes()).unwrap(), vec![0x30, 0x03, 0x02, 0x01, 0x05]);
+    }
+}

@@ -56,3 +56,19 @@ impl PivError {
 }
 
 pub type Result<T> = std::result::Result<T, PivError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_become_typed_errors() {
+        assert!(matches!(PivError::from_sw("x", Sw(0x6982)), PivError::NotAuthorized { .. }));
+        assert!(matches!(PivError::from_sw("x", Sw(0x6983)), PivError::PinBlocked { .. }));
+        assert!(matches!(PivError::from_sw("x", Sw(0x6A88)), PivError::Empty { .. }));
+        assert!(PivError::from_sw("x", Sw(0x6D00)).is_not_supported());
+        assert!(matches!(PivError::from_sw("x", Sw(0x63C1)), PivError::WrongSecret { retries_left: 1, .. }));
+        let e = PivError::from_sw("write data object", Sw(0x6A84));
+        assert_eq!(e.to_string(), "write data object: the card answered 6A84 (not enough memory space)");
+    }
+}

@@ -63,3 +63,22 @@ impl MgmtKey {
             .ok_or_else(|| PivError::Input(format!("block of {} bytes does not fit {}", block.len(), self.alg.name())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_parsing_picks_the_algorithm_by_length() {
+        let k = MgmtKey::from_hex("01:02:03:04:05:06:07:08 0102030405060708 0102030405060708", None).unwrap();
+        assert_eq!(k, MgmtKey::default());
+        assert_eq!(MgmtKey::from_hex(&"00".repeat(16), None).unwrap().alg, Algorithm::Aes128);
+        assert_eq!(MgmtKey::from_hex(&"00".repeat(32), None).unwrap().alg, Algorithm::Aes256);
+        assert_eq!(MgmtKey::from_hex(&"00".repeat(24), Some(Algorithm::Aes192)).unwrap().alg, Algorithm::Aes192);
+        let err = MgmtKey::from_hex("zz", None).unwrap_err().to_string();
+        assert!(err.contains("not hex"), "{err}");
+        let err = MgmtKey::from_hex(&"00".repeat(10), None).unwrap_err().to_string();
+        assert!(err.contains("24 bytes, got 10"), "{err}");
+        assert!(format!("{:?}", MgmtKey::default()).contains("redacted"));
+    }
+}

@@ -121,3 +121,59 @@ pub fn apply(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_round_trip() {
+        for name in Scenario::NAMES {
+            assert_eq!(Scenario::parse(name, None).unwrap().name(), name);
+        }
+        assert_eq!(Scenario::parse("expiring", None).unwrap(), Scenario::Expiring { days: 7 });
+        assert_eq!(Scenario::parse("expiring", Some(30)).unwrap(), Scenario::Expiring { days: 30 });
+        assert!(Scenario::parse("nope", None).unwrap_err().contains("pin-locked"));
+        assert!(!Scenario::Fresh.needs_ca() && Scenario::Expired.needs_ca());
+    }
+
+    #[test]
+    fn counters_and_validity_per_scenario() {
+        use crate::rng::make_rng;
+        use crate::virtual_key::{manufacture, KeySpec};
+        use proto::clock::FixedClock;
+        const NOW: u64 = 1_790_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::create(dir.path(), "CN=t", 3650, &FixedClock(NOW)).unwrap();
+        let state_for = |s: Scenario| {
+            let mut rng = make_rng(Some(1));
+            let mut st = manufacture(&KeySpec::default(), &mut rng, &FixedClock(NOW)).unwrap();
+            apply(&mut st, s, Some(&ca), "CN=u", &FixedClock(NOW), &mut rng).unwrap();
+            st
+        };
+        let not_after = |st: &PersistentState| {
+            use der::Decode;
+            let obj = st.object(Slot::Authentication.certificate_object()).unwrap();
+            let der = crate::piv::cert_from_object(obj).unwrap();
+            x509_cert::Certificate::from_der(der)
+                .unwrap()
+                .tbs_certificate
+                .validity
+                .not_after
+                .to_unix_duration()
+                .as_secs()
+        };
+        assert_eq!(not_after(&state_for(Scenario::Expiring { days: 3 })), NOW + 3 * DAY);
+        assert!(not_after(&state_for(Scenario::Expired)) < NOW);
+        assert_eq!(state_for(Scenario::Pin1Left).pin.counter.remaining, 1);
+        assert_eq!(state_for(Scenario::PinLocked).pin.counter.remaining, 0);
+        let puk = state_for(Scenario::PukLocked);
+        assert_eq!((puk.puk.counter.remaining, puk.pin.counter.remaining), (0, 3));
+        let mut rng = make_rng(Some(1));
+        let mut st = manufacture(&KeySpec::default(), &mut rng, &FixedClock(NOW)).unwrap();
+        assert!(matches!(
+            apply(&mut st, Scenario::Provisioned, None, "CN=u", &FixedClock(NOW), &mut rng),
+            Err(ScenarioError::NoCa("provisioned"))
+        ));
+    }
+}
