@@ -349,19 +349,9 @@ impl<T: Transport> Piv<T> {
         }
         let mut inner = vec![0x82, 0x00];
         inner.extend(tlv::to_vec(0x81, digest));
-        let resp = self.call(
-            OP,
-            ins::GENERAL_AUTHENTICATE,
-            Algorithm::EccP256 as u8,
-            slot.key_ref(),
-            &tlv::to_vec(0x7C, &inner),
-        )?;
-        let der = tlv::parse_exact(&resp, 0x7C)
-            .ok()
-            .and_then(|b| tlv::find(b, 0x82).ok().flatten())
-            .ok_or_else(|| PivError::malformed(OP, "no 7C/82 signature"))?;
-        let sig = p256::ecdsa::Signature::from_der(der).map_err(|e| PivError::malformed(OP, e.to_string()))?;
-        Ok(EcdsaSignature { der: der.to_vec(), raw: sig.to_bytes().into() })
+        let der = self.general_authenticate(OP, slot, &inner, 0x82)?;
+        let sig = p256::ecdsa::Signature::from_der(&der).map_err(|e| PivError::malformed(OP, e.to_string()))?;
+        Ok(EcdsaSignature { der, raw: sig.to_bytes().into() })
     }
 
     /// SHA-256 the message on the host, sign the digest on the card.
@@ -374,18 +364,19 @@ impl<T: Transport> Piv<T> {
         const OP: &str = "key agreement";
         let mut inner = vec![0x82, 0x00];
         inner.extend(tlv::to_vec(0x85, peer.to_encoded_point(false).as_bytes()));
-        let resp = self.call(
-            OP,
-            ins::GENERAL_AUTHENTICATE,
-            Algorithm::EccP256 as u8,
-            slot.key_ref(),
-            &tlv::to_vec(0x7C, &inner),
-        )?;
+        self.general_authenticate(OP, slot, &inner, 0x82)
+    }
+
+    /// GENERAL AUTHENTICATE with a P-256 key: send `7C { inner }`, return the value of
+    /// `want` inside the `7C` answer.
+    fn general_authenticate(&mut self, op: &'static str, slot: Slot, inner: &[u8], want: u32) -> Result<Vec<u8>> {
+        let alg = Algorithm::EccP256 as u8;
+        let resp = self.call(op, ins::GENERAL_AUTHENTICATE, alg, slot.key_ref(), &tlv::to_vec(0x7C, inner))?;
         tlv::parse_exact(&resp, 0x7C)
             .ok()
-            .and_then(|b| tlv::find(b, 0x82).ok().flatten())
+            .and_then(|b| tlv::find(b, want).ok().flatten())
             .map(<[u8]>::to_vec)
-            .ok_or_else(|| PivError::malformed(OP, "no 7C/82 secret"))
+            .ok_or_else(|| PivError::malformed(op, format!("no {want:02X} inside the 7C answer")))
     }
 
     /// Random bytes from the card (8 per round trip, through the 9B challenge).
