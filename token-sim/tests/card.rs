@@ -596,3 +596,79 @@ fn debug_output_never_shows_secrets() {
     let scalar_hex: String = format!("{:?}", key);
     assert!(!scalar_hex.contains("private: ["));
 }
+
+#[test]
+fn printed_info_and_key_history_round_trip() {
+    let mut c = card();
+    mgmt_auth(&mut c, Algorithm::Tdes, &MGMT);
+    let printed = [0x01, 0x05, b'A', b'l', b'i', b'c', b'e', 0xFE, 0x00];
+    assert_eq!(sw(&mut c, &apdu(0xDB, 0x3F, 0xFF, &put_data_body(0x5FC109, &printed))), Sw::OK);
+    assert_eq!(
+        read_object(&mut c, 0x5FC109).1,
+        Sw::SECURITY_STATUS_NOT_SATISFIED,
+        "management key auth is not PIN auth"
+    );
+    let history = [0xC1, 0x01, 0x01, 0xC2, 0x01, 0x00, 0xFE, 0x00];
+    assert_eq!(sw(&mut c, &apdu(0xDB, 0x3F, 0xFF, &put_data_body(0x5FC10C, &history))), Sw::OK);
+    assert_eq!(read_object(&mut c, 0x5FC10C).0, tlv::to_vec(0x53, &history));
+}
+
+#[test]
+fn printed_info_needs_the_pin_to_read() {
+    let mut c = card();
+    mgmt_auth(&mut c, Algorithm::Tdes, &MGMT);
+    assert_eq!(sw(&mut c, &apdu(0xDB, 0x3F, 0xFF, &put_data_body(0x5FC109, &[0x01, 0x01, b'A']))), Sw::OK);
+    c.reset();
+    assert_eq!(read_object(&mut c, 0x5FC109).1, Sw::SECURITY_STATUS_NOT_SATISFIED);
+    verify(&mut c, PIN);
+    assert_eq!(read_object(&mut c, 0x5FC109).0, vec![0x53, 0x03, 0x01, 0x01, b'A']);
+}
+
+#[test]
+fn discovery_is_read_only_and_logout_takes_no_data() {
+    let mut c = card();
+    mgmt_auth(&mut c, Algorithm::Tdes, &MGMT);
+    assert_eq!(sw(&mut c, &apdu(0xDB, 0x3F, 0xFF, &[0x5C, 0x01, 0x7E, 0x53, 0x00])), Sw::WRONG_DATA);
+    assert_eq!(sw(&mut c, &apdu(0x20, 0xFF, 0x80, &padded(PIN))), Sw::WRONG_LENGTH);
+}
+
+#[test]
+fn retired_and_card_auth_slots_hold_keys() {
+    let mut c = card();
+    mgmt_auth(&mut c, Algorithm::Tdes, &MGMT);
+    for slot in [0x82u8, 0x95, 0x9E] {
+        let (reply, s) = generate(&mut c, slot);
+        assert_eq!(s, Sw::OK, "slot {slot:02X}");
+        public_key_of(&reply);
+    }
+    assert_eq!(generate(&mut c, 0x96).1, Sw::INCORRECT_P1P2);
+    assert_eq!(generate(&mut c, 0xF9).1, Sw::INCORRECT_P1P2, "the attestation key cannot be replaced");
+}
+
+#[test]
+fn unknown_management_key_step_is_refused_and_resets_auth() {
+    let mut c = card();
+    assert_eq!(mgmt_auth(&mut c, Algorithm::Tdes, &MGMT), Sw::OK);
+    // A witness answer with no witness outstanding.
+    let mut body = vec![0x80, 8];
+    body.extend([0u8; 8]);
+    body.extend([0x81, 8]);
+    body.extend([0u8; 8]);
+    let mut msg = vec![0x7C, body.len() as u8];
+    msg.extend(body);
+    assert_eq!(sw(&mut c, &apdu(0x87, 0x03, 0x9B, &msg)), Sw::CONDITIONS_NOT_SATISFIED);
+    assert_eq!(generate(&mut c, 0x9A).1, Sw::SECURITY_STATUS_NOT_SATISFIED, "a failed step drops the authentication");
+}
+
+#[test]
+fn select_answer_can_be_read_in_pieces() {
+    let mut c = card();
+    let mut short = SELECT_FULL.to_vec();
+    short.push(0x05);
+    let (head, s) = tx(&mut c, &short);
+    assert_eq!(head.len(), 5);
+    let rest_len = s.bytes_remaining().unwrap();
+    let (rest, s) = tx(&mut c, &[0, 0xC0, 0, 0, rest_len as u8]);
+    assert_eq!(s, Sw::OK);
+    assert_eq!([head, rest].concat()[0], 0x61);
+}
