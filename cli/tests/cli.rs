@@ -37,6 +37,18 @@ fn openssl_available() -> bool {
     present
 }
 
+/// `openssl dgst -sha256 -verify PUB -signature SIG DOC`.
+fn openssl_dgst_verify(pubkey: &Path, sig: &Path, doc: &Path) -> Output {
+    Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(pubkey)
+        .arg("-signature")
+        .arg(sig)
+        .arg(doc)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn pin_verify_json_and_exit_codes_through_lockout_and_unblock() {
     let home = tempfile::tempdir().unwrap();
@@ -129,14 +141,7 @@ fn sign_is_verified_by_openssl_with_the_exported_certificate() {
         .output()
         .unwrap();
     assert!(x.status.success(), "openssl x509 reads the exported certificate: {}", String::from_utf8_lossy(&x.stderr));
-    let v = Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(&pubkey)
-        .arg("-signature")
-        .arg(&sig)
-        .arg(&doc)
-        .output()
-        .unwrap();
+    let v = openssl_dgst_verify(&pubkey, &sig, &doc);
     assert!(
         v.status.success() && String::from_utf8_lossy(&v.stdout).contains("Verified OK"),
         "{}",
@@ -145,14 +150,7 @@ fn sign_is_verified_by_openssl_with_the_exported_certificate() {
 
     // Tamper with the document: openssl must say no.
     std::fs::write(&doc, "合同 contract #43\n").unwrap();
-    let v = Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(&pubkey)
-        .arg("-signature")
-        .arg(&sig)
-        .arg(&doc)
-        .output()
-        .unwrap();
+    let v = openssl_dgst_verify(&pubkey, &sig, &doc);
     assert!(!v.status.success());
 
     // The certificate chains to the test CA, says openssl too.
