@@ -5,6 +5,7 @@ mod demo;
 mod home;
 mod output;
 mod secrets;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,28 @@ pub struct MgmtArgs {
 enum SimCommand {
     /// Make a new virtual key in DIR, in a ready-made state
     New(Box<commands::SimNewArgs>),
+    /// Serve virtual keys to the OS smart-card stack (pcscd with vsmartcard-vpcd) until Ctrl-C
+    ///
+    /// Every PC/SC program (opensc-tool, pkcs11-tool, yubico-piv-tool, browsers) then sees the
+    /// key in a reader named "Virtual PCD 00 00" (the second key: "... 00 01"). Needs pcscd and
+    /// the vsmartcard-vpcd driver: `apt-get install pcscd vsmartcard-vpcd`.
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
+    /// Pull a served key out of its reader (PC/SC programs see the card removed)
+    Remove {
+        /// Directory of a key that `ukey sim serve` is serving
+        dir: PathBuf,
+    },
+    /// Plug a served key back into its reader
+    Insert {
+        /// Directory of a key that `ukey sim serve` is serving
+        dir: PathBuf,
+    },
+    /// Whether a served key is in its reader and connected to pcscd
+    Status {
+        /// Directory of a key that `ukey sim serve` is serving
+        dir: PathBuf,
+    },
     /// Show what is on a virtual key
     Info {
         #[command(flatten)]
@@ -188,9 +211,19 @@ enum CaCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs (key inserted, pcscd lost, ...) go to stderr; RUST_LOG=debug shows more.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     let result = match cli.command {
         Command::Sim(SimCommand::New(a)) => commands::sim_new(*a),
         Command::Sim(SimCommand::Info { key, json }) => commands::sim_info(&key, json),
+        Command::Sim(SimCommand::Serve(a)) => serve::run(a),
+        Command::Sim(SimCommand::Remove { dir }) => serve::send(&dir, serve::ControlCommand::Remove),
+        Command::Sim(SimCommand::Insert { dir }) => serve::send(&dir, serve::ControlCommand::Insert),
+        Command::Sim(SimCommand::Status { dir }) => serve::send(&dir, serve::ControlCommand::Status),
         Command::Keys(a) => commands::keys(a),
         Command::Pin(PinCommand::Verify { key, pin, json }) => commands::pin_verify(&key, &pin, json),
         Command::Pin(PinCommand::Change { key, pin, new_pin, puk_mode, json }) => {

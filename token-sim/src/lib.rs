@@ -3,12 +3,15 @@
 //! - [`piv`]: the PIV card application, `no_std` and allocation-free, storage and RNG injected.
 //! - `store` (std): the key's directory on disk: versioned file, atomic replace, fsync.
 //! - `virtual_key` (std): an in-process key implementing [`proto::Transport`].
+//! - `frontends` (feature vpcd): the key as a reader of the OS smart-card stack (vsmartcard vpcd).
 //! - `scenario` (std): ready-made key states (fresh, provisioned, expiring, pin-locked, ...).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod piv;
 
+#[cfg(feature = "vpcd")]
+pub mod frontends;
 #[cfg(feature = "std")]
 pub mod rng;
 #[cfg(feature = "std")]

@@ -190,6 +190,25 @@ impl VirtualKey {
         self.present = true;
         self.card.reset();
     }
+
+    // Reader-side operations, for front-ends that are the reader (vpcd): they decide presence.
+
+    /// Power up or warm-reset the card; returns the ATR.
+    pub fn power_on(&mut self) -> Vec<u8> {
+        self.card.reset().to_vec()
+    }
+    /// Cut the power: the session (PIN verified, management key authenticated) is gone.
+    pub fn power_off(&mut self) {
+        self.card.power_off();
+    }
+    /// The ATR, without touching the card (readers ask for it to see the card is alive).
+    pub fn atr(&self) -> Vec<u8> {
+        piv::ATR.to_vec()
+    }
+    /// One command APDU to the card as it is; an unpowered card answers 6985.
+    pub fn exchange(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.card.transmit(apdu).to_vec()
+    }
 }
 
 fn label_of(dir: &Path) -> String {

@@ -1,0 +1,269 @@
+//! `ukey sim serve`: virtual keys as readers of the OS smart-card stack (pcscd + vpcd), and
+//! `ukey sim remove|insert|status`, which steer a running server through the key's control socket.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use token_sim::frontends::vpcd::{self, Control, LinkState};
+use token_sim::VirtualKey;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
+/// The control socket `ukey sim serve` opens in each key directory.
+pub const CONTROL_SOCKET: &str = "serve.sock";
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Key directories to serve (made with `ukey sim new`); the Nth key goes to the Nth --vpcd
+    /// address, or to port 35963+N on 127.0.0.1
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where pcscd's vpcd driver listens, HOST:PORT (repeat once per key)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub vpcd: Vec<String>,
+    /// Start with the keys pulled out (plug them in with `ukey sim insert DIR`)
+    #[arg(long)]
+    pub removed: bool,
+}
+
+/// A control command sent to a running `ukey sim serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlCommand {
+    Remove,
+    Insert,
+    Status,
+}
+
+impl ControlCommand {
+    fn parse(line: &str) -> Option<ControlCommand> {
+        match line.trim() {
+            "remove" => Some(ControlCommand::Remove),
+            "insert" => Some(ControlCommand::Insert),
+            "status" => Some(ControlCommand::Status),
+            _ => None,
+        }
+    }
+    fn word(self) -> &'static str {
+        match self {
+            ControlCommand::Remove => "remove",
+            ControlCommand::Insert => "insert",
+            ControlCommand::Status => "status",
+        }
+    }
+}
+
+fn state_word(s: LinkState) -> &'static str {
+    match s {
+        LinkState::Removed => "removed",
+        LinkState::Connecting => "inserted, waiting for pcscd",
+        LinkState::Connected => "inserted, connected to pcscd",
+        LinkState::Stopped => "stopped",
+    }
+}
+
+/// The reader name pcscd gives a vpcd port with Debian's stock reader.conf (one entry, port 35963).
+fn reader_name(addr: &str) -> Option<String> {
+    let port: u16 = addr.rsplit(':').next()?.parse().ok()?;
+    let n = port.checked_sub(vpcd::DEFAULT_PORT)?;
+    (n < 2).then(|| format!("Virtual PCD 00 {n:02}"))
+}
+
+struct Served {
+    dir: PathBuf,
+    addr: String,
+    inserted: watch::Sender<bool>,
+    state: watch::Receiver<LinkState>,
+    task: tokio::task::JoinHandle<()>,
+    socket: Option<PathBuf>,
+}
+
+pub fn run(a: ServeArgs) -> Result<ExitCode> {
+    if !a.vpcd.is_empty() && a.vpcd.len() != a.dirs.len() {
+        bail!(
+            "{} key directories but {} --vpcd addresses: give one address per key, or none",
+            a.dirs.len(),
+            a.vpcd.len()
+        );
+    }
+    let addrs: Vec<String> = if a.vpcd.is_empty() {
+        (0..a.dirs.len()).map(|i| format!("127.0.0.1:{}", vpcd::DEFAULT_PORT as usize + i)).collect()
+    } else {
+        a.vpcd.clone()
+    };
+    for (i, addr) in addrs.iter().enumerate() {
+        if addrs[..i].contains(addr) {
+            bail!("two keys on {addr}: one vpcd port holds one key");
+        }
+    }
+    // Open (and lock) every key before serving any: a typo fails fast, nothing half-started.
+    let mut keys = Vec::new();
+    for dir in &a.dirs {
+        let key = VirtualKey::open(dir).with_context(|| format!("opening the virtual key in {}", dir.display()))?;
+        keys.push(key);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Card commands run on blocking threads; give them room like the test threads get.
+        .thread_stack_size(8 << 20)
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve_all(keys, a.dirs, addrs, !a.removed))
+}
+
+async fn serve_all(keys: Vec<VirtualKey>, dirs: Vec<PathBuf>, addrs: Vec<String>, inserted: bool) -> Result<ExitCode> {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut served = Vec::new();
+    for ((key, dir), addr) in keys.into_iter().zip(dirs).zip(addrs) {
+        let serial = key.serial();
+        let key = Arc::new(Mutex::new(key));
+        let (inserted_tx, inserted_rx) = watch::channel(inserted);
+        let (state_tx, state_rx) = watch::channel(LinkState::Connecting);
+        let control = Control { inserted: inserted_rx, shutdown: shutdown_rx.clone() };
+        let task = tokio::spawn(vpcd::serve(key, addr.clone(), control, state_tx));
+        let reader = reader_name(&addr).map(|r| format!(" (reader \"{r}\")")).unwrap_or_default();
+        println!("serving {} (serial {serial}) on vpcd {addr}{reader}", dir.display());
+        let socket = match control_socket(&dir, inserted_tx.clone(), state_rx.clone(), shutdown_rx.clone()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!(
+                    "warning: no control socket for {}: {e:#}; `ukey sim remove/insert` will not reach it",
+                    dir.display()
+                );
+                None
+            }
+        };
+        served.push(Served { dir, addr, inserted: inserted_tx, state: state_rx, task, socket });
+    }
+    println!("Ctrl-C stops; `ukey sim remove DIR` / `ukey sim insert DIR` pull a key out and plug it back in");
+    let _ = std::io::stdout().flush();
+
+    wait_for_stop(&served).await?;
+    println!("stopping: disconnecting keys");
+    shutdown.send_replace(true);
+    for s in served {
+        // The task finishes the command in hand (its state write included) before it returns.
+        let _ = s.task.await;
+        if let Some(p) = &s.socket {
+            let _ = std::fs::remove_file(p);
+        }
+        println!("{} on {}: {}", s.dir.display(), s.addr, state_word(*s.state.borrow()));
+        drop(s.inserted);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM stop the server; SIGUSR1 pulls every key out, SIGUSR2 plugs them back in.
+async fn wait_for_stop(served: &[Served]) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r?; return Ok(()) }
+            _ = term.recv() => return Ok(()),
+            _ = usr1.recv() => served.iter().for_each(|s| { s.inserted.send_replace(false); }),
+            _ = usr2.recv() => served.iter().for_each(|s| { s.inserted.send_replace(true); }),
+        }
+    }
+}
+
+/// Listen on DIR/serve.sock for one-line commands: remove, insert, status.
+fn control_socket(
+    dir: &Path,
+    inserted: watch::Sender<bool>,
+    state: watch::Receiver<LinkState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<PathBuf> {
+    let path = dir.join(CONTROL_SOCKET);
+    // A socket file left by a server that died: the key's lock (held now) proves nobody serves it.
+    if path.exists() {
+        std::fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                c = listener.accept() => c,
+                _ = shutdown.changed() => return,
+            };
+            let Ok((stream, _)) = conn else { continue };
+            let (inserted, mut state) = (inserted.clone(), state.clone());
+            tokio::spawn(async move {
+                let (rd, mut wr) = stream.into_split();
+                let mut line = String::new();
+                if tokio::io::BufReader::new(rd).read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let answer = match ControlCommand::parse(&line) {
+                    Some(ControlCommand::Remove) => {
+                        inserted.send_replace(false);
+                        settle(&mut state, |s| s == LinkState::Removed).await
+                    }
+                    Some(ControlCommand::Insert) => {
+                        inserted.send_replace(true);
+                        settle(&mut state, |s| s == LinkState::Connected).await
+                    }
+                    Some(ControlCommand::Status) => format!("ok {}", state_word(*state.borrow())),
+                    None => format!("error unknown command {:?}: use remove, insert or status", line.trim()),
+                };
+                let _ = wr.write_all(format!("{answer}\n").as_bytes()).await;
+            });
+        }
+    });
+    Ok(path)
+}
+
+/// Wait (briefly) until the front-end has acted on a command, then report where it stands.
+async fn settle(state: &mut watch::Receiver<LinkState>, done: impl Fn(LinkState) -> bool) -> String {
+    let _ = tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| done(*s))).await;
+    format!("ok {}", state_word(*state.borrow()))
+}
+
+/// `ukey sim remove|insert|status DIR`: talk to the server holding DIR.
+pub fn send(dir: &Path, cmd: ControlCommand) -> Result<ExitCode> {
+    let path = dir.join(CONTROL_SOCKET);
+    let mut stream = UnixStream::connect(&path).with_context(|| {
+        format!("no `ukey sim serve` is serving {} (cannot connect to {})", dir.display(), path.display())
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    writeln!(stream, "{}", cmd.word())?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).context("reading the server's answer")?;
+    let answer = answer.trim();
+    match answer.strip_prefix("ok ") {
+        Some(state) => {
+            println!("{}: {state}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => bail!("server answered: {answer}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_words_round_trip() {
+        for c in [ControlCommand::Remove, ControlCommand::Insert, ControlCommand::Status] {
+            assert_eq!(ControlCommand::parse(&format!("{}\n", c.word())), Some(c));
+        }
+        assert_eq!(ControlCommand::parse("eject"), None);
+    }
+
+    #[test]
+    fn stock_reader_names() {
+        assert_eq!(reader_name("127.0.0.1:35963").as_deref(), Some("Virtual PCD 00 00"));
+        assert_eq!(reader_name("localhost:35964").as_deref(), Some("Virtual PCD 00 01"));
+        assert_eq!(reader_name("127.0.0.1:35965"), None);
+        assert_eq!(reader_name("127.0.0.1:80"), None);
+    }
+}

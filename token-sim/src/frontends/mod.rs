@@ -1,0 +1,5 @@
+//! How a virtual key is reached from outside this process. In-process use needs no front-end
+//! (`VirtualKey` is a `proto::Transport`); `vpcd` makes the key a reader of the OS PC/SC stack.
+//! A front-end moves bytes: it never interprets an APDU.
+
+pub mod vpcd;
