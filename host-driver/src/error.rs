@@ -22,6 +22,8 @@ pub enum PivError {
     Card { op: &'static str, sw: Sw },
     #[error("{op}: the card's answer is malformed: {detail}")]
     Malformed { op: &'static str, detail: String },
+    #[error("no PIV application on this card (SELECT answered {sw})")]
+    NoPiv { sw: Sw },
     #[error("invalid input: {0}")]
     Input(String),
 }

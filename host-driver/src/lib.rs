@@ -7,9 +7,10 @@ pub mod csr;
 pub mod error;
 pub mod keys;
 pub mod mgmt;
+pub mod pcsc;
 pub mod piv;
 
 pub use error::PivError;
 pub use keys::{inspect, KeyInfo};
 pub use mgmt::MgmtKey;
-pub use piv::{EcdsaSignature, Metadata, PinOutcome, PinStatus, Piv};
+pub use piv::{Applet, EcdsaSignature, Metadata, PinOutcome, PinStatus, Piv};

@@ -1,216 +1,27 @@
 //! The host driver against an in-process virtual key. The driver only sees a `Transport`.
 
-use host_driver::certinfo::{public_key, CertInfo};
-use host_driver::{csr, inspect, MgmtKey, PinOutcome, PinStatus, Piv, PivError};
-use p256::ecdsa::signature::Verifier;
-use p256::ecdsa::{Signature, VerifyingKey};
+mod suite;
+
+use host_driver::{Applet, PinStatus, Piv, PivError};
 use proto::clock::FixedClock;
-use proto::piv::{object, Algorithm, Slot};
 use proto::{Sw, Transport, TransportError};
-use token_sim::piv::state::Flavor;
+use suite::{Maker, NOW};
 use token_sim::{KeySpec, VirtualKey};
 
-const NOW: u64 = 1_790_000_000;
+struct InProcess;
 
-fn key(spec: KeySpec) -> Piv<VirtualKey> {
-    Piv::new(VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap())
-}
-
-fn fresh() -> Piv<VirtualKey> {
-    key(KeySpec { seed: Some(1), ..KeySpec::default() })
-}
-
-#[test]
-fn verify_pin_outcomes() {
-    let mut p = fresh();
-    assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
-    assert_eq!(p.verify_pin("000000").unwrap(), PinOutcome::WrongPin { retries_left: 2 });
-    assert_eq!(p.pin_retries().unwrap(), (Some(2), Some(3)));
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
-    assert_eq!(p.pin_status().unwrap(), PinStatus::Verified);
-    p.logout().unwrap();
-    for left in [2, 1] {
-        assert_eq!(p.verify_pin("000000").unwrap(), PinOutcome::WrongPin { retries_left: left });
+impl Maker for InProcess {
+    type T = VirtualKey;
+    fn make(&self, spec: KeySpec) -> Piv<VirtualKey> {
+        Piv::new(VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap())
     }
-    assert_eq!(p.verify_pin("000000").unwrap(), PinOutcome::Blocked, "63C0 means blocked now");
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Blocked);
-    assert_eq!(p.pin_status().unwrap(), PinStatus::Blocked);
-    assert!(matches!(p.verify_pin("12"), Err(PivError::Input(_))), "too short, never sent");
 }
 
-#[test]
-fn change_and_unblock() {
-    let mut p = fresh();
-    assert_eq!(p.change_pin("000000", "222222").unwrap(), PinOutcome::WrongPin { retries_left: 2 });
-    assert_eq!(p.change_pin("123456", "222222").unwrap(), PinOutcome::Ok);
-    assert_eq!(p.verify_pin("222222").unwrap(), PinOutcome::Ok);
-    assert_eq!(p.change_puk("12345678", "87654321").unwrap(), PinOutcome::Ok);
-    for _ in 0..3 {
-        p.verify_pin("000000").unwrap();
-    }
-    assert_eq!(p.unblock_pin("12345678", "333333").unwrap(), PinOutcome::WrongPin { retries_left: 2 });
-    assert_eq!(p.unblock_pin("87654321", "333333").unwrap(), PinOutcome::Ok);
-    assert_eq!(p.verify_pin("333333").unwrap(), PinOutcome::Ok);
-}
-
-#[test]
-fn management_key_auth_and_change() {
-    let mut p = fresh();
-    let wrong = MgmtKey::from_hex(&"11".repeat(24), None).unwrap();
-    assert!(matches!(p.authenticate(&wrong), Err(PivError::NotAuthorized { .. })));
-    assert!(matches!(p.generate(Slot::Authentication, None, None), Err(PivError::NotAuthorized { .. })));
-    p.authenticate(&MgmtKey::default()).unwrap();
-    let aes = MgmtKey::from_hex(&"AB".repeat(24), Some(Algorithm::Aes192)).unwrap();
-    p.set_management_key(&aes, false).unwrap();
-    p.transport().reset().unwrap();
-    // The user passes bytes only; the card's metadata tells the algorithm.
-    let same_bytes = MgmtKey::from_hex(&"AB".repeat(24), None).unwrap();
-    assert_eq!(same_bytes.alg, Algorithm::Tdes);
-    p.authenticate_auto(&same_bytes).unwrap();
-    assert!(p.metadata(0x9B).unwrap().is_default == Some(false));
-}
-
-#[test]
-fn generate_sign_verify_with_p256() {
-    let mut p = fresh();
-    p.authenticate(&MgmtKey::default()).unwrap();
-    let public = p.generate(Slot::Authentication, None, None).unwrap();
-    assert!(matches!(p.sign_message(Slot::Authentication, b"x"), Err(PivError::NotAuthorized { .. })));
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
-    let sig = p.sign_message(Slot::Authentication, b"hello ukey").unwrap();
-    let vk = VerifyingKey::from(&public);
-    vk.verify(b"hello ukey", &Signature::from_der(&sig.der).unwrap()).expect("DER form verifies");
-    vk.verify(b"hello ukey", &Signature::from_slice(&sig.raw).unwrap()).expect("raw r||s form verifies");
-    assert!(vk.verify(b"hello ukeY", &Signature::from_der(&sig.der).unwrap()).is_err());
-    assert!(matches!(p.sign_digest(Slot::KeyManagement, &[1; 32]), Err(PivError::Empty { .. })));
-    assert!(matches!(p.sign_digest(Slot::Authentication, &[1; 33]), Err(PivError::Input(_))));
-}
-
-#[test]
-fn csr_from_the_card_is_issued_by_the_ca_and_stored_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = ca::Ca::create(dir.path(), "CN=Test CA", 3650, &FixedClock(NOW)).unwrap();
-    let mut p = fresh();
-    p.authenticate(&MgmtKey::default()).unwrap();
-    let public = p.generate(Slot::Authentication, None, None).unwrap();
-    p.verify_pin("123456").unwrap();
-    let req = csr::certificate_request(&mut p, Slot::Authentication, &public, "CN=Zhang San,O=Example Co").unwrap();
-    let cert = ca.issue_from_csr(&req, 365, &FixedClock(NOW)).unwrap();
-    p.write_certificate(Slot::Authentication, &cert).unwrap();
-    let back = p.read_certificate(Slot::Authentication).unwrap().unwrap();
-    assert_eq!(back, cert);
-    assert_eq!(public_key(&back).unwrap(), public, "certificate names the card's key");
-    let info = CertInfo::parse(&back).unwrap();
-    assert_eq!(info.subject, "CN=Zhang San,O=Example Co");
-    assert_eq!(info.days_left(NOW), 365);
-    assert!(ca.verify_issued(&back));
-}
-
-#[test]
-fn csr_without_pin_reports_the_card_error() {
-    let mut p = fresh();
-    p.authenticate(&MgmtKey::default()).unwrap();
-    let public = p.generate(Slot::Authentication, None, None).unwrap();
-    let err = csr::certificate_request(&mut p, Slot::Authentication, &public, "CN=x").unwrap_err();
-    assert!(matches!(err, PivError::NotAuthorized { .. }), "{err}");
-    let err = csr::certificate_request(&mut p, Slot::Authentication, &public, "nonsense").unwrap_err();
-    assert!(err.to_string().contains("RFC 4514"), "{err}");
-}
-
-#[test]
-fn self_signed_certificate_verifies() {
-    let mut p = fresh();
-    p.authenticate(&MgmtKey::default()).unwrap();
-    let public = p.generate(Slot::Signature, None, None).unwrap();
-    p.verify_pin("123456").unwrap();
-    let der = csr::self_signed_certificate(&mut p, Slot::Signature, &public, "CN=self", NOW, NOW + 86_400).unwrap();
-    assert!(ca::verify_signed_by(&der, &VerifyingKey::from(&public)));
-}
-
-#[test]
-fn large_certificate_round_trips() {
-    let mut p = fresh();
-    p.authenticate(&MgmtKey::default()).unwrap();
-    let blob: Vec<u8> = (0..3500u32).map(|i| (i % 251) as u8).collect();
-    p.write_certificate(Slot::KeyManagement, &blob).unwrap();
-    assert_eq!(p.read_certificate(Slot::KeyManagement).unwrap().unwrap(), blob);
-    p.delete_certificate(Slot::KeyManagement).unwrap();
-    assert_eq!(p.read_certificate(Slot::KeyManagement).unwrap(), None);
-}
-
-#[test]
-fn yubico_extensions_and_plain_fallback() {
-    let mut p = fresh();
-    assert_eq!(p.version().unwrap(), [5, 4, 3]);
-    let serial = p.serial().unwrap();
-    let info = inspect(&mut p, "k").unwrap();
-    assert_eq!(info.serial, Some(serial.to_string()));
-    assert_eq!((info.pin_retries, info.pin_retries_total), (Some(3), Some(3)));
-
-    let mut plain = key(KeySpec { flavor: Flavor::Plain, seed: Some(2), ..KeySpec::default() });
-    assert!(plain.version().unwrap_err().is_not_supported());
-    let info = inspect(&mut plain, "plain").expect("works without Yubico extensions");
-    assert_eq!(info.version, None);
-    assert_eq!(info.serial.as_ref().map(String::len), Some(32), "CHUID GUID as serial");
-    assert_eq!((info.pin_retries, info.pin_retries_total), (Some(3), None));
-    plain.verify_pin("000000").unwrap();
-    assert_eq!(plain.pin_retries().unwrap(), (Some(2), None));
-}
-
-#[test]
-fn attestation_chains_to_the_f9_certificate() {
-    let mut p = fresh();
-    p.authenticate(&MgmtKey::default()).unwrap();
-    let public = p.generate(Slot::Authentication, None, None).unwrap();
-    let att = p.attest(Slot::Authentication).unwrap();
-    let f9 = p.read_object(object::ATTESTATION_CERT).unwrap().unwrap();
-    let f9_der = proto::tlv::find(&f9, 0x70).unwrap().unwrap();
-    assert!(ca::verify_signed_by(&att, &VerifyingKey::from(&public_key(f9_der).unwrap())));
-    assert_eq!(public_key(&att).unwrap(), public);
-    assert!(matches!(p.attest(Slot::Signature), Err(PivError::Empty { .. })));
-}
-
-#[test]
-fn ecdh_and_random() {
-    let mut p = fresh();
-    p.authenticate(&MgmtKey::default()).unwrap();
-    let card_pub = p.generate(Slot::KeyManagement, None, None).unwrap();
-    p.verify_pin("123456").unwrap();
-    let host = p256::SecretKey::random(&mut rand_core::OsRng);
-    let shared = p.ecdh(Slot::KeyManagement, &host.public_key()).unwrap();
-    let expect = p256::ecdh::diffie_hellman(host.to_nonzero_scalar(), card_pub.as_affine());
-    assert_eq!(shared, expect.raw_secret_bytes().to_vec());
-    let r = p.random(20).unwrap();
-    assert_eq!(r.len(), 20);
-    assert_ne!(r, vec![0; 20]);
-}
-
-#[test]
-fn reset_after_blocking_both() {
-    let mut p = fresh();
-    assert!(p.reset().unwrap_err().to_string().contains("block PIN and PUK first"));
-    for _ in 0..3 {
-        p.verify_pin("000000").unwrap();
-        p.unblock_pin("00000000", "111111").unwrap();
-    }
-    p.reset().unwrap();
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
-    p.authenticate(&MgmtKey::default()).unwrap();
-    assert!(matches!(p.metadata(0x9A), Err(PivError::Empty { .. })));
-}
-
-#[test]
-fn set_pin_retries_through_the_driver() {
-    let mut p = fresh();
-    p.authenticate(&MgmtKey::default()).unwrap();
-    p.verify_pin("123456").unwrap();
-    p.set_pin_retries(5, 4).unwrap();
-    assert_eq!(p.pin_retries().unwrap(), (Some(5), Some(5)));
-}
+key_suite!(InProcess);
 
 #[test]
 fn removed_key_is_a_transport_error() {
-    let mut p = fresh();
+    let mut p = InProcess.fresh();
     p.transport().remove();
     assert!(matches!(p.verify_pin("123456"), Err(PivError::Transport(TransportError::NoCard(_)))));
     p.transport().insert();
@@ -246,4 +57,70 @@ fn wrong_le_answer_is_retried_with_the_right_le() {
     let mut p = Piv::new(ExactLe(VirtualKey::in_memory(&KeySpec::default(), &FixedClock(NOW)).unwrap()));
     assert_eq!(p.version().unwrap(), [5, 4, 3]);
     let _ = Sw::OK;
+}
+
+/// Records SELECTs; answers 6A82 to AIDs it is told to refuse, as some cards do.
+struct Picky {
+    key: VirtualKey,
+    refuse: Vec<Vec<u8>>,
+    selects: Vec<Vec<u8>>,
+}
+
+impl Transport for Picky {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if apdu[1] == 0xA4 {
+            let aid = apdu[5..5 + apdu[4] as usize].to_vec();
+            self.selects.push(aid.clone());
+            if self.refuse.contains(&aid) {
+                return Ok(vec![0x6A, 0x82]);
+            }
+        }
+        self.key.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.key.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        true
+    }
+    fn name(&self) -> String {
+        "picky".into()
+    }
+}
+
+fn picky(refuse: &[&[u8]]) -> Piv<Picky> {
+    let key = VirtualKey::in_memory(&KeySpec::default(), &FixedClock(NOW)).unwrap();
+    Piv::new(Picky { key, refuse: refuse.iter().map(|a| a.to_vec()).collect(), selects: Vec::new() })
+}
+
+#[test]
+fn select_uses_the_full_aid_first_and_falls_back_only_when_refused() {
+    let full = &proto::piv::PIV_AID[..];
+    let mut p = picky(&[]);
+    let applet = p.select().unwrap();
+    assert_eq!(p.transport().selects, vec![full.to_vec()], "one SELECT, with the full AID");
+    assert_eq!(applet.aid.as_deref(), Some(&full[5..]), "the card reports PIV's PIX");
+
+    let mut p = picky(&[full]);
+    p.select().unwrap();
+    assert_eq!(p.transport().selects, vec![full.to_vec(), full[..9].to_vec()]);
+
+    let mut p = picky(&[full, &full[..9], &full[..5]]);
+    let err = p.select().unwrap_err();
+    assert!(matches!(err, PivError::NoPiv { sw } if sw == Sw::FILE_NOT_FOUND), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "no PIV application on this card (SELECT answered 6A82 (file or application not found))"
+    );
+}
+
+#[test]
+fn select_answer_must_be_piv() {
+    assert_eq!(Applet::parse(&[]).unwrap(), Applet::default(), "older cards answer a bare 9000");
+    let apt = [0x61, 0x0D, 0x4F, 0x06, 0, 0, 0x10, 0, 1, 0, 0x50, 0x03, b'a', b'b', b'c'];
+    let a = Applet::parse(&apt).unwrap();
+    assert_eq!(a.label.as_deref(), Some("abc"));
+    let other = [0x61, 0x07, 0x4F, 0x05, 0xA0, 0, 0, 5, 0x27];
+    assert!(Applet::parse(&other).unwrap_err().to_string().contains("A000000527 is not PIV"));
+    assert!(Applet::parse(&[0x6F, 0x00]).is_err());
 }
