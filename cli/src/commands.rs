@@ -16,17 +16,10 @@ use token_sim::piv::state::Flavor;
 use token_sim::scenario::{self, Scenario};
 use token_sim::{KeySpec, VirtualKey};
 
+use crate::open::{dir_label, open, open_dir, AnyKey};
 use crate::output::{emit, fields, table};
 use crate::secrets::{resolve, PinArgs};
 use crate::{home, KeyArgs, KeysArgs, MgmtArgs, SignArgs};
-
-/// Open the key named on the command line.
-pub fn open(key: &KeyArgs) -> Result<Piv<VirtualKey>> {
-    let vk = VirtualKey::open(&key.key)?;
-    let mut piv = Piv::new(vk);
-    piv.select().context("the key did not answer SELECT PIV")?;
-    Ok(piv)
-}
 
 fn mgmt_key(m: &MgmtArgs) -> Result<MgmtKey> {
     Ok(match &m.mgmt_key {
@@ -139,16 +132,12 @@ pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("could not write {}", a.dir.display()))??;
     let serial = key.serial();
     drop(key);
-    let info = inspect(&mut open(&KeyArgs { key: a.dir.clone() })?, &label(&a.dir))?;
+    let info = inspect(&mut open(&KeyArgs::dir(&a.dir))?, &dir_label(&a.dir))?;
     if !a.json {
         println!("created virtual key {} (serial {serial}, scenario {})", a.dir.display(), scenario.name());
     }
     print_info(&info, a.json, clock.now_unix());
     Ok(ExitCode::SUCCESS)
-}
-
-fn label(dir: &Path) -> String {
-    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
 }
 
 fn print_info(info: &KeyInfo, json: bool, now: u64) {
@@ -188,22 +177,42 @@ fn days_text(days: i64) -> String {
 }
 
 pub fn sim_info(key: &KeyArgs, json: bool) -> Result<ExitCode> {
-    let info = inspect(&mut open(key)?, &label(&key.key))?;
+    let info = inspect(&mut open(key)?, &crate::open::label(key))?;
     print_info(&info, json, SystemClock.now_unix());
     Ok(ExitCode::SUCCESS)
 }
 
 // ---- keys ----
 
+/// One key found by `ukey keys`: where it is, and what it holds (or why that is unknown).
 #[derive(Serialize)]
 struct KeyRow {
-    path: String,
+    /// "dir" (a virtual key's directory) or "reader" (PC/SC).
+    source: &'static str,
+    /// The directory or the reader name.
+    location: String,
     #[serde(flatten)]
     info: Option<KeyInfo>,
     error: Option<String>,
 }
 
-pub fn keys(a: KeysArgs) -> Result<ExitCode> {
+#[derive(Serialize)]
+struct PcscReport {
+    available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    readers: Vec<host_driver::pcsc::ReaderState>,
+}
+
+#[derive(Serialize)]
+struct KeysReport {
+    keys: Vec<KeyRow>,
+    /// Absent with --no-pcsc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pcsc: Option<PcscReport>,
+}
+
+fn key_dirs(a: &KeysArgs) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let roots = if a.dirs.is_empty() { vec![home::keys_dir()] } else { a.dirs.clone() };
     let mut found = Vec::new();
     for root in &roots {
@@ -221,46 +230,104 @@ pub fn keys(a: KeysArgs) -> Result<ExitCode> {
             bail!("{} is neither a virtual key nor a directory of keys", root.display());
         }
     }
+    Ok((roots, found))
+}
+
+fn dir_row(dir: &Path) -> KeyRow {
+    let location = dir.display().to_string();
+    if let Some(state) = crate::serve::served_state(dir) {
+        let error = Some(format!("served by `ukey sim serve` ({state}): listed under its reader"));
+        return KeyRow { source: "dir", location, info: None, error };
+    }
+    let inspected = open_dir(dir).and_then(|k| {
+        let mut piv = Piv::new(k);
+        Ok(inspect(&mut piv, &dir_label(dir))?)
+    });
+    match inspected {
+        Ok(info) => KeyRow { source: "dir", location, info: Some(info), error: None },
+        Err(e) => KeyRow { source: "dir", location, info: None, error: Some(format!("{e:#}")) },
+    }
+}
+
+/// Readers and the keys in them. PC/SC missing is a finding, not a failure.
+fn pcsc_rows(rows: &mut Vec<KeyRow>) -> PcscReport {
+    let pcsc = match host_driver::pcsc::Pcsc::establish() {
+        Ok(p) => p,
+        Err(e) => return PcscReport { available: false, error: Some(e.to_string()), readers: Vec::new() },
+    };
+    let readers = match pcsc.reader_states() {
+        Ok(r) => r,
+        Err(e) => return PcscReport { available: false, error: Some(e.to_string()), readers: Vec::new() },
+    };
+    for r in readers.iter().filter(|r| r.card_present) {
+        let inspected = pcsc.connect(&r.name).map_err(anyhow::Error::from).and_then(|t| {
+            let mut piv = Piv::new(t);
+            Ok(inspect(&mut piv, &r.name)?)
+        });
+        rows.push(match inspected {
+            Ok(info) => KeyRow { source: "reader", location: r.name.clone(), info: Some(info), error: None },
+            Err(e) => KeyRow { source: "reader", location: r.name.clone(), info: None, error: Some(format!("{e:#}")) },
+        });
+    }
+    PcscReport { available: true, error: None, readers }
+}
+
+pub fn keys(a: KeysArgs) -> Result<ExitCode> {
+    let (roots, found) = key_dirs(&a)?;
+    let mut rows: Vec<KeyRow> = found.iter().map(|d| dir_row(d)).collect();
+    let pcsc = (!a.no_pcsc).then(|| pcsc_rows(&mut rows));
     let now = SystemClock.now_unix();
-    let rows: Vec<KeyRow> = found
-        .iter()
-        .map(|p| match open(&KeyArgs { key: p.clone() }).and_then(|mut piv| Ok(inspect(&mut piv, &label(p))?)) {
-            Ok(info) => KeyRow { path: p.display().to_string(), info: Some(info), error: None },
-            Err(e) => KeyRow { path: p.display().to_string(), info: None, error: Some(format!("{e:#}")) },
-        })
-        .collect();
-    emit(a.json, &rows, |rows| {
-        if rows.is_empty() {
+    let report = KeysReport { keys: rows, pcsc };
+    emit(a.json, &report, |r| {
+        if r.keys.is_empty() {
             println!(
                 "no keys found in {} (make one with `ukey sim new DIR`)",
                 roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
             );
-            return;
+        } else {
+            let body: Vec<Vec<String>> = r
+                .keys
+                .iter()
+                .map(|row| {
+                    let place = match row.source {
+                        "reader" => format!("reader {}", row.location),
+                        _ => row.location.clone(),
+                    };
+                    match &row.info {
+                        Some(i) => {
+                            let cert = i.auth_cert();
+                            vec![
+                                place,
+                                i.serial.clone().unwrap_or_default(),
+                                cert.map(|c| c.subject.clone()).unwrap_or_else(|| "-".into()),
+                                cert.map(|c| {
+                                    format!("{} ({})", &format_time(c.not_after)[..10], days_text(c.days_left(now)))
+                                })
+                                .unwrap_or_else(|| "-".into()),
+                                i.pin_retries.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                            ]
+                        }
+                        None => vec![place, "-".into(), row.error.clone().unwrap_or_default(), "-".into(), "-".into()],
+                    }
+                })
+                .collect();
+            table(&["KEY", "SERIAL", "CERTIFICATE (9A)", "NOT AFTER", "PIN TRIES"], &body);
         }
-        let body: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| match &r.info {
-                Some(i) => {
-                    let cert = i.auth_cert();
-                    vec![
-                        i.label.clone(),
-                        i.serial.clone().unwrap_or_default(),
-                        cert.map(|c| c.subject.clone()).unwrap_or_else(|| "-".into()),
-                        cert.map(|c| format!("{} ({})", &format_time(c.not_after)[..10], days_text(c.days_left(now))))
-                            .unwrap_or_else(|| "-".into()),
-                        i.pin_retries.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-                    ]
+        match &r.pcsc {
+            None => {}
+            Some(PcscReport { available: false, error, .. }) => {
+                println!("{}; virtual key directories still work", error.as_deref().unwrap_or("PC/SC is unavailable"))
+            }
+            Some(p) => {
+                let empty: Vec<&str> = p.readers.iter().filter(|x| !x.card_present).map(|x| x.name.as_str()).collect();
+                let with = p.readers.len() - empty.len();
+                print!("PC/SC: {} reader(s), {with} with a card", p.readers.len());
+                if !empty.is_empty() {
+                    print!("; empty: {}", empty.join(", "));
                 }
-                None => vec![
-                    label(Path::new(&r.path)),
-                    "-".into(),
-                    format!("error: {}", r.error.clone().unwrap_or_default()),
-                    "-".into(),
-                    "-".into(),
-                ],
-            })
-            .collect();
-        table(&["KEY", "SERIAL", "CERTIFICATE (9A)", "NOT AFTER", "PIN TRIES"], &body);
+                println!();
+            }
+        }
     });
     Ok(ExitCode::SUCCESS)
 }
@@ -435,7 +502,7 @@ pub struct RequestArgs {
 }
 
 /// The public key of the key in `slot`: from metadata, else from the slot's certificate.
-fn slot_public_key(piv: &mut Piv<VirtualKey>, slot: Slot) -> Result<p256::PublicKey> {
+fn slot_public_key(piv: &mut AnyKey, slot: Slot) -> Result<p256::PublicKey> {
     if let Ok(m) = piv.metadata(slot.key_ref()) {
         if let Some(point) = m.public_key {
             return Ok(p256::PublicKey::from_sec1_bytes(&point)?);
@@ -459,7 +526,7 @@ pub fn cert_request(a: RequestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_or_fail(piv: &mut Piv<VirtualKey>, pin: &str) -> Result<()> {
+fn verify_or_fail(piv: &mut AnyKey, pin: &str) -> Result<()> {
     match piv.verify_pin(pin)? {
         PinOutcome::Ok => Ok(()),
         PinOutcome::WrongPin { retries_left } => bail!("verification failed, {retries_left} attempt(s) left"),

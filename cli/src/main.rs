@@ -3,6 +3,7 @@
 mod commands;
 mod demo;
 mod home;
+mod open;
 mod output;
 mod secrets;
 mod serve;
@@ -36,7 +37,7 @@ enum Command {
     /// Create and inspect virtual keys
     #[command(subcommand)]
     Sim(SimCommand),
-    /// List keys: virtual keys in the given directories (default: $UKEY_HOME/keys)
+    /// List keys: virtual keys in directories (default: $UKEY_HOME/keys) and keys in PC/SC readers
     Keys(KeysArgs),
     /// Verify, change, unblock the PIN; read its retry counter
     #[command(subcommand)]
@@ -56,12 +57,22 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// Which key a command works on.
+/// Which key a command works on: a virtual key's directory, or a key in a PC/SC reader.
 #[derive(Args, Debug, Clone)]
 pub struct KeyArgs {
     /// Directory of a virtual key (made with `ukey sim new`)
-    #[arg(long, value_name = "DIR", env = "UKEY_KEY")]
-    pub key: PathBuf,
+    #[arg(long, value_name = "DIR", env = "UKEY_KEY", conflicts_with = "reader")]
+    pub key: Option<PathBuf>,
+    /// PC/SC reader holding the key: its name or a unique part of it (`ukey keys` lists them).
+    /// Real keys, and virtual keys served with `ukey sim serve`
+    #[arg(long, value_name = "NAME", env = "UKEY_READER")]
+    pub reader: Option<String>,
+}
+
+impl KeyArgs {
+    pub fn dir(dir: &std::path::Path) -> KeyArgs {
+        KeyArgs { key: Some(dir.to_path_buf()), reader: None }
+    }
 }
 
 /// Management-key options for commands that change the key.
@@ -110,8 +121,11 @@ enum SimCommand {
 
 #[derive(Args, Debug)]
 pub struct KeysArgs {
-    /// Key directories, or directories holding key directories
+    /// Key directories, or directories holding key directories (default: $UKEY_HOME/keys)
     pub dirs: Vec<PathBuf>,
+    /// Only virtual key directories: do not look at PC/SC readers
+    #[arg(long)]
+    pub no_pcsc: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

@@ -227,8 +227,7 @@ async fn settle(state: &mut watch::Receiver<LinkState>, done: impl Fn(LinkState)
     format!("ok {}", state_word(*state.borrow()))
 }
 
-/// `ukey sim remove|insert|status DIR`: talk to the server holding DIR.
-pub fn send(dir: &Path, cmd: ControlCommand) -> Result<ExitCode> {
+fn ask(dir: &Path, cmd: ControlCommand) -> Result<String> {
     let path = dir.join(CONTROL_SOCKET);
     let mut stream = UnixStream::connect(&path).with_context(|| {
         format!("no `ukey sim serve` is serving {} (cannot connect to {})", dir.display(), path.display())
@@ -239,12 +238,24 @@ pub fn send(dir: &Path, cmd: ControlCommand) -> Result<ExitCode> {
     BufReader::new(stream).read_line(&mut answer).context("reading the server's answer")?;
     let answer = answer.trim();
     match answer.strip_prefix("ok ") {
-        Some(state) => {
-            println!("{}: {state}", dir.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(state) => Ok(state.to_string()),
         None => bail!("server answered: {answer}"),
     }
+}
+
+/// `ukey sim remove|insert|status DIR`: talk to the server holding DIR.
+pub fn send(dir: &Path, cmd: ControlCommand) -> Result<ExitCode> {
+    let state = ask(dir, cmd)?;
+    println!("{}: {state}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a running `ukey sim serve` has this key, if one is serving it.
+pub fn served_state(dir: &Path) -> Option<String> {
+    if !dir.join(CONTROL_SOCKET).exists() {
+        return None;
+    }
+    ask(dir, ControlCommand::Status).ok()
 }
 
 #[cfg(test)]

@@ -1,0 +1,59 @@
+//! Reaching the key a command names: a virtual key's directory (in this process) or a reader
+//! (PC/SC). Everything after this point sees only a `Transport`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use host_driver::pcsc::Pcsc;
+use host_driver::Piv;
+use proto::Transport;
+use token_sim::VirtualKey;
+
+use crate::serve;
+use crate::KeyArgs;
+
+pub type AnyKey = Piv<Box<dyn Transport>>;
+
+/// Open the key named on the command line and select PIV on it.
+pub fn open(key: &KeyArgs) -> Result<AnyKey> {
+    let transport: Box<dyn Transport> = match (&key.key, &key.reader) {
+        (Some(dir), _) => Box::new(open_dir(dir)?),
+        (None, Some(reader)) => {
+            let pcsc = Pcsc::establish()?;
+            let name = pcsc.find_reader(reader)?;
+            Box::new(pcsc.connect(&name)?)
+        }
+        (None, None) => {
+            bail!("which key? give --key DIR (a virtual key) or --reader NAME (a key in a reader; see `ukey keys`)")
+        }
+    };
+    let name = transport.name();
+    let mut piv = Piv::new(transport);
+    piv.select().with_context(|| format!("{name}: the key did not answer SELECT PIV"))?;
+    Ok(piv)
+}
+
+/// A virtual key's directory, refused at once (not after the lock wait) while `ukey sim serve`
+/// holds it: then it is reachable only through its reader.
+pub fn open_dir(dir: &Path) -> Result<VirtualKey> {
+    if let Some(state) = serve::served_state(dir) {
+        bail!(
+            "{} is being served by `ukey sim serve` ({state}); reach it through its reader with --reader",
+            dir.display()
+        );
+    }
+    VirtualKey::open(dir).with_context(|| format!("opening the virtual key in {}", dir.display()))
+}
+
+/// What a person calls the key of these arguments.
+pub fn label(key: &KeyArgs) -> String {
+    match (&key.key, &key.reader) {
+        (Some(dir), _) => dir_label(dir),
+        (None, Some(r)) => r.clone(),
+        (None, None) => "key".into(),
+    }
+}
+
+pub fn dir_label(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+}
