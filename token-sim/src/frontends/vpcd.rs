@@ -64,6 +64,10 @@ pub fn encode(payload: &[u8]) -> Vec<u8> {
 async fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
     stream.read_exact(&mut len).await?;
+    // Older vpcd (Debian 12's) sends the length and the payload in two writes; under Nagle the
+    // payload waits for our ACK of the length, which Linux would delay by 40 ms. ACK now.
+    #[cfg(target_os = "linux")]
+    let _ = stream.set_quickack(true);
     let mut payload = vec![0u8; u16::from_be_bytes(len) as usize];
     stream.read_exact(&mut payload).await?;
     Ok(payload)

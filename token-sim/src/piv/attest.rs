@@ -23,6 +23,12 @@ const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const YUBICO_FIRMWARE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.3");
 const YUBICO_SERIAL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.7");
 const YUBICO_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.8");
+const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+/// `SEQUENCE { cA TRUE }`: the F9 certificate issues attestation certificates.
+const CA_TRUE: [u8; 5] = [0x30, 0x03, 0x01, 0x01, 0xFF];
+/// `BIT STRING { keyCertSign }`.
+const KEY_CERT_SIGN: [u8; 4] = [0x03, 0x02, 0x02, 0x04];
 
 #[derive(Sequence)]
 struct SigAlg {
@@ -50,7 +56,13 @@ struct Atv<'a> {
 #[derive(Sequence)]
 struct Extension<'a> {
     oid: ObjectIdentifier,
+    #[asn1(default = "not_critical")]
+    critical: bool,
     value: OctetStringRef<'a>,
+}
+
+fn not_critical() -> bool {
+    false
 }
 
 #[derive(Clone, Copy, Choice)]
@@ -193,8 +205,18 @@ pub fn self_signed_attestation_cert<S: Sink>(
     let validity = validity.encode_to_slice(&mut val_buf)?;
     let serial = serial_from(serial_seed);
     let point = key.public_point();
-    let spec =
-        CertSpec { serial: &serial, issuer: name, validity, subject: name, public_point: &point, extensions: None };
+    // Verifiers (openssl verify) accept it as the issuer of attestations only as a CA.
+    let mut exts: SequenceOf<Extension<'_>, 3> = SequenceOf::new();
+    exts.add(Extension { oid: BASIC_CONSTRAINTS, critical: true, value: OctetStringRef::new(&CA_TRUE)? })?;
+    exts.add(Extension { oid: KEY_USAGE, critical: true, value: OctetStringRef::new(&KEY_CERT_SIGN)? })?;
+    let spec = CertSpec {
+        serial: &serial,
+        issuer: name,
+        validity,
+        subject: name,
+        public_point: &point,
+        extensions: Some(exts),
+    };
     sign_certificate(spec, key, out)
 }
 
@@ -229,7 +251,7 @@ pub fn write_attestation(
     let policy = [key.pin_policy, key.touch_policy];
     let mut exts: SequenceOf<Extension<'_>, 3> = SequenceOf::new();
     let ext = |oid, value| -> Result<Extension<'_>, Sw> {
-        Ok(Extension { oid, value: OctetStringRef::new(value).map_err(|_| Sw::UNKNOWN)? })
+        Ok(Extension { oid, critical: false, value: OctetStringRef::new(value).map_err(|_| Sw::UNKNOWN)? })
     };
     exts.add(ext(YUBICO_FIRMWARE, &version)?).map_err(|_| Sw::UNKNOWN)?;
     exts.add(ext(YUBICO_SERIAL, serial_int)?).map_err(|_| Sw::UNKNOWN)?;
