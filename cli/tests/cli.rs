@@ -1,53 +1,9 @@
 //! The `ukey` binary as scripts use it, judged by its exit codes, its JSON, and openssl.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn ukey(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ukey"))
-        .args(args)
-        .env("UKEY_HOME", home)
-        .env_remove("UKEY_PIN")
-        .env_remove("UKEY_KEY")
-        .output()
-        .expect("ukey runs")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = ukey(home, args);
-    assert!(
-        out.status.success(),
-        "ukey {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn openssl_available() -> bool {
-    let present = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
-    if !present && std::env::var_os("CI").is_some() {
-        panic!("openssl is required under CI (install the openssl package)");
-    }
-    present
-}
-
-/// `openssl dgst -sha256 -verify PUB -signature SIG DOC`.
-fn openssl_dgst_verify(pubkey: &Path, sig: &Path, doc: &Path) -> Output {
-    Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(pubkey)
-        .arg("-signature")
-        .arg(sig)
-        .arg(doc)
-        .output()
-        .unwrap()
-}
+use common::{json, ok, openssl_available, openssl_dgst_verify, ukey};
+use std::process::Command;
 
 #[test]
 fn pin_verify_json_and_exit_codes_through_lockout_and_unblock() {

@@ -5,10 +5,11 @@
 //! tests say so and pass locally; under CI=true they fail.
 
 mod suite;
+#[path = "../../testsupport/vpcd.rs"]
+mod vpcd_support;
 
-use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use host_driver::pcsc::{Monitor, Pcsc, PcscError, PcscTransport, ReaderEvent};
@@ -19,36 +20,7 @@ use suite::{Maker, NOW};
 use token_sim::frontends::vpcd::{self, Control, LinkState};
 use token_sim::{KeySpec, VirtualKey};
 use tokio::sync::watch;
-
-const READER: [&str; 2] = ["Virtual PCD 00 00", "Virtual PCD 00 01"];
-
-/// Whether pcscd with vpcd is here; panics under CI when it is not.
-fn pcscd_ready() -> bool {
-    let why = match Pcsc::establish().and_then(|p| p.readers()) {
-        Ok(r) if READER.iter().all(|n| r.iter().any(|x| x == n)) => return true,
-        Ok(r) => format!("pcscd has no vpcd readers (readers: {r:?}); install vsmartcard-vpcd and restart pcscd"),
-        Err(e) => e.to_string(),
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("PC/SC tests need pcscd with vsmartcard-vpcd under CI: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    false
-}
-
-/// vpcd has two readers machine-wide: one test at a time uses them, and one test binary (the
-/// file lock, held until this process ends, keeps out other binaries run in parallel).
-fn exclusive() -> MutexGuard<'static, ()> {
-    static FILE: OnceLock<File> = OnceLock::new();
-    static TESTS: Mutex<()> = Mutex::new(());
-    let guard = TESTS.lock().unwrap_or_else(|p| p.into_inner());
-    FILE.get_or_init(|| {
-        let f = File::create(std::env::temp_dir().join("ukey-vpcd-tests.lock")).unwrap();
-        f.lock().unwrap();
-        f
-    });
-    guard
-}
+use vpcd_support::{exclusive, pcscd_ready, readers_empty, wait_card, READER};
 
 /// Which vpcd readers a key of this test is on.
 static IN_USE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
@@ -91,24 +63,6 @@ impl Drop for Served {
         // The next test must not find this card still listed.
         wait_card(self.reader, false);
         IN_USE[self.n].store(false, Ordering::SeqCst);
-    }
-}
-
-/// Wait until pcscd sees a card in `reader` (or sees none).
-fn wait_card(reader: &str, present: bool) {
-    let pcsc = Pcsc::establish().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let states = pcsc.reader_states().unwrap();
-        if states.iter().any(|s| s.name == reader && s.card_present == present) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pcscd never saw the card in {reader} {}",
-            if present { "arrive" } else { "leave" }
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -168,6 +122,7 @@ mod suite_over_pcsc {
         fn run(&self, f: impl FnOnce(&ViaVpcd)) {
             let _one_at_a_time = exclusive();
             if pcscd_ready() {
+                readers_empty();
                 f(&ViaVpcd)
             }
         }
@@ -207,6 +162,7 @@ fn readers_atr_and_select() {
     if !pcscd_ready() {
         return;
     }
+    readers_empty();
     let mut p = ViaVpcd.fresh();
     let states = Pcsc::establish().unwrap().reader_states().unwrap();
     let st = states.iter().find(|s| s.name == READER[0]).unwrap();
@@ -223,6 +179,7 @@ fn finding_readers_by_name() {
     if !pcscd_ready() {
         return;
     }
+    readers_empty();
     let pcsc = Pcsc::establish().unwrap();
     assert_eq!(pcsc.find_reader("Virtual PCD 00 01").unwrap(), READER[1]);
     assert_eq!(pcsc.find_reader("pcd 00 00").unwrap(), READER[0], "unique case-insensitive part");
@@ -239,6 +196,7 @@ fn removal_mid_session_is_reported_and_the_state_is_gone_after_reinsertion() {
     if !pcscd_ready() {
         return;
     }
+    readers_empty();
     let mut p = ViaVpcd.fresh();
     p.select().unwrap();
     assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
@@ -266,6 +224,7 @@ fn monitor_reports_insert_and_remove() {
     if !pcscd_ready() {
         return;
     }
+    readers_empty();
     wait_card(READER[1], false);
     let mut mon = Monitor::new().unwrap();
     assert!(mon.readers().iter().any(|r| r.name == READER[1] && !r.card_present));
@@ -311,6 +270,7 @@ fn a_transaction_keeps_other_programs_out_until_it_ends() {
     if !pcscd_ready() {
         return;
     }
+    readers_empty();
     let mut p = ViaVpcd.fresh();
     assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
     let (tx, rx) = std::sync::mpsc::channel();

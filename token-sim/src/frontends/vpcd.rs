@@ -200,7 +200,14 @@ async fn session(key: &SharedKey, stream: &mut TcpStream, control: &mut Control)
                 None
             }
             Ok(Request::Atr) => Some(with_key(key, |k| k.atr()).await),
-            Ok(Request::Apdu(apdu)) => Some(with_key(key, move |k| k.exchange(&apdu)).await),
+            Ok(Request::Apdu(apdu)) => {
+                // Header and status word only: the body may carry a PIN or a key.
+                let header: [u8; 4] = core::array::from_fn(|i| apdu.get(i).copied().unwrap_or(0));
+                let reply = with_key(key, move |k| k.exchange(&apdu)).await;
+                let sw = &reply[reply.len().saturating_sub(2)..];
+                tracing::debug!("APDU {:02X?} -> SW {:02X?}, {} bytes", header, sw, reply.len() - sw.len());
+                Some(reply)
+            }
             Err(e) => {
                 tracing::warn!("ignoring frame from pcscd: {e}");
                 None
