@@ -1,12 +1,48 @@
 #!/usr/bin/env bash
 # The whole test suite: what .ci/run calls and what README tells developers to run.
+# Installs the third-party judges (Debian packages) when missing and starts pcscd, so the
+# PC/SC interop tests run for real; under CI=true those tests fail rather than skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v openssl >/dev/null 2>&1; then
-  echo "== installing openssl (the signature judge)"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openssl >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq openssl >/dev/null; fi
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else echo "need root for: $*" >&2; return 1; fi
+}
+
+# package -> a file that proves it is installed
+declare -A NEED=(
+  [openssl]=/usr/bin/openssl
+  [pcscd]=/usr/sbin/pcscd
+  [vsmartcard-vpcd]=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
+  [opensc]=/usr/bin/pkcs11-tool
+  [yubico-piv-tool]=/usr/bin/yubico-piv-tool
+)
+missing=()
+for pkg in "${!NEED[@]}"; do
+  [ -e "${NEED[$pkg]}" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (Debian packages the tests use as judges)"
+  if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    [ -n "${CI:-}" ] && { echo "could not install ${missing[*]}" >&2; exit 1; }
+    echo "!! could not install ${missing[*]}: the tests that need them will say SKIPPED"
+  fi
+fi
+
+# pcscd must be running with the vpcd driver loaded (it reads reader.conf only at start).
+vpcd_readers() { command -v opensc-tool >/dev/null && opensc-tool -l 2>/dev/null | grep -q "Virtual PCD 00 01"; }
+if [ -x /usr/sbin/pcscd ] && ! vpcd_readers; then
+  echo "== starting pcscd (with the vsmartcard-vpcd readers)"
+  if pgrep -x pcscd >/dev/null; then as_root pkill -x pcscd || true; sleep 1; fi
+  as_root /usr/sbin/pcscd || true
+  for _ in $(seq 1 50); do vpcd_readers && break; sleep 0.2; done
+  if ! vpcd_readers; then
+    [ -n "${CI:-}" ] && { echo "pcscd did not show the vpcd readers" >&2; exit 1; }
+    echo "!! pcscd is not showing the vpcd readers: PC/SC tests will say SKIPPED"
+  fi
 fi
 
 echo "== cargo fmt --check"
