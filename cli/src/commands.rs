@@ -132,7 +132,7 @@ pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("could not write {}", a.dir.display()))??;
     let serial = key.serial();
     drop(key);
-    let info = inspect(&mut open(&KeyArgs::dir(&a.dir))?, &dir_label(&a.dir))?;
+    let info = inspect(&mut *open(&KeyArgs::dir(&a.dir))?, &dir_label(&a.dir))?;
     if !a.json {
         println!("created virtual key {} (serial {serial}, scenario {})", a.dir.display(), scenario.name());
     }
@@ -177,7 +177,7 @@ fn days_text(days: i64) -> String {
 }
 
 pub fn sim_info(key: &KeyArgs, json: bool) -> Result<ExitCode> {
-    let info = inspect(&mut open(key)?, &crate::open::label(key))?;
+    let info = inspect(&mut *open(key)?, &crate::open::label(key))?;
     print_info(&info, json, SystemClock.now_unix());
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,32 @@ use token_sim::VirtualKey;
 use crate::serve;
 use crate::KeyArgs;
 
-pub type AnyKey = Piv<Box<dyn Transport>>;
+/// A key a command opened: any transport behind one PIV client.
+pub type AnyKey = Session;
+
+/// Ends the PIN session (VERIFY P1=FF) when the command is done with the key: a reader key is
+/// shared with every program on the machine, and a PIN this command verified must not stay
+/// verified for them.
+pub struct Session(Piv<Box<dyn Transport>>);
+
+impl std::ops::Deref for Session {
+    type Target = Piv<Box<dyn Transport>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.0.logout();
+    }
+}
 
 /// Open the key named on the command line and select PIV on it.
 pub fn open(key: &KeyArgs) -> Result<AnyKey> {
@@ -30,7 +55,7 @@ pub fn open(key: &KeyArgs) -> Result<AnyKey> {
     let name = transport.name();
     let mut piv = Piv::new(transport);
     piv.select().with_context(|| format!("{name}: the key did not answer SELECT PIV"))?;
-    Ok(piv)
+    Ok(Session(piv))
 }
 
 /// A virtual key's directory, refused at once (not after the lock wait) while `ukey sim serve`

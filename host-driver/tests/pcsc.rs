@@ -284,7 +284,8 @@ fn a_transaction_keeps_other_programs_out_until_it_ends() {
     });
     assert!(rx.recv_timeout(Duration::from_millis(700)).is_err(), "second program waits for the transaction");
     assert_eq!(p.pin_status().unwrap(), PinStatus::Verified, "nothing slipped in between");
-    // Dropping the first connection resets the card: the PIN state does not pass on.
+    // The first program logs out before it lets go: the PIN state does not pass on.
+    p.logout().unwrap();
     p.transport().transport.take();
     rx.recv_timeout(Duration::from_secs(10)).expect("second program gets the card");
     assert_eq!(other.join().unwrap(), PinStatus::NotVerified { retries_left: 3 });

@@ -3,7 +3,8 @@
 //! - [`Pcsc`]: a connection to the PC/SC service: readers, their state, connecting.
 //! - [`PcscTransport`]: one card, as a [`proto::Transport`]. It holds a PC/SC transaction for its
 //!   whole life, so no other program can slip commands between ours (a VERIFY and the SIGN
-//!   that needs it), and resets the card when dropped so a verified PIN never outlives it.
+//!   that needs it). It leaves the card unreset when dropped, so other programs' sessions
+//!   survive; log out (VERIFY P1=FF) before dropping it when a verified PIN must not linger.
 //! - [`Monitor`]: waits for cards to be inserted or removed and readers to come and go.
 //!
 //! The library is loaded at run time (see `ffi`): where pcsc-lite or pcscd is missing,
@@ -204,8 +205,6 @@ pub struct PcscTransport {
     protocol: DWORD,
     reader: String,
     in_transaction: bool,
-    /// The card went away under us: nothing left to reset.
-    gone: bool,
 }
 
 // SAFETY: a card handle may be used from any thread; &mut self keeps it to one at a time.
@@ -242,8 +241,7 @@ impl PcscTransport {
             }
             _ => error::check("connect to the card", rv)?,
         }
-        let mut t =
-            PcscTransport { ctx, handle, protocol, reader: reader.to_string(), in_transaction: false, gone: false };
+        let mut t = PcscTransport { ctx, handle, protocol, reader: reader.to_string(), in_transaction: false };
         t.begin()?;
         Ok(t)
     }
@@ -350,7 +348,6 @@ impl Transport for PcscTransport {
         };
         if rv != 0 {
             let e = self.io_error("transmit", rv);
-            self.gone |= matches!(e, TransportError::Removed(_));
             if error::code(rv) == error::SCARD_W_RESET_CARD {
                 // Acknowledge the reset so the next command can go through.
                 let _ = self.reconnect(ffi::SCARD_LEAVE_CARD);
@@ -386,11 +383,12 @@ impl Transport for PcscTransport {
 
 impl Drop for PcscTransport {
     fn drop(&mut self) {
-        // Reset on the way out: a PIN verified by this program must not serve the next one.
-        let how = if self.gone { ffi::SCARD_LEAVE_CARD } else { ffi::SCARD_RESET_CARD };
-        self.end(how);
+        // Leave the card as it is, as other middleware does: a reset here would break the
+        // sessions of every other program using the key. Ending a PIN session is the PIV
+        // layer's job (VERIFY P1=FF), done by whoever verified.
+        self.end(ffi::SCARD_LEAVE_CARD);
         // SAFETY: handle is live and disconnected once.
-        unsafe { (self.ctx.api.disconnect)(self.handle, how) };
+        unsafe { (self.ctx.api.disconnect)(self.handle, ffi::SCARD_LEAVE_CARD) };
     }
 }
 
