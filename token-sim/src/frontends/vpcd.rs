@@ -174,13 +174,25 @@ enum SessionEnd {
     Lost(io::Error),
 }
 
+/// pcscd polls a connected card every few hundred milliseconds; silence this long means the
+/// connection sits in vpcd's backlog behind another card on the same port.
+const SILENCE_WARNING: Duration = Duration::from_secs(5);
+
 async fn session(key: &SharedKey, stream: &mut TcpStream, control: &mut Control) -> SessionEnd {
+    let mut heard = false;
     loop {
         let frame = tokio::select! {
             f = read_frame(stream) => f,
             _ = changed(&mut control.shutdown) => return SessionEnd::Shutdown,
             _ = wait_removed(&mut control.inserted) => return SessionEnd::Removed,
+            _ = tokio::time::sleep(SILENCE_WARNING), if !heard => {
+                let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                tracing::warn!(%addr, "pcscd has not spoken to this key for 5 s: is another key served on this port?");
+                heard = true;
+                continue;
+            }
         };
+        heard = true;
         let payload = match frame {
             Ok(p) => p,
             Err(e) => return SessionEnd::Lost(e),
