@@ -611,3 +611,35 @@ fn serve_remove_insert_and_clean_stop() {
     let out = ukey(h, &["pin", "retries", "--key", k, "--json"]);
     assert_eq!(json(&out)["retries_left"], 2, "the wrong PIN given through the reader counts");
 }
+
+#[test]
+fn the_key_comes_back_when_pcscd_restarts() {
+    let _one = exclusive();
+    if !ready() {
+        return;
+    }
+    // Restarting the system's pcscd needs root (CI runs as root).
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "restarting pcscd needs root under CI");
+        eprintln!("SKIPPED: restarting pcscd needs root");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let key = new_key(h, "k", &["--serial", "33333333", "--seed", "41"]);
+    let _serve = Serve::start(h, &[&key]);
+    assert!(Command::new("pkill").args(["-x", "pcscd"]).status().unwrap().success());
+    // Wait until it is gone, then start it again as CI does.
+    for _ in 0..50 {
+        if !Command::new("pgrep").args(["-x", "pcscd"]).status().unwrap().success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(Command::new("pcscd").status().unwrap().success(), "pcscd restarts");
+    wait_card(READER[0], true);
+    expect_ok(h, "yubico-piv-tool", &["-r", READER[0], "-a", "status"], "Serial Number:\t33333333");
+    let log = fs::read_to_string(h.join("serve.log")).unwrap();
+    assert!(log.contains("lost pcscd"), "{log}");
+}
