@@ -14,6 +14,7 @@ as_root() {
 # package -> a file that proves it is installed
 declare -A NEED=(
   [openssl]=/usr/bin/openssl
+  [procps]=/usr/bin/pgrep
   [pcscd]=/usr/sbin/pcscd
   [vsmartcard-vpcd]=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
   [opensc]=/usr/bin/pkcs11-tool
