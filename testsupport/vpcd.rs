@@ -38,6 +38,17 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     guard
 }
 
+/// Start a vpcd test: one at a time, pcscd there (else `None`: skip; under CI, panic), and
+/// no card left in the readers by anything else.
+pub fn begin() -> Option<MutexGuard<'static, ()>> {
+    let one = exclusive();
+    if !pcscd_ready() {
+        return None;
+    }
+    readers_empty();
+    Some(one)
+}
+
 /// Both vpcd readers empty: a card left there (a forgotten `ukey sim serve`) would answer in
 /// place of the test's key.
 pub fn readers_empty() {

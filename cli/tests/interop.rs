@@ -15,17 +15,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use common::{json, ok, ukey};
-use vpcd_support::{exclusive, pcscd_ready, readers_empty, wait_card, READER};
+use std::sync::MutexGuard;
+use vpcd_support::{begin, wait_card, READER};
 
 const TOOLS: [&str; 6] = ["yubico-piv-tool", "opensc-tool", "piv-tool", "pkcs15-tool", "pkcs11-tool", "openssl"];
 const PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 const NEW_MGM: &str = "0102030405060708090A0B0C0D0E0F101112131415161718";
 
-fn ready() -> bool {
-    if !pcscd_ready() {
-        return false;
-    }
-    readers_empty();
+/// One test at a time on the vpcd readers, in a fresh home; `None` (skip) without pcscd or
+/// the tools (under CI: panic).
+fn setup() -> Option<(MutexGuard<'static, ()>, tempfile::TempDir)> {
+    let one = begin()?;
+    tools_ready().then(|| (one, tempfile::tempdir().unwrap()))
+}
+
+fn tools_ready() -> bool {
     let missing: Vec<&str> = TOOLS
         .iter()
         .copied()
@@ -193,11 +197,7 @@ fn openssl_cert_for(dir: &Path, pubkey: &str, cn: &str, out: &str) {
 
 #[test]
 fn yubico_piv_tool_drives_the_virtual_key() {
-    let _one = exclusive();
-    if !ready() {
-        return;
-    }
-    let home = tempfile::tempdir().unwrap();
+    let Some((_one, home)) = setup() else { return };
     let h = home.path();
     let key = new_key(h, "yk", &["--serial", "12345678", "--seed", "11"]);
     let _serve = Serve::start(h, &[&key]);
@@ -345,11 +345,7 @@ fn yubico_piv_tool_drives_the_virtual_key() {
 
 #[test]
 fn opensc_sees_and_uses_the_virtual_key() {
-    let _one = exclusive();
-    if !ready() {
-        return;
-    }
-    let home = tempfile::tempdir().unwrap();
+    let Some((_one, home)) = setup() else { return };
     let h = home.path();
     let ca = h.join("ca");
     let key = new_key(
@@ -508,11 +504,7 @@ fn opensc_sees_and_uses_the_virtual_key() {
 
 #[test]
 fn two_keys_on_two_readers_used_at_once_do_not_mix() {
-    let _one = exclusive();
-    if !ready() {
-        return;
-    }
-    let home = tempfile::tempdir().unwrap();
+    let Some((_one, home)) = setup() else { return };
     let h = home.path();
     let a = new_key(h, "a", &["--serial", "11111111", "--seed", "21"]);
     let b = new_key(h, "b", &["--serial", "22222222", "--seed", "22", "--scenario", "pin-1-left"]);
@@ -557,11 +549,7 @@ fn two_keys_on_two_readers_used_at_once_do_not_mix() {
 
 #[test]
 fn serve_remove_insert_and_clean_stop() {
-    let _one = exclusive();
-    if !ready() {
-        return;
-    }
-    let home = tempfile::tempdir().unwrap();
+    let Some((_one, home)) = setup() else { return };
     let h = home.path();
     let ca = h.join("ca");
     let key = new_key(h, "k", &["--scenario", "provisioned", "--ca", ca.to_str().unwrap(), "--seed", "31"]);
@@ -614,10 +602,7 @@ fn serve_remove_insert_and_clean_stop() {
 
 #[test]
 fn the_key_comes_back_when_pcscd_restarts() {
-    let _one = exclusive();
-    if !ready() {
-        return;
-    }
+    let Some((_one, home)) = setup() else { return };
     // Restarting the system's pcscd needs root (CI runs as root).
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     if !root {
@@ -625,7 +610,6 @@ fn the_key_comes_back_when_pcscd_restarts() {
         eprintln!("SKIPPED: restarting pcscd needs root");
         return;
     }
-    let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let key = new_key(h, "k", &["--serial", "33333333", "--seed", "41"]);
     let _serve = Serve::start(h, &[&key]);

@@ -20,7 +20,7 @@ use suite::{Maker, NOW};
 use token_sim::frontends::vpcd::{self, Control, LinkState};
 use token_sim::{KeySpec, VirtualKey};
 use tokio::sync::watch;
-use vpcd_support::{exclusive, pcscd_ready, readers_empty, wait_card, READER};
+use vpcd_support::{begin, wait_card, READER};
 
 /// Which vpcd readers a key of this test is on.
 static IN_USE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
@@ -120,9 +120,7 @@ mod suite_over_pcsc {
     struct IfReady;
     impl IfReady {
         fn run(&self, f: impl FnOnce(&ViaVpcd)) {
-            let _one_at_a_time = exclusive();
-            if pcscd_ready() {
-                readers_empty();
+            if let Some(_one_at_a_time) = begin() {
                 f(&ViaVpcd)
             }
         }
@@ -158,11 +156,7 @@ mod suite_over_pcsc {
 
 #[test]
 fn readers_atr_and_select() {
-    let _one_at_a_time = exclusive();
-    if !pcscd_ready() {
-        return;
-    }
-    readers_empty();
+    let Some(_one_at_a_time) = begin() else { return };
     let mut p = ViaVpcd.fresh();
     let states = Pcsc::establish().unwrap().reader_states().unwrap();
     let st = states.iter().find(|s| s.name == READER[0]).unwrap();
@@ -175,11 +169,7 @@ fn readers_atr_and_select() {
 
 #[test]
 fn finding_readers_by_name() {
-    let _one_at_a_time = exclusive();
-    if !pcscd_ready() {
-        return;
-    }
-    readers_empty();
+    let Some(_one_at_a_time) = begin() else { return };
     let pcsc = Pcsc::establish().unwrap();
     assert_eq!(pcsc.find_reader("Virtual PCD 00 01").unwrap(), READER[1]);
     assert_eq!(pcsc.find_reader("pcd 00 00").unwrap(), READER[0], "unique case-insensitive part");
@@ -192,11 +182,7 @@ fn finding_readers_by_name() {
 
 #[test]
 fn removal_mid_session_is_reported_and_the_state_is_gone_after_reinsertion() {
-    let _one_at_a_time = exclusive();
-    if !pcscd_ready() {
-        return;
-    }
-    readers_empty();
+    let Some(_one_at_a_time) = begin() else { return };
     let mut p = ViaVpcd.fresh();
     p.select().unwrap();
     assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
@@ -220,11 +206,7 @@ fn removal_mid_session_is_reported_and_the_state_is_gone_after_reinsertion() {
 
 #[test]
 fn monitor_reports_insert_and_remove() {
-    let _one_at_a_time = exclusive();
-    if !pcscd_ready() {
-        return;
-    }
-    readers_empty();
+    let Some(_one_at_a_time) = begin() else { return };
     wait_card(READER[1], false);
     let mut mon = Monitor::new().unwrap();
     assert!(mon.readers().iter().any(|r| r.name == READER[1] && !r.card_present));
@@ -266,11 +248,7 @@ fn wait_events(mon: &mut Monitor, want: impl Fn(&ReaderEvent) -> bool) -> Vec<Re
 
 #[test]
 fn a_transaction_keeps_other_programs_out_until_it_ends() {
-    let _one_at_a_time = exclusive();
-    if !pcscd_ready() {
-        return;
-    }
-    readers_empty();
+    let Some(_one_at_a_time) = begin() else { return };
     let mut p = ViaVpcd.fresh();
     assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
     let (tx, rx) = std::sync::mpsc::channel();
