@@ -19,6 +19,7 @@ declare -A NEED=(
   [vsmartcard-vpcd]=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
   [opensc]=/usr/bin/pkcs11-tool
   [yubico-piv-tool]=/usr/bin/yubico-piv-tool
+  [postgresql]=/usr/lib/postgresql/15/bin/postgres
 )
 missing=()
 for pkg in "${!NEED[@]}"; do
@@ -44,6 +45,24 @@ if [ -x /usr/sbin/pcscd ] && ! vpcd_readers; then
     [ -n "${CI:-}" ] && { echo "pcscd did not show the vpcd readers" >&2; exit 1; }
     echo "!! pcscd is not showing the vpcd readers: PC/SC tests will say SKIPPED"
   fi
+fi
+
+# A real PostgreSQL server for the portal's second backend (unless UKEY_TEST_POSTGRES names one).
+if [ -z "${UKEY_TEST_POSTGRES:-}" ] && [ -x /usr/bin/pg_ctlcluster ]; then
+  read -r pg_version pg_cluster pg_port pg_status _ < <(pg_lsclusters -h | head -1) || true
+  if [ -n "${pg_version:-}" ]; then
+    if [ "$pg_status" != online ]; then
+      echo "== starting PostgreSQL $pg_version/$pg_cluster"
+      as_root pg_ctlcluster "$pg_version" "$pg_cluster" start || true
+    fi
+    if as_root su postgres -c "psql -p $pg_port -qc \"ALTER USER postgres PASSWORD 'ukey'\"" >/dev/null 2>&1; then
+      export UKEY_TEST_POSTGRES="postgres://postgres:ukey@127.0.0.1:$pg_port/postgres"
+    fi
+  fi
+fi
+if [ -z "${UKEY_TEST_POSTGRES:-}" ]; then
+  [ -n "${CI:-}" ] && { echo "no PostgreSQL server for the portal tests" >&2; exit 1; }
+  echo "!! no PostgreSQL server: the portal's PostgreSQL tests will say SKIPPED"
 fi
 
 echo "== cargo fmt --check"

@@ -1,0 +1,492 @@
+//! The portal's storage: one code path over SQLite (the embedded default: a file, zero setup)
+//! and PostgreSQL (several portal instances behind a load balancer), through sqlx's `Any`
+//! driver. Schema changes are versioned migrations in `portal/migrations`, applied at start.
+//!
+//! Time is passed in (unix seconds) by the caller, who owns the clock.
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?} is neither sqlite:PATH nor postgres://...")]
+    BadUrl(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{what} {value:?} already exists")]
+    Exists { what: &'static str, value: String },
+    #[error("{what} {value:?} not found")]
+    NotFound { what: &'static str, value: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A random 128-bit id, hex.
+pub fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Enterprise {
+    pub id: String,
+    pub name: String,
+    pub credit_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub enterprise_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub failed_logins: i64,
+    pub locked_until: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Account {
+    pub id: String,
+    pub enterprise_id: String,
+    pub name: String,
+}
+
+/// An account as the bind / unbind pages list it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountBinding {
+    #[serde(flatten)]
+    pub account: Account,
+    /// Fingerprints of the certificates (keys) bound to it.
+    pub bound_to: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRecord {
+    /// SHA-256 of the DER, hex.
+    pub fingerprint: String,
+    pub serial: String,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub der_b64: String,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce {
+    pub session_id: String,
+    pub origin: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRow {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailure {
+    pub failed_logins: i64,
+    /// Unix time until which the account is locked; 0 if it is not.
+    pub locked_until: i64,
+}
+
+fn user(r: &AnyRow) -> sqlx::Result<User> {
+    Ok(User {
+        id: r.try_get("id")?,
+        enterprise_id: r.try_get("enterprise_id")?,
+        username: r.try_get("username")?,
+        display_name: r.try_get("display_name")?,
+        password_hash: r.try_get("password_hash")?,
+        failed_logins: r.try_get("failed_logins")?,
+        locked_until: r.try_get("locked_until")?,
+    })
+}
+
+fn account(r: &AnyRow) -> sqlx::Result<Account> {
+    Ok(Account { id: r.try_get("id")?, enterprise_id: r.try_get("enterprise_id")?, name: r.try_get("name")? })
+}
+
+fn cert(r: &AnyRow) -> sqlx::Result<CertRecord> {
+    Ok(CertRecord {
+        fingerprint: r.try_get("fingerprint")?,
+        serial: r.try_get("serial")?,
+        subject: r.try_get("subject")?,
+        not_before: r.try_get("not_before")?,
+        not_after: r.try_get("not_after")?,
+        der_b64: r.try_get("der_b64")?,
+        revoked_at: r.try_get("revoked_at")?,
+        revoke_reason: r.try_get("revoke_reason")?,
+    })
+}
+
+/// A unique-constraint violation becomes `Exists`; everything else stays a database error.
+fn unique<'a>(what: &'static str, value: &'a str) -> impl FnOnce(sqlx::Error) -> StoreError + 'a {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Exists { what, value: value.to_string() },
+        _ => StoreError::Db(e),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Open (creating a SQLite file if needed) and bring the schema up to date.
+    /// URLs: `sqlite:PATH` / `sqlite://PATH`, `postgres://user:pass@host/db`.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = if path.contains("mode=") {
+                format!("sqlite://{path}")
+            } else {
+                format!("sqlite://{path}{sep}mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        let pool = AnyPoolOptions::new()
+            // SQLite takes one writer at a time; more connections only wait on its lock.
+            .max_connections(if backend == Backend::Sqlite { 1 } else { 10 })
+            .connect(&url)
+            .await?;
+        let store = Store { pool, backend };
+        sqlx::migrate!("./migrations").run(&store.pool).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    // ---- enterprises, users, accounts ----
+
+    pub async fn create_enterprise(&self, name: &str, credit_code: &str, now: i64) -> Result<Enterprise> {
+        let id = new_id();
+        sqlx::query("INSERT INTO enterprises (id, name, credit_code, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(name)
+            .bind(credit_code)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(unique("enterprise with credit code", credit_code))?;
+        Ok(Enterprise { id, name: name.into(), credit_code: credit_code.into() })
+    }
+
+    pub async fn create_user(
+        &self,
+        enterprise_id: &str,
+        username: &str,
+        display_name: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<User> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO users (id, enterprise_id, username, display_name, password_hash, failed_logins, locked_until, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0, $6)",
+        )
+        .bind(&id)
+        .bind(enterprise_id)
+        .bind(username)
+        .bind(display_name)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(unique("user", username))?;
+        Ok(User {
+            id,
+            enterprise_id: enterprise_id.into(),
+            username: username.into(),
+            display_name: display_name.into(),
+            password_hash: password_hash.into(),
+            failed_logins: 0,
+            locked_until: 0,
+        })
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        let row =
+            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(user).transpose()?)
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(user).transpose()?)
+    }
+
+    /// Count a failed password login; at `max_failures` the account locks for `lock_secs`.
+    /// One statement, so concurrent portal instances cannot lose a count.
+    pub async fn record_login_failure(
+        &self,
+        user_id: &str,
+        max_failures: i64,
+        lock_secs: i64,
+        now: i64,
+    ) -> Result<LoginFailure> {
+        let row = sqlx::query(
+            "UPDATE users SET \
+               failed_logins = failed_logins + 1, \
+               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END \
+             WHERE id = $1 RETURNING failed_logins, locked_until",
+        )
+        .bind(user_id)
+        .bind(max_failures)
+        .bind(now + lock_secs)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound { what: "user", value: user_id.into() })?;
+        Ok(LoginFailure { failed_logins: row.try_get("failed_logins")?, locked_until: row.try_get("locked_until")? })
+    }
+
+    pub async fn record_login_success(&self, user_id: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_account(&self, enterprise_id: &str, name: &str, now: i64) -> Result<Account> {
+        let id = new_id();
+        sqlx::query("INSERT INTO accounts (id, enterprise_id, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(enterprise_id)
+            .bind(name)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(unique("account", name))?;
+        Ok(Account { id, enterprise_id: enterprise_id.into(), name: name.into() })
+    }
+
+    // ---- certificates ----
+
+    pub async fn add_certificate(&self, c: &CertRecord, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO certificates (fingerprint, serial, subject, not_before, not_after, der_b64, revoked_at, revoke_reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7)",
+        )
+        .bind(&c.fingerprint)
+        .bind(&c.serial)
+        .bind(&c.subject)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.der_b64)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(unique("certificate", &c.fingerprint))?;
+        Ok(())
+    }
+
+    pub async fn certificate(&self, fingerprint: &str) -> Result<Option<CertRecord>> {
+        let row = sqlx::query("SELECT * FROM certificates WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(cert).transpose()?)
+    }
+
+    /// Revoke; `false` if it was already revoked (the first reason stays).
+    pub async fn revoke(&self, fingerprint: &str, reason: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE certificates SET revoked_at = $2, revoke_reason = $3 WHERE fingerprint = $1 AND revoked_at IS NULL",
+        )
+        .bind(fingerprint)
+        .bind(now)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 && self.certificate(fingerprint).await?.is_none() {
+            return Err(StoreError::NotFound { what: "certificate", value: fingerprint.into() });
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- bindings ----
+
+    /// The enterprise's accounts, each with the keys (certificate fingerprints) bound to it.
+    pub async fn accounts(&self, enterprise_id: &str) -> Result<Vec<AccountBinding>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.enterprise_id, a.name, b.fingerprint FROM accounts a \
+             LEFT JOIN bindings b ON b.account_id = a.id \
+             WHERE a.enterprise_id = $1 ORDER BY a.name, b.fingerprint",
+        )
+        .bind(enterprise_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<AccountBinding> = Vec::new();
+        for r in &rows {
+            let a = account(r)?;
+            let fp: Option<String> = r.try_get("fingerprint")?;
+            match out.last_mut() {
+                Some(last) if last.account.id == a.id => last.bound_to.extend(fp),
+                _ => out.push(AccountBinding { account: a, bound_to: fp.into_iter().collect() }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bind `fingerprint` to the given accounts of `user`'s enterprise, all or nothing.
+    /// Returns how many bindings are new (binding twice is not an error).
+    pub async fn bind(&self, user: &User, account_ids: &[String], fingerprint: &str, now: i64) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for id in account_ids {
+            let owned = sqlx::query("SELECT id FROM accounts WHERE id = $1 AND enterprise_id = $2")
+                .bind(id)
+                .bind(&user.enterprise_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owned.is_none() {
+                return Err(StoreError::NotFound { what: "account", value: id.clone() });
+            }
+            let exists = sqlx::query("SELECT account_id FROM bindings WHERE account_id = $1 AND fingerprint = $2")
+                .bind(id)
+                .bind(fingerprint)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                sqlx::query(
+                    "INSERT INTO bindings (account_id, fingerprint, bound_by, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(fingerprint)
+                .bind(&user.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                added += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Remove the bindings of the given accounts (of `user`'s enterprise) to any key.
+    pub async fn unbind(&self, user: &User, account_ids: &[String]) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for id in account_ids {
+            let done = sqlx::query(
+                "DELETE FROM bindings WHERE account_id = $1 \
+                 AND account_id IN (SELECT id FROM accounts WHERE enterprise_id = $2)",
+            )
+            .bind(id)
+            .bind(&user.enterprise_id)
+            .execute(&mut *tx)
+            .await?;
+            removed += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// The accounts a key may log in to.
+    pub async fn bound_accounts(&self, fingerprint: &str) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.enterprise_id, a.name FROM accounts a JOIN bindings b ON b.account_id = a.id \
+             WHERE b.fingerprint = $1 ORDER BY a.name",
+        )
+        .bind(fingerprint)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| account(r).map_err(StoreError::from)).collect()
+    }
+
+    // ---- login challenges ----
+
+    pub async fn put_nonce(&self, nonce: &str, session_id: &str, origin: &str, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO nonces (nonce, session_id, origin, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(nonce)
+            .bind(session_id)
+            .bind(origin)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(unique("nonce", nonce))?;
+        Ok(())
+    }
+
+    /// Take a nonce: found and deleted in one statement, so it works exactly once even with
+    /// several portal instances racing for it.
+    pub async fn take_nonce(&self, nonce: &str) -> Result<Option<Nonce>> {
+        let row = sqlx::query("DELETE FROM nonces WHERE nonce = $1 RETURNING session_id, origin, expires_at")
+            .bind(nonce)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(Nonce {
+                session_id: r.try_get("session_id")?,
+                origin: r.try_get("origin")?,
+                expires_at: r.try_get("expires_at")?,
+            }),
+            None => None,
+        })
+    }
+
+    /// Drop challenges that expired; returns how many.
+    pub async fn purge_nonces(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM nonces WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- audit ----
+
+    pub async fn audit(&self, actor: &str, action: &str, outcome: &str, detail: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO audit (id, at, actor, action, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(new_id())
+            .bind(now)
+            .bind(actor)
+            .bind(action)
+            .bind(outcome)
+            .bind(detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest `n` audit rows, newest first.
+    pub async fn audit_tail(&self, n: i64) -> Result<Vec<AuditRow>> {
+        let rows =
+            sqlx::query("SELECT at, actor, action, outcome, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1")
+                .bind(n)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    outcome: r.try_get("outcome")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+}

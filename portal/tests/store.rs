@@ -1,0 +1,187 @@
+//! The store against both backends: an embedded SQLite file always, and a real PostgreSQL
+//! server when `UKEY_TEST_POSTGRES` names one (an admin URL; each test gets a database of its
+//! own). Under CI=true PostgreSQL must be there.
+
+use portal::store::{CertRecord, Store, StoreError};
+
+const NOW: i64 = 1_790_000_000;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// A fresh PostgreSQL database on the test server (its URL and the admin URL), or None
+/// (locally) when there is none.
+async fn postgres_db() -> Option<(String, String, String)> {
+    let Ok(admin) = std::env::var("UKEY_TEST_POSTGRES") else {
+        assert!(std::env::var_os("CI").is_none(), "UKEY_TEST_POSTGRES must name a PostgreSQL server under CI");
+        eprintln!("SKIPPED (PostgreSQL half): set UKEY_TEST_POSTGRES=postgres://user:pass@host/postgres");
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!("ukey_test_{}", portal::store::new_id());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to UKEY_TEST_POSTGRES");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
+    Some((format!("{base}/{name}"), admin, name))
+}
+
+/// Run `f` on a SQLite store and, when available, a PostgreSQL store.
+fn both<F, Fut>(f: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Store::open(&format!("sqlite:{}", dir.path().join("portal.db").display())).await.unwrap();
+        f(sqlite).await;
+        if let Some((url, admin, name)) = postgres_db().await {
+            f(Store::open(&url).await.unwrap()).await;
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
+        }
+    });
+}
+
+fn cert(fp: &str, not_after: i64) -> CertRecord {
+    CertRecord {
+        fingerprint: fp.into(),
+        serial: "01".into(),
+        subject: "CN=Zhang San".into(),
+        not_before: NOW - 10,
+        not_after,
+        der_b64: "MA==".into(),
+        revoked_at: None,
+        revoke_reason: None,
+    }
+}
+
+#[test]
+fn users_are_unique_and_lock_after_repeated_failures() {
+    both(|s| async move {
+        let e = s.create_enterprise("示例科技有限公司", "91110000600037341L", NOW).await.unwrap();
+        let err = s.create_enterprise("again", "91110000600037341L", NOW).await.unwrap_err();
+        assert!(matches!(err, StoreError::Exists { .. }), "{err}");
+        let u = s.create_user(&e.id, "zhangsan", "张三", "$argon2id$x", NOW).await.unwrap();
+        assert!(matches!(s.create_user(&e.id, "zhangsan", "x", "h", NOW).await, Err(StoreError::Exists { .. })));
+        assert_eq!(s.user_by_name("zhangsan").await.unwrap().unwrap(), u);
+        assert_eq!(s.user_by_name("nobody").await.unwrap(), None);
+
+        for n in 1..=4 {
+            let f = s.record_login_failure(&u.id, 5, 900, NOW).await.unwrap();
+            assert_eq!((f.failed_logins, f.locked_until), (n, 0));
+        }
+        let f = s.record_login_failure(&u.id, 5, 900, NOW).await.unwrap();
+        assert_eq!((f.failed_logins, f.locked_until), (5, NOW + 900), "fifth failure locks for 15 minutes");
+        s.record_login_success(&u.id).await.unwrap();
+        let u = s.user_by_id(&u.id).await.unwrap().unwrap();
+        assert_eq!((u.failed_logins, u.locked_until), (0, 0));
+    });
+}
+
+#[test]
+fn bind_list_and_unbind_stay_inside_the_enterprise() {
+    both(|s| async move {
+        let e = s.create_enterprise("A", "91110000600037341L", NOW).await.unwrap();
+        let other = s.create_enterprise("B", "91350100M000100Y43", NOW).await.unwrap();
+        let u = s.create_user(&e.id, "u", "U", "h", NOW).await.unwrap();
+        let a1 = s.create_account(&e.id, "财务账号", NOW).await.unwrap();
+        let a2 = s.create_account(&e.id, "申报账号", NOW).await.unwrap();
+        let foreign = s.create_account(&other.id, "外部账号", NOW).await.unwrap();
+        s.add_certificate(&cert("fp1", NOW + 86_400), NOW).await.unwrap();
+
+        let list = s.accounts(&e.id).await.unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().all(|a| a.bound_to.is_empty()), "nothing bound yet");
+
+        assert_eq!(s.bind(&u, &[a1.id.clone(), a2.id.clone()], "fp1", NOW).await.unwrap(), 2);
+        assert_eq!(s.bind(&u, &[a1.id.clone()], "fp1", NOW).await.unwrap(), 0, "binding twice adds nothing");
+        let list = s.accounts(&e.id).await.unwrap();
+        assert!(list.iter().all(|a| a.bound_to == vec!["fp1".to_string()]));
+        let names: Vec<String> = s.bound_accounts("fp1").await.unwrap().into_iter().map(|a| a.name).collect();
+        assert_eq!(names.len(), 2);
+
+        // Another enterprise's account cannot be bound, and nothing of the request happens.
+        let err = s.bind(&u, &[a1.id.clone(), foreign.id.clone()], "fp1", NOW).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        assert!(s.accounts(&other.id).await.unwrap()[0].bound_to.is_empty());
+
+        assert_eq!(s.unbind(&u, &[a1.id.clone(), foreign.id.clone()]).await.unwrap(), 1);
+        let left = s.bound_accounts("fp1").await.unwrap();
+        assert_eq!(left, vec![a2.clone()]);
+        assert_eq!(s.unbind(&u, &[a2.id.clone()]).await.unwrap(), 1);
+        assert!(s.bound_accounts("fp1").await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn certificates_revoke_once() {
+    both(|s| async move {
+        s.add_certificate(&cert("fp", NOW + 10), NOW).await.unwrap();
+        assert!(matches!(s.add_certificate(&cert("fp", NOW), NOW).await, Err(StoreError::Exists { .. })));
+        assert!(s.revoke("fp", "keyCompromise", NOW + 1).await.unwrap());
+        assert!(!s.revoke("fp", "superseded", NOW + 2).await.unwrap(), "already revoked");
+        let c = s.certificate("fp").await.unwrap().unwrap();
+        assert_eq!((c.revoked_at, c.revoke_reason.as_deref()), (Some(NOW + 1), Some("keyCompromise")));
+        assert!(matches!(s.revoke("nope", "x", NOW).await, Err(StoreError::NotFound { .. })));
+    });
+}
+
+#[test]
+fn a_nonce_is_taken_exactly_once_even_by_racing_takers() {
+    both(|s| async move {
+        s.put_nonce("n1", "sess", "https://portal.example", NOW + 300).await.unwrap();
+        assert!(matches!(s.put_nonce("n1", "x", "y", 0).await, Err(StoreError::Exists { .. })));
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.take_nonce("n1").await.unwrap() })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for t in takers {
+            if let Some(n) = t.await.unwrap() {
+                won.push(n);
+            }
+        }
+        assert_eq!(won.len(), 1, "one taker wins");
+        assert_eq!(won[0].session_id, "sess");
+        assert_eq!(won[0].origin, "https://portal.example");
+        s.put_nonce("old", "s", "o", NOW - 1).await.unwrap();
+        s.put_nonce("new", "s", "o", NOW + 1).await.unwrap();
+        assert_eq!(s.purge_nonces(NOW).await.unwrap(), 1);
+        assert!(s.take_nonce("old").await.unwrap().is_none());
+        assert!(s.take_nonce("new").await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn audit_rows_come_back_newest_first() {
+    both(|s| async move {
+        s.audit("zhangsan", "password_login", "ok", "", NOW).await.unwrap();
+        s.audit("zhangsan", "bind", "ok", "accounts=2", NOW + 1).await.unwrap();
+        s.audit("-", "key_login", "refused", "nonce replayed", NOW + 2).await.unwrap();
+        let rows = s.audit_tail(2).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].action.as_str(), rows[0].outcome.as_str()), ("key_login", "refused"));
+        assert_eq!(rows[1].detail, "accounts=2");
+    });
+}
+
+#[test]
+fn urls_are_checked_and_the_sqlite_file_is_created_and_reopened() {
+    rt().block_on(async {
+        assert!(matches!(Store::open("mysql://x").await, Err(StoreError::BadUrl(_))));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let url = format!("sqlite:{}", path.display());
+        let s = Store::open(&url).await.unwrap();
+        let e = s.create_enterprise("A", "91110000600037341L", NOW).await.unwrap();
+        drop(s);
+        assert!(path.exists());
+        let s = Store::open(&url).await.unwrap();
+        assert!(matches!(s.create_enterprise("A", &e.credit_code, NOW).await, Err(StoreError::Exists { .. })));
+    });
+}
