@@ -97,7 +97,11 @@ fn bind_list_and_unbind_stay_inside_the_enterprise() {
         assert!(list.iter().all(|a| a.bound_to.is_empty()), "nothing bound yet");
 
         assert_eq!(s.bind(&u, &[a1.id.clone(), a2.id.clone()], "fp1", NOW).await.unwrap(), 2);
-        assert_eq!(s.bind(&u, std::slice::from_ref(&a1.id), "fp1", NOW).await.unwrap(), 0, "binding twice adds nothing");
+        assert_eq!(
+            s.bind(&u, std::slice::from_ref(&a1.id), "fp1", NOW).await.unwrap(),
+            0,
+            "binding twice adds nothing"
+        );
         let list = s.accounts(&e.id).await.unwrap();
         assert!(list.iter().all(|a| a.bound_to == vec!["fp1".to_string()]));
         let names: Vec<String> = s.bound_accounts("fp1").await.unwrap().into_iter().map(|a| a.name).collect();
