@@ -3,7 +3,9 @@
 //! challenge and signature, unbinding. Everything reachable over HTTP/JSON.
 //!
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
+//! - [`validate`]: application form fields (credit code, ID number with check digits, ...).
 
 pub mod store;
+pub mod validate;
 
 pub use store::{Backend, Store, StoreError};
