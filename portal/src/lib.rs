@@ -3,8 +3,10 @@
 //! challenge and signature, unbinding. Everything reachable over HTTP/JSON.
 //!
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
+//! - [`password`]: argon2id password hashes.
 //! - [`validate`]: application form fields (credit code, ID number with check digits, ...).
 
+pub mod password;
 pub mod store;
 pub mod validate;
 
