@@ -3,9 +3,11 @@
 //! challenge and signature, unbinding. Everything reachable over HTTP/JSON.
 //!
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
+//! - [`messages`]: what users read, zh-CN and English, by Accept-Language.
 //! - [`password`]: argon2id password hashes.
 //! - [`validate`]: application form fields (credit code, ID number with check digits, ...).
 
+pub mod messages;
 pub mod password;
 pub mod store;
 pub mod validate;
