@@ -5,11 +5,13 @@
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
 //! - [`messages`]: what users read, zh-CN and English, by Accept-Language.
 //! - [`password`]: argon2id password hashes.
+//! - [`token`]: the key-login token (Web eID model) and its verification.
 //! - [`validate`]: application form fields (credit code, ID number with check digits, ...).
 
 pub mod messages;
 pub mod password;
 pub mod store;
+pub mod token;
 pub mod validate;
 
 pub use store::{Backend, Store, StoreError};
