@@ -64,7 +64,7 @@ pub fn id_check_char(first17: &str) -> Option<char> {
 }
 
 fn leap(y: u32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
 }
 
 /// 居民身份证号码: 17 digits and a check character (0-9 or X), with a real birth date.
