@@ -2,14 +2,18 @@
 //! users with passwords, certificate enrollment, binding keys to accounts, key login by
 //! challenge and signature, unbinding. Everything reachable over HTTP/JSON.
 //!
+//! - [`api`]: the HTTP/JSON API (axum): sessions, CSRF, login, bind, unbind.
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
 //! - [`messages`]: what users read, zh-CN and English, by Accept-Language.
 //! - [`password`]: argon2id password hashes.
 //! - [`token`]: the key-login token (Web eID model) and its verification.
 //! - [`validate`]: application form fields (credit code, ID number with check digits, ...).
 
+pub mod api;
+pub mod config;
 pub mod messages;
 pub mod password;
+pub mod ratelimit;
 pub mod store;
 pub mod token;
 pub mod validate;

@@ -88,6 +88,17 @@ pub struct Nonce {
     pub expires_at: i64,
 }
 
+/// A browser session as stored: the cookie's token is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token_hash: String,
+    pub user_id: Option<String>,
+    /// The business account a key login entered.
+    pub account_id: Option<String>,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditRow {
     pub at: i64,
@@ -453,6 +464,51 @@ impl Store {
     pub async fn purge_nonces(&self, now: i64) -> Result<u64> {
         let done = sqlx::query("DELETE FROM nonces WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
         Ok(done.rows_affected())
+    }
+
+    // ---- sessions ----
+
+    pub async fn put_session(&self, s: &Session, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, account_id, csrf, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.token_hash)
+        .bind(&s.user_id)
+        .bind(&s.account_id)
+        .bind(&s.csrf)
+        .bind(now)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unique("session", "(token)"))?;
+        Ok(())
+    }
+
+    /// A live session by its token hash (expired ones are not returned).
+    pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, account_id, csrf, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(Session {
+                token_hash: r.try_get("token_hash")?,
+                user_id: r.try_get("user_id")?,
+                account_id: r.try_get("account_id")?,
+                csrf: r.try_get("csrf")?,
+                expires_at: r.try_get("expires_at")?,
+            }),
+            None => None,
+        })
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        Ok(())
     }
 
     // ---- audit ----

@@ -1,0 +1,263 @@
+//! The portal's HTTP/JSON API. Pages (a later issue) sit on exactly these endpoints.
+//!
+//! Every answer is JSON with `ok`, a stable `code` and a `message` in the caller's language.
+//! Sessions: an HttpOnly, SameSite=Strict cookie holding a random token (the store keeps only
+//! its SHA-256), rotated at every login. Every POST needs the session's CSRF token in the
+//! `X-CSRF-Token` header; `GET /api/session` hands one out.
+
+mod auth;
+mod binding;
+mod keylogin;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use proto::Clock;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::messages::{Lang, Msg};
+use crate::ratelimit::RateLimiter;
+use crate::store::{Session, Store, StoreError};
+
+pub const COOKIE: &str = "ukey_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Everything a request handler needs.
+pub struct Portal {
+    pub store: Store,
+    pub ca: p256::ecdsa::VerifyingKey,
+    pub clock: Arc<dyn Clock + Send + Sync>,
+    pub config: Config,
+    pub limits: RateLimiter,
+}
+
+pub type State = Arc<Portal>;
+
+impl Portal {
+    pub fn new(
+        store: Store,
+        ca: p256::ecdsa::VerifyingKey,
+        clock: Arc<dyn Clock + Send + Sync>,
+        config: Config,
+    ) -> State {
+        Arc::new(Portal { store, ca, clock, config, limits: RateLimiter::default() })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_unix() as i64
+    }
+
+    /// Write an audit row; a failing audit write fails the request (no unaudited flow).
+    async fn audit(&self, actor: &str, action: &str, outcome: &str, detail: &str) -> Result<(), ApiError> {
+        self.store.audit(actor, action, outcome, detail, self.now()).await.map_err(ApiError::from)
+    }
+}
+
+/// Serve the API on `listener` until the future is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, state: State) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/api/session", get(auth::session))
+        .route("/api/login/password", post(auth::password_login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/challenge", post(keylogin::challenge))
+        .route("/api/login/key", post(keylogin::key_login))
+        .route("/api/accounts", get(binding::accounts))
+        .route("/api/bind", post(binding::bind))
+        .route("/api/unbind", post(binding::unbind))
+        .with_state(state)
+}
+
+/// A refusal: status, stable code, message (or a user-facing [`Msg`]), extra fields.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub msg: Option<Msg>,
+    pub extra: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), msg: None, extra: json!({}) }
+    }
+    pub fn user(status: StatusCode, msg: Msg) -> ApiError {
+        ApiError { status, code: msg.code(), message: String::new(), msg: Some(msg), extra: json!({}) }
+    }
+    pub fn with(mut self, extra: Value) -> ApiError {
+        self.extra = extra;
+        self
+    }
+    fn body(&self, lang: Lang) -> Value {
+        let mut v = json!({
+            "ok": false,
+            "code": self.code,
+            "message": self.msg.as_ref().map(|m| m.text(lang)).unwrap_or_else(|| self.message.clone()),
+        });
+        merge(&mut v, &self.extra);
+        v
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!("store: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the portal's log")
+    }
+}
+
+fn merge(into: &mut Value, extra: &Value) {
+    if let (Some(a), Some(b)) = (into.as_object_mut(), extra.as_object()) {
+        for (k, v) in b {
+            a.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// A JSON request body; a body that is not the expected JSON gets a JSON refusal too.
+pub struct Body<T>(pub T);
+
+impl<T, St> axum::extract::FromRequest<St> for Body<T>
+where
+    axum::Json<T>: axum::extract::FromRequest<St, Rejection = axum::extract::rejection::JsonRejection>,
+    St: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &St) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(rej) => {
+                let body = json!({"ok": false, "code": "bad_request", "message": rej.body_text()});
+                Err((rej.status(), Json(body)).into_response())
+            }
+        }
+    }
+}
+
+/// A JSON answer in the caller's language, with any cookie to set.
+pub struct Reply {
+    pub lang: Lang,
+    pub result: Result<Value, ApiError>,
+    pub cookie: Option<String>,
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let (status, body) = match self.result {
+            Ok(v) => (StatusCode::OK, v),
+            Err(e) => (e.status, e.body(self.lang)),
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(c) = self.cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::SET_COOKIE, c);
+        }
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+/// A success body: `ok`, the message's code and text, extra fields.
+pub fn ok(lang: Lang, msg: &Msg, extra: Value) -> Value {
+    let mut v = json!({ "ok": true, "code": msg.code(), "message": msg.text(lang) });
+    merge(&mut v, &extra);
+    v
+}
+
+pub fn lang(headers: &HeaderMap) -> Lang {
+    Lang::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
+}
+
+/// A fresh random token (cookie value, CSRF token, nonce), base64url.
+pub fn random_token() -> String {
+    B64URL.encode(rand::random::<[u8; 32]>())
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == COOKIE && !v.is_empty() && v.len() <= 64).then(|| v.to_string())
+    })
+}
+
+impl Portal {
+    fn set_cookie(&self, token: &str) -> String {
+        let secure = if self.config.origin.starts_with("https://") { "; Secure" } else { "" };
+        format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", self.config.session_secs)
+    }
+
+    /// The caller's live session, if the cookie names one.
+    async fn current(&self, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
+        match cookie_token(headers) {
+            Some(t) => Ok(self.store.session(&hash_token(&t), self.now()).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// A new session (new token, new CSRF token) replacing `old`: called at every login, so a
+    /// token planted before login is worthless after it.
+    async fn rotate(
+        &self,
+        old: Option<&Session>,
+        user_id: Option<String>,
+        account_id: Option<String>,
+    ) -> Result<(Session, String), ApiError> {
+        if let Some(o) = old {
+            self.store.delete_session(&o.token_hash).await?;
+        }
+        let token = random_token();
+        let s = Session {
+            token_hash: hash_token(&token),
+            user_id,
+            account_id,
+            csrf: random_token(),
+            expires_at: self.now() + self.config.session_secs,
+        };
+        self.store.put_session(&s, self.now()).await?;
+        Ok((s, self.set_cookie(&token)))
+    }
+
+    /// A state-changing request: it must come with a live session and its CSRF token.
+    async fn guarded(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
+        let s = self.current(headers).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "no_session", "no session: GET /api/session first")
+        })?;
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !bool::from(subtle_eq(sent.as_bytes(), s.csrf.as_bytes())) {
+            self.audit("-", "csrf", "refused", "missing or wrong CSRF token").await?;
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token"));
+        }
+        Ok(s)
+    }
+
+    async fn limit(&self, action: &'static str, client: &str) -> Result<(), ApiError> {
+        if self.limits.allow(action, client, self.config.rate_per_minute, self.now()) {
+            return Ok(());
+        }
+        self.audit(client, action, "refused", "rate limited").await?;
+        Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; wait a minute"))
+    }
+}
+
+fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {
+    use subtle::ConstantTimeEq;
+    if a.len() != b.len() {
+        return subtle::Choice::from(0);
+    }
+    a.ct_eq(b)
+}

@@ -1,0 +1,380 @@
+//! The portal over real HTTP on loopback: sessions and CSRF, password login with lockout,
+//! bind with proof of possession, key login and each outcome a user can see, unbind, rate
+//! limits, audit. Keys here are software P-256 keys with certificates from the portal's CA;
+//! `ukey flows` runs the same flows with virtual USB-Keys and the agent.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::EncodePublicKey;
+use portal::api::{Portal, State};
+use portal::config::Config;
+use portal::password::{self, Cost};
+use portal::store::Store;
+use portal::token;
+use proto::Clock;
+use serde_json::{json, Value};
+
+const T0: u64 = 1_790_000_000;
+const DAY: u64 = 86_400;
+
+struct TestClock(AtomicU64);
+impl Clock for TestClock {
+    fn now_unix(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    base: String,
+    origin: String,
+    clock: Arc<TestClock>,
+    ca: ca::Ca,
+    state: State,
+    accounts: Vec<String>,
+}
+
+impl World {
+    async fn start() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite:{}", dir.path().join("portal.db").display())).await.unwrap();
+        let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+        let ca =
+            ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap();
+        let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", T0 as i64).await.unwrap();
+        store
+            .create_user(&e.id, "zhangsan", "张三", &password::hash("s3cret-pass", Cost::FAST), T0 as i64)
+            .await
+            .unwrap();
+        let a1 = store.create_account(&e.id, "财务账号", T0 as i64).await.unwrap();
+        let a2 = store.create_account(&e.id, "申报账号", T0 as i64).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = Config::new(&base);
+        config.password_cost = Cost::FAST;
+        let state = Portal::new(store, *ca.verifying_key(), clock.clone(), config);
+        tokio::spawn(portal::api::serve(listener, state.clone()));
+        World { _dir: dir, origin: base.clone(), base, clock, ca, state, accounts: vec![a1.id, a2.id] }
+    }
+
+    fn advance(&self, secs: u64) {
+        self.clock.0.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// A software key with a certificate from the portal's CA, valid `days` from now.
+    fn key(&self, days: u64) -> Key {
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let spki = sk.verifying_key().to_public_key_der().unwrap();
+        let now = self.clock.now_unix();
+        let cert = self
+            .ca
+            .issue(&ca::parse_name("CN=Zhang San,O=Example").unwrap(), spki.as_bytes(), now - 60, now + days * DAY)
+            .unwrap();
+        Key { sk, cert }
+    }
+
+    async fn browser(&self, lang: &str) -> Browser {
+        let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let mut b = Browser { http, base: self.base.clone(), lang: lang.into(), csrf: String::new() };
+        let (_, v) = b.get("/api/session").await;
+        b.csrf = v["csrf"].as_str().unwrap().into();
+        b
+    }
+
+    async fn audit_has(&self, action: &str, outcome: &str, detail: &str) -> bool {
+        self.state
+            .store
+            .audit_tail(200)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.action == action && r.outcome == outcome && r.detail.contains(detail))
+    }
+}
+
+struct Key {
+    sk: SigningKey,
+    cert: Vec<u8>,
+}
+
+impl Key {
+    fn token(&self, origin: &str, nonce: &str) -> Value {
+        let sig: Signature = self.sk.sign_prehash(&token::signed_digest(origin, nonce.as_bytes())).unwrap();
+        serde_json::to_value(token::make(&self.cert, &sig.to_bytes())).unwrap()
+    }
+    fn fingerprint(&self) -> String {
+        token::fingerprint(&self.cert)
+    }
+}
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    lang: String,
+    csrf: String,
+}
+
+impl Browser {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r =
+            self.http.get(format!("{}{path}", self.base)).header("Accept-Language", &self.lang).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    async fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Accept-Language", &self.lang)
+            .header("X-CSRF-Token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        if let Some(c) = v["csrf"].as_str() {
+            self.csrf = c.into();
+        }
+        (status, v)
+    }
+    async fn password_login(&mut self, user: &str, pass: &str) -> (u16, Value) {
+        self.post("/api/login/password", json!({"username": user, "password": pass})).await
+    }
+    async fn challenge(&mut self) -> String {
+        let (s, v) = self.post("/api/challenge", json!({})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["origin"].as_str().unwrap(), self.base);
+        v["nonce"].as_str().unwrap().into()
+    }
+    async fn key_login(&mut self, key: &Key, origin: &str, account: Option<&str>) -> (u16, Value) {
+        let nonce = self.challenge().await;
+        self.post("/api/login/key", json!({"nonce": nonce, "token": key.token(origin, &nonce), "account_id": account}))
+            .await
+    }
+    async fn bind(&mut self, key: &Key, origin: &str, accounts: &[String]) -> (u16, Value) {
+        let nonce = self.challenge().await;
+        self.post("/api/bind", json!({"account_ids": accounts, "nonce": nonce, "token": key.token(origin, &nonce)}))
+            .await
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn state_changes_need_a_session_and_its_csrf_token() {
+    rt().block_on(async {
+        let w = World::start().await;
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{}/api/login/password", w.base))
+            .json(&json!({"username": "zhangsan", "password": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "no_session");
+        let mut b = w.browser("zh-CN").await;
+        let good = b.csrf.clone();
+        b.csrf = "forged".into();
+        let (s, v) = b.password_login("zhangsan", "s3cret-pass").await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("csrf")));
+        assert!(w.audit_has("csrf", "refused", "CSRF").await);
+        b.csrf = good;
+        let (s, v) = b.password_login("zhangsan", "s3cret-pass").await;
+        assert_eq!(s, 200, "{v}");
+    });
+}
+
+#[test]
+fn password_login_rotates_the_session_and_locks_after_five_failures() {
+    rt().block_on(async {
+        let w = World::start().await;
+        let mut b = w.browser("zh-CN").await;
+        let (s, v) = b.password_login("zhangsan", "bad-guess-123").await;
+        assert_eq!((s, v["code"].as_str(), v["attempts_left"].as_i64()), (401, Some("wrong_password"), Some(4)));
+        assert_eq!(v["message"], "用户名或密码错误");
+        let (s, v) = b.password_login("nobody", "wrong").await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("wrong_password")), "unknown users look the same");
+        for _ in 0..3 {
+            b.password_login("zhangsan", "wrong").await;
+        }
+        let (s, v) = b.password_login("zhangsan", "wrong").await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("account_locked")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("15分钟"));
+        let (s, v) = b.password_login("zhangsan", "s3cret-pass").await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (403, Some("account_locked")),
+            "the right password does not open a locked account"
+        );
+        w.advance(15 * 60 + 1);
+
+        // Session rotation: the pre-login cookie is dead after login; the new one is HttpOnly/SameSite.
+        let raw = reqwest::Client::new();
+        let r = raw.get(format!("{}/api/session", w.base)).send().await.unwrap();
+        let pre = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        let csrf = r.json::<Value>().await.unwrap()["csrf"].as_str().unwrap().to_string();
+        let pre_cookie = pre.split(';').next().unwrap().to_string();
+        let r = raw
+            .post(format!("{}/api/login/password", w.base))
+            .header("Cookie", &pre_cookie)
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"username": "zhangsan", "password": "s3cret-pass"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let post = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(post.contains("HttpOnly") && post.contains("SameSite=Strict"), "{post}");
+        assert_ne!(post.split(';').next().unwrap(), pre_cookie, "new token at login");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "no_binding_yet", "no key bound yet: the manual's prompt");
+        let old = raw.get(format!("{}/api/accounts", w.base)).header("Cookie", &pre_cookie).send().await.unwrap();
+        assert_eq!(old.status().as_u16(), 401, "the pre-login session is gone");
+        let audit = w.state.store.audit_tail(100).await.unwrap();
+        assert!(
+            !audit.iter().any(|r| r.detail.contains("s3cret") || r.detail.contains("bad-guess")),
+            "no password in the audit log"
+        );
+    });
+}
+
+#[test]
+fn bind_then_key_login_with_every_outcome_then_unbind() {
+    rt().block_on(async {
+        let w = World::start().await;
+        let key = w.key(365);
+        let o = w.origin.clone();
+
+        // Not bound: the manual's "bind first" answer, in both languages.
+        let mut anon = w.browser("zh-CN").await;
+        let (s, v) = anon.key_login(&key, &o, None).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("not_bound")));
+        assert!(v["message"].as_str().unwrap().contains("请先使用账号密码登录"));
+        let mut en = w.browser("en-US,en;q=0.9").await;
+        let (_, v) = en.key_login(&key, &o, None).await;
+        assert!(v["message"].as_str().unwrap().contains("bind the key to an account first"));
+
+        // Bind needs a password login; then the accounts show bound.
+        let mut user = w.browser("zh-CN").await;
+        let (s, v) = user.bind(&key, &o, &w.accounts).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("login_required")));
+        user.password_login("zhangsan", "s3cret-pass").await;
+        let (s, v) = user.bind(&key, &o, &w.accounts).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("bound")), "{v}");
+        assert!(v["accounts"].as_array().unwrap().iter().all(|a| a["bound_to"][0] == key.fingerprint()));
+        let (_, v) = user.get("/api/accounts").await;
+        assert_eq!(v["accounts"].as_array().unwrap().len(), 2);
+
+        // Two accounts bound: the user chooses, among bound ones only.
+        let mut b = w.browser("zh-CN").await;
+        let (s, v) = b.key_login(&key, &o, None).await;
+        assert_eq!((s, v["code"].as_str()), (409, Some("choose_account")));
+        assert_eq!(v["accounts"].as_array().unwrap().len(), 2);
+        let (s, v) = b.key_login(&key, &o, Some("not-an-account")).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("not_bound")));
+        let (s, v) = b.key_login(&key, &o, Some(&w.accounts[1])).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("logged_in")), "{v}");
+        assert_eq!(v["account"]["name"], "申报账号");
+        assert!(w.audit_has("key_login", "ok", "申报账号").await);
+
+        // Replay: the same nonce and token again.
+        let mut c = w.browser("zh-CN").await;
+        let nonce = c.challenge().await;
+        let tok = key.token(&o, &nonce);
+        let body = json!({"nonce": nonce, "token": tok, "account_id": w.accounts[0]});
+        assert_eq!(c.post("/api/login/key", body.clone()).await.0, 200);
+        let mut c2 = w.browser("zh-CN").await;
+        let (s, v) = c2.post("/api/login/key", body).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "replayed nonce");
+        assert!(w.audit_has("key_login", "refused", "already used").await);
+
+        // A nonce issued to another session.
+        let mut d = w.browser("zh-CN").await;
+        let mut e = w.browser("zh-CN").await;
+        let nonce = d.challenge().await;
+        let (s, v) = e.post("/api/login/key", json!({"nonce": nonce, "token": key.token(&o, &nonce), "account_id": w.accounts[0]})).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")));
+        assert!(w.audit_has("key_login", "refused", "another session").await);
+
+        // Signed for another origin; tampered signature; a key from a foreign CA.
+        let (s, v) = d.key_login(&key, "https://evil.example", Some(&w.accounts[0])).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_token")));
+        let nonce = d.challenge().await;
+        let mut tok = key.token(&o, &nonce);
+        let sig = tok["signature"].as_str().unwrap().to_string();
+        tok["signature"] = json!(format!("{}{}", if sig.starts_with('A') { "B" } else { "A" }, &sig[1..]));
+        let (s, v) = d.post("/api/login/key", json!({"nonce": nonce, "token": tok})).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_token")), "{v}");
+        let foreign_dir = tempfile::tempdir().unwrap();
+        let foreign = ca::Ca::create(foreign_dir.path(), "CN=Other CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap();
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let spki = sk.verifying_key().to_public_key_der().unwrap();
+        let cert = foreign.issue(&ca::parse_name("CN=Mallory").unwrap(), spki.as_bytes(), T0 - 60, T0 + DAY).unwrap();
+        let (s, v) = d.key_login(&Key { sk, cert }, &o, None).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("cert_not_trusted")));
+
+        // Oversized and malformed tokens.
+        let nonce = d.challenge().await;
+        let (s, v) = d.post("/api/login/key", json!({"nonce": nonce, "token": {"format": "ukey-auth:1", "certificate": "A".repeat(9000), "algorithm": "ES256", "signature": ""}})).await;
+        assert_eq!((s, v["code"].as_str()), (413, Some("bad_token")));
+        let nonce = d.challenge().await;
+        let (s, v) = d.post("/api/login/key", json!({"nonce": nonce, "token": "not a token"})).await;
+        assert_eq!((s, v["code"].as_str()), (422, Some("bad_request")), "malformed body, refused in JSON");
+
+        // Expiring soon: logged in with a reminder and the date.
+        let soon = w.key(10);
+        user.bind(&soon, &o, &w.accounts[..1]).await;
+        let (s, v) = b.key_login(&soon, &o, None).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("cert_expiring")), "{v}");
+        assert_eq!(v["certificate"]["days_left"], 10);
+        assert!(v["message"].as_str().unwrap().contains("到期"));
+
+        // Expired: refused with the date. (Eleven days on, every session has expired too.)
+        w.advance(11 * DAY);
+        let mut b = w.browser("zh-CN").await;
+        let mut user = w.browser("zh-CN").await;
+        let (s, v) = b.key_login(&soon, &o, None).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("cert_expired")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("过期"));
+
+        // Revoked: refused with the reason.
+        w.state.store.revoke(&key.fingerprint(), "keyCompromise", w.clock.now_unix() as i64).await.unwrap();
+        let (s, v) = b.key_login(&key, &o, Some(&w.accounts[0])).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("cert_revoked")));
+        assert!(v["message"].as_str().unwrap().contains("keyCompromise"));
+
+        // Unbind: the list shows unbound, and a key login says "not bound".
+        let fresh = w.key(365);
+        user.password_login("zhangsan", "s3cret-pass").await;
+        user.bind(&fresh, &o, &w.accounts[..1]).await;
+        let (s, v) = b.key_login(&fresh, &o, None).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("logged_in")));
+        let (s, v) = user.post("/api/unbind", json!({"account_ids": w.accounts})).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("unbound")), "{v}");
+        assert!(v["accounts"].as_array().unwrap().iter().all(|a| a["bound_to"].as_array().unwrap().is_empty()));
+        let (s, v) = b.key_login(&fresh, &o, None).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("not_bound")));
+    });
+}
+
+#[test]
+fn challenges_are_rate_limited() {
+    rt().block_on(async {
+        let w = World::start().await;
+        let mut b = w.browser("en").await;
+        for _ in 0..30 {
+            b.challenge().await;
+        }
+        let (s, v) = b.post("/api/challenge", json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (429, Some("rate_limited")));
+        assert!(w.audit_has("challenge", "refused", "rate limited").await);
+        w.advance(60);
+        b.challenge().await;
+    });
+}
