@@ -1,7 +1,10 @@
 //! The portal over real HTTP on loopback: sessions and CSRF, password login with lockout,
 //! bind with proof of possession, key login and each outcome a user can see, unbind, rate
 //! limits, audit. Keys here are software P-256 keys with certificates from the portal's CA;
-//! `ukey flows` runs the same flows with virtual USB-Keys and the agent.
+//! `ukey flows` runs the same flows with virtual USB-Keys and the agent. Each test runs on
+//! SQLite and on PostgreSQL.
+
+mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,9 +41,9 @@ struct World {
 }
 
 impl World {
-    async fn start() -> World {
+    async fn start(db: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite:{}", dir.path().join("portal.db").display())).await.unwrap();
+        let store = Store::open(db).await.unwrap();
         let clock = Arc::new(TestClock(AtomicU64::new(T0)));
         let ca =
             ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap();
@@ -161,14 +164,10 @@ impl Browser {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
 #[test]
 fn state_changes_need_a_session_and_its_csrf_token() {
-    rt().block_on(async {
-        let w = World::start().await;
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
         let http = reqwest::Client::new();
         let r = http
             .post(format!("{}/api/login/password", w.base))
@@ -192,8 +191,8 @@ fn state_changes_need_a_session_and_its_csrf_token() {
 
 #[test]
 fn password_login_rotates_the_session_and_locks_after_five_failures() {
-    rt().block_on(async {
-        let w = World::start().await;
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
         let mut b = w.browser("zh-CN").await;
         let (s, v) = b.password_login("zhangsan", "bad-guess-123").await;
         assert_eq!((s, v["code"].as_str(), v["attempts_left"].as_i64()), (401, Some("wrong_password"), Some(4)));
@@ -246,8 +245,8 @@ fn password_login_rotates_the_session_and_locks_after_five_failures() {
 
 #[test]
 fn bind_then_key_login_with_every_outcome_then_unbind() {
-    rt().block_on(async {
-        let w = World::start().await;
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
         let key = w.key(365);
         let o = w.origin.clone();
 
@@ -298,7 +297,12 @@ fn bind_then_key_login_with_every_outcome_then_unbind() {
         let mut d = w.browser("zh-CN").await;
         let mut e = w.browser("zh-CN").await;
         let nonce = d.challenge().await;
-        let (s, v) = e.post("/api/login/key", json!({"nonce": nonce, "token": key.token(&o, &nonce), "account_id": w.accounts[0]})).await;
+        let (s, v) = e
+            .post(
+                "/api/login/key",
+                json!({"nonce": nonce, "token": key.token(&o, &nonce), "account_id": w.accounts[0]}),
+            )
+            .await;
         assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")));
         assert!(w.audit_has("key_login", "refused", "another session").await);
 
@@ -312,7 +316,8 @@ fn bind_then_key_login_with_every_outcome_then_unbind() {
         let (s, v) = d.post("/api/login/key", json!({"nonce": nonce, "token": tok})).await;
         assert_eq!((s, v["code"].as_str()), (401, Some("bad_token")), "{v}");
         let foreign_dir = tempfile::tempdir().unwrap();
-        let foreign = ca::Ca::create(foreign_dir.path(), "CN=Other CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap();
+        let foreign =
+            ca::Ca::create(foreign_dir.path(), "CN=Other CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap();
         let sk = SigningKey::random(&mut rand::rngs::OsRng);
         let spki = sk.verifying_key().to_public_key_der().unwrap();
         let cert = foreign.issue(&ca::parse_name("CN=Mallory").unwrap(), spki.as_bytes(), T0 - 60, T0 + DAY).unwrap();
@@ -365,8 +370,8 @@ fn bind_then_key_login_with_every_outcome_then_unbind() {
 
 #[test]
 fn challenges_are_rate_limited() {
-    rt().block_on(async {
-        let w = World::start().await;
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
         let mut b = w.browser("en").await;
         for _ in 0..30 {
             b.challenge().await;

@@ -2,6 +2,8 @@
 //! server when `UKEY_TEST_POSTGRES` names one (an admin URL; each test gets a database of its
 //! own). Under CI=true PostgreSQL must be there.
 
+mod common;
+
 use portal::store::{CertRecord, Store, StoreError};
 
 const NOW: i64 = 1_790_000_000;
@@ -10,38 +12,15 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// A fresh PostgreSQL database on the test server (its URL and the admin URL), or None
-/// (locally) when there is none.
-async fn postgres_db() -> Option<(String, String, String)> {
-    let Ok(admin) = std::env::var("UKEY_TEST_POSTGRES") else {
-        assert!(std::env::var_os("CI").is_none(), "UKEY_TEST_POSTGRES must name a PostgreSQL server under CI");
-        eprintln!("SKIPPED (PostgreSQL half): set UKEY_TEST_POSTGRES=postgres://user:pass@host/postgres");
-        return None;
-    };
-    use sqlx::Connection;
-    let name = format!("ukey_test_{}", portal::store::new_id());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to UKEY_TEST_POSTGRES");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
-    Some((format!("{base}/{name}"), admin, name))
-}
-
 /// Run `f` on a SQLite store and, when available, a PostgreSQL store.
 fn both<F, Fut>(f: F)
 where
     F: Fn(Store) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    rt().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = Store::open(&format!("sqlite:{}", dir.path().join("portal.db").display())).await.unwrap();
-        f(sqlite).await;
-        if let Some((url, admin, name)) = postgres_db().await {
-            f(Store::open(&url).await.unwrap()).await;
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
-        }
+    common::on_each_backend(|url| {
+        let f = &f;
+        async move { f(Store::open(&url).await.unwrap()).await }
     });
 }
 
