@@ -6,6 +6,7 @@ pub mod certinfo;
 pub mod csr;
 pub mod error;
 pub mod keys;
+pub mod login_token;
 pub mod mgmt;
 pub mod pcsc;
 pub mod piv;

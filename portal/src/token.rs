@@ -1,5 +1,6 @@
-//! The key-login token, modelled on Web eID's authentication token: the key's certificate and
-//! an ECDSA signature, made on the key, over SHA256(SHA256(origin) || SHA256(nonce)).
+//! Verifying the key-login token (format in `host_driver::login_token`, modelled on Web eID's
+//! authentication token): the key's certificate and an ECDSA signature, made on the key, over
+//! SHA256(SHA256(origin) || SHA256(nonce)).
 //!
 //! [`check`] judges a token against values the portal holds itself — its origin, the nonce it
 //! issued (taken from the store, never read from the client), its CA and its clock — in an
@@ -17,24 +18,12 @@ use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
-/// The token format this portal accepts.
-pub const FORMAT: &str = "ukey-auth:1";
-/// ES256: ECDSA P-256 over SHA-256, signature as r || s (64 bytes), like Web eID.
-pub const ALGORITHM: &str = "ES256";
+pub use host_driver::login_token::{make, signed_digest, AuthToken, ALGORITHM, FORMAT};
+
 /// Anything larger is refused before it is decoded.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 const CLIENT_AUTH: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AuthToken {
-    pub format: String,
-    /// The key's certificate, base64 DER.
-    pub certificate: String,
-    pub algorithm: String,
-    /// base64 of r || s.
-    pub signature: String,
-}
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,14 +58,6 @@ pub struct Verified {
     pub not_before: i64,
     pub not_after: i64,
     pub der: Vec<u8>,
-}
-
-/// What the key signs for a login: SHA256(SHA256(origin) || SHA256(nonce)).
-pub fn signed_digest(origin: &str, nonce: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(Sha256::digest(origin.as_bytes()));
-    h.update(Sha256::digest(nonce));
-    h.finalize().into()
 }
 
 pub fn fingerprint(der: &[u8]) -> String {
@@ -151,16 +132,6 @@ pub fn check(
         not_after,
         der,
     })
-}
-
-/// Build a token (what the agent sends) from a certificate and an r || s signature.
-pub fn make(cert_der: &[u8], signature_rs: &[u8]) -> AuthToken {
-    AuthToken {
-        format: FORMAT.into(),
-        certificate: B64.encode(cert_der),
-        algorithm: ALGORITHM.into(),
-        signature: B64.encode(signature_rs),
-    }
 }
 
 #[cfg(test)]
