@@ -2,6 +2,7 @@
 //! to any key through [`proto::Transport`] — a virtual key in this process, a reader via PC/SC —
 //! and never knows which one it has.
 
+pub mod agent;
 pub mod certinfo;
 pub mod csr;
 pub mod error;

@@ -1,0 +1,301 @@
+//! The local agent (the manual's "certificate application environment"): a small HTTP service
+//! on loopback through which a web page of the portal reaches the keys on this machine.
+//!
+//! - `GET /keys`: the keys present (label, serial, subject, not-after, PIN tries left).
+//! - `GET /events` (WebSocket): `{"event":"inserted"|"removed","key":...}` as keys come and go.
+//! - `POST /sign {key_id, pin, nonce}`: verify the PIN on the key, then sign the login digest
+//!   for the request's Origin with slot 9A; answers the login token, or the key's own
+//!   wrong-PIN count / PIN-locked state.
+//!
+//! Every request must name a loopback Host (no DNS rebinding) and an allowed Origin. PINs are
+//! never logged or kept: they go to the key and are dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use proto::piv::Slot;
+use proto::Transport;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::login_token::{make, signed_digest, AuthToken};
+use crate::{PinOutcome, Piv, PivError};
+
+/// A key the agent can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRef {
+    /// Stable while the key stays: e.g. `reader:Virtual PCD 00 00`, `dir:/home/a/keys/alice`.
+    pub id: String,
+    pub label: String,
+}
+
+/// Where keys come from (readers, virtual key directories, keys in this process). The agent
+/// never knows which.
+pub trait KeyProvider: Send + Sync + 'static {
+    /// The keys present now.
+    fn list(&self) -> Vec<KeyRef>;
+    /// Reach one of them. The transport is held while a request uses the key.
+    fn open(&self, id: &str) -> Result<Box<dyn Transport>, String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Origins whose pages may use the agent (default: the portal's).
+    pub allowed_origins: Vec<String>,
+    /// How often key presence is checked for events.
+    pub poll: Duration,
+}
+
+struct Agent {
+    keys: Arc<dyn KeyProvider>,
+    config: AgentConfig,
+    events: broadcast::Sender<Value>,
+}
+
+/// What `GET /keys` says of a key.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeySummary {
+    pub id: String,
+    pub label: String,
+    pub serial: Option<String>,
+    pub subject: Option<String>,
+    pub not_after: Option<u64>,
+    pub pin_retries: Option<u8>,
+    pub pin_retries_total: Option<u8>,
+    pub error: Option<String>,
+}
+
+/// The agent's routes; spawns the presence poller on the current runtime.
+pub fn router(keys: Arc<dyn KeyProvider>, config: AgentConfig) -> Router {
+    let (events, _) = broadcast::channel(64);
+    let agent = Arc::new(Agent { keys, config, events });
+    tokio::spawn(poll_presence(agent.clone()));
+    Router::new()
+        .route("/keys", get(list_keys))
+        .route("/sign", post(sign))
+        .route("/events", get(events_ws))
+        .layer(middleware::from_fn_with_state(agent.clone(), guard))
+        .with_state(agent)
+}
+
+/// Serve on `listener` (bind it to 127.0.0.1) until dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    keys: Arc<dyn KeyProvider>,
+    config: AgentConfig,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(keys, config)).await
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"ok": false, "code": code, "message": message}))).into_response()
+}
+
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "::1")
+}
+
+/// Host must be loopback, Origin must be allowed; CORS answers for allowed origins only.
+async fn guard(State(a): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !loopback_host(host) {
+        return refuse(StatusCode::FORBIDDEN, "bad_host", "the agent answers only requests to a loopback address");
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if !a.config.allowed_origins.iter().any(|o| o == &origin) {
+        return refuse(StatusCode::FORBIDDEN, "bad_origin", "this page's origin may not use the agent");
+    }
+    let preflight = req.method() == Method::OPTIONS;
+    let mut resp = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if preflight {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+    }
+    resp
+}
+
+fn summarize(keys: &dyn KeyProvider, k: &KeyRef) -> KeySummary {
+    let mut s = KeySummary {
+        id: k.id.clone(),
+        label: k.label.clone(),
+        serial: None,
+        subject: None,
+        not_after: None,
+        pin_retries: None,
+        pin_retries_total: None,
+        error: None,
+    };
+    let info = keys.open(&k.id).map_err(|e| e.to_string()).and_then(|t| {
+        let mut piv = Piv::new(t);
+        crate::inspect(&mut piv, &k.label).map_err(|e| e.to_string())
+    });
+    match info {
+        Ok(i) => {
+            s.serial = i.serial.clone();
+            s.pin_retries = i.pin_retries;
+            s.pin_retries_total = i.pin_retries_total;
+            if let Some(c) = i.auth_cert() {
+                s.subject = Some(c.subject.clone());
+                s.not_after = Some(c.not_after);
+            }
+        }
+        Err(e) => s.error = Some(e),
+    }
+    s
+}
+
+async fn list_keys(State(a): State<Arc<Agent>>) -> Response {
+    let keys = a.keys.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        keys.list().iter().map(|k| summarize(keys.as_ref(), k)).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    Json(json!({"ok": true, "keys": list})).into_response()
+}
+
+#[derive(Deserialize)]
+struct SignRequest {
+    key_id: String,
+    pin: String,
+    nonce: String,
+}
+
+/// Why signing did not happen, as the page shows it.
+#[derive(Debug)]
+enum SignError {
+    NoKey(String),
+    WrongPin(u8),
+    PinLocked,
+    NoCertificate,
+    Key(String),
+}
+
+fn sign_blocking(keys: &dyn KeyProvider, req: &SignRequest, origin: &str) -> Result<AuthToken, SignError> {
+    let t = keys.open(&req.key_id).map_err(SignError::NoKey)?;
+    let mut piv = Piv::new(t);
+    piv.select().map_err(|e| SignError::Key(e.to_string()))?;
+    let outcome = piv.verify_pin(&req.pin);
+    let result = match outcome {
+        Ok(PinOutcome::Ok) => (|| {
+            let cert = piv.read_certificate(Slot::Authentication).map_err(|e| SignError::Key(e.to_string()))?;
+            let cert = cert.ok_or(SignError::NoCertificate)?;
+            let sig = piv
+                .sign_digest(Slot::Authentication, &signed_digest(origin, req.nonce.as_bytes()))
+                .map_err(|e| SignError::Key(e.to_string()))?;
+            Ok(make(&cert, &sig.raw))
+        })(),
+        Ok(PinOutcome::WrongPin { retries_left }) => Err(SignError::WrongPin(retries_left)),
+        Ok(PinOutcome::Blocked) | Err(PivError::PinBlocked { .. }) => Err(SignError::PinLocked),
+        Err(e) => Err(SignError::Key(e.to_string())),
+    };
+    // The PIN session ends with the request.
+    let _ = piv.logout();
+    result
+}
+
+async fn sign(State(a): State<Arc<Agent>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<SignRequest>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "bad_request", "expected {key_id, pin, nonce}");
+    };
+    // The origin signed for is the browser's Origin header (already checked against the
+    // allow-list), never a value from the page.
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let keys = a.keys.clone();
+    let key_id = req.key_id.clone();
+    let result = tokio::task::spawn_blocking(move || sign_blocking(keys.as_ref(), &req, &origin)).await;
+    match result {
+        Ok(Ok(token)) => Json(json!({"ok": true, "code": "signed", "token": token})).into_response(),
+        Ok(Err(SignError::WrongPin(n))) => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"ok": false, "code": "wrong_pin", "attempts_left": n, "message": format!("PIN verification failed, {n} attempts left")})),
+        )
+            .into_response(),
+        Ok(Err(SignError::PinLocked)) => {
+            refuse(StatusCode::FORBIDDEN, "pin_locked", "the PIN is locked: unblock it with the PUK")
+        }
+        Ok(Err(SignError::NoCertificate)) => {
+            refuse(StatusCode::CONFLICT, "no_certificate", "the key has no certificate in slot 9A")
+        }
+        Ok(Err(SignError::NoKey(e))) => refuse(StatusCode::NOT_FOUND, "no_key", &format!("{key_id}: {e}")),
+        Ok(Err(SignError::Key(e))) => refuse(StatusCode::BAD_GATEWAY, "key_error", &e),
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
+    }
+}
+
+async fn events_ws(State(a): State<Arc<Agent>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| events(socket, a))
+}
+
+async fn events(mut socket: WebSocket, a: Arc<Agent>) {
+    let mut rx = a.events.subscribe();
+    let keys = a.keys.clone();
+    let now = tokio::task::spawn_blocking(move || keys.list()).await.unwrap_or_default();
+    let hello = json!({"event": "keys", "keys": now});
+    if socket.send(Message::text(hello.to_string())).await.is_err() {
+        return;
+    }
+    while let Ok(ev) = rx.recv().await {
+        if socket.send(Message::text(ev.to_string())).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn present(a: &Agent) -> Option<BTreeMap<String, KeyRef>> {
+    let keys = a.keys.clone();
+    let list = tokio::task::spawn_blocking(move || keys.list()).await.ok()?;
+    Some(list.into_iter().map(|k| (k.id.clone(), k)).collect())
+}
+
+/// Keys present at start are the baseline; events are the changes after it.
+async fn poll_presence(a: Arc<Agent>) {
+    let Some(mut known) = present(&a).await else { return };
+    loop {
+        tokio::time::sleep(a.config.poll).await;
+        let Some(now) = present(&a).await else { return };
+        for (id, k) in &now {
+            if !known.contains_key(id) {
+                let _ = a.events.send(json!({"event": "inserted", "key": k}));
+            }
+        }
+        for (id, k) in &known {
+            if !now.contains_key(id) {
+                let _ = a.events.send(json!({"event": "removed", "key": k}));
+            }
+        }
+        known = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_hosts() {
+        for ok in ["127.0.0.1:7000", "localhost:7000", "[::1]:7000", "127.0.0.1", "localhost"] {
+            assert!(super::loopback_host(ok), "{ok}");
+        }
+        for bad in ["evil.example:7000", "127.0.0.1.evil.example", "10.0.0.1:7000", "", "[::2]:1"] {
+            assert!(!super::loopback_host(bad), "{bad}");
+        }
+    }
+}
