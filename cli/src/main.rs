@@ -7,6 +7,7 @@ mod open;
 mod output;
 mod secrets;
 mod serve;
+mod services;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,11 @@ enum Command {
     Ca(CaCommand),
     /// The whole story: provision, wrong PIN, lockout, unblock, sign, verify
     Demo(demo::DemoArgs),
+    /// The reference business system: password login, bind, key login, unbind (HTTP/JSON)
+    #[command(subcommand)]
+    Portal(services::PortalCommand),
+    /// The local agent: lets portal pages list the keys here and sign logins (loopback only)
+    Agent(services::AgentArgs),
 }
 
 /// Which key a command works on: a virtual key's directory, or a key in a PC/SC reader.
@@ -255,6 +261,8 @@ fn main() -> ExitCode {
         Command::Ca(CaCommand::Init(a)) => commands::ca_init(a),
         Command::Ca(CaCommand::Issue(a)) => commands::ca_issue(a),
         Command::Demo(a) => demo::run(a),
+        Command::Portal(c) => services::portal(c),
+        Command::Agent(a) => services::agent(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,195 @@
+//! `ukey portal` (the business system) and `ukey agent` (the local bridge between portal pages
+//! and the keys on this machine), as long-running services.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use host_driver::agent::{AgentConfig, KeyProvider, KeyRef};
+use host_driver::pcsc::{Pcsc, PcscTransport};
+use portal::api::Portal;
+use portal::config::Config;
+use portal::password::{self, Cost};
+use portal::store::Store;
+use proto::clock::SystemClock;
+use proto::{Clock, Transport};
+
+use crate::home;
+
+/// A tokio runtime whose blocking threads have room for a card's state.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 << 20).build().context("async runtime")
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PortalCommand {
+    /// Run the portal's HTTP/JSON API until Ctrl-C
+    Serve(PortalServeArgs),
+    /// Add the demo enterprise, user and accounts (示例科技有限公司 / zhangsan / 财务账号, 申报账号)
+    Seed(PortalSeedArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DbArgs {
+    /// Database: sqlite:PATH (default $UKEY_HOME/portal.db) or postgres://user:pass@host/db
+    #[arg(long, value_name = "URL", env = "UKEY_PORTAL_DB")]
+    pub db: Option<String>,
+}
+
+impl DbArgs {
+    fn url(&self) -> String {
+        self.db.clone().unwrap_or_else(|| format!("sqlite:{}", home::home().join("portal.db").display()))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PortalServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The portal's origin as browsers see it (what keys sign for); default http://LISTEN
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+    /// The issuing CA whose certificates may log in (default $UKEY_HOME/ca, created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub ca: Option<PathBuf>,
+    /// Remind at login when the certificate expires within this many days
+    #[arg(long, default_value_t = 30)]
+    pub expiry_warning_days: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct PortalSeedArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Password of the demo user zhangsan
+    #[arg(long, env = "UKEY_PORTAL_PASSWORD", hide_env_values = true)]
+    pub password: String,
+}
+
+pub fn portal(cmd: PortalCommand) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        match cmd {
+            PortalCommand::Serve(a) => portal_serve(a).await,
+            PortalCommand::Seed(a) => portal_seed(a).await,
+        }
+    })
+}
+
+async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
+    let url = a.db.url();
+    let store = Store::open(&url).await.with_context(|| format!("opening the portal database {url}"))?;
+    let ca_dir = a.ca.clone().unwrap_or_else(home::ca_dir);
+    let ca = ca::Ca::open_or_create(&ca_dir, "CN=ukey test CA,O=ukey", 3650, &SystemClock)
+        .with_context(|| format!("CA in {}", ca_dir.display()))?;
+    let listener =
+        tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
+    let origin = a.origin.clone().unwrap_or_else(|| format!("http://{}", a.listen));
+    let mut config = Config::new(&origin);
+    config.expiry_warning_days = a.expiry_warning_days;
+    let state = Portal::new(store, *ca.verifying_key(), Arc::new(SystemClock), config);
+    println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
+    println!("API: GET /api/session, POST /api/login/password, /api/challenge, /api/login/key, /api/bind, /api/unbind");
+    tokio::select! {
+        r = portal::api::serve(listener, state) => r.context("portal server")?,
+        _ = tokio::signal::ctrl_c() => println!("stopping"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn portal_seed(a: PortalSeedArgs) -> Result<ExitCode> {
+    let url = a.db.url();
+    let store = Store::open(&url).await.with_context(|| format!("opening the portal database {url}"))?;
+    let now = SystemClock.now_unix() as i64;
+    let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", now).await?;
+    store.create_user(&e.id, "zhangsan", "张三", &password::hash(&a.password, Cost::DEFAULT), now).await?;
+    for name in ["财务账号", "申报账号"] {
+        store.create_account(&e.id, name, now).await?;
+    }
+    println!("seeded {url}: enterprise {} ({}), user zhangsan, accounts 财务账号, 申报账号", e.name, e.credit_code);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Loopback address to listen on
+    #[arg(long, default_value = "127.0.0.1:7781")]
+    pub listen: SocketAddr,
+    /// Origins whose pages may use the agent (repeatable; default http://127.0.0.1:8080)
+    #[arg(long = "allow-origin", value_name = "URL")]
+    pub allow_origin: Vec<String>,
+    /// Directories of virtual keys to offer besides the PC/SC readers (default $UKEY_HOME/keys)
+    #[arg(long, value_name = "DIR")]
+    pub keys: Vec<PathBuf>,
+}
+
+/// The keys of this machine: keys in PC/SC readers and virtual key directories.
+pub struct MachineKeys {
+    pub dirs: Vec<PathBuf>,
+}
+
+fn key_dirs(root: &Path) -> Vec<PathBuf> {
+    if token_sim::store::is_key_dir(root) {
+        return vec![root.to_path_buf()];
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| token_sim::store::is_key_dir(p)).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+impl KeyProvider for MachineKeys {
+    fn list(&self) -> Vec<KeyRef> {
+        let mut out = Vec::new();
+        if let Ok(states) = Pcsc::establish().and_then(|p| p.reader_states()) {
+            for r in states.into_iter().filter(|r| r.card_present) {
+                out.push(KeyRef { id: format!("reader:{}", r.name), label: r.name });
+            }
+        }
+        for root in &self.dirs {
+            // A served directory shows up as its reader.
+            for d in key_dirs(root).into_iter().filter(|d| !d.join(crate::serve::CONTROL_SOCKET).exists()) {
+                out.push(KeyRef { id: format!("dir:{}", d.display()), label: crate::open::dir_label(&d) });
+            }
+        }
+        out
+    }
+
+    fn open(&self, id: &str) -> std::result::Result<Box<dyn Transport>, String> {
+        if let Some(reader) = id.strip_prefix("reader:") {
+            return PcscTransport::connect(reader)
+                .map(|t| Box::new(t) as Box<dyn Transport>)
+                .map_err(|e| e.to_string());
+        }
+        if let Some(dir) = id.strip_prefix("dir:") {
+            return token_sim::VirtualKey::open(Path::new(dir))
+                .map(|k| Box::new(k) as Box<dyn Transport>)
+                .map_err(|e| e.to_string());
+        }
+        Err(format!("unknown key id {id:?}"))
+    }
+}
+
+pub fn agent(a: AgentArgs) -> Result<ExitCode> {
+    anyhow::ensure!(a.listen.ip().is_loopback(), "the agent listens on loopback only, not {}", a.listen);
+    let origins = if a.allow_origin.is_empty() { vec!["http://127.0.0.1:8080".to_string()] } else { a.allow_origin };
+    let dirs = if a.keys.is_empty() { vec![home::keys_dir()] } else { a.keys };
+    runtime()?.block_on(async {
+        let listener =
+            tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
+        println!("agent on http://{} for {}; keys: PC/SC readers and {}", a.listen, origins.join(", "), dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+        let config = AgentConfig { allowed_origins: origins, poll: Duration::from_millis(250) };
+        tokio::select! {
+            r = host_driver::agent::serve(listener, Arc::new(MachineKeys { dirs }), config) => r.context("agent server")?,
+            _ = tokio::signal::ctrl_c() => println!("stopping"),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
