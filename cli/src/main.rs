@@ -2,6 +2,7 @@
 
 mod commands;
 mod demo;
+mod flows;
 mod home;
 mod open;
 mod output;
@@ -61,6 +62,8 @@ enum Command {
     Portal(services::PortalCommand),
     /// The local agent: lets portal pages list the keys here and sign logins (loopback only)
     Agent(services::AgentArgs),
+    /// Run every login / bind / unbind flow and outcome headless (portal, agent, virtual keys)
+    Flows(flows::FlowsArgs),
 }
 
 /// Which key a command works on: a virtual key's directory, or a key in a PC/SC reader.
@@ -263,6 +266,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Portal(c) => services::portal(c),
         Command::Agent(a) => services::agent(a),
+        Command::Flows(a) => flows::run(a),
     };
     match result {
         Ok(code) => code,

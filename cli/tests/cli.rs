@@ -225,3 +225,22 @@ fn demo_runs_the_story() {
         "{out}"
     );
 }
+
+#[test]
+fn flows_run_every_login_bind_unbind_outcome_and_report_them() {
+    let home = tempfile::tempdir().unwrap();
+    let junit = home.path().join("flows.xml");
+    let out = ukey(home.path(), &["flows", "--json", "--junit", junit.to_str().unwrap()]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["failed"], 0);
+    let steps = v["steps"].as_array().unwrap();
+    assert!(steps.len() >= 16);
+    for needle in ["wrong PIN", "PIN locked", "expiring", "expired", "revoked", "not bound", "unbind", "replayed"] {
+        assert!(steps.iter().any(|s| s["step"].as_str().unwrap().contains(needle) && s["ok"] == true), "{needle}");
+    }
+    let wrong_pin = steps.iter().find(|s| s["step"].as_str().unwrap().contains("wrong PIN")).unwrap();
+    assert!(wrong_pin["detail"].as_str().unwrap().contains("还有2次机会"), "{wrong_pin}");
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(x.contains(&format!("tests=\"{}\" failures=\"0\"", steps.len())), "{x}");
+}
