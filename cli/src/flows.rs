@@ -32,6 +32,10 @@ pub struct FlowsArgs {
     /// Also write the results as a JUnit XML report
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// The portal's database: an empty postgres://... database, or sqlite:PATH
+    /// (default: a temporary SQLite file)
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }
 
 const PASSWORD: &str = "flows-Passw0rd";
@@ -171,12 +175,13 @@ impl World {
     }
 }
 
-async fn setup() -> Result<World> {
+async fn setup(db: Option<&str>) -> Result<World> {
     let dir = tempfile::tempdir()?;
     let clock = SystemClock;
     let now = clock.now_unix();
     let ca = ca::Ca::create(&dir.path().join("ca"), "CN=ukey flows CA,O=ukey", 3650, &clock)?;
-    let store = Store::open(&format!("sqlite:{}", dir.path().join("portal.db").display())).await?;
+    let url = db.map(str::to_string).unwrap_or_else(|| format!("sqlite:{}", dir.path().join("portal.db").display()));
+    let store = Store::open(&url).await.with_context(|| format!("opening {url}"))?;
     let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", now as i64).await?;
     store.create_user(&e.id, "zhangsan", "张三", &password::hash(PASSWORD, Cost::FAST), now as i64).await?;
     let mut accounts = Vec::new();
@@ -437,7 +442,7 @@ fn junit(steps: &[Step]) -> String {
 pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let steps = crate::services::runtime()?.block_on(async {
-        let w = setup().await?;
+        let w = setup(a.db.as_deref()).await?;
         Ok::<_, anyhow::Error>(run_flows(&w).await)
     })?;
     let failed = steps.iter().filter(|s| !s.ok).count();

@@ -244,3 +244,27 @@ fn flows_run_every_login_bind_unbind_outcome_and_report_them() {
     let x = std::fs::read_to_string(&junit).unwrap();
     assert!(x.contains(&format!("tests=\"{}\" failures=\"0\"", steps.len())), "{x}");
 }
+
+/// The same flows with the portal on PostgreSQL (a fresh database on UKEY_TEST_POSTGRES).
+#[test]
+fn flows_pass_on_postgresql_too() {
+    let Ok(admin) = std::env::var("UKEY_TEST_POSTGRES") else {
+        assert!(std::env::var_os("CI").is_none(), "UKEY_TEST_POSTGRES must name a PostgreSQL server under CI");
+        eprintln!("SKIPPED: set UKEY_TEST_POSTGRES to run the flows on PostgreSQL");
+        return;
+    };
+    let name = format!("ukey_flows_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = Command::new("psql").arg(&admin).args(["-qc", sql]).output().expect("psql runs");
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let home = tempfile::tempdir().unwrap();
+    let out = ukey(home.path(), &["flows", "--json", "--db", &url]);
+    let v = json(&out);
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["failed"], 0);
+}
