@@ -176,9 +176,23 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(url.to_string()));
         };
+        let sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
             // SQLite takes one writer at a time; more connections only wait on its lock.
-            .max_connections(if backend == Backend::Sqlite { 1 } else { 10 })
+            .max_connections(if sqlite { 1 } else { 10 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL: readers never block the writer, a commit is an append. NORMAL
+                        // survives a crash of the portal; a power loss may drop the last commits.
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA synchronous=NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout=5000").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
         let store = Store { pool, backend };
