@@ -38,8 +38,8 @@ pub struct FlowsArgs {
     pub db: Option<String>,
 }
 
-const PASSWORD: &str = "flows-Passw0rd";
-const PIN: &str = "123456";
+pub(crate) const PASSWORD: &str = "flows-Passw0rd";
+pub(crate) const PIN: &str = "123456";
 
 /// One checked step.
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +86,7 @@ impl KeyProvider for InProcessKeys {
 }
 
 /// A browser: cookie jar, language, the session's CSRF token.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     portal: String,
     agent: String,
@@ -94,7 +94,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn new(portal: &str, agent: &str) -> Result<Browser> {
+    pub(crate) async fn new(portal: &str, agent: &str) -> Result<Browser> {
         let http = reqwest::Client::builder().cookie_store(true).build()?;
         let mut b = Browser { http, portal: portal.into(), agent: agent.into(), csrf: String::new() };
         let (_, v) = b.get("/api/session").await?;
@@ -105,7 +105,7 @@ impl Browser {
         let r = self.http.get(format!("{}{path}", self.portal)).header("Accept-Language", "zh-CN").send().await?;
         Ok((r.status().as_u16(), r.json().await?))
     }
-    async fn post(&mut self, path: &str, body: Value) -> Result<(u16, Value)> {
+    pub(crate) async fn post(&mut self, path: &str, body: Value) -> Result<(u16, Value)> {
         let r = self
             .http
             .post(format!("{}{path}", self.portal))
@@ -137,7 +137,7 @@ impl Browser {
         Ok(v["nonce"].as_str().context("no nonce")?.to_string())
     }
     /// Challenge, PIN + signature on the key through the agent, key login.
-    async fn key_login(&mut self, key: &str, pin: &str, account: Option<&str>) -> Result<(u16, Value)> {
+    pub(crate) async fn key_login(&mut self, key: &str, pin: &str, account: Option<&str>) -> Result<(u16, Value)> {
         let nonce = self.challenge().await?;
         let (s, v) = self.agent_sign(key, pin, &nonce).await?;
         if s != 200 {
@@ -145,7 +145,7 @@ impl Browser {
         }
         self.post("/api/login/key", json!({"nonce": nonce, "token": v["token"], "account_id": account})).await
     }
-    async fn bind(&mut self, key: &str, accounts: &[String]) -> Result<(u16, Value)> {
+    pub(crate) async fn bind(&mut self, key: &str, accounts: &[String]) -> Result<(u16, Value)> {
         let nonce = self.challenge().await?;
         let (s, v) = self.agent_sign(key, PIN, &nonce).await?;
         ensure!(s == 200, "agent refused to sign for binding: {v}");
@@ -153,13 +153,13 @@ impl Browser {
     }
 }
 
-struct World {
+pub(crate) struct World {
     _dir: tempfile::TempDir,
-    portal: String,
-    agent: String,
+    pub(crate) portal: String,
+    pub(crate) agent: String,
     state: State,
     keys: Arc<InProcessKeys>,
-    accounts: Vec<String>,
+    pub(crate) accounts: Vec<String>,
 }
 
 impl World {
@@ -175,7 +175,25 @@ impl World {
     }
 }
 
-async fn setup(db: Option<&str>) -> Result<World> {
+/// The keys `ukey flows` needs: one for each state a user meets.
+fn flow_keys() -> Vec<(String, Scenario)> {
+    [
+        ("alice", Scenario::Provisioned),
+        ("bob", Scenario::Provisioned),
+        ("carol", Scenario::Expiring { days: 5 }),
+        ("dave", Scenario::Expired),
+        ("erin", Scenario::PinLocked),
+        ("frank", Scenario::Provisioned),
+        ("grace", Scenario::Provisioned),
+    ]
+    .into_iter()
+    .map(|(id, s)| (id.to_string(), s))
+    .collect()
+}
+
+/// A portal (on `db`, else a temporary SQLite file) with the demo enterprise, user and
+/// accounts, an agent, and the given in-process virtual keys, all on loopback.
+pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> Result<World> {
     let dir = tempfile::tempdir()?;
     let clock = SystemClock;
     let now = clock.now_unix();
@@ -189,25 +207,14 @@ async fn setup(db: Option<&str>) -> Result<World> {
         accounts.push(store.create_account(&e.id, name, now as i64).await?.id);
     }
     let keys = Arc::new(InProcessKeys::default());
-    for (i, (id, s)) in [
-        ("alice", Scenario::Provisioned),
-        ("bob", Scenario::Provisioned),
-        ("carol", Scenario::Expiring { days: 5 }),
-        ("dave", Scenario::Expired),
-        ("erin", Scenario::PinLocked),
-        ("frank", Scenario::Provisioned),
-        ("grace", Scenario::Provisioned),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, (id, s)) in key_list.iter().enumerate() {
         let spec = KeySpec { seed: Some(100 + i as u64), ..KeySpec::default() };
         let mut vk = VirtualKey::in_memory(&spec, &clock)?;
         let subject = format!("CN={id},O=示例科技有限公司");
         vk.card_mut()
-            .update_state(|st, rng| scenario::apply(st, s, Some(&ca), &subject, &clock, rng))
+            .update_state(|st, rng| scenario::apply(st, *s, Some(&ca), &subject, &clock, rng))
             .map_err(|_| anyhow::anyhow!("provisioning {id}"))??;
-        keys.0.lock().unwrap_or_else(|p| p.into_inner()).push((id.to_string(), Shared(Arc::new(Mutex::new(vk)))));
+        keys.0.lock().unwrap_or_else(|p| p.into_inner()).push((id.clone(), Shared(Arc::new(Mutex::new(vk)))));
     }
     let pl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let portal = format!("http://{}", pl.local_addr()?);
@@ -442,7 +449,7 @@ fn junit(steps: &[Step]) -> String {
 pub fn run(a: FlowsArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let steps = crate::services::runtime()?.block_on(async {
-        let w = setup(a.db.as_deref()).await?;
+        let w = setup(a.db.as_deref(), &flow_keys()).await?;
         Ok::<_, anyhow::Error>(run_flows(&w).await)
     })?;
     let failed = steps.iter().filter(|s| !s.ok).count();

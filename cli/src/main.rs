@@ -1,5 +1,6 @@
 //! `ukey`: the virtual USB-Key, its host driver and tools.
 
+mod bench;
 mod commands;
 mod demo;
 mod flows;
@@ -64,6 +65,9 @@ enum Command {
     Agent(services::AgentArgs),
     /// Run every login / bind / unbind flow and outcome headless (portal, agent, virtual keys)
     Flows(flows::FlowsArgs),
+    /// Measure: full key logins per second against bare P-256 sign+verify
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Which key a command works on: a virtual key's directory, or a key in a PC/SC reader.
@@ -267,6 +271,7 @@ fn main() -> ExitCode {
         Command::Portal(c) => services::portal(c),
         Command::Agent(a) => services::agent(a),
         Command::Flows(a) => flows::run(a),
+        Command::Bench(c) => bench::run(c),
     };
     match result {
         Ok(code) => code,
