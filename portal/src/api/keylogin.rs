@@ -71,7 +71,8 @@ impl Portal {
             return Err(refuse(StatusCode::UNAUTHORIZED, "bad_nonce", "the challenge expired: ask for a new one"));
         }
         let nonce_bytes = nonce.as_bytes();
-        let verified = match token::check(token, &n.origin, nonce_bytes, &self.ca, self.now()) {
+        let verified = match token::check_with(token, &n.origin, nonce_bytes, self.now(), &|der| self.issued_by_ca(der))
+        {
             Ok(v) => v,
             Err(e) => {
                 self.audit("-", action, "refused", &e.to_string()).await?;

@@ -36,7 +36,11 @@ pub struct Portal {
     pub clock: Arc<dyn Clock + Send + Sync>,
     pub config: Config,
     pub limits: RateLimiter,
+    /// SHA-256 of certificates already found signed by our CA (bounded).
+    chain_ok: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
+
+const CHAIN_CACHE_MAX: usize = 100_000;
 
 pub type State = Arc<Portal>;
 
@@ -47,7 +51,24 @@ impl Portal {
         clock: Arc<dyn Clock + Send + Sync>,
         config: Config,
     ) -> State {
-        Arc::new(Portal { store, ca, clock, config, limits: RateLimiter::default() })
+        Arc::new(Portal { store, ca, clock, config, limits: RateLimiter::default(), chain_ok: Default::default() })
+    }
+
+    /// Whether `der` is signed by our CA, remembering the answer for certificates that are.
+    pub fn issued_by_ca(&self, der: &[u8]) -> bool {
+        let h: [u8; 32] = Sha256::digest(der).into();
+        if self.chain_ok.lock().unwrap_or_else(|p| p.into_inner()).contains(&h) {
+            return true;
+        }
+        let ok = ca::verify_signed_by(der, &self.ca);
+        if ok {
+            let mut c = self.chain_ok.lock().unwrap_or_else(|p| p.into_inner());
+            if c.len() >= CHAIN_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(h);
+        }
+        ok
     }
 
     pub fn now(&self) -> i64 {
