@@ -520,6 +520,25 @@ impl Store {
         })
     }
 
+    /// Give a session a new token, user, account and CSRF token in one statement (login);
+    /// `false` if `old_hash` names no session.
+    pub async fn rotate_session(&self, old_hash: &str, new: &Session) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET token_hash = $2, user_id = $3, account_id = $4, csrf = $5, expires_at = $6 \
+             WHERE token_hash = $1",
+        )
+        .bind(old_hash)
+        .bind(&new.token_hash)
+        .bind(&new.user_id)
+        .bind(&new.account_id)
+        .bind(&new.csrf)
+        .bind(new.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unique("session", "(token)"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
         Ok(())

@@ -238,9 +238,6 @@ impl Portal {
         user_id: Option<String>,
         account_id: Option<String>,
     ) -> Result<(Session, String), ApiError> {
-        if let Some(o) = old {
-            self.store.delete_session(&o.token_hash).await?;
-        }
         let token = random_token();
         let s = Session {
             token_hash: hash_token(&token),
@@ -249,7 +246,13 @@ impl Portal {
             csrf: random_token(),
             expires_at: self.now() + self.config.session_secs,
         };
-        self.store.put_session(&s, self.now()).await?;
+        let replaced = match old {
+            Some(o) => self.store.rotate_session(&o.token_hash, &s).await?,
+            None => false,
+        };
+        if !replaced {
+            self.store.put_session(&s, self.now()).await?;
+        }
         Ok((s, self.set_cookie(&token)))
     }
 
