@@ -126,6 +126,7 @@ impl Browser {
         let r = reqwest::Client::new()
             .post(format!("{}/sign", self.agent))
             .header("Origin", &self.portal)
+            .header("Accept-Language", "zh-CN")
             .json(&json!({"key_id": key, "pin": pin, "nonce": nonce}))
             .send()
             .await?;
@@ -349,7 +350,8 @@ async fn run_flows(w: &World) -> Vec<Step> {
         let v = expect(b.key_login("alice", "000000", None).await?, 401, "wrong_pin")?;
         let on_key = w.pin_tries("alice")?;
         ensure!(v["attempts_left"] == on_key, "agent said {} but the key has {on_key}", v["attempts_left"]);
-        Ok(format!("校验失败，还有{on_key}次机会"))
+        ensure!(msg(&v).contains(&format!("还有{on_key}次机会")), "message {v}");
+        Ok(msg(&v))
     })
     .await;
     run.step("key login", "PIN locked: says so", || async {

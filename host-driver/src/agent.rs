@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use crate::lang::Lang;
 use crate::login_token::{make, signed_digest, AuthToken};
 use crate::{PinOutcome, Piv, PivError};
 
@@ -220,19 +221,28 @@ async fn sign(State(a): State<Arc<Agent>>, headers: HeaderMap, body: axum::body:
     // The origin signed for is the browser's Origin header (already checked against the
     // allow-list), never a value from the page.
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let lang = Lang::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let keys = a.keys.clone();
     let key_id = req.key_id.clone();
     let result = tokio::task::spawn_blocking(move || sign_blocking(keys.as_ref(), &req, &origin)).await;
     match result {
         Ok(Ok(token)) => Json(json!({"ok": true, "code": "signed", "token": token})).into_response(),
-        Ok(Err(SignError::WrongPin(n))) => (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"ok": false, "code": "wrong_pin", "attempts_left": n, "message": format!("PIN verification failed, {n} attempts left")})),
-        )
-            .into_response(),
-        Ok(Err(SignError::PinLocked)) => {
-            refuse(StatusCode::FORBIDDEN, "pin_locked", "the PIN is locked: unblock it with the PUK")
+        Ok(Err(SignError::WrongPin(n))) => {
+            let message = match lang {
+                Lang::Zh => format!("USB-Key密码校验失败，还有{n}次机会"),
+                Lang::En => format!("USB-Key PIN verification failed, {n} attempts left"),
+            };
+            let body = json!({"ok": false, "code": "wrong_pin", "attempts_left": n, "message": message});
+            (StatusCode::UNAUTHORIZED, Json(body)).into_response()
         }
+        Ok(Err(SignError::PinLocked)) => refuse(
+            StatusCode::FORBIDDEN,
+            "pin_locked",
+            match lang {
+                Lang::Zh => "USB-Key密码已锁定，请使用PUK解锁（ukey pin unblock）或联系管理员",
+                Lang::En => "The USB-Key PIN is locked: unblock it with the PUK (ukey pin unblock) or contact your administrator",
+            },
+        ),
         Ok(Err(SignError::NoCertificate)) => {
             refuse(StatusCode::CONFLICT, "no_certificate", "the key has no certificate in slot 9A")
         }

@@ -7,6 +7,7 @@ pub mod certinfo;
 pub mod csr;
 pub mod error;
 pub mod keys;
+pub mod lang;
 pub mod login_token;
 pub mod mgmt;
 pub mod pcsc;

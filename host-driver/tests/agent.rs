@@ -137,6 +137,7 @@ fn sign_verifies_the_pin_on_the_key_and_signs_for_the_page_origin() {
         let req = |pin: &str| json!({"key_id": "alice", "pin": pin, "nonce": "bm9uY2U"});
         let (st, v) = call("POST", &url, Some(PORTAL), None, Some(req("000000"))).await;
         assert_eq!((st, v["code"].as_str(), v["attempts_left"].as_u64()), (401, Some("wrong_pin"), Some(2)));
+        assert_eq!(v["message"], "USB-Key密码校验失败，还有2次机会", "Chinese without Accept-Language");
         let (st, v) = call("POST", &url, Some(PORTAL), None, Some(req("123456"))).await;
         assert_eq!(st, 200, "{v}");
         let tok = &v["token"];
