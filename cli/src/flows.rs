@@ -177,7 +177,7 @@ impl World {
 }
 
 /// The keys `ukey flows` needs: one for each state a user meets.
-fn flow_keys() -> Vec<(String, Scenario)> {
+pub(crate) fn flow_keys() -> Vec<(String, Scenario)> {
     [
         ("alice", Scenario::Provisioned),
         ("bob", Scenario::Provisioned),
@@ -264,7 +264,7 @@ fn msg(v: &Value) -> String {
     v["message"].as_str().unwrap_or("").to_string()
 }
 
-async fn run_flows(w: &World) -> Vec<Step> {
+pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     let mut run = Run { steps: Vec::new(), start: Instant::now() };
     let mut user = match Browser::new(&w.portal, &w.agent).await {
         Ok(b) => b,

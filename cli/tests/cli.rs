@@ -224,6 +224,10 @@ fn demo_runs_the_story() {
         out.contains("2 attempt(s) left") && out.contains("PIN locked") && out.contains("all steps passed"),
         "{out}"
     );
+    for said in ["请先绑定CA账号", "绑定成功", "还有2次机会", "剩余5天", "已被吊销", "解除绑定成功"]
+    {
+        assert!(out.contains(said), "the demo tells the portal story too: {said}\n{out}");
+    }
 }
 
 #[test]
