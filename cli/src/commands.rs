@@ -260,10 +260,21 @@ fn pcsc_rows(rows: &mut Vec<KeyRow>) -> PcscReport {
         Err(e) => return PcscReport { available: false, error: Some(e.to_string()), readers: Vec::new() },
     };
     for r in readers.iter().filter(|r| r.card_present) {
-        let inspected = pcsc.connect(&r.name).map_err(anyhow::Error::from).and_then(|t| {
-            let mut piv = Piv::new(t);
-            Ok(inspect(&mut piv, &r.name)?)
-        });
+        // Reading spends nothing, so it may be tried again when another program reset the
+        // card under us (libykpiv resets on disconnect) or the transport hiccuped.
+        let mut inspected = Err(anyhow::anyhow!("not read"));
+        for attempt in 0..3 {
+            inspected = pcsc.connect(&r.name).map_err(anyhow::Error::from).and_then(|t| {
+                let mut piv = Piv::new(t);
+                Ok(inspect(&mut piv, &r.name)?)
+            });
+            let transient = matches!(&inspected, Err(e) if e.downcast_ref::<host_driver::PivError>()
+                .is_some_and(|p| matches!(p, host_driver::PivError::Transport(_))));
+            if !transient || attempt == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         rows.push(match inspected {
             Ok(info) => KeyRow { source: "reader", location: r.name.clone(), info: Some(info), error: None },
             Err(e) => KeyRow { source: "reader", location: r.name.clone(), info: None, error: Some(format!("{e:#}")) },

@@ -539,8 +539,8 @@ fn two_keys_on_two_readers_used_at_once_do_not_mix() {
         assert!(list["keys"].as_array().unwrap().iter().all(|k| k["error"].as_str().unwrap_or("").contains("served")));
         let all = json(&ukey(h, &["keys", "--json"]));
         let by_reader = |r: &str| all["keys"].as_array().unwrap().iter().find(|k| k["location"] == r).cloned().unwrap();
-        assert_eq!(by_reader(READER[0])["serial"], "11111111");
-        assert_eq!(by_reader(READER[1])["serial"], "22222222");
+        assert_eq!(by_reader(READER[0])["serial"], "11111111", "{all}");
+        assert_eq!(by_reader(READER[1])["serial"], "22222222", "{all}");
         assert_eq!(by_reader(READER[1])["pin_retries"], 1);
     }
     ta.join().unwrap();
