@@ -27,19 +27,10 @@ pub async fn challenge(S(p): S<State>, headers: HeaderMap) -> Reply {
     Reply { lang, result, cookie: None }
 }
 
+/// The calendar day (UTC) of a unix time, as users read it: 2026-09-21.
 fn day(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let t = host_driver::certinfo::format_time(unix.max(0) as u64);
+    t.get(..10).unwrap_or(&t).to_string()
 }
 
 impl Portal {
