@@ -4,7 +4,6 @@
 //! Needs pcscd with vsmartcard-vpcd and an empty "Virtual PCD 00 00"; without them it says
 //! so and measures nothing.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -14,7 +13,7 @@ use proto::clock::FixedClock;
 use proto::piv::Slot;
 use proto::Transport;
 use token_sim::frontends::vpcd::{self, Control, LinkState};
-use token_sim::{KeySpec, VirtualKey};
+use token_sim::{KeySpec, SharedKey, VirtualKey};
 use tokio::sync::watch;
 
 const READER: &str = "Virtual PCD 00 00";
@@ -40,7 +39,7 @@ fn serve() -> Option<(watch::Sender<bool>, std::thread::JoinHandle<()>)> {
     }
     let (inserted_tx, inserted) = watch::channel(true);
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let k = Arc::new(Mutex::new(key()));
+    let k = SharedKey::new(key());
     let t = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let (state, _) = watch::channel(LinkState::Connecting);

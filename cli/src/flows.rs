@@ -4,23 +4,23 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
-use host_driver::agent::{AgentConfig, KeyProvider, KeyRef};
+use host_driver::agent::{AgentConfig, FixedKeys};
 use host_driver::Piv;
 use portal::api::{Portal, State};
 use portal::config::Config;
 use portal::password::{self, Cost};
 use portal::store::Store;
 use proto::clock::SystemClock;
-use proto::{Clock, Transport, TransportError};
+use proto::Clock;
 use serde::Serialize;
 use serde_json::{json, Value};
 use token_sim::scenario::{self, Scenario};
-use token_sim::{KeySpec, VirtualKey};
+use token_sim::{KeySpec, SharedKey, VirtualKey};
 
 use crate::output::table;
 
@@ -51,39 +51,8 @@ pub struct Step {
     pub ms: u128,
 }
 
-/// A virtual key shared by the flows (to look at it) and the agent (to use it).
-#[derive(Clone)]
-struct Shared(Arc<Mutex<VirtualKey>>);
-
-impl Transport for Shared {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).transmit(apdu)
-    }
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).reset()
-    }
-    fn is_present(&mut self) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_present()
-    }
-    fn name(&self) -> String {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).name()
-    }
-}
-
-#[derive(Default)]
-struct InProcessKeys(Mutex<Vec<(String, Shared)>>);
-
-impl KeyProvider for InProcessKeys {
-    fn list(&self) -> Vec<KeyRef> {
-        let keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        keys.iter().map(|(id, _)| KeyRef { id: id.clone(), label: id.clone() }).collect()
-    }
-    fn open(&self, id: &str) -> Result<Box<dyn Transport>, String> {
-        let keys = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (_, k) = keys.iter().find(|(i, _)| i == id).ok_or_else(|| format!("no key {id}"))?;
-        Ok(Box::new(k.clone()))
-    }
-}
+/// The flows' keys, offered to the agent (which uses them) and read back by the flows.
+type InProcessKeys = FixedKeys<SharedKey>;
 
 /// A browser: cookie jar, language, the session's CSRF token.
 pub(crate) struct Browser {
@@ -164,8 +133,8 @@ pub(crate) struct World {
 }
 
 impl World {
-    fn key(&self, id: &str) -> Shared {
-        let keys = self.keys.0.lock().unwrap_or_else(|p| p.into_inner());
+    fn key(&self, id: &str) -> SharedKey {
+        let keys = self.keys.keys();
         keys.iter().find(|(i, _)| i == id).map(|(_, k)| k.clone()).expect("flows made this key")
     }
     /// The key's own PIN counter, read on the card (no try spent).
@@ -215,7 +184,7 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
         vk.card_mut()
             .update_state(|st, rng| scenario::apply(st, *s, Some(&ca), &subject, &clock, rng))
             .map_err(|_| anyhow::anyhow!("provisioning {id}"))??;
-        keys.0.lock().unwrap_or_else(|p| p.into_inner()).push((id.clone(), Shared(Arc::new(Mutex::new(vk)))));
+        keys.keys().push((id.clone(), SharedKey::new(vk)));
     }
     let pl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let portal = format!("http://{}", pl.local_addr()?);

@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -122,7 +121,7 @@ async fn serve_all(keys: Vec<VirtualKey>, dirs: Vec<PathBuf>, addrs: Vec<String>
     let mut served = Vec::new();
     for ((key, dir), addr) in keys.into_iter().zip(dirs).zip(addrs) {
         let serial = key.serial();
-        let key = Arc::new(Mutex::new(key));
+        let key = token_sim::SharedKey::new(key);
         let (inserted_tx, inserted_rx) = watch::channel(inserted);
         let (state_tx, state_rx) = watch::channel(LinkState::Connecting);
         let control = Control { inserted: inserted_rx, shutdown: shutdown_rx.clone() };

@@ -48,6 +48,33 @@ pub trait KeyProvider: Send + Sync + 'static {
     fn open(&self, id: &str) -> Result<Box<dyn Transport>, String>;
 }
 
+/// Keys handed to the agent by this process (tests, `ukey flows`): id -> transport. The
+/// list can change while the agent runs; each request gets a clone of the transport.
+pub struct FixedKeys<T>(pub std::sync::Mutex<Vec<(String, T)>>);
+
+impl<T> Default for FixedKeys<T> {
+    fn default() -> Self {
+        FixedKeys(std::sync::Mutex::new(Vec::new()))
+    }
+}
+
+impl<T> FixedKeys<T> {
+    pub fn keys(&self) -> std::sync::MutexGuard<'_, Vec<(String, T)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<T: Transport + Clone + Send + 'static> KeyProvider for FixedKeys<T> {
+    fn list(&self) -> Vec<KeyRef> {
+        self.keys().iter().map(|(id, _)| KeyRef { id: id.clone(), label: id.clone() }).collect()
+    }
+    fn open(&self, id: &str) -> Result<Box<dyn Transport>, String> {
+        let keys = self.keys();
+        let (_, k) = keys.iter().find(|(i, _)| i == id).ok_or_else(|| format!("no key {id}"))?;
+        Ok(Box::new(k.clone()))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// Origins whose pages may use the agent (default: the portal's).

@@ -2,57 +2,25 @@
 //! checks, key list, PIN outcomes from the key itself, a login signature that verifies, key
 //! events over WebSocket.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use host_driver::agent::{self, AgentConfig, KeyProvider, KeyRef};
+use host_driver::agent::{self, AgentConfig, FixedKeys};
 use host_driver::login_token::signed_digest;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use proto::clock::FixedClock;
-use proto::{Transport, TransportError};
 use serde_json::{json, Value};
 use token_sim::scenario::{self, Scenario};
-use token_sim::{KeySpec, VirtualKey};
+use token_sim::{KeySpec, SharedKey, VirtualKey};
 
 const NOW: u64 = 1_790_000_000;
 const PORTAL: &str = "http://127.0.0.1:8080";
 
-/// A key shared between the test and the agent; each APDU takes the lock.
-#[derive(Clone)]
-struct Shared(Arc<Mutex<VirtualKey>>);
+type Keys = FixedKeys<SharedKey>;
 
-impl Transport for Shared {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.0.lock().unwrap().transmit(apdu)
-    }
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.0.lock().unwrap().reset()
-    }
-    fn is_present(&mut self) -> bool {
-        self.0.lock().unwrap().is_present()
-    }
-    fn name(&self) -> String {
-        self.0.lock().unwrap().name()
-    }
-}
-
-#[derive(Default)]
-struct Keys(Mutex<Vec<(String, Shared)>>);
-
-impl KeyProvider for Keys {
-    fn list(&self) -> Vec<KeyRef> {
-        self.0.lock().unwrap().iter().map(|(id, _)| KeyRef { id: id.clone(), label: id.clone() }).collect()
-    }
-    fn open(&self, id: &str) -> Result<Box<dyn Transport>, String> {
-        let keys = self.0.lock().unwrap();
-        let (_, k) = keys.iter().find(|(i, _)| i == id).ok_or_else(|| format!("no key {id}"))?;
-        Ok(Box::new(k.clone()))
-    }
-}
-
-fn key(ca: &ca::Ca, s: Scenario, seed: u64) -> Shared {
+fn key(ca: &ca::Ca, s: Scenario, seed: u64) -> SharedKey {
     let mut vk = VirtualKey::in_memory(
         &KeySpec { seed: Some(seed), serial: Some(20_000_000 + seed as u32), ..KeySpec::default() },
         &FixedClock(NOW),
@@ -62,7 +30,7 @@ fn key(ca: &ca::Ca, s: Scenario, seed: u64) -> Shared {
         .update_state(|st, rng| scenario::apply(st, s, Some(ca), "CN=Li Si,O=Example", &FixedClock(NOW), rng))
         .unwrap()
         .unwrap();
-    Shared(Arc::new(Mutex::new(vk)))
+    SharedKey::new(vk)
 }
 
 struct Setup {
@@ -76,7 +44,7 @@ async fn start() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let ca = ca::Ca::create(dir.path(), "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
     let keys = Arc::new(Keys::default());
-    keys.0.lock().unwrap().push(("alice".into(), key(&ca, Scenario::Provisioned, 1)));
+    keys.keys().push(("alice".into(), key(&ca, Scenario::Provisioned, 1)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let config = AgentConfig { allowed_origins: vec![PORTAL.into()], poll: Duration::from_millis(50) };
@@ -150,7 +118,7 @@ fn sign_verifies_the_pin_on_the_key_and_signs_for_the_page_origin() {
         assert!(pk.verify_prehash(&signed_digest(PORTAL, b"bm9uY2U"), &sig).is_ok(), "signed for the Origin header");
         assert!(pk.verify_prehash(&signed_digest("https://evil.example", b"bm9uY2U"), &sig).is_err());
         // The PIN session ended with the request: the key is not left verified.
-        let k = s.keys.0.lock().unwrap()[0].1.clone();
+        let k = s.keys.keys()[0].1.clone();
         let mut piv = host_driver::Piv::new(k);
         piv.select().unwrap();
         assert_eq!(piv.pin_status().unwrap(), host_driver::PinStatus::NotVerified { retries_left: 3 });
@@ -192,10 +160,10 @@ fn key_events_over_websocket() {
         let hello = next_event(&mut ws).await;
         assert_eq!(hello["event"], "keys");
         assert_eq!(hello["keys"][0]["id"], "alice");
-        s.keys.0.lock().unwrap().push(("bob".into(), key(&s.ca, Scenario::Fresh, 2)));
+        s.keys.keys().push(("bob".into(), key(&s.ca, Scenario::Fresh, 2)));
         let ev = next_event(&mut ws).await;
         assert_eq!((ev["event"].as_str(), ev["key"]["id"].as_str()), (Some("inserted"), Some("bob")));
-        s.keys.0.lock().unwrap().retain(|(id, _)| id != "alice");
+        s.keys.keys().retain(|(id, _)| id != "alice");
         let ev = next_event(&mut ws).await;
         assert_eq!((ev["event"].as_str(), ev["key"]["id"].as_str()), (Some("removed"), Some("alice")));
     });

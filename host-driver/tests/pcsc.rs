@@ -9,7 +9,6 @@ mod suite;
 mod vpcd_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use host_driver::pcsc::{Monitor, Pcsc, PcscError, PcscTransport, ReaderEvent};
@@ -18,7 +17,7 @@ use proto::clock::FixedClock;
 use proto::{Transport, TransportError};
 use suite::{Maker, NOW};
 use token_sim::frontends::vpcd::{self, Control, LinkState};
-use token_sim::{KeySpec, VirtualKey};
+use token_sim::{KeySpec, SharedKey, VirtualKey};
 use tokio::sync::watch;
 use vpcd_support::{begin, wait_card, READER};
 
@@ -27,7 +26,7 @@ static IN_USE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)
 
 /// A virtual key served on a vpcd port by a runtime on its own thread.
 struct Served {
-    key: Arc<Mutex<VirtualKey>>,
+    key: SharedKey,
     inserted: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -37,7 +36,7 @@ struct Served {
 
 impl Served {
     fn start(key: VirtualKey, n: usize) -> Served {
-        let key = Arc::new(Mutex::new(key));
+        let key = SharedKey::new(key);
         let (inserted, inserted_rx) = watch::channel(true);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let addr = format!("127.0.0.1:{}", vpcd::DEFAULT_PORT as usize + n);
@@ -201,7 +200,7 @@ fn removal_mid_session_is_reported_and_the_state_is_gone_after_reinsertion() {
     assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
     // The counter lives on the key, not in the connection.
     assert_eq!(p.verify_pin("000000").unwrap(), PinOutcome::WrongPin { retries_left: 2 });
-    assert_eq!(key.lock().unwrap().card().state().pin.counter.remaining, 2);
+    assert_eq!(key.lock().card().state().pin.counter.remaining, 2);
 }
 
 #[test]

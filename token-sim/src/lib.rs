@@ -22,4 +22,4 @@ pub mod store;
 pub mod virtual_key;
 
 #[cfg(feature = "std")]
-pub use virtual_key::{KeySpec, VirtualKey};
+pub use virtual_key::{KeySpec, SharedKey, VirtualKey};

@@ -1,13 +1,12 @@
 //! The vpcd front-end against a stand-in for pcscd's vpcd driver on loopback: power, ATR,
 //! APDUs, removal and insertion, pcscd restarts, shutdown.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::clock::FixedClock;
 use proto::piv::PIV_AID;
 use token_sim::frontends::vpcd::{self, Control, LinkState};
-use token_sim::{KeySpec, VirtualKey};
+use token_sim::{KeySpec, SharedKey, VirtualKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -24,7 +23,7 @@ struct Served {
 
 fn start(addr: String) -> Served {
     let spec = KeySpec { seed: Some(7), ..KeySpec::default() };
-    let key = Arc::new(Mutex::new(VirtualKey::in_memory(&spec, &FixedClock(1_790_000_000)).unwrap()));
+    let key = SharedKey::new(VirtualKey::in_memory(&spec, &FixedClock(1_790_000_000)).unwrap());
     let (inserted, inserted_rx) = watch::channel(true);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (state_tx, state) = watch::channel(LinkState::Connecting);

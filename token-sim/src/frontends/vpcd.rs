@@ -8,14 +8,13 @@
 //! command APDU. Controls other than 04 get no answer.
 
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::VirtualKey;
+use crate::{SharedKey, VirtualKey};
 
 /// The port of vpcd's first reader ("Virtual PCD 00 00"); the second is one higher.
 pub const DEFAULT_PORT: u16 = 35963;
@@ -73,9 +72,6 @@ async fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     Ok(payload)
 }
 
-/// A key shared between the front-end and whoever controls it.
-pub type SharedKey = Arc<Mutex<VirtualKey>>;
-
 /// What the front-end is doing, for status displays and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
@@ -112,7 +108,7 @@ const RECONNECT_MAX: Duration = Duration::from_secs(2);
 /// Serve `key` to the vpcd reader at `addr` until shut down. Reconnects whenever pcscd goes away;
 /// while the key is removed it stays disconnected. Reports its state on `state`.
 pub async fn serve(key: SharedKey, addr: String, mut control: Control, state: watch::Sender<LinkState>) {
-    let label = key.lock().map(|k| k.label().to_string()).unwrap_or_default();
+    let label = key.lock().label().to_string();
     let mut backoff = RECONNECT_MIN;
     let mut warned = false;
     loop {
@@ -249,12 +245,7 @@ async fn changed<T>(rx: &mut watch::Receiver<T>) {
 /// Run `f` on the key off the async threads: a command may fsync the key's state.
 async fn with_key<T: Send + 'static>(key: &SharedKey, f: impl FnOnce(&mut VirtualKey) -> T + Send + 'static) -> T {
     let key = key.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut k = key.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut k)
-    })
-    .await
-    .expect("the card never panics")
+    tokio::task::spawn_blocking(move || f(&mut key.lock())).await.expect("the card never panics")
 }
 
 #[cfg(test)]
