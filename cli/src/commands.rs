@@ -216,19 +216,10 @@ fn key_dirs(a: &KeysArgs) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let roots = if a.dirs.is_empty() { vec![home::keys_dir()] } else { a.dirs.clone() };
     let mut found = Vec::new();
     for root in &roots {
-        if token_sim::store::is_key_dir(root) {
-            found.push(root.clone());
-        } else if root.is_dir() {
-            let mut sub: Vec<PathBuf> = std::fs::read_dir(root)
-                .with_context(|| format!("cannot list {}", root.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| token_sim::store::is_key_dir(p))
-                .collect();
-            sub.sort();
-            found.extend(sub);
-        } else if !a.dirs.is_empty() {
+        if !a.dirs.is_empty() && !root.is_dir() {
             bail!("{} is neither a virtual key nor a directory of keys", root.display());
         }
+        found.extend(crate::open::key_dirs_in(root)?);
     }
     Ok((roots, found))
 }

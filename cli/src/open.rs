@@ -82,3 +82,21 @@ pub fn label(key: &KeyArgs) -> String {
 pub fn dir_label(dir: &Path) -> String {
     dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
 }
+
+/// The virtual keys at `root`: the key itself, or the keys directly inside it (sorted).
+/// A root that is neither gives none.
+pub fn key_dirs_in(root: &Path) -> Result<Vec<std::path::PathBuf>> {
+    if token_sim::store::is_key_dir(root) {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    if !root.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<std::path::PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot list {}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| token_sim::store::is_key_dir(p))
+        .collect();
+    keys.sort();
+    Ok(keys)
+}

@@ -134,17 +134,6 @@ pub struct MachineKeys {
     pub dirs: Vec<PathBuf>,
 }
 
-fn key_dirs(root: &Path) -> Vec<PathBuf> {
-    if token_sim::store::is_key_dir(root) {
-        return vec![root.to_path_buf()];
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| token_sim::store::is_key_dir(p)).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 impl KeyProvider for MachineKeys {
     fn list(&self) -> Vec<KeyRef> {
         let mut out = Vec::new();
@@ -155,7 +144,11 @@ impl KeyProvider for MachineKeys {
         }
         for root in &self.dirs {
             // A served directory shows up as its reader.
-            for d in key_dirs(root).into_iter().filter(|d| !d.join(crate::serve::CONTROL_SOCKET).exists()) {
+            for d in crate::open::key_dirs_in(root)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| !d.join(crate::serve::CONTROL_SOCKET).exists())
+            {
                 out.push(KeyRef { id: format!("dir:{}", d.display()), label: crate::open::dir_label(&d) });
             }
         }
