@@ -144,7 +144,9 @@ pub async fn key_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<KeyLo
         };
         let (new, c) = p.rotate(Some(&s), None, Some(account.id.clone())).await?;
         cookie = Some(c);
-        let days_left = (v.not_after - p.now()).div_euclid(86_400);
+        // Whole days, rounded up: a certificate good for 4.9 more days has "5 days left" (and
+        // the number does not flip with the second the login lands in).
+        let days_left = (v.not_after - p.now() + 86_399).div_euclid(86_400);
         let msg = if days_left < p.config.expiry_warning_days {
             Msg::CertExpiring { date: day(v.not_after), days: days_left }
         } else {
