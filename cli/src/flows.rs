@@ -190,7 +190,7 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     let portal = format!("http://{}", pl.local_addr()?);
     let mut config = Config::new(&portal);
     config.password_cost = Cost::FAST;
-    let state = Portal::new(store, *ca.verifying_key(), Arc::new(SystemClock), config);
+    let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     tokio::spawn(portal::api::serve(pl, state.clone()));
     let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let agent = format!("http://{}", al.local_addr()?);

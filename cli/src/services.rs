@@ -93,7 +93,7 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     let origin = a.origin.clone().unwrap_or_else(|| format!("http://{}", a.listen));
     let mut config = Config::new(&origin);
     config.expiry_warning_days = a.expiry_warning_days;
-    let state = Portal::new(store, *ca.verifying_key(), Arc::new(SystemClock), config);
+    let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
     println!("API: GET /api/session, POST /api/login/password, /api/challenge, /api/login/key, /api/bind, /api/unbind");
     tokio::select! {

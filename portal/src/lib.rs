@@ -8,11 +8,16 @@
 //! - [`password`]: argon2id password hashes.
 //! - [`token`]: the key-login token (Web eID model) and its verification.
 //! - [`validate`]: application form fields (credit code, ID number with check digits, ...).
+//! - [`enrollment`]: the certificate application's stages, form, photos and SMS codes.
+//! - [`payment`]: payment methods and the provider's signed notifications (simulated in test
+//!   mode).
 
 pub mod api;
 pub mod config;
+pub mod enrollment;
 pub mod messages;
 pub mod password;
+pub mod payment;
 pub mod ratelimit;
 pub mod store;
 pub mod token;

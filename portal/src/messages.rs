@@ -21,6 +21,26 @@ pub enum Msg {
     ChooseAccount,
     Bound { count: usize },
     Unbound { count: usize },
+    // Certificate application (证书新办).
+    FormInvalid,
+    OrderReview,
+    OrderConfirmed,
+    PhotoUploaded,
+    PhotoType,
+    PhotoSize { min_kb: usize, max_kb: usize },
+    PhotosMissing,
+    SmsSent { to: String, minutes: i64 },
+    SmsWrong { attempts_left: i64 },
+    SmsExpired,
+    SmsTooMany,
+    SmsTooSoon { secs: i64 },
+    SmsConfirmed,
+    PayWith { method_zh: &'static str, method_en: &'static str, amount: String },
+    Applied,
+    WrongStage { stage: &'static str },
+    Approved,
+    Rejected { reason: String },
+    StaffOnly,
 }
 
 impl Msg {
@@ -41,6 +61,25 @@ impl Msg {
             Msg::ChooseAccount => "choose_account",
             Msg::Bound { .. } => "bound",
             Msg::Unbound { .. } => "unbound",
+            Msg::FormInvalid => "form_invalid",
+            Msg::OrderReview => "order_review",
+            Msg::OrderConfirmed => "order_confirmed",
+            Msg::PhotoUploaded => "photo_uploaded",
+            Msg::PhotoType => "photo_type",
+            Msg::PhotoSize { .. } => "photo_size",
+            Msg::PhotosMissing => "photos_missing",
+            Msg::SmsSent { .. } => "sms_sent",
+            Msg::SmsWrong { .. } => "sms_wrong",
+            Msg::SmsExpired => "sms_expired",
+            Msg::SmsTooMany => "sms_too_many",
+            Msg::SmsTooSoon { .. } => "sms_too_soon",
+            Msg::SmsConfirmed => "sms_confirmed",
+            Msg::PayWith { .. } => "pay",
+            Msg::Applied => "applied",
+            Msg::WrongStage { .. } => "wrong_stage",
+            Msg::Approved => "approved",
+            Msg::Rejected { .. } => "rejected",
+            Msg::StaffOnly => "staff_only",
         }
     }
 
@@ -92,7 +131,97 @@ impl Msg {
             (Msg::Bound { count }, Lang::En) => format!("Bound ({count} accounts)"),
             (Msg::Unbound { count }, Lang::Zh) => format!("解除绑定成功（{count}个账号）"),
             (Msg::Unbound { count }, Lang::En) => format!("Unbound ({count} accounts)"),
+            (Msg::FormInvalid, Lang::Zh) => "证书申请信息填写有误，请检查标*的必填项".into(),
+            (Msg::FormInvalid, Lang::En) => "Some fields of the application are wrong: see `fields`".into(),
+            (Msg::OrderReview, Lang::Zh) => {
+                "请经办人审核填写信息，确认无误后点击“确认订单”，如信息有误，则点击“返回修改”".into()
+            }
+            (Msg::OrderReview, Lang::En) => {
+                "Check the application: confirm the order if it is right, or go back and edit it".into()
+            }
+            (Msg::OrderConfirmed, Lang::Zh) => "订单已确认，请按照证件提示要求上传证件照片".into(),
+            (Msg::OrderConfirmed, Lang::En) => "Order confirmed: upload the ID card photos".into(),
+            (Msg::PhotoUploaded, Lang::Zh) => "证件照片上传成功".into(),
+            (Msg::PhotoUploaded, Lang::En) => "ID photo uploaded".into(),
+            (Msg::PhotoType, Lang::Zh) => "证件照片格式不正确，请上传JPG或PNG格式的图片".into(),
+            (Msg::PhotoType, Lang::En) => "The ID photo must be a JPEG or PNG image".into(),
+            (Msg::PhotoSize { min_kb, max_kb }, Lang::Zh) => format!("证件照片大小应在{min_kb}KB至{max_kb}KB之间"),
+            (Msg::PhotoSize { min_kb, max_kb }, Lang::En) => {
+                format!("The ID photo must be between {min_kb} KB and {max_kb} KB")
+            }
+            (Msg::PhotosMissing, Lang::Zh) => "请先上传证件照片（人像面和国徽面）".into(),
+            (Msg::PhotosMissing, Lang::En) => "Upload both sides of the ID card first".into(),
+            (Msg::SmsSent { to, minutes }, Lang::Zh) => format!("验证码已发送至{to}，{minutes}分钟内有效"),
+            (Msg::SmsSent { to, minutes }, Lang::En) => {
+                format!("A verification code was sent to {to}; it is valid for {minutes} minutes")
+            }
+            (Msg::SmsWrong { attempts_left }, Lang::Zh) => format!("验证码错误，还有{attempts_left}次机会"),
+            (Msg::SmsWrong { attempts_left }, Lang::En) => {
+                format!("Wrong verification code, {attempts_left} attempts left")
+            }
+            (Msg::SmsExpired, Lang::Zh) => "验证码已过期，请重新获取".into(),
+            (Msg::SmsExpired, Lang::En) => "The verification code has expired: ask for a new one".into(),
+            (Msg::SmsTooMany, Lang::Zh) => "验证码错误次数过多，请重新获取验证码".into(),
+            (Msg::SmsTooMany, Lang::En) => "Too many wrong codes: ask for a new verification code".into(),
+            (Msg::SmsTooSoon { secs }, Lang::Zh) => format!("请{secs}秒后再重新获取验证码"),
+            (Msg::SmsTooSoon { secs }, Lang::En) => format!("Wait {secs} seconds before asking for a new code"),
+            (Msg::SmsConfirmed, Lang::Zh) => "证书申请签名确认成功，请选择微信或支付宝完成支付".into(),
+            (Msg::SmsConfirmed, Lang::En) => "Application confirmed: pay with WeChat Pay or Alipay".into(),
+            (Msg::PayWith { method_zh, amount, .. }, Lang::Zh) => format!("请使用{method_zh}支付{amount}元"),
+            (Msg::PayWith { method_en, amount, .. }, Lang::En) => format!("Pay ¥{amount} with {method_en}"),
+            (Msg::Applied, Lang::Zh) => "数字证书申请成功，请等待工作人员审核证书材料".into(),
+            (Msg::Applied, Lang::En) => "Application received: staff will now review your materials".into(),
+            (Msg::WrongStage { stage }, Lang::Zh) => format!("申请当前处于“{}”阶段，不能进行此操作", stage_zh(stage)),
+            (Msg::WrongStage { stage }, Lang::En) => format!("Not possible now: the application is at stage {stage}"),
+            (Msg::Approved, Lang::Zh) => "审核通过，数字证书已签发".into(),
+            (Msg::Approved, Lang::En) => "Approved: the certificate is issued".into(),
+            (Msg::Rejected { reason }, Lang::Zh) => format!("审核未通过：{reason}"),
+            (Msg::Rejected { reason }, Lang::En) => format!("Application rejected: {reason}"),
+            (Msg::StaffOnly, Lang::Zh) => "仅工作人员可以审核证书申请".into(),
+            (Msg::StaffOnly, Lang::En) => "Only staff may review applications".into(),
         }
+    }
+}
+
+/// An application stage as the user's pages name it.
+pub fn stage_zh(stage: &str) -> &'static str {
+    match stage {
+        "review" => "订单审核",
+        "photos" => "上传证件照片",
+        "sms" => "短信验证",
+        "payment" => "证书支付",
+        "under_review" => "等待审核",
+        "issued" => "已签发",
+        "rejected" => "审核未通过",
+        _ => "未知",
+    }
+}
+
+/// What the form says of a refused field.
+pub fn field_problem(field: &str, error: crate::validate::FieldError, lang: Lang) -> String {
+    use crate::validate::FieldError as E;
+    let (zh, en) = match field {
+        "organisation" => ("单位名称", "Organisation"),
+        "credit_code" => ("统一社会信用代码", "Unified social credit code"),
+        "handler_name" => ("经办人姓名", "Handler's name"),
+        "id_number" => ("经办人身份证号", "Handler's ID number"),
+        "mobile" => ("经办人手机号", "Handler's mobile"),
+        "email" => ("电子邮箱", "Email"),
+        _ => (field, field),
+    };
+    match (lang, error) {
+        (Lang::Zh, E::Empty) => format!("{zh}为必填项"),
+        (Lang::Zh, E::Length) => format!("{zh}长度不正确"),
+        (Lang::Zh, E::Characters) => format!("{zh}含有无效字符"),
+        (Lang::Zh, E::CheckDigit) => format!("{zh}校验位错误，请核对"),
+        (Lang::Zh, E::BirthDate) => format!("{zh}中的出生日期无效"),
+        (Lang::Zh, E::Format) => format!("{zh}格式不正确"),
+        (Lang::En, E::Empty) => format!("{en} is required"),
+        (Lang::En, E::Length) => format!("{en} has the wrong length"),
+        (Lang::En, E::Characters) => format!("{en} has characters it cannot have"),
+        (Lang::En, E::CheckDigit) => format!("{en}: the check character is wrong"),
+        (Lang::En, E::BirthDate) => format!("{en}: the birth date in it is not a real date"),
+        (Lang::En, E::Format) => format!("{en} is not in the right form"),
     }
 }
 

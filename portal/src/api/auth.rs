@@ -20,7 +20,7 @@ pub async fn session(S(p): S<State>, headers: HeaderMap) -> Reply {
                     .store
                     .user_by_id(id)
                     .await?
-                    .map(|u| json!({"username": u.username, "display_name": u.display_name})),
+                    .map(|u| json!({"username": u.username, "display_name": u.display_name, "role": u.role})),
                 None => None,
             };
             return Ok((

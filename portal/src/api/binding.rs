@@ -11,12 +11,14 @@ use crate::messages::Msg;
 use crate::store::{Session, User};
 use crate::token::AuthToken;
 
+pub(crate) fn login_required() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "login_required", "log in with your password first")
+}
+
 impl Portal {
-    async fn user_of(&self, s: &Session) -> Result<User, ApiError> {
-        let not_logged_in =
-            || ApiError::new(StatusCode::UNAUTHORIZED, "login_required", "log in with your password first");
-        let id = s.user_id.as_ref().ok_or_else(not_logged_in)?;
-        self.store.user_by_id(id).await?.ok_or_else(not_logged_in)
+    pub(crate) async fn user_of(&self, s: &Session) -> Result<User, ApiError> {
+        let id = s.user_id.as_ref().ok_or_else(login_required)?;
+        self.store.user_by_id(id).await?.ok_or_else(login_required)
     }
 }
 
@@ -24,10 +26,7 @@ impl Portal {
 pub async fn accounts(S(p): S<State>, headers: HeaderMap) -> Reply {
     let lang = lang(&headers);
     let result = async {
-        let s = p
-            .current(&headers)
-            .await?
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "login_required", "log in first"))?;
+        let s = p.current(&headers).await?.ok_or_else(login_required)?;
         let user = p.user_of(&s).await?;
         let accounts = p.store.accounts(&user.enterprise_id).await?;
         Ok(json!({"ok": true, "code": "accounts", "message": "", "accounts": accounts}))

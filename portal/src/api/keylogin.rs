@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ok, random_token, ApiError, Body, Portal, Reply, State};
+use super::{day, lang, ok, random_token, ApiError, Body, Portal, Reply, State};
 use crate::messages::Msg;
 use crate::store::CertRecord;
 use crate::token::{self, AuthToken, TokenError, Verified};
@@ -28,11 +28,6 @@ pub async fn challenge(S(p): S<State>, headers: HeaderMap) -> Reply {
 }
 
 /// The calendar day (UTC) of a unix time, as users read it: 2026-09-21.
-fn day(unix: i64) -> String {
-    let t = host_driver::certinfo::format_time(unix.max(0) as u64);
-    t.get(..10).unwrap_or(&t).to_string()
-}
-
 impl Portal {
     /// Take the nonce the token answers (once, atomically), check it belongs to this session
     /// and is fresh, then judge the token against the portal's own origin and CA, and the

@@ -7,13 +7,16 @@
 
 mod auth;
 mod binding;
+mod enroll;
 mod keylogin;
+mod sandbox;
+mod staff;
 
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -32,7 +35,10 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Everything a request handler needs.
 pub struct Portal {
     pub store: Store,
+    /// The CA's public key: what login certificates must chain to.
     pub ca: p256::ecdsa::VerifyingKey,
+    /// The CA itself: issues the certificates of approved applications.
+    pub issuer: Arc<ca::Ca>,
     pub clock: Arc<dyn Clock + Send + Sync>,
     pub config: Config,
     pub limits: RateLimiter,
@@ -45,13 +51,16 @@ const CHAIN_CACHE_MAX: usize = 100_000;
 pub type State = Arc<Portal>;
 
 impl Portal {
-    pub fn new(
-        store: Store,
-        ca: p256::ecdsa::VerifyingKey,
-        clock: Arc<dyn Clock + Send + Sync>,
-        config: Config,
-    ) -> State {
-        Arc::new(Portal { store, ca, clock, config, limits: RateLimiter::default(), chain_ok: Default::default() })
+    pub fn new(store: Store, issuer: Arc<ca::Ca>, clock: Arc<dyn Clock + Send + Sync>, config: Config) -> State {
+        Arc::new(Portal {
+            store,
+            ca: *issuer.verifying_key(),
+            issuer,
+            clock,
+            config,
+            limits: RateLimiter::default(),
+            chain_ok: Default::default(),
+        })
     }
 
     /// Whether `der` is signed by our CA, remembering the answer for certificates that are.
@@ -87,7 +96,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: State) -> std::io::
 }
 
 pub fn router(state: State) -> Router {
-    Router::new()
+    // Photos are read by their handler with their own limit; other bodies keep axum's.
+    let photo_limit = axum::extract::DefaultBodyLimit::max(state.config.enroll.photo_max_bytes + 1);
+    let mut r = Router::new()
         .route("/api/session", get(auth::session))
         .route("/api/login/password", post(auth::password_login))
         .route("/api/logout", post(auth::logout))
@@ -96,7 +107,33 @@ pub fn router(state: State) -> Router {
         .route("/api/accounts", get(binding::accounts))
         .route("/api/bind", post(binding::bind))
         .route("/api/unbind", post(binding::unbind))
-        .with_state(state)
+        .route("/api/applications", get(enroll::list).post(enroll::create))
+        .route("/api/applications/{id}", get(enroll::show))
+        .route("/api/applications/{id}/form", post(enroll::edit))
+        .route("/api/applications/{id}/confirm", post(enroll::confirm))
+        .route("/api/applications/{id}/photos/{side}", put(enroll::upload_photo).layer(photo_limit))
+        .route("/api/applications/{id}/submit", post(enroll::submit))
+        .route("/api/applications/{id}/sms/resend", post(enroll::resend_sms))
+        .route("/api/applications/{id}/sms/verify", post(enroll::verify_sms))
+        .route("/api/applications/{id}/pay", post(enroll::pay))
+        .route("/api/applications/{id}/receipt", get(enroll::receipt))
+        .route("/api/payments/notify", post(enroll::notify))
+        .route("/api/staff/applications", get(staff::queue))
+        .route("/api/staff/applications/{id}/photos/{side}", get(staff::photo))
+        .route("/api/staff/applications/{id}/approve", post(staff::approve))
+        .route("/api/staff/applications/{id}/reject", post(staff::reject));
+    if state.config.sandbox {
+        r = r
+            .route("/api/sandbox/pay/{payment_id}", post(sandbox::pay))
+            .route("/api/sandbox/outbox", get(sandbox::outbox));
+    }
+    r.with_state(state)
+}
+
+/// The calendar day (UTC) of a unix time, as messages print it.
+pub(crate) fn day(unix: i64) -> String {
+    let t = host_driver::certinfo::format_time(unix.max(0) as u64);
+    t.get(..10).unwrap_or(&t).to_string()
 }
 
 /// A refusal: status, stable code, message (or a user-facing [`Msg`]), extra fields.

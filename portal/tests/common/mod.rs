@@ -3,6 +3,8 @@
 //! under CI=true.
 #![allow(dead_code)]
 
+pub mod world;
+
 use sqlx::Connection;
 
 /// A database for one test; the PostgreSQL one is dropped by [`Db::finish`].

@@ -4,8 +4,12 @@
 //!
 //! Time is passed in (unix seconds) by the caller, who owns the clock.
 
+mod enroll;
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+
+pub use enroll::{Application, OutboxMessage, Paid, Payment, PhotoInfo, SmsCheck};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -50,6 +54,8 @@ pub struct User {
     pub password_hash: String,
     pub failed_logins: i64,
     pub locked_until: i64,
+    /// `user`, or `staff` (reviews certificate applications).
+    pub role: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -79,6 +85,28 @@ pub struct CertRecord {
     pub der_b64: String,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
+}
+
+impl CertRecord {
+    /// The record of a certificate not yet revoked, from its DER.
+    pub fn from_der(der: &[u8]) -> Option<CertRecord> {
+        use base64::Engine;
+        use der::Decode;
+        use sha2::Digest;
+        let c = x509_cert::Certificate::from_der(der).ok()?;
+        let tbs = &c.tbs_certificate;
+        let unix = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
+        Some(CertRecord {
+            fingerprint: hex::encode(sha2::Sha256::digest(der)),
+            serial: hex::encode_upper(tbs.serial_number.as_bytes()),
+            subject: tbs.subject.to_string(),
+            not_before: unix(&tbs.validity.not_before),
+            not_after: unix(&tbs.validity.not_after),
+            der_b64: base64::engine::general_purpose::STANDARD.encode(der),
+            revoked_at: None,
+            revoke_reason: None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +152,7 @@ fn user(r: &AnyRow) -> sqlx::Result<User> {
         password_hash: r.try_get("password_hash")?,
         failed_logins: r.try_get("failed_logins")?,
         locked_until: r.try_get("locked_until")?,
+        role: r.try_get("role")?,
     })
 }
 
@@ -142,6 +171,22 @@ fn cert(r: &AnyRow) -> sqlx::Result<CertRecord> {
         revoked_at: r.try_get("revoked_at")?,
         revoke_reason: r.try_get("revoke_reason")?,
     })
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn insert_certificate(c: &CertRecord, now: i64) -> Query<'_> {
+    sqlx::query(
+        "INSERT INTO certificates (fingerprint, serial, subject, not_before, not_after, der_b64, revoked_at, revoke_reason, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7)",
+    )
+    .bind(&c.fingerprint)
+    .bind(&c.serial)
+    .bind(&c.subject)
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(&c.der_b64)
+    .bind(now)
 }
 
 /// A unique-constraint violation becomes `Exists`; everything else stays a database error.
@@ -249,7 +294,21 @@ impl Store {
             password_hash: password_hash.into(),
             failed_logins: 0,
             locked_until: 0,
+            role: "user".into(),
         })
+    }
+
+    /// Make a user staff (`staff`) or an ordinary user (`user`).
+    pub async fn set_role(&self, user_id: &str, role: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET role = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(role)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user", value: user_id.into() });
+        }
+        Ok(())
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
@@ -311,20 +370,7 @@ impl Store {
     // ---- certificates ----
 
     pub async fn add_certificate(&self, c: &CertRecord, now: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO certificates (fingerprint, serial, subject, not_before, not_after, der_b64, revoked_at, revoke_reason, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7)",
-        )
-        .bind(&c.fingerprint)
-        .bind(&c.serial)
-        .bind(&c.subject)
-        .bind(c.not_before)
-        .bind(c.not_after)
-        .bind(&c.der_b64)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(unique("certificate", &c.fingerprint))?;
+        insert_certificate(c, now).execute(&self.pool).await.map_err(unique("certificate", &c.fingerprint))?;
         Ok(())
     }
 

@@ -1,0 +1,50 @@
+//! Test mode only (`Config::sandbox`): the simulated payment provider and a view of the SMS /
+//! email outbox, so flows can run end to end without a phone, a mailbox or money. A portal
+//! without the sandbox does not have these routes at all.
+
+use axum::extract::{Path, Query, State as S};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{lang, ApiError, Reply, State};
+use crate::payment;
+
+/// `POST /api/sandbox/pay/{payment_id}`: the user pays at the simulated provider, which
+/// delivers its signed notification to the portal. Answers that notification and its
+/// signature too, so a test can deliver it again (providers do).
+pub async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    let lang = lang(&headers);
+    let result = async {
+        let pay = p
+            .store
+            .payment(&id)
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_payment", "no such payment"))?;
+        let (body, signature) = payment::simulate_success(&p.config.payment_secret, &pay.id, pay.amount_fen);
+        let mut answer = p.payment_notified(&body, &signature).await?;
+        // The exact bytes signed: a replay must send them unchanged.
+        answer["notification"] = json!(String::from_utf8_lossy(&body));
+        answer["signature"] = json!(signature);
+        Ok(answer)
+    }
+    .await;
+    Reply { lang, result, cookie: None }
+}
+
+#[derive(Deserialize)]
+pub struct OutboxQuery {
+    to: String,
+}
+
+/// `GET /api/sandbox/outbox?to=RECIPIENT`: SMS and email sent to a number or address, newest
+/// first.
+pub async fn outbox(S(p): S<State>, headers: HeaderMap, Query(q): Query<OutboxQuery>) -> Reply {
+    let lang = lang(&headers);
+    let result = async {
+        let messages = p.store.outbox_for(q.to.trim()).await?;
+        Ok(json!({"ok": true, "code": "outbox", "message": "", "messages": messages}))
+    }
+    .await;
+    Reply { lang, result, cookie: None }
+}

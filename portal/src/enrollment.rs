@@ -1,0 +1,312 @@
+//! The certificate application (证书新办) as the user manual walks it: fill the form, review
+//! the order (confirm, or go back and edit), upload the ID photos, confirm by SMS code, pay,
+//! wait for staff review; on approval the CA issues a certificate for the key pair generated
+//! on the key. This module holds the rules; `api::enroll` runs them over HTTP and `store`
+//! keeps them.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::validate::{self, FieldError};
+
+/// Where an application stands. Each step is one conditional update from the stage before it,
+/// so two portal instances (or two tabs) cannot both take the same step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Form filled; the order is shown for review (confirm, or go back and edit).
+    Review,
+    /// Order confirmed; ID photos to upload, then "confirm application" with the key's CSR.
+    Photos,
+    /// An SMS code was sent to the handler's mobile.
+    Sms,
+    /// Code confirmed; waiting for payment.
+    Payment,
+    /// Paid; staff review the materials.
+    UnderReview,
+    /// Approved: the certificate is issued, to be written to the key.
+    Issued,
+    Rejected,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Review => "review",
+            Stage::Photos => "photos",
+            Stage::Sms => "sms",
+            Stage::Payment => "payment",
+            Stage::UnderReview => "under_review",
+            Stage::Issued => "issued",
+            Stage::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        [Stage::Review, Stage::Photos, Stage::Sms, Stage::Payment, Stage::UnderReview, Stage::Issued, Stage::Rejected]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// The application form; every field is required (打*的项目).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Form {
+    /// 单位名称
+    pub organisation: String,
+    /// 统一社会信用代码
+    pub credit_code: String,
+    /// 经办人姓名
+    pub handler_name: String,
+    /// 经办人身份证号
+    pub id_number: String,
+    /// 经办人手机号
+    pub mobile: String,
+    /// 电子邮箱
+    pub email: String,
+}
+
+/// A field the form refused, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: &'static str,
+    pub error: FieldError,
+}
+
+const NAME_MAX_CHARS: usize = 100;
+
+/// A name typed by a person: not empty, not too long, no control characters.
+fn name(s: &str) -> Result<(), FieldError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(FieldError::Empty);
+    }
+    if s.chars().count() > NAME_MAX_CHARS {
+        return Err(FieldError::Length);
+    }
+    if s.chars().any(char::is_control) {
+        return Err(FieldError::Characters);
+    }
+    Ok(())
+}
+
+impl Form {
+    /// Trimmed, with letters of the codes upper-cased (what is stored and printed).
+    pub fn normalized(&self) -> Form {
+        Form {
+            organisation: self.organisation.trim().into(),
+            credit_code: self.credit_code.trim().to_ascii_uppercase(),
+            handler_name: self.handler_name.trim().into(),
+            id_number: self.id_number.trim().to_ascii_uppercase(),
+            mobile: self.mobile.trim().into(),
+            email: self.email.trim().into(),
+        }
+    }
+
+    /// Every field that is wrong; empty when the form can go on to review.
+    pub fn problems(&self) -> Vec<FieldProblem> {
+        let checks: [(&'static str, Result<(), FieldError>); 6] = [
+            ("organisation", name(&self.organisation)),
+            ("credit_code", validate::credit_code(&self.credit_code)),
+            ("handler_name", name(&self.handler_name)),
+            ("id_number", validate::id_number(&self.id_number)),
+            ("mobile", validate::mobile(&self.mobile)),
+            ("email", validate::email(&self.email)),
+        ];
+        checks.into_iter().filter_map(|(field, r)| r.err().map(|error| FieldProblem { field, error })).collect()
+    }
+}
+
+/// Which side of the ID card a photo shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// 人像面
+    Front,
+    /// 国徽面
+    Back,
+}
+
+impl Side {
+    pub const ALL: [Side; 2] = [Side::Front, Side::Back];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Front => "front",
+            Side::Back => "back",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Side> {
+        Side::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Image types accepted for ID photos, told by their first bytes (not by the name or the
+/// declared type alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoType {
+    Jpeg,
+    Png,
+}
+
+impl PhotoType {
+    pub fn sniff(bytes: &[u8]) -> Option<PhotoType> {
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(PhotoType::Jpeg)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(PhotoType::Png)
+        } else {
+            None
+        }
+    }
+    pub fn mime(self) -> &'static str {
+        match self {
+            PhotoType::Jpeg => "image/jpeg",
+            PhotoType::Png => "image/png",
+        }
+    }
+}
+
+/// Why a photo was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoProblem {
+    /// Not a JPEG or PNG, or the declared type says otherwise.
+    Type,
+    /// Smaller than `min` or larger than `max` bytes.
+    Size,
+}
+
+/// Check an upload: a JPEG or PNG whose bytes agree with the declared Content-Type, within
+/// the size bounds.
+pub fn check_photo(declared: &str, bytes: &[u8], min: usize, max: usize) -> Result<PhotoType, PhotoProblem> {
+    if bytes.len() < min || bytes.len() > max {
+        return Err(PhotoProblem::Size);
+    }
+    let declared = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match PhotoType::sniff(bytes) {
+        Some(t) if t.mime() == declared || (t == PhotoType::Jpeg && declared == "image/jpg") => Ok(t),
+        _ => Err(PhotoProblem::Type),
+    }
+}
+
+/// A fresh 6-digit SMS code.
+pub fn sms_code() -> String {
+    use rand::Rng;
+    format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
+}
+
+/// What is stored of an SMS code: its SHA-256 with the application id, so a code read from
+/// the database of one application says nothing of another's.
+pub fn sms_hash(application_id: &str, code: &str) -> String {
+    hex::encode(Sha256::digest(format!("{application_id}:{}", code.trim()).as_bytes()))
+}
+
+/// The application number printed on the receipt: date and 8 random digits.
+pub fn application_number(date: &str) -> String {
+    use rand::Rng;
+    format!("UK{}{:08}", date.replace('-', ""), rand::rngs::OsRng.gen_range(0..100_000_000u32))
+}
+
+/// `138****5678`: what a receipt or an SMS notice shows of a mobile number.
+pub fn mask_mobile(m: &str) -> String {
+    mask(m, 3, 4)
+}
+
+/// `110105********002X`: what a receipt shows of an ID number.
+pub fn mask_id(id: &str) -> String {
+    mask(id, 6, 4)
+}
+
+fn mask(s: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= head + tail {
+        return "*".repeat(chars.len());
+    }
+    let mut out: String = chars[..head].iter().collect();
+    out.extend(std::iter::repeat_n('*', chars.len() - head - tail));
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// ¥ with two decimals, from fen.
+pub fn yuan(fen: i64) -> String {
+    format!("{}.{:02}", fen / 100, fen % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> Form {
+        Form {
+            organisation: "示例科技有限公司".into(),
+            credit_code: "91350100M000100Y43".into(),
+            handler_name: "张三".into(),
+            id_number: "11010519491231002X".into(),
+            mobile: "13800138000".into(),
+            email: "zhangsan@example.com".into(),
+        }
+    }
+
+    #[test]
+    fn a_good_form_has_no_problems_and_each_bad_field_is_named() {
+        assert!(good().problems().is_empty());
+        let bad = Form {
+            organisation: " ".into(),
+            credit_code: "91350100M000100Y44".into(),
+            id_number: "110105194912310021".into(),
+            mobile: "12800138000".into(),
+            email: "no-at-sign".into(),
+            handler_name: "x".repeat(101),
+        };
+        let p = bad.problems();
+        let by = |f: &str| p.iter().find(|x| x.field == f).map(|x| x.error);
+        assert_eq!(by("organisation"), Some(FieldError::Empty));
+        assert_eq!(by("credit_code"), Some(FieldError::CheckDigit));
+        assert_eq!(by("id_number"), Some(FieldError::CheckDigit));
+        assert_eq!(by("mobile"), Some(FieldError::Format));
+        assert_eq!(by("email"), Some(FieldError::Format));
+        assert_eq!(by("handler_name"), Some(FieldError::Length));
+    }
+
+    #[test]
+    fn normalizing_upper_cases_codes_and_trims() {
+        let f = Form { credit_code: " 91350100m000100y43 ".into(), id_number: "11010519491231002x".into(), ..good() };
+        let n = f.normalized();
+        assert_eq!(n.credit_code, "91350100M000100Y43");
+        assert_eq!(n.id_number, "11010519491231002X");
+        assert!(n.problems().is_empty());
+    }
+
+    #[test]
+    fn photos_are_judged_by_their_bytes() {
+        let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[0u8; 2000]].concat();
+        let png = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 2000]].concat();
+        assert_eq!(check_photo("image/jpeg", &jpeg, 1024, 4096), Ok(PhotoType::Jpeg));
+        assert_eq!(check_photo("image/png; charset=x", &png, 1024, 4096), Ok(PhotoType::Png));
+        // Declared type and bytes disagree, or neither is an image type we take.
+        assert_eq!(check_photo("image/png", &jpeg, 1024, 4096), Err(PhotoProblem::Type));
+        assert_eq!(
+            check_photo("image/gif", &[&b"GIF89a"[..], &[0u8; 2000]].concat(), 1024, 4096),
+            Err(PhotoProblem::Type)
+        );
+        assert_eq!(check_photo("image/jpeg", &jpeg[..500], 1024, 4096), Err(PhotoProblem::Size));
+        assert_eq!(check_photo("image/jpeg", &[jpeg.clone(), jpeg].concat(), 1024, 4000), Err(PhotoProblem::Size));
+    }
+
+    #[test]
+    fn codes_masks_and_money() {
+        let c = sms_code();
+        assert!(c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(sms_hash("a", "123456"), sms_hash("a", " 123456 "));
+        assert_ne!(sms_hash("a", "123456"), sms_hash("b", "123456"));
+        assert_eq!(mask_mobile("13800138000"), "138****8000");
+        assert_eq!(mask_id("11010519491231002X"), "110105********002X");
+        assert_eq!(yuan(20000), "200.00");
+        assert_eq!(yuan(5), "0.05");
+        let n = application_number("2026-11-25");
+        assert!(n.starts_with("UK20261125") && n.len() == 18, "{n}");
+        for s in ["review", "photos", "sms", "payment", "under_review", "issued", "rejected"] {
+            assert_eq!(Stage::parse(s).unwrap().as_str(), s);
+        }
+    }
+}

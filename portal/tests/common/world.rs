@@ -1,0 +1,198 @@
+//! A portal on loopback HTTP with a settable clock, a browser with cookies and CSRF, and
+//! software keys with certificates from the portal's CA.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::EncodePublicKey;
+use portal::api::{Portal, State};
+use portal::config::Config;
+use portal::password::{self, Cost};
+use portal::store::Store;
+use portal::token;
+use proto::Clock;
+use serde_json::{json, Value};
+
+pub const T0: u64 = 1_790_000_000;
+pub const DAY: u64 = 86_400;
+pub const PASSWORD: &str = "s3cret-pass";
+pub const STAFF_PASSWORD: &str = "review-pass";
+
+pub struct TestClock(AtomicU64);
+impl Clock for TestClock {
+    fn now_unix(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub struct World {
+    pub _dir: tempfile::TempDir,
+    pub base: String,
+    pub origin: String,
+    pub clock: Arc<TestClock>,
+    pub ca: Arc<ca::Ca>,
+    pub state: State,
+    pub accounts: Vec<String>,
+}
+
+impl World {
+    pub async fn start(db: &str) -> World {
+        World::start_with(db, |_| {}).await
+    }
+
+    /// A portal whose configuration `tune` adjusts (after the tests' defaults).
+    pub async fn start_with(db: &str, tune: impl FnOnce(&mut Config)) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(db).await.unwrap();
+        let clock = Arc::new(TestClock(AtomicU64::new(T0)));
+        let ca = Arc::new(
+            ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap(),
+        );
+        let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", T0 as i64).await.unwrap();
+        store
+            .create_user(&e.id, "zhangsan", "张三", &password::hash("s3cret-pass", Cost::FAST), T0 as i64)
+            .await
+            .unwrap();
+        let staff = store
+            .create_user(&e.id, "lisi", "李四（审核员）", &password::hash(STAFF_PASSWORD, Cost::FAST), T0 as i64)
+            .await
+            .unwrap();
+        store.set_role(&staff.id, "staff").await.unwrap();
+        let a1 = store.create_account(&e.id, "财务账号", T0 as i64).await.unwrap();
+        let a2 = store.create_account(&e.id, "申报账号", T0 as i64).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = Config::new(&base);
+        config.password_cost = Cost::FAST;
+        config.sandbox = true;
+        tune(&mut config);
+        let state = Portal::new(store, ca.clone(), clock.clone(), config);
+        tokio::spawn(portal::api::serve(listener, state.clone()));
+        World { _dir: dir, origin: base.clone(), base, clock, ca, state, accounts: vec![a1.id, a2.id] }
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.clock.0.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// A software key with a certificate from the portal's CA, valid `days` from now.
+    pub fn key(&self, days: u64) -> Key {
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let spki = sk.verifying_key().to_public_key_der().unwrap();
+        let now = self.clock.now_unix();
+        let cert = self
+            .ca
+            .issue(&ca::parse_name("CN=Zhang San,O=Example").unwrap(), spki.as_bytes(), now - 60, now + days * DAY)
+            .unwrap();
+        Key { sk, cert }
+    }
+
+    pub async fn browser(&self, lang: &str) -> Browser {
+        let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let mut b = Browser { http, base: self.base.clone(), lang: lang.into(), csrf: String::new() };
+        let (_, v) = b.get("/api/session").await;
+        b.csrf = v["csrf"].as_str().unwrap().into();
+        b
+    }
+
+    pub async fn audit_has(&self, action: &str, outcome: &str, detail: &str) -> bool {
+        self.state
+            .store
+            .audit_tail(200)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.action == action && r.outcome == outcome && r.detail.contains(detail))
+    }
+}
+
+pub struct Key {
+    pub sk: SigningKey,
+    pub cert: Vec<u8>,
+}
+
+impl Key {
+    pub fn token(&self, origin: &str, nonce: &str) -> Value {
+        let sig: Signature = self.sk.sign_prehash(&token::signed_digest(origin, nonce.as_bytes())).unwrap();
+        serde_json::to_value(token::make(&self.cert, &sig.to_bytes())).unwrap()
+    }
+    pub fn fingerprint(&self) -> String {
+        token::fingerprint(&self.cert)
+    }
+}
+
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub lang: String,
+    pub csrf: String,
+}
+
+impl Browser {
+    /// PUT raw bytes (an upload) with its Content-Type.
+    pub async fn put_bytes(&mut self, path: &str, content_type: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header("Accept-Language", &self.lang)
+            .header("X-CSRF-Token", &self.csrf)
+            .header("Content-Type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    /// POST raw bytes with extra headers and no session (a payment provider's callback).
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = reqwest::Client::new().post(format!("{}{path}", self.base)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r =
+            self.http.get(format!("{}{path}", self.base)).header("Accept-Language", &self.lang).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    pub async fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Accept-Language", &self.lang)
+            .header("X-CSRF-Token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        if let Some(c) = v["csrf"].as_str() {
+            self.csrf = c.into();
+        }
+        (status, v)
+    }
+    pub async fn password_login(&mut self, user: &str, pass: &str) -> (u16, Value) {
+        self.post("/api/login/password", json!({"username": user, "password": pass})).await
+    }
+    pub async fn challenge(&mut self) -> String {
+        let (s, v) = self.post("/api/challenge", json!({})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["origin"].as_str().unwrap(), self.base);
+        v["nonce"].as_str().unwrap().into()
+    }
+    pub async fn key_login(&mut self, key: &Key, origin: &str, account: Option<&str>) -> (u16, Value) {
+        let nonce = self.challenge().await;
+        self.post("/api/login/key", json!({"nonce": nonce, "token": key.token(origin, &nonce), "account_id": account}))
+            .await
+    }
+    pub async fn bind(&mut self, key: &Key, origin: &str, accounts: &[String]) -> (u16, Value) {
+        let nonce = self.challenge().await;
+        self.post("/api/bind", json!({"account_ids": accounts, "nonce": nonce, "token": key.token(origin, &nonce)}))
+            .await
+    }
+}

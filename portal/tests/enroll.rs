@@ -1,0 +1,351 @@
+//! The certificate application over real HTTP, on SQLite and PostgreSQL: form with check
+//! digits, review and edit, ID photos, CSR, SMS code, payment with the simulated provider
+//! (idempotent, signed callbacks), staff review, the issued certificate — which then binds and
+//! logs in. Keys here are software P-256 keys; `ukey flows` does the same with a virtual
+//! USB-Key that generates its key pair on the card.
+
+mod common;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use common::world::*;
+use der::{Decode, Encode};
+use p256::ecdsa::{DerSignature, SigningKey};
+use serde_json::{json, Value};
+use x509_cert::builder::{Builder, RequestBuilder};
+
+fn form() -> Value {
+    json!({
+        "organisation": "示例科技有限公司",
+        "credit_code": "91350100M000100Y43",
+        "handler_name": "张三",
+        "id_number": "11010519491231002X",
+        "mobile": "13800138000",
+        "email": "zhangsan@example.com",
+    })
+}
+
+fn jpeg(len: usize) -> Vec<u8> {
+    let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    v.resize(len, 0x42);
+    v
+}
+
+fn csr(sk: &SigningKey) -> Vec<u8> {
+    let name = ca::parse_name("CN=whatever the key says").unwrap();
+    RequestBuilder::new(name, sk).unwrap().build::<DerSignature>().unwrap().to_der().unwrap()
+}
+
+async fn logged_in(w: &World, user: &str, pass: &str) -> Browser {
+    let mut b = w.browser("zh-CN").await;
+    let (s, v) = b.password_login(user, pass).await;
+    assert_eq!(s, 200, "{v}");
+    b
+}
+
+/// The newest SMS code sent to the form's mobile.
+async fn sms_code(w: &World, b: &Browser) -> String {
+    let (_, v) = b.get("/api/sandbox/outbox?to=13800138000").await;
+    let body = v["messages"][0]["body"].as_str().unwrap().to_string();
+    let at = body.find("验证码").unwrap() + "验证码".len();
+    let code: String = body[at..].chars().take(6).collect();
+    assert!(code.bytes().all(|c| c.is_ascii_digit()), "{body}");
+    let _ = w;
+    code
+}
+
+/// A new application taken to the SMS stage; returns its id.
+async fn to_sms_stage(w: &World, b: &mut Browser, sk: &SigningKey) -> String {
+    let (s, v) = b.post("/api/applications", form()).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["application"]["id"].as_str().unwrap().to_string();
+    assert_eq!(b.post(&format!("/api/applications/{id}/confirm"), json!({})).await.0, 200);
+    for side in ["front", "back"] {
+        let (s, v) = b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", jpeg(4096)).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, v) = b.post(&format!("/api/applications/{id}/submit"), json!({"csr": B64.encode(csr(sk))})).await;
+    assert_eq!((s, v["code"].as_str()), (200, Some("sms_sent")), "{v}");
+    let _ = w;
+    id
+}
+
+/// From the SMS stage to staff review, paying with the sandbox provider.
+async fn pay(w: &World, b: &mut Browser, id: &str) -> Value {
+    let code = sms_code(w, b).await;
+    let (s, v) = b.post(&format!("/api/applications/{id}/sms/verify"), json!({"code": code})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = b.post(&format!("/api/applications/{id}/pay"), json!({"method": "alipay"})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = b.post_raw(v["sandbox_pay"].as_str().unwrap(), vec![], &[]).await;
+    assert_eq!((s, v["code"].as_str()), (200, Some("paid")), "{v}");
+    v
+}
+
+#[test]
+fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
+        let mut anon = w.browser("zh-CN").await;
+        let (s, v) = anon.post("/api/applications", form()).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("login_required")), "{v}");
+
+        let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
+        // The form: each wrong field named, with the rule it broke.
+        let mut bad = form();
+        bad["credit_code"] = json!("91350100M000100Y44");
+        bad["id_number"] = json!("110105194912310021");
+        bad["email"] = json!("");
+        let (s, v) = b.post("/api/applications", bad).await;
+        assert_eq!((s, v["code"].as_str()), (422, Some("form_invalid")), "{v}");
+        let fields = v["fields"].as_array().unwrap();
+        let err = |f: &str| fields.iter().find(|x| x["field"] == f).map(|x| x["error"].as_str().unwrap().to_string());
+        assert_eq!(err("credit_code").as_deref(), Some("check_digit"));
+        assert_eq!(err("id_number").as_deref(), Some("check_digit"));
+        assert_eq!(err("email").as_deref(), Some("empty"));
+        assert_eq!(fields.len(), 3, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("必填项"));
+        assert!(w.audit_has("apply", "refused", "credit_code, id_number, email").await);
+
+        // The order for review; "go back and edit"; confirm.
+        let mut f = form();
+        f["id_number"] = json!("11010519491231002x");
+        let (s, v) = b.post("/api/applications", f).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("order_review")), "{v}");
+        let app = &v["application"];
+        let id = app["id"].as_str().unwrap().to_string();
+        assert_eq!(app["stage"], "review");
+        assert_eq!(app["form"]["id_number"], "11010519491231002X");
+        assert_eq!(app["amount"], "200.00");
+        assert!(app["number"].as_str().unwrap().starts_with("UK"));
+        let mut edited = form();
+        edited["mobile"] = json!("13900139000");
+        let (s, v) = b.post(&format!("/api/applications/{id}/form"), edited).await;
+        assert_eq!((s, v["application"]["form"]["mobile"].as_str()), (200, Some("13900139000")), "{v}");
+        let (s, v) = b.post(&format!("/api/applications/{id}/form"), form()).await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = b.post(&format!("/api/applications/{id}/confirm"), json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("order_confirmed")), "{v}");
+        let (s, v) = b.post(&format!("/api/applications/{id}/confirm"), json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (409, Some("wrong_stage")), "{v}");
+        let (s, _) = b.post(&format!("/api/applications/{id}/form"), form()).await;
+        assert_eq!(s, 409, "no edits after the order is confirmed");
+
+        // Someone else cannot see or act on it.
+        let mut other = logged_in(&w, "lisi", STAFF_PASSWORD).await;
+        assert_eq!(other.get(&format!("/api/applications/{id}")).await.0, 404);
+        assert_eq!(other.post(&format!("/api/applications/{id}/submit"), json!({"csr": ""})).await.0, 404);
+
+        // ID photos: type by bytes, size bounds.
+        let photo = |side: &str| format!("/api/applications/{id}/photos/{side}");
+        let gif = [&b"GIF89a"[..], &[0u8; 4000]].concat();
+        let (s, v) = b.put_bytes(&photo("front"), "image/gif", gif).await;
+        assert_eq!((s, v["code"].as_str()), (415, Some("photo_type")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("JPG或PNG"));
+        let (s, v) = b.put_bytes(&photo("front"), "image/png", jpeg(4096)).await;
+        assert_eq!((s, v["code"].as_str()), (415, Some("photo_type")), "declared PNG, bytes JPEG: {v}");
+        let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", jpeg(100)).await;
+        assert_eq!((s, v["code"].as_str()), (413, Some("photo_size")), "{v}");
+        let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", jpeg((2 << 20) + 10)).await;
+        assert_eq!((s, v["code"].as_str()), (413, Some("photo_size")), "{v}");
+        let (s, _) = b.put_bytes(&photo("side"), "image/jpeg", jpeg(4096)).await;
+        assert_eq!(s, 404);
+        let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", jpeg(5000)).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("photo_uploaded")), "{v}");
+
+        // Confirm the application with the key's CSR: both photos first, a CSR that verifies.
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let submit = format!("/api/applications/{id}/submit");
+        let (s, v) = b.post(&submit, json!({"csr": B64.encode(csr(&sk))})).await;
+        assert_eq!((s, v["code"].as_str()), (409, Some("photos_missing")), "{v}");
+        let png = [&b"\x89PNG\r\n\x1a\n"[..], &[7u8; 3000]].concat();
+        assert_eq!(b.put_bytes(&photo("back"), "image/png", png.clone()).await.0, 200);
+        let mut tampered = csr(&sk);
+        let n = tampered.len() / 2;
+        tampered[n] ^= 1;
+        let (s, v) = b.post(&submit, json!({"csr": B64.encode(tampered)})).await;
+        assert_eq!((s, v["code"].as_str()), (400, Some("bad_csr")), "{v}");
+        let (s, v) = b.post(&submit, json!({"csr": B64.encode(csr(&sk))})).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("sms_sent")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("138****8000"), "{v}");
+
+        // The SMS code: a wrong one counts down, the right one goes on to payment.
+        let code = sms_code(&w, &b).await;
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let verify = format!("/api/applications/{id}/sms/verify");
+        let (s, v) = b.post(&verify, json!({"code": wrong})).await;
+        assert_eq!(
+            (s, v["code"].as_str(), v["message"].as_str()),
+            (401, Some("sms_wrong"), Some("验证码错误，还有4次机会"))
+        );
+        let (s, v) = b.post(&verify, json!({"code": code})).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("sms_confirmed")), "{v}");
+        let (s, _) = b.post(&verify, json!({"code": code})).await;
+        assert_eq!(s, 409, "a used code does not work twice");
+
+        // Payment: receipt only once paid; callbacks signed and idempotent.
+        assert_eq!(b.get(&format!("/api/applications/{id}/receipt")).await.0, 409);
+        let (s, v) = b.post(&format!("/api/applications/{id}/pay"), json!({"method": "paypal"})).await;
+        assert_eq!((s, v["code"].as_str()), (400, Some("bad_method")));
+        let (s, v) = b.post(&format!("/api/applications/{id}/pay"), json!({"method": "wechat"})).await;
+        assert_eq!((s, v["code"].as_str(), v["message"].as_str()), (200, Some("pay"), Some("请使用微信支付200.00元")));
+        let pay_url = v["sandbox_pay"].as_str().unwrap().to_string();
+        let (s, v) = b.post_raw(&pay_url, vec![], &[]).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("paid")), "{v}");
+        let body = v["notification"].as_str().unwrap().as_bytes().to_vec();
+        let sig = v["signature"].as_str().unwrap().to_string();
+        let (s, again) = b.post_raw("/api/payments/notify", body.clone(), &[("X-Pay-Signature", &sig)]).await;
+        assert_eq!((s, again["code"].as_str()), (200, Some("already_paid")), "{again}");
+        assert!(w.audit_has("payment_notify", "duplicate", "").await);
+        let (s, forged) =
+            b.post_raw("/api/payments/notify", body.clone(), &[("X-Pay-Signature", &"0".repeat(64))]).await;
+        assert_eq!((s, forged["code"].as_str()), (401, Some("bad_signature")));
+        assert!(w.audit_has("payment_notify", "refused", "bad signature").await);
+        let mut cheap: Value = serde_json::from_slice(&body).unwrap();
+        cheap["amount_fen"] = json!(1);
+        let cheap = serde_json::to_vec(&cheap).unwrap();
+        let sig = portal::payment::sign(&w.state.config.payment_secret, &cheap);
+        let (s, v) = b.post_raw("/api/payments/notify", cheap, &[("X-Pay-Signature", &sig)]).await;
+        assert_eq!((s, v["code"].as_str()), (400, Some("amount_mismatch")), "{v}");
+        let (_, v) = b.get(&format!("/api/applications/{id}")).await;
+        assert_eq!(v["application"]["stage"], "under_review");
+        assert_eq!(v["application"]["pay_method"], "wechat");
+        assert_eq!(w.state.store.payments_of(&id).await.unwrap().iter().filter(|p| p.status == "paid").count(), 1);
+
+        // Receipt and the feedback email.
+        let (s, v) = b.get(&format!("/api/applications/{id}/receipt")).await;
+        assert_eq!(s, 200, "{v}");
+        let text = v["text"].as_str().unwrap();
+        for part in ["《单位数字证书申请表》回执", "110105********002X", "138****8000", "200.00元", "微信", "等待审核"]
+        {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+        assert!(!text.contains("11010519491231002X"), "full ID number on a receipt");
+        let (_, v) = b.get("/api/sandbox/outbox?to=zhangsan@example.com").await;
+        assert!(v["messages"][0]["body"].as_str().unwrap().contains("请等待工作人员审核"), "{v}");
+
+        // Staff review: users are refused; staff see the queue and the photos, then approve.
+        let approve = format!("/api/staff/applications/{id}/approve");
+        let (s, v) = b.post(&approve, json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("staff_only")), "{v}");
+        let (_, v) = other.get("/api/staff/applications").await;
+        assert!(v["applications"].as_array().unwrap().iter().any(|a| a["id"] == id.as_str()), "{v}");
+        let r = other.http.get(format!("{}/api/staff/applications/{id}/photos/back", w.base)).send().await.unwrap();
+        assert_eq!(r.headers()["content-type"], "image/png");
+        assert_eq!(r.bytes().await.unwrap().to_vec(), png);
+        let (s, v) = other.post(&approve, json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("approved")), "{v}");
+        assert_eq!(other.post(&approve, json!({})).await.0, 409);
+
+        // The certificate: from our CA, for the CSR's key, named after the application.
+        let (_, v) = b.get(&format!("/api/applications/{id}")).await;
+        assert_eq!(v["application"]["stage"], "issued");
+        let der = B64.decode(v["application"]["certificate"].as_str().unwrap()).unwrap();
+        assert!(w.ca.verify_issued(&der));
+        let cert = x509_cert::Certificate::from_der(&der).unwrap();
+        let spki = cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes().to_vec();
+        assert_eq!(spki, sk.verifying_key().to_encoded_point(false).as_bytes());
+        let subject = cert.tbs_certificate.subject.to_string();
+        assert!(subject.contains("CN=张三") && subject.contains("O=示例科技有限公司"), "{subject}");
+        assert!(!subject.contains("whatever the key says"), "{subject}");
+        let (_, v) = b.get("/api/sandbox/outbox?to=zhangsan@example.com").await;
+        assert!(v["messages"][0]["body"].as_str().unwrap().contains("已审核通过"), "{v}");
+
+        // It binds and logs in like any key of this CA.
+        let key = Key { sk, cert: der };
+        let (s, v) = b.bind(&key, &w.origin, &w.accounts[..1]).await;
+        assert_eq!(s, 200, "{v}");
+        let mut fresh = w.browser("zh-CN").await;
+        let (s, v) = fresh.key_login(&key, &w.origin, None).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("logged_in")), "{v}");
+    });
+}
+
+#[test]
+fn sms_codes_expire_lock_after_too_many_tries_and_resend_after_a_pause() {
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
+        let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let id = to_sms_stage(&w, &mut b, &sk).await;
+        let verify = format!("/api/applications/{id}/sms/verify");
+        let resend = format!("/api/applications/{id}/sms/resend");
+
+        // Expired after 5 minutes.
+        let code = sms_code(&w, &b).await;
+        w.advance(301);
+        let (s, v) = b.post(&verify, json!({"code": code})).await;
+        assert_eq!(
+            (s, v["code"].as_str(), v["message"].as_str()),
+            (401, Some("sms_expired"), Some("验证码已过期，请重新获取"))
+        );
+
+        // A new code; asking again at once is refused with the wait.
+        let (s, v) = b.post(&resend, json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("sms_sent")), "{v}");
+        let (s, v) = b.post(&resend, json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (429, Some("sms_too_soon")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("60秒"), "{v}");
+
+        // Five wrong tries: the code dies, even the right one is refused after.
+        let code = sms_code(&w, &b).await;
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for left in (1..=4).rev() {
+            let (_, v) = b.post(&verify, json!({"code": wrong})).await;
+            assert_eq!(v["message"], format!("验证码错误，还有{left}次机会"));
+        }
+        let (_, v) = b.post(&verify, json!({"code": wrong})).await;
+        assert_eq!(v["code"], "sms_too_many", "{v}");
+        let (_, v) = b.post(&verify, json!({"code": code})).await;
+        assert_eq!(v["code"], "sms_too_many", "{v}");
+        assert!(w.audit_has("apply_sms", "refused", "no tries left").await);
+
+        // A new code after the pause works.
+        w.advance(61);
+        assert_eq!(b.post(&resend, json!({})).await.0, 200);
+        let code = sms_code(&w, &b).await;
+        let (s, v) = b.post(&verify, json!({"code": code})).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("sms_confirmed")), "{v}");
+    });
+}
+
+#[test]
+fn staff_rejection_needs_a_reason_and_reaches_the_applicant() {
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
+        let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let id = to_sms_stage(&w, &mut b, &sk).await;
+        let mut staff = logged_in(&w, "lisi", STAFF_PASSWORD).await;
+        let reject = format!("/api/staff/applications/{id}/reject");
+        let (s, _) = staff.post(&reject, json!({"reason": "照片不清晰"})).await;
+        assert_eq!(s, 409, "not reviewable before payment");
+        let v = pay(&w, &mut b, &id).await;
+        assert_eq!(v["code"], "paid");
+        let (s, v) = staff.post(&reject, json!({"reason": "  "})).await;
+        assert_eq!((s, v["code"].as_str()), (400, Some("bad_reason")));
+        let (s, v) = staff.post(&reject, json!({"reason": "证件照片不清晰"})).await;
+        assert_eq!((s, v["message"].as_str()), (200, Some("审核未通过：证件照片不清晰")), "{v}");
+        let (_, v) = b.get(&format!("/api/applications/{id}")).await;
+        assert_eq!(
+            (v["application"]["stage"].as_str(), v["application"]["reject_reason"].as_str()),
+            (Some("rejected"), Some("证件照片不清晰"))
+        );
+        assert!(v["application"]["certificate"].is_null());
+        let (_, v) = b.get("/api/sandbox/outbox?to=zhangsan@example.com").await;
+        assert!(v["messages"][0]["body"].as_str().unwrap().contains("原因：证件照片不清晰"), "{v}");
+        assert_eq!(staff.post(&format!("/api/staff/applications/{id}/approve"), json!({})).await.0, 409);
+        assert!(w.audit_has("review", "rejected", "证件照片不清晰").await);
+    });
+}
+
+#[test]
+fn without_the_sandbox_there_is_no_simulated_provider_or_outbox() {
+    common::on_each_backend(|db| async move {
+        let w = World::start_with(&db, |c| c.sandbox = false).await;
+        let b = w.browser("en").await;
+        assert_eq!(b.post_raw("/api/sandbox/pay/x", vec![], &[]).await.0, 404);
+        let r = b.http.get(format!("{}/api/sandbox/outbox?to=13800138000", w.base)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+    });
+}
