@@ -21,7 +21,7 @@ use crate::output::{emit, fields, table};
 use crate::secrets::{resolve, PinArgs};
 use crate::{home, KeyArgs, KeysArgs, MgmtArgs, SignArgs};
 
-fn mgmt_key(m: &MgmtArgs) -> Result<MgmtKey> {
+pub(crate) fn mgmt_key(m: &MgmtArgs) -> Result<MgmtKey> {
     Ok(match &m.mgmt_key {
         Some(hex) => MgmtKey::from_hex(hex, None)?,
         None => MgmtKey::default(),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
@@ -194,7 +194,7 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     tokio::spawn(portal::api::serve(pl, state.clone()));
     let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let agent = format!("http://{}", al.local_addr()?);
-    let config = AgentConfig { allowed_origins: vec![portal.clone()], poll: Duration::from_millis(250) };
+    let config = AgentConfig::new(vec![portal.clone()]);
     tokio::spawn(host_driver::agent::serve(al, keys.clone(), config));
     Ok(World { _dir: dir, portal, agent, state, keys, accounts })
 }

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -127,6 +126,10 @@ pub struct AgentArgs {
     /// Directories of virtual keys to offer besides the PC/SC readers (default $UKEY_HOME/keys)
     #[arg(long, value_name = "DIR")]
     pub keys: Vec<PathBuf>,
+    /// The keys' management key, for certificate applications (generate a key pair, write the
+    /// certificate)
+    #[command(flatten)]
+    pub mgmt: crate::MgmtArgs,
 }
 
 /// The keys of this machine: keys in PC/SC readers and virtual key directories.
@@ -178,7 +181,7 @@ pub fn agent(a: AgentArgs) -> Result<ExitCode> {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
         println!("agent on http://{} for {}; keys: PC/SC readers and {}", a.listen, origins.join(", "), dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
-        let config = AgentConfig { allowed_origins: origins, poll: Duration::from_millis(250) };
+        let config = AgentConfig { management_key: crate::commands::mgmt_key(&a.mgmt)?, ..AgentConfig::new(origins) };
         tokio::select! {
             r = host_driver::agent::serve(listener, Arc::new(MachineKeys { dirs }), config) => r.context("agent server")?,
             _ = tokio::signal::ctrl_c() => println!("stopping"),

@@ -6,6 +6,10 @@
 //! - `POST /sign {key_id, pin, nonce}`: verify the PIN on the key, then sign the login digest
 //!   for the request's Origin with slot 9A; answers the login token, or the key's own
 //!   wrong-PIN count / PIN-locked state.
+//! - `POST /enroll/keypair {key_id, pin, replace?}`: generate a P-256 key pair in slot 9A on
+//!   the key and answer a CSR the key signed (certificate application).
+//! - `POST /enroll/install {key_id, pin, certificate}`: write the issued certificate to 9A,
+//!   after the key proved it holds the certificate's private key.
 //!
 //! Every request must name a loopback Host (no DNS rebinding) and an allowed Origin. PINs are
 //! never logged or kept: they go to the key and are dropped.
@@ -27,9 +31,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+mod enroll;
+
 use crate::lang::Lang;
 use crate::login_token::{make, signed_digest, AuthToken};
-use crate::{PinOutcome, Piv, PivError};
+use crate::{MgmtKey, PinOutcome, Piv, PivError};
 
 /// A key the agent can reach.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,6 +87,15 @@ pub struct AgentConfig {
     pub allowed_origins: Vec<String>,
     /// How often key presence is checked for events.
     pub poll: Duration,
+    /// The keys' management key: generating a key pair and writing a certificate need it.
+    pub management_key: MgmtKey,
+}
+
+impl AgentConfig {
+    /// For pages of `origins`, polling every 250 ms, keys with the factory management key.
+    pub fn new(origins: Vec<String>) -> AgentConfig {
+        AgentConfig { allowed_origins: origins, poll: Duration::from_millis(250), management_key: MgmtKey::default() }
+    }
 }
 
 struct Agent {
@@ -110,6 +125,8 @@ pub fn router(keys: Arc<dyn KeyProvider>, config: AgentConfig) -> Router {
     Router::new()
         .route("/keys", get(list_keys))
         .route("/sign", post(sign))
+        .route("/enroll/keypair", post(enroll::keypair))
+        .route("/enroll/install", post(enroll::install))
         .route("/events", get(events_ws))
         .layer(middleware::from_fn_with_state(agent.clone(), guard))
         .with_state(agent)
@@ -208,37 +225,109 @@ struct SignRequest {
     nonce: String,
 }
 
-/// Why signing did not happen, as the page shows it.
+/// Why a key operation did not happen, as the page shows it.
 #[derive(Debug)]
-enum SignError {
+enum KeyError {
     NoKey(String),
     WrongPin(u8),
     PinLocked,
     NoCertificate,
+    /// 9A already holds a certificate and the page did not ask to replace it.
+    SlotInUse,
+    /// The key refused the agent's management key.
+    ManagementKey,
+    /// The certificate is not for the key pair on this key.
+    KeyMismatch,
+    BadInput(String),
     Key(String),
 }
 
-fn sign_blocking(keys: &dyn KeyProvider, req: &SignRequest, origin: &str) -> Result<AuthToken, SignError> {
-    let t = keys.open(&req.key_id).map_err(SignError::NoKey)?;
+impl KeyError {
+    fn key(e: PivError) -> KeyError {
+        KeyError::Key(e.to_string())
+    }
+}
+
+/// Open the key, verify the PIN on it, run `op`, and end the PIN session whatever happened.
+fn with_pin<T>(
+    keys: &dyn KeyProvider,
+    key_id: &str,
+    pin: &str,
+    op: impl FnOnce(&mut Piv<Box<dyn Transport>>) -> Result<T, KeyError>,
+) -> Result<T, KeyError> {
+    let t = keys.open(key_id).map_err(KeyError::NoKey)?;
     let mut piv = Piv::new(t);
-    piv.select().map_err(|e| SignError::Key(e.to_string()))?;
-    let outcome = piv.verify_pin(&req.pin);
-    let result = match outcome {
-        Ok(PinOutcome::Ok) => (|| {
-            let cert = piv.read_certificate(Slot::Authentication).map_err(|e| SignError::Key(e.to_string()))?;
-            let cert = cert.ok_or(SignError::NoCertificate)?;
-            let sig = piv
-                .sign_digest(Slot::Authentication, &signed_digest(origin, req.nonce.as_bytes()))
-                .map_err(|e| SignError::Key(e.to_string()))?;
-            Ok(make(&cert, &sig.raw))
-        })(),
-        Ok(PinOutcome::WrongPin { retries_left }) => Err(SignError::WrongPin(retries_left)),
-        Ok(PinOutcome::Blocked) | Err(PivError::PinBlocked { .. }) => Err(SignError::PinLocked),
-        Err(e) => Err(SignError::Key(e.to_string())),
+    piv.select().map_err(KeyError::key)?;
+    let result = match piv.verify_pin(pin) {
+        Ok(PinOutcome::Ok) => op(&mut piv),
+        Ok(PinOutcome::WrongPin { retries_left }) => Err(KeyError::WrongPin(retries_left)),
+        Ok(PinOutcome::Blocked) | Err(PivError::PinBlocked { .. }) => Err(KeyError::PinLocked),
+        Err(e) => Err(KeyError::key(e)),
     };
-    // The PIN session ends with the request.
     let _ = piv.logout();
     result
+}
+
+/// The answer for a failed key operation, in the page's language.
+fn key_error(e: KeyError, lang: Lang, key_id: &str) -> Response {
+    match e {
+        KeyError::WrongPin(n) => {
+            let message = match lang {
+                Lang::Zh => format!("USB-Key密码校验失败，还有{n}次机会"),
+                Lang::En => format!("USB-Key PIN verification failed, {n} attempts left"),
+            };
+            let body = json!({"ok": false, "code": "wrong_pin", "attempts_left": n, "message": message});
+            (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+        }
+        KeyError::PinLocked => refuse(
+            StatusCode::FORBIDDEN,
+            "pin_locked",
+            match lang {
+                Lang::Zh => "USB-Key密码已锁定，请使用PUK解锁（ukey pin unblock）或联系管理员",
+                Lang::En => "The USB-Key PIN is locked: unblock it with the PUK (ukey pin unblock) or contact your administrator",
+            },
+        ),
+        KeyError::NoCertificate => refuse(StatusCode::CONFLICT, "no_certificate", "the key has no certificate in slot 9A"),
+        KeyError::SlotInUse => refuse(
+            StatusCode::CONFLICT,
+            "slot_in_use",
+            match lang {
+                Lang::Zh => "该USB-Key中已有证书，生成新密钥后原证书将无法使用；确认替换请重新提交（replace）",
+                Lang::En => "The key already holds a certificate that a new key pair would make useless; send replace: true to go ahead",
+            },
+        ),
+        KeyError::ManagementKey => refuse(
+            StatusCode::FORBIDDEN,
+            "management_key",
+            "the key refused the agent's management key: start the agent with this key's --management-key",
+        ),
+        KeyError::KeyMismatch => refuse(
+            StatusCode::CONFLICT,
+            "key_mismatch",
+            match lang {
+                Lang::Zh => "证书与该USB-Key中的密钥不匹配，请插入申请证书时使用的USB-Key",
+                Lang::En => "The certificate is not for the key pair on this USB-Key: insert the key the application was made with",
+            },
+        ),
+        KeyError::BadInput(e) => refuse(StatusCode::BAD_REQUEST, "bad_request", &e),
+        KeyError::NoKey(e) => refuse(StatusCode::NOT_FOUND, "no_key", &format!("{key_id}: {e}")),
+        KeyError::Key(e) => refuse(StatusCode::BAD_GATEWAY, "key_error", &e),
+    }
+}
+
+fn request_lang(headers: &HeaderMap) -> Lang {
+    Lang::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
+}
+
+fn sign_blocking(keys: &dyn KeyProvider, req: &SignRequest, origin: &str) -> Result<AuthToken, KeyError> {
+    with_pin(keys, &req.key_id, &req.pin, |piv| {
+        let cert = piv.read_certificate(Slot::Authentication).map_err(KeyError::key)?;
+        let cert = cert.ok_or(KeyError::NoCertificate)?;
+        let sig = piv
+            .sign_digest(Slot::Authentication, &signed_digest(origin, req.nonce.as_bytes()))
+            .map_err(KeyError::key)?;
+        Ok(make(&cert, &sig.raw))
+    })
 }
 
 async fn sign(State(a): State<Arc<Agent>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
@@ -248,33 +337,13 @@ async fn sign(State(a): State<Arc<Agent>>, headers: HeaderMap, body: axum::body:
     // The origin signed for is the browser's Origin header (already checked against the
     // allow-list), never a value from the page.
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let lang = Lang::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let lang = request_lang(&headers);
     let keys = a.keys.clone();
     let key_id = req.key_id.clone();
     let result = tokio::task::spawn_blocking(move || sign_blocking(keys.as_ref(), &req, &origin)).await;
     match result {
         Ok(Ok(token)) => Json(json!({"ok": true, "code": "signed", "token": token})).into_response(),
-        Ok(Err(SignError::WrongPin(n))) => {
-            let message = match lang {
-                Lang::Zh => format!("USB-Key密码校验失败，还有{n}次机会"),
-                Lang::En => format!("USB-Key PIN verification failed, {n} attempts left"),
-            };
-            let body = json!({"ok": false, "code": "wrong_pin", "attempts_left": n, "message": message});
-            (StatusCode::UNAUTHORIZED, Json(body)).into_response()
-        }
-        Ok(Err(SignError::PinLocked)) => refuse(
-            StatusCode::FORBIDDEN,
-            "pin_locked",
-            match lang {
-                Lang::Zh => "USB-Key密码已锁定，请使用PUK解锁（ukey pin unblock）或联系管理员",
-                Lang::En => "The USB-Key PIN is locked: unblock it with the PUK (ukey pin unblock) or contact your administrator",
-            },
-        ),
-        Ok(Err(SignError::NoCertificate)) => {
-            refuse(StatusCode::CONFLICT, "no_certificate", "the key has no certificate in slot 9A")
-        }
-        Ok(Err(SignError::NoKey(e))) => refuse(StatusCode::NOT_FOUND, "no_key", &format!("{key_id}: {e}")),
-        Ok(Err(SignError::Key(e))) => refuse(StatusCode::BAD_GATEWAY, "key_error", &e),
+        Ok(Err(e)) => key_error(e, lang, &key_id),
         Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
     }
 }

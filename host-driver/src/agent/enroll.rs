@@ -1,0 +1,136 @@
+//! The agent's part of a certificate application: the key pair is generated ON the key and the
+//! request is signed by it (the private key never exists anywhere else), and the certificate
+//! the CA issued is written back — but only to the key that holds its private key.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use der::{Decode, Encode};
+use proto::piv::Slot;
+use proto::Transport;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{key_error, refuse, request_lang, with_pin, Agent, KeyError, KeyProvider};
+use crate::{MgmtKey, Piv, PivError};
+
+/// What a CSR names when the page gives no subject (the CA names the certificate anyway).
+const DEFAULT_SUBJECT: &str = "CN=ukey certificate application";
+
+#[derive(Deserialize)]
+pub(super) struct KeypairRequest {
+    key_id: String,
+    pin: String,
+    /// Overwrite a key pair whose certificate is still in 9A.
+    #[serde(default)]
+    replace: bool,
+    subject: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct InstallRequest {
+    key_id: String,
+    pin: String,
+    /// The issued certificate, DER, base64.
+    certificate: String,
+}
+
+fn authenticate(piv: &mut Piv<Box<dyn Transport>>, key: &MgmtKey) -> Result<(), KeyError> {
+    piv.authenticate_auto(key).map_err(|e| match e {
+        PivError::NotAuthorized { .. } | PivError::Card { .. } | PivError::Malformed { .. } => KeyError::ManagementKey,
+        other => KeyError::key(other),
+    })
+}
+
+fn keypair_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &KeypairRequest) -> Result<Vec<u8>, KeyError> {
+    let subject = req.subject.as_deref().unwrap_or(DEFAULT_SUBJECT);
+    with_pin(keys, &req.key_id, &req.pin, |piv| {
+        let had_cert = piv.read_certificate(Slot::Authentication).map_err(KeyError::key)?.is_some();
+        if had_cert && !req.replace {
+            return Err(KeyError::SlotInUse);
+        }
+        authenticate(piv, mgmt)?;
+        let public = piv.generate(Slot::Authentication, None, None).map_err(KeyError::key)?;
+        if had_cert {
+            // Its key is gone: a certificate left in 9A would name a key the card no longer has.
+            piv.delete_certificate(Slot::Authentication).map_err(KeyError::key)?;
+        }
+        crate::csr::certificate_request(piv, Slot::Authentication, &public, subject).map_err(|e| match e {
+            PivError::Input(m) => KeyError::BadInput(m),
+            other => KeyError::key(other),
+        })
+    })
+}
+
+/// The certificate's public key, as an ECDSA P-256 verifying key.
+fn certificate_key(der: &[u8]) -> Result<p256::ecdsa::VerifyingKey, KeyError> {
+    let bad = |e: String| KeyError::BadInput(format!("certificate: {e}"));
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| bad(e.to_string()))?;
+    use p256::pkcs8::DecodePublicKey;
+    p256::ecdsa::VerifyingKey::from_public_key_der(&spki).map_err(|e| bad(format!("not a P-256 key ({e})")))
+}
+
+fn install_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &InstallRequest) -> Result<(), KeyError> {
+    let der =
+        B64.decode(req.certificate.trim()).map_err(|_| KeyError::BadInput("certificate must be base64 DER".into()))?;
+    let public = certificate_key(&der)?;
+    with_pin(keys, &req.key_id, &req.pin, |piv| {
+        // Proof that 9A holds the certificate's private key: sign a fresh digest with it.
+        let mut digest = [0u8; 32];
+        use p256::elliptic_curve::rand_core::{OsRng, RngCore};
+        OsRng.fill_bytes(&mut digest);
+        let sig = piv.sign_digest(Slot::Authentication, &digest).map_err(|e| match e {
+            PivError::Card { .. } => KeyError::KeyMismatch,
+            other => KeyError::key(other),
+        })?;
+        let sig = p256::ecdsa::Signature::from_slice(&sig.raw).map_err(|_| KeyError::KeyMismatch)?;
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        public.verify_prehash(&digest, &sig).map_err(|_| KeyError::KeyMismatch)?;
+        authenticate(piv, mgmt)?;
+        piv.write_certificate(Slot::Authentication, &der).map_err(KeyError::key)
+    })
+}
+
+/// `POST /enroll/keypair {key_id, pin, replace?, subject?}` -> `{csr}` (DER, base64).
+pub(super) async fn keypair(State(a): State<Arc<Agent>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<KeypairRequest>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "bad_request", "expected {key_id, pin, replace?, subject?}");
+    };
+    let lang = request_lang(&headers);
+    let (keys, mgmt, key_id) = (a.keys.clone(), a.config.management_key.clone(), req.key_id.clone());
+    match tokio::task::spawn_blocking(move || keypair_blocking(keys.as_ref(), &mgmt, &req)).await {
+        Ok(Ok(csr)) => {
+            tracing::info!("key pair generated in 9A of {key_id}");
+            Json(json!({"ok": true, "code": "keypair", "csr": B64.encode(csr)})).into_response()
+        }
+        Ok(Err(e)) => key_error(e, lang, &key_id),
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
+    }
+}
+
+/// `POST /enroll/install {key_id, pin, certificate}`.
+pub(super) async fn install(State(a): State<Arc<Agent>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<InstallRequest>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "bad_request", "expected {key_id, pin, certificate}");
+    };
+    let lang = request_lang(&headers);
+    let (keys, mgmt, key_id) = (a.keys.clone(), a.config.management_key.clone(), req.key_id.clone());
+    match tokio::task::spawn_blocking(move || install_blocking(keys.as_ref(), &mgmt, &req)).await {
+        Ok(Ok(())) => {
+            tracing::info!("certificate written to 9A of {key_id}");
+            let message = match lang {
+                crate::lang::Lang::Zh => "证书已写入USB-Key",
+                crate::lang::Lang::En => "The certificate is now on the USB-Key",
+            };
+            Json(json!({"ok": true, "code": "installed", "message": message})).into_response()
+        }
+        Ok(Err(e)) => key_error(e, lang, &key_id),
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
+    }
+}
