@@ -238,11 +238,16 @@ enum CaCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs (key inserted, pcscd lost, ...) go to stderr; RUST_LOG=debug shows more.
+    // Logs (key inserted, pcscd lost, ...) go to stderr; RUST_LOG=debug shows more. Commands
+    // that run the services in-process to print a report keep the services' news to warnings.
+    let quiet = matches!(cli.command, Command::Flows(_) | Command::Demo(_) | Command::Bench(_));
+    let default_filter = if quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
+        )
         .init();
     let result = match cli.command {
         Command::Sim(SimCommand::New(a)) => commands::sim_new(*a),

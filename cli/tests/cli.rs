@@ -239,10 +239,20 @@ fn flows_run_every_login_bind_unbind_outcome_and_report_them() {
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["failed"], 0);
     let steps = v["steps"].as_array().unwrap();
-    assert!(steps.len() >= 16);
+    assert!(steps.len() >= 31);
     for needle in ["wrong PIN", "PIN locked", "expiring", "expired", "revoked", "not bound", "unbind", "replayed"] {
         assert!(steps.iter().any(|s| s["step"].as_str().unwrap().contains(needle) && s["ok"] == true), "{needle}");
     }
+    // The certificate application ends with a certificate on the blank key that logs in.
+    let enrollment: Vec<&serde_json::Value> = steps.iter().filter(|s| s["flow"] == "enrollment").collect();
+    assert!(enrollment.len() >= 15, "{v:#}");
+    for needle in ["check digits", "photo", "key pair generated on the key", "SMS code", "pay", "staff approve"] {
+        assert!(enrollment.iter().any(|s| s["step"].as_str().unwrap().contains(needle)), "{needle}");
+    }
+    let last = enrollment.last().unwrap();
+    assert!(
+        last["step"].as_str().unwrap().contains("logs in") && last["detail"].as_str().unwrap().contains("登录成功")
+    );
     let wrong_pin = steps.iter().find(|s| s["step"].as_str().unwrap().contains("wrong PIN")).unwrap();
     assert!(wrong_pin["detail"].as_str().unwrap().contains("还有2次机会"), "{wrong_pin}");
     let x = std::fs::read_to_string(&junit).unwrap();

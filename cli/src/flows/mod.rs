@@ -24,6 +24,8 @@ use token_sim::{KeySpec, SharedKey, VirtualKey};
 
 use crate::output::table;
 
+mod enroll;
+
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
     /// Print the results as JSON
@@ -40,6 +42,7 @@ pub struct FlowsArgs {
 
 pub(crate) const PASSWORD: &str = "flows-Passw0rd";
 pub(crate) const PIN: &str = "123456";
+pub(crate) const STAFF_PASSWORD: &str = "flows-Review1";
 
 /// One checked step.
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +73,7 @@ impl Browser {
         b.csrf = v["csrf"].as_str().context("no CSRF token")?.into();
         Ok(b)
     }
-    async fn get(&self, path: &str) -> Result<(u16, Value)> {
+    pub(crate) async fn get(&self, path: &str) -> Result<(u16, Value)> {
         let r = self.http.get(format!("{}{path}", self.portal)).header("Accept-Language", "zh-CN").send().await?;
         Ok((r.status().as_u16(), r.json().await?))
     }
@@ -89,6 +92,40 @@ impl Browser {
             self.csrf = c.into();
         }
         Ok((status, v))
+    }
+    /// PUT raw bytes (an upload) with its Content-Type.
+    pub(crate) async fn put_bytes(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.portal))
+            .header("Accept-Language", "zh-CN")
+            .header("X-CSRF-Token", &self.csrf)
+            .header("Content-Type", content_type)
+            .body(bytes)
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.json().await?))
+    }
+    /// POST raw bytes with extra headers and no cookie (a payment provider's callback).
+    pub(crate) async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Result<(u16, Value)> {
+        let mut req = reqwest::Client::new().post(format!("{}{path}", self.portal)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await?;
+        Ok((r.status().as_u16(), r.json().await?))
+    }
+    /// What a portal page does with the agent: call it as the page's origin.
+    pub(crate) async fn agent(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+        let mut r = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.agent))
+            .header("Origin", &self.portal)
+            .header("Accept-Language", "zh-CN");
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await?;
+        Ok((r.status().as_u16(), r.json().await?))
     }
     /// What the portal page does: ask the agent (as the page's origin) to sign a challenge.
     async fn agent_sign(&self, key: &str, pin: &str, nonce: &str) -> Result<(u16, Value)> {
@@ -155,6 +192,7 @@ pub(crate) fn flow_keys() -> Vec<(String, Scenario)> {
         ("erin", Scenario::PinLocked),
         ("frank", Scenario::Provisioned),
         ("grace", Scenario::Provisioned),
+        ("henry", Scenario::Fresh),
     ]
     .into_iter()
     .map(|(id, s)| (id.to_string(), s))
@@ -172,6 +210,10 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     let store = Store::open(&url).await.with_context(|| format!("opening {url}"))?;
     let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", now as i64).await?;
     store.create_user(&e.id, "zhangsan", "张三", &password::hash(PASSWORD, Cost::FAST), now as i64).await?;
+    let staff = store
+        .create_user(&e.id, "lisi", "李四（审核员）", &password::hash(STAFF_PASSWORD, Cost::FAST), now as i64)
+        .await?;
+    store.set_role(&staff.id, "staff").await?;
     let mut accounts = Vec::new();
     for name in ["财务账号", "申报账号"] {
         accounts.push(store.create_account(&e.id, name, now as i64).await?.id);
@@ -190,6 +232,8 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     let portal = format!("http://{}", pl.local_addr()?);
     let mut config = Config::new(&portal);
     config.password_cost = Cost::FAST;
+    // The flows' own portal: simulated payment provider and readable SMS / email outbox.
+    config.sandbox = true;
     let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     tokio::spawn(portal::api::serve(pl, state.clone()));
     let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -200,7 +244,7 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
 }
 
 /// Expect `code` (and HTTP status) from a step's answer.
-fn expect(got: (u16, Value), status: u16, code: &str) -> Result<Value> {
+pub(crate) fn expect(got: (u16, Value), status: u16, code: &str) -> Result<Value> {
     let (s, v) = got;
     if s != status || v["code"] != code {
         bail!("expected {status} {code}, got {s} {}", v);
@@ -208,13 +252,13 @@ fn expect(got: (u16, Value), status: u16, code: &str) -> Result<Value> {
     Ok(v)
 }
 
-struct Run {
+pub(crate) struct Run {
     steps: Vec<Step>,
     start: Instant,
 }
 
 impl Run {
-    async fn step<F, Fut>(&mut self, flow: &'static str, step: &str, f: F)
+    pub(crate) async fn step<F, Fut>(&mut self, flow: &'static str, step: &str, f: F)
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<String>>,
@@ -229,7 +273,7 @@ impl Run {
     }
 }
 
-fn msg(v: &Value) -> String {
+pub(crate) fn msg(v: &Value) -> String {
     v["message"].as_str().unwrap_or("").to_string()
 }
 
@@ -383,6 +427,10 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
         Ok(msg(&v))
     })
     .await;
+
+    // 1. Certificate application, with a blank key: it ends with a certificate on the key that
+    // binds and logs in.
+    enroll::run(&mut run, w, &mut user).await;
     let _ = run.start;
     run.steps
 }
