@@ -61,6 +61,17 @@ pub struct PortalServeArgs {
     /// Remind at login when the certificate expires within this many days
     #[arg(long, default_value_t = 30)]
     pub expiry_warning_days: i64,
+    /// Test mode: serve the simulated payment provider and the SMS/email outbox under
+    /// /api/sandbox (never on a portal real users reach: the outbox shows SMS codes)
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Secret shared with the payment provider, which signs its notifications with it. Give
+    /// every instance behind one load balancer the same (default: random per start)
+    #[arg(long, env = "UKEY_PAYMENT_SECRET", hide_env_values = true)]
+    pub payment_secret: Option<String>,
+    /// Validity of certificates issued for approved applications, in days
+    #[arg(long, default_value_t = 365)]
+    pub cert_days: u64,
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +81,9 @@ pub struct PortalSeedArgs {
     /// Password of the demo user zhangsan
     #[arg(long, env = "UKEY_PORTAL_PASSWORD", hide_env_values = true)]
     pub password: String,
+    /// Also add the staff member lisi (reviews certificate applications) with this password
+    #[arg(long, env = "UKEY_PORTAL_STAFF_PASSWORD", hide_env_values = true)]
+    pub staff_password: Option<String>,
 }
 
 pub fn portal(cmd: PortalCommand) -> Result<ExitCode> {
@@ -92,9 +106,19 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     let origin = a.origin.clone().unwrap_or_else(|| format!("http://{}", a.listen));
     let mut config = Config::new(&origin);
     config.expiry_warning_days = a.expiry_warning_days;
+    config.sandbox = a.sandbox;
+    config.enroll.cert_days = a.cert_days;
+    if let Some(secret) = &a.payment_secret {
+        anyhow::ensure!(secret.len() >= 16, "--payment-secret: use at least 16 characters");
+        config.payment_secret = secret.as_bytes().to_vec();
+    }
     let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
-    println!("API: GET /api/session, POST /api/login/password, /api/challenge, /api/login/key, /api/bind, /api/unbind");
+    println!("API: GET /api/session, POST /api/login/password, /api/challenge, /api/login/key, /api/bind, /api/unbind,");
+    println!("     /api/applications (certificate application), /api/staff/applications (review), /api/payments/notify");
+    if a.sandbox {
+        println!("SANDBOX: simulated payments at POST /api/sandbox/pay/ID, SMS/email at GET /api/sandbox/outbox?to=...");
+    }
     tokio::select! {
         r = portal::api::serve(listener, state) => r.context("portal server")?,
         _ = tokio::signal::ctrl_c() => println!("stopping"),
@@ -111,7 +135,12 @@ async fn portal_seed(a: PortalSeedArgs) -> Result<ExitCode> {
     for name in ["财务账号", "申报账号"] {
         store.create_account(&e.id, name, now).await?;
     }
-    println!("seeded {url}: enterprise {} ({}), user zhangsan, accounts 财务账号, 申报账号", e.name, e.credit_code);
+    if let Some(p) = &a.staff_password {
+        let staff = store.create_user(&e.id, "lisi", "李四（审核员）", &password::hash(p, Cost::DEFAULT), now).await?;
+        store.set_role(&staff.id, "staff").await?;
+    }
+    let staff = if a.staff_password.is_some() { ", staff lisi" } else { "" };
+    println!("seeded {url}: enterprise {} ({}), user zhangsan{staff}, accounts 财务账号, 申报账号", e.name, e.credit_code);
     Ok(ExitCode::SUCCESS)
 }
 
