@@ -114,10 +114,16 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     }
     let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
-    println!("API: GET /api/session, POST /api/login/password, /api/challenge, /api/login/key, /api/bind, /api/unbind,");
-    println!("     /api/applications (certificate application), /api/staff/applications (review), /api/payments/notify");
+    println!(
+        "API: GET /api/session, POST /api/login/password, /api/challenge, /api/login/key, /api/bind, /api/unbind,"
+    );
+    println!(
+        "     /api/applications (certificate application), /api/staff/applications (review), /api/payments/notify"
+    );
     if a.sandbox {
-        println!("SANDBOX: simulated payments at POST /api/sandbox/pay/ID, SMS/email at GET /api/sandbox/outbox?to=...");
+        println!(
+            "SANDBOX: simulated payments at POST /api/sandbox/pay/ID, SMS/email at GET /api/sandbox/outbox?to=..."
+        );
     }
     tokio::select! {
         r = portal::api::serve(listener, state) => r.context("portal server")?,
@@ -140,7 +146,10 @@ async fn portal_seed(a: PortalSeedArgs) -> Result<ExitCode> {
         store.set_role(&staff.id, "staff").await?;
     }
     let staff = if a.staff_password.is_some() { ", staff lisi" } else { "" };
-    println!("seeded {url}: enterprise {} ({}), user zhangsan{staff}, accounts 财务账号, 申报账号", e.name, e.credit_code);
+    println!(
+        "seeded {url}: enterprise {} ({}), user zhangsan{staff}, accounts 财务账号, 申报账号",
+        e.name, e.credit_code
+    );
     Ok(ExitCode::SUCCESS)
 }
 

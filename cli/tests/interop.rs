@@ -627,3 +627,115 @@ fn the_key_comes_back_when_pcscd_restarts() {
     let log = fs::read_to_string(h.join("serve.log")).unwrap();
     assert!(log.contains("lost pcscd"), "{log}");
 }
+
+/// A long-running `ukey` service (portal, agent) killed when the test ends.
+struct Service(Child);
+
+impl Service {
+    fn start(home: &Path, log: &str, args: &[&str]) -> Service {
+        let log = fs::File::create(home.join(log)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ukey"))
+            .args(args)
+            .env("UKEY_HOME", home)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        Service(child)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port (bound then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Until `url` answers, or 10 s.
+fn wait_http(url: &str) {
+    let addr = url.trim_start_matches("http://").to_string();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{url} never answered");
+}
+
+#[test]
+fn flows_validate_a_running_portal_agent_and_key_in_a_reader() {
+    let Some((_one, home)) = setup() else { return };
+    let h = home.path();
+    // A key from the same CA the portal trusts ($UKEY_HOME/ca), served on a reader.
+    let key = new_key(h, "k", &["--scenario", "provisioned", "--seed", "41"]);
+    let _serve = Serve::start(h, &[&key]);
+    ok(h, &["portal", "seed", "--password", "Passw0rd-123", "--staff-password", "Review-Pass1"]);
+    let (pp, ap) = (free_port(), free_port());
+    let portal = format!("http://127.0.0.1:{pp}");
+    let agent = format!("http://127.0.0.1:{ap}");
+    let _p = Service::start(h, "portal.log", &["portal", "serve", "--sandbox", "--listen", &portal[7..]]);
+    let none = h.join("no-dir-keys");
+    let _a = Service::start(
+        h,
+        "agent.log",
+        &["agent", "--listen", &agent[7..], "--allow-origin", &portal, "--keys", none.to_str().unwrap()],
+    );
+    wait_http(&portal);
+    wait_http(&agent);
+    let base = [
+        "flows",
+        "--json",
+        "--portal",
+        &portal,
+        "--agent",
+        &agent,
+        "--reader",
+        READER[0],
+        "--password",
+        "Passw0rd-123",
+    ];
+
+    // The key as it is: login, bind, key login outcomes a single key can show, unbind.
+    let out = ukey(h, &base);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}\n{}", fs::read_to_string(h.join("agent.log")).unwrap());
+    assert_eq!((v["failed"].as_u64(), v["skipped"].as_u64()), (Some(0), Some(6)), "{v:#}");
+    let steps = v["steps"].as_array().unwrap();
+    let ran =
+        |needle: &str| steps.iter().any(|s| s["step"].as_str().unwrap().contains(needle) && s["skipped"].is_null());
+    for needle in ["wrong PIN", "choose", "replayed", "not bound"] {
+        assert!(ran(needle), "{needle}: {v:#}");
+    }
+    // The wrong PIN went to the real reader and back: the key still has all its tries.
+    assert_eq!(json(&ukey(h, &["pin", "retries", "--reader", READER[0], "--json"]))["retries_left"], 3);
+
+    // With --enroll: the application replaces the key pair on the key through the reader.
+    let mut args = base.to_vec();
+    args.extend(["--enroll", "--staff-password", "Review-Pass1"]);
+    let out = ukey(h, &args);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let enrolled =
+        v["steps"].as_array().unwrap().iter().filter(|s| s["flow"] == "enrollment" && s["ok"] == true).count();
+    assert!(enrolled >= 15, "{v:#}");
+    let keys = json(&ukey(h, &["keys", "--json"]));
+    let on_reader = keys["keys"].as_array().unwrap().iter().find(|k| k["source"] == "reader").unwrap().clone();
+    let subject =
+        on_reader["certificates"].as_array().unwrap().iter().find(|c| c["slot"] == "9a").unwrap()["subject"].clone();
+    assert!(subject.as_str().unwrap().contains("CN=张三"), "{on_reader:#}");
+
+    // A wrong password for the deployment: a clear error, not a run of failures.
+    let mut bad = base.to_vec();
+    let last = bad.len() - 1;
+    bad[last] = "nope";
+    let out = ukey(h, &bad);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password login as zhangsan failed"));
+}

@@ -6,9 +6,7 @@ use anyhow::{ensure, Context, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{expect, msg, Browser, Run, World, PIN, STAFF_PASSWORD};
-
-const KEY: &str = "henry";
+use super::{expect, msg, Browser, Run, World};
 const MOBILE: &str = "13800138000";
 const EMAIL: &str = "zhangsan@example.com";
 
@@ -46,7 +44,10 @@ async fn sms_code(b: &Browser) -> Result<String> {
     Ok(code)
 }
 
-pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser) {
+/// The application with `key` (a blank virtual key, or a deployment's key whose 9A key pair
+/// gets replaced). Ends with the accounts unbound again, as it found them.
+pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str) {
+    let c = &w.cast;
     const FLOW: &str = "enrollment";
     let mut id = String::new();
     let mut csr = String::new();
@@ -99,7 +100,7 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser) {
     })
     .await;
     run.step(FLOW, "key pair generated on the key, request signed by it", || async {
-        let body = json!({"key_id": KEY, "pin": PIN});
+        let body = json!({"key_id": key, "pin": c.pin, "replace": w.replace_key});
         let v = expect(user.agent(Method::POST, "/enroll/keypair", Some(body)).await?, 200, "keypair")?;
         csr = v["csr"].as_str().context("no CSR")?.to_string();
         Ok(format!("CSR of {} bytes (base64)", csr.len()))
@@ -159,8 +160,9 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser) {
     })
     .await;
     run.step(FLOW, "staff approve: certificate issued", || async {
-        let mut staff = Browser::new(&w.portal, &w.agent).await?;
-        let (s, v) = staff.post("/api/login/password", json!({"username": "lisi", "password": STAFF_PASSWORD})).await?;
+        let (name, password) = c.staff.as_ref().context("no staff credentials (--staff-password)")?;
+        let mut staff = w.browser().await?;
+        let (s, v) = staff.post("/api/login/password", json!({"username": name, "password": password})).await?;
         ensure!(s == 200, "staff login: {v}");
         let v =
             expect(staff.post(&format!("/api/staff/applications/{id}/approve"), json!({})).await?, 200, "approved")?;
@@ -171,20 +173,21 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser) {
     })
     .await;
     run.step(FLOW, "certificate written to the key", || async {
-        let body = json!({"key_id": KEY, "pin": PIN, "certificate": cert});
+        let body = json!({"key_id": key, "pin": c.pin, "certificate": cert});
         let v = expect(user.agent(Method::POST, "/enroll/install", Some(body)).await?, 200, "installed")?;
         let (_, keys) = user.agent(Method::GET, "/keys", None).await?;
-        let on_key = keys["keys"].as_array().and_then(|l| l.iter().find(|k| k["id"] == KEY)).context("key gone")?;
+        let on_key = keys["keys"].as_array().and_then(|l| l.iter().find(|k| k["id"] == key)).context("key gone")?;
         let subject = on_key["subject"].as_str().context("no certificate on the key")?;
         ensure!(subject.contains("CN=张三"), "{subject}");
         Ok(format!("{} ({subject})", msg(&v)))
     })
     .await;
     run.step(FLOW, "the new key binds and logs in", || async {
-        expect(user.bind(KEY, &w.accounts[..1]).await?, 200, "bound")?;
-        let mut b = Browser::new(&w.portal, &w.agent).await?;
-        let v = expect(b.key_login(KEY, PIN, None).await?, 200, "logged_in")?;
-        Ok(format!("{} as {}", msg(&v), v["account"]["name"]))
+        expect(user.bind(key, &w.accounts[..1]).await?, 200, "bound")?;
+        let mut b = w.browser().await?;
+        let v = expect(b.key_login(key, &c.pin, None).await?, 200, "logged_in")?;
+        expect(user.post("/api/unbind", json!({"account_ids": w.accounts})).await?, 200, "unbound")?;
+        Ok(format!("{} as {} (unbound again)", msg(&v), v["account"]["name"]))
     })
     .await;
 }
