@@ -22,10 +22,16 @@ pub struct AuthToken {
 
 /// What the key signs for a login: SHA256(SHA256(origin) || SHA256(nonce)).
 pub fn signed_digest(origin: &str, nonce: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(Sha256::digest(origin.as_bytes()));
-    h.update(Sha256::digest(nonce));
-    h.finalize().into()
+    Sha256::digest(signed_message(origin, nonce)).into()
+}
+
+/// SHA256(origin) || SHA256(nonce): the message whose SHA-256 is [`signed_digest`], for
+/// verifiers that hash the message themselves (ECDSA with SHA-256 over it checks the same).
+pub fn signed_message(origin: &str, nonce: &[u8]) -> [u8; 64] {
+    let mut m = [0u8; 64];
+    m[..32].copy_from_slice(&Sha256::digest(origin.as_bytes()));
+    m[32..].copy_from_slice(&Sha256::digest(nonce));
+    m
 }
 
 /// A token from a certificate and an r || s signature.

@@ -11,14 +11,13 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use der::{Decode, Encode};
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
-use p256::ecdsa::{Signature, VerifyingKey};
+use p256::ecdsa::VerifyingKey;
 use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
-pub use host_driver::login_token::{make, signed_digest, AuthToken, ALGORITHM, FORMAT};
+pub use host_driver::login_token::{make, signed_digest, signed_message, AuthToken, ALGORITHM, FORMAT};
 
 /// Anything larger is refused before it is decoded.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -133,8 +132,11 @@ pub fn check_with(
 
     let spki = tbs.subject_public_key_info.to_der().map_err(|_| TokenError::Malformed("public key"))?;
     let key = VerifyingKey::from_public_key_der(&spki).map_err(|_| TokenError::Malformed("not a P-256 key"))?;
-    let sig = Signature::from_slice(&sig).map_err(|_| TokenError::BadSignature)?;
-    key.verify_prehash(&signed_digest(origin, nonce), &sig).map_err(|_| TokenError::BadSignature)?;
+    // ring verifies about 3x faster than the pure-Rust p256 (login throughput is bound by it);
+    // ECDSA-SHA256 over signed_message is exactly the check of signed_digest.
+    let point = key.to_encoded_point(false);
+    let ring_key = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point.as_bytes());
+    ring_key.verify(&signed_message(origin, nonce), &sig).map_err(|_| TokenError::BadSignature)?;
 
     Ok(Verified {
         fingerprint: fingerprint(&der),
@@ -150,7 +152,7 @@ pub fn check_with(
 mod tests {
     use super::*;
     use p256::ecdsa::signature::hazmat::PrehashSigner;
-    use p256::ecdsa::SigningKey;
+    use p256::ecdsa::{Signature, SigningKey};
     use p256::pkcs8::EncodePublicKey;
     use proto::clock::FixedClock;
 

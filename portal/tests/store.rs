@@ -94,8 +94,13 @@ fn bind_list_and_unbind_stay_inside_the_enterprise() {
         assert_eq!(s.unbind(&u, &[a1.id.clone(), foreign.id.clone()]).await.unwrap(), 1);
         let left = s.bound_accounts("fp1").await.unwrap();
         assert_eq!(left, vec![a2.clone()]);
+        // The login path reads the same in one statement, with the revocation.
+        let standing = s.key_standing("fp1").await.unwrap().unwrap();
+        assert_eq!((standing.accounts, standing.revoked_at), (vec![a2.clone()], None));
         assert_eq!(s.unbind(&u, std::slice::from_ref(&a2.id)).await.unwrap(), 1);
         assert!(s.bound_accounts("fp1").await.unwrap().is_empty());
+        assert!(s.key_standing("fp1").await.unwrap().unwrap().accounts.is_empty(), "known, bound to nothing");
+        assert!(s.key_standing("no-such-fp").await.unwrap().is_none());
     });
 }
 

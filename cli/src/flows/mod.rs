@@ -98,12 +98,22 @@ pub(crate) struct Browser {
     csrf: String,
     /// The PIN typed when binding.
     pin: String,
+    /// Calls to the agent and cookie-less calls (a provider's callback), on kept-alive
+    /// connections like a browser's.
+    plain: reqwest::Client,
 }
 
 impl Browser {
     pub(crate) async fn new(portal: &str, agent: &str) -> Result<Browser> {
         let http = reqwest::Client::builder().cookie_store(true).build()?;
-        let mut b = Browser { http, portal: portal.into(), agent: agent.into(), csrf: String::new(), pin: PIN.into() };
+        let mut b = Browser {
+            http,
+            portal: portal.into(),
+            agent: agent.into(),
+            csrf: String::new(),
+            pin: PIN.into(),
+            plain: reqwest::Client::new(),
+        };
         let (_, v) = b.get("/api/session").await?;
         b.csrf = v["csrf"].as_str().context("no CSRF token")?.into();
         Ok(b)
@@ -147,7 +157,7 @@ impl Browser {
     }
     /// POST raw bytes with extra headers and no cookie (a payment provider's callback).
     pub(crate) async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Result<(u16, Value)> {
-        let mut req = reqwest::Client::new().post(format!("{}{path}", self.portal)).body(body);
+        let mut req = self.plain.post(format!("{}{path}", self.portal)).body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -156,7 +166,8 @@ impl Browser {
     }
     /// What a portal page does with the agent: call it as the page's origin.
     pub(crate) async fn agent(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
-        let mut r = reqwest::Client::new()
+        let mut r = self
+            .plain
             .request(method, format!("{}{path}", self.agent))
             .header("Origin", &self.portal)
             .header("Accept-Language", "zh-CN");
@@ -168,7 +179,8 @@ impl Browser {
     }
     /// What the portal page does: ask the agent (as the page's origin) to sign a challenge.
     async fn agent_sign(&self, key: &str, pin: &str, nonce: &str) -> Result<(u16, Value)> {
-        let r = reqwest::Client::new()
+        let r = self
+            .plain
             .post(format!("{}/sign", self.agent))
             .header("Origin", &self.portal)
             .header("Accept-Language", "zh-CN")

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{day, lang, ok, random_token, ApiError, Body, Portal, Reply, State};
 use crate::messages::Msg;
-use crate::store::CertRecord;
+use crate::store::{Account, CertRecord};
 use crate::token::{self, AuthToken, TokenError, Verified};
 
 /// `POST /api/challenge`: 32 random bytes, single use, valid for five minutes, tied to this
@@ -27,7 +27,6 @@ pub async fn challenge(S(p): S<State>, headers: HeaderMap) -> Reply {
     Reply { lang, result, cookie: None }
 }
 
-/// The calendar day (UTC) of a unix time, as users read it: 2026-09-21.
 impl Portal {
     /// Take the nonce the token answers (once, atomically), check it belongs to this session
     /// and is fresh, then judge the token against the portal's own origin and CA, and the
@@ -38,7 +37,7 @@ impl Portal {
         nonce: &str,
         token: &AuthToken,
         action: &str,
-    ) -> Result<Verified, ApiError> {
+    ) -> Result<(Verified, Vec<Account>), ApiError> {
         let refuse = |status, code: &'static str, why: &str| ApiError::new(status, code, why.to_string());
         let Some(n) = self.store.take_nonce(nonce).await? else {
             self.audit("-", action, "refused", "unknown or already used nonce").await?;
@@ -72,13 +71,13 @@ impl Portal {
                 });
             }
         };
-        match self.store.certificate(&verified.fingerprint).await? {
+        let accounts = match self.store.key_standing(&verified.fingerprint).await? {
             Some(c) if c.revoked_at.is_some() => {
                 let reason = c.revoke_reason.unwrap_or_default();
                 self.audit(&verified.subject, action, "refused", &format!("certificate revoked: {reason}")).await?;
                 return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::CertRevoked { reason }));
             }
-            Some(_) => {}
+            Some(c) => c.accounts,
             None => {
                 // Issued by our CA outside the portal (test keys): record it, so it can be revoked.
                 let rec = CertRecord {
@@ -95,9 +94,10 @@ impl Portal {
                     Ok(()) | Err(crate::store::StoreError::Exists { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
+                Vec::new()
             }
-        }
-        Ok(verified)
+        };
+        Ok((verified, accounts))
     }
 }
 
@@ -116,8 +116,7 @@ pub async fn key_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<KeyLo
     let result = async {
         let s = p.guarded(&headers).await?;
         p.limit("key_login", &s.token_hash).await?;
-        let v = p.prove_key(&s.token_hash, &req.nonce, &req.token, "key_login").await?;
-        let bound = p.store.bound_accounts(&v.fingerprint).await?;
+        let (v, bound) = p.prove_key(&s.token_hash, &req.nonce, &req.token, "key_login").await?;
         if bound.is_empty() {
             p.audit(&v.subject, "key_login", "refused", "key not bound").await?;
             return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound));

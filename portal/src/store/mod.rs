@@ -87,6 +87,15 @@ pub struct CertRecord {
     pub revoke_reason: Option<String>,
 }
 
+/// What the portal holds of a key's certificate at login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStanding {
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+    /// The accounts the key is bound to, by name.
+    pub accounts: Vec<Account>,
+}
+
 impl CertRecord {
     /// The record of a certificate not yet revoked, from its DER.
     pub fn from_der(der: &[u8]) -> Option<CertRecord> {
@@ -475,6 +484,31 @@ impl Store {
         }
         tx.commit().await?;
         Ok(removed)
+    }
+
+    /// A certificate's revocation and the accounts it may log in to, in one statement (the
+    /// key-login path reads both). `None`: the portal has no record of the certificate.
+    pub async fn key_standing(&self, fingerprint: &str) -> Result<Option<KeyStanding>> {
+        let rows = sqlx::query(
+            "SELECT c.revoked_at, c.revoke_reason, a.id, a.enterprise_id, a.name FROM certificates c \
+             LEFT JOIN bindings b ON b.fingerprint = c.fingerprint LEFT JOIN accounts a ON a.id = b.account_id \
+             WHERE c.fingerprint = $1 ORDER BY a.name",
+        )
+        .bind(fingerprint)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let mut standing = KeyStanding {
+            revoked_at: first.try_get("revoked_at")?,
+            revoke_reason: first.try_get("revoke_reason")?,
+            accounts: Vec::new(),
+        };
+        for r in &rows {
+            if r.try_get::<Option<String>, _>("id")?.is_some() {
+                standing.accounts.push(account(r)?);
+            }
+        }
+        Ok(Some(standing))
     }
 
     /// The accounts a key may log in to.
