@@ -165,7 +165,7 @@ impl Store {
     pub async fn application(&self, id: &str) -> Result<Option<Application>> {
         let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM applications WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         row.as_ref().map(application).transpose()
     }
@@ -176,7 +176,7 @@ impl Store {
             "SELECT {APP_COLUMNS} FROM applications WHERE user_id = $1 ORDER BY created_at DESC, number DESC"
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter().map(application).collect()
     }
@@ -187,7 +187,7 @@ impl Store {
             "SELECT {APP_COLUMNS} FROM applications WHERE stage = $1 ORDER BY updated_at, number"
         ))
         .bind(stage.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter().map(application).collect()
     }
@@ -261,7 +261,7 @@ impl Store {
             "SELECT side, content_type, size, sha256 FROM application_photos WHERE application_id = $1 ORDER BY side",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -283,7 +283,7 @@ impl Store {
         )
         .bind(id)
         .bind(side.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         let Some(r) = row else { return Ok(None) };
         let data: String = r.try_get("data_b64")?;
@@ -353,7 +353,7 @@ impl Store {
     pub async fn sms_sent_at(&self, id: &str) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT sms_sent_at FROM applications WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         Ok(match row {
             Some(r) => r.try_get("sms_sent_at")?,
@@ -423,14 +423,14 @@ impl Store {
     }
 
     pub async fn payment(&self, id: &str) -> Result<Option<Payment>> {
-        let row = sqlx::query("SELECT * FROM payments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM payments WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
         Ok(row.as_ref().map(payment).transpose()?)
     }
 
     pub async fn payments_of(&self, application_id: &str) -> Result<Vec<Payment>> {
         let rows = sqlx::query("SELECT * FROM payments WHERE application_id = $1 ORDER BY created_at, id")
             .bind(application_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?;
         rows.iter().map(|r| payment(r).map_err(StoreError::from)).collect()
     }
@@ -543,7 +543,7 @@ impl Store {
              ORDER BY created_at DESC, id DESC",
         )
         .bind(recipient)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {

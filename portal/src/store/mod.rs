@@ -208,7 +208,12 @@ fn unique<'a>(what: &'static str, value: &'a str) -> impl FnOnce(sqlx::Error) ->
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Writes (and reads that must see them in one transaction).
     pool: AnyPool,
+    /// Plain reads. On SQLite a few read-only connections beside the single writer: in WAL
+    /// mode readers never wait for it, so session and key lookups do not queue behind commits.
+    /// On PostgreSQL the same pool.
+    read: AnyPool,
     backend: Backend,
 }
 
@@ -249,9 +254,24 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Store { pool, backend };
-        sqlx::migrate!("./migrations").run(&store.pool).await?;
-        Ok(store)
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let read = if sqlite {
+            AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA query_only=1").await?;
+                        conn.execute("PRAGMA busy_timeout=5000").await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?
+        } else {
+            pool.clone()
+        };
+        Ok(Store { pool, read, backend })
     }
 
     pub fn backend(&self) -> Backend {
@@ -322,12 +342,12 @@ impl Store {
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
         let row =
-            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.pool).await?;
+            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.read).await?;
         Ok(row.as_ref().map(user).transpose()?)
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
         Ok(row.as_ref().map(user).transpose()?)
     }
 
@@ -386,7 +406,7 @@ impl Store {
     pub async fn certificate(&self, fingerprint: &str) -> Result<Option<CertRecord>> {
         let row = sqlx::query("SELECT * FROM certificates WHERE fingerprint = $1")
             .bind(fingerprint)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         Ok(row.as_ref().map(cert).transpose()?)
     }
@@ -417,7 +437,7 @@ impl Store {
              WHERE a.enterprise_id = $1 ORDER BY a.name, b.fingerprint",
         )
         .bind(enterprise_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let mut out: Vec<AccountBinding> = Vec::new();
         for r in &rows {
@@ -495,7 +515,7 @@ impl Store {
              WHERE c.fingerprint = $1 ORDER BY a.name",
         )
         .bind(fingerprint)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let mut standing = KeyStanding {
@@ -518,7 +538,7 @@ impl Store {
              WHERE b.fingerprint = $1 ORDER BY a.name",
         )
         .bind(fingerprint)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter().map(|r| account(r).map_err(StoreError::from)).collect()
     }
@@ -586,7 +606,7 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         Ok(match row {
             Some(r) => Some(Session {
@@ -644,7 +664,7 @@ impl Store {
         let rows =
             sqlx::query("SELECT at, actor, action, outcome, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1")
                 .bind(n)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read)
                 .await?;
         rows.iter()
             .map(|r| {
