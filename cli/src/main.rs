@@ -61,9 +61,12 @@ enum Command {
     /// The reference business system: password login, bind, key login, unbind (HTTP/JSON)
     #[command(subcommand)]
     Portal(services::PortalCommand),
-    /// The local agent: lets portal pages list the keys here and sign logins (loopback only)
+    /// The local agent: lets portal pages list the keys here, sign logins and take part in
+    /// certificate applications (loopback only)
     Agent(services::AgentArgs),
-    /// Run every login / bind / unbind flow and outcome headless (portal, agent, virtual keys)
+    /// Run every flow headless — certificate application, password login, bind, key login and
+    /// its outcomes, unbind — on a portal, agent and virtual keys of its own, or validate a
+    /// deployment (--portal/--agent/--reader)
     Flows(flows::FlowsArgs),
     /// Measure: full key logins per second against bare P-256 sign+verify
     #[command(subcommand)]

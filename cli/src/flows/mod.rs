@@ -66,6 +66,7 @@ pub struct FlowsArgs {
     /// Staff user who approves the application (with --enroll and --portal)
     #[arg(long, default_value = "lisi")]
     pub staff: String,
+    /// That staff user's password
     #[arg(long, env = "UKEY_FLOWS_STAFF_PASSWORD", hide_env_values = true)]
     pub staff_password: Option<String>,
 }
