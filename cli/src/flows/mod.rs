@@ -343,26 +343,6 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     Ok(World { _dir: Some(dir), portal, agent, state, keys, accounts, cast, replace_key: false })
 }
 
-/// The machine's keys the in-process agent offers in deployment mode: readers only.
-struct Readers;
-
-impl host_driver::agent::KeyProvider for Readers {
-    fn list(&self) -> Vec<host_driver::agent::KeyRef> {
-        let Ok(states) = host_driver::pcsc::Pcsc::establish().and_then(|p| p.reader_states()) else { return vec![] };
-        states
-            .into_iter()
-            .filter(|r| r.card_present)
-            .map(|r| host_driver::agent::KeyRef { id: format!("reader:{}", r.name), label: r.name })
-            .collect()
-    }
-    fn open(&self, id: &str) -> std::result::Result<Box<dyn proto::Transport>, String> {
-        let reader = id.strip_prefix("reader:").ok_or_else(|| format!("unknown key id {id:?}"))?;
-        host_driver::pcsc::PcscTransport::connect(reader)
-            .map(|t| Box::new(t) as Box<dyn proto::Transport>)
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// Deployment mode: a running portal and/or agent and/or a key in a reader.
 async fn connect(a: &FlowsArgs) -> Result<World> {
     // The portal: the deployment's, or our own (then a reader key needs a certificate from
@@ -413,7 +393,9 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
         None => {
             let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let agent = format!("http://{}", al.local_addr()?);
-            tokio::spawn(host_driver::agent::serve(al, Arc::new(Readers), AgentConfig::new(vec![w.portal.clone()])));
+            // The machine's readers only: no virtual key directories.
+            let readers = Arc::new(crate::services::MachineKeys { dirs: vec![] });
+            tokio::spawn(host_driver::agent::serve(al, readers, AgentConfig::new(vec![w.portal.clone()])));
             agent
         }
     };

@@ -219,7 +219,7 @@ pub async fn edit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, Bo
         }
         let form = p.check_form(&user, &form, lang).await?;
         if !p.store.update_form(&id, &form, p.now()).await? {
-            return Err(wrong_stage(p.store.application(&id).await?.ok_or_else(not_found)?.stage));
+            return Err(p.moved_on(&id).await);
         }
         p.audit(&user.username, "apply_edit", "ok", &a.number).await?;
         let a = p.store.application(&id).await?.ok_or_else(not_found)?;
@@ -233,10 +233,19 @@ impl Portal {
     /// Take one step of `id` from `from` to `to`, or say which stage it is at.
     async fn step(&self, a: &Application, from: Stage, to: Stage) -> Result<(), ApiError> {
         if a.stage != from || !self.store.advance(&a.id, from, to, self.now()).await? {
-            let now_at = self.store.application(&a.id).await?.ok_or_else(not_found)?.stage;
-            return Err(wrong_stage(now_at));
+            return Err(self.moved_on(&a.id).await);
         }
         Ok(())
+    }
+
+    /// A step found the application elsewhere (another request took it first): the refusal
+    /// naming the stage it is at now.
+    pub(crate) async fn moved_on(&self, id: &str) -> ApiError {
+        match self.store.application(id).await {
+            Ok(Some(a)) => wrong_stage(a.stage),
+            Ok(None) => not_found(),
+            Err(e) => e.into(),
+        }
     }
 }
 
@@ -332,7 +341,7 @@ pub async fn submit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
         let expires = p.now() + p.config.enroll.sms_secs;
         let hash = enrollment::sms_hash(&a.id, &code);
         if !p.store.submit_application(&id, &B64.encode(&csr), &hash, expires, p.now()).await? {
-            return Err(wrong_stage(p.store.application(&id).await?.ok_or_else(not_found)?.stage));
+            return Err(p.moved_on(&id).await);
         }
         p.send_sms_code(&a, &code).await?;
         p.audit(&user.username, "apply_submit", "ok", &a.number).await?;

@@ -124,7 +124,7 @@ pub async fn approve(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>)
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "issue_failed", "the CA issued an unreadable certificate")
         })?;
         if !p.store.approve(&a.id, &staff.id, &rec, p.now()).await? {
-            return Err(wrong_stage(p.store.application(&id).await?.map_or(a.stage, |x| x.stage)));
+            return Err(p.moved_on(&id).await);
         }
         p.audit(&staff.username, "review", "approved", &format!("{} certificate {}", a.number, rec.fingerprint)).await?;
         let body = format!(
@@ -160,7 +160,7 @@ pub async fn reject(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
         }
         let a = p.reviewable(&id).await?;
         if !p.store.reject(&a.id, &staff.id, reason, p.now()).await? {
-            return Err(wrong_stage(p.store.application(&id).await?.map_or(a.stage, |x| x.stage)));
+            return Err(p.moved_on(&id).await);
         }
         p.audit(&staff.username, "review", "rejected", &format!("{}: {reason}", a.number)).await?;
         let body = format!(
