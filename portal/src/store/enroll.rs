@@ -3,7 +3,7 @@
 //! second (another instance, a double click) changes nothing and is told so.
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 use super::{insert_certificate, new_id, unique, CertRecord, Result, Store, StoreError};
 use crate::enrollment::{Form, Side, Stage};
@@ -156,7 +156,7 @@ impl Store {
         .bind(&form.email)
         .bind(amount_fen)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(unique("application number", number))?;
         self.application(&id).await?.ok_or(StoreError::NotFound { what: "application", value: id })
@@ -165,7 +165,7 @@ impl Store {
     pub async fn application(&self, id: &str) -> Result<Option<Application>> {
         let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM applications WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.r().await?)
             .await?;
         row.as_ref().map(application).transpose()
     }
@@ -176,7 +176,7 @@ impl Store {
             "SELECT {APP_COLUMNS} FROM applications WHERE user_id = $1 ORDER BY created_at DESC, number DESC"
         ))
         .bind(user_id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.r().await?)
         .await?;
         rows.iter().map(application).collect()
     }
@@ -187,7 +187,7 @@ impl Store {
             "SELECT {APP_COLUMNS} FROM applications WHERE stage = $1 ORDER BY updated_at, number"
         ))
         .bind(stage.as_str())
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.r().await?)
         .await?;
         rows.iter().map(application).collect()
     }
@@ -207,7 +207,7 @@ impl Store {
         .bind(&form.email)
         .bind(now)
         .bind(Stage::Review.as_str())
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -219,7 +219,7 @@ impl Store {
             .bind(from.as_str())
             .bind(to.as_str())
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -228,7 +228,8 @@ impl Store {
     pub async fn put_photo(&self, id: &str, side: Side, content_type: &str, bytes: &[u8], now: i64) -> Result<bool> {
         use base64::Engine;
         use sha2::Digest;
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.w().await?;
+        let mut tx = conn.begin().await?;
         let at = sqlx::query("SELECT id FROM applications WHERE id = $1 AND stage = $2")
             .bind(id)
             .bind(Stage::Photos.as_str())
@@ -261,7 +262,7 @@ impl Store {
             "SELECT side, content_type, size, sha256 FROM application_photos WHERE application_id = $1 ORDER BY side",
         )
         .bind(id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.r().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -283,7 +284,7 @@ impl Store {
         )
         .bind(id)
         .bind(side.as_str())
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.r().await?)
         .await?;
         let Some(r) = row else { return Ok(None) };
         let data: String = r.try_get("data_b64")?;
@@ -313,7 +314,7 @@ impl Store {
         .bind(now)
         .bind(Stage::Sms.as_str())
         .bind(Stage::Photos.as_str())
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -338,7 +339,7 @@ impl Store {
         .bind(now)
         .bind(Stage::Sms.as_str())
         .bind(now - cooldown)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await?;
         if done.rows_affected() == 1 {
             return Ok(Some(()));
@@ -353,7 +354,7 @@ impl Store {
     pub async fn sms_sent_at(&self, id: &str) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT sms_sent_at FROM applications WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.r().await?)
             .await?;
         Ok(match row {
             Some(r) => r.try_get("sms_sent_at")?,
@@ -370,7 +371,7 @@ impl Store {
         )
         .bind(id)
         .bind(Stage::Sms.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.w().await?)
         .await?;
         Ok(match row {
             Some(r) => Some(SmsCheck {
@@ -384,7 +385,7 @@ impl Store {
 
     /// Forget the SMS code (used up, or too many wrong tries: a new one must be asked for).
     pub async fn clear_sms(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE applications SET sms_hash = NULL WHERE id = $1").bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE applications SET sms_hash = NULL WHERE id = $1").bind(id).execute(&mut *self.w().await?).await?;
         Ok(())
     }
 
@@ -417,20 +418,20 @@ impl Store {
         .bind(p.amount_fen)
         .bind(&p.status)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(p)
     }
 
     pub async fn payment(&self, id: &str) -> Result<Option<Payment>> {
-        let row = sqlx::query("SELECT * FROM payments WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT * FROM payments WHERE id = $1").bind(id).fetch_optional(&mut *self.r().await?).await?;
         Ok(row.as_ref().map(payment).transpose()?)
     }
 
     pub async fn payments_of(&self, application_id: &str) -> Result<Vec<Payment>> {
         let rows = sqlx::query("SELECT * FROM payments WHERE application_id = $1 ORDER BY created_at, id")
             .bind(application_id)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.r().await?)
             .await?;
         rows.iter().map(|r| payment(r).map_err(StoreError::from)).collect()
     }
@@ -438,7 +439,8 @@ impl Store {
     /// A payment succeeded: mark it paid and move its application from payment to review, in
     /// one transaction. A repeated notification finds it paid and changes nothing.
     pub async fn mark_paid(&self, payment_id: &str, provider_txn: &str, now: i64) -> Result<Paid> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.w().await?;
+        let mut tx = conn.begin().await?;
         let row = sqlx::query(
             "UPDATE payments SET status = 'paid', provider_txn = $2, paid_at = $3 \
              WHERE id = $1 AND status = 'pending' RETURNING application_id, method",
@@ -481,7 +483,8 @@ impl Store {
 
     /// Approve: record the issued certificate and move the application to issued, together.
     pub async fn approve(&self, id: &str, staff_id: &str, cert: &CertRecord, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.w().await?;
+        let mut tx = conn.begin().await?;
         insert_certificate(cert, now).execute(&mut *tx).await.map_err(unique("certificate", &cert.fingerprint))?;
         let done = sqlx::query(
             "UPDATE applications SET stage = $2, fingerprint = $3, reviewed_by = $4, reviewed_at = $5, updated_at = $5 \
@@ -513,7 +516,7 @@ impl Store {
         .bind(staff_id)
         .bind(now)
         .bind(Stage::UnderReview.as_str())
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -531,7 +534,7 @@ impl Store {
         .bind(subject)
         .bind(body)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await?;
         Ok(())
     }
@@ -543,7 +546,7 @@ impl Store {
              ORDER BY created_at DESC, id DESC",
         )
         .bind(recipient)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.r().await?)
         .await?;
         rows.iter()
             .map(|r| {

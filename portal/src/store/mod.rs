@@ -4,10 +4,14 @@
 //!
 //! Time is passed in (unix seconds) by the caller, who owns the clock.
 
+mod conns;
 mod enroll;
 
+use std::sync::Arc;
+
+use conns::{Conns, Lease};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, Connection, Executor, Row};
 
 pub use enroll::{Application, OutboxMessage, Paid, Payment, PhotoInfo, SmsCheck};
 
@@ -206,72 +210,71 @@ fn unique<'a>(what: &'static str, value: &'a str) -> impl FnOnce(sqlx::Error) ->
     }
 }
 
+/// One SQLite connection with its settings applied.
+async fn sqlite_conn(url: &str, pragmas: &[&str]) -> Result<AnyConnection> {
+    let mut c = AnyConnection::connect(url).await?;
+    for p in pragmas {
+        c.execute(*p).await?;
+    }
+    Ok(c)
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// Writes (and reads that must see them in one transaction).
-    pool: AnyPool,
+    /// Writes (and reads that must see them in one transaction). SQLite: its one writer.
+    writer: Arc<Conns>,
     /// Plain reads. On SQLite a few read-only connections beside the single writer: in WAL
     /// mode readers never wait for it, so session and key lookups do not queue behind commits.
     /// On PostgreSQL the same pool.
-    read: AnyPool,
+    reader: Arc<Conns>,
     backend: Backend,
 }
+
+/// Read-only connections SQLite gets beside its writer.
+const SQLITE_READERS: usize = 4;
 
 impl Store {
     /// Open (creating a SQLite file if needed) and bring the schema up to date.
     /// URLs: `sqlite:PATH` / `sqlite://PATH`, `postgres://user:pass@host/db`.
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let sep = if path.contains('?') { '&' } else { '?' };
-            let url = if path.contains("mode=") {
-                format!("sqlite://{path}")
-            } else {
-                format!("sqlite://{path}{sep}mode=rwc")
-            };
-            (Backend::Sqlite, url)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
-        } else {
-            return Err(StoreError::BadUrl(url.to_string()));
-        };
-        let sqlite = backend == Backend::Sqlite;
-        let pool = AnyPoolOptions::new()
-            // SQLite takes one writer at a time; more connections only wait on its lock.
-            .max_connections(if sqlite { 1 } else { 10 })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // WAL: readers never block the writer, a commit is an append. NORMAL
-                        // survives a crash of the portal; a power loss may drop the last commits.
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA journal_mode=WAL").await?;
-                        conn.execute("PRAGMA synchronous=NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout=5000").await?;
-                    }
-                    Ok(())
-                })
+            let url =
+                if path.contains("mode=") { format!("sqlite://{path}") } else { format!("sqlite://{path}{sep}mode=rwc") };
+            // WAL: readers never block the writer, a commit is an append. NORMAL survives a
+            // crash of the portal; a power loss may drop the last commits.
+            let mut writer =
+                sqlite_conn(&url, &["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000"])
+                    .await?;
+            sqlx::migrate!("./migrations").run(&mut writer).await?;
+            let mut readers = Vec::new();
+            for _ in 0..SQLITE_READERS {
+                readers.push(sqlite_conn(&url, &["PRAGMA query_only=1", "PRAGMA busy_timeout=5000"]).await?);
+            }
+            Ok(Store {
+                writer: Arc::new(Conns::held(vec![writer])),
+                reader: Arc::new(Conns::held(readers)),
+                backend: Backend::Sqlite,
             })
-            .connect(&url)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let read = if sqlite {
-            AnyPoolOptions::new()
-                .max_connections(4)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA query_only=1").await?;
-                        conn.execute("PRAGMA busy_timeout=5000").await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new().max_connections(10).connect(url).await?;
+            sqlx::migrate!("./migrations").run(&pool).await?;
+            let conns = Arc::new(Conns::Pool(pool));
+            Ok(Store { writer: conns.clone(), reader: conns, backend: Backend::Postgres })
         } else {
-            pool.clone()
-        };
-        Ok(Store { pool, read, backend })
+            Err(StoreError::BadUrl(url.to_string()))
+        }
+    }
+
+    /// A connection for writes.
+    async fn w(&self) -> Result<Lease> {
+        Ok(self.writer.get().await?)
+    }
+
+    /// A connection for plain reads.
+    async fn r(&self) -> Result<Lease> {
+        Ok(self.reader.get().await?)
     }
 
     pub fn backend(&self) -> Backend {
@@ -287,7 +290,7 @@ impl Store {
             .bind(name)
             .bind(credit_code)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(unique("enterprise with credit code", credit_code))?;
         Ok(Enterprise { id, name: name.into(), credit_code: credit_code.into() })
@@ -312,7 +315,7 @@ impl Store {
         .bind(display_name)
         .bind(password_hash)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(unique("user", username))?;
         Ok(User {
@@ -332,7 +335,7 @@ impl Store {
         let done = sqlx::query("UPDATE users SET role = $2 WHERE id = $1")
             .bind(user_id)
             .bind(role)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "user", value: user_id.into() });
@@ -342,12 +345,12 @@ impl Store {
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
         let row =
-            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.read).await?;
+            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&mut *self.r().await?).await?;
         Ok(row.as_ref().map(user).transpose()?)
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&mut *self.r().await?).await?;
         Ok(row.as_ref().map(user).transpose()?)
     }
 
@@ -369,7 +372,7 @@ impl Store {
         .bind(user_id)
         .bind(max_failures)
         .bind(now + lock_secs)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.w().await?)
         .await?
         .ok_or_else(|| StoreError::NotFound { what: "user", value: user_id.into() })?;
         Ok(LoginFailure { failed_logins: row.try_get("failed_logins")?, locked_until: row.try_get("locked_until")? })
@@ -378,7 +381,7 @@ impl Store {
     pub async fn record_login_success(&self, user_id: &str) -> Result<()> {
         sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = $1")
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(())
     }
@@ -390,7 +393,7 @@ impl Store {
             .bind(enterprise_id)
             .bind(name)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(unique("account", name))?;
         Ok(Account { id, enterprise_id: enterprise_id.into(), name: name.into() })
@@ -399,14 +402,14 @@ impl Store {
     // ---- certificates ----
 
     pub async fn add_certificate(&self, c: &CertRecord, now: i64) -> Result<()> {
-        insert_certificate(c, now).execute(&self.pool).await.map_err(unique("certificate", &c.fingerprint))?;
+        insert_certificate(c, now).execute(&mut *self.w().await?).await.map_err(unique("certificate", &c.fingerprint))?;
         Ok(())
     }
 
     pub async fn certificate(&self, fingerprint: &str) -> Result<Option<CertRecord>> {
         let row = sqlx::query("SELECT * FROM certificates WHERE fingerprint = $1")
             .bind(fingerprint)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.r().await?)
             .await?;
         Ok(row.as_ref().map(cert).transpose()?)
     }
@@ -419,7 +422,7 @@ impl Store {
         .bind(fingerprint)
         .bind(now)
         .bind(reason)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await?;
         if done.rows_affected() == 0 && self.certificate(fingerprint).await?.is_none() {
             return Err(StoreError::NotFound { what: "certificate", value: fingerprint.into() });
@@ -437,7 +440,7 @@ impl Store {
              WHERE a.enterprise_id = $1 ORDER BY a.name, b.fingerprint",
         )
         .bind(enterprise_id)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.r().await?)
         .await?;
         let mut out: Vec<AccountBinding> = Vec::new();
         for r in &rows {
@@ -454,7 +457,8 @@ impl Store {
     /// Bind `fingerprint` to the given accounts of `user`'s enterprise, all or nothing.
     /// Returns how many bindings are new (binding twice is not an error).
     pub async fn bind(&self, user: &User, account_ids: &[String], fingerprint: &str, now: i64) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.w().await?;
+        let mut tx = conn.begin().await?;
         let mut added = 0;
         for id in account_ids {
             let owned = sqlx::query("SELECT id FROM accounts WHERE id = $1 AND enterprise_id = $2")
@@ -489,7 +493,8 @@ impl Store {
 
     /// Remove the bindings of the given accounts (of `user`'s enterprise) to any key.
     pub async fn unbind(&self, user: &User, account_ids: &[String]) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.w().await?;
+        let mut tx = conn.begin().await?;
         let mut removed = 0;
         for id in account_ids {
             let done = sqlx::query(
@@ -515,7 +520,7 @@ impl Store {
              WHERE c.fingerprint = $1 ORDER BY a.name",
         )
         .bind(fingerprint)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.r().await?)
         .await?;
         let Some(first) = rows.first() else { return Ok(None) };
         let mut standing = KeyStanding {
@@ -538,7 +543,7 @@ impl Store {
              WHERE b.fingerprint = $1 ORDER BY a.name",
         )
         .bind(fingerprint)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.r().await?)
         .await?;
         rows.iter().map(|r| account(r).map_err(StoreError::from)).collect()
     }
@@ -551,7 +556,7 @@ impl Store {
             .bind(session_id)
             .bind(origin)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(unique("nonce", nonce))?;
         Ok(())
@@ -562,7 +567,7 @@ impl Store {
     pub async fn take_nonce(&self, nonce: &str) -> Result<Option<Nonce>> {
         let row = sqlx::query("DELETE FROM nonces WHERE nonce = $1 RETURNING session_id, origin, expires_at")
             .bind(nonce)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.w().await?)
             .await?;
         Ok(match row {
             Some(r) => Some(Nonce {
@@ -576,7 +581,7 @@ impl Store {
 
     /// Drop challenges that expired; returns how many.
     pub async fn purge_nonces(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM nonces WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM nonces WHERE expires_at <= $1").bind(now).execute(&mut *self.w().await?).await?;
         Ok(done.rows_affected())
     }
 
@@ -593,7 +598,7 @@ impl Store {
         .bind(&s.csrf)
         .bind(now)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(unique("session", "(token)"))?;
         Ok(())
@@ -606,7 +611,7 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.r().await?)
         .await?;
         Ok(match row {
             Some(r) => Some(Session {
@@ -633,14 +638,14 @@ impl Store {
         .bind(&new.account_id)
         .bind(&new.csrf)
         .bind(new.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(unique("session", "(token)"))?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut *self.w().await?).await?;
         Ok(())
     }
 
@@ -654,7 +659,7 @@ impl Store {
             .bind(action)
             .bind(outcome)
             .bind(detail)
-            .execute(&self.pool)
+            .execute(&mut *self.w().await?)
             .await?;
         Ok(())
     }
@@ -664,7 +669,7 @@ impl Store {
         let rows =
             sqlx::query("SELECT at, actor, action, outcome, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1")
                 .bind(n)
-                .fetch_all(&self.read)
+                .fetch_all(&mut *self.r().await?)
                 .await?;
         rows.iter()
             .map(|r| {
