@@ -136,10 +136,20 @@ fn bind_then_key_login_with_every_outcome_then_unbind() {
         let tok = key.token(&o, &nonce);
         let body = json!({"nonce": nonce, "token": tok, "account_id": w.accounts[0]});
         assert_eq!(c.post("/api/login/key", body.clone()).await.0, 200);
-        let mut c2 = w.browser("zh-CN").await;
-        let (s, v) = c2.post("/api/login/key", body).await;
+        let (s, v) = c.post("/api/login/key", body.clone()).await;
         assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "replayed nonce");
-        assert!(w.audit_has("key_login", "refused", "already used").await);
+        assert!(w.audit_has("key_login", "refused", "no challenge pending").await);
+        let mut c2 = w.browser("zh-CN").await;
+        c2.challenge().await;
+        let (s, v) = c2.post("/api/login/key", body).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "replayed in another session");
+        // A newer challenge replaces the last.
+        let first = c2.challenge().await;
+        let _second = c2.challenge().await;
+        let (s, v) = c2
+            .post("/api/login/key", json!({"nonce": first, "token": key.token(&o, &first), "account_id": w.accounts[0]}))
+            .await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "replaced challenge");
 
         // A nonce issued to another session.
         let mut d = w.browser("zh-CN").await;
@@ -152,7 +162,7 @@ fn bind_then_key_login_with_every_outcome_then_unbind() {
             )
             .await;
         assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")));
-        assert!(w.audit_has("key_login", "refused", "another session").await);
+        assert!(w.audit_has("key_login", "refused", "not this session's current challenge").await);
 
         // Signed for another origin; tampered signature; a key from a foreign CA.
         let (s, v) = d.key_login(&key, "https://evil.example", Some(&w.accounts[0])).await;
@@ -229,5 +239,45 @@ fn challenges_are_rate_limited() {
         assert!(w.audit_has("challenge", "refused", "rate limited").await);
         w.advance(60);
         b.challenge().await;
+    });
+}
+
+#[test]
+fn a_challenge_lives_five_minutes_and_a_failed_answer_spends_it() {
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
+        let key = w.key(365);
+        let o = w.origin.clone();
+        let mut user = w.browser("en").await;
+        assert_eq!(user.password_login("zhangsan", "s3cret-pass").await.0, 200);
+        let (s, v) = user.bind(&key, &o, &w.accounts[..1]).await;
+        assert_eq!(s, 200, "{v}");
+        let mut b = w.browser("en").await;
+
+        // Answered after five minutes: refused, and the late answer cannot be retried.
+        let nonce = b.challenge().await;
+        w.advance(300);
+        let body = json!({"nonce": nonce, "token": key.token(&o, &nonce)});
+        let (s, v) = b.post("/api/login/key", body.clone()).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("expired"), "{v}");
+        assert!(w.audit_has("key_login", "refused", "nonce expired").await);
+        let (_, v) = b.post("/api/login/key", body).await;
+        assert!(v["message"].as_str().unwrap().contains("no open challenge"), "spent: {v}");
+
+        // A tampered answer spends the challenge: the right answer to it is then refused.
+        let nonce = b.challenge().await;
+        let mut bad = key.token(&o, &nonce);
+        bad["signature"] = key.token(&o, "another nonce")["signature"].clone();
+        let (s, v) = b.post("/api/login/key", json!({"nonce": nonce, "token": bad})).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_token")), "{v}");
+        let (s, v) = b.post("/api/login/key", json!({"nonce": nonce, "token": key.token(&o, &nonce)})).await;
+        assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "{v}");
+
+        // Within five minutes the right answer logs in.
+        let nonce = b.challenge().await;
+        w.advance(299);
+        let (s, v) = b.post("/api/login/key", json!({"nonce": nonce, "token": key.token(&o, &nonce)})).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("logged_in")), "{v}");
     });
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use portal::store::{CertRecord, Store, StoreError};
+use portal::store::{CertRecord, Challenge, Session, Store, StoreError};
 
 const NOW: i64 = 1_790_000_000;
 
@@ -117,31 +117,72 @@ fn certificates_revoke_once() {
     });
 }
 
+fn session(hash: &str) -> Session {
+    Session {
+        token_hash: hash.into(),
+        user_id: None,
+        account_id: None,
+        csrf: "csrf".into(),
+        expires_at: NOW + 3600,
+        challenge: None,
+    }
+}
+
+fn challenge(nonce: &str) -> Challenge {
+    Challenge { nonce: nonce.into(), origin: "https://portal.example".into(), expires_at: NOW + 300 }
+}
+
 #[test]
-fn a_nonce_is_taken_exactly_once_even_by_racing_takers() {
+fn a_challenge_is_spent_exactly_once_even_by_racing_spenders() {
     both(|s| async move {
-        s.put_nonce("n1", "sess", "https://portal.example", NOW + 300).await.unwrap();
-        assert!(matches!(s.put_nonce("n1", "x", "y", 0).await, Err(StoreError::Exists { .. })));
-        let takers: Vec<_> = (0..8)
-            .map(|_| {
+        s.put_session(&session("sess"), NOW).await.unwrap();
+        assert!(!s.put_challenge("no-such-session", &challenge("n0")).await.unwrap());
+        assert!(s.put_challenge("sess", &challenge("n1")).await.unwrap());
+        let held = s.session("sess", NOW).await.unwrap().unwrap().challenge;
+        assert_eq!(held, Some(challenge("n1")));
+        // Half the racers spend it alone (bind), half rotating the session (key login).
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
                 let s = s.clone();
-                tokio::spawn(async move { s.take_nonce("n1").await.unwrap() })
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        s.spend_challenge("sess", "n1").await.unwrap()
+                    } else {
+                        let new = Session { account_id: Some(format!("acc{i}")), ..session(&format!("new{i}")) };
+                        s.rotate_session_spending("sess", "n1", &new).await.unwrap()
+                    }
+                })
             })
             .collect();
-        let mut won = Vec::new();
-        for t in takers {
-            if let Some(n) = t.await.unwrap() {
-                won.push(n);
-            }
+        let mut won = 0;
+        for r in racers {
+            won += r.await.unwrap() as usize;
         }
-        assert_eq!(won.len(), 1, "one taker wins");
-        assert_eq!(won[0].session_id, "sess");
-        assert_eq!(won[0].origin, "https://portal.example");
-        s.put_nonce("old", "s", "o", NOW - 1).await.unwrap();
-        s.put_nonce("new", "s", "o", NOW + 1).await.unwrap();
-        assert_eq!(s.purge_nonces(NOW).await.unwrap(), 1);
-        assert!(s.take_nonce("old").await.unwrap().is_none());
-        assert!(s.take_nonce("new").await.unwrap().is_some());
+        assert_eq!(won, 1, "one spender wins");
+        // The session is under its old token (a lone spender won) or one racer's new token.
+        let mut left = Vec::new();
+        for hash in std::iter::once("sess".to_string()).chain((1..8).step_by(2).map(|i| format!("new{i}"))) {
+            left.extend(s.session(&hash, NOW).await.unwrap());
+        }
+        assert_eq!(left.len(), 1, "one session, under one token");
+        assert_eq!(left[0].challenge, None, "spent");
+    });
+}
+
+#[test]
+fn a_new_challenge_replaces_the_last_and_rotation_drops_it() {
+    both(|s| async move {
+        s.put_session(&session("s1"), NOW).await.unwrap();
+        s.put_challenge("s1", &challenge("old")).await.unwrap();
+        s.put_challenge("s1", &challenge("new")).await.unwrap();
+        assert!(!s.spend_challenge("s1", "old").await.unwrap(), "replaced");
+        assert!(!s.rotate_session_spending("s1", "old", &session("s2")).await.unwrap(), "replaced");
+        assert!(s.session("s1", NOW).await.unwrap().is_some(), "a refused rotation changes nothing");
+        assert!(s.spend_challenge("s1", "new").await.unwrap());
+        assert!(!s.spend_challenge("s1", "new").await.unwrap(), "spent");
+        s.put_challenge("s1", &challenge("third")).await.unwrap();
+        assert!(s.rotate_session("s1", &session("s3")).await.unwrap());
+        assert_eq!(s.session("s3", NOW).await.unwrap().unwrap().challenge, None, "a login drops the challenge");
     });
 }
 

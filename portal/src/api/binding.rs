@@ -52,7 +52,9 @@ pub async fn bind(S(p): S<State>, headers: HeaderMap, Body(req): Body<Bind>) -> 
         if req.account_ids.is_empty() {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "no_accounts", "tick at least one account"));
         }
-        let (v, _) = p.prove_key(&s.token_hash, &req.nonce, &req.token, "bind").await?;
+        let proof = p.prove_key(&s, &req.nonce, &req.token, "bind").await?;
+        p.spend(&s, &proof, "bind").await?;
+        let v = proof.verified;
         let added = match p.store.bind(&user, &req.account_ids, &v.fingerprint, p.now()).await {
             Ok(n) => n,
             Err(crate::store::StoreError::NotFound { value, .. }) => {

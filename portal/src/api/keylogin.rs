@@ -6,78 +6,102 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{day, lang, ok, random_token, ApiError, Body, Portal, Reply, State};
+use super::{day, lang, no_session, ok, random_token, ApiError, Body, Portal, Reply, State};
 use crate::messages::Msg;
-use crate::store::{Account, CertRecord};
+use crate::store::{Account, CertRecord, Challenge, Session};
 use crate::token::{self, AuthToken, TokenError, Verified};
 
-/// `POST /api/challenge`: 32 random bytes, single use, valid for five minutes, tied to this
-/// session and to the portal's own origin.
+/// `POST /api/challenge`: 32 random bytes, single use, valid for five minutes, held by this
+/// session (a new challenge replaces the last) together with the portal's own origin.
 pub async fn challenge(S(p): S<State>, headers: HeaderMap) -> Reply {
     let lang = lang(&headers);
     let result = async {
         let s = p.guarded(&headers).await?;
         p.limit("challenge", &s.token_hash).await?;
-        let nonce = random_token();
-        let expires_at = p.now() + p.config.nonce_secs;
-        p.store.put_nonce(&nonce, &s.token_hash, &p.config.origin, expires_at).await?;
-        Ok(json!({"ok": true, "code": "challenge", "message": "", "nonce": nonce, "origin": p.config.origin, "expires_at": expires_at}))
+        let c = Challenge { nonce: random_token(), origin: p.config.origin.clone(), expires_at: p.now() + p.config.nonce_secs };
+        if !p.store.put_challenge(&s.token_hash, &c).await? {
+            return Err(no_session());
+        }
+        Ok(json!({"ok": true, "code": "challenge", "message": "", "nonce": c.nonce, "origin": c.origin, "expires_at": c.expires_at}))
     }
     .await;
     Reply { lang, result, cookie: None }
 }
 
+/// A key's answer to the session's challenge, judged and found good, with the accounts the
+/// key is bound to. The challenge is not spent yet: the caller spends it, in the statement
+/// that acts on the proof when it can ([`Store::rotate_session_spending`]) or alone
+/// ([`Portal::spend`]), and proceeds only if that spending succeeded.
+#[must_use = "the challenge must be spent before acting on the proof"]
+pub(super) struct Proof {
+    pub verified: Verified,
+    pub accounts: Vec<Account>,
+    pub nonce: String,
+}
+
 impl Portal {
-    /// Take the nonce the token answers (once, atomically), check it belongs to this session
-    /// and is fresh, then judge the token against the portal's own origin and CA, and the
-    /// certificate's revocation. Every refusal is audited.
+    /// Judge the token against the session's own challenge, the portal's origin and CA, and
+    /// the certificate's revocation. Every refusal is audited; a refusal after the challenge
+    /// matched spends it, so a failed answer cannot be tried again.
     pub(super) async fn prove_key(
         &self,
-        session: &str,
+        session: &Session,
         nonce: &str,
         token: &AuthToken,
         action: &str,
-    ) -> Result<(Verified, Vec<Account>), ApiError> {
+    ) -> Result<Proof, ApiError> {
         let refuse = |status, code: &'static str, why: &str| ApiError::new(status, code, why.to_string());
-        let Some(n) = self.store.take_nonce(nonce).await? else {
-            self.audit("-", action, "refused", "unknown or already used nonce").await?;
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                "bad_nonce",
-                "unknown or already used challenge: ask for a new one",
-            ));
+        let c = match &session.challenge {
+            Some(c) if c.nonce == nonce => c,
+            held => {
+                let (why, say) = match held {
+                    None => (
+                        "no challenge pending in this session (used, or never asked for)",
+                        "this session has no open challenge (it was used): ask for a new one",
+                    ),
+                    Some(_) => (
+                        "not this session's current challenge (replaced, or another session's)",
+                        "not this session's current challenge (a newer one replaced it, or it is another session's): ask for a new one",
+                    ),
+                };
+                self.audit("-", action, "refused", why).await?;
+                return Err(refuse(StatusCode::UNAUTHORIZED, "bad_nonce", say));
+            }
         };
-        if n.session_id != session {
-            self.audit("-", action, "refused", "nonce of another session").await?;
-            return Err(refuse(StatusCode::UNAUTHORIZED, "bad_nonce", "the challenge belongs to another session"));
+        let spend_and_refuse = |actor: String, why: String, err: ApiError| async move {
+            self.store.spend_challenge(&session.token_hash, nonce).await?;
+            self.audit(&actor, action, "refused", &why).await?;
+            Err::<Proof, ApiError>(err)
+        };
+        if c.expires_at <= self.now() {
+            let err = refuse(StatusCode::UNAUTHORIZED, "bad_nonce", "the challenge expired: ask for a new one");
+            return spend_and_refuse("-".into(), "nonce expired".into(), err).await;
         }
-        if n.expires_at <= self.now() {
-            self.audit("-", action, "refused", "nonce expired").await?;
-            return Err(refuse(StatusCode::UNAUTHORIZED, "bad_nonce", "the challenge expired: ask for a new one"));
-        }
-        let nonce_bytes = nonce.as_bytes();
-        let verified = match token::check_with(token, &n.origin, nonce_bytes, self.now(), &|der| self.issued_by_ca(der))
-        {
+        let verified = match token::check_with(token, &c.origin, nonce.as_bytes(), self.now(), &|der| {
+            self.issued_by_ca(der)
+        }) {
             Ok(v) => v,
             Err(e) => {
-                self.audit("-", action, "refused", &e.to_string()).await?;
-                return Err(match e {
+                let why = e.to_string();
+                let err = match e {
                     TokenError::Expired(at) => {
                         ApiError::user(StatusCode::FORBIDDEN, Msg::CertExpired { date: day(at) })
                     }
                     TokenError::Untrusted => ApiError::user(StatusCode::FORBIDDEN, Msg::CertNotTrusted),
-                    TokenError::TooLarge(_) => refuse(StatusCode::PAYLOAD_TOO_LARGE, "bad_token", &e.to_string()),
-                    _ => refuse(StatusCode::UNAUTHORIZED, "bad_token", &e.to_string()),
-                });
+                    TokenError::TooLarge(_) => refuse(StatusCode::PAYLOAD_TOO_LARGE, "bad_token", &why),
+                    _ => refuse(StatusCode::UNAUTHORIZED, "bad_token", &why),
+                };
+                return spend_and_refuse("-".into(), why, err).await;
             }
         };
         let accounts = match self.store.key_standing(&verified.fingerprint).await? {
-            Some(c) if c.revoked_at.is_some() => {
-                let reason = c.revoke_reason.unwrap_or_default();
-                self.audit(&verified.subject, action, "refused", &format!("certificate revoked: {reason}")).await?;
-                return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::CertRevoked { reason }));
+            Some(k) if k.revoked_at.is_some() => {
+                let reason = k.revoke_reason.unwrap_or_default();
+                let why = format!("certificate revoked: {reason}");
+                let err = ApiError::user(StatusCode::FORBIDDEN, Msg::CertRevoked { reason });
+                return spend_and_refuse(verified.subject.clone(), why, err).await;
             }
-            Some(c) => c.accounts,
+            Some(k) => k.accounts,
             None => {
                 // Issued by our CA outside the portal (test keys): record it, so it can be revoked.
                 let rec = CertRecord {
@@ -97,7 +121,24 @@ impl Portal {
                 Vec::new()
             }
         };
-        Ok((verified, accounts))
+        Ok(Proof { verified, accounts, nonce: nonce.to_string() })
+    }
+
+    /// Spend the proof's challenge on its own; refused (and audited) if another request
+    /// answering the same challenge spent it first.
+    pub(super) async fn spend(&self, session: &Session, proof: &Proof, action: &str) -> Result<(), ApiError> {
+        if self.store.spend_challenge(&session.token_hash, &proof.nonce).await? {
+            return Ok(());
+        }
+        Err(self.replayed(&proof.verified.subject, action).await)
+    }
+
+    /// The refusal for a challenge another request spent between judging and acting.
+    async fn replayed(&self, actor: &str, action: &str) -> ApiError {
+        if let Err(e) = self.audit(actor, action, "refused", "challenge already spent").await {
+            return e;
+        }
+        ApiError::new(StatusCode::UNAUTHORIZED, "bad_nonce", "the challenge was already used: ask for a new one")
     }
 }
 
@@ -116,28 +157,37 @@ pub async fn key_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<KeyLo
     let result = async {
         let s = p.guarded(&headers).await?;
         p.limit("key_login", &s.token_hash).await?;
-        let (v, bound) = p.prove_key(&s.token_hash, &req.nonce, &req.token, "key_login").await?;
+        let proof = p.prove_key(&s, &req.nonce, &req.token, "key_login").await?;
+        let v = &proof.verified;
+        let bound = proof.accounts.as_slice();
         if bound.is_empty() {
+            p.spend(&s, &proof, "key_login").await?;
             p.audit(&v.subject, "key_login", "refused", "key not bound").await?;
             return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound));
         }
-        let account = match (&req.account_id, bound.as_slice()) {
+        let account = match (&req.account_id, bound) {
             (None, [one]) => one.clone(),
             (None, _) => {
                 // The nonce is spent; choosing needs a new challenge.
+                p.spend(&s, &proof, "key_login").await?;
                 p.audit(&v.subject, "key_login", "choose", &format!("{} bound accounts", bound.len())).await?;
                 return Err(ApiError::user(StatusCode::CONFLICT, Msg::ChooseAccount).with(json!({"accounts": bound})));
             }
             (Some(id), _) => match bound.iter().find(|a| &a.id == id) {
                 Some(a) => a.clone(),
                 None => {
+                    p.spend(&s, &proof, "key_login").await?;
                     p.audit(&v.subject, "key_login", "refused", "account not bound to this key").await?;
                     return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound));
                 }
             },
         };
-        let (new, c) = p.rotate(Some(&s), None, Some(account.id.clone())).await?;
-        cookie = Some(c);
+        // Rotating the session spends the challenge in the same statement.
+        let (new, token) = p.new_session(None, Some(account.id.clone()));
+        if !p.store.rotate_session_spending(&s.token_hash, &proof.nonce, &new).await? {
+            return Err(p.replayed(&v.subject, "key_login").await);
+        }
+        cookie = Some(p.set_cookie(&token));
         // Whole days, rounded up: a certificate good for 4.9 more days has "5 days left" (and
         // the number does not flip with the second the login lands in).
         let days_left = (v.not_after - p.now() + 86_399).div_euclid(86_400);

@@ -275,14 +275,7 @@ impl Portal {
         user_id: Option<String>,
         account_id: Option<String>,
     ) -> Result<(Session, String), ApiError> {
-        let token = random_token();
-        let s = Session {
-            token_hash: hash_token(&token),
-            user_id,
-            account_id,
-            csrf: random_token(),
-            expires_at: self.now() + self.config.session_secs,
-        };
+        let (s, token) = self.new_session(user_id, account_id);
         let replaced = match old {
             Some(o) => self.store.rotate_session(&o.token_hash, &s).await?,
             None => false,
@@ -293,11 +286,23 @@ impl Portal {
         Ok((s, self.set_cookie(&token)))
     }
 
+    /// A fresh session and the cookie token that names it.
+    fn new_session(&self, user_id: Option<String>, account_id: Option<String>) -> (Session, String) {
+        let token = random_token();
+        let s = Session {
+            token_hash: hash_token(&token),
+            user_id,
+            account_id,
+            csrf: random_token(),
+            expires_at: self.now() + self.config.session_secs,
+            challenge: None,
+        };
+        (s, token)
+    }
+
     /// A state-changing request: it must come with a live session and its CSRF token.
     async fn guarded(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
-        let s = self.current(headers).await?.ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "no_session", "no session: GET /api/session first")
-        })?;
+        let s = self.current(headers).await?.ok_or_else(no_session)?;
         let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !bool::from(subtle_eq(sent.as_bytes(), s.csrf.as_bytes())) {
             self.audit("-", "csrf", "refused", "missing or wrong CSRF token").await?;
@@ -313,6 +318,10 @@ impl Portal {
         self.audit(client, action, "refused", "rate limited").await?;
         Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; wait a minute"))
     }
+}
+
+fn no_session() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "no_session", "no session: GET /api/session first")
 }
 
 fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {

@@ -122,9 +122,11 @@ impl CertRecord {
     }
 }
 
+/// A login challenge, held by the session it was issued to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Nonce {
-    pub session_id: String,
+pub struct Challenge {
+    pub nonce: String,
+    /// The portal's origin when it was issued: what the key must have signed.
     pub origin: String,
     pub expires_at: i64,
 }
@@ -138,6 +140,8 @@ pub struct Session {
     pub account_id: Option<String>,
     pub csrf: String,
     pub expires_at: i64,
+    /// The login challenge waiting for a key's answer, if any.
+    pub challenge: Option<Challenge>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -550,39 +554,32 @@ impl Store {
 
     // ---- login challenges ----
 
-    pub async fn put_nonce(&self, nonce: &str, session_id: &str, origin: &str, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO nonces (nonce, session_id, origin, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(nonce)
-            .bind(session_id)
-            .bind(origin)
-            .bind(expires_at)
-            .execute(&mut *self.w().await?)
-            .await
-            .map_err(unique("nonce", nonce))?;
-        Ok(())
+    /// Give the session a new challenge (replacing any earlier one); `false` if no session.
+    pub async fn put_challenge(&self, token_hash: &str, c: &Challenge) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET nonce = $2, nonce_origin = $3, nonce_expires_at = $4 WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .bind(&c.nonce)
+        .bind(&c.origin)
+        .bind(c.expires_at)
+        .execute(&mut *self.w().await?)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
-    /// Take a nonce: found and deleted in one statement, so it works exactly once even with
-    /// several portal instances racing for it.
-    pub async fn take_nonce(&self, nonce: &str) -> Result<Option<Nonce>> {
-        let row = sqlx::query("DELETE FROM nonces WHERE nonce = $1 RETURNING session_id, origin, expires_at")
-            .bind(nonce)
-            .fetch_optional(&mut *self.w().await?)
-            .await?;
-        Ok(match row {
-            Some(r) => Some(Nonce {
-                session_id: r.try_get("session_id")?,
-                origin: r.try_get("origin")?,
-                expires_at: r.try_get("expires_at")?,
-            }),
-            None => None,
-        })
-    }
-
-    /// Drop challenges that expired; returns how many.
-    pub async fn purge_nonces(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM nonces WHERE expires_at <= $1").bind(now).execute(&mut *self.w().await?).await?;
-        Ok(done.rows_affected())
+    /// Spend the session's challenge `nonce`: `true` for exactly one caller, however many
+    /// race for it (the condition and the clearing are one statement).
+    pub async fn spend_challenge(&self, token_hash: &str, nonce: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET nonce = NULL, nonce_origin = NULL, nonce_expires_at = NULL \
+             WHERE token_hash = $1 AND nonce = $2",
+        )
+        .bind(token_hash)
+        .bind(nonce)
+        .execute(&mut *self.w().await?)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     // ---- sessions ----
@@ -607,7 +604,8 @@ impl Store {
     /// A live session by its token hash (expired ones are not returned).
     pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<Session>> {
         let row = sqlx::query(
-            "SELECT token_hash, user_id, account_id, csrf, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+            "SELECT token_hash, user_id, account_id, csrf, expires_at, nonce, nonce_origin, nonce_expires_at \
+             FROM sessions WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
         .bind(now)
@@ -620,27 +618,49 @@ impl Store {
                 account_id: r.try_get("account_id")?,
                 csrf: r.try_get("csrf")?,
                 expires_at: r.try_get("expires_at")?,
+                challenge: match r.try_get::<Option<String>, _>("nonce")? {
+                    Some(nonce) => Some(Challenge {
+                        nonce,
+                        origin: r.try_get::<Option<String>, _>("nonce_origin")?.unwrap_or_default(),
+                        expires_at: r.try_get::<Option<i64>, _>("nonce_expires_at")?.unwrap_or(0),
+                    }),
+                    None => None,
+                },
             }),
             None => None,
         })
     }
 
     /// Give a session a new token, user, account and CSRF token in one statement (login);
-    /// `false` if `old_hash` names no session.
+    /// any challenge it held is dropped. `false` if `old_hash` names no session.
     pub async fn rotate_session(&self, old_hash: &str, new: &Session) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE sessions SET token_hash = $2, user_id = $3, account_id = $4, csrf = $5, expires_at = $6 \
-             WHERE token_hash = $1",
-        )
-        .bind(old_hash)
-        .bind(&new.token_hash)
-        .bind(&new.user_id)
-        .bind(&new.account_id)
-        .bind(&new.csrf)
-        .bind(new.expires_at)
-        .execute(&mut *self.w().await?)
-        .await
-        .map_err(unique("session", "(token)"))?;
+        self.rotate(old_hash, new, None).await
+    }
+
+    /// [`Store::rotate_session`] that also spends the session's challenge `nonce`, in the same
+    /// statement: `false` (and nothing changed) unless the session still held that challenge.
+    pub async fn rotate_session_spending(&self, old_hash: &str, nonce: &str, new: &Session) -> Result<bool> {
+        self.rotate(old_hash, new, Some(nonce)).await
+    }
+
+    async fn rotate(&self, old_hash: &str, new: &Session, spending: Option<&str>) -> Result<bool> {
+        const SET: &str = "UPDATE sessions SET token_hash = $2, user_id = $3, account_id = $4, csrf = $5, \
+             expires_at = $6, nonce = NULL, nonce_origin = NULL, nonce_expires_at = NULL WHERE token_hash = $1";
+        let sql = match spending {
+            Some(_) => format!("{SET} AND nonce = $7"),
+            None => SET.to_string(),
+        };
+        let mut q = sqlx::query(&sql)
+            .bind(old_hash)
+            .bind(&new.token_hash)
+            .bind(&new.user_id)
+            .bind(&new.account_id)
+            .bind(&new.csrf)
+            .bind(new.expires_at);
+        if let Some(n) = spending {
+            q = q.bind(n);
+        }
+        let done = q.execute(&mut *self.w().await?).await.map_err(unique("session", "(token)"))?;
         Ok(done.rows_affected() == 1)
     }
 
