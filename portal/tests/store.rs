@@ -187,6 +187,28 @@ fn a_new_challenge_replaces_the_last_and_rotation_drops_it() {
 }
 
 #[test]
+fn audit_rows_written_at_the_same_time_are_all_stored() {
+    both(|s| async move {
+        // Many at once: they are written in groups, each caller returning once its row is in.
+        let writers: Vec<_> = (0..200)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { s.audit(&format!("user{i}"), "bind", "ok", &format!("row {i}"), NOW + i).await })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        let rows = s.audit_tail(500).await.unwrap();
+        assert_eq!(rows.len(), 200);
+        for (k, r) in rows.iter().enumerate() {
+            let i = 199 - k as i64;
+            assert_eq!((r.at, r.actor.clone(), r.detail.clone()), (NOW + i, format!("user{i}"), format!("row {i}")));
+        }
+    });
+}
+
+#[test]
 fn audit_rows_come_back_newest_first() {
     both(|s| async move {
         s.audit("zhangsan", "password_login", "ok", "", NOW).await.unwrap();

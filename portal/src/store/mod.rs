@@ -4,6 +4,7 @@
 //!
 //! Time is passed in (unix seconds) by the caller, who owns the clock.
 
+mod audit;
 mod conns;
 mod enroll;
 
@@ -25,6 +26,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{what} {value:?} already exists")]
     Exists { what: &'static str, value: String },
+    #[error("audit log: {0}")]
+    Audit(String),
     #[error("{what} {value:?} not found")]
     NotFound { what: &'static str, value: String },
 }
@@ -231,6 +234,7 @@ pub struct Store {
     /// mode readers never wait for it, so session and key lookups do not queue behind commits.
     /// On PostgreSQL the same pool.
     reader: Arc<Conns>,
+    audit_log: audit::AuditLog,
     backend: Backend,
 }
 
@@ -256,8 +260,10 @@ impl Store {
             for _ in 0..SQLITE_READERS {
                 readers.push(sqlite_conn(&url, &["PRAGMA query_only=1", "PRAGMA busy_timeout=5000"]).await?);
             }
+            let writer = Arc::new(Conns::held(vec![writer]));
             Ok(Store {
-                writer: Arc::new(Conns::held(vec![writer])),
+                audit_log: audit::AuditLog::start(writer.clone()),
+                writer,
                 reader: Arc::new(Conns::held(readers)),
                 backend: Backend::Sqlite,
             })
@@ -265,7 +271,12 @@ impl Store {
             let pool = AnyPoolOptions::new().max_connections(10).connect(url).await?;
             sqlx::migrate!("./migrations").run(&pool).await?;
             let conns = Arc::new(Conns::Pool(pool));
-            Ok(Store { writer: conns.clone(), reader: conns, backend: Backend::Postgres })
+            Ok(Store {
+                audit_log: audit::AuditLog::start(conns.clone()),
+                writer: conns.clone(),
+                reader: conns,
+                backend: Backend::Postgres,
+            })
         } else {
             Err(StoreError::BadUrl(url.to_string()))
         }
@@ -667,40 +678,5 @@ impl Store {
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut *self.w().await?).await?;
         Ok(())
-    }
-
-    // ---- audit ----
-
-    pub async fn audit(&self, actor: &str, action: &str, outcome: &str, detail: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO audit (id, at, actor, action, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(new_id())
-            .bind(now)
-            .bind(actor)
-            .bind(action)
-            .bind(outcome)
-            .bind(detail)
-            .execute(&mut *self.w().await?)
-            .await?;
-        Ok(())
-    }
-
-    /// The newest `n` audit rows, newest first.
-    pub async fn audit_tail(&self, n: i64) -> Result<Vec<AuditRow>> {
-        let rows =
-            sqlx::query("SELECT at, actor, action, outcome, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1")
-                .bind(n)
-                .fetch_all(&mut *self.r().await?)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    outcome: r.try_get("outcome")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
     }
 }
