@@ -14,6 +14,12 @@ pub trait Transport: Send {
     fn is_present(&mut self) -> bool;
     /// What a person would call this key or reader.
     fn name(&self) -> String;
+    /// Whether an exchange may wait on something outside this process's memory (a reader,
+    /// pcscd, a disk). Async callers move such exchanges to a blocking thread and run the
+    /// others in place. When unsure, an implementation says yes.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,5 +46,8 @@ impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {
     }
     fn name(&self) -> String {
         (**self).name()
+    }
+    fn may_block(&self) -> bool {
+        (**self).may_block()
     }
 }

@@ -234,6 +234,10 @@ impl Transport for VirtualKey {
     fn name(&self) -> String {
         self.label.clone()
     }
+    /// A key in memory only computes; one kept in a directory syncs its counters to disk.
+    fn may_block(&self) -> bool {
+        self.dir.is_some()
+    }
 }
 
 /// A virtual key shared by several users in one process (a front-end serving it, an agent
@@ -263,5 +267,8 @@ impl Transport for SharedKey {
     }
     fn name(&self) -> String {
         self.lock().name()
+    }
+    fn may_block(&self) -> bool {
+        self.lock().may_block()
     }
 }

@@ -148,3 +148,14 @@ fn bad_settings_are_explained() {
     let s = token_sim::KeySpec { pin_retries: 16, ..spec(1) };
     assert!(VirtualKey::in_memory(&s, &FixedClock(NOW)).is_err());
 }
+
+#[test]
+fn only_a_key_kept_on_disk_says_its_exchanges_may_block() {
+    use proto::Transport;
+    let dir = tempfile::tempdir().unwrap();
+    let on_disk = VirtualKey::create(&dir.path().join("k"), &spec(9), &FixedClock(NOW)).unwrap();
+    assert!(on_disk.may_block(), "counters are synced to disk");
+    let in_memory = VirtualKey::in_memory(&spec(9), &FixedClock(NOW)).unwrap();
+    assert!(!in_memory.may_block(), "an in-memory key only computes");
+    assert!(!token_sim::virtual_key::SharedKey::new(in_memory).may_block());
+}

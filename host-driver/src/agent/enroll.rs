@@ -16,7 +16,7 @@ use proto::Transport;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{key_error, refuse, request_lang, with_pin, Agent, KeyError, KeyProvider};
+use super::{key_error, on_key, refuse, request_lang, with_pin, Agent, KeyError, KeyProvider};
 use crate::{MgmtKey, Piv, PivError};
 
 /// What a CSR names when the page gives no subject (the CA names the certificate anyway).
@@ -103,14 +103,14 @@ pub(super) async fn keypair(State(a): State<Arc<Agent>>, headers: HeaderMap, bod
         return refuse(StatusCode::BAD_REQUEST, "bad_request", "expected {key_id, pin, replace?, subject?}");
     };
     let lang = request_lang(&headers);
-    let (keys, mgmt, key_id) = (a.keys.clone(), a.config.management_key.clone(), req.key_id.clone());
-    match tokio::task::spawn_blocking(move || keypair_blocking(keys.as_ref(), &mgmt, &req)).await {
-        Ok(Ok(csr)) => {
+    let (mgmt, key_id) = (a.config.management_key.clone(), req.key_id.clone());
+    match on_key(&a.keys, &key_id, move |keys| keypair_blocking(keys, &mgmt, &req)).await {
+        Some(Ok(csr)) => {
             tracing::info!("key pair generated in 9A of {key_id}");
             Json(json!({"ok": true, "code": "keypair", "csr": B64.encode(csr)})).into_response()
         }
-        Ok(Err(e)) => key_error(e, lang, &key_id),
-        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
+        Some(Err(e)) => key_error(e, lang, &key_id),
+        None => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
     }
 }
 
@@ -120,9 +120,9 @@ pub(super) async fn install(State(a): State<Arc<Agent>>, headers: HeaderMap, bod
         return refuse(StatusCode::BAD_REQUEST, "bad_request", "expected {key_id, pin, certificate}");
     };
     let lang = request_lang(&headers);
-    let (keys, mgmt, key_id) = (a.keys.clone(), a.config.management_key.clone(), req.key_id.clone());
-    match tokio::task::spawn_blocking(move || install_blocking(keys.as_ref(), &mgmt, &req)).await {
-        Ok(Ok(())) => {
+    let (mgmt, key_id) = (a.config.management_key.clone(), req.key_id.clone());
+    match on_key(&a.keys, &key_id, move |keys| install_blocking(keys, &mgmt, &req)).await {
+        Some(Ok(())) => {
             tracing::info!("certificate written to 9A of {key_id}");
             let message = match lang {
                 crate::lang::Lang::Zh => "证书已写入USB-Key",
@@ -130,7 +130,7 @@ pub(super) async fn install(State(a): State<Arc<Agent>>, headers: HeaderMap, bod
             };
             Json(json!({"ok": true, "code": "installed", "message": message})).into_response()
         }
-        Ok(Err(e)) => key_error(e, lang, &key_id),
-        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
+        Some(Err(e)) => key_error(e, lang, &key_id),
+        None => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
     }
 }
