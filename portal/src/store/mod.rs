@@ -5,6 +5,7 @@
 //! Time is passed in (unix seconds) by the caller, who owns the clock.
 
 mod audit;
+mod checkpoint;
 mod conns;
 mod enroll;
 
@@ -251,16 +252,26 @@ impl Store {
             let url =
                 if path.contains("mode=") { format!("sqlite://{path}") } else { format!("sqlite://{path}{sep}mode=rwc") };
             // WAL: readers never block the writer, a commit is an append. NORMAL survives a
-            // crash of the portal; a power loss may drop the last commits.
-            let mut writer =
-                sqlite_conn(&url, &["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000"])
-                    .await?;
+            // crash of the portal; a power loss may drop the last commits. Checkpoints are
+            // the checkpoint task's (see there); after one the WAL is cut back to 64 MiB.
+            let mut writer = sqlite_conn(
+                &url,
+                &[
+                    "PRAGMA journal_mode=WAL",
+                    "PRAGMA synchronous=NORMAL",
+                    "PRAGMA busy_timeout=5000",
+                    "PRAGMA wal_autocheckpoint=0",
+                    "PRAGMA journal_size_limit=67108864",
+                ],
+            )
+            .await?;
             sqlx::migrate!("./migrations").run(&mut writer).await?;
             let mut readers = Vec::new();
             for _ in 0..SQLITE_READERS {
                 readers.push(sqlite_conn(&url, &["PRAGMA query_only=1", "PRAGMA busy_timeout=5000"]).await?);
             }
             let writer = Arc::new(Conns::held(vec![writer]));
+            checkpoint::start(sqlite_conn(&url, &["PRAGMA busy_timeout=5000"]).await?, Arc::downgrade(&writer));
             Ok(Store {
                 audit_log: audit::AuditLog::start(writer.clone()),
                 writer,
