@@ -236,3 +236,25 @@ fn urls_are_checked_and_the_sqlite_file_is_created_and_reopened() {
         assert!(matches!(s.create_enterprise("A", &e.credit_code, NOW).await, Err(StoreError::Exists { .. })));
     });
 }
+
+#[test]
+fn the_sqlite_wal_is_checkpointed_into_the_database_file_in_the_background() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let s = Store::open(&format!("sqlite:{}", path.display())).await.unwrap();
+        // Past the checkpoint the task makes as it starts.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        s.create_enterprise("A", "91110000600037341L", NOW).await.unwrap();
+        s.audit("zhangsan", "bind", "ok", "after the enterprise", NOW).await.unwrap();
+        // Commits go to the WAL; the checkpoint task (once a second) copies them into the
+        // database file. A copy of that file alone, without its WAL, must hold them.
+        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let c = Store::open(&format!("sqlite:{}", copy.display())).await.unwrap();
+        assert!(matches!(c.create_enterprise("A", "91110000600037341L", NOW).await, Err(StoreError::Exists { .. })));
+        assert_eq!(c.audit_tail(5).await.unwrap()[0].detail, "after the enterprise");
+        drop(s);
+    });
+}
