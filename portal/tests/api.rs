@@ -147,7 +147,10 @@ fn bind_then_key_login_with_every_outcome_then_unbind() {
         let first = c2.challenge().await;
         let _second = c2.challenge().await;
         let (s, v) = c2
-            .post("/api/login/key", json!({"nonce": first, "token": key.token(&o, &first), "account_id": w.accounts[0]}))
+            .post(
+                "/api/login/key",
+                json!({"nonce": first, "token": key.token(&o, &first), "account_id": w.accounts[0]}),
+            )
             .await;
         assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "replaced challenge");
 

@@ -193,7 +193,9 @@ fn audit_rows_written_at_the_same_time_are_all_stored() {
         let writers: Vec<_> = (0..200)
             .map(|i| {
                 let s = s.clone();
-                tokio::spawn(async move { s.audit(&format!("user{i}"), "bind", "ok", &format!("row {i}"), NOW + i).await })
+                tokio::spawn(
+                    async move { s.audit(&format!("user{i}"), "bind", "ok", &format!("row {i}"), NOW + i).await },
+                )
             })
             .collect();
         for w in writers {

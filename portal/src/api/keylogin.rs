@@ -77,23 +77,22 @@ impl Portal {
             let err = refuse(StatusCode::UNAUTHORIZED, "bad_nonce", "the challenge expired: ask for a new one");
             return spend_and_refuse("-".into(), "nonce expired".into(), err).await;
         }
-        let verified = match token::check_with(token, &c.origin, nonce.as_bytes(), self.now(), &|der| {
-            self.issued_by_ca(der)
-        }) {
-            Ok(v) => v,
-            Err(e) => {
-                let why = e.to_string();
-                let err = match e {
-                    TokenError::Expired(at) => {
-                        ApiError::user(StatusCode::FORBIDDEN, Msg::CertExpired { date: day(at) })
-                    }
-                    TokenError::Untrusted => ApiError::user(StatusCode::FORBIDDEN, Msg::CertNotTrusted),
-                    TokenError::TooLarge(_) => refuse(StatusCode::PAYLOAD_TOO_LARGE, "bad_token", &why),
-                    _ => refuse(StatusCode::UNAUTHORIZED, "bad_token", &why),
-                };
-                return spend_and_refuse("-".into(), why, err).await;
-            }
-        };
+        let verified =
+            match token::check_with(token, &c.origin, nonce.as_bytes(), self.now(), &|der| self.issued_by_ca(der)) {
+                Ok(v) => v,
+                Err(e) => {
+                    let why = e.to_string();
+                    let err = match e {
+                        TokenError::Expired(at) => {
+                            ApiError::user(StatusCode::FORBIDDEN, Msg::CertExpired { date: day(at) })
+                        }
+                        TokenError::Untrusted => ApiError::user(StatusCode::FORBIDDEN, Msg::CertNotTrusted),
+                        TokenError::TooLarge(_) => refuse(StatusCode::PAYLOAD_TOO_LARGE, "bad_token", &why),
+                        _ => refuse(StatusCode::UNAUTHORIZED, "bad_token", &why),
+                    };
+                    return spend_and_refuse("-".into(), why, err).await;
+                }
+            };
         let accounts = match self.store.key_standing(&verified.fingerprint).await? {
             Some(k) if k.revoked_at.is_some() => {
                 let reason = k.revoke_reason.unwrap_or_default();

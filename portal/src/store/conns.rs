@@ -17,7 +17,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub(super) enum Conns {
     /// SQLite: connections opened once; a caller takes a free one, or waits its turn on one.
-    Held { conns: Vec<Arc<Mutex<AnyConnection>>>, next: AtomicUsize },
+    Held {
+        conns: Vec<Arc<Mutex<AnyConnection>>>,
+        next: AtomicUsize,
+    },
     Pool(AnyPool),
 }
 

@@ -385,7 +385,10 @@ impl Store {
 
     /// Forget the SMS code (used up, or too many wrong tries: a new one must be asked for).
     pub async fn clear_sms(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE applications SET sms_hash = NULL WHERE id = $1").bind(id).execute(&mut *self.w().await?).await?;
+        sqlx::query("UPDATE applications SET sms_hash = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.w().await?)
+            .await?;
         Ok(())
     }
 
@@ -424,7 +427,8 @@ impl Store {
     }
 
     pub async fn payment(&self, id: &str) -> Result<Option<Payment>> {
-        let row = sqlx::query("SELECT * FROM payments WHERE id = $1").bind(id).fetch_optional(&mut *self.r().await?).await?;
+        let row =
+            sqlx::query("SELECT * FROM payments WHERE id = $1").bind(id).fetch_optional(&mut *self.r().await?).await?;
         Ok(row.as_ref().map(payment).transpose()?)
     }
 

@@ -249,8 +249,11 @@ impl Store {
         sqlx::any::install_default_drivers();
         if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let sep = if path.contains('?') { '&' } else { '?' };
-            let url =
-                if path.contains("mode=") { format!("sqlite://{path}") } else { format!("sqlite://{path}{sep}mode=rwc") };
+            let url = if path.contains("mode=") {
+                format!("sqlite://{path}")
+            } else {
+                format!("sqlite://{path}{sep}mode=rwc")
+            };
             // WAL: readers never block the writer, a commit is an append. NORMAL survives a
             // crash of the portal; a power loss may drop the last commits. Checkpoints are
             // the checkpoint task's (see there); after one the WAL is cut back to 64 MiB.
@@ -370,13 +373,16 @@ impl Store {
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
-        let row =
-            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&mut *self.r().await?).await?;
+        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *self.r().await?)
+            .await?;
         Ok(row.as_ref().map(user).transpose()?)
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&mut *self.r().await?).await?;
+        let row =
+            sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&mut *self.r().await?).await?;
         Ok(row.as_ref().map(user).transpose()?)
     }
 
@@ -428,7 +434,10 @@ impl Store {
     // ---- certificates ----
 
     pub async fn add_certificate(&self, c: &CertRecord, now: i64) -> Result<()> {
-        insert_certificate(c, now).execute(&mut *self.w().await?).await.map_err(unique("certificate", &c.fingerprint))?;
+        insert_certificate(c, now)
+            .execute(&mut *self.w().await?)
+            .await
+            .map_err(unique("certificate", &c.fingerprint))?;
         Ok(())
     }
 
@@ -687,7 +696,10 @@ impl Store {
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&mut *self.w().await?).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *self.w().await?)
+            .await?;
         Ok(())
     }
 }
