@@ -63,6 +63,16 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
+/// The fingerprint of the certificate a token carries, before the token is judged (`None` if
+/// it is oversized or not base64: judging will say why). Lets the portal look the key up while
+/// it reads the session.
+pub fn claimed_fingerprint(token: &AuthToken) -> Option<String> {
+    if token.certificate.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    B64.decode(&token.certificate).ok().map(|der| fingerprint(&der))
+}
+
 fn unix(t: &x509_cert::time::Time) -> i64 {
     t.to_unix_duration().as_secs() as i64
 }

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::keylogin::Standing;
 use super::{lang, ok, ApiError, Body, Portal, Reply, State};
 use crate::messages::Msg;
 use crate::store::{Session, User};
@@ -52,7 +53,7 @@ pub async fn bind(S(p): S<State>, headers: HeaderMap, Body(req): Body<Bind>) -> 
         if req.account_ids.is_empty() {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "no_accounts", "tick at least one account"));
         }
-        let proof = p.prove_key(&s, &req.nonce, &req.token, "bind").await?;
+        let proof = p.prove_key(&s, &req.nonce, &req.token, "bind", Standing::Unread).await?;
         p.spend(&s, &proof, "bind").await?;
         let v = proof.verified;
         let added = match p.store.bind(&user, &req.account_ids, &v.fingerprint, p.now()).await {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{day, lang, no_session, ok, random_token, ApiError, Body, Portal, Reply, State};
 use crate::messages::Msg;
-use crate::store::{Account, CertRecord, Challenge, Session};
+use crate::store::{Account, CertRecord, Challenge, KeyStanding, Session};
 use crate::token::{self, AuthToken, TokenError, Verified};
 
 /// `POST /api/challenge`: 32 random bytes, single use, valid for five minutes, held by this
@@ -39,6 +39,13 @@ pub(super) struct Proof {
     pub nonce: String,
 }
 
+/// The standing of the token's certificate: read already (with the session, for the
+/// certificate the token claims), or to be read once the token is judged.
+pub(super) enum Standing {
+    Read { fingerprint: String, standing: Option<KeyStanding> },
+    Unread,
+}
+
 impl Portal {
     /// Judge the token against the session's own challenge, the portal's origin and CA, and
     /// the certificate's revocation. Every refusal is audited; a refusal after the challenge
@@ -49,6 +56,7 @@ impl Portal {
         nonce: &str,
         token: &AuthToken,
         action: &str,
+        known: Standing,
     ) -> Result<Proof, ApiError> {
         let refuse = |status, code: &'static str, why: &str| ApiError::new(status, code, why.to_string());
         let c = match &session.challenge {
@@ -93,7 +101,11 @@ impl Portal {
                     return spend_and_refuse("-".into(), why, err).await;
                 }
             };
-        let accounts = match self.store.key_standing(&verified.fingerprint).await? {
+        let standing = match known {
+            Standing::Read { fingerprint, standing } if fingerprint == verified.fingerprint => standing,
+            _ => self.store.key_standing(&verified.fingerprint).await?,
+        };
+        let accounts = match standing {
             Some(k) if k.revoked_at.is_some() => {
                 let reason = k.revoke_reason.unwrap_or_default();
                 let why = format!("certificate revoked: {reason}");
@@ -154,9 +166,16 @@ pub async fn key_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<KeyLo
     let lang = lang(&headers);
     let mut cookie = None;
     let result = async {
-        let s = p.guarded(&headers).await?;
+        // The session and the key's standing in one read (the login's hot path).
+        let (s, known) = match token::claimed_fingerprint(&req.token) {
+            Some(fingerprint) => {
+                let (s, standing) = p.guarded_with_key(&headers, &fingerprint).await?;
+                (s, Standing::Read { fingerprint, standing })
+            }
+            None => (p.guarded(&headers).await?, Standing::Unread),
+        };
         p.limit("key_login", &s.token_hash).await?;
-        let proof = p.prove_key(&s, &req.nonce, &req.token, "key_login").await?;
+        let proof = p.prove_key(&s, &req.nonce, &req.token, "key_login", known).await?;
         let v = &proof.verified;
         let bound = proof.accounts.as_slice();
         if bound.is_empty() {

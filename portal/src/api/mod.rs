@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::messages::{Lang, Msg};
 use crate::ratelimit::RateLimiter;
-use crate::store::{Session, Store, StoreError};
+use crate::store::{KeyStanding, Session, Store, StoreError};
 
 pub const COOKIE: &str = "ukey_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -303,12 +303,30 @@ impl Portal {
     /// A state-changing request: it must come with a live session and its CSRF token.
     async fn guarded(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
         let s = self.current(headers).await?.ok_or_else(no_session)?;
+        self.check_csrf(headers, &s).await?;
+        Ok(s)
+    }
+
+    /// [`Portal::guarded`] that also reads, in the same statement, the standing of the
+    /// certificate `fingerprint` names (the key login's path).
+    async fn guarded_with_key(
+        &self,
+        headers: &HeaderMap,
+        fingerprint: &str,
+    ) -> Result<(Session, Option<KeyStanding>), ApiError> {
+        let hash = cookie_token(headers).map(|t| hash_token(&t)).ok_or_else(no_session)?;
+        let (s, standing) = self.store.session_and_key(&hash, self.now(), fingerprint).await?.ok_or_else(no_session)?;
+        self.check_csrf(headers, &s).await?;
+        Ok((s, standing))
+    }
+
+    async fn check_csrf(&self, headers: &HeaderMap, s: &Session) -> Result<(), ApiError> {
         let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !bool::from(subtle_eq(sent.as_bytes(), s.csrf.as_bytes())) {
             self.audit("-", "csrf", "refused", "missing or wrong CSRF token").await?;
             return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token"));
         }
-        Ok(s)
+        Ok(())
     }
 
     async fn limit(&self, action: &'static str, client: &str) -> Result<(), ApiError> {

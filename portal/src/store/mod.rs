@@ -181,6 +181,44 @@ fn account(r: &AnyRow) -> sqlx::Result<Account> {
     Ok(Account { id: r.try_get("id")?, enterprise_id: r.try_get("enterprise_id")?, name: r.try_get("name")? })
 }
 
+fn session_row(r: &AnyRow) -> sqlx::Result<Session> {
+    Ok(Session {
+        token_hash: r.try_get("token_hash")?,
+        user_id: r.try_get("user_id")?,
+        account_id: r.try_get("account_id")?,
+        csrf: r.try_get("csrf")?,
+        expires_at: r.try_get("expires_at")?,
+        challenge: match r.try_get::<Option<String>, _>("nonce")? {
+            Some(nonce) => Some(Challenge {
+                nonce,
+                origin: r.try_get::<Option<String>, _>("nonce_origin")?.unwrap_or_default(),
+                expires_at: r.try_get::<Option<i64>, _>("nonce_expires_at")?.unwrap_or(0),
+            }),
+            None => None,
+        },
+    })
+}
+
+/// A certificate's standing from rows of `known` (its fingerprint, NULL when the portal has
+/// no record of it), its revocation, and one bound account (or NULLs) per row.
+fn standing(rows: &[AnyRow]) -> sqlx::Result<Option<KeyStanding>> {
+    let Some(first) = rows.first() else { return Ok(None) };
+    if first.try_get::<Option<String>, _>("known")?.is_none() {
+        return Ok(None);
+    }
+    let mut standing = KeyStanding {
+        revoked_at: first.try_get("revoked_at")?,
+        revoke_reason: first.try_get("revoke_reason")?,
+        accounts: Vec::new(),
+    };
+    for r in rows {
+        if r.try_get::<Option<String>, _>("id")?.is_some() {
+            standing.accounts.push(account(r)?);
+        }
+    }
+    Ok(Some(standing))
+}
+
 fn cert(r: &AnyRow) -> sqlx::Result<CertRecord> {
     Ok(CertRecord {
         fingerprint: r.try_get("fingerprint")?,
@@ -555,25 +593,14 @@ impl Store {
     /// key-login path reads both). `None`: the portal has no record of the certificate.
     pub async fn key_standing(&self, fingerprint: &str) -> Result<Option<KeyStanding>> {
         let rows = sqlx::query(
-            "SELECT c.revoked_at, c.revoke_reason, a.id, a.enterprise_id, a.name FROM certificates c \
-             LEFT JOIN bindings b ON b.fingerprint = c.fingerprint LEFT JOIN accounts a ON a.id = b.account_id \
-             WHERE c.fingerprint = $1 ORDER BY a.name",
+            "SELECT c.fingerprint AS known, c.revoked_at, c.revoke_reason, a.id, a.enterprise_id, a.name \
+             FROM certificates c LEFT JOIN bindings b ON b.fingerprint = c.fingerprint \
+             LEFT JOIN accounts a ON a.id = b.account_id WHERE c.fingerprint = $1 ORDER BY a.name",
         )
         .bind(fingerprint)
         .fetch_all(&mut *self.r().await?)
         .await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let mut standing = KeyStanding {
-            revoked_at: first.try_get("revoked_at")?,
-            revoke_reason: first.try_get("revoke_reason")?,
-            accounts: Vec::new(),
-        };
-        for r in &rows {
-            if r.try_get::<Option<String>, _>("id")?.is_some() {
-                standing.accounts.push(account(r)?);
-            }
-        }
-        Ok(Some(standing))
+        Ok(standing(&rows)?)
     }
 
     /// The accounts a key may log in to.
@@ -647,24 +674,32 @@ impl Store {
         .bind(now)
         .fetch_optional(&mut *self.r().await?)
         .await?;
-        Ok(match row {
-            Some(r) => Some(Session {
-                token_hash: r.try_get("token_hash")?,
-                user_id: r.try_get("user_id")?,
-                account_id: r.try_get("account_id")?,
-                csrf: r.try_get("csrf")?,
-                expires_at: r.try_get("expires_at")?,
-                challenge: match r.try_get::<Option<String>, _>("nonce")? {
-                    Some(nonce) => Some(Challenge {
-                        nonce,
-                        origin: r.try_get::<Option<String>, _>("nonce_origin")?.unwrap_or_default(),
-                        expires_at: r.try_get::<Option<i64>, _>("nonce_expires_at")?.unwrap_or(0),
-                    }),
-                    None => None,
-                },
-            }),
-            None => None,
-        })
+        Ok(row.as_ref().map(session_row).transpose()?)
+    }
+
+    /// A live session and, read in the same statement, the standing of the certificate
+    /// `fingerprint` (the key login needs both before it can act). `None`: no live session.
+    pub async fn session_and_key(
+        &self,
+        token_hash: &str,
+        now: i64,
+        fingerprint: &str,
+    ) -> Result<Option<(Session, Option<KeyStanding>)>> {
+        let rows = sqlx::query(
+            "SELECT s.token_hash, s.user_id, s.account_id, s.csrf, s.expires_at, s.nonce, s.nonce_origin, \
+             s.nonce_expires_at, c.fingerprint AS known, c.revoked_at, c.revoke_reason, \
+             a.id, a.enterprise_id, a.name FROM sessions s \
+             LEFT JOIN certificates c ON c.fingerprint = $3 \
+             LEFT JOIN bindings b ON b.fingerprint = c.fingerprint LEFT JOIN accounts a ON a.id = b.account_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 ORDER BY a.name",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .bind(fingerprint)
+        .fetch_all(&mut *self.r().await?)
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        Ok(Some((session_row(first)?, standing(&rows)?)))
     }
 
     /// Give a session a new token, user, account and CSRF token in one statement (login);
