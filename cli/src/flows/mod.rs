@@ -294,7 +294,12 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     let ca = ca::Ca::create(&dir.path().join("ca"), "CN=ukey flows CA,O=ukey", 3650, &clock)?;
     let url = db.map(str::to_string).unwrap_or_else(|| format!("sqlite:{}", dir.path().join("portal.db").display()));
     let store = Store::open(&url).await.with_context(|| format!("opening {url}"))?;
-    let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", now as i64).await?;
+    let e = match store.create_enterprise("示例科技有限公司", "91350100M000100Y43", now as i64).await {
+        Err(portal::store::StoreError::Exists { .. }) => anyhow::bail!(
+            "{url} already holds the flows' demo enterprise (from an earlier run): give an empty database"
+        ),
+        r => r?,
+    };
     store.create_user(&e.id, "zhangsan", "张三", &password::hash(PASSWORD, Cost::FAST), now as i64).await?;
     let staff = store
         .create_user(&e.id, "lisi", "李四（审核员）", &password::hash(STAFF_PASSWORD, Cost::FAST), now as i64)
