@@ -30,7 +30,7 @@ pub struct LoginArgs {
     /// Seconds to run the logins (and again the bare sign+verify loop)
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
-    /// The portal's database (default: a temporary SQLite file)
+    /// The portal's database: an empty postgres://... database or sqlite:PATH (default: a temporary SQLite file)
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
     #[arg(long)]
