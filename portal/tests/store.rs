@@ -170,6 +170,19 @@ fn a_challenge_is_spent_exactly_once_even_by_racing_spenders() {
 }
 
 #[test]
+fn expired_sessions_are_purged_with_their_challenges() {
+    both(|s| async move {
+        s.put_session(&Session { expires_at: NOW, ..session("old") }, NOW - 3600).await.unwrap();
+        s.put_session(&session("live"), NOW).await.unwrap();
+        s.put_challenge("old", &challenge("n-old")).await.unwrap();
+        assert_eq!(s.purge_sessions(NOW).await.unwrap(), 1);
+        assert!(!s.spend_challenge("old", "n-old").await.unwrap(), "gone with its session");
+        assert!(s.session("live", NOW).await.unwrap().is_some());
+        assert_eq!(s.purge_sessions(NOW).await.unwrap(), 0);
+    });
+}
+
+#[test]
 fn a_new_challenge_replaces_the_last_and_rotation_drops_it() {
     both(|s| async move {
         s.put_session(&session("s1"), NOW).await.unwrap();

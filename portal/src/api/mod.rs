@@ -92,7 +92,28 @@ impl Portal {
 
 /// Serve the API on `listener` until the future is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: State) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    let housekeeping = tokio::spawn(purge_sessions(state.clone()));
+    let served = axum::serve(listener, router(state)).await;
+    housekeeping.abort();
+    served
+}
+
+/// How often expired sessions are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Delete expired sessions now and then, so abandoned ones (every visit opens one) do not
+/// pile up. Several instances on one PostgreSQL may all do it: the DELETE is idempotent.
+async fn purge_sessions(p: State) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match p.store.purge_sessions(p.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("deleted {n} expired sessions"),
+            Err(e) => tracing::warn!("deleting expired sessions: {e}"),
+        }
+    }
 }
 
 pub fn router(state: State) -> Router {

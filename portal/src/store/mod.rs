@@ -739,6 +739,13 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Delete sessions (and the challenges they hold) that expired; returns how many.
+    pub async fn purge_sessions(&self, now: i64) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(&mut *self.w().await?).await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
