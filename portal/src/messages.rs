@@ -9,37 +9,79 @@ pub use host_driver::lang::Lang;
 pub enum Msg {
     LoggedIn,
     WrongPassword,
-    AccountLocked { minutes: i64 },
+    AccountLocked {
+        minutes: i64,
+    },
     NoBindingYet,
-    WrongPin { attempts_left: u8 },
+    WrongPin {
+        attempts_left: u8,
+    },
     PinLocked,
-    CertExpiring { date: String, days: i64 },
-    CertExpired { date: String },
-    CertRevoked { reason: String },
+    CertExpiring {
+        date: String,
+        days: i64,
+    },
+    CertExpired {
+        date: String,
+    },
+    CertRevoked {
+        reason: String,
+    },
     CertNotTrusted,
     NotBound,
     ChooseAccount,
-    Bound { count: usize },
-    Unbound { count: usize },
+    Bound {
+        count: usize,
+    },
+    Unbound {
+        count: usize,
+    },
+    /// The key answered a challenge that was spent (a replay, or a second try).
+    ChallengeUsed,
+    /// The key answered a challenge this session no longer holds (a newer one replaced it, or
+    /// it belongs to another session).
+    ChallengeReplaced,
+    /// The key answered after the challenge's lifetime.
+    ChallengeExpired {
+        minutes: i64,
+    },
     // Certificate application (证书新办).
     FormInvalid,
     OrderReview,
     OrderConfirmed,
     PhotoUploaded,
     PhotoType,
-    PhotoSize { min_kb: usize, max_kb: usize },
+    PhotoSize {
+        min_kb: usize,
+        max_kb: usize,
+    },
     PhotosMissing,
-    SmsSent { to: String, minutes: i64 },
-    SmsWrong { attempts_left: i64 },
+    SmsSent {
+        to: String,
+        minutes: i64,
+    },
+    SmsWrong {
+        attempts_left: i64,
+    },
     SmsExpired,
     SmsTooMany,
-    SmsTooSoon { secs: i64 },
+    SmsTooSoon {
+        secs: i64,
+    },
     SmsConfirmed,
-    PayWith { method_zh: &'static str, method_en: &'static str, amount: String },
+    PayWith {
+        method_zh: &'static str,
+        method_en: &'static str,
+        amount: String,
+    },
     Applied,
-    WrongStage { stage: &'static str },
+    WrongStage {
+        stage: &'static str,
+    },
     Approved,
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     StaffOnly,
 }
 
@@ -61,6 +103,7 @@ impl Msg {
             Msg::ChooseAccount => "choose_account",
             Msg::Bound { .. } => "bound",
             Msg::Unbound { .. } => "unbound",
+            Msg::ChallengeUsed | Msg::ChallengeReplaced | Msg::ChallengeExpired { .. } => "bad_nonce",
             Msg::FormInvalid => "form_invalid",
             Msg::OrderReview => "order_review",
             Msg::OrderConfirmed => "order_confirmed",
@@ -131,6 +174,19 @@ impl Msg {
             (Msg::Bound { count }, Lang::En) => format!("Bound ({count} accounts)"),
             (Msg::Unbound { count }, Lang::Zh) => format!("解除绑定成功（{count}个账号）"),
             (Msg::Unbound { count }, Lang::En) => format!("Unbound ({count} accounts)"),
+            (Msg::ChallengeUsed, Lang::Zh) => "本次登录验证已使用，请重新点击登录".into(),
+            (Msg::ChallengeUsed, Lang::En) => {
+                "This session has no open challenge (it was used): log in again for a new one".into()
+            }
+            (Msg::ChallengeReplaced, Lang::Zh) => "登录验证已失效（已有新的登录请求，或不属于当前会话），请重新点击登录".into(),
+            (Msg::ChallengeReplaced, Lang::En) => {
+                "Not this session's current challenge (a newer one replaced it, or it is another session's): log in again"
+                    .into()
+            }
+            (Msg::ChallengeExpired { minutes }, Lang::Zh) => format!("登录验证已超时（{minutes}分钟内有效），请重新点击登录"),
+            (Msg::ChallengeExpired { minutes }, Lang::En) => {
+                format!("The login challenge expired (it lasts {minutes} minutes): log in again")
+            }
             (Msg::FormInvalid, Lang::Zh) => "证书申请信息填写有误，请检查标*的必填项".into(),
             (Msg::FormInvalid, Lang::En) => "Some fields of the application are wrong: see `fields`".into(),
             (Msg::OrderReview, Lang::Zh) => {

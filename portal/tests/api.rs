@@ -138,6 +138,7 @@ fn bind_then_key_login_with_every_outcome_then_unbind() {
         assert_eq!(c.post("/api/login/key", body.clone()).await.0, 200);
         let (s, v) = c.post("/api/login/key", body.clone()).await;
         assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "replayed nonce");
+        assert!(v["message"].as_str().unwrap().contains("登录验证已使用"), "in the page's language: {v}");
         assert!(w.audit_has("key_login", "refused", "no challenge pending").await);
         let mut c2 = w.browser("zh-CN").await;
         c2.challenge().await;
@@ -263,7 +264,7 @@ fn a_challenge_lives_five_minutes_and_a_failed_answer_spends_it() {
         let body = json!({"nonce": nonce, "token": key.token(&o, &nonce)});
         let (s, v) = b.post("/api/login/key", body.clone()).await;
         assert_eq!((s, v["code"].as_str()), (401, Some("bad_nonce")), "{v}");
-        assert!(v["message"].as_str().unwrap().contains("expired"), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("expired (it lasts 5 minutes)"), "{v}");
         assert!(w.audit_has("key_login", "refused", "nonce expired").await);
         let (_, v) = b.post("/api/login/key", body).await;
         assert!(v["message"].as_str().unwrap().contains("no open challenge"), "spent: {v}");

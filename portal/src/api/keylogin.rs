@@ -63,17 +63,14 @@ impl Portal {
             Some(c) if c.nonce == nonce => c,
             held => {
                 let (why, say) = match held {
-                    None => (
-                        "no challenge pending in this session (used, or never asked for)",
-                        "this session has no open challenge (it was used): ask for a new one",
-                    ),
+                    None => ("no challenge pending in this session (used, or never asked for)", Msg::ChallengeUsed),
                     Some(_) => (
                         "not this session's current challenge (replaced, or another session's)",
-                        "not this session's current challenge (a newer one replaced it, or it is another session's): ask for a new one",
+                        Msg::ChallengeReplaced,
                     ),
                 };
                 self.audit("-", action, "refused", why).await?;
-                return Err(refuse(StatusCode::UNAUTHORIZED, "bad_nonce", say));
+                return Err(ApiError::user(StatusCode::UNAUTHORIZED, say));
             }
         };
         let spend_and_refuse = |actor: String, why: String, err: ApiError| async move {
@@ -82,7 +79,8 @@ impl Portal {
             Err::<Proof, ApiError>(err)
         };
         if c.expires_at <= self.now() {
-            let err = refuse(StatusCode::UNAUTHORIZED, "bad_nonce", "the challenge expired: ask for a new one");
+            let minutes = (self.config.nonce_secs + 59) / 60;
+            let err = ApiError::user(StatusCode::UNAUTHORIZED, Msg::ChallengeExpired { minutes });
             return spend_and_refuse("-".into(), "nonce expired".into(), err).await;
         }
         let verified =
@@ -149,7 +147,7 @@ impl Portal {
         if let Err(e) = self.audit(actor, action, "refused", "challenge already spent").await {
             return e;
         }
-        ApiError::new(StatusCode::UNAUTHORIZED, "bad_nonce", "the challenge was already used: ask for a new one")
+        ApiError::user(StatusCode::UNAUTHORIZED, Msg::ChallengeUsed)
     }
 }
 
