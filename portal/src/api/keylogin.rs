@@ -176,27 +176,27 @@ pub async fn key_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<KeyLo
         let proof = p.prove_key(&s, &req.nonce, &req.token, "key_login", known).await?;
         let v = &proof.verified;
         let bound = proof.accounts.as_slice();
-        if bound.is_empty() {
-            p.spend(&s, &proof, "key_login").await?;
-            p.audit(&v.subject, "key_login", "refused", "key not bound").await?;
-            return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound));
-        }
-        let account = match (&req.account_id, bound) {
-            (None, [one]) => one.clone(),
-            (None, _) => {
-                // The nonce is spent; choosing needs a new challenge.
+        // Which account; a refusal spends the challenge (choosing needs a new one).
+        let chosen = match (&req.account_id, bound) {
+            (_, []) => Err(("refused", "key not bound".to_string(), ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound))),
+            (None, [one]) => Ok(one.clone()),
+            (None, _) => Err((
+                "choose",
+                format!("{} bound accounts", bound.len()),
+                ApiError::user(StatusCode::CONFLICT, Msg::ChooseAccount).with(json!({"accounts": bound})),
+            )),
+            (Some(id), _) => bound.iter().find(|a| &a.id == id).cloned().ok_or_else(|| {
+                let err = ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound);
+                ("refused", "account not bound to this key".to_string(), err)
+            }),
+        };
+        let account = match chosen {
+            Ok(a) => a,
+            Err((outcome, detail, err)) => {
                 p.spend(&s, &proof, "key_login").await?;
-                p.audit(&v.subject, "key_login", "choose", &format!("{} bound accounts", bound.len())).await?;
-                return Err(ApiError::user(StatusCode::CONFLICT, Msg::ChooseAccount).with(json!({"accounts": bound})));
+                p.audit(&v.subject, "key_login", outcome, &detail).await?;
+                return Err(err);
             }
-            (Some(id), _) => match bound.iter().find(|a| &a.id == id) {
-                Some(a) => a.clone(),
-                None => {
-                    p.spend(&s, &proof, "key_login").await?;
-                    p.audit(&v.subject, "key_login", "refused", "account not bound to this key").await?;
-                    return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound));
-                }
-            },
         };
         // Rotating the session spends the challenge in the same statement.
         let (new, token) = p.new_session(None, Some(account.id.clone()));

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conns::Conns;
@@ -86,21 +85,9 @@ impl Store {
 
     /// The newest `n` audit rows, newest first.
     pub async fn audit_tail(&self, n: i64) -> Result<Vec<AuditRow>> {
-        let rows =
-            sqlx::query("SELECT at, actor, action, outcome, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1")
-                .bind(n)
-                .fetch_all(&mut *self.r().await?)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    outcome: r.try_get("outcome")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        Ok(sqlx::query_as("SELECT at, actor, action, outcome, detail FROM audit ORDER BY at DESC, id DESC LIMIT $1")
+            .bind(n)
+            .fetch_all(&mut *self.r().await?)
+            .await?)
     }
 }

@@ -29,7 +29,7 @@ pub struct Application {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct PhotoInfo {
     pub side: String,
     pub content_type: String,
@@ -66,7 +66,7 @@ pub enum Paid {
     Already { application_id: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct OutboxMessage {
     pub channel: String,
     pub recipient: String,
@@ -258,22 +258,12 @@ impl Store {
     }
 
     pub async fn photos(&self, id: &str) -> Result<Vec<PhotoInfo>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT side, content_type, size, sha256 FROM application_photos WHERE application_id = $1 ORDER BY side",
         )
         .bind(id)
         .fetch_all(&mut *self.r().await?)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PhotoInfo {
-                    side: r.try_get("side")?,
-                    content_type: r.try_get("content_type")?,
-                    size: r.try_get("size")?,
-                    sha256: r.try_get("sha256")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// One photo's type and bytes (for staff review).
@@ -545,23 +535,12 @@ impl Store {
 
     /// Messages to `recipient`, newest first.
     pub async fn outbox_for(&self, recipient: &str) -> Result<Vec<OutboxMessage>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT channel, recipient, subject, body, created_at FROM outbox WHERE recipient = $1 \
              ORDER BY created_at DESC, id DESC",
         )
         .bind(recipient)
         .fetch_all(&mut *self.r().await?)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxMessage {
-                    channel: r.try_get("channel")?,
-                    recipient: r.try_get("recipient")?,
-                    subject: r.try_get("subject")?,
-                    body: r.try_get("body")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 }

@@ -148,7 +148,7 @@ pub struct Session {
     pub challenge: Option<Challenge>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct AuditRow {
     pub at: i64,
     pub actor: String,
