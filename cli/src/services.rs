@@ -72,6 +72,11 @@ pub struct PortalServeArgs {
     /// Validity of certificates issued for approved applications, in days
     #[arg(long, default_value_t = 365)]
     pub cert_days: u64,
+    /// Requests per minute one client may make to password login, challenge, key login, bind
+    /// and new applications. On PostgreSQL the count is kept in the database, so instances
+    /// behind one load balancer share it; on SQLite this process counts
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +113,7 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     config.expiry_warning_days = a.expiry_warning_days;
     config.sandbox = a.sandbox;
     config.enroll.cert_days = a.cert_days;
+    config.rate_per_minute = a.rate_limit;
     if let Some(secret) = &a.payment_secret {
         anyhow::ensure!(secret.len() >= 16, "--payment-secret: use at least 16 characters");
         config.payment_secret = secret.as_bytes().to_vec();

@@ -15,7 +15,8 @@ pub struct Config {
     pub max_password_failures: i64,
     pub lock_secs: i64,
     pub password_cost: Cost,
-    /// Requests per minute per client for password login, challenge, key login, bind.
+    /// Requests per minute per client for password login, challenge, key login, bind and new
+    /// applications (see [`crate::ratelimit::RateLimits`] for where they are counted).
     pub rate_per_minute: u32,
     pub enroll: EnrollConfig,
     /// Test mode: the simulated payment provider and a read-only view of the SMS / email

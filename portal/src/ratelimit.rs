@@ -1,12 +1,35 @@
-//! Fixed-window request limits per (action, client), in memory. Each portal instance counts
-//! on its own; behind a load balancer the effective limit is the sum over instances.
+//! Fixed-window request limits per (action, client): counted in this process or in the
+//! database, depending on how many portal instances can serve one client.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::store::Backend;
+
+/// Where the portal counts requests.
+#[derive(Debug)]
+pub enum RateLimits {
+    /// In this process: a SQLite file is served by one portal, and a count in memory costs
+    /// no write on the login path (`ukey bench login`'s default).
+    InProcess(RateLimiter),
+    /// In the database (`Store::count_request`): instances behind a load balancer share one
+    /// PostgreSQL, and a client that reaches several of them must not get each one's limit.
+    Shared,
+}
+
+impl RateLimits {
+    pub fn for_backend(backend: Backend) -> RateLimits {
+        match backend {
+            Backend::Sqlite => RateLimits::InProcess(RateLimiter::default()),
+            Backend::Postgres => RateLimits::Shared,
+        }
+    }
+}
+
 /// (action, client) -> (minute, requests in it).
 type Windows = HashMap<(&'static str, String), (i64, u32)>;
 
+/// Counts in memory, for [`RateLimits::InProcess`].
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     windows: Mutex<Windows>,

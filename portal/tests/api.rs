@@ -247,6 +247,36 @@ fn challenges_are_rate_limited() {
 }
 
 #[test]
+fn instances_on_one_postgresql_share_the_rate_limits() {
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
+        let second = w.another_instance(&db).await;
+        let mut b = w.browser("en").await;
+        // Thirty challenges, every other one through the second instance (the cookie and the
+        // session are the same: sessions live in the database).
+        for i in 0..30 {
+            b.base = if i % 2 == 0 { w.base.clone() } else { second.clone() };
+            let (s, v) = b.post("/api/challenge", json!({})).await;
+            assert_eq!(s, 200, "{i}: {v}");
+        }
+        b.base = w.base.clone();
+        let (s, v) = b.post("/api/challenge", json!({})).await;
+        if db.starts_with("postgres") {
+            assert_eq!((s, v["code"].as_str()), (429, Some("rate_limited")), "the 31st, counted over both: {v}");
+            b.base = second.clone();
+            let (s, _) = b.post("/api/challenge", json!({})).await;
+            assert_eq!(s, 429, "the second instance sees the same count");
+            w.advance(60);
+            let (s, v) = b.post("/api/challenge", json!({})).await;
+            assert_eq!(s, 200, "a new minute: {v}");
+        } else {
+            // SQLite: one portal serves a file, so each process counts on its own (15 here).
+            assert_eq!(s, 200, "{v}");
+        }
+    });
+}
+
+#[test]
 fn a_challenge_lives_five_minutes_and_a_failed_answer_spends_it() {
     common::on_each_backend(|db| async move {
         let w = World::start(&db).await;

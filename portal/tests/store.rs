@@ -273,3 +273,33 @@ fn the_sqlite_wal_is_checkpointed_into_the_database_file_in_the_background() {
         drop(s);
     });
 }
+
+#[test]
+fn request_counts_are_shared_by_racing_instances_and_restart_each_minute() {
+    both(|s| async move {
+        let minute = NOW / 60;
+        // 40 concurrent requests, as if from several instances: every one counted once.
+        let racers: Vec<_> = (0..40)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.count_request("challenge", "client-a", minute).await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for r in racers {
+            seen.push(r.await.unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=40).collect::<Vec<i64>>(), "each request got its own count");
+        assert_eq!(s.count_request("challenge", "client-b", minute).await.unwrap(), 1, "another client");
+        assert_eq!(s.count_request("bind", "client-a", minute).await.unwrap(), 1, "another action");
+        assert_eq!(
+            s.count_request("challenge", "client-a", minute - 1).await.unwrap(),
+            41,
+            "an instance whose clock lags counts into the current minute"
+        );
+        assert_eq!(s.count_request("challenge", "client-a", minute + 1).await.unwrap(), 1, "next minute");
+        assert_eq!(s.purge_rate_limits(minute + 1).await.unwrap(), 2, "the two rows still in the old minute");
+        assert_eq!(s.count_request("challenge", "client-a", minute + 1).await.unwrap(), 2, "kept");
+    });
+}

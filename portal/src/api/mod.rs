@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::messages::{Lang, Msg};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::RateLimits;
 use crate::store::{KeyStanding, Session, Store, StoreError};
 
 pub const COOKIE: &str = "ukey_session";
@@ -41,7 +41,7 @@ pub struct Portal {
     pub issuer: Arc<ca::Ca>,
     pub clock: Arc<dyn Clock + Send + Sync>,
     pub config: Config,
-    pub limits: RateLimiter,
+    pub limits: RateLimits,
     /// SHA-256 of certificates already found signed by our CA (bounded).
     chain_ok: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
@@ -52,13 +52,14 @@ pub type State = Arc<Portal>;
 
 impl Portal {
     pub fn new(store: Store, issuer: Arc<ca::Ca>, clock: Arc<dyn Clock + Send + Sync>, config: Config) -> State {
+        let limits = RateLimits::for_backend(store.backend());
         Arc::new(Portal {
             store,
             ca: *issuer.verifying_key(),
             issuer,
             clock,
             config,
-            limits: RateLimiter::default(),
+            limits,
             chain_ok: Default::default(),
         })
     }
@@ -92,18 +93,19 @@ impl Portal {
 
 /// Serve the API on `listener` until the future is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: State) -> std::io::Result<()> {
-    let housekeeping = tokio::spawn(purge_sessions(state.clone()));
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let served = axum::serve(listener, router(state)).await;
     housekeeping.abort();
     served
 }
 
-/// How often expired sessions are deleted.
+/// How often expired sessions and old request counts are deleted.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Delete expired sessions now and then, so abandoned ones (every visit opens one) do not
-/// pile up. Several instances on one PostgreSQL may all do it: the DELETE is idempotent.
-async fn purge_sessions(p: State) {
+/// pile up, and request counts of past minutes. Several instances on one PostgreSQL may all
+/// do it: the DELETEs are idempotent.
+async fn housekeeping(p: State) {
     let mut tick = tokio::time::interval(PURGE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -112,6 +114,11 @@ async fn purge_sessions(p: State) {
             Ok(0) => {}
             Ok(n) => tracing::info!("deleted {n} expired sessions"),
             Err(e) => tracing::warn!("deleting expired sessions: {e}"),
+        }
+        if let RateLimits::Shared = p.limits {
+            if let Err(e) = p.store.purge_rate_limits(p.now() / 60).await {
+                tracing::warn!("deleting old request counts: {e}");
+            }
         }
     }
 }
@@ -351,7 +358,12 @@ impl Portal {
     }
 
     async fn limit(&self, action: &'static str, client: &str) -> Result<(), ApiError> {
-        if self.limits.allow(action, client, self.config.rate_per_minute, self.now()) {
+        let per_minute = self.config.rate_per_minute;
+        let allowed = match &self.limits {
+            RateLimits::InProcess(r) => r.allow(action, client, per_minute, self.now()),
+            RateLimits::Shared => self.store.count_request(action, client, self.now() / 60).await? <= per_minute as i64,
+        };
+        if allowed {
             return Ok(());
         }
         self.audit(client, action, "refused", "rate limited").await?;

@@ -746,6 +746,37 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    // ---- rate limits ----
+
+    /// Count one request of `client` for `action` in `minute`; answers how many it made in
+    /// that minute, this one included. One statement, so instances on one database share
+    /// the count and none is lost. A minute older than the row's (an instance whose clock
+    /// lags) counts into the row's minute instead of starting it over.
+    pub async fn count_request(&self, action: &str, client: &str, minute: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO rate_limits (action, client, minute, hits) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (action, client) DO UPDATE SET \
+               hits = CASE WHEN rate_limits.minute >= excluded.minute THEN rate_limits.hits + 1 ELSE 1 END, \
+               minute = CASE WHEN rate_limits.minute >= excluded.minute THEN rate_limits.minute ELSE excluded.minute END \
+             RETURNING hits",
+        )
+        .bind(action)
+        .bind(client)
+        .bind(minute)
+        .fetch_one(&mut *self.w().await?)
+        .await?;
+        Ok(row.try_get("hits")?)
+    }
+
+    /// Delete request counts of minutes before `minute`; returns how many.
+    pub async fn purge_rate_limits(&self, minute: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM rate_limits WHERE minute < $1")
+            .bind(minute)
+            .execute(&mut *self.w().await?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)

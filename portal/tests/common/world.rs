@@ -73,6 +73,17 @@ impl World {
         World { _dir: dir, origin: base.clone(), base, clock, ca, state, accounts: vec![a1.id, a2.id] }
     }
 
+    /// A second portal instance on the same database, CA, clock and origin (as behind a load
+    /// balancer); answers its base URL.
+    pub async fn another_instance(&self, db: &str) -> String {
+        let store = Store::open(db).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = Portal::new(store, self.ca.clone(), self.clock.clone(), self.state.config.clone());
+        tokio::spawn(portal::api::serve(listener, state));
+        base
+    }
+
     pub fn advance(&self, secs: u64) {
         self.clock.0.fetch_add(secs, Ordering::SeqCst);
     }
