@@ -1,7 +1,10 @@
 //! What the host reads out of a certificate: names, validity, public key.
 
-use der::{Decode, Encode};
+use der::asn1::{PrintableStringRef, Utf8StringRef};
+use der::{Decode, Encode, Tag, Tagged};
 use serde::Serialize;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::name::Name;
 use x509_cert::Certificate;
 
 use crate::error::PivError;
@@ -21,8 +24,8 @@ impl CertInfo {
         let cert = Certificate::from_der(der).map_err(|e| PivError::malformed("read certificate", e.to_string()))?;
         let tbs = &cert.tbs_certificate;
         Ok(CertInfo {
-            subject: tbs.subject.to_string(),
-            issuer: tbs.issuer.to_string(),
+            subject: display_name(&tbs.subject),
+            issuer: display_name(&tbs.issuer),
             serial: hex::encode_upper(tbs.serial_number.as_bytes()),
             not_before: tbs.validity.not_before.to_unix_duration().as_secs(),
             not_after: tbs.validity.not_after.to_unix_duration().as_secs(),
@@ -32,6 +35,48 @@ impl CertInfo {
     /// Whole days from `now` until expiry (negative when expired).
     pub fn days_left(&self, now: u64) -> i64 {
         (self.not_after as i64 - now as i64).div_euclid(86_400)
+    }
+}
+
+/// Attributes of Chinese enterprise certificates that x509-cert has no short name for, so
+/// its RFC 4514 form would print them as `2.5.4.97=#0c12...`.
+const NAMED: &[(der::oid::ObjectIdentifier, &str)] =
+    &[(der::oid::ObjectIdentifier::new_unwrap("2.5.4.97"), "organizationIdentifier")];
+
+/// A name as people read it: RFC 4514 as x509-cert writes it, except that the attributes in
+/// [`NAMED`] (organizationIdentifier: the unified social credit code) show their name and
+/// text, e.g. `CN=张三,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司,C=CN`.
+pub fn display_name(name: &Name) -> String {
+    let rdn =
+        |r: &x509_cert::name::RelativeDistinguishedName| r.0.iter().map(display_attr).collect::<Vec<_>>().join("+");
+    name.0.iter().rev().map(rdn).collect::<Vec<_>>().join(",")
+}
+
+fn display_attr(a: &AttributeTypeAndValue) -> String {
+    let text = match a.value.tag() {
+        Tag::Utf8String => Utf8StringRef::try_from(&a.value).ok().map(|s| s.as_str()),
+        Tag::PrintableString => PrintableStringRef::try_from(&a.value).ok().map(|s| s.as_str()),
+        _ => None,
+    };
+    match (NAMED.iter().find(|(oid, _)| *oid == a.oid), text) {
+        // The escaping RFC 4514 asks for, as x509-cert does it for the names it knows.
+        (Some((_, key)), Some(text)) => {
+            let mut out = format!("{key}=");
+            for (i, c) in text.char_indices() {
+                match c {
+                    '#' if i == 0 => out.push_str("\\#"),
+                    ' ' if i == 0 || i + 1 == text.len() => out.push_str("\\ "),
+                    '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                        out.push('\\');
+                        out.push(c)
+                    }
+                    '\x00'..='\x1f' | '\x7f' => out.push_str(&format!("\\{:02x}", c as u8)),
+                    _ => out.push(c),
+                }
+            }
+            out
+        }
+        _ => a.to_string(),
     }
 }
 
@@ -99,6 +144,23 @@ mod tests {
         };
         assert_eq!(c.days_left(0), 10);
         assert_eq!(c.days_left(11 * 86_400), -1);
+    }
+
+    #[test]
+    fn names_show_the_credit_code_by_name() {
+        use std::str::FromStr;
+        let oid = der::oid::ObjectIdentifier::new_unwrap("2.5.4.97");
+        let mut name = Name::from_str("CN=Zhang San,O=Example Co,C=CN").unwrap();
+        let code = AttributeTypeAndValue {
+            oid,
+            value: der::Any::new(Tag::Utf8String, " 9135,0100M000100Y43".as_bytes()).unwrap(),
+        };
+        name.0.insert(2, x509_cert::name::RelativeDistinguishedName(vec![code].try_into().unwrap()));
+        assert!(name.to_string().starts_with("CN=Zhang San,2.5.4.97=#0c14"), "x509-cert's form: {name}");
+        assert_eq!(
+            display_name(&name),
+            "CN=Zhang San,organizationIdentifier=\\ 9135\\,0100M000100Y43,O=Example Co,C=CN"
+        );
     }
 
     #[test]

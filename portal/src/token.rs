@@ -151,7 +151,7 @@ pub fn check_with(
     Ok(Verified {
         fingerprint: fingerprint(&der),
         serial: hex::encode_upper(tbs.serial_number.as_bytes()),
-        subject: tbs.subject.to_string(),
+        subject: host_driver::certinfo::display_name(&tbs.subject),
         not_before,
         not_after,
         der,

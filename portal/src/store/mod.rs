@@ -116,7 +116,7 @@ impl CertRecord {
         Some(CertRecord {
             fingerprint: hex::encode(sha2::Sha256::digest(der)),
             serial: hex::encode_upper(tbs.serial_number.as_bytes()),
-            subject: tbs.subject.to_string(),
+            subject: host_driver::certinfo::display_name(&tbs.subject),
             not_before: unix(&tbs.validity.not_before),
             not_after: unix(&tbs.validity.not_after),
             der_b64: base64::engine::general_purpose::STANDARD.encode(der),
