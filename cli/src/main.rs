@@ -245,12 +245,15 @@ fn main() -> ExitCode {
     // that run the services in-process to print a report keep the services' news to warnings.
     let quiet = matches!(cli.command, Command::Flows(_) | Command::Demo(_) | Command::Bench(_));
     let default_filter = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into())
+        // The flows' HTTP client keeps cookies with cookie_store, which logs every Set-Cookie
+        // (session tokens, of a deployment too with `flows --portal`) at debug: never below warn.
+        .add_directive("cookie_store=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
-        )
+        .with_env_filter(filter)
         .init();
     let result = match cli.command {
         Command::Sim(SimCommand::New(a)) => commands::sim_new(*a),

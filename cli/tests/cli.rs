@@ -259,6 +259,35 @@ fn flows_run_every_login_bind_unbind_outcome_and_report_them() {
     assert!(x.contains(&format!("tests=\"{}\" failures=\"0\"", steps.len())), "{x}");
 }
 
+/// Every flow at the most verbose log level: PINs, passwords, session cookies and login
+/// tokens appear nowhere in the log (the portal, the agent, the keys and the HTTP client all
+/// log into it).
+#[test]
+fn flows_log_no_pin_password_cookie_or_token_even_at_trace() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ukey"))
+        .args(["flows", "--json"])
+        .env("UKEY_HOME", home.path())
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("sqlx::query") && log.contains("hyper"),
+        "trace logging is on: {}",
+        &log[..log.len().min(2000)]
+    );
+    // The flows' PIN is 123456 (quoted, as a body or a Debug print would show it; bare, it
+    // could be a timestamp's microseconds), their passwords are flows-Passw0rd / flows-Review1.
+    for secret in ["\"123456\"", "flows-Passw0rd", "flows-Review1", "ukey_session=", "ukey-auth", "\"signature\""] {
+        if let Some(at) = log.find(secret) {
+            let line = log[..at].rsplit('\n').next().unwrap_or("");
+            panic!("{secret} in the log: {line}{}", &log[at..(at + 200).min(log.len())]);
+        }
+    }
+}
+
 /// The same flows with the portal on PostgreSQL (a fresh database on UKEY_TEST_POSTGRES).
 #[test]
 fn flows_pass_on_postgresql_too() {
