@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use host_driver::agent::{AgentConfig, KeyProvider, KeyRef};
-use host_driver::pcsc::{Pcsc, PcscTransport};
+use host_driver::pcsc::{Monitor, Pcsc, PcscTransport};
 use portal::api::Portal;
 use portal::config::Config;
 use portal::password::{self, Cost};
@@ -179,9 +180,32 @@ pub struct AgentArgs {
 /// The keys of this machine: keys in PC/SC readers and virtual key directories.
 pub struct MachineKeys {
     pub dirs: Vec<PathBuf>,
+    /// Watches the readers between listings; `None` while PC/SC does not answer.
+    monitor: Mutex<Option<Monitor>>,
+}
+
+impl MachineKeys {
+    pub fn new(dirs: Vec<PathBuf>) -> MachineKeys {
+        MachineKeys { dirs, monitor: Mutex::new(None) }
+    }
 }
 
 impl KeyProvider for MachineKeys {
+    /// Reader changes come at once from pcscd; directories are looked at every `timeout`.
+    fn wait_change(&self, timeout: Duration) -> bool {
+        let mut m = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+        if m.is_none() {
+            *m = Monitor::new().ok();
+        }
+        let Some(monitor) = m.as_mut() else { return false };
+        if let Err(e) = monitor.wait(timeout) {
+            tracing::debug!("watching readers: {e}; trying again");
+            *m = None;
+            return false;
+        }
+        true
+    }
+
     fn list(&self) -> Vec<KeyRef> {
         let mut out = Vec::new();
         if let Ok(states) = Pcsc::establish().and_then(|p| p.reader_states()) {
@@ -227,7 +251,7 @@ pub fn agent(a: AgentArgs) -> Result<ExitCode> {
         println!("agent on http://{} for {}; keys: PC/SC readers and {}", a.listen, origins.join(", "), dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
         let config = AgentConfig { management_key: crate::commands::mgmt_key(&a.mgmt)?, ..AgentConfig::new(origins) };
         tokio::select! {
-            r = host_driver::agent::serve(listener, Arc::new(MachineKeys { dirs }), config) => r.context("agent server")?,
+            r = host_driver::agent::serve(listener, Arc::new(MachineKeys::new(dirs)), config) => r.context("agent server")?,
             _ = tokio::signal::ctrl_c() => println!("stopping"),
         }
         Ok(ExitCode::SUCCESS)

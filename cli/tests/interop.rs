@@ -600,6 +600,61 @@ fn serve_remove_insert_and_clean_stop() {
     assert_eq!(json(&out)["retries_left"], 2, "the wrong PIN given through the reader counts");
 }
 
+/// The next JSON event on the agent's WebSocket (5 s at most).
+async fn next_event<S>(ws: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    let m = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(m.to_text().unwrap()).unwrap()
+}
+
+/// The manual's "insert the key and the login page shows it": a page on the agent's
+/// WebSocket hears a key in a real reader pulled out and plugged back in.
+#[test]
+fn the_agent_tells_pages_when_a_key_in_a_reader_comes_and_goes() {
+    let Some((_one, home)) = setup() else { return };
+    let h = home.path();
+    let key = new_key(h, "k", &["--scenario", "provisioned", "--seed", "51"]);
+    let k = key.to_str().unwrap();
+    let _serve = Serve::start(h, &[&key]);
+    wait_card(READER[0], true);
+    let agent = format!("127.0.0.1:{}", free_port());
+    let page = "http://127.0.0.1:8080";
+    let none = h.join("no-dir-keys");
+    let _a = Service::start(
+        h,
+        "agent.log",
+        &["agent", "--listen", &agent, "--allow-origin", page, "--keys", none.to_str().unwrap()],
+    );
+    wait_http(&format!("http://{agent}"));
+    let id = format!("reader:{}", READER[0]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{agent}/events").into_client_request().unwrap();
+        req.headers_mut().insert("Origin", page.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let hello = next_event(&mut ws).await;
+        assert_eq!(hello["event"], "keys");
+        assert!(hello["keys"].as_array().unwrap().iter().any(|x| x["id"] == id.as_str()), "{hello}");
+
+        assert!(ok(h, &["sim", "remove", k]).contains("removed"));
+        let ev = next_event(&mut ws).await;
+        assert_eq!((ev["event"].as_str(), ev["key"]["id"].as_str()), (Some("removed"), Some(id.as_str())), "{ev}");
+        assert!(ok(h, &["sim", "insert", k]).contains("inserted"));
+        let ev = next_event(&mut ws).await;
+        assert_eq!((ev["event"].as_str(), ev["key"]["id"].as_str()), (Some("inserted"), Some(id.as_str())), "{ev}");
+    });
+}
+
 #[test]
 fn the_key_comes_back_when_pcscd_restarts() {
     let Some((_one, home)) = setup() else { return };
@@ -730,6 +785,7 @@ fn flows_validate_a_running_portal_agent_and_key_in_a_reader() {
     let subject =
         on_reader["certificates"].as_array().unwrap().iter().find(|c| c["slot"] == "9a").unwrap()["subject"].clone();
     assert!(subject.as_str().unwrap().contains("CN=张三"), "{on_reader:#}");
+    assert!(subject.as_str().unwrap().contains("organizationIdentifier=91350100M000100Y43"), "{on_reader:#}");
 
     // A wrong password for the deployment: a clear error, not a run of failures.
     let mut bad = base.to_vec();

@@ -399,7 +399,7 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
             let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let agent = format!("http://{}", al.local_addr()?);
             // The machine's readers only: no virtual key directories.
-            let readers = Arc::new(crate::services::MachineKeys { dirs: vec![] });
+            let readers = Arc::new(crate::services::MachineKeys::new(vec![]));
             tokio::spawn(host_driver::agent::serve(al, readers, AgentConfig::new(vec![w.portal.clone()])));
             agent
         }

@@ -57,6 +57,12 @@ pub trait KeyProvider: Send + Sync + 'static {
     fn may_block(&self, _id: &str) -> bool {
         true
     }
+    /// Block until the keys present may have changed (a reader saw a card come or go) or
+    /// `timeout` passed; the agent lists the keys after each return. `false`: this provider
+    /// cannot watch, and the agent lists every `timeout` instead.
+    fn wait_change(&self, _timeout: Duration) -> bool {
+        false
+    }
 }
 
 /// Keys handed to the agent by this process (tests, `ukey flows`): id -> transport. The
@@ -93,7 +99,8 @@ impl<T: Transport + Clone + Send + 'static> KeyProvider for FixedKeys<T> {
 pub struct AgentConfig {
     /// Origins whose pages may use the agent (default: the portal's).
     pub allowed_origins: Vec<String>,
-    /// How often key presence is checked for events.
+    /// How often key presence is checked for events (at the latest: a provider that watches
+    /// readers reports their changes at once).
     pub poll: Duration,
     /// The keys' management key: generating a key pair and writing a certificate need it.
     pub management_key: MgmtKey,
@@ -399,7 +406,13 @@ async fn present(a: &Agent) -> Option<BTreeMap<String, KeyRef>> {
 async fn poll_presence(a: Arc<Agent>) {
     let Some(mut known) = present(&a).await else { return };
     loop {
-        tokio::time::sleep(a.config.poll).await;
+        let (keys, poll) = (a.keys.clone(), a.config.poll);
+        let started = tokio::time::Instant::now();
+        let watched = tokio::task::spawn_blocking(move || keys.wait_change(poll)).await.unwrap_or(false);
+        // A provider that cannot watch, or whose watch returned at once with nothing (the
+        // reader service restarting), must not turn this loop into a spin.
+        let floor = if watched { poll / 10 } else { poll };
+        tokio::time::sleep_until(started + floor).await;
         let Some(now) = present(&a).await else { return };
         for (id, k) in &now {
             if !known.contains_key(id) {
