@@ -16,8 +16,7 @@ use crate::token::{self, AuthToken, TokenError, Verified};
 pub async fn challenge(S(p): S<State>, headers: HeaderMap) -> Reply {
     let lang = lang(&headers);
     let result = async {
-        let s = p.guarded(&headers).await?;
-        p.limit("challenge", &s.token_hash).await?;
+        let s = p.limited_session(&headers, "challenge", p.guarded(&headers)).await?;
         let c = Challenge { nonce: random_token(), origin: p.config.origin.clone(), expires_at: p.now() + p.config.nonce_secs };
         if !p.store.put_challenge(&s.token_hash, &c).await? {
             return Err(no_session());
@@ -165,14 +164,16 @@ pub async fn key_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<KeyLo
     let mut cookie = None;
     let result = async {
         // The session and the key's standing in one read (the login's hot path).
-        let (s, known) = match token::claimed_fingerprint(&req.token) {
-            Some(fingerprint) => {
-                let (s, standing) = p.guarded_with_key(&headers, &fingerprint).await?;
-                (s, Standing::Read { fingerprint, standing })
-            }
-            None => (p.guarded(&headers).await?, Standing::Unread),
+        let session = async {
+            Ok(match token::claimed_fingerprint(&req.token) {
+                Some(fingerprint) => {
+                    let (s, standing) = p.guarded_with_key(&headers, &fingerprint).await?;
+                    (s, Standing::Read { fingerprint, standing })
+                }
+                None => (p.guarded(&headers).await?, Standing::Unread),
+            })
         };
-        p.limit("key_login", &s.token_hash).await?;
+        let (s, known) = p.limited_session(&headers, "key_login", session).await?;
         let proof = p.prove_key(&s, &req.nonce, &req.token, "key_login", known).await?;
         let v = &proof.verified;
         let bound = proof.accounts.as_slice();

@@ -348,6 +348,23 @@ impl Portal {
         Ok((s, standing))
     }
 
+    /// `checked` (a session check) with the request counted against `action`'s limit for
+    /// the session the cookie names, both at once: when the count lives in the database
+    /// that is two round trips side by side instead of one after the other (the key login's
+    /// hot path). The session check's refusal comes first.
+    async fn limited_session<T>(
+        &self,
+        headers: &HeaderMap,
+        action: &'static str,
+        checked: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let client = cookie_token(headers).map(|t| hash_token(&t)).ok_or_else(no_session)?;
+        let (checked, limited) = tokio::join!(checked, self.limit(action, &client));
+        let checked = checked?;
+        limited?;
+        Ok(checked)
+    }
+
     async fn check_csrf(&self, headers: &HeaderMap, s: &Session) -> Result<(), ApiError> {
         let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !bool::from(subtle_eq(sent.as_bytes(), s.csrf.as_bytes())) {

@@ -331,6 +331,11 @@ impl Store {
             // restart, the first statement on a dead connection fails its one request.
             let pool = AnyPoolOptions::new().max_connections(10).test_before_acquire(false).connect(url).await?;
             sqlx::migrate!("./migrations").run(&pool).await?;
+            // Request counts are worth nothing after a crash: an UNLOGGED table writes no WAL,
+            // so a count's commit does not wait for a WAL flush (PostgreSQL empties the table
+            // after a crash, which only restarts the minute's counts). A no-op once done.
+            // Measured with `ukey bench login --db postgres://...`: see BENCHMARKS.md.
+            sqlx::query("ALTER TABLE rate_limits SET UNLOGGED").execute(&pool).await?;
             let conns = Arc::new(Conns::Pool(pool));
             Ok(Store {
                 audit_log: audit::AuditLog::start(conns.clone()),
