@@ -1,6 +1,5 @@
 //! What the host reads out of a certificate: names, validity, public key.
 
-use der::asn1::{PrintableStringRef, Utf8StringRef};
 use der::{Decode, Encode, Tag, Tagged};
 use serde::Serialize;
 use x509_cert::attr::AttributeTypeAndValue;
@@ -53,30 +52,16 @@ pub fn display_name(name: &Name) -> String {
 }
 
 fn display_attr(a: &AttributeTypeAndValue) -> String {
-    let text = match a.value.tag() {
-        Tag::Utf8String => Utf8StringRef::try_from(&a.value).ok().map(|s| s.as_str()),
-        Tag::PrintableString => PrintableStringRef::try_from(&a.value).ok().map(|s| s.as_str()),
-        _ => None,
-    };
-    match (NAMED.iter().find(|(oid, _)| *oid == a.oid), text) {
-        // The escaping RFC 4514 asks for, as x509-cert does it for the names it knows.
-        (Some((_, key)), Some(text)) => {
-            let mut out = format!("{key}=");
-            for (i, c) in text.char_indices() {
-                match c {
-                    '#' if i == 0 => out.push_str("\\#"),
-                    ' ' if i == 0 || i + 1 == text.len() => out.push_str("\\ "),
-                    '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
-                        out.push('\\');
-                        out.push(c)
-                    }
-                    '\x00'..='\x1f' | '\x7f' => out.push_str(&format!("\\{:02x}", c as u8)),
-                    _ => out.push(c),
-                }
-            }
-            out
-        }
-        _ => a.to_string(),
+    let Some((_, key)) = NAMED.iter().find(|(oid, _)| *oid == a.oid) else { return a.to_string() };
+    if !matches!(a.value.tag(), Tag::Utf8String | Tag::PrintableString) {
+        return a.to_string();
+    }
+    // x509-cert escapes the text (RFC 4514) only for names it knows: let it write the value
+    // as a CN, then put the right name in front.
+    let as_cn = AttributeTypeAndValue { oid: der::oid::db::rfc4519::CN, value: a.value.clone() };
+    match as_cn.to_string().strip_prefix("CN=") {
+        Some(text) => format!("{key}={text}"),
+        None => a.to_string(),
     }
 }
 
