@@ -148,6 +148,19 @@ impl Slot {
     }
     pub const COUNT: usize = 25;
 
+    /// The slot at `index` (the inverse of [`index`](Self::index)).
+    pub const fn from_index(index: usize) -> Option<Slot> {
+        Some(match index {
+            0 => Slot::Authentication,
+            1 => Slot::Signature,
+            2 => Slot::KeyManagement,
+            3 => Slot::CardAuthentication,
+            4..=23 => Slot::Retired((index - 3) as u8),
+            24 => Slot::Attestation,
+            _ => return None,
+        })
+    }
+
     /// Data object holding this slot's certificate.
     pub const fn certificate_object(self) -> u32 {
         match self {
@@ -296,6 +309,7 @@ mod tests {
             if let Some(slot) = Slot::from_key_ref(b) {
                 assert_eq!(slot.key_ref(), b);
                 assert!(slot.index() < Slot::COUNT);
+                assert_eq!(Slot::from_index(slot.index()), Some(slot));
             }
         }
         assert_eq!("9a".parse::<Slot>(), Ok(Slot::Authentication));

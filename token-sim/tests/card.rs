@@ -284,6 +284,51 @@ fn signature_slot_needs_pin_before_every_signature() {
     assert_eq!(sw(&mut c, &sign_apdu(0x9C, &digest)), Sw::SECURITY_STATUS_NOT_SATISFIED, "only right after VERIFY");
 }
 
+/// The PIN-always grant of a VERIFY belongs to the very next command: any APDU in between,
+/// refused at whatever layer (CLA, length, parsing, GET RESPONSE, a broken chain), spends it.
+#[test]
+fn pin_always_grant_is_dropped_by_any_next_command() {
+    let mut c = card();
+    mgmt_auth(&mut c, Algorithm::Tdes, &MGMT);
+    let vk = public_key_of(&generate(&mut c, 0x9C).0);
+    let digest = [7u8; 32];
+    let in_between: [(&str, Vec<u8>, Sw); 7] = [
+        ("proprietary CLA", vec![0x80, 0xCA, 0x00, 0x00], Sw::CLA_NOT_SUPPORTED),
+        ("short VERIFY", vec![0x00, 0x20, 0x00], Sw::WRONG_LENGTH),
+        ("unknown INS", vec![0x00, 0x01, 0x00, 0x00], Sw::INS_NOT_SUPPORTED),
+        ("GET RESPONSE with nothing pending", vec![0x00, 0xC0, 0x00, 0x00, 0x00], Sw::CONDITIONS_NOT_SATISFIED),
+        ("malformed GENERAL AUTHENTICATE", apdu(0x87, 0x11, 0x9C, &[0x7C, 0x02, 0x99, 0x00]), Sw::WRONG_DATA),
+        ("VERIFY status query", vec![0x00, 0x20, 0x00, 0x80], Sw::OK),
+        ("secure-messaging CLA", vec![0x0C, 0xCA, 0x00, 0x00], Sw::SECURE_MESSAGING_NOT_SUPPORTED),
+    ];
+    for (what, between, expect) in in_between {
+        assert_eq!(verify(&mut c, PIN), Sw::OK);
+        assert_eq!(sw(&mut c, &between), expect, "{what}");
+        assert_eq!(sw(&mut c, &sign_apdu(0x9C, &digest)), Sw::SECURITY_STATUS_NOT_SATISFIED, "after {what}");
+    }
+    // Nothing in between: the grant signs once.
+    assert_eq!(verify(&mut c, PIN), Sw::OK);
+    let (reply, s) = tx(&mut c, &sign_apdu(0x9C, &digest));
+    assert_eq!(s, Sw::OK);
+    vk.verify_prehash(&digest, &der_signature(&reply)).unwrap();
+    // A chained signature is one command: the grant taken by its first part signs ...
+    let whole = sign_apdu(0x9C, &digest);
+    let data = &whole[5..whole.len() - 1];
+    let (head, tail) = data.split_at(10);
+    let first = proto::CommandApdu::new(0x10, 0x87, 0x11, 0x9C, head, None).to_vec();
+    let last = proto::CommandApdu::new(0x00, 0x87, 0x11, 0x9C, tail, Some(256)).to_vec();
+    assert_eq!(verify(&mut c, PIN), Sw::OK);
+    assert_eq!(sw(&mut c, &first), Sw::OK);
+    let (reply, s) = tx(&mut c, &last);
+    assert_eq!(s, Sw::OK, "chained 9C signature right after VERIFY");
+    vk.verify_prehash(&digest, &der_signature(&reply)).unwrap();
+    // ... and a chain begun by another command after VERIFY carries none.
+    assert_eq!(verify(&mut c, PIN), Sw::OK);
+    assert_eq!(sw(&mut c, &[0x00, 0x01, 0x00, 0x00]), Sw::INS_NOT_SUPPORTED);
+    assert_eq!(sw(&mut c, &first), Sw::OK);
+    assert_eq!(sw(&mut c, &last), Sw::SECURITY_STATUS_NOT_SATISFIED);
+}
+
 #[test]
 fn card_authentication_slot_needs_no_pin() {
     let mut c = card();

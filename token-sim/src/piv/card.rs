@@ -42,6 +42,8 @@ pub type Response = heapless::Vec<u8, { MAX_REPLY + 2 }>;
 struct Chain {
     header: Option<[u8; 3]>,
     data: heapless::Vec<u8, MAX_CHAIN>,
+    /// The PIN-always grant the chain's first APDU took: a chained command is one command.
+    pin_always: bool,
 }
 
 #[derive(Default)]
@@ -130,6 +132,9 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
 
     /// Process one command APDU. Always answers with at least a status word.
     pub fn transmit(&mut self, bytes: &[u8]) -> Response {
+        // A PIN-always grant covers exactly the next command, whatever it is: taken before
+        // anything can be refused, so no rejected APDU in between can keep it alive.
+        let pin_always = self.app.take_pin_always();
         let mut out = Response::new();
         if !self.powered {
             // A card without power says nothing a host could read as success.
@@ -167,6 +172,9 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
             self.chain = Chain::default();
         }
         if apdu.is_chained() {
+            if self.chain.header.is_none() {
+                self.chain.pin_always = pin_always;
+            }
             self.chain.header = Some(header);
             if self.chain.data.extend_from_slice(apdu.data).is_err() {
                 self.chain = Chain::default();
@@ -175,6 +183,7 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
             return sw_only(Sw::OK);
         }
         let Card { app, chain, pending, .. } = self;
+        let pin_always = if chain.header.is_some() { chain.pin_always } else { pin_always };
         let whole = if chain.header.is_some() {
             if chain.data.extend_from_slice(apdu.data).is_err() {
                 *chain = Chain::default();
@@ -189,12 +198,8 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
         let parsed =
             if plain && ins::is_yubico(whole.ins) { Err(Sw::INS_NOT_SUPPORTED) } else { Command::parse(&whole) };
         let sw = match parsed {
-            Ok(cmd) => app.execute(cmd, &mut pending.data),
-            Err(sw) => {
-                // A command that cannot be parsed still consumes a pending PIN-always grant.
-                app.session.pin_always = false;
-                sw
-            }
+            Ok(cmd) => app.execute(cmd, pin_always, &mut pending.data),
+            Err(sw) => sw,
         };
         *chain = Chain::default();
         if !sw.is_ok() {

@@ -56,13 +56,18 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         self.session = Session::default();
     }
 
+    /// Take the PIN-always grant: whatever command arrives next spends or drops it.
+    pub fn take_pin_always(&mut self) -> bool {
+        core::mem::take(&mut self.session.pin_always)
+    }
+
     /// Run one command, writing response data to `out`; returns the status word.
-    pub fn execute(&mut self, cmd: Command<'_>, out: &mut Reply) -> Sw {
+    /// `pin_always` is the grant taken (with [`take_pin_always`](Self::take_pin_always)) when
+    /// this command's first APDU arrived: a PIN-always key signs only with it.
+    pub fn execute(&mut self, cmd: Command<'_>, pin_always: bool, out: &mut Reply) -> Sw {
         if self.faulted {
             return Sw::MEMORY_FAILURE;
         }
-        // PIN-always authorises exactly the command right after VERIFY.
-        let pin_always = core::mem::take(&mut self.session.pin_always);
         let result = match cmd {
             Command::SelectPiv => objects::write_property_template(out).map_err(|_| Sw::UNKNOWN),
             // No other application lives on this card: answer "not found", keep PIV selected.
