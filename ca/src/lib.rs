@@ -150,7 +150,12 @@ impl Ca {
         if dir.join(KEY_FILE).exists() {
             return Err(CaError::Exists { path: dir.to_path_buf() });
         }
-        fs::create_dir_all(dir).map_err(|source| CaError::Io { action: "create", path: dir.into(), source })?;
+        // The directory holds the CA's private key: private from the start, whatever the umask.
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|source| CaError::Io { action: "create", path: dir.into(), source })?;
         let key = SigningKey::random(&mut rand::rngs::OsRng);
         let now = clock.now_unix();
         let validity =
@@ -286,6 +291,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::create(dir.path(), "CN=ukey test CA,O=ukey", 3650, &FixedClock(NOW)).unwrap();
         assert!(matches!(Ca::create(dir.path(), "CN=x", 1, &FixedClock(NOW)), Err(CaError::Exists { .. })));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            let sub = dir.path().join("sub/ca");
+            Ca::create(&sub, "CN=sub", 10, &FixedClock(NOW)).unwrap();
+            assert_eq!(mode(&sub), 0o700, "CA directory");
+            assert_eq!(mode(&sub.join(KEY_FILE)), 0o600, "CA key");
+        }
         let again = Ca::open(dir.path()).unwrap();
         assert_eq!(again.verifying_key(), ca.verifying_key());
         assert_eq!(again.subject(), "CN=ukey test CA,O=ukey");

@@ -146,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::create(dir.path(), "CN=t", 3650, &FixedClock(NOW)).unwrap();
         let state_for = |s: Scenario| {
-            let mut rng = make_rng(Some(1));
+            let mut rng = make_rng(Some(1), 0);
             let mut st = manufacture(&KeySpec::default(), &mut rng, &FixedClock(NOW)).unwrap();
             apply(&mut st, s, Some(&ca), "CN=u", &FixedClock(NOW), &mut rng).unwrap();
             st
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(state_for(Scenario::PinLocked).pin.counter.remaining, 0);
         let puk = state_for(Scenario::PukLocked);
         assert_eq!((puk.puk.counter.remaining, puk.pin.counter.remaining), (0, 3));
-        let mut rng = make_rng(Some(1));
+        let mut rng = make_rng(Some(1), 0);
         let mut st = manufacture(&KeySpec::default(), &mut rng, &FixedClock(NOW)).unwrap();
         assert!(matches!(
             apply(&mut st, Scenario::Provisioned, None, "CN=u", &FixedClock(NOW), &mut rng),

@@ -40,7 +40,7 @@ pub struct KeySpec {
     /// `None`: random (or derived from `seed` in deterministic mode).
     pub serial: Option<u32>,
     pub flavor: Flavor,
-    /// Deterministic mode: seeds the RNG (and the serial, unless given).
+    /// Deterministic mode: seeds the RNG (the serial, unless given, is drawn from it).
     pub seed: Option<u64>,
     pub scenario: String,
 }
@@ -124,15 +124,9 @@ pub fn manufacture(spec: &KeySpec, rng: &mut SimRng, clock: &dyn Clock) -> Resul
 impl VirtualKey {
     /// Make a new key in `dir` and open it.
     pub fn create(dir: &Path, spec: &KeySpec, clock: &dyn Clock) -> Result<VirtualKey, KeyError> {
-        let mut rng = make_rng(spec.seed);
-        let mut spec = spec.clone();
-        if spec.serial.is_none() {
-            if let Some(seed) = spec.seed {
-                spec.serial = Some(10_000_000 + (seed % 90_000_000) as u32);
-            }
-        }
-        let state = manufacture(&spec, &mut rng, clock)?;
-        let meta = SimMeta { created: clock.now_unix(), scenario: spec.scenario.clone(), seed: spec.seed };
+        let mut rng = make_rng(spec.seed, 0);
+        let state = manufacture(spec, &mut rng, clock)?;
+        let meta = SimMeta { created: clock.now_unix(), scenario: spec.scenario.clone(), seed: spec.seed, boots: 0 };
         let store = FileStore::create(dir, meta, &state)?;
         Ok(Self::with(state, KeyStorage::File(store), rng, label_of(dir), Some(dir.to_path_buf())))
     }
@@ -140,13 +134,13 @@ impl VirtualKey {
     /// Open the key kept in `dir`.
     pub fn open(dir: &Path) -> Result<VirtualKey, KeyError> {
         let (store, state) = FileStore::open(dir)?;
-        let rng = make_rng(store.meta().seed);
+        let rng = make_rng(store.meta().seed, store.meta().boots);
         Ok(Self::with(state, KeyStorage::File(store), rng, label_of(dir), Some(dir.to_path_buf())))
     }
 
     /// A key that lives only in memory.
     pub fn in_memory(spec: &KeySpec, clock: &dyn Clock) -> Result<VirtualKey, KeyError> {
-        let mut rng = make_rng(spec.seed);
+        let mut rng = make_rng(spec.seed, 0);
         let state = manufacture(spec, &mut rng, clock)?;
         let label = format!("virtual key {}", state.serial);
         Ok(Self::with(state, KeyStorage::Memory, rng, label, None))

@@ -1,9 +1,10 @@
 //! Golden state files: a key written by an older ukey must still open, and answer a fixed
 //! command script byte for byte as it did when the file was written.
 //!
-//! `golden/v1/card.ukey` is a state file of format 1 (postcard, fields by position), made by
-//! `make_v1_golden` below at commit 2e92522; `golden/v1/transcript.txt` is that build's answer
-//! to `SCRIPT`. Nothing here may regenerate the committed files: a later format must read them.
+//! `golden/v1/card.ukey` is a state file of format 1 (postcard, fields by position), written
+//! by the format-1 build (commit 284a330, test `make_v1_golden`: a deterministic key, seed
+//! 20261202, `provisioned` by a test CA, one wrong PIN); `golden/v1/transcript.txt` is that
+//! build's answer to [`script`]. Nothing may regenerate them: every later format reads them.
 
 mod common;
 
@@ -91,7 +92,10 @@ fn transcript_of(golden_dir: &Path) -> String {
         writeln!(out, "{} -> {}", hex(&cmd), hex(&resp)).unwrap();
     }
     drop(key);
-    // And what the script left behind survives a reopen.
+    // What the script left behind survives a reopen, now in today's format.
+    let bytes = std::fs::read(dir.join("card.ukey")).unwrap();
+    let (version, _) = token_sim::store::format::check_frame(&bytes).unwrap();
+    assert_eq!(version, token_sim::store::FORMAT_VERSION, "the first write converts the file");
     let key = VirtualKey::open(&dir).unwrap();
     writeln!(out, "after reopen: pin {:?} puk {:?}", key.card().state().pin.counter, key.card().state().puk.counter)
         .unwrap();
@@ -111,34 +115,4 @@ fn v1_key_opens_and_answers_as_it_did() {
         assert_eq!(g, e, "line {} of the v1 transcript differs", n + 1);
     }
     assert_eq!(got.lines().count(), expected.lines().count());
-}
-
-/// How the v1 golden files were made (run once, with the format-1 build).
-#[test]
-#[ignore = "writes the golden files; only for the build that introduced them"]
-fn make_v1_golden() {
-    use proto::clock::FixedClock;
-    let dir = golden("v1");
-    let tmp = tempfile::tempdir().unwrap();
-    let ca = ca::Ca::create(&tmp.path().join("ca"), "CN=golden CA", 3650, &FixedClock(NOW)).unwrap();
-    let key_dir = tmp.path().join("key");
-    let mut key = VirtualKey::create(&key_dir, &spec(20261202), &FixedClock(NOW)).unwrap();
-    key.card_mut()
-        .update_state(|st, rng| {
-            token_sim::scenario::apply(
-                st,
-                token_sim::scenario::Scenario::Provisioned,
-                Some(&ca),
-                "CN=Golden,O=ukey",
-                &FixedClock(NOW),
-                rng,
-            )
-        })
-        .unwrap()
-        .unwrap();
-    assert_eq!(verify(key.card_mut(), b"000000"), proto::Sw(0x63C2));
-    drop(key);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(key_dir.join("card.ukey"), dir.join("card.ukey")).unwrap();
-    std::fs::write(dir.join("transcript.txt"), transcript_of(&dir)).unwrap();
 }

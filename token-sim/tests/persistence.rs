@@ -61,6 +61,15 @@ fn key_survives_restart_byte_for_byte() {
     k = VirtualKey::open(&path).unwrap();
     assert_eq!(k.card().state(), &before);
     drop(k);
+    assert_ne!(std::fs::read(path.join(STATE_FILE)).unwrap(), file_before, "a deterministic key counts its opens");
+    let (_, state) = token_sim::store::read_state(&path.join(STATE_FILE)).unwrap();
+    assert_eq!(state, before, "and nothing else changed");
+
+    // A key with OS randomness has nothing to count: opening writes nothing.
+    let path = dir.path().join("key2");
+    drop(VirtualKey::create(&path, &token_sim::KeySpec::default(), &FixedClock(NOW)).unwrap());
+    let file_before = std::fs::read(path.join(STATE_FILE)).unwrap();
+    drop(VirtualKey::open(&path).unwrap());
     assert_eq!(std::fs::read(path.join(STATE_FILE)).unwrap(), file_before, "opening writes nothing");
 }
 

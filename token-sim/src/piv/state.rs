@@ -146,7 +146,7 @@ impl KeySlot {
     }
     /// The private key. Crate-private: no command path exports it.
     pub(crate) fn secret(&self) -> p256::SecretKey {
-        // The scalar was valid when stored; a corrupted store is caught by its checksum.
+        // The scalar was valid when stored, and a state file is validated on load.
         p256::SecretKey::from_bytes(&self.scalar.into()).expect("stored scalar is a valid P-256 key")
     }
     /// ECDSA over a 32-byte prehash, deterministic k (RFC 6979), straight from the scalar.
@@ -347,5 +347,135 @@ mod tests {
         extern crate std;
         let dbg = std::format!("{s:?}");
         assert!(!dbg.contains("123456") && dbg.contains("redacted"));
+    }
+}
+
+/// Why a decoded state cannot be run: a value no sequence of commands could have produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidState {
+    Counter { which: &'static str, remaining: u8, limit: u8 },
+    MgmtKey { alg: u8, len: usize },
+    KeyScalar { slot: u8 },
+    KeyPolicy { slot: u8, pin: u8, touch: u8 },
+    ObjectTag { tag: u32 },
+    DuplicateObject { tag: u32 },
+    ObjectBounds { tag: u32, offset: u16, len: u16, pool: usize },
+    ObjectLayout { used: usize, pool: usize },
+    ObjectFormat { tag: u32 },
+}
+
+impl fmt::Display for InvalidState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            InvalidState::Counter { which, remaining, limit } => write!(
+                f,
+                "{which} counter {remaining} of {limit} (a limit is 1 to {MAX_RETRIES}, what remains at most the limit)"
+            ),
+            InvalidState::MgmtKey { alg, len } => {
+                write!(f, "management key of {len} bytes for algorithm {alg:#04x}")
+            }
+            InvalidState::KeyScalar { slot } => write!(f, "slot {slot:02X} holds no valid P-256 private key"),
+            InvalidState::KeyPolicy { slot, pin, touch } => {
+                write!(f, "slot {slot:02X} has PIN policy {pin} / touch policy {touch} (1 to 3 each)")
+            }
+            InvalidState::ObjectTag { tag } => write!(f, "object {tag:06X} is not a PIV data object"),
+            InvalidState::DuplicateObject { tag } => write!(f, "object {tag:06X} is stored twice"),
+            InvalidState::ObjectBounds { tag, offset, len, pool } => {
+                write!(f, "object {tag:06X} at {offset}+{len} lies outside the {pool}-byte object memory")
+            }
+            InvalidState::ObjectLayout { used, pool } => {
+                write!(f, "objects cover {used} bytes of a {pool}-byte object memory (overlap or gap)")
+            }
+            InvalidState::ObjectFormat { tag } => write!(f, "object {tag:06X} is not one 53 TLV"),
+        }
+    }
+}
+
+impl Counter {
+    fn validate(&self, which: &'static str) -> Result<(), InvalidState> {
+        if (1..=MAX_RETRIES).contains(&self.limit) && self.remaining <= self.limit {
+            Ok(())
+        } else {
+            Err(InvalidState::Counter { which, remaining: self.remaining, limit: self.limit })
+        }
+    }
+}
+
+impl MgmtKey {
+    fn validate(&self) -> Result<(), InvalidState> {
+        let fits = Algorithm::from_byte(self.alg)
+            .filter(|a| a.block_len().is_some())
+            .and_then(Algorithm::key_len)
+            .is_some_and(|n| n == self.key.len());
+        if fits {
+            Ok(())
+        } else {
+            Err(InvalidState::MgmtKey { alg: self.alg, len: self.key.len() })
+        }
+    }
+}
+
+impl KeySlot {
+    fn validate(&self, slot: u8) -> Result<(), InvalidState> {
+        if p256::SecretKey::from_bytes(&self.scalar.into()).is_err() {
+            return Err(InvalidState::KeyScalar { slot });
+        }
+        if PinPolicy::from_byte(self.pin_policy).is_none() || TouchPolicy::from_byte(self.touch_policy).is_none() {
+            return Err(InvalidState::KeyPolicy { slot, pin: self.pin_policy, touch: self.touch_policy });
+        }
+        Ok(())
+    }
+}
+
+impl Objects {
+    /// Every object a PIV tag stored once, inside the pool as one `53` TLV, and the
+    /// objects tiling the pool back to back (as `set` and `remove` keep it).
+    fn validate(&self) -> Result<(), InvalidState> {
+        let pool = self.pool.len();
+        let mut by_offset: Vec<(u16, u16), MAX_OBJECTS> = Vec::new();
+        for (i, &(tag, offset, len)) in self.index.iter().enumerate() {
+            if !proto::piv::object::writable(tag) {
+                return Err(InvalidState::ObjectTag { tag });
+            }
+            if self.index[..i].iter().any(|e| e.0 == tag) {
+                return Err(InvalidState::DuplicateObject { tag });
+            }
+            let end = offset as usize + len as usize;
+            if len == 0 || len as usize > MAX_OBJECT || end > pool {
+                return Err(InvalidState::ObjectBounds { tag, offset, len, pool });
+            }
+            if proto::tlv::parse_exact(&self.pool[offset as usize..end], 0x53).is_err() {
+                return Err(InvalidState::ObjectFormat { tag });
+            }
+            let _ = by_offset.push((offset, len));
+        }
+        by_offset.sort_unstable();
+        let mut used = 0usize;
+        for (offset, len) in by_offset {
+            if offset as usize != used {
+                return Err(InvalidState::ObjectLayout { used, pool });
+            }
+            used += len as usize;
+        }
+        if used != pool {
+            return Err(InvalidState::ObjectLayout { used, pool });
+        }
+        Ok(())
+    }
+}
+
+impl PersistentState {
+    /// Check every value a state file could carry; a state that passes runs without panics
+    /// and means what a card could have come to by commands.
+    pub fn validate(&self) -> Result<(), InvalidState> {
+        self.pin.counter.validate("PIN")?;
+        self.puk.counter.validate("PUK")?;
+        self.mgmt.validate()?;
+        for (index, key) in self.keys.iter().enumerate() {
+            if let (Some(key), Some(slot)) = (key, Slot::from_index(index)) {
+                key.validate(slot.key_ref())?;
+            }
+        }
+        self.objects.validate()
     }
 }

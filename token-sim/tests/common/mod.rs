@@ -19,7 +19,7 @@ pub fn spec(seed: u64) -> KeySpec {
 }
 
 pub fn card_with<S: Storage>(spec: &KeySpec, storage: S) -> Box<Card<S, SimRng>> {
-    let mut rng = make_rng(spec.seed);
+    let mut rng = make_rng(spec.seed, 0);
     let state = manufacture(spec, &mut rng, &FixedClock(NOW)).unwrap();
     Box::new(Card::new(state, storage, rng))
 }
