@@ -215,6 +215,55 @@ fn management_key_mutual_and_external_auth() {
     assert_eq!(sw(&mut c, &apdu(0x87, 0x03, 0x9B, &msg)), Sw::CONDITIONS_NOT_SATISFIED);
 }
 
+/// Every byte of a management-key answer counts: a wrong external-authentication response,
+/// and a witness that is only a prefix, a longer string or one bit off, all grant nothing.
+#[test]
+fn management_key_answers_are_checked_in_full() {
+    let mut c = card();
+    let external = |c: &mut token_sim::piv::Card<token_sim::piv::NoStorage, token_sim::rng::SimRng>,
+                    tamper: fn(&mut Vec<u8>)| {
+        let (data, s) = tx(c, &apdu(0x87, 0x03, 0x9B, &[0x7C, 0x02, 0x81, 0x00]));
+        assert_eq!(s, Sw::OK);
+        let mut resp = data[4..].to_vec();
+        proto::mgmt::crypt_block(Algorithm::Tdes, &MGMT, &mut resp, true).unwrap();
+        tamper(&mut resp);
+        let mut msg = vec![0x7C, resp.len() as u8 + 2, 0x82, resp.len() as u8];
+        msg.extend(&resp);
+        sw(c, &apdu(0x87, 0x03, 0x9B, &msg))
+    };
+    let tampered: [(&str, fn(&mut Vec<u8>)); 4] = [
+        ("last bit flipped", |r| *r.last_mut().unwrap() ^= 1),
+        ("first byte only", |r| r.truncate(1)),
+        ("one byte short", |r| r.truncate(7)),
+        ("one byte more", |r| r.push(0)),
+    ];
+    for (what, tamper) in tampered {
+        assert_ne!(external(&mut c, tamper), Sw::OK, "external authentication, response {what}");
+        assert_eq!(generate(&mut c, 0x9A).1, Sw::SECURITY_STATUS_NOT_SATISFIED, "external, {what}: no grant");
+    }
+    assert_eq!(external(&mut c, |_| {}), Sw::OK);
+    assert_eq!(generate(&mut c, 0x9A).1, Sw::OK);
+
+    let mutual = |c: &mut token_sim::piv::Card<token_sim::piv::NoStorage, token_sim::rng::SimRng>,
+                  tamper: fn(&mut Vec<u8>)| {
+        let (data, s) = tx(c, &apdu(0x87, 0x03, 0x9B, &[0x7C, 0x02, 0x80, 0x00]));
+        assert_eq!(s, Sw::OK);
+        let mut witness = data[4..].to_vec();
+        proto::mgmt::crypt_block(Algorithm::Tdes, &MGMT, &mut witness, false).unwrap();
+        tamper(&mut witness);
+        let mut inner = tlv::to_vec(0x80, &witness);
+        inner.extend(tlv::to_vec(0x81, &[0x11; 8]));
+        sw(c, &apdu(0x87, 0x03, 0x9B, &tlv::to_vec(0x7C, &inner)))
+    };
+    let mut c = card();
+    for (what, tamper) in tampered {
+        assert_ne!(mutual(&mut c, tamper), Sw::OK, "mutual authentication, witness {what}");
+        assert_eq!(generate(&mut c, 0x9A).1, Sw::SECURITY_STATUS_NOT_SATISFIED, "mutual, {what}: no grant");
+    }
+    assert_eq!(mutual(&mut c, |_| {}), Sw::OK);
+    assert_eq!(generate(&mut c, 0x9A).1, Sw::OK);
+}
+
 #[test]
 fn management_key_aes_variants() {
     for (alg, len) in [(Algorithm::Aes128, 16), (Algorithm::Aes192, 24), (Algorithm::Aes256, 32)] {
@@ -600,6 +649,13 @@ fn reset_only_when_pin_and_puk_are_blocked() {
     let serial = c.state().serial;
     let f9 = read_object(&mut c, 0x5FFF01).0;
     assert_eq!(sw(&mut c, &[0, 0xFB, 0, 0]), Sw::CONDITIONS_NOT_SATISFIED);
+    // The PUK blocked alone is not enough either (the PIN still works).
+    let mut only_puk = card();
+    for _ in 0..3 {
+        unblock(&mut only_puk, b"00000000", b"111111");
+    }
+    assert_eq!(sw(&mut only_puk, &[0, 0xFB, 0, 0]), Sw::CONDITIONS_NOT_SATISFIED, "PIN still alive");
+    assert_eq!(verify(&mut only_puk, PIN), Sw::OK, "and nothing was wiped");
     for _ in 0..3 {
         verify(&mut c, b"000000");
     }

@@ -16,6 +16,7 @@ use token_sim::VirtualKey;
 #[derive(Clone, Default)]
 struct Recorder {
     writes: Arc<Mutex<Vec<u8>>>,
+    puk_writes: Arc<Mutex<Vec<u8>>>,
     fail: Arc<Mutex<bool>>,
 }
 
@@ -25,6 +26,7 @@ impl Storage for Recorder {
             return Err(StorageError);
         }
         self.writes.lock().unwrap().push(state.pin.counter.remaining);
+        self.puk_writes.lock().unwrap().push(state.puk.counter.remaining);
         Ok(())
     }
 }
@@ -37,6 +39,33 @@ fn decrement_is_persisted_before_the_compare_and_restored_after() {
     assert_eq!(*rec.writes.lock().unwrap(), vec![2], "the wrong try was written down");
     assert_eq!(verify(&mut c, PIN), Sw::OK);
     assert_eq!(*rec.writes.lock().unwrap(), vec![2, 1, 3], "decrement first, restore on success");
+}
+
+fn reset_retry<S: Storage>(c: &mut token_sim::piv::Card<S, token_sim::rng::SimRng>, puk: &[u8]) -> Sw {
+    sw(c, &apdu(0x2C, 0, 0x80, &[padded(puk), padded(b"222222")].concat()))
+}
+
+/// The PUK's tries follow the PIN's rule: decrement written first, by both commands that
+/// take the PUK, and a wrong PUK's decrement is what the next open finds.
+#[test]
+fn puk_decrement_is_persisted_before_the_compare() {
+    let rec = Recorder::default();
+    let mut c = card_with(&spec(13), rec.clone());
+    assert_eq!(reset_retry(&mut c, b"00000000"), Sw(0x63C2));
+    assert_eq!(*rec.puk_writes.lock().unwrap(), vec![2], "RESET RETRY: the wrong PUK's try was written");
+    let change_puk = apdu(0x24, 0, 0x81, &[padded(b"00000000"), padded(b"87654321")].concat());
+    assert_eq!(sw(&mut c, &change_puk), Sw(0x63C1));
+    assert_eq!(*rec.puk_writes.lock().unwrap(), vec![2, 1], "CHANGE REFERENCE: the same");
+    assert_eq!(reset_retry(&mut c, PUK), Sw::OK);
+    assert_eq!(*rec.puk_writes.lock().unwrap(), vec![2, 1, 0, 3, 3], "decrement first, restore on success");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key");
+    let mut k = VirtualKey::create(&path, &spec(14), &FixedClock(NOW)).unwrap();
+    assert_eq!(reset_retry(k.card_mut(), b"00000000"), Sw(0x63C2));
+    std::mem::forget(k); // no destructor, no flush: what is on disk is all there is
+    let (_, state) = token_sim::store::read_state(&path.join(STATE_FILE)).unwrap();
+    assert_eq!(state.puk.counter.remaining, 2);
 }
 
 #[test]

@@ -12,8 +12,8 @@ use proto::Sw;
 use super::command::{AuthRequest, Command, PinRef};
 use super::objects;
 use super::state::{
-    pad_pin, Counter, Credential, Flavor, KeySlot, MgmtChallenge, MgmtKey, Origin, PersistentState, Secret, Session,
-    MAX_RETRIES,
+    pad_pin, Counter, Credential, Flavor, KeySlot, MgmtChallenge, MgmtKey, Origin, Persisted, PersistentState, Secret,
+    Session, MAX_RETRIES,
 };
 use super::{Reply, Storage};
 
@@ -109,8 +109,13 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
 
     /// Write the persistent state through; on failure the card faults (6581).
     fn persist(&mut self) -> Res {
+        self.persist_written().map(drop)
+    }
+
+    /// [`persist`](Self::persist), answering the proof a PIN comparison needs.
+    fn persist_written(&mut self) -> Result<Persisted, Sw> {
         match self.storage.persist(&self.state) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Persisted(())),
             Err(_) => {
                 self.faulted = true;
                 self.session = Session::default();
@@ -169,9 +174,9 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
             return Err(Sw::AUTH_METHOD_BLOCKED);
         }
         cred.counter.remaining -= 1;
-        self.persist()?;
+        let written = self.persist_written()?;
         let cred = self.credential(which);
-        if cred.secret.matches(candidate) {
+        if cred.secret.matches(candidate, &written) {
             cred.counter.remaining = cred.counter.limit;
             self.persist()
         } else {
@@ -533,4 +538,56 @@ pub fn factory_state<R: CryptoRngCore>(
     state.set_object(object::CCC, &objects::ccc(&card_id)).ok()?;
     state.set_object(object::KEY_HISTORY, &objects::key_history()).ok()?;
     Some(state)
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::super::state::comparisons;
+    use super::super::{Card, StorageError};
+    use super::*;
+
+    /// Storage whose every write fails.
+    struct Broken;
+    impl Storage for Broken {
+        fn persist(&mut self, _: &PersistentState) -> Result<(), StorageError> {
+            Err(StorageError)
+        }
+    }
+
+    fn apdu(ins: u8, p2: u8, data: &[u8]) -> std::vec::Vec<u8> {
+        proto::CommandApdu::new(0, ins, 0, p2, data, None).to_vec()
+    }
+
+    /// The try must be on disk before the candidate is compared: with a write that fails,
+    /// no PIN or PUK comparison happens at all, right or wrong, and the host learns nothing.
+    #[test]
+    fn no_comparison_without_the_spent_try_written() {
+        extern crate std;
+        let pin = *b"123456\xFF\xFF";
+        let wrong = *b"000000\xFF\xFF";
+        let puk = *b"12345678";
+        let cases: [(&str, std::vec::Vec<u8>); 5] = [
+            ("VERIFY right PIN", apdu(0x20, 0x80, &pin)),
+            ("VERIFY wrong PIN", apdu(0x20, 0x80, &wrong)),
+            ("CHANGE REFERENCE PIN", apdu(0x24, 0x80, &[pin, wrong].concat())),
+            ("CHANGE REFERENCE PUK", apdu(0x24, 0x81, &[puk, puk].concat())),
+            ("RESET RETRY COUNTER", apdu(0x2C, 0x80, &[puk, pin].concat())),
+        ];
+        for (what, cmd) in cases {
+            let mut rng = crate::rng::make_rng(Some(5), 0);
+            let state = factory_state(7, Flavor::Plain, &Defaults::factory(), &mut rng).unwrap();
+            let mut card = Card::new(state, Broken, rng);
+            let before = comparisons::made();
+            let answer = card.transmit(&cmd);
+            assert_eq!(&answer[..], &Sw::MEMORY_FAILURE.to_bytes(), "{what}");
+            assert_eq!(comparisons::made(), before, "{what}: compared although the try was not written");
+        }
+        // And with storage that works, each of them does compare.
+        let mut rng = crate::rng::make_rng(Some(5), 0);
+        let state = factory_state(7, Flavor::Plain, &Defaults::factory(), &mut rng).unwrap();
+        let mut card = Card::new(state, super::super::NoStorage, rng);
+        let before = comparisons::made();
+        assert_eq!(&card.transmit(&apdu(0x20, 0x80, &pin))[..], &Sw::OK.to_bytes());
+        assert_eq!(comparisons::made(), before + 1);
+    }
 }

@@ -39,9 +39,30 @@ impl Secret {
         h.finalize().into()
     }
 
-    /// Constant-time comparison of the stored hash with the hash of `padded`.
-    pub fn matches(&self, padded: &[u8; 8]) -> bool {
+    /// Constant-time comparison of the stored hash with the hash of `padded`. Only with proof
+    /// that the state (holding the spent try) was written first.
+    pub fn matches(&self, padded: &[u8; 8], _written: &Persisted) -> bool {
+        #[cfg(all(test, feature = "std"))]
+        comparisons::count();
         Self::digest(&self.salt, padded).ct_eq(&self.hash).into()
+    }
+}
+
+/// Proof that the card's state has just been written to storage. Comparing a PIN or PUK takes
+/// one, so the try a comparison spends is durable before anything about the candidate is
+/// learned: the order of the security rule is kept by the types, not by care.
+pub struct Persisted(pub(crate) ());
+
+/// How many PIN/PUK comparisons this thread made (unit tests of the ordering rule).
+#[cfg(all(test, feature = "std"))]
+pub(crate) mod comparisons {
+    extern crate std;
+    std::thread_local!(static COUNT: core::cell::Cell<usize> = const { core::cell::Cell::new(0) });
+    pub fn count() {
+        COUNT.with(|c| c.set(c.get() + 1));
+    }
+    pub fn made() -> usize {
+        COUNT.with(|c| c.get())
     }
 }
 
@@ -342,8 +363,8 @@ mod tests {
     #[test]
     fn secret_matches_only_its_pin_and_hides_it() {
         let s = Secret::new(&pad_pin(b"123456").unwrap(), [7; 16]);
-        assert!(s.matches(&pad_pin(b"123456").unwrap()));
-        assert!(!s.matches(&pad_pin(b"123457").unwrap()));
+        assert!(s.matches(&pad_pin(b"123456").unwrap(), &Persisted(())));
+        assert!(!s.matches(&pad_pin(b"123457").unwrap(), &Persisted(())));
         extern crate std;
         let dbg = std::format!("{s:?}");
         assert!(!dbg.contains("123456") && dbg.contains("redacted"));
