@@ -231,7 +231,8 @@ fn management_key_answers_are_checked_in_full() {
         msg.extend(&resp);
         sw(c, &apdu(0x87, 0x03, 0x9B, &msg))
     };
-    let tampered: [(&str, fn(&mut Vec<u8>)); 4] = [
+    type Tamper = fn(&mut Vec<u8>);
+    let tampered: [(&str, Tamper); 4] = [
         ("last bit flipped", |r| *r.last_mut().unwrap() ^= 1),
         ("first byte only", |r| r.truncate(1)),
         ("one byte short", |r| r.truncate(7)),
