@@ -10,7 +10,7 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -60,16 +60,38 @@ pub fn encode(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+/// Read one frame. `after_length` runs between the length and the payload (see the session).
+pub async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R, after_length: impl FnOnce(&R)) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
     stream.read_exact(&mut len).await?;
-    // Older vpcd (Debian 12's) sends the length and the payload in two writes; under Nagle the
-    // payload waits for our ACK of the length, which Linux would delay by 40 ms. ACK now.
-    #[cfg(target_os = "linux")]
-    let _ = stream.set_quickack(true);
+    after_length(stream);
     let mut payload = vec![0u8; u16::from_be_bytes(len) as usize];
     stream.read_exact(&mut payload).await?;
     Ok(payload)
+}
+
+/// What the card does with one request from pcscd; `None` for the controls that get no
+/// answer. Runs while the key is locked, so a command and its state write are never cut.
+pub fn answer(k: &mut VirtualKey, request: Request) -> Option<Vec<u8>> {
+    match request {
+        Request::PowerOff => {
+            k.power_off();
+            None
+        }
+        Request::PowerOn | Request::Reset => {
+            k.power_on();
+            None
+        }
+        Request::Atr => Some(k.atr()),
+        Request::Apdu(apdu) => {
+            // Header and status word only: the body may carry a PIN or a key.
+            let header: [u8; 4] = core::array::from_fn(|i| apdu.get(i).copied().unwrap_or(0));
+            let reply = k.exchange(&apdu);
+            let sw = &reply[reply.len().saturating_sub(2)..];
+            tracing::debug!("APDU {:02X?} -> SW {:02X?}, {} bytes", header, sw, reply.len() - sw.len());
+            Some(reply)
+        }
+    }
 }
 
 /// What the front-end is doing, for status displays and tests.
@@ -177,8 +199,15 @@ const SILENCE_WARNING: Duration = Duration::from_secs(5);
 async fn session(key: &SharedKey, stream: &mut TcpStream, control: &mut Control) -> SessionEnd {
     let mut heard = false;
     loop {
+        // Older vpcd (Debian 12's) sends the length and the payload in two writes; under Nagle
+        // the payload waits for our ACK of the length, which Linux would delay by 40 ms: ACK now.
+        let quickack = |s: &TcpStream| {
+            #[cfg(target_os = "linux")]
+            let _ = s.set_quickack(true);
+            let _ = s;
+        };
         let frame = tokio::select! {
-            f = read_frame(stream) => f,
+            f = read_frame(stream, quickack) => f,
             _ = changed(&mut control.shutdown) => return SessionEnd::Shutdown,
             _ = wait_removed(&mut control.inserted) => return SessionEnd::Removed,
             _ = tokio::time::sleep(SILENCE_WARNING), if !heard => {
@@ -196,26 +225,7 @@ async fn session(key: &SharedKey, stream: &mut TcpStream, control: &mut Control)
         // A frame, once read, is answered before anything else happens: a shutdown never
         // cuts a command (and its state write) in half.
         let reply = match Request::parse(&payload) {
-            Ok(Request::PowerOff) => {
-                with_key(key, VirtualKey::power_off).await;
-                None
-            }
-            Ok(Request::PowerOn) | Ok(Request::Reset) => {
-                with_key(key, |k| {
-                    k.power_on();
-                })
-                .await;
-                None
-            }
-            Ok(Request::Atr) => Some(with_key(key, |k| k.atr()).await),
-            Ok(Request::Apdu(apdu)) => {
-                // Header and status word only: the body may carry a PIN or a key.
-                let header: [u8; 4] = core::array::from_fn(|i| apdu.get(i).copied().unwrap_or(0));
-                let reply = with_key(key, move |k| k.exchange(&apdu)).await;
-                let sw = &reply[reply.len().saturating_sub(2)..];
-                tracing::debug!("APDU {:02X?} -> SW {:02X?}, {} bytes", header, sw, reply.len() - sw.len());
-                Some(reply)
-            }
+            Ok(request) => with_key(key, move |k| answer(k, request)).await,
             Err(e) => {
                 tracing::warn!("ignoring frame from pcscd: {e}");
                 None
