@@ -5,6 +5,8 @@
 //! sent in order. Any panic is a bug: the card answers every byte string with a status word.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use proto::clock::FixedClock;
 use proto::piv::Algorithm;
@@ -34,25 +36,44 @@ fn authenticate(key: &mut VirtualKey, alg: Algorithm, mgmt: &[u8]) {
     ok(key, &proto::CommandApdu::new(0, 0x87, p1, 0x9B, &data, None).to_vec());
 }
 
+/// The factory state of each card kind (plain or not, AES or 3DES, with or without a 9A
+/// key), made once: manufacturing signs an attestation certificate, too slow for every run.
+fn factory(kind: u8) -> (VirtualKey, Algorithm, Vec<u8>) {
+    static STATES: OnceLock<Vec<token_sim::piv::PersistentState>> = OnceLock::new();
+    let specs = |kind: u8| {
+        let mut spec = KeySpec { seed: Some(1), ..KeySpec::default() };
+        if kind & 1 != 0 {
+            spec.flavor = Flavor::Plain;
+        }
+        if kind & 2 != 0 {
+            spec.mgmt_alg = Algorithm::Aes128;
+            spec.mgmt_key = AES_KEY.to_vec().into();
+        }
+        spec
+    };
+    let states = STATES.get_or_init(|| {
+        (0..8u8)
+            .map(|kind| {
+                let spec = specs(kind & 3);
+                let mut key = VirtualKey::in_memory(&spec, &FixedClock(1_790_000_000)).unwrap();
+                if kind & 4 != 0 {
+                    authenticate(&mut key, spec.mgmt_alg, &spec.mgmt_key);
+                    ok(&mut key, &[0x00, 0x47, 0x00, 0x9A, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11]);
+                }
+                key.card().state().clone()
+            })
+            .collect()
+    });
+    let spec = specs(kind & 3);
+    (VirtualKey::in_memory_from(states[kind as usize & 7].clone(), Some(1)), spec.mgmt_alg, spec.mgmt_key.to_vec())
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, mut rest)) = data.split_first() else { return };
-    let mut spec = KeySpec { seed: Some(1), ..KeySpec::default() };
-    if mode & 4 != 0 {
-        spec.flavor = Flavor::Plain;
-    }
-    let (alg, mgmt) =
-        if mode & 16 != 0 { (Algorithm::Aes128, AES_KEY.to_vec()) } else { (Algorithm::Tdes, spec.mgmt_key.to_vec()) };
-    spec.mgmt_alg = alg;
-    spec.mgmt_key = mgmt.clone().into();
-    let mut key = VirtualKey::in_memory(&spec, &FixedClock(1_790_000_000)).unwrap();
-    if mode & 9 != 0 {
+    let kind = (mode >> 2 & 1) | (mode >> 3 & 2) | (mode >> 1 & 4);
+    let (mut key, alg, mgmt) = factory(kind);
+    if mode & 1 != 0 {
         authenticate(&mut key, alg, &mgmt);
-    }
-    if mode & 8 != 0 {
-        ok(&mut key, &[0x00, 0x47, 0x00, 0x9A, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11]);
-        if mode & 1 == 0 {
-            key.reset().unwrap();
-        }
     }
     if mode & 2 != 0 {
         ok(&mut key, b"\x00\x20\x00\x80\x08123456\xFF\xFF");

@@ -146,6 +146,13 @@ impl VirtualKey {
         Ok(Self::with(state, KeyStorage::Memory, rng, label, None))
     }
 
+    /// A key in memory running `state` (made by [`manufacture`] or read from a file), with
+    /// a seeded or OS RNG. For fuzzing and load tests that need many keys of one make.
+    pub fn in_memory_from(state: PersistentState, seed: Option<u64>) -> VirtualKey {
+        let label = format!("virtual key {}", state.serial);
+        Self::with(state, KeyStorage::Memory, make_rng(seed, 0), label, None)
+    }
+
     fn with(state: PersistentState, storage: KeyStorage, rng: SimRng, label: String, dir: Option<PathBuf>) -> Self {
         VirtualKey { card: Box::new(Card::new(state, storage, rng)), label, present: true, dir }
     }
