@@ -311,3 +311,21 @@ fn flows_pass_on_postgresql_too() {
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["failed"], 0);
 }
+
+/// `ukey bench keys`: every key is made, used and reported; and an idle key costs what it
+/// holds (a few KiB), not its buffers' limits (a key with inline 48 KiB object memory cost
+/// ~60 KB; 300 of those would be 18 MB).
+#[test]
+fn bench_keys_reports_small_idle_keys() {
+    let home = tempfile::tempdir().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(home.path(), &["bench", "keys", "--count", "300", "--json"])).unwrap();
+    assert_eq!(v["keys"], 300);
+    for op in ["create", "mgmt_auth_and_generate", "verify", "sign"] {
+        assert!(v[op]["mean_us"].as_f64().unwrap() > 0.0, "{op}: {v}");
+    }
+    let per_key = v["rss_idle_per_key_bytes"].as_f64().unwrap();
+    assert!(per_key < 16.0 * 1024.0, "an idle key takes {per_key} bytes: {v}");
+    let out = ukey(home.path(), &["bench", "keys", "--count", "0"]);
+    assert_eq!(out.status.code(), Some(2), "zero keys is refused");
+}

@@ -41,7 +41,7 @@ pub type Response = heapless::Vec<u8, { MAX_REPLY + 2 }>;
 #[derive(Default)]
 struct Chain {
     header: Option<[u8; 3]>,
-    data: heapless::Vec<u8, MAX_CHAIN>,
+    data: super::buf::Buf<MAX_CHAIN>,
     /// The PIN-always grant the chain's first APDU took: a chained command is one command.
     pin_always: bool,
 }

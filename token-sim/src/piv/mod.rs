@@ -2,6 +2,7 @@
 //! [`Command`] -> execution -> bytes out. No I/O: storage and randomness are injected.
 
 mod attest;
+pub mod buf;
 pub mod card;
 pub mod command;
 pub mod exec;
@@ -16,7 +17,7 @@ pub use state::PersistentState;
 
 /// Response data of one command before it is cut into APDU-sized chunks.
 pub const MAX_REPLY: usize = state::MAX_OBJECT + 64;
-pub type Reply = heapless::Vec<u8, MAX_REPLY>;
+pub type Reply = buf::Buf<MAX_REPLY>;
 
 /// Storage could not be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -205,7 +205,7 @@ impl fmt::Debug for KeySlot {
 pub struct Objects {
     /// (tag, offset, length) into `pool`.
     index: Vec<(u32, u16, u16), MAX_OBJECTS>,
-    pool: Vec<u8, OBJECT_POOL>,
+    pool: super::buf::Buf<OBJECT_POOL>,
 }
 
 /// Total object memory (a YubiKey 5 has about 51 KB).

@@ -1,6 +1,9 @@
 //! `ukey bench login`: N virtual keys doing full key logins (challenge from the portal, PIN
 //! and signature on the key through the agent, validation by the portal) over loopback, and —
 //! in the same run — the rate of bare P-256 sign+verify on this machine, for the ratio.
+//! `ukey bench keys` (module `keys`): what many keys in one process cost.
+
+mod keys;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +23,8 @@ use crate::flows::{self, Browser, PASSWORD, PIN};
 pub enum BenchCommand {
     /// Full key logins per second with N virtual keys, against bare P-256 sign+verify
     Login(LoginArgs),
+    /// Memory per idle virtual key with N keys in one process, and per-key make / VERIFY / sign time
+    Keys(keys::KeysArgs),
 }
 
 #[derive(Args, Debug)]
@@ -40,6 +45,7 @@ pub struct LoginArgs {
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Login(a) => login(a),
+        BenchCommand::Keys(a) => keys::keys(a),
     }
 }
 
