@@ -128,6 +128,14 @@ pub fn csr_without_pin_reports_the_card_error<M: Maker>(m: &M) {
     assert!(matches!(err, PivError::NotAuthorized { .. }), "{err}");
     let err = csr::certificate_request(&mut p, Slot::Authentication, &public, "nonsense").unwrap_err();
     assert!(err.to_string().contains("RFC 4514"), "{err}");
+    // Another key's public half (a stale certificate's, a wrong file): refused, not returned.
+    p.verify_pin("123456").unwrap();
+    let other = p256::SecretKey::random(&mut rand_core::OsRng).public_key();
+    let err = csr::certificate_request(&mut p, Slot::Authentication, &other, "CN=x").unwrap_err();
+    assert!(matches!(err, PivError::NotTheSlotKey { slot: Slot::Authentication }), "{err}");
+    let err = csr::self_signed_certificate(&mut p, Slot::Authentication, &other, "CN=x", NOW, NOW + 60).unwrap_err();
+    assert!(matches!(err, PivError::NotTheSlotKey { .. }), "{err}");
+    csr::certificate_request(&mut p, Slot::Authentication, &public, "CN=x").expect("the slot's own key");
 }
 
 pub fn self_signed_certificate_verifies<M: Maker>(m: &M) {
