@@ -497,8 +497,9 @@ impl<T: Transport> Piv<T> {
     /// first the card accepts of 3DES, AES-192, AES-128, AES-256 (6A86 means "not this one").
     /// Every 9B step ends a management-key authentication on the card, so while this client
     /// holds one ([`Piv::is_mgmt_authenticated`]) the card is not asked and the bytes are the
-    /// host's alone: `authenticate`, `random`, `generate` works. A card that gives no
-    /// challenge under any algorithm leaves the host's bytes too.
+    /// host's alone: `authenticate`, `random`, `generate` works. (An authentication another
+    /// program made on a shared reader is not known here.) A card that gives no challenge
+    /// under any algorithm leaves the host's bytes too.
     pub fn random(&mut self, n: usize) -> Result<Vec<u8>> {
         use p256::elliptic_curve::rand_core::{OsRng, RngCore};
         let mut out = vec![0u8; n];
@@ -749,6 +750,30 @@ mod tests {
         let mut p = scripted(&[&[1, 2, 0x61, 0x05], &[0x6C, 0x03], &[3, 4, 5, 0x90, 0x00]]);
         assert_eq!(p.transmit(&[0x00, 0xFD, 0, 0, 0]).unwrap(), (vec![1, 2, 3, 4, 5], Sw::OK));
         assert_eq!(p.transport.sent[1..], [vec![0x00, 0xC0, 0, 0, 5], vec![0x00, 0xC0, 0, 0, 3]]);
+    }
+
+    #[test]
+    fn random_mixes_the_card_bytes_into_the_host_bytes() {
+        // A card whose "random" challenge is constant: all 00, then all FF. The result is
+        // never that constant (nor its AND / OR with anything): the host's bytes are in it.
+        for fill in [0x00u8, 0xFF] {
+            let answer = [&[0x7C, 0x0A, 0x81, 0x08][..], &[fill; 8], &[0x90, 0x00]].concat();
+            let answers: Vec<&[u8]> = vec![&[0x6D, 0x00], &answer, &answer, &answer, &answer];
+            let mut p = scripted(&answers);
+            let r = p.random(32).unwrap();
+            assert_ne!(r, vec![fill; 32], "the card's bytes alone");
+            let sent = &p.transport.sent;
+            assert_eq!(sent[0][1], ins::GET_METADATA);
+            assert!(sent[1..].iter().all(|a| a[..4] == [0x00, ins::GENERAL_AUTHENTICATE, 0x03, 0x9B]), "{sent:02X?}");
+            assert_eq!(sent.len(), 5, "four 8-byte challenges for 32 bytes");
+        }
+        // A card that gives no challenge at all: the host's bytes, and it is not asked again.
+        let mut p = scripted(&[&[0x6D, 0x00], &[0x6D, 0x00]]);
+        assert_eq!(p.random(8).unwrap().len(), 8);
+        let asked = p.transport.sent.len();
+        assert_eq!(p.random(8).unwrap().len(), 8);
+        assert_eq!(p.transport.sent.len(), asked);
+        assert_eq!(p.random(0).unwrap(), Vec::<u8>::new());
     }
 
     #[test]
