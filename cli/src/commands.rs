@@ -134,7 +134,9 @@ pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
     drop(key);
     let info = inspect(&mut *open(&KeyArgs::dir(&a.dir))?, &dir_label(&a.dir))?;
     if !a.json {
-        println!("created virtual key {} (serial {serial}, scenario {})", a.dir.display(), scenario.name());
+        // The serial the card shows: a plain card has no Yubico serial, only its CHUID's GUID.
+        let shown = info.serial.clone().unwrap_or_else(|| serial.to_string());
+        println!("created virtual key {} (serial {shown}, scenario {})", a.dir.display(), scenario.name());
     }
     print_info(&info, a.json, clock.now_unix());
     Ok(ExitCode::SUCCESS)
@@ -448,7 +450,8 @@ pub struct GenerateArgs {
     pub touch_policy: Option<String>,
     #[command(flatten)]
     pub mgmt: MgmtArgs,
-    /// Write the public key (PEM) here instead of standard output
+    /// Write the public key (PEM) here instead of standard output. Keep it: on a card without
+    /// the Yubico GET METADATA extension it is what `ukey cert request --pubkey` needs
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -469,10 +472,30 @@ pub fn key_generate(a: GenerateArgs) -> Result<ExitCode> {
         Some(o) => bail!("unknown touch policy {o:?}: use never, always or cached"),
     };
     let mut piv = open(&a.key)?;
+    let old_cert = piv.read_certificate(a.slot)?;
     piv.authenticate_auto(&mgmt_key(&a.mgmt)?)?;
     let public = piv.generate(a.slot, pin, touch)?;
+    if let Some(der) = old_cert {
+        // Its key is gone: left in the slot it would name a key the card no longer has (and be
+        // taken for the slot's key by every program that reads the certificate for it).
+        if certinfo::public_key(&der).ok() != Some(public) {
+            piv.delete_certificate(a.slot)?;
+            eprintln!("removed the certificate that was in slot {}: it named the key pair just replaced", a.slot);
+        }
+    }
     let pem = public.to_public_key_pem(p256::pkcs8::LineEnding::LF)?;
     write_or_print(a.out.as_deref(), pem.as_bytes())?;
+    if let Err(host_driver::PivError::NotSupported { sw, .. }) = piv.metadata(a.slot.key_ref()) {
+        let kept = match &a.out {
+            Some(p) => format!("keep {0} for `ukey cert request --pubkey {0}`", p.display()),
+            None => "keep this public key (or generate with --out FILE) for `ukey cert request --pubkey FILE`".into(),
+        };
+        eprintln!(
+            "note: this card has no Yubico GET METADATA extension (INS F7; it answered {}), so it cannot tell this \
+             public key later: {kept}",
+            sw_text(sw)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -498,30 +521,156 @@ pub struct RequestArgs {
     pub subject: String,
     #[command(flatten)]
     pub pin: PinArgs,
+    /// The slot's public key: the PEM `ukey key generate` printed (or wrote with --out), DER,
+    /// or a certificate of that key. Needed on cards without the Yubico GET METADATA extension
+    /// when the slot holds no certificate of its key; checked against the card's signature
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
     /// Write the CSR (PEM) here instead of standard output
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
-/// The public key of the key in `slot`: from metadata, else from the slot's certificate.
-fn slot_public_key(piv: &mut AnyKey, slot: Slot) -> Result<p256::PublicKey> {
-    if let Ok(m) = piv.metadata(slot.key_ref()) {
-        if let Some(point) = m.public_key {
-            return Ok(p256::PublicKey::from_sec1_bytes(&point)?);
+/// Where the public key of a slot's key was learned.
+#[derive(Clone, Copy)]
+enum KeySource<'a> {
+    /// `--pubkey FILE`.
+    File(&'a Path),
+    /// The card's metadata (Yubico GET METADATA).
+    Metadata,
+    /// The certificate in the slot.
+    Certificate,
+}
+
+/// What is known about the public key of a slot's key.
+enum SlotKey<'a> {
+    Known(p256::PublicKey, KeySource<'a>),
+    /// Nothing tells it; why, in words (what the card lacks).
+    Unknown(String),
+}
+
+/// The public key of the key in `slot`, from where a card offers it: `--pubkey FILE` (checked
+/// against the card's metadata when the card has them), else the metadata (Yubico GET
+/// METADATA), else the slot's certificate. A slot the metadata report empty is an error.
+fn slot_public_key<'a>(piv: &mut AnyKey, slot: Slot, file: Option<&'a Path>) -> Result<SlotKey<'a>> {
+    use host_driver::PivError;
+    let (from_card, why) = match piv.metadata(slot.key_ref()) {
+        Ok(m) => match m.public_key {
+            Some(point) => (
+                Some(p256::PublicKey::from_sec1_bytes(&point).context("the card's metadata hold no P-256 public key")?),
+                String::new(),
+            ),
+            None => (None, format!("the card's metadata for slot {slot} give no public key")),
+        },
+        Err(PivError::Empty { .. }) => {
+            bail!("slot {slot} has no key (generate one with `ukey key generate --slot {slot}`)")
+        }
+        Err(PivError::NotSupported { sw, .. }) => (
+            None,
+            format!(
+                "reading it from the card needs the Yubico GET METADATA extension (INS F7), which this card does \
+                 not have (it answered {})",
+                sw_text(sw)
+            ),
+        ),
+        Err(PivError::Card { sw, .. }) => {
+            (None, format!("the card refused Yubico GET METADATA (INS F7): it answered {}", sw_text(sw)))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(path) = file {
+        let given = read_public_key(path)?;
+        if from_card.is_some_and(|card| card != given) {
+            bail!(
+                "the public key in {} is not the key in slot {slot} (the card's metadata name another one)",
+                path.display()
+            );
+        }
+        return Ok(SlotKey::Known(given, KeySource::File(path)));
+    }
+    if let Some(public) = from_card {
+        return Ok(SlotKey::Known(public, KeySource::Metadata));
+    }
+    Ok(match piv.read_certificate(slot)? {
+        Some(der) => match certinfo::public_key(&der) {
+            Ok(public) => SlotKey::Known(public, KeySource::Certificate),
+            Err(e) => SlotKey::Unknown(format!(
+                "the public key of slot {slot} is not known: {why}, and the slot's certificate names no P-256 key \
+                 ({e})"
+            )),
+        },
+        None => SlotKey::Unknown(format!(
+            "the public key of slot {slot} is not known: {why}, and the slot holds no certificate"
+        )),
+    })
+}
+
+/// `6D00: instruction not supported`, to sit inside parentheses.
+fn sw_text(sw: proto::Sw) -> String {
+    format!("{:04X}: {}", sw.0, sw.meaning())
+}
+
+/// A P-256 public key from a file: PEM or DER SubjectPublicKeyInfo (what `ukey key generate`
+/// writes), or a certificate of the key.
+fn read_public_key(path: &Path) -> Result<p256::PublicKey> {
+    use p256::pkcs8::DecodePublicKey;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (label, der) = if bytes.starts_with(b"-----BEGIN") {
+        let (label, der) =
+            der::pem::decode_vec(&bytes).map_err(|e| anyhow::anyhow!("bad PEM in {}: {e}", path.display()))?;
+        (Some(label), der)
+    } else {
+        (None, bytes)
+    };
+    if label != Some("CERTIFICATE") {
+        if let Ok(k) = p256::PublicKey::from_public_key_der(&der) {
+            return Ok(k);
         }
     }
-    match piv.read_certificate(slot)? {
-        Some(der) => Ok(certinfo::public_key(&der)?),
-        None => bail!("slot {slot} has no key (generate one with `ukey key generate --slot {slot}`)"),
+    if label != Some("PUBLIC KEY") {
+        if let Ok(k) = certinfo::public_key(&der) {
+            return Ok(k);
+        }
+    }
+    bail!(
+        "{} holds no P-256 public key (expected the PEM `ukey key generate` prints, or a certificate)",
+        path.display()
+    )
+}
+
+/// The error for a public key that the slot's key did not sign for, by where it came from.
+fn not_the_slot_key(slot: Slot, source: KeySource<'_>) -> anyhow::Error {
+    match source {
+        KeySource::File(p) => anyhow::anyhow!(
+            "the public key in {} is not the key in slot {slot}: the card's signature does not verify with it \
+             (pass the public key `ukey key generate --slot {slot}` printed for this key)",
+            p.display()
+        ),
+        KeySource::Certificate => anyhow::anyhow!(
+            "the certificate in slot {slot} is for a key the slot no longer holds (its key pair was generated \
+             again since) and this card cannot report the new one: pass --pubkey FILE with the public key \
+             `ukey key generate` printed"
+        ),
+        KeySource::Metadata => {
+            anyhow::anyhow!("the card signed with a key other than the one its metadata report for slot {slot}")
+        }
     }
 }
 
 pub fn cert_request(a: RequestArgs) -> Result<ExitCode> {
     let pin = a.pin.get("PIN")?;
     let mut piv = open(&a.key)?;
-    let public = slot_public_key(&mut piv, a.slot)?;
+    let (public, source) = match slot_public_key(&mut piv, a.slot, a.pubkey.as_deref())? {
+        SlotKey::Known(public, source) => (public, source),
+        SlotKey::Unknown(why) => {
+            bail!("{why}; pass --pubkey FILE with the public key `ukey key generate` printed (or wrote with --out)")
+        }
+    };
     verify_or_fail(&mut piv, &pin)?;
-    let der = csr::certificate_request(&mut piv, a.slot, &public, &a.subject)?;
+    let der = csr::certificate_request(&mut piv, a.slot, &public, &a.subject).map_err(|e| match e {
+        host_driver::PivError::NotTheSlotKey { slot } => not_the_slot_key(slot, source),
+        e => e.into(),
+    })?;
     let pem = der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &der)
         .map_err(|e| anyhow::anyhow!("PEM encoding failed: {e}"))?;
     write_or_print(a.out.as_deref(), pem.as_bytes())?;
@@ -545,6 +694,11 @@ pub struct ImportArgs {
     /// Certificate file, PEM or DER
     #[arg(long = "in", value_name = "FILE")]
     pub input: PathBuf,
+    /// The slot's public key (PEM or DER, as `ukey key generate` wrote it), to check the
+    /// certificate against on a card that cannot report it (no Yubico GET METADATA) and has
+    /// no certificate in the slot yet
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
     #[command(flatten)]
     pub mgmt: MgmtArgs,
 }
@@ -554,13 +708,26 @@ pub fn cert_import(a: ImportArgs) -> Result<ExitCode> {
     let der = certinfo::from_pem_or_der(&bytes)?;
     let info = CertInfo::parse(&der).with_context(|| format!("{} is not an X.509 certificate", a.input.display()))?;
     let mut piv = open(&a.key)?;
-    if let Ok(public) = slot_public_key(&mut piv, a.slot) {
-        if certinfo::public_key(&der)? != public {
-            bail!(
-                "the certificate's public key is not the key in slot {}: refusing to store a mismatched pair",
-                a.slot
-            );
+    let certified = certinfo::public_key(&der)?;
+    match slot_public_key(&mut piv, a.slot, a.pubkey.as_deref())? {
+        SlotKey::Known(public, source) if public != certified => {
+            let whose = match source {
+                KeySource::File(p) => format!("the key in {}", p.display()),
+                KeySource::Metadata => format!("the key in slot {}", a.slot),
+                KeySource::Certificate => format!(
+                    "the key of the certificate now in slot {} (if the slot's key pair was generated again since, \
+                     pass --pubkey FILE with its public key)",
+                    a.slot
+                ),
+            };
+            bail!("the certificate's public key is not {whose}: refusing to store a mismatched pair");
         }
+        SlotKey::Known(..) => {}
+        SlotKey::Unknown(why) => eprintln!(
+            "warning: not checked that the certificate belongs to the key in slot {}: {why}; pass --pubkey FILE \
+             to check it",
+            a.slot
+        ),
     }
     piv.authenticate_auto(&mgmt_key(&a.mgmt)?)?;
     piv.write_certificate(a.slot, &der)?;

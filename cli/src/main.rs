@@ -199,12 +199,21 @@ enum PinCommand {
 #[derive(Subcommand, Debug)]
 enum KeyCommand {
     /// Generate a P-256 key pair in a slot; prints the public key (PEM)
+    ///
+    /// Keep the public key: a card without the Yubico GET METADATA extension cannot tell it
+    /// again, and `ukey cert request --pubkey FILE` needs it there. A certificate left in the
+    /// slot for the key pair it replaces is removed.
     Generate(commands::GenerateArgs),
 }
 
 #[derive(Subcommand, Debug)]
 enum CertCommand {
     /// Make a certificate request (PKCS#10, PEM) signed by the key in the slot
+    ///
+    /// The request names the slot's public key: --pubkey FILE (checked against the card's
+    /// metadata when it has them), else the card's metadata (Yubico), else the slot's
+    /// certificate. A card without metadata and without a certificate in the slot needs
+    /// --pubkey. The card's signature must verify with the key named, or nothing is written.
     Request(commands::RequestArgs),
     /// Store a certificate (PEM or DER) in a slot
     Import(commands::ImportArgs),

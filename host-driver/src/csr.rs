@@ -69,7 +69,22 @@ fn build_error<T>(s: &CardSigner<'_, T>, e: impl std::fmt::Display) -> PivError 
     s.error.borrow_mut().take().unwrap_or_else(|| PivError::Input(format!("building the request failed: {e}")))
 }
 
+/// That the card's signature over `signed` verifies with `public`: else `public` is not the
+/// key in `slot` (a stale certificate, the wrong file) and what was built names another key.
+fn check_signed_by(slot: Slot, public: &p256::PublicKey, signed: &[u8], signature: &[u8]) -> Result<()> {
+    use signature::Verifier;
+    let ok = p256::ecdsa::Signature::from_der(signature)
+        .is_ok_and(|sig| VerifyingKey::from(public).verify(signed, &sig).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(PivError::NotTheSlotKey { slot })
+    }
+}
+
 /// A PKCS#10 request (DER) for the key in `slot`, signed on the card (PIN as the slot demands).
+/// `public` must be that key's public half: a request naming another key is refused
+/// ([`PivError::NotTheSlotKey`]), never returned.
 pub fn certificate_request<T: Transport>(
     piv: &mut Piv<T>,
     slot: Slot,
@@ -80,10 +95,13 @@ pub fn certificate_request<T: Transport>(
     let s = signer(piv, slot, public);
     let builder = RequestBuilder::new(name, &s).map_err(|e| build_error(&s, e))?;
     let req = builder.build::<DerSignature>().map_err(|e| build_error(&s, e))?;
+    let info = req.info.to_der().map_err(|e| PivError::Input(e.to_string()))?;
+    check_signed_by(slot, public, &info, req.signature.raw_bytes())?;
     req.to_der().map_err(|e| PivError::Input(e.to_string()))
 }
 
-/// A self-signed certificate for the key in `slot`, valid from `not_before` to `not_after`.
+/// A self-signed certificate for the key in `slot` (whose public half `public` must be, as for
+/// [`certificate_request`]), valid from `not_before` to `not_after`.
 pub fn self_signed_certificate<T: Transport>(
     piv: &mut Piv<T>,
     slot: Slot,
@@ -104,6 +122,8 @@ pub fn self_signed_certificate<T: Transport>(
     let builder =
         CertificateBuilder::new(Profile::Root, serial, validity, name, spki, &s).map_err(|e| build_error(&s, e))?;
     let cert = builder.build::<DerSignature>().map_err(|e| build_error(&s, e))?;
+    let tbs = cert.tbs_certificate.to_der().map_err(|e| PivError::Input(e.to_string()))?;
+    check_signed_by(slot, public, &tbs, cert.signature.raw_bytes())?;
     cert.to_der().map_err(|e| PivError::Input(e.to_string()))
 }
 

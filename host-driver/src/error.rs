@@ -24,6 +24,8 @@ pub enum PivError {
     Malformed { op: &'static str, detail: String },
     #[error("no PIV application on this card (SELECT answered {sw})")]
     NoPiv { sw: Sw },
+    #[error("the key in slot {slot} is not the public key given for it (its signature does not verify with that key)")]
+    NotTheSlotKey { slot: proto::piv::Slot },
     #[error("invalid input: {0}")]
     Input(String),
 }

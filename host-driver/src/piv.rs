@@ -87,6 +87,15 @@ impl Applet {
 /// The PIV client.
 pub struct Piv<T> {
     transport: T,
+    /// The management key's algorithm once known: this client authenticated with it, the
+    /// card's metadata told it, the caller said so, or the card gave a challenge under it.
+    mgmt_alg: Option<Algorithm>,
+    /// Whether the card may hold a management-key authentication this client made. Set by a
+    /// successful [`Piv::authenticate`]; cleared only when the card certainly dropped it
+    /// (it answered a new 9B step, or RESET). While set, nothing here sends a 9B step.
+    mgmt_authenticated: bool,
+    /// The card refused a 9B challenge under every management-key algorithm.
+    no_card_challenge: bool,
 }
 
 const CHUNK: usize = 255;
@@ -115,9 +124,18 @@ fn pad(op: &'static str, secret: &str) -> Result<[u8; 8]> {
     Ok(out)
 }
 
+/// `apdu` with its Le replaced by `le` (1 to 256, as 6Cxx gives it), in the APDU's own length
+/// form (short or extended). `None` when the APDU carries no Le, or is not a well-formed
+/// APDU: then there is nothing that may be changed.
+fn with_le(apdu: &[u8], le: usize) -> Option<Vec<u8>> {
+    let cmd = CommandApdu::parse(apdu).ok()?;
+    cmd.le?;
+    Some(CommandApdu { le: Some(le), ..cmd }.to_vec())
+}
+
 impl<T: Transport> Piv<T> {
     pub fn new(transport: T) -> Self {
-        Piv { transport }
+        Piv { transport, mgmt_alg: None, mgmt_authenticated: false, no_card_challenge: false }
     }
     pub fn transport(&mut self) -> &mut T {
         &mut self.transport
@@ -126,32 +144,40 @@ impl<T: Transport> Piv<T> {
         self.transport
     }
 
-    /// One APDU, following 61xx with GET RESPONSE and 6Cxx with a corrected Le.
-    fn transmit(&mut self, apdu: &[u8]) -> Result<(Vec<u8>, Sw)> {
-        let split = |mut r: Vec<u8>| -> Result<(Vec<u8>, Sw)> {
-            if r.len() < 2 {
-                return Err(TransportError::ShortResponse.into());
-            }
-            let sw = Sw::from_bytes(r[r.len() - 2], r[r.len() - 1]);
-            r.truncate(r.len() - 2);
-            Ok((r, sw))
-        };
-        let (mut data, mut sw) = split(self.transport.transmit(apdu)?)?;
-        if let Some(le) = sw.correct_le() {
-            let mut again = apdu.to_vec();
-            // Short APDU with Le last: replace it. (Cards we know never send 6Cxx for others.)
-            if let Some(last) = again.last_mut() {
-                *last = le as u8;
-            }
-            (data, sw) = split(self.transport.transmit(&again)?)?;
+    /// One APDU and its answer, split into data and status word.
+    fn transmit_once(&mut self, apdu: &[u8]) -> Result<(Vec<u8>, Sw)> {
+        let mut r = self.transport.transmit(apdu)?;
+        if r.len() < 2 {
+            return Err(TransportError::ShortResponse.into());
         }
+        let sw = Sw::from_bytes(r[r.len() - 2], r[r.len() - 1]);
+        r.truncate(r.len() - 2);
+        Ok((r, sw))
+    }
+
+    /// One APDU; 6Cxx ("wrong Le, use xx") is followed once with the corrected Le, but only
+    /// when the APDU has an Le: in a command without one (VERIFY, CHANGE REFERENCE, RESET
+    /// RETRY, PUT DATA, ...) the last byte is data, a PIN's for some, and sending it changed
+    /// would spend a try on a PIN nobody typed. Such a 6Cxx is returned to the caller as is.
+    fn transmit_le(&mut self, apdu: &[u8]) -> Result<(Vec<u8>, Sw)> {
+        let (data, sw) = self.transmit_once(apdu)?;
+        match sw.correct_le().and_then(|le| with_le(apdu, le)) {
+            Some(again) => self.transmit_once(&again),
+            None => Ok((data, sw)),
+        }
+    }
+
+    /// One APDU, following 6Cxx with a corrected Le (see [`Self::transmit_le`]) and 61xx
+    /// with GET RESPONSE.
+    fn transmit(&mut self, apdu: &[u8]) -> Result<(Vec<u8>, Sw)> {
+        let (mut data, mut sw) = self.transmit_le(apdu)?;
         let mut rounds = 0;
         while let Some(n) = sw.bytes_remaining() {
             rounds += 1;
             if rounds > 1024 {
                 return Err(PivError::malformed("GET RESPONSE", "the card never stops sending 61xx"));
             }
-            let (more, s) = split(self.transport.transmit(&[0x00, ins::GET_RESPONSE, 0x00, 0x00, n as u8])?)?;
+            let (more, s) = self.transmit_le(&[0x00, ins::GET_RESPONSE, 0x00, 0x00, n as u8])?;
             data.extend(more);
             sw = s;
         }
@@ -289,8 +315,13 @@ impl<T: Transport> Piv<T> {
         const OP: &str = "management key authentication";
         let alg = key.alg;
         let bl = alg.block_len().ok_or_else(|| PivError::Input("not a management-key algorithm".into()))?;
-        let resp =
-            self.call(OP, ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x80, 0x00])?;
+        let (resp, sw) =
+            self.exchange(ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x80, 0x00])?;
+        // Whatever it answered, the card has dropped any earlier management-key authentication.
+        self.mgmt_authenticated = false;
+        if !sw.is_ok() {
+            return Err(PivError::from_sw(OP, sw));
+        }
         let body = tlv::parse_exact(&resp, 0x7C).map_err(|e| PivError::malformed(OP, format!("{e:?}")))?;
         let enc = tlv::find(body, 0x80)
             .ok()
@@ -321,26 +352,61 @@ impl<T: Transport> Piv<T> {
         if got != Some(&expect[..]) {
             return Err(PivError::malformed(OP, "the card's answer to our challenge is wrong"));
         }
+        self.mgmt_alg = Some(alg);
+        self.mgmt_authenticated = true;
         Ok(())
     }
 
-    /// Authenticate with `key`, taking the algorithm the card reports when it can tell.
+    /// Whether this client authenticated with the management key and the card may still hold
+    /// that authentication (a reset of the card through [`Piv::transport`] is not seen here).
+    pub fn is_mgmt_authenticated(&self) -> bool {
+        self.mgmt_authenticated
+    }
+
+    /// Tell the client the management key's algorithm, for cards that cannot report it (no
+    /// Yubico GET METADATA): [`Piv::random`] and [`Piv::authenticate_auto`] then use it.
+    pub fn set_management_algorithm(&mut self, alg: Algorithm) -> Result<()> {
+        if alg.block_len().is_none() {
+            return Err(PivError::Input(format!("{} is not a management-key algorithm", alg.name())));
+        }
+        self.mgmt_alg = Some(alg);
+        Ok(())
+    }
+
+    /// The management key's algorithm as the card reports it (Yubico GET METADATA); `None`
+    /// when the card cannot tell.
+    fn reported_management_algorithm(&mut self) -> Result<Option<Algorithm>> {
+        match self.metadata(key_ref::MANAGEMENT) {
+            Ok(Metadata { algorithm: Some(a), .. }) => Ok(Algorithm::from_byte(a).filter(|a| a.block_len().is_some())),
+            Ok(_) | Err(PivError::NotSupported { .. } | PivError::Card { .. } | PivError::Empty { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Authenticate with `key`, under the algorithm the card reports (metadata), else the one
+    /// this client knows. When neither is known and the card refuses the key's algorithm
+    /// (6A86), the other algorithm of that key length is tried: a 24-byte key is 3DES or
+    /// AES-192.
     pub fn authenticate_auto(&mut self, key: &MgmtKey) -> Result<()> {
-        let key = match self.metadata(key_ref::MANAGEMENT) {
-            Ok(Metadata { algorithm: Some(a), .. }) => match Algorithm::from_byte(a) {
-                Some(alg) if alg != key.alg => key.with_alg(alg)?,
-                _ => key.clone(),
-            },
-            _ => key.clone(),
-        };
-        self.authenticate(&key)
+        if let Some(alg) = self.reported_management_algorithm()?.or(self.mgmt_alg) {
+            return self.authenticate(&if alg == key.alg { key.clone() } else { key.with_alg(alg)? });
+        }
+        match self.authenticate(key) {
+            Err(PivError::Card { sw: Sw::INCORRECT_P1P2, .. }) if key.alg.key_len() == Some(24) => {
+                let other = if key.alg == Algorithm::Tdes { Algorithm::Aes192 } else { Algorithm::Tdes };
+                self.authenticate(&key.with_alg(other)?)
+            }
+            r => r,
+        }
     }
 
     /// SET MANAGEMENT KEY (Yubico). Needs management-key authentication first.
     pub fn set_management_key(&mut self, new: &MgmtKey, touch: bool) -> Result<()> {
         let mut data = vec![new.alg as u8, key_ref::MANAGEMENT, new.bytes().len() as u8];
         data.extend(new.bytes());
-        self.call("set management key", ins::SET_MGMKEY, 0xFF, if touch { 0xFE } else { 0xFF }, &data).map(|_| ())
+        self.call("set management key", ins::SET_MGMKEY, 0xFF, if touch { 0xFE } else { 0xFF }, &data)?;
+        self.mgmt_alg = Some(new.alg);
+        Ok(())
     }
 
     // ---- keys ----
@@ -422,20 +488,75 @@ impl<T: Transport> Piv<T> {
             .ok_or_else(|| PivError::malformed(op, format!("no {want:02X} inside the 7C answer")))
     }
 
-    /// Random bytes from the card (8 per round trip, through the 9B challenge).
+    /// `n` random bytes: the host's OS RNG, XORed with challenge bytes from the card when the
+    /// card can give them without side effects, so the result is no weaker than either source.
+    ///
+    /// The card's bytes come from a management-key challenge request (GENERAL AUTHENTICATE 9B,
+    /// `7C { 81 00 }`, OpenSC's source too; 8 or 16 bytes a round trip) under the management
+    /// key's real algorithm: the one this client knows, else the card's metadata, else the
+    /// first the card accepts of 3DES, AES-192, AES-128, AES-256 (6A86 means "not this one").
+    /// Every 9B step ends a management-key authentication on the card, so while this client
+    /// holds one ([`Piv::is_mgmt_authenticated`]) the card is not asked and the bytes are the
+    /// host's alone: `authenticate`, `random`, `generate` works. (An authentication another
+    /// program made on a shared reader is not known here.) A card that gives no challenge
+    /// under any algorithm leaves the host's bytes too.
     pub fn random(&mut self, n: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let resp =
-                self.call("random", ins::GENERAL_AUTHENTICATE, 0x00, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x81, 0x00])?;
-            let c = tlv::parse_exact(&resp, 0x7C)
-                .ok()
-                .and_then(|b| tlv::find(b, 0x81).ok().flatten())
-                .ok_or_else(|| PivError::malformed("random", "no 7C/81 challenge"))?;
-            out.extend(c);
+        use p256::elliptic_curve::rand_core::{OsRng, RngCore};
+        let mut out = vec![0u8; n];
+        OsRng.fill_bytes(&mut out);
+        if n == 0 || self.mgmt_authenticated || self.no_card_challenge {
+            return Ok(out);
         }
-        out.truncate(n);
+        let mut card = Vec::with_capacity(n + 16);
+        while card.len() < n {
+            match self.card_challenge()? {
+                Some(c) => card.extend(c),
+                None => return Ok(out),
+            }
+        }
+        for (o, c) in out.iter_mut().zip(card) {
+            *o ^= c;
+        }
         Ok(out)
+    }
+
+    /// One challenge block from the card (see [`Piv::random`]); `None` when the card gives
+    /// none under any management-key algorithm.
+    fn card_challenge(&mut self) -> Result<Option<Vec<u8>>> {
+        const OP: &str = "random";
+        let known = match self.mgmt_alg {
+            Some(alg) => Some(alg),
+            None => self.reported_management_algorithm()?,
+        };
+        let mut candidates: Vec<Algorithm> = known.into_iter().collect();
+        for alg in [Algorithm::Tdes, Algorithm::Aes192, Algorithm::Aes128, Algorithm::Aes256] {
+            if !candidates.contains(&alg) {
+                candidates.push(alg);
+            }
+        }
+        for alg in candidates {
+            let (resp, sw) =
+                self.exchange(ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x81, 0x00])?;
+            match sw {
+                Sw::OK => {
+                    let block = tlv::parse_exact(&resp, 0x7C)
+                        .ok()
+                        .and_then(|b| tlv::find(b, 0x81).ok().flatten())
+                        .filter(|c| Some(c.len()) == alg.block_len())
+                        .ok_or_else(|| PivError::malformed(OP, "no 7C/81 challenge of the block size"))?;
+                    self.mgmt_alg = Some(alg);
+                    return Ok(Some(block.to_vec()));
+                }
+                // Not the key's algorithm: try the next one.
+                Sw::INCORRECT_P1P2 | Sw::WRONG_DATA => continue,
+                sw => {
+                    tracing::debug!("the card gives no challenge under {} ({sw}): host randomness only", alg.name());
+                    break;
+                }
+            }
+        }
+        self.no_card_challenge = true;
+        Ok(None)
     }
 
     // ---- data objects ----
@@ -531,11 +652,134 @@ impl<T: Transport> Piv<T> {
     /// RESET the PIV application; the card allows it only with PIN and PUK blocked.
     pub fn reset(&mut self) -> Result<()> {
         match self.exchange(ins::RESET, 0, 0, &[])? {
-            (_, Sw::OK) => Ok(()),
+            (_, Sw::OK) => {
+                // Factory state: the management key (and perhaps its algorithm) is the default.
+                (self.mgmt_alg, self.mgmt_authenticated, self.no_card_challenge) = (None, false, false);
+                Ok(())
+            }
             (_, Sw::CONDITIONS_NOT_SATISFIED) => {
                 Err(PivError::Card { op: "reset (block PIN and PUK first)", sw: Sw::CONDITIONS_NOT_SATISFIED })
             }
             (_, sw) => Err(PivError::from_sw("reset", sw)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_apdu_with_le_gets_a_corrected_le() {
+        // VERIFY, CHANGE REFERENCE, RESET RETRY: no Le, the last byte is the PIN's.
+        let mut verify = vec![0x00, ins::VERIFY, 0x00, 0x80, 0x08];
+        verify.extend(*b"12345678");
+        assert_eq!(with_le(&verify, 8), None);
+        let mut change = vec![0x00, ins::CHANGE_REFERENCE, 0x00, 0x80, 0x10];
+        change.extend([0x31; 16]);
+        assert_eq!(with_le(&change, 0x31), None);
+        assert_eq!(with_le(&[0x00, ins::VERIFY, 0x00, 0x80], 8), None, "case 1: nothing to correct");
+        assert_eq!(with_le(&[0x00, ins::VERIFY, 0x00], 8), None, "not an APDU");
+        assert_eq!(with_le(&[0x00, ins::VERIFY, 0x00, 0x80, 0x09, 1, 2], 8), None, "Lc does not match");
+
+        // Case 2S and 4S: the one Le byte, and 256 is 00.
+        assert_eq!(with_le(&[0x00, 0xFD, 0, 0, 0x00], 3), Some(vec![0x00, 0xFD, 0, 0, 0x03]));
+        let get_data = [0x00, ins::GET_DATA, 0x3F, 0xFF, 0x03, 0x5C, 0x01, 0x7E, 0x00];
+        assert_eq!(with_le(&get_data, 0x1D), Some(vec![0x00, ins::GET_DATA, 0x3F, 0xFF, 0x03, 0x5C, 0x01, 0x7E, 0x1D]));
+        assert_eq!(
+            with_le(&get_data[..8].iter().chain(&[0x05]).copied().collect::<Vec<_>>(), 256),
+            Some(get_data.to_vec())
+        );
+
+        // Extended length stays extended: two Le bytes (case 2E and 4E).
+        assert_eq!(
+            with_le(&[0x00, 0xCB, 0x3F, 0xFF, 0x00, 0x00, 0x00], 0x20),
+            Some(vec![0x00, 0xCB, 0x3F, 0xFF, 0x00, 0x00, 0x20])
+        );
+        let ext = [0x00, ins::GET_DATA, 0x3F, 0xFF, 0x00, 0x00, 0x03, 0x5C, 0x01, 0x7E, 0x00, 0x00];
+        assert_eq!(
+            with_le(&ext, 0x1D),
+            Some(vec![0x00, ins::GET_DATA, 0x3F, 0xFF, 0x00, 0x00, 0x03, 0x5C, 0x01, 0x7E, 0x00, 0x1D])
+        );
+        // Extended without Le (3E): its last byte is data.
+        let ext_verify = [0x00, ins::VERIFY, 0x00, 0x80, 0x00, 0x00, 0x02, 0x31, 0x32];
+        assert_eq!(with_le(&ext_verify, 2), None);
+    }
+
+    /// Answers every APDU from a script (6Cxx first, then 9000 with data) and records them.
+    struct Scripted {
+        sent: Vec<Vec<u8>>,
+        answers: Vec<Vec<u8>>,
+    }
+
+    impl Transport for Scripted {
+        fn transmit(&mut self, apdu: &[u8]) -> std::result::Result<Vec<u8>, TransportError> {
+            self.sent.push(apdu.to_vec());
+            Ok(if self.answers.is_empty() { vec![0x6F, 0x00] } else { self.answers.remove(0) })
+        }
+        fn reset(&mut self) -> std::result::Result<Vec<u8>, TransportError> {
+            Ok(Vec::new())
+        }
+        fn is_present(&mut self) -> bool {
+            true
+        }
+        fn name(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    fn scripted(answers: &[&[u8]]) -> Piv<Scripted> {
+        Piv::new(Scripted { sent: Vec::new(), answers: answers.iter().map(|a| a.to_vec()).collect() })
+    }
+
+    #[test]
+    fn extended_apdu_is_resent_with_a_two_byte_le_and_a_data_apdu_is_not_resent() {
+        let mut p = scripted(&[&[0x6C, 0x02], &[0xAB, 0xCD, 0x90, 0x00]]);
+        let ext = [0x00, ins::GET_DATA, 0x3F, 0xFF, 0x00, 0x00, 0x03, 0x5C, 0x01, 0x7E, 0x00, 0x00];
+        assert_eq!(p.transmit(&ext).unwrap(), (vec![0xAB, 0xCD], Sw::OK));
+        assert_eq!(p.transport.sent, vec![ext.to_vec(), [&ext[..10], &[0x00, 0x02]].concat()]);
+
+        let mut p = scripted(&[&[0x6C, 0x08], &[0x90, 0x00]]);
+        let ext_verify = [0x00, ins::VERIFY, 0x00, 0x80, 0x00, 0x00, 0x02, 0x31, 0x32];
+        assert_eq!(p.transmit(&ext_verify).unwrap(), (Vec::new(), Sw(0x6C08)));
+        assert_eq!(p.transport.sent, vec![ext_verify.to_vec()], "sent once, unchanged");
+    }
+
+    #[test]
+    fn get_response_answered_6cxx_is_resent_with_that_le() {
+        let mut p = scripted(&[&[1, 2, 0x61, 0x05], &[0x6C, 0x03], &[3, 4, 5, 0x90, 0x00]]);
+        assert_eq!(p.transmit(&[0x00, 0xFD, 0, 0, 0]).unwrap(), (vec![1, 2, 3, 4, 5], Sw::OK));
+        assert_eq!(p.transport.sent[1..], [vec![0x00, 0xC0, 0, 0, 5], vec![0x00, 0xC0, 0, 0, 3]]);
+    }
+
+    #[test]
+    fn random_mixes_the_card_bytes_into_the_host_bytes() {
+        // A card whose "random" challenge is constant: all 00, then all FF. The result is
+        // never that constant (nor its AND / OR with anything): the host's bytes are in it.
+        for fill in [0x00u8, 0xFF] {
+            let answer = [&[0x7C, 0x0A, 0x81, 0x08][..], &[fill; 8], &[0x90, 0x00]].concat();
+            let answers: Vec<&[u8]> = vec![&[0x6D, 0x00], &answer, &answer, &answer, &answer];
+            let mut p = scripted(&answers);
+            let r = p.random(32).unwrap();
+            assert_ne!(r, vec![fill; 32], "the card's bytes alone");
+            let sent = &p.transport.sent;
+            assert_eq!(sent[0][1], ins::GET_METADATA);
+            assert!(sent[1..].iter().all(|a| a[..4] == [0x00, ins::GENERAL_AUTHENTICATE, 0x03, 0x9B]), "{sent:02X?}");
+            assert_eq!(sent.len(), 5, "four 8-byte challenges for 32 bytes");
+        }
+        // A card that gives no challenge at all: the host's bytes, and it is not asked again.
+        let mut p = scripted(&[&[0x6D, 0x00], &[0x6D, 0x00]]);
+        assert_eq!(p.random(8).unwrap().len(), 8);
+        let asked = p.transport.sent.len();
+        assert_eq!(p.random(8).unwrap().len(), 8);
+        assert_eq!(p.transport.sent.len(), asked);
+        assert_eq!(p.random(0).unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn a_second_6cxx_is_not_followed_again() {
+        let mut p = scripted(&[&[0x6C, 0x03], &[0x6C, 0x04]]);
+        assert_eq!(p.transmit(&[0x00, 0xFD, 0, 0, 0]).unwrap(), (Vec::new(), Sw(0x6C04)));
+        assert_eq!(p.transport.sent.len(), 2);
     }
 }

@@ -2,10 +2,12 @@
 
 mod suite;
 
-use host_driver::{Applet, PinStatus, Piv, PivError};
+use host_driver::{Applet, MgmtKey, PinOutcome, PinStatus, Piv, PivError};
 use proto::clock::FixedClock;
-use proto::{Sw, Transport, TransportError};
+use proto::piv::{object, Algorithm, Slot};
+use proto::{CommandApdu, Sw, Transport, TransportError};
 use suite::{Maker, NOW};
+use token_sim::piv::state::Flavor;
 use token_sim::{KeySpec, VirtualKey};
 
 struct InProcess;
@@ -28,35 +30,240 @@ fn removed_key_is_a_transport_error() {
     assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
 }
 
-/// A card that wants the exact Le (answers 6Cxx first), as some real cards do.
-struct ExactLe(VirtualKey);
+/// A card that wants the exact Le, as some real cards do: a read (GET DATA, GET VERSION,
+/// GET SERIAL, GET METADATA) whose Le is not the answer's length gets 6Cxx and is not
+/// executed. Records every APDU it is sent.
+struct ExactLe {
+    key: VirtualKey,
+    sent: Vec<Vec<u8>>,
+}
 
 impl Transport for ExactLe {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let r = self.0.transmit(apdu)?;
-        let le = *apdu.last().unwrap() as usize;
+        self.sent.push(apdu.to_vec());
+        let cmd = CommandApdu::parse(apdu).expect("the driver sends well-formed APDUs");
+        let r = self.key.transmit(apdu)?;
         let data_len = r.len() - 2;
-        if apdu[1] == 0xFD && le != data_len {
+        let read = matches!(cmd.ins, 0xCB | 0xFD | 0xF8 | 0xF7);
+        if read && r[data_len..] == [0x90, 0x00] && data_len < 256 && cmd.le.is_some_and(|le| le != data_len) {
             return Ok(vec![0x6C, data_len as u8]);
         }
         Ok(r)
     }
     fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.0.reset()
+        self.key.reset()
     }
     fn is_present(&mut self) -> bool {
-        self.0.is_present()
+        self.key.is_present()
     }
     fn name(&self) -> String {
-        self.0.name()
+        self.key.name()
+    }
+}
+
+fn exact_le() -> Piv<ExactLe> {
+    let key = VirtualKey::in_memory(&KeySpec { seed: Some(5), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
+    Piv::new(ExactLe { key, sent: Vec::new() })
+}
+
+#[test]
+fn wrong_le_answer_to_a_read_is_retried_with_the_right_le() {
+    let mut p = exact_le();
+    assert_eq!(p.version().unwrap(), [5, 4, 3]);
+    assert_eq!(p.transport().sent, vec![vec![0x00, 0xFD, 0, 0, 0x00], vec![0x00, 0xFD, 0, 0, 0x03]]);
+
+    // GET DATA (case 4: data and Le): only the Le changes, the tag list stays as it was.
+    let mut honest =
+        Piv::new(VirtualKey::in_memory(&KeySpec { seed: Some(5), ..KeySpec::default() }, &FixedClock(NOW)).unwrap());
+    let expect = honest.read_object(object::CHUID).unwrap().unwrap();
+    p.transport().sent.clear();
+    assert_eq!(p.read_object(object::CHUID).unwrap().unwrap(), expect);
+    let sent = p.transport().sent.clone();
+    assert_eq!(sent.len(), 2, "{sent:02X?}");
+    let (first, again) = (&sent[0], &sent[1]);
+    assert_eq!(first, &[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00]);
+    assert_eq!(again[..again.len() - 1], first[..first.len() - 1], "same command, same data");
+    assert_eq!(*again.last().unwrap() as usize, expect.len() + 2, "Le: the 53 object's length");
+}
+
+/// A card that answers the first VERIFY, CHANGE REFERENCE or RESET RETRY it gets with 6C08
+/// without looking at it, and hands every later one to the key: had the driver "corrected the
+/// Le" of those commands, the key would see a PIN block whose last byte is 08 and count a try.
+struct SixCOnPins {
+    key: VirtualKey,
+    sent: Vec<Vec<u8>>,
+    answered_6c: bool,
+}
+
+impl Transport for SixCOnPins {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let pin_command = matches!(apdu[1], 0x20 | 0x24 | 0x2C) && apdu.len() > 5;
+        if pin_command {
+            self.sent.push(apdu.to_vec());
+            if !self.answered_6c {
+                self.answered_6c = true;
+                return Ok(vec![0x6C, 0x08]);
+            }
+        }
+        self.key.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.key.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        true
+    }
+    fn name(&self) -> String {
+        "6C on PINs".into()
     }
 }
 
 #[test]
-fn wrong_le_answer_is_retried_with_the_right_le() {
-    let mut p = Piv::new(ExactLe(VirtualKey::in_memory(&KeySpec::default(), &FixedClock(NOW)).unwrap()));
-    assert_eq!(p.version().unwrap(), [5, 4, 3]);
-    let _ = Sw::OK;
+fn wrong_le_answer_to_verify_change_or_unblock_never_resends_the_pin_block() {
+    let six_c = || {
+        let key = VirtualKey::in_memory(&KeySpec { seed: Some(6), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
+        Piv::new(SixCOnPins { key, sent: Vec::new(), answered_6c: false })
+    };
+    let pin_block = |pin: &[u8]| {
+        let mut b = [0xFF; 8];
+        b[..pin.len()].copy_from_slice(pin);
+        b
+    };
+
+    // VERIFY with an 8-character PIN: its last byte is a PIN digit, nothing else.
+    let mut p = six_c();
+    let err = p.verify_pin("12345678").unwrap_err();
+    assert!(matches!(err, PivError::Card { sw: Sw(0x6C08), .. }), "the 6C08 is reported, not followed: {err}");
+    let verify = [&[0x00, 0x20, 0x00, 0x80, 0x08][..], &pin_block(b"12345678")].concat();
+    assert_eq!(p.transport().sent, vec![verify], "one VERIFY, the PIN block as typed");
+    assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 }, "no try spent");
+
+    // CHANGE REFERENCE and RESET RETRY: old || new, 16 bytes, no Le either.
+    let mut p = six_c();
+    assert!(matches!(p.change_pin("123456", "65432178"), Err(PivError::Card { sw: Sw(0x6C08), .. })));
+    let change = [&[0x00, 0x24, 0x00, 0x80, 0x10][..], &pin_block(b"123456"), &pin_block(b"65432178")].concat();
+    assert_eq!(p.transport().sent, vec![change]);
+    assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
+    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok, "the PIN was not changed");
+
+    let mut p = six_c();
+    assert!(matches!(p.unblock_pin("12345678", "11112222"), Err(PivError::Card { sw: Sw(0x6C08), .. })));
+    let unblock = [&[0x00, 0x2C, 0x00, 0x80, 0x10][..], &pin_block(b"12345678"), &pin_block(b"11112222")].concat();
+    assert_eq!(p.transport().sent, vec![unblock]);
+    assert_eq!(p.metadata(0x81).unwrap().retries_remaining, Some(3), "no PUK try spent");
+}
+
+/// Hands every APDU to the key and records it.
+struct Recorder {
+    key: VirtualKey,
+    sent: Vec<Vec<u8>>,
+}
+
+impl Recorder {
+    /// P1 of every management-key (9B) GENERAL AUTHENTICATE sent so far.
+    fn mgmt_steps(&self) -> Vec<u8> {
+        self.sent.iter().filter(|a| a[1] == 0x87 && a[3] == 0x9B).map(|a| a[2]).collect()
+    }
+}
+
+impl Transport for Recorder {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.sent.push(apdu.to_vec());
+        self.key.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.key.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        true
+    }
+    fn name(&self) -> String {
+        "recorder".into()
+    }
+}
+
+fn recorded(spec: KeySpec) -> Piv<Recorder> {
+    Piv::new(Recorder { key: VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap(), sent: Vec::new() })
+}
+
+fn aes128_spec(flavor: Flavor) -> KeySpec {
+    KeySpec { mgmt_alg: Algorithm::Aes128, mgmt_key: vec![0x42; 16], flavor, seed: Some(8), ..KeySpec::default() }
+}
+
+#[test]
+fn random_asks_the_card_under_its_real_algorithm() {
+    // A plain card cannot say its algorithm: 3DES and AES-192 are refused (6A86), AES-128
+    // gives 16 bytes a round trip, and is used from then on.
+    let mut p = recorded(aes128_spec(Flavor::Plain));
+    assert_eq!(p.random(40).unwrap().len(), 40);
+    assert_eq!(p.transport().mgmt_steps(), vec![0x03, 0x0A, 0x08, 0x08, 0x08]);
+    assert_eq!(p.random(16).unwrap().len(), 16);
+    assert_eq!(p.transport().mgmt_steps(), vec![0x03, 0x0A, 0x08, 0x08, 0x08, 0x08]);
+
+    // A card with metadata tells it at once.
+    let mut p = recorded(aes128_spec(Flavor::Yubico { version: [5, 7, 1] }));
+    p.random(16).unwrap();
+    assert_eq!(p.transport().mgmt_steps(), vec![0x08]);
+
+    // A caller who knows it says so.
+    let mut p = recorded(aes128_spec(Flavor::Plain));
+    p.set_management_algorithm(Algorithm::Aes128).unwrap();
+    p.random(8).unwrap();
+    assert_eq!(p.transport().mgmt_steps(), vec![0x08]);
+    assert!(p.set_management_algorithm(Algorithm::EccP256).is_err());
+
+    // Two calls do not give the same bytes; nor are they all zero.
+    let (a, b) = (p.random(32).unwrap(), p.random(32).unwrap());
+    assert_ne!(a, b);
+    assert_ne!(a, vec![0; 32]);
+}
+
+#[test]
+fn random_after_authentication_leaves_it_in_place() {
+    let mut p = recorded(KeySpec { seed: Some(9), ..KeySpec::default() });
+    p.authenticate(&MgmtKey::default()).unwrap();
+    assert!(p.is_mgmt_authenticated());
+    let steps = p.transport().mgmt_steps();
+    assert_eq!(p.random(64).unwrap().len(), 64);
+    assert_eq!(p.transport().mgmt_steps(), steps, "no 9B step while authenticated: the card would drop it");
+    p.generate(Slot::Authentication, None, None).expect("GENERATE right after random() is still authorised");
+
+    // A failed authentication is one the card no longer holds: the card is asked again.
+    let wrong = MgmtKey::from_hex(&"11".repeat(24), None).unwrap();
+    assert!(p.authenticate(&wrong).is_err());
+    assert!(!p.is_mgmt_authenticated());
+    let before = p.transport().mgmt_steps().len();
+    p.random(8).unwrap();
+    assert_eq!(p.transport().mgmt_steps().len(), before + 1);
+}
+
+#[test]
+fn management_key_of_a_plain_card_is_found_by_trying_its_length() {
+    // AES-192 on a card without metadata: the 24 bytes are taken for 3DES first; the card's
+    // 6A86 sends the driver to AES-192.
+    let key = vec![0x5A; 24];
+    let spec = KeySpec {
+        mgmt_alg: Algorithm::Aes192,
+        mgmt_key: key.clone(),
+        flavor: Flavor::Plain,
+        seed: Some(10),
+        ..KeySpec::default()
+    };
+    let mut p = recorded(spec);
+    let bytes_only = MgmtKey::from_hex(&hex::encode(&key), None).unwrap();
+    assert_eq!(bytes_only.alg, Algorithm::Tdes);
+    p.authenticate_auto(&bytes_only).unwrap();
+    assert_eq!(p.transport().mgmt_steps(), vec![0x03, 0x0A, 0x0A]);
+    p.generate(Slot::Signature, None, None).unwrap();
+    // Known now: no more guessing, and random() keeps the authentication.
+    p.random(20).unwrap();
+    p.write_certificate(Slot::Signature, &[0x30, 0x00]).expect("still authenticated");
+
+    // A wrong key is still a wrong key under either algorithm.
+    let mut p =
+        recorded(KeySpec { mgmt_alg: Algorithm::Aes192, mgmt_key: key, flavor: Flavor::Plain, ..KeySpec::default() });
+    let wrong = MgmtKey::from_hex(&"11".repeat(24), None).unwrap();
+    assert!(matches!(p.authenticate_auto(&wrong), Err(PivError::NotAuthorized { .. })));
 }
 
 /// Records SELECTs; answers 6A82 to AIDs it is told to refuse, as some cards do.

@@ -148,6 +148,8 @@ mod suite_over_pcsc {
         yubico_extensions_and_plain_fallback,
         attestation_chains_to_the_f9_certificate,
         ecdh_and_random,
+        random_keeps_management_key_authentication,
+        random_with_an_aes_management_key,
         reset_after_blocking_both,
         set_pin_retries_through_the_driver
     );

@@ -27,7 +27,7 @@ pub trait Maker {
 #[macro_export]
 macro_rules! key_suite {
     ($maker:expr) => {
-        key_suite!(@ $maker; verify_pin_outcomes, change_and_unblock, management_key_auth_and_change, generate_sign_verify_with_p256, csr_from_the_card_is_issued_by_the_ca_and_stored_back, csr_without_pin_reports_the_card_error, self_signed_certificate_verifies, large_certificate_round_trips, yubico_extensions_and_plain_fallback, attestation_chains_to_the_f9_certificate, ecdh_and_random, reset_after_blocking_both, set_pin_retries_through_the_driver);
+        key_suite!(@ $maker; verify_pin_outcomes, change_and_unblock, management_key_auth_and_change, generate_sign_verify_with_p256, csr_from_the_card_is_issued_by_the_ca_and_stored_back, csr_without_pin_reports_the_card_error, self_signed_certificate_verifies, large_certificate_round_trips, yubico_extensions_and_plain_fallback, attestation_chains_to_the_f9_certificate, ecdh_and_random, random_keeps_management_key_authentication, random_with_an_aes_management_key, reset_after_blocking_both, set_pin_retries_through_the_driver);
     };
     (@ $maker:expr; $($name:ident),*) => {
         $(
@@ -128,6 +128,14 @@ pub fn csr_without_pin_reports_the_card_error<M: Maker>(m: &M) {
     assert!(matches!(err, PivError::NotAuthorized { .. }), "{err}");
     let err = csr::certificate_request(&mut p, Slot::Authentication, &public, "nonsense").unwrap_err();
     assert!(err.to_string().contains("RFC 4514"), "{err}");
+    // Another key's public half (a stale certificate's, a wrong file): refused, not returned.
+    p.verify_pin("123456").unwrap();
+    let other = p256::SecretKey::random(&mut rand_core::OsRng).public_key();
+    let err = csr::certificate_request(&mut p, Slot::Authentication, &other, "CN=x").unwrap_err();
+    assert!(matches!(err, PivError::NotTheSlotKey { slot: Slot::Authentication }), "{err}");
+    let err = csr::self_signed_certificate(&mut p, Slot::Authentication, &other, "CN=x", NOW, NOW + 60).unwrap_err();
+    assert!(matches!(err, PivError::NotTheSlotKey { .. }), "{err}");
+    csr::certificate_request(&mut p, Slot::Authentication, &public, "CN=x").expect("the slot's own key");
 }
 
 pub fn self_signed_certificate_verifies<M: Maker>(m: &M) {
@@ -191,6 +199,35 @@ pub fn ecdh_and_random<M: Maker>(m: &M) {
     let r = p.random(20).unwrap();
     assert_eq!(r.len(), 20);
     assert_ne!(r, vec![0; 20]);
+}
+
+pub fn random_keeps_management_key_authentication<M: Maker>(m: &M) {
+    let mut p = m.fresh();
+    p.authenticate(&MgmtKey::default()).unwrap();
+    assert_eq!(p.random(32).unwrap().len(), 32);
+    p.generate(Slot::Authentication, None, None).expect("authenticate, random(), generate: still authorised");
+    p.random(8).unwrap();
+    p.write_certificate(Slot::Authentication, &[0x30, 0x00]).expect("and PUT DATA too");
+}
+
+pub fn random_with_an_aes_management_key<M: Maker>(m: &M) {
+    let aes = [0x42; 16];
+    for flavor in [Flavor::Plain, Flavor::Yubico { version: [5, 7, 1] }] {
+        let spec = KeySpec {
+            mgmt_alg: Algorithm::Aes128,
+            mgmt_key: aes.to_vec(),
+            flavor,
+            seed: Some(4),
+            ..KeySpec::default()
+        };
+        let mut p = m.make(spec);
+        let r = p.random(33).unwrap();
+        assert_eq!(r.len(), 33);
+        assert_ne!(r, p.random(33).unwrap());
+        p.authenticate_auto(&MgmtKey::new(Algorithm::Aes128, &aes).unwrap()).unwrap();
+        p.random(16).unwrap();
+        p.generate(Slot::Signature, None, None).unwrap();
+    }
 }
 
 pub fn reset_after_blocking_both<M: Maker>(m: &M) {
