@@ -20,7 +20,7 @@ fn provisioned(dir: Option<&std::path::Path>) -> Piv<VirtualKey> {
     let mut piv = Piv::new(vk);
     piv.authenticate(&MgmtKey::default()).unwrap();
     piv.generate(Slot::Authentication, None, None).unwrap();
-    assert_eq!(piv.verify_pin("123456").unwrap(), host_driver::PinOutcome::Ok);
+    assert_eq!(piv.verify_pin(&"123456".into()).unwrap(), host_driver::PinOutcome::Ok);
     piv
 }
 
@@ -44,12 +44,12 @@ fn sign(c: &mut Criterion) {
 fn pin(c: &mut Criterion) {
     let mut g = c.benchmark_group("verify_pin");
     let mut mem = provisioned(None);
-    g.bench_function("in_memory", |b| b.iter(|| mem.verify_pin("123456").unwrap()));
+    g.bench_function("in_memory", |b| b.iter(|| mem.verify_pin(&"123456".into()).unwrap()));
     let dir = tempfile::tempdir().unwrap();
     let mut file = provisioned(Some(&dir.path().join("k")));
     // Two fsynced writes per VERIFY: the decrement before the compare, the restore after.
     g.sample_size(20);
-    g.bench_function("file_store_fsync", |b| b.iter(|| file.verify_pin("123456").unwrap()));
+    g.bench_function("file_store_fsync", |b| b.iter(|| file.verify_pin(&"123456".into()).unwrap()));
     g.finish();
 }
 

@@ -27,7 +27,7 @@ fn prepare<T: Transport>(piv: &mut Piv<T>) {
     piv.select().unwrap();
     piv.authenticate(&MgmtKey::default()).unwrap();
     piv.generate(Slot::Authentication, None, None).unwrap();
-    piv.verify_pin("123456").unwrap();
+    piv.verify_pin(&"123456".into()).unwrap();
 }
 
 /// Serve a key on vpcd's first reader from a thread; the senders stop it when dropped.

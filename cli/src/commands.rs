@@ -20,10 +20,11 @@ use crate::open::{dir_label, open, open_dir, AnyKey};
 use crate::output::{emit, fields, table};
 use crate::secrets::{resolve, PinArgs};
 use crate::{home, KeyArgs, KeysArgs, MgmtArgs, SignArgs};
+use proto::secret::{KeyHex, Pin, Puk};
 
 pub(crate) fn mgmt_key(m: &MgmtArgs) -> Result<MgmtKey> {
     Ok(match &m.mgmt_key {
-        Some(hex) => MgmtKey::from_hex(hex, None)?,
+        Some(hex) => MgmtKey::from_hex(hex.expose(), None)?,
         None => MgmtKey::default(),
     })
 }
@@ -48,13 +49,13 @@ pub struct SimNewArgs {
     pub subject: String,
     /// Initial PIN (6 to 8 characters)
     #[arg(long, default_value = "123456", hide_default_value = true)]
-    pub pin: String,
+    pub pin: Pin,
     /// Initial PUK (6 to 8 characters)
     #[arg(long, default_value = "12345678", hide_default_value = true)]
-    pub puk: String,
+    pub puk: Puk,
     /// Initial management key, hex (default 010203..08 x3)
     #[arg(long, value_name = "HEX")]
-    pub mgmt_key: Option<String>,
+    pub mgmt_key: Option<KeyHex>,
     /// Management key algorithm: 3des, aes128, aes192, aes256
     #[arg(long, default_value = "3des")]
     pub mgmt_alg: String,
@@ -101,8 +102,8 @@ pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
     let scenario = Scenario::parse(&a.scenario, a.days).map_err(anyhow::Error::msg)?;
     let mgmt_alg = parse_alg(&a.mgmt_alg)?;
     let mgmt_key = match &a.mgmt_key {
-        Some(h) => MgmtKey::from_hex(h, Some(mgmt_alg))?.bytes().to_vec(),
-        None if mgmt_alg == Algorithm::Tdes => proto::piv::defaults::MANAGEMENT_KEY.to_vec(),
+        Some(h) => MgmtKey::from_hex(h.expose(), Some(mgmt_alg))?.bytes().into(),
+        None if mgmt_alg == Algorithm::Tdes => proto::piv::defaults::MANAGEMENT_KEY[..].into(),
         None => bail!("a non-3DES management key needs --mgmt-key"),
     };
     let spec = KeySpec {
@@ -388,12 +389,17 @@ pub fn pin_verify(key: &KeyArgs, pin: &PinArgs, json: bool) -> Result<ExitCode> 
     Ok(report(pin_result(outcome, "PIN", total), json))
 }
 
-pub fn pin_change(key: &KeyArgs, pin: &PinArgs, new: Option<String>, puk_mode: bool, json: bool) -> Result<ExitCode> {
+pub fn pin_change(key: &KeyArgs, pin: &PinArgs, new: Option<Pin>, puk_mode: bool, json: bool) -> Result<ExitCode> {
     let what = if puk_mode { "PUK" } else { "PIN" };
     let old = pin.get(&format!("current {what}"))?;
-    let new = resolve(new.as_deref(), None, &format!("new {what}"))?;
+    let new = resolve(new.as_ref(), None, &format!("new {what}"))?;
     let mut piv = open(key)?;
-    let outcome = if puk_mode { piv.change_puk(&old, &new)? } else { piv.change_pin(&old, &new)? };
+    let outcome = if puk_mode {
+        // With --puk-mode the PIN options carry PUKs.
+        piv.change_puk(&Puk::new(old.expose()), &Puk::new(new.expose()))?
+    } else {
+        piv.change_pin(&old, &new)?
+    };
     let mut r = pin_result(outcome, what, None);
     if r.ok {
         r.message = format!("{what} changed");
@@ -401,9 +407,9 @@ pub fn pin_change(key: &KeyArgs, pin: &PinArgs, new: Option<String>, puk_mode: b
     Ok(report(r, json))
 }
 
-pub fn pin_unblock(key: &KeyArgs, puk: Option<String>, new: Option<String>, json: bool) -> Result<ExitCode> {
-    let puk = resolve(puk.as_deref(), None, "PUK")?;
-    let new = resolve(new.as_deref(), None, "new PIN")?;
+pub fn pin_unblock(key: &KeyArgs, puk: Option<Puk>, new: Option<Pin>, json: bool) -> Result<ExitCode> {
+    let puk = resolve(puk.as_ref(), None, "PUK")?;
+    let new = resolve(new.as_ref(), None, "new PIN")?;
     let mut piv = open(key)?;
     let mut r = pin_result(piv.unblock_pin(&puk, &new)?, "PUK", None);
     if r.ok {
@@ -677,7 +683,7 @@ pub fn cert_request(a: RequestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_or_fail(piv: &mut AnyKey, pin: &str) -> Result<()> {
+fn verify_or_fail(piv: &mut AnyKey, pin: &Pin) -> Result<()> {
     match piv.verify_pin(pin)? {
         PinOutcome::Ok => Ok(()),
         PinOutcome::WrongPin { retries_left } => bail!("verification failed, {retries_left} attempt(s) left"),

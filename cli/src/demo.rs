@@ -73,20 +73,20 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     n.say("certificate valid until", &format_time(cert.not_after));
 
     for expected_left in [2u8, 1] {
-        match piv.verify_pin("000000")? {
+        match piv.verify_pin(&"000000".into())? {
             PinOutcome::WrongPin { retries_left } if retries_left == expected_left => {
                 n.say("wrong PIN typed", &format!("verification failed, {retries_left} attempt(s) left"))
             }
             other => bail!("expected {expected_left} tries left, the key said {other:?}"),
         }
     }
-    ensure!(piv.verify_pin("000000")? == PinOutcome::Blocked, "third wrong PIN must block the key");
+    ensure!(piv.verify_pin(&"000000".into())? == PinOutcome::Blocked, "third wrong PIN must block the key");
     n.say("wrong PIN a third time", "PIN locked");
-    ensure!(piv.verify_pin("123456")? == PinOutcome::Blocked, "a blocked PIN must stay blocked");
+    ensure!(piv.verify_pin(&"123456".into())? == PinOutcome::Blocked, "a blocked PIN must stay blocked");
     n.say("right PIN, too late", "still locked: only the PUK helps");
-    ensure!(piv.unblock_pin("12345678", "246810")? == PinOutcome::Ok, "unblock with the PUK");
+    ensure!(piv.unblock_pin(&"12345678".into(), &"246810".into())? == PinOutcome::Ok, "unblock with the PUK");
     n.say("unblocked with the PUK", "new PIN set");
-    ensure!(piv.verify_pin("246810")? == PinOutcome::Ok, "the new PIN works");
+    ensure!(piv.verify_pin(&"246810".into())? == PinOutcome::Ok, "the new PIN works");
     n.say("new PIN verified", "OK");
 
     let message = b"ukey demo: I approve this login";

@@ -96,7 +96,7 @@ impl KeyArgs {
 pub struct MgmtArgs {
     /// Management key in hex (default: the factory key 010203..08 x3)
     #[arg(long, value_name = "HEX", env = "UKEY_MGMT_KEY", hide_env_values = true)]
-    pub mgmt_key: Option<String>,
+    pub mgmt_key: Option<proto::secret::KeyHex>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,7 +167,7 @@ enum PinCommand {
         pin: PinArgs,
         /// New PIN (6 to 8 characters)
         #[arg(long, env = "UKEY_NEW_PIN", hide_env_values = true)]
-        new_pin: Option<String>,
+        new_pin: Option<proto::secret::Pin>,
         /// Change the PUK instead: --pin is the current PUK, --new-pin the new PUK
         #[arg(long)]
         puk_mode: bool,
@@ -180,10 +180,10 @@ enum PinCommand {
         key: KeyArgs,
         /// The PUK
         #[arg(long, env = "UKEY_PUK", hide_env_values = true)]
-        puk: Option<String>,
+        puk: Option<proto::secret::Puk>,
         /// The new PIN
         #[arg(long, env = "UKEY_NEW_PIN", hide_env_values = true)]
-        new_pin: Option<String>,
+        new_pin: Option<proto::secret::Pin>,
         #[arg(long)]
         json: bool,
     },
@@ -298,6 +298,45 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "../../testsupport/leaks.rs"]
+mod leaks;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parsed command line (clap keeps every argument) prints no PIN, PUK, management
+    /// key or password, whatever command carried it.
+    #[test]
+    fn parsed_arguments_never_show_secrets() {
+        let pin = "739184";
+        let new_pin = "264958";
+        let puk = "58204617";
+        let mgmt = "a73c915e08d26bf419c8723de50a964fb12e8357ca641df9";
+        let password = "Passw0rd-739";
+        let lines: [&[&str]; 9] = [
+            &["pin", "verify", "--key", "k", "--pin", pin],
+            &["pin", "change", "--key", "k", "--pin", pin, "--new-pin", new_pin],
+            &["pin", "unblock", "--key", "k", "--puk", puk, "--new-pin", new_pin],
+            &["sim", "new", "k", "--pin", pin, "--puk", puk, "--mgmt-key", mgmt],
+            &["key", "generate", "--key", "k", "--slot", "9a", "--mgmt-key", mgmt],
+            &["sign", "--key", "k", "--slot", "9a", "--pin", pin, "--in", "f", "--out", "g"],
+            &["agent", "--mgmt-key", mgmt],
+            &["portal", "seed", "--password", password, "--staff-password", password],
+            &["flows", "--portal", "http://127.0.0.1:1", "--password", password, "--pin", pin],
+        ];
+        crate::leaks::self_test();
+        for args in lines {
+            let cli = Cli::try_parse_from([&["ukey"][..], args].concat()).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let shown = format!("{cli:?}");
+            for secret in [pin, new_pin, puk, mgmt, password] {
+                crate::leaks::assert_hidden(&format!("ukey {}", args[..2].join(" ")), &shown, secret.as_bytes());
+            }
         }
     }
 }

@@ -86,10 +86,10 @@ pub struct PortalSeedArgs {
     pub db: DbArgs,
     /// Password of the demo user zhangsan
     #[arg(long, env = "UKEY_PORTAL_PASSWORD", hide_env_values = true)]
-    pub password: String,
+    pub password: proto::secret::Password,
     /// Also add the staff member lisi (reviews certificate applications) with this password
     #[arg(long, env = "UKEY_PORTAL_STAFF_PASSWORD", hide_env_values = true)]
-    pub staff_password: Option<String>,
+    pub staff_password: Option<proto::secret::Password>,
 }
 
 pub fn portal(cmd: PortalCommand) -> Result<ExitCode> {
@@ -144,12 +144,13 @@ async fn portal_seed(a: PortalSeedArgs) -> Result<ExitCode> {
     let store = Store::open(&url).await.with_context(|| format!("opening the portal database {url}"))?;
     let now = SystemClock.now_unix() as i64;
     let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", now).await?;
-    store.create_user(&e.id, "zhangsan", "张三", &password::hash(&a.password, Cost::DEFAULT), now).await?;
+    store.create_user(&e.id, "zhangsan", "张三", &password::hash(a.password.expose(), Cost::DEFAULT), now).await?;
     for name in ["财务账号", "申报账号"] {
         store.create_account(&e.id, name, now).await?;
     }
     if let Some(p) = &a.staff_password {
-        let staff = store.create_user(&e.id, "lisi", "李四（审核员）", &password::hash(p, Cost::DEFAULT), now).await?;
+        let staff =
+            store.create_user(&e.id, "lisi", "李四（审核员）", &password::hash(p.expose(), Cost::DEFAULT), now).await?;
         store.set_role(&staff.id, "staff").await?;
     }
     let staff = if a.staff_password.is_some() { ", staff lisi" } else { "" };

@@ -1,13 +1,16 @@
 //! The management key as the host holds it.
 
 use proto::piv::{defaults, Algorithm};
+use proto::secret::KeyBytes;
+use zeroize::Zeroizing;
 
 use crate::error::PivError;
 
+/// The key bytes are [`KeyBytes`]: redacted in `{:?}`, wiped when dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MgmtKey {
     pub alg: Algorithm,
-    key: Vec<u8>,
+    key: KeyBytes,
 }
 
 impl std::fmt::Debug for MgmtKey {
@@ -19,14 +22,14 @@ impl std::fmt::Debug for MgmtKey {
 impl Default for MgmtKey {
     /// The factory key 0102030405060708 x3 (3DES).
     fn default() -> Self {
-        MgmtKey { alg: Algorithm::Tdes, key: defaults::MANAGEMENT_KEY.to_vec() }
+        MgmtKey { alg: Algorithm::Tdes, key: defaults::MANAGEMENT_KEY[..].into() }
     }
 }
 
 impl MgmtKey {
     pub fn new(alg: Algorithm, key: &[u8]) -> Result<MgmtKey, PivError> {
         match alg.key_len() {
-            Some(n) if n == key.len() => Ok(MgmtKey { alg, key: key.to_vec() }),
+            Some(n) if n == key.len() => Ok(MgmtKey { alg, key: key.into() }),
             Some(n) => {
                 Err(PivError::Input(format!("a {} management key has {n} bytes, got {}", alg.name(), key.len())))
             }
@@ -38,9 +41,9 @@ impl MgmtKey {
     /// otherwise (pass the algorithm explicitly for an AES-192 key).
     pub fn from_hex(hex_str: &str, alg: Option<Algorithm>) -> Result<MgmtKey, PivError> {
         let clean: String = hex_str.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
-        let key = hex::decode(&clean).map_err(|e| {
+        let key = Zeroizing::new(hex::decode(&clean).map_err(|e| {
             PivError::Input(format!("management key is not hex ({e}); expected 48 hex digits for 3DES"))
-        })?;
+        })?);
         let alg = alg.unwrap_or(match key.len() {
             16 => Algorithm::Aes128,
             32 => Algorithm::Aes256,

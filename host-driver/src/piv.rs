@@ -3,9 +3,11 @@
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use proto::piv::{ins, key_ref, object, Algorithm, PinPolicy, Slot, TouchPolicy, PIV_AID};
+use proto::secret::{Pin, PinBlock, Puk};
 use proto::{tlv, CommandApdu, Sw, Transport, TransportError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::error::{PivError, Result};
 use crate::mgmt::MgmtKey;
@@ -114,14 +116,15 @@ fn expects_data(i: u8) -> bool {
     )
 }
 
-fn pad(op: &'static str, secret: &str) -> Result<[u8; 8]> {
-    let b = secret.as_bytes();
-    if !(6..=8).contains(&b.len()) || b.contains(&0xFF) {
-        return Err(PivError::Input(format!("{op}: PIN/PUK must be 6 to 8 characters (got {})", b.len())));
-    }
-    let mut out = [0xFF; 8];
-    out[..b.len()].copy_from_slice(b);
-    Ok(out)
+fn pad(op: &'static str, secret: &str) -> Result<PinBlock> {
+    PinBlock::pad(secret.as_bytes()).ok_or_else(|| {
+        PivError::Input(format!("{op}: PIN/PUK must be 6 to 8 characters other than FF (got {})", secret.len()))
+    })
+}
+
+/// Command data holding PIN or PUK blocks, wiped when dropped.
+fn blocks(blocks: &[&PinBlock]) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(blocks.iter().flat_map(|b| b.as_bytes().iter().copied()).collect())
 }
 
 /// `apdu` with its Le replaced by `le` (1 to 256, as 6Cxx gives it), in the APDU's own length
@@ -189,7 +192,8 @@ impl<T: Transport> Piv<T> {
         let mut rest = data;
         while rest.len() > CHUNK {
             let (chunk, tail) = rest.split_at(CHUNK);
-            let apdu = CommandApdu::new(0x10, ins, p1, p2, chunk, None).to_vec();
+            // Command APDUs may carry a PIN or a key: wiped once sent.
+            let apdu = Zeroizing::new(CommandApdu::new(0x10, ins, p1, p2, chunk, None).to_vec());
             let (_, sw) = self.transmit(&apdu)?;
             if !sw.is_ok() {
                 return Ok((Vec::new(), sw));
@@ -198,7 +202,7 @@ impl<T: Transport> Piv<T> {
         }
         // Le only where the answer carries data: some cards reject Le on VERIFY and friends.
         let le = expects_data(ins).then_some(256);
-        self.transmit(&CommandApdu::new(0x00, ins, p1, p2, rest, le).to_vec())
+        self.transmit(&Zeroizing::new(CommandApdu::new(0x00, ins, p1, p2, rest, le).to_vec()))
     }
 
     /// Exchange and demand 9000.
@@ -241,8 +245,8 @@ impl<T: Transport> Piv<T> {
         }
     }
 
-    pub fn verify_pin(&mut self, pin: &str) -> Result<PinOutcome> {
-        let block = pad("verify PIN", pin)?;
+    pub fn verify_pin(&mut self, pin: &Pin) -> Result<PinOutcome> {
+        let block = blocks(&[&pad("verify PIN", pin.expose())?]);
         let (_, sw) = self.exchange(ins::VERIFY, 0x00, key_ref::PIN, &block)?;
         Self::pin_outcome("verify PIN", sw)
     }
@@ -271,25 +275,23 @@ impl<T: Transport> Piv<T> {
     }
 
     fn change_reference(&mut self, op: &'static str, reference: u8, old: &str, new: &str) -> Result<PinOutcome> {
-        let mut data = pad(op, old)?.to_vec();
-        data.extend(pad(op, new)?);
+        let data = blocks(&[&pad(op, old)?, &pad(op, new)?]);
         let (_, sw) = self.exchange(ins::CHANGE_REFERENCE, 0x00, reference, &data)?;
         Self::pin_outcome(op, sw)
     }
 
-    pub fn change_pin(&mut self, old: &str, new: &str) -> Result<PinOutcome> {
-        self.change_reference("change PIN", key_ref::PIN, old, new)
+    pub fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<PinOutcome> {
+        self.change_reference("change PIN", key_ref::PIN, old.expose(), new.expose())
     }
 
     /// Change the PUK. The outcome's retries count PUK tries.
-    pub fn change_puk(&mut self, old: &str, new: &str) -> Result<PinOutcome> {
-        self.change_reference("change PUK", key_ref::PUK, old, new)
+    pub fn change_puk(&mut self, old: &Puk, new: &Puk) -> Result<PinOutcome> {
+        self.change_reference("change PUK", key_ref::PUK, old.expose(), new.expose())
     }
 
     /// RESET RETRY COUNTER: a new PIN, authorised by the PUK. The outcome counts PUK tries.
-    pub fn unblock_pin(&mut self, puk: &str, new_pin: &str) -> Result<PinOutcome> {
-        let mut data = pad("unblock PIN", puk)?.to_vec();
-        data.extend(pad("unblock PIN", new_pin)?);
+    pub fn unblock_pin(&mut self, puk: &Puk, new_pin: &Pin) -> Result<PinOutcome> {
+        let data = blocks(&[&pad("unblock PIN", puk.expose())?, &pad("unblock PIN", new_pin.expose())?]);
         let (_, sw) = self.exchange(ins::RESET_RETRY, 0x00, key_ref::PIN, &data)?;
         Self::pin_outcome("unblock PIN", sw)
     }

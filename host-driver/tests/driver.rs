@@ -25,7 +25,7 @@ key_suite!(InProcess);
 fn removed_key_is_a_transport_error() {
     let mut p = InProcess.fresh();
     p.transport().remove();
-    assert!(matches!(p.verify_pin("123456"), Err(PivError::Transport(TransportError::NoCard(_)))));
+    assert!(matches!(p.verify_pin(&"123456".into()), Err(PivError::Transport(TransportError::NoCard(_)))));
     p.transport().insert();
     assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
 }
@@ -132,7 +132,7 @@ fn wrong_le_answer_to_verify_change_or_unblock_never_resends_the_pin_block() {
 
     // VERIFY with an 8-character PIN: its last byte is a PIN digit, nothing else.
     let mut p = six_c();
-    let err = p.verify_pin("12345678").unwrap_err();
+    let err = p.verify_pin(&"12345678".into()).unwrap_err();
     assert!(matches!(err, PivError::Card { sw: Sw(0x6C08), .. }), "the 6C08 is reported, not followed: {err}");
     let verify = [&[0x00, 0x20, 0x00, 0x80, 0x08][..], &pin_block(b"12345678")].concat();
     assert_eq!(p.transport().sent, vec![verify], "one VERIFY, the PIN block as typed");
@@ -140,14 +140,17 @@ fn wrong_le_answer_to_verify_change_or_unblock_never_resends_the_pin_block() {
 
     // CHANGE REFERENCE and RESET RETRY: old || new, 16 bytes, no Le either.
     let mut p = six_c();
-    assert!(matches!(p.change_pin("123456", "65432178"), Err(PivError::Card { sw: Sw(0x6C08), .. })));
+    assert!(matches!(p.change_pin(&"123456".into(), &"65432178".into()), Err(PivError::Card { sw: Sw(0x6C08), .. })));
     let change = [&[0x00, 0x24, 0x00, 0x80, 0x10][..], &pin_block(b"123456"), &pin_block(b"65432178")].concat();
     assert_eq!(p.transport().sent, vec![change]);
     assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok, "the PIN was not changed");
+    assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Ok, "the PIN was not changed");
 
     let mut p = six_c();
-    assert!(matches!(p.unblock_pin("12345678", "11112222"), Err(PivError::Card { sw: Sw(0x6C08), .. })));
+    assert!(matches!(
+        p.unblock_pin(&"12345678".into(), &"11112222".into()),
+        Err(PivError::Card { sw: Sw(0x6C08), .. })
+    ));
     let unblock = [&[0x00, 0x2C, 0x00, 0x80, 0x10][..], &pin_block(b"12345678"), &pin_block(b"11112222")].concat();
     assert_eq!(p.transport().sent, vec![unblock]);
     assert_eq!(p.metadata(0x81).unwrap().retries_remaining, Some(3), "no PUK try spent");
@@ -187,7 +190,13 @@ fn recorded(spec: KeySpec) -> Piv<Recorder> {
 }
 
 fn aes128_spec(flavor: Flavor) -> KeySpec {
-    KeySpec { mgmt_alg: Algorithm::Aes128, mgmt_key: vec![0x42; 16], flavor, seed: Some(8), ..KeySpec::default() }
+    KeySpec {
+        mgmt_alg: Algorithm::Aes128,
+        mgmt_key: vec![0x42; 16].into(),
+        flavor,
+        seed: Some(8),
+        ..KeySpec::default()
+    }
 }
 
 #[test]
@@ -244,7 +253,7 @@ fn management_key_of_a_plain_card_is_found_by_trying_its_length() {
     let key = vec![0x5A; 24];
     let spec = KeySpec {
         mgmt_alg: Algorithm::Aes192,
-        mgmt_key: key.clone(),
+        mgmt_key: key.clone().into(),
         flavor: Flavor::Plain,
         seed: Some(10),
         ..KeySpec::default()
@@ -260,8 +269,12 @@ fn management_key_of_a_plain_card_is_found_by_trying_its_length() {
     p.write_certificate(Slot::Signature, &[0x30, 0x00]).expect("still authenticated");
 
     // A wrong key is still a wrong key under either algorithm.
-    let mut p =
-        recorded(KeySpec { mgmt_alg: Algorithm::Aes192, mgmt_key: key, flavor: Flavor::Plain, ..KeySpec::default() });
+    let mut p = recorded(KeySpec {
+        mgmt_alg: Algorithm::Aes192,
+        mgmt_key: key.into(),
+        flavor: Flavor::Plain,
+        ..KeySpec::default()
+    });
     let wrong = MgmtKey::from_hex(&"11".repeat(24), None).unwrap();
     assert!(matches!(p.authenticate_auto(&wrong), Err(PivError::NotAuthorized { .. })));
 }

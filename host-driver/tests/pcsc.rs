@@ -186,7 +186,7 @@ fn removal_mid_session_is_reported_and_the_state_is_gone_after_reinsertion() {
     let Some(_one_at_a_time) = begin() else { return };
     let mut p = ViaVpcd.fresh();
     p.select().unwrap();
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
+    assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Ok);
     let key = p.transport().served.as_ref().unwrap().key.clone();
     p.transport().served.as_ref().unwrap().inserted.send_replace(false);
     wait_card(READER[0], false);
@@ -201,7 +201,7 @@ fn removal_mid_session_is_reported_and_the_state_is_gone_after_reinsertion() {
     p.select().unwrap();
     assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
     // The counter lives on the key, not in the connection.
-    assert_eq!(p.verify_pin("000000").unwrap(), PinOutcome::WrongPin { retries_left: 2 });
+    assert_eq!(p.verify_pin(&"000000".into()).unwrap(), PinOutcome::WrongPin { retries_left: 2 });
     assert_eq!(key.lock().card().state().pin.counter.remaining, 2);
 }
 
@@ -251,7 +251,7 @@ fn wait_events(mon: &mut Monitor, want: impl Fn(&ReaderEvent) -> bool) -> Vec<Re
 fn a_transaction_keeps_other_programs_out_until_it_ends() {
     let Some(_one_at_a_time) = begin() else { return };
     let mut p = ViaVpcd.fresh();
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
+    assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Ok);
     let (tx, rx) = std::sync::mpsc::channel();
     let other = std::thread::spawn(move || {
         // Blocks in SCardBeginTransaction while the first connection holds the card.

@@ -14,6 +14,7 @@ pub mod clock;
 #[cfg(feature = "mgmt-cipher")]
 pub mod mgmt;
 pub mod piv;
+pub mod secret;
 pub mod status;
 pub mod tlv;
 #[cfg(feature = "alloc")]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use proto::piv::{object, Algorithm, PinPolicy, Slot, TouchPolicy};
+use proto::secret::{KeyBytes, Pin, Puk};
 use proto::{Clock, Transport, TransportError};
 use rand_core::RngCore;
 
@@ -29,12 +30,13 @@ impl Storage for KeyStorage {
 }
 
 /// How to make a new key. `Default` is a factory-fresh YubiKey-like key, firmware 5.4.3.
+/// PIN, PUK and management key are secret types: `{:?}` of a spec shows none of them.
 #[derive(Clone, Debug)]
 pub struct KeySpec {
-    pub pin: String,
-    pub puk: String,
+    pub pin: Pin,
+    pub puk: Puk,
     pub mgmt_alg: Algorithm,
-    pub mgmt_key: Vec<u8>,
+    pub mgmt_key: KeyBytes,
     pub pin_retries: u8,
     pub puk_retries: u8,
     /// `None`: random (or derived from `seed` in deterministic mode).
@@ -49,10 +51,10 @@ impl Default for KeySpec {
     fn default() -> Self {
         let d = Defaults::factory();
         KeySpec {
-            pin: String::from_utf8_lossy(d.pin).into_owned(),
-            puk: String::from_utf8_lossy(d.puk).into_owned(),
+            pin: Pin::new(String::from_utf8_lossy(d.pin)),
+            puk: Puk::new(String::from_utf8_lossy(d.puk)),
             mgmt_alg: d.mgmt_alg,
-            mgmt_key: d.mgmt_key.to_vec(),
+            mgmt_key: d.mgmt_key.into(),
             pin_retries: d.pin_retries,
             puk_retries: d.puk_retries,
             serial: None,
@@ -92,8 +94,8 @@ impl std::fmt::Debug for VirtualKey {
 pub fn manufacture(spec: &KeySpec, rng: &mut SimRng, clock: &dyn Clock) -> Result<PersistentState, KeyError> {
     let serial = spec.serial.unwrap_or_else(|| 10_000_000 + rng.next_u32() % 90_000_000);
     let defaults = Defaults {
-        pin: spec.pin.as_bytes(),
-        puk: spec.puk.as_bytes(),
+        pin: spec.pin.expose().as_bytes(),
+        puk: spec.puk.expose().as_bytes(),
         mgmt_alg: spec.mgmt_alg,
         mgmt_key: &spec.mgmt_key,
         pin_retries: spec.pin_retries,

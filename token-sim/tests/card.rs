@@ -269,7 +269,7 @@ fn management_key_answers_are_checked_in_full() {
 fn management_key_aes_variants() {
     for (alg, len) in [(Algorithm::Aes128, 16), (Algorithm::Aes192, 24), (Algorithm::Aes256, 32)] {
         let key: Vec<u8> = (0..len as u8).collect();
-        let s = token_sim::KeySpec { mgmt_alg: alg, mgmt_key: key.clone(), ..spec(3) };
+        let s = token_sim::KeySpec { mgmt_alg: alg, mgmt_key: key.clone().into(), ..spec(3) };
         let mut c = card_with(&s, token_sim::piv::NoStorage);
         assert_eq!(mgmt_auth(&mut c, Algorithm::Tdes, &MGMT), Sw::INCORRECT_P1P2);
         assert_eq!(mgmt_auth(&mut c, alg, &key), Sw::OK, "{alg:?}");

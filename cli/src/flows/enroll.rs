@@ -100,7 +100,7 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
     })
     .await;
     run.step(FLOW, "key pair generated on the key, request signed by it", || async {
-        let body = json!({"key_id": key, "pin": c.pin, "replace": w.replace_key});
+        let body = json!({"key_id": key, "pin": c.pin.expose(), "replace": w.replace_key});
         let v = expect(user.agent(Method::POST, "/enroll/keypair", Some(body)).await?, 200, "keypair")?;
         csr = v["csr"].as_str().context("no CSR")?.to_string();
         Ok(format!("CSR of {} bytes (base64)", csr.len()))
@@ -162,7 +162,8 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
     run.step(FLOW, "staff approve: certificate issued", || async {
         let (name, password) = c.staff.as_ref().context("no staff credentials (--staff-password)")?;
         let mut staff = w.browser().await?;
-        let (s, v) = staff.post("/api/login/password", json!({"username": name, "password": password})).await?;
+        let (s, v) =
+            staff.post("/api/login/password", json!({"username": name, "password": password.expose()})).await?;
         ensure!(s == 200, "staff login: {v}");
         let v =
             expect(staff.post(&format!("/api/staff/applications/{id}/approve"), json!({})).await?, 200, "approved")?;
@@ -173,7 +174,7 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
     })
     .await;
     run.step(FLOW, "certificate written to the key", || async {
-        let body = json!({"key_id": key, "pin": c.pin, "certificate": cert});
+        let body = json!({"key_id": key, "pin": c.pin.expose(), "certificate": cert});
         let v = expect(user.agent(Method::POST, "/enroll/install", Some(body)).await?, 200, "installed")?;
         let (_, keys) = user.agent(Method::GET, "/keys", None).await?;
         let on_key = keys["keys"].as_array().and_then(|l| l.iter().find(|k| k["id"] == key)).context("key gone")?;
@@ -185,7 +186,7 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
     run.step(FLOW, "the new key binds and logs in", || async {
         expect(user.bind(key, &w.accounts[..1]).await?, 200, "bound")?;
         let mut b = w.browser().await?;
-        let v = expect(b.key_login(key, &c.pin, None).await?, 200, "logged_in")?;
+        let v = expect(b.key_login(key, c.pin.expose(), None).await?, 200, "logged_in")?;
         expect(user.post("/api/unbind", json!({"account_ids": w.accounts})).await?, 200, "unbound")?;
         Ok(format!("{} as {} (unbound again)", msg(&v), v["account"]["name"]))
     })

@@ -16,6 +16,7 @@ use portal::config::Config;
 use portal::password::{self, Cost};
 use portal::store::Store;
 use proto::clock::SystemClock;
+use proto::secret::{Password, Pin};
 use proto::Clock;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -54,10 +55,10 @@ pub struct FlowsArgs {
     pub user: String,
     /// That user's password (with --portal)
     #[arg(long, env = "UKEY_FLOWS_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// The key's PIN (with --reader or --agent)
     #[arg(long, env = "UKEY_PIN", hide_env_values = true, default_value = "123456")]
-    pub pin: String,
+    pub pin: Pin,
     /// Also run the certificate application on the deployment's key: REPLACES the key pair and
     /// certificate in its slot 9A. Needs a portal with --sandbox (SMS code, payment) and staff
     /// credentials
@@ -68,7 +69,7 @@ pub struct FlowsArgs {
     pub staff: String,
     /// That staff user's password
     #[arg(long, env = "UKEY_FLOWS_STAFF_PASSWORD", hide_env_values = true)]
-    pub staff_password: Option<String>,
+    pub staff_password: Option<Password>,
 }
 
 pub(crate) const PASSWORD: &str = "flows-Passw0rd";
@@ -98,7 +99,7 @@ pub(crate) struct Browser {
     agent: String,
     csrf: String,
     /// The PIN typed when binding.
-    pin: String,
+    pin: Pin,
     /// Calls to the agent and cookie-less calls (a provider's callback), on kept-alive
     /// connections like a browser's.
     plain: reqwest::Client,
@@ -119,8 +120,8 @@ impl Browser {
         b.csrf = v["csrf"].as_str().context("no CSRF token")?.into();
         Ok(b)
     }
-    pub(crate) fn with_pin(mut self, pin: &str) -> Browser {
-        self.pin = pin.into();
+    pub(crate) fn with_pin(mut self, pin: &Pin) -> Browser {
+        self.pin = pin.clone();
         self
     }
     pub(crate) async fn get(&self, path: &str) -> Result<(u16, Value)> {
@@ -207,7 +208,7 @@ impl Browser {
     pub(crate) async fn bind(&mut self, key: &str, accounts: &[String]) -> Result<(u16, Value)> {
         let nonce = self.challenge().await?;
         let pin = self.pin.clone();
-        let (s, v) = self.agent_sign(key, &pin, &nonce).await?;
+        let (s, v) = self.agent_sign(key, pin.expose(), &nonce).await?;
         ensure!(s == 200, "agent refused to sign for binding: {v}");
         self.post("/api/bind", json!({"account_ids": accounts, "nonce": nonce, "token": v["token"]})).await
     }
@@ -218,9 +219,9 @@ impl Browser {
 #[derive(Debug, Clone)]
 pub(crate) struct Cast {
     pub(crate) user: String,
-    pub(crate) password: String,
-    pub(crate) pin: String,
-    pub(crate) staff: Option<(String, String)>,
+    pub(crate) password: Password,
+    pub(crate) pin: Pin,
+    pub(crate) staff: Option<(String, Password)>,
     /// Binds to two accounts, logs in, wrong PIN, replay, unbind.
     pub(crate) main: String,
     pub(crate) pin_locked: Option<String>,
@@ -435,7 +436,8 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
     }
     // The accounts the flows bind: the user's enterprise's.
     let mut b = w.browser().await?;
-    let (s, v) = b.post("/api/login/password", json!({"username": w.cast.user, "password": w.cast.password})).await?;
+    let (s, v) =
+        b.post("/api/login/password", json!({"username": w.cast.user, "password": w.cast.password.expose()})).await?;
     ensure!(s == 200, "password login as {} failed: {v}", w.cast.user);
     let (_, v) = b.get("/api/accounts").await?;
     w.accounts =
@@ -507,7 +509,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     })
     .await;
     run.step("password login", "right password, no key bound yet", || async {
-        let body = json!({"username": c.user, "password": c.password});
+        let body = json!({"username": c.user, "password": c.password.expose()});
         let (s, v) = user.post("/api/login/password", body).await?;
         if deployment && s == 200 && v["code"] == "logged_in" {
             // A deployment may have bindings already; the flows start from none (next step).
@@ -557,7 +559,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     // 4. Key login and every outcome.
     if two.len() == 2 {
         run.step("key login", "key bound to two accounts: choose", || async {
-            let v = expect(b.key_login(&c.main, &c.pin, None).await?, 409, "choose_account")?;
+            let v = expect(b.key_login(&c.main, c.pin.expose(), None).await?, 409, "choose_account")?;
             Ok(format!("{} ({} accounts)", msg(&v), v["accounts"].as_array().map_or(0, |a| a.len())))
         })
         .await;
@@ -565,18 +567,18 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
         run.skip("key login", "key bound to two accounts: choose", "the user's enterprise has one account");
     }
     run.step("key login", "PIN + signature, chosen account: logged in", || async {
-        let v = expect(b.key_login(&c.main, &c.pin, Some(&accounts[0])).await?, 200, "logged_in")?;
+        let v = expect(b.key_login(&c.main, c.pin.expose(), Some(&accounts[0])).await?, 200, "logged_in")?;
         Ok(format!("{} as {}", msg(&v), v["account"]["name"]))
     })
     .await;
     run.step("key login", "wrong PIN: the key's true tries left", || async {
-        let wrong = if c.pin == "000000" { "999999" } else { "000000" };
+        let wrong = if c.pin.expose() == "000000" { "999999" } else { "000000" };
         let v = expect(b.key_login(&c.main, wrong, None).await?, 401, "wrong_pin")?;
         let on_key = w.pin_tries(&b, &c.main).await?;
         ensure!(v["attempts_left"] == on_key, "agent said {} but the key has {on_key}", v["attempts_left"]);
         ensure!(msg(&v).contains(&format!("还有{on_key}次机会")), "message {v}");
         // The right PIN resets the counter (a real key keeps its tries).
-        expect(b.key_login(&c.main, &c.pin, Some(&accounts[0])).await?, 200, "logged_in")?;
+        expect(b.key_login(&c.main, c.pin.expose(), Some(&accounts[0])).await?, 200, "logged_in")?;
         Ok(msg(&v))
     })
     .await;
@@ -584,7 +586,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     match &c.pin_locked {
         Some(k) => {
             run.step("key login", "PIN locked: says so", || async {
-                Ok(msg(&expect(b.key_login(k, &c.pin, None).await?, 403, "pin_locked")?))
+                Ok(msg(&expect(b.key_login(k, c.pin.expose(), None).await?, 403, "pin_locked")?))
             })
             .await
         }
@@ -594,7 +596,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
         Some(k) => {
             run.step("key login", "certificate expiring: logged in with a reminder", || async {
                 expect(user.bind(k, &accounts[..1]).await?, 200, "bound")?;
-                Ok(msg(&expect(b.key_login(k, &c.pin, None).await?, 200, "cert_expiring")?))
+                Ok(msg(&expect(b.key_login(k, c.pin.expose(), None).await?, 200, "cert_expiring")?))
             })
             .await
         }
@@ -604,7 +606,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
         Some(k) => {
             run.step("key login", "certificate expired: refused", || async {
                 // The key's PIN is fine; the portal refuses the certificate.
-                Ok(msg(&expect(b.key_login(k, &c.pin, None).await?, 403, "cert_expired")?))
+                Ok(msg(&expect(b.key_login(k, c.pin.expose(), None).await?, 403, "cert_expired")?))
             })
             .await
         }
@@ -615,7 +617,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
             run.step("key login", "certificate revoked: refused", || async {
                 expect(user.bind(k, &accounts[..1]).await?, 200, "bound")?;
                 let nonce = b.challenge().await?;
-                let (_, v) = b.agent_sign(k, &c.pin, &nonce).await?;
+                let (_, v) = b.agent_sign(k, c.pin.expose(), &nonce).await?;
                 let cert = base64_decode(v["token"]["certificate"].as_str().context("no certificate")?)?;
                 let fp = portal::token::fingerprint(&cert);
                 state.store.revoke(&fp, "keyCompromise", SystemClock.now_unix() as i64).await?;
@@ -629,7 +631,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     match &c.unbound {
         Some(k) => {
             run.step("key login", "key not bound: bind first", || async {
-                Ok(msg(&expect(b.key_login(k, &c.pin, None).await?, 403, "not_bound")?))
+                Ok(msg(&expect(b.key_login(k, c.pin.expose(), None).await?, 403, "not_bound")?))
             })
             .await
         }
@@ -637,7 +639,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     }
     run.step("key login", "replayed challenge is refused", || async {
         let nonce = b.challenge().await?;
-        let (_, v) = b.agent_sign(&c.main, &c.pin, &nonce).await?;
+        let (_, v) = b.agent_sign(&c.main, c.pin.expose(), &nonce).await?;
         let body = json!({"nonce": nonce, "token": v["token"], "account_id": accounts[0]});
         expect(b.post("/api/login/key", body.clone()).await?, 200, "logged_in")?;
         let mut other = w.browser().await?;
@@ -656,7 +658,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     })
     .await;
     run.step("unbind", "key login afterwards: not bound", || async {
-        Ok(msg(&expect(b.key_login(&c.main, &c.pin, None).await?, 403, "not_bound")?))
+        Ok(msg(&expect(b.key_login(&c.main, c.pin.expose(), None).await?, 403, "not_bound")?))
     })
     .await;
     let _ = run.start;

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use der::{Decode, Encode};
 use proto::piv::Slot;
+use proto::secret::Pin;
 use proto::Transport;
 use serde::Deserialize;
 use serde_json::json;
@@ -25,7 +26,7 @@ const DEFAULT_SUBJECT: &str = "CN=ukey certificate application";
 #[derive(Deserialize)]
 pub(super) struct KeypairRequest {
     key_id: String,
-    pin: String,
+    pin: Pin,
     /// Overwrite a key pair whose certificate is still in 9A.
     #[serde(default)]
     replace: bool,
@@ -35,7 +36,7 @@ pub(super) struct KeypairRequest {
 #[derive(Deserialize)]
 pub(super) struct InstallRequest {
     key_id: String,
-    pin: String,
+    pin: Pin,
     /// The issued certificate, DER, base64.
     certificate: String,
 }

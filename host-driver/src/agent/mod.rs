@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use proto::piv::Slot;
+use proto::secret::Pin;
 use proto::Transport;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -236,7 +237,7 @@ async fn list_keys(State(a): State<Arc<Agent>>) -> Response {
 #[derive(Deserialize)]
 struct SignRequest {
     key_id: String,
-    pin: String,
+    pin: Pin,
     nonce: String,
 }
 
@@ -283,7 +284,7 @@ pub(super) async fn on_key<T: Send + 'static>(
 fn with_pin<T>(
     keys: &dyn KeyProvider,
     key_id: &str,
-    pin: &str,
+    pin: &Pin,
     op: impl FnOnce(&mut Piv<Box<dyn Transport>>) -> Result<T, KeyError>,
 ) -> Result<T, KeyError> {
     let t = keys.open(key_id).map_err(KeyError::NoKey)?;

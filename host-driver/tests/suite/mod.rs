@@ -42,32 +42,32 @@ macro_rules! key_suite {
 pub fn verify_pin_outcomes<M: Maker>(m: &M) {
     let mut p = m.fresh();
     assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
-    assert_eq!(p.verify_pin("000000").unwrap(), PinOutcome::WrongPin { retries_left: 2 });
+    assert_eq!(p.verify_pin(&"000000".into()).unwrap(), PinOutcome::WrongPin { retries_left: 2 });
     assert_eq!(p.pin_retries().unwrap(), (Some(2), Some(3)));
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
+    assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Ok);
     assert_eq!(p.pin_status().unwrap(), PinStatus::Verified);
     p.logout().unwrap();
     for left in [2, 1] {
-        assert_eq!(p.verify_pin("000000").unwrap(), PinOutcome::WrongPin { retries_left: left });
+        assert_eq!(p.verify_pin(&"000000".into()).unwrap(), PinOutcome::WrongPin { retries_left: left });
     }
-    assert_eq!(p.verify_pin("000000").unwrap(), PinOutcome::Blocked, "63C0 means blocked now");
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Blocked);
+    assert_eq!(p.verify_pin(&"000000".into()).unwrap(), PinOutcome::Blocked, "63C0 means blocked now");
+    assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Blocked);
     assert_eq!(p.pin_status().unwrap(), PinStatus::Blocked);
-    assert!(matches!(p.verify_pin("12"), Err(PivError::Input(_))), "too short, never sent");
+    assert!(matches!(p.verify_pin(&"12".into()), Err(PivError::Input(_))), "too short, never sent");
 }
 
 pub fn change_and_unblock<M: Maker>(m: &M) {
     let mut p = m.fresh();
-    assert_eq!(p.change_pin("000000", "222222").unwrap(), PinOutcome::WrongPin { retries_left: 2 });
-    assert_eq!(p.change_pin("123456", "222222").unwrap(), PinOutcome::Ok);
-    assert_eq!(p.verify_pin("222222").unwrap(), PinOutcome::Ok);
-    assert_eq!(p.change_puk("12345678", "87654321").unwrap(), PinOutcome::Ok);
+    assert_eq!(p.change_pin(&"000000".into(), &"222222".into()).unwrap(), PinOutcome::WrongPin { retries_left: 2 });
+    assert_eq!(p.change_pin(&"123456".into(), &"222222".into()).unwrap(), PinOutcome::Ok);
+    assert_eq!(p.verify_pin(&"222222".into()).unwrap(), PinOutcome::Ok);
+    assert_eq!(p.change_puk(&"12345678".into(), &"87654321".into()).unwrap(), PinOutcome::Ok);
     for _ in 0..3 {
-        p.verify_pin("000000").unwrap();
+        p.verify_pin(&"000000".into()).unwrap();
     }
-    assert_eq!(p.unblock_pin("12345678", "333333").unwrap(), PinOutcome::WrongPin { retries_left: 2 });
-    assert_eq!(p.unblock_pin("87654321", "333333").unwrap(), PinOutcome::Ok);
-    assert_eq!(p.verify_pin("333333").unwrap(), PinOutcome::Ok);
+    assert_eq!(p.unblock_pin(&"12345678".into(), &"333333".into()).unwrap(), PinOutcome::WrongPin { retries_left: 2 });
+    assert_eq!(p.unblock_pin(&"87654321".into(), &"333333".into()).unwrap(), PinOutcome::Ok);
+    assert_eq!(p.verify_pin(&"333333".into()).unwrap(), PinOutcome::Ok);
 }
 
 pub fn management_key_auth_and_change<M: Maker>(m: &M) {
@@ -91,7 +91,7 @@ pub fn generate_sign_verify_with_p256<M: Maker>(m: &M) {
     p.authenticate(&MgmtKey::default()).unwrap();
     let public = p.generate(Slot::Authentication, None, None).unwrap();
     assert!(matches!(p.sign_message(Slot::Authentication, b"x"), Err(PivError::NotAuthorized { .. })));
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
+    assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Ok);
     let sig = p.sign_message(Slot::Authentication, b"hello ukey").unwrap();
     let vk = VerifyingKey::from(&public);
     vk.verify(b"hello ukey", &Signature::from_der(&sig.der).unwrap()).expect("DER form verifies");
@@ -107,7 +107,7 @@ pub fn csr_from_the_card_is_issued_by_the_ca_and_stored_back<M: Maker>(m: &M) {
     let mut p = m.fresh();
     p.authenticate(&MgmtKey::default()).unwrap();
     let public = p.generate(Slot::Authentication, None, None).unwrap();
-    p.verify_pin("123456").unwrap();
+    p.verify_pin(&"123456".into()).unwrap();
     let req = csr::certificate_request(&mut p, Slot::Authentication, &public, "CN=Zhang San,O=Example Co").unwrap();
     let cert = ca.issue_from_csr(&req, 365, &FixedClock(NOW)).unwrap();
     p.write_certificate(Slot::Authentication, &cert).unwrap();
@@ -129,7 +129,7 @@ pub fn csr_without_pin_reports_the_card_error<M: Maker>(m: &M) {
     let err = csr::certificate_request(&mut p, Slot::Authentication, &public, "nonsense").unwrap_err();
     assert!(err.to_string().contains("RFC 4514"), "{err}");
     // Another key's public half (a stale certificate's, a wrong file): refused, not returned.
-    p.verify_pin("123456").unwrap();
+    p.verify_pin(&"123456".into()).unwrap();
     let other = p256::SecretKey::random(&mut rand_core::OsRng).public_key();
     let err = csr::certificate_request(&mut p, Slot::Authentication, &other, "CN=x").unwrap_err();
     assert!(matches!(err, PivError::NotTheSlotKey { slot: Slot::Authentication }), "{err}");
@@ -142,7 +142,7 @@ pub fn self_signed_certificate_verifies<M: Maker>(m: &M) {
     let mut p = m.fresh();
     p.authenticate(&MgmtKey::default()).unwrap();
     let public = p.generate(Slot::Signature, None, None).unwrap();
-    p.verify_pin("123456").unwrap();
+    p.verify_pin(&"123456".into()).unwrap();
     let der = csr::self_signed_certificate(&mut p, Slot::Signature, &public, "CN=self", NOW, NOW + 86_400).unwrap();
     assert!(ca::verify_signed_by(&der, &VerifyingKey::from(&public)));
 }
@@ -171,7 +171,7 @@ pub fn yubico_extensions_and_plain_fallback<M: Maker>(m: &M) {
     assert_eq!(info.version, None);
     assert_eq!(info.serial.as_ref().map(String::len), Some(32), "CHUID GUID as serial");
     assert_eq!((info.pin_retries, info.pin_retries_total), (Some(3), None));
-    plain.verify_pin("000000").unwrap();
+    plain.verify_pin(&"000000".into()).unwrap();
     assert_eq!(plain.pin_retries().unwrap(), (Some(2), None));
 }
 
@@ -191,7 +191,7 @@ pub fn ecdh_and_random<M: Maker>(m: &M) {
     let mut p = m.fresh();
     p.authenticate(&MgmtKey::default()).unwrap();
     let card_pub = p.generate(Slot::KeyManagement, None, None).unwrap();
-    p.verify_pin("123456").unwrap();
+    p.verify_pin(&"123456".into()).unwrap();
     let host = p256::SecretKey::random(&mut rand_core::OsRng);
     let shared = p.ecdh(Slot::KeyManagement, &host.public_key()).unwrap();
     let expect = p256::ecdh::diffie_hellman(host.to_nonzero_scalar(), card_pub.as_affine());
@@ -215,7 +215,7 @@ pub fn random_with_an_aes_management_key<M: Maker>(m: &M) {
     for flavor in [Flavor::Plain, Flavor::Yubico { version: [5, 7, 1] }] {
         let spec = KeySpec {
             mgmt_alg: Algorithm::Aes128,
-            mgmt_key: aes.to_vec(),
+            mgmt_key: aes.to_vec().into(),
             flavor,
             seed: Some(4),
             ..KeySpec::default()
@@ -234,11 +234,11 @@ pub fn reset_after_blocking_both<M: Maker>(m: &M) {
     let mut p = m.fresh();
     assert!(p.reset().unwrap_err().to_string().contains("block PIN and PUK first"));
     for _ in 0..3 {
-        p.verify_pin("000000").unwrap();
-        p.unblock_pin("00000000", "111111").unwrap();
+        p.verify_pin(&"000000".into()).unwrap();
+        p.unblock_pin(&"00000000".into(), &"111111".into()).unwrap();
     }
     p.reset().unwrap();
-    assert_eq!(p.verify_pin("123456").unwrap(), PinOutcome::Ok);
+    assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Ok);
     p.authenticate(&MgmtKey::default()).unwrap();
     assert!(matches!(p.metadata(0x9A), Err(PivError::Empty { .. })));
 }
@@ -246,7 +246,7 @@ pub fn reset_after_blocking_both<M: Maker>(m: &M) {
 pub fn set_pin_retries_through_the_driver<M: Maker>(m: &M) {
     let mut p = m.fresh();
     p.authenticate(&MgmtKey::default()).unwrap();
-    p.verify_pin("123456").unwrap();
+    p.verify_pin(&"123456".into()).unwrap();
     p.set_pin_retries(5, 4).unwrap();
     assert_eq!(p.pin_retries().unwrap(), (Some(5), Some(5)));
 }

@@ -2,6 +2,7 @@
 //! Nothing here touches card state; execution lives in `exec`.
 
 use proto::piv::{ins, key_ref, object, Algorithm, PinPolicy, Slot, TouchPolicy, PIV_AID, PIV_AID_MIN_LEN};
+use proto::secret::{PinBlock, SecretRef};
 use proto::tlv;
 use proto::{CommandApdu, Sw};
 
@@ -29,26 +30,27 @@ pub enum AuthRequest<'a> {
     Ecdh { slot: Slot, point: &'a [u8] },
 }
 
-/// Every command the card understands, parsed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Every command the card understands, parsed. PINs, PUKs, keys and scalars are held in
+/// secret types: `{:?}` of a command never shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
     SelectPiv,
     SelectOther,
     GetData { tag: u32 },
     PutData { tag: u32, value: &'a [u8] },
     VerifyStatus,
-    Verify { pin: [u8; 8] },
+    Verify { pin: PinBlock },
     Logout,
-    ChangeReference { which: PinRef, old: [u8; 8], new: [u8; 8] },
-    ResetRetry { puk: [u8; 8], new_pin: [u8; 8] },
+    ChangeReference { which: PinRef, old: PinBlock, new: PinBlock },
+    ResetRetry { puk: PinBlock, new_pin: PinBlock },
     Generate { slot: Slot, pin_policy: Option<PinPolicy>, touch_policy: Option<TouchPolicy> },
     Authenticate { alg: Algorithm, request: AuthRequest<'a> },
     // Yubico extensions.
     GetVersion,
     GetSerial,
     GetMetadata { reference: u8 },
-    SetMgmKey { alg: Algorithm, key: &'a [u8], touch: bool },
-    ImportKey { slot: Slot, scalar: &'a [u8], pin_policy: Option<PinPolicy>, touch_policy: Option<TouchPolicy> },
+    SetMgmKey { alg: Algorithm, key: SecretRef<'a>, touch: bool },
+    ImportKey { slot: Slot, scalar: SecretRef<'a>, pin_policy: Option<PinPolicy>, touch_policy: Option<TouchPolicy> },
     Attest { slot: Slot },
     SetPinRetries { pin: u8, puk: u8 },
     Reset,
@@ -156,7 +158,7 @@ fn parse_verify<'a>(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'a>, Sw> {
         (0xFF, key_ref::PIN) => Err(Sw::WRONG_LENGTH),
         (0x00, key_ref::PIN) => match data.len() {
             0 => Ok(Command::VerifyStatus),
-            8 => crate::piv::state::check_padded(data).map(|pin| Command::Verify { pin }).ok_or(Sw::WRONG_DATA),
+            8 => PinBlock::from_padded(data).map(|pin| Command::Verify { pin }).ok_or(Sw::WRONG_DATA),
             _ => Err(Sw::WRONG_DATA),
         },
         (0x00 | 0xFF, _) => Err(Sw::REFERENCE_NOT_FOUND),
@@ -164,12 +166,12 @@ fn parse_verify<'a>(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'a>, Sw> {
     }
 }
 
-fn two_blocks(data: &[u8]) -> Result<([u8; 8], [u8; 8]), Sw> {
+fn two_blocks(data: &[u8]) -> Result<(PinBlock, PinBlock), Sw> {
     if data.len() != 16 {
         return Err(Sw::WRONG_DATA);
     }
-    let old = crate::piv::state::check_padded(&data[..8]).ok_or(Sw::WRONG_DATA)?;
-    let new = crate::piv::state::check_padded(&data[8..]).ok_or(Sw::WRONG_DATA)?;
+    let old = PinBlock::from_padded(&data[..8]).ok_or(Sw::WRONG_DATA)?;
+    let new = PinBlock::from_padded(&data[8..]).ok_or(Sw::WRONG_DATA)?;
     Ok((old, new))
 }
 
@@ -280,7 +282,7 @@ fn parse_set_mgmkey(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Sw> {
         [alg, key_ref::MANAGEMENT, len, key @ ..] if *len as usize == key.len() => {
             let alg = Algorithm::from_byte(*alg).ok_or(Sw::WRONG_DATA)?;
             match alg.key_len() {
-                Some(n) if n == key.len() => Ok(Command::SetMgmKey { alg, key, touch }),
+                Some(n) if n == key.len() => Ok(Command::SetMgmKey { alg, key: SecretRef(key), touch }),
                 _ => Err(Sw::WRONG_DATA),
             }
         }
@@ -303,7 +305,12 @@ fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Sw> {
             return Err(Sw::WRONG_DATA);
         }
     }
-    Ok(Command::ImportKey { slot, scalar: first.value, pin_policy: policies.pin, touch_policy: policies.touch })
+    Ok(Command::ImportKey {
+        slot,
+        scalar: SecretRef(first.value),
+        pin_policy: policies.pin,
+        touch_policy: policies.touch,
+    })
 }
 
 #[cfg(test)]

@@ -6,14 +6,15 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use rand_core::CryptoRngCore;
 
 use proto::piv::{defaults, key_ref, object, Algorithm, PinPolicy, Slot, TouchPolicy};
+use proto::secret::PinBlock;
 use proto::tlv::{self, Sink};
 use proto::Sw;
 
 use super::command::{AuthRequest, Command, PinRef};
 use super::objects;
 use super::state::{
-    pad_pin, Counter, Credential, Flavor, KeySlot, MgmtChallenge, MgmtKey, Origin, Persisted, PersistentState, Secret,
-    Session, MAX_RETRIES,
+    pad_pin, Block, Counter, Credential, Flavor, KeySlot, MgmtChallenge, MgmtKey, Origin, Persisted, PersistentState,
+    Secret, Session, MAX_RETRIES,
 };
 use super::{Reply, Storage};
 
@@ -90,9 +91,9 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
             },
             Command::GetSerial => out.put(&self.state.serial.to_be_bytes()).map_err(|_| Sw::UNKNOWN),
             Command::GetMetadata { reference } => self.metadata(reference, out),
-            Command::SetMgmKey { alg, key, touch } => self.set_mgmt_key(alg, key, touch),
+            Command::SetMgmKey { alg, key, touch } => self.set_mgmt_key(alg, key.0, touch),
             Command::ImportKey { slot, scalar, pin_policy, touch_policy } => {
-                self.import_key(slot, scalar, pin_policy, touch_policy)
+                self.import_key(slot, scalar.0, pin_policy, touch_policy)
             }
             Command::Attest { slot } => self.attest(slot, out),
             Command::SetPinRetries { pin, puk } => self.set_pin_retries(pin, puk),
@@ -168,7 +169,7 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
 
     /// The one place a PIN or PUK is compared. The try is counted and persisted first, so
     /// pulling the key mid-command can never yield a free guess; success restores the counter.
-    fn check_credential(&mut self, which: PinRef, candidate: &[u8; 8]) -> Res {
+    fn check_credential(&mut self, which: PinRef, candidate: &PinBlock) -> Res {
         let cred = self.credential(which);
         if cred.counter.blocked() {
             return Err(Sw::AUTH_METHOD_BLOCKED);
@@ -197,27 +198,27 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         }
     }
 
-    fn verify(&mut self, pin: &[u8; 8]) -> Res {
+    fn verify(&mut self, pin: &PinBlock) -> Res {
         self.check_credential(PinRef::Pin, pin)?;
         self.session.pin_verified = true;
         self.session.pin_always = true;
         Ok(())
     }
 
-    fn set_secret(&mut self, which: PinRef, new: &[u8; 8], is_default: bool) {
+    fn set_secret(&mut self, which: PinRef, new: &PinBlock, is_default: bool) {
         let salt = self.random::<16>();
         let cred = self.credential(which);
         cred.secret = Secret::new(new, salt);
         cred.is_default = is_default;
     }
 
-    fn change_reference(&mut self, which: PinRef, old: &[u8; 8], new: &[u8; 8]) -> Res {
+    fn change_reference(&mut self, which: PinRef, old: &PinBlock, new: &PinBlock) -> Res {
         self.check_credential(which, old)?;
         self.set_secret(which, new, false);
         self.persist()
     }
 
-    fn reset_retry(&mut self, puk: &[u8; 8], new_pin: &[u8; 8]) -> Res {
+    fn reset_retry(&mut self, puk: &PinBlock, new_pin: &PinBlock) -> Res {
         self.check_credential(PinRef::Puk, puk)?;
         self.set_secret(PinRef::Pin, new_pin, false);
         self.state.pin.counter.remaining = self.state.pin.counter.limit;
@@ -258,9 +259,8 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         let block_len = key_alg.block_len().ok_or(Sw::UNKNOWN)?;
         match request {
             AuthRequest::MgmtWitness => {
-                let fresh = self.random::<16>();
-                let witness: heapless::Vec<u8, 16> =
-                    heapless::Vec::from_slice(&fresh[..block_len]).map_err(|_| Sw::UNKNOWN)?;
+                let fresh = zeroize::Zeroizing::new(self.random::<16>());
+                let witness = Block::from_slice(&fresh[..block_len]).map_err(|_| Sw::UNKNOWN)?;
                 let mut enc = witness.clone();
                 self.mgmt_crypt(&mut enc, true)?;
                 self.session.mgmt_pending = Some(MgmtChallenge::Witness(witness));
@@ -276,16 +276,14 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
                 if !ct_eq(witness, &expected) {
                     return Err(Sw::SECURITY_STATUS_NOT_SATISFIED);
                 }
-                let mut resp: heapless::Vec<u8, 16> =
-                    heapless::Vec::from_slice(challenge).map_err(|_| Sw::WRONG_DATA)?;
+                let mut resp = Block::from_slice(challenge).map_err(|_| Sw::WRONG_DATA)?;
                 self.mgmt_crypt(&mut resp, true)?;
                 self.session.mgmt_authenticated = true;
                 write_template(out, 0x82, &resp)
             }
             AuthRequest::MgmtChallenge => {
-                let fresh = self.random::<16>();
-                let challenge: heapless::Vec<u8, 16> =
-                    heapless::Vec::from_slice(&fresh[..block_len]).map_err(|_| Sw::UNKNOWN)?;
+                let fresh = zeroize::Zeroizing::new(self.random::<16>());
+                let challenge = Block::from_slice(&fresh[..block_len]).map_err(|_| Sw::UNKNOWN)?;
                 self.session.mgmt_pending = Some(MgmtChallenge::Challenge(challenge.clone()));
                 write_template(out, 0x81, &challenge)
             }

@@ -5,9 +5,11 @@ use core::fmt;
 
 use heapless::Vec;
 use proto::piv::{defaults, Algorithm, PinPolicy, Slot, TouchPolicy};
+use proto::secret::PinBlock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 /// Largest data object (a certificate up to ~4 KB with its 53/70/71/FE wrapping).
 pub const MAX_OBJECT: usize = 4096;
@@ -27,21 +29,21 @@ pub struct Secret {
 }
 
 impl Secret {
-    pub fn new(padded: &[u8; 8], salt: [u8; 16]) -> Self {
+    pub fn new(padded: &PinBlock, salt: [u8; 16]) -> Self {
         Secret { hash: Self::digest(&salt, padded), salt }
     }
 
-    fn digest(salt: &[u8; 16], padded: &[u8; 8]) -> [u8; 32] {
+    fn digest(salt: &[u8; 16], padded: &PinBlock) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"ukey-pin-v1");
         h.update(salt);
-        h.update(padded);
+        h.update(padded.as_bytes());
         h.finalize().into()
     }
 
     /// Constant-time comparison of the stored hash with the hash of `padded`. Only with proof
     /// that the state (holding the spent try) was written first.
-    pub fn matches(&self, padded: &[u8; 8], _written: &Persisted) -> bool {
+    pub fn matches(&self, padded: &PinBlock, _written: &Persisted) -> bool {
         #[cfg(all(test, feature = "std"))]
         comparisons::count();
         Self::digest(&self.salt, padded).ct_eq(&self.hash).into()
@@ -66,6 +68,13 @@ pub(crate) mod comparisons {
     }
 }
 
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.salt.zeroize();
+        self.hash.zeroize();
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -73,23 +82,8 @@ impl fmt::Debug for Secret {
 }
 
 /// Pad a PIN/PUK to the 8-byte FF-padded form; `None` if its length or bytes are not allowed.
-pub fn pad_pin(pin: &[u8]) -> Option<[u8; 8]> {
-    if !(MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) || pin.contains(&0xFF) {
-        return None;
-    }
-    let mut out = [0xFF; 8];
-    out[..pin.len()].copy_from_slice(pin);
-    Some(out)
-}
-
-/// Check an already padded 8-byte PIN block as sent in VERIFY.
-pub fn check_padded(block: &[u8]) -> Option<[u8; 8]> {
-    let block: [u8; 8] = block.try_into().ok()?;
-    let len = block.iter().position(|b| *b == 0xFF).unwrap_or(8);
-    if len < MIN_PIN_LEN || block[len..].iter().any(|b| *b != 0xFF) {
-        return None;
-    }
-    Some(block)
+pub fn pad_pin(pin: &[u8]) -> Option<PinBlock> {
+    PinBlock::pad(pin)
 }
 
 /// A retry counter: `remaining` out of `limit`.
@@ -139,6 +133,12 @@ impl MgmtKey {
     }
 }
 
+impl Drop for MgmtKey {
+    fn drop(&mut self) {
+        self.key.as_mut_slice().zeroize();
+    }
+}
+
 impl fmt::Debug for MgmtKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MgmtKey({}, <redacted>)", self.algorithm().name())
@@ -185,6 +185,12 @@ impl KeySlot {
     }
     pub fn pin_policy(&self) -> PinPolicy {
         PinPolicy::from_byte(self.pin_policy).unwrap_or(PinPolicy::Once)
+    }
+}
+
+impl Drop for KeySlot {
+    fn drop(&mut self) {
+        self.scalar.zeroize();
     }
 }
 
@@ -314,14 +320,27 @@ pub struct Session {
     pub mgmt_pending: Option<MgmtChallenge>,
 }
 
-/// A management-key authentication in progress.
-#[derive(Debug, Clone)]
+/// A management-key authentication in progress. Whoever knows the pending witness could
+/// finish it: never printed, wiped when done.
+#[derive(Clone)]
 pub enum MgmtChallenge {
     /// Mutual: the card sent E(witness) and waits for the witness back (plus a challenge).
-    Witness(Vec<u8, 16>),
+    Witness(Block),
     /// External: the card sent a challenge and waits for E(challenge).
-    Challenge(Vec<u8, 16>),
+    Challenge(Block),
 }
+
+impl fmt::Debug for MgmtChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MgmtChallenge::Witness(_) => f.write_str("Witness(<redacted>)"),
+            MgmtChallenge::Challenge(_) => f.write_str("Challenge(<redacted>)"),
+        }
+    }
+}
+
+/// One cipher block of a management-key authentication.
+pub type Block = super::buf::Buf<16>;
 
 #[cfg(test)]
 mod tests {
@@ -350,14 +369,10 @@ mod tests {
 
     #[test]
     fn pin_padding_rules() {
-        assert_eq!(pad_pin(b"123456"), Some(*b"123456\xFF\xFF"));
-        assert_eq!(pad_pin(b"12345678"), Some(*b"12345678"));
+        assert_eq!(pad_pin(b"123456").unwrap().as_bytes(), b"123456\xFF\xFF");
+        assert_eq!(pad_pin(b"12345678").unwrap().as_bytes(), b"12345678");
         assert_eq!(pad_pin(b"12345"), None);
         assert_eq!(pad_pin(b"123456789"), None);
-        assert_eq!(check_padded(b"123456\xFF\xFF"), Some(*b"123456\xFF\xFF"));
-        assert_eq!(check_padded(b"12345\xFF\xFF\xFF"), None);
-        assert_eq!(check_padded(b"1234\xFF567\xFF"), None);
-        assert_eq!(check_padded(b"123456\xFF"), None);
     }
 
     #[test]
