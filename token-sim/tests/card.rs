@@ -421,6 +421,27 @@ fn ecdh_matches_the_host_computation() {
     assert_eq!(sw(&mut c, &apdu(0x87, 0x11, 0x9D, &data)), Sw::WRONG_DATA);
 }
 
+/// The limits are exact: an object of MAX_OBJECT bytes (its 53 wrapper included) is stored
+/// and read back whole, one byte more is refused and changes nothing.
+#[test]
+fn largest_object_fits_and_one_byte_more_does_not() {
+    use token_sim::piv::state::MAX_OBJECT;
+    let mut c = card();
+    mgmt_auth(&mut c, Algorithm::Tdes, &MGMT);
+    let value_len = MAX_OBJECT - 4; // 53 82 LL LL
+    let value: Vec<u8> = (0..value_len as u32).map(|i| (i * 13) as u8).collect();
+    let data = put_data_body(0x5FC10A, &value);
+    assert_eq!(chained(&mut c, 0xDB, 0x3F, 0xFF, &data).1, Sw::OK);
+    let (whole, s) = read_object(&mut c, 0x5FC10A);
+    assert_eq!(s, Sw::OK);
+    assert_eq!(whole.len(), MAX_OBJECT);
+    assert_eq!(whole, tlv::to_vec(0x53, &value));
+    let too_big: Vec<u8> = vec![0x42; value_len + 1];
+    let sw = chained(&mut c, 0xDB, 0x3F, 0xFF, &put_data_body(0x5FC10A, &too_big)).1;
+    assert_ne!(sw, Sw::OK, "one byte over the object limit");
+    assert_eq!(read_object(&mut c, 0x5FC10A).0, whole, "the stored object is unchanged");
+}
+
 #[test]
 fn large_certificate_round_trips_through_chaining_and_get_response() {
     let mut c = card();

@@ -39,12 +39,6 @@ impl Storage for NoStorage {
     }
 }
 
-impl<S: Storage + ?Sized> Storage for &mut S {
-    fn persist(&mut self, state: &PersistentState) -> Result<(), StorageError> {
-        (**self).persist(state)
-    }
-}
-
 /// The DER certificate inside a certificate object `53 { 70 DER, 71 .., FE .. }`.
 pub fn cert_from_object(object: &[u8]) -> Option<&[u8]> {
     let body = proto::tlv::parse_exact(object, 0x53).ok()?;

@@ -70,8 +70,9 @@ fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Create `dir` (and missing parents) 0700 and make the new entries durable: a key made
-/// just before a power loss must still be there.
-fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+/// just before a power loss must still be there. Returns the directories it fsynced (the
+/// parent of each directory it made).
+fn create_private_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
     while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
@@ -89,21 +90,24 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("restrict", dir))?;
     }
+    let mut synced = Vec::new();
     for d in missing {
         let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fsync_dir(parent)?;
+        synced.push(parent.to_path_buf());
     }
-    Ok(())
+    Ok(synced)
 }
 
-fn lock(dir: &Path) -> Result<File, StoreError> {
+/// Take the key directory's lock, waiting up to `wait` for another holder to let go.
+fn lock(dir: &Path, wait: Duration) -> Result<File, StoreError> {
     let path = dir.join(LOCK_FILE);
     let file = private_file().create(true).truncate(false).open(&path).map_err(io("open", &path))?;
     let start = Instant::now();
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
                 std::thread::sleep(Duration::from_millis(20))
             }
             Err(fs::TryLockError::WouldBlock) => {
@@ -156,7 +160,7 @@ impl FileStore {
     /// Make a new key in `dir` (created if missing; must not already hold a key).
     pub fn create(dir: &Path, meta: SimMeta, state: &PersistentState) -> Result<FileStore, StoreError> {
         create_private_dir(dir)?;
-        let lock = lock(dir)?;
+        let lock = lock(dir, LOCK_WAIT)?;
         if is_key_dir(dir) {
             return Err(StoreError::Exists { path: dir.to_path_buf() });
         }
@@ -172,7 +176,7 @@ impl FileStore {
         if !is_key_dir(dir) {
             return Err(StoreError::NotAKey { path: dir.to_path_buf() });
         }
-        let lock = lock(dir)?;
+        let lock = lock(dir, LOCK_WAIT)?;
         let path = dir.join(STATE_FILE);
         warn_if_exposed(dir, &path);
         let (meta, state) = read_state(&path)?;
@@ -260,5 +264,35 @@ mod tests {
         assert!(warn_if_exposed(&dir, &file), "the first open warns");
         assert!(!warn_if_exposed(&dir, &file), "the second does not");
         drop(FileStore::open(&dir).unwrap());
+    }
+
+    #[test]
+    fn new_directories_are_made_durable_through_their_parents() {
+        let tmp = tempfile::tempdir().unwrap();
+        let leaf = tmp.path().join("a/b/c");
+        let synced = create_private_dir(&leaf).unwrap();
+        let expect: Vec<PathBuf> = vec![tmp.path().join("a/b"), tmp.path().join("a"), tmp.path().to_path_buf()];
+        assert_eq!(synced, expect, "the parent of every directory made");
+        assert_eq!(create_private_dir(&leaf).unwrap(), Vec::<PathBuf>::new(), "nothing made, nothing to sync");
+    }
+
+    #[test]
+    fn a_held_key_is_waited_for_then_refused_as_busy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("k");
+        fs::create_dir(&dir).unwrap();
+        let held = lock(&dir, Duration::ZERO).unwrap();
+        let start = Instant::now();
+        let err = lock(&dir, Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(err, StoreError::Busy { .. }), "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(300), "it waited the whole time");
+        assert!(err.to_string().contains("in use by another process"), "{err}");
+        // Let go while another waits: the waiter gets it.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        lock(&dir, Duration::from_secs(5)).expect("the lock once let go");
+        releaser.join().unwrap();
     }
 }
