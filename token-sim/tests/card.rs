@@ -436,6 +436,10 @@ fn largest_object_fits_and_one_byte_more_does_not() {
     assert_eq!(s, Sw::OK);
     assert_eq!(whole.len(), MAX_OBJECT);
     assert_eq!(whole, tlv::to_vec(0x53, &value));
+    // With an extended Le the whole object comes in one answer.
+    let (one, s) = tx(&mut c, &apdu_le(0xCB, 0x3F, 0xFF, &[0x5C, 3, 0x5F, 0xC1, 0x0A], 65536));
+    assert_eq!((one.len(), s), (MAX_OBJECT, Sw::OK));
+    assert_eq!(one, whole);
     let too_big: Vec<u8> = vec![0x42; value_len + 1];
     let sw = chained(&mut c, 0xDB, 0x3F, 0xFF, &put_data_body(0x5FC10A, &too_big)).1;
     assert_ne!(sw, Sw::OK, "one byte over the object limit");

@@ -271,3 +271,16 @@ pub fn write_attestation(
     };
     sign_certificate(spec, attester, out).map_err(|_| Sw::UNKNOWN)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_time_through_2049_generalized_time_from_2050() {
+        const END_OF_2049: u64 = 2_524_607_999; // 2049-12-31T23:59:59Z
+        assert!(matches!(time(END_OF_2049).unwrap(), Time::Utc(_)));
+        assert!(matches!(time(END_OF_2049 + 1).unwrap(), Time::General(_)));
+        assert!(matches!(time(1_790_000_000).unwrap(), Time::Utc(_)));
+    }
+}

@@ -150,6 +150,51 @@ mod tests {
     }
 
     #[test]
+    fn a_big_buffer_gives_its_memory_back_when_cleared_a_small_one_keeps_it() {
+        let mut big = Buf::<4096>::from_slice(&[7; 2000]).unwrap();
+        big.clear();
+        assert_eq!(big.bytes.capacity(), 0, "over {KEEP_ON_CLEAR} bytes: released");
+        let mut small = Buf::<4096>::from_slice(&[7; KEEP_ON_CLEAR]).unwrap();
+        let cap = small.bytes.capacity();
+        assert!(cap <= KEEP_ON_CLEAR, "{cap}");
+        small.clear();
+        assert_eq!(small.bytes.capacity(), cap, "kept for the next answer");
+        let mut edge = Buf::<4096>::new();
+        edge.bytes.reserve_exact(KEEP_ON_CLEAR + 1);
+        edge.extend_from_slice(&[1]).unwrap();
+        edge.clear();
+        assert_eq!(edge.bytes.capacity(), 0, "one byte over the limit: released");
+    }
+
+    #[test]
+    fn debug_shows_the_length_only() {
+        extern crate std;
+        assert_eq!(std::format!("{:?}", Buf::<8>::from_slice(&[0xAB; 3]).unwrap()), "Buf(3 bytes)");
+    }
+
+    #[test]
+    fn read_back_from_cbor_as_bytes_or_as_an_array() {
+        extern crate std;
+        use std::vec::Vec;
+        let b = Buf::<8>::from_slice(&[9, 8, 7]).unwrap();
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&b, &mut cbor).unwrap();
+        assert_eq!(cbor, [0x43, 9, 8, 7], "a CBOR byte string");
+        assert_eq!(ciborium::from_reader::<Buf<8>, _>(&cbor[..]).unwrap(), b);
+        let array = ciborium::Value::Array([9u8, 8, 7].iter().map(|x| (*x).into()).collect());
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&array, &mut cbor).unwrap();
+        assert_eq!(ciborium::from_reader::<Buf<8>, _>(&cbor[..]).unwrap(), b, "an array of bytes reads too");
+        let long = ciborium::Value::Array((0..9u8).map(Into::into).collect());
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&long, &mut cbor).unwrap();
+        let err = ciborium::from_reader::<Buf<8>, _>(&cbor[..]).unwrap_err().to_string();
+        assert!(err.contains("at most 8 bytes") && err.contains('9'), "{err}");
+        let err = postcard::from_bytes::<Buf<2>>(&[3, 1, 2, 3]).unwrap_err();
+        let _ = err;
+    }
+
+    #[test]
     fn postcard_bytes_equal_a_sequence_of_u8() {
         extern crate std;
         let b = Buf::<8>::from_slice(&[9, 8, 7]).unwrap();

@@ -226,3 +226,21 @@ fn sw_only(sw: Sw) -> Response {
     let _ = r.put(&sw.to_bytes());
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact ATR OpenSC and pcscd see, and its check byte (XOR of T0..TCK is zero).
+    #[test]
+    fn atr_bytes_and_check_byte() {
+        assert_eq!(
+            ATR,
+            [
+                0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, b'u', b'k',
+                b'e', b'y', b'P', b'I', b'V', 0x7D
+            ]
+        );
+        assert_eq!(ATR[1..].iter().fold(0u8, |acc, b| acc ^ b), 0, "TCK");
+    }
+}
