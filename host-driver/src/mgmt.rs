@@ -40,7 +40,8 @@ impl MgmtKey {
     /// Parse hex (spaces and colons allowed). With `alg` None: 3DES for 24 bytes, AES by length
     /// otherwise (pass the algorithm explicitly for an AES-192 key).
     pub fn from_hex(hex_str: &str, alg: Option<Algorithm>) -> Result<MgmtKey, PivError> {
-        let clean: String = hex_str.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+        let clean: Zeroizing<String> =
+            Zeroizing::new(hex_str.chars().filter(|c| !c.is_whitespace() && *c != ':').collect());
         let key = Zeroizing::new(hex::decode(&clean).map_err(|e| {
             PivError::Input(format!("management key is not hex ({e}); expected 48 hex digits for 3DES"))
         })?);

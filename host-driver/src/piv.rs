@@ -330,17 +330,21 @@ impl<T: Transport> Piv<T> {
             .flatten()
             .filter(|w| w.len() == bl)
             .ok_or_else(|| PivError::malformed(OP, "no witness of the block size"))?;
-        let mut witness = enc.to_vec();
+        let mut witness = Zeroizing::new(enc.to_vec());
         key.crypt(&mut witness, false)?;
         let mut challenge = vec![0u8; bl];
         p256::elliptic_curve::rand_core::RngCore::fill_bytes(
             &mut p256::elliptic_curve::rand_core::OsRng,
             &mut challenge,
         );
-        let mut inner = tlv::to_vec(0x80, &witness);
+        let mut inner = Zeroizing::new(tlv::to_vec(0x80, &witness));
         inner.extend(tlv::to_vec(0x81, &challenge));
-        let (resp, sw) =
-            self.exchange(ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &tlv::to_vec(0x7C, &inner))?;
+        let (resp, sw) = self.exchange(
+            ins::GENERAL_AUTHENTICATE,
+            alg as u8,
+            key_ref::MANAGEMENT,
+            &Zeroizing::new(tlv::to_vec(0x7C, &inner)),
+        )?;
         if sw == Sw::SECURITY_STATUS_NOT_SATISFIED {
             return Err(PivError::NotAuthorized { op: OP, hint: "wrong management key" });
         }
@@ -404,7 +408,8 @@ impl<T: Transport> Piv<T> {
 
     /// SET MANAGEMENT KEY (Yubico). Needs management-key authentication first.
     pub fn set_management_key(&mut self, new: &MgmtKey, touch: bool) -> Result<()> {
-        let mut data = vec![new.alg as u8, key_ref::MANAGEMENT, new.bytes().len() as u8];
+        let mut data = Zeroizing::new(Vec::with_capacity(3 + new.bytes().len()));
+        data.extend([new.alg as u8, key_ref::MANAGEMENT, new.bytes().len() as u8]);
         data.extend(new.bytes());
         self.call("set management key", ins::SET_MGMKEY, 0xFF, if touch { 0xFE } else { 0xFF }, &data)?;
         self.mgmt_alg = Some(new.alg);
@@ -442,7 +447,9 @@ impl<T: Transport> Piv<T> {
         pin: Option<PinPolicy>,
         touch: Option<TouchPolicy>,
     ) -> Result<()> {
-        let mut data = tlv::to_vec(0x06, &key.to_bytes());
+        let scalar = Zeroizing::new(key.to_bytes());
+        let mut data = Zeroizing::new(Vec::with_capacity(40));
+        tlv::write(&mut *data, 0x06, &scalar[..]).map_err(|_| PivError::Input("key too long".into()))?;
         if let Some(p) = pin {
             data.extend([0xAA, 0x01, p as u8]);
         }

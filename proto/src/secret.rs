@@ -6,10 +6,11 @@ use core::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// Equality without an early exit, so comparing two secrets takes the same time whatever
-/// they hold.
+/// Equality in constant time (subtle), so comparing two secrets takes the same time whatever
+/// they hold; only their lengths may show.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// A PIN or PUK as PIV carries it: 8 bytes, the value padded with FF.

@@ -372,6 +372,15 @@ fn pin_always_grant_is_dropped_by_any_next_command() {
     let (reply, s) = tx(&mut c, &last);
     assert_eq!(s, Sw::OK, "chained 9C signature right after VERIFY");
     vk.verify_prehash(&digest, &der_signature(&reply)).unwrap();
+    // A refused APDU of any kind between the pieces abandons the chain and its grant.
+    let refused: [&[u8]; 4] =
+        [&[0x80, 0xCA, 0x00, 0x00], &[0x00, 0x20, 0x00], &[0x00, 0xC0, 0x00, 0x00, 0x00], &[0x00, 0x01, 0x00, 0x00]];
+    for between in refused {
+        assert_eq!(verify(&mut c, PIN), Sw::OK);
+        assert_eq!(sw(&mut c, &first), Sw::OK);
+        assert!(!sw(&mut c, between).is_ok(), "{between:02X?} is refused");
+        assert_ne!(sw(&mut c, &last), Sw::OK, "a chain broken by {between:02X?} signs nothing");
+    }
     // ... and a chain begun by another command after VERIFY carries none.
     assert_eq!(verify(&mut c, PIN), Sw::OK);
     assert_eq!(sw(&mut c, &[0x00, 0x01, 0x00, 0x00]), Sw::INS_NOT_SUPPORTED);

@@ -211,6 +211,15 @@ fn key_directory_and_files_are_private() {
     std::fs::set_permissions(&pre, std::fs::Permissions::from_mode(0o755)).unwrap();
     make_key(&pre, 33);
     assert_eq!(mode(&pre), 0o700);
+    // A directory with other things in it is not taken (nor made private).
+    let busy = dir.path().join("project");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), b"mine").unwrap();
+    std::fs::set_permissions(&busy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = VirtualKey::create(&busy, &spec(36), &FixedClock(NOW)).unwrap_err();
+    assert!(matches!(err, KeyError::Store(StoreError::NotEmpty { .. })), "{err}");
+    assert_eq!(mode(&busy), 0o755, "left as it was");
+    assert!(!busy.join("lock").exists(), "nothing written into it");
     // A temporary file left by a crash with loose permissions is not reused as it is.
     let mut k = VirtualKey::open(&pre).unwrap();
     let tmp = pre.join("card.ukey.tmp");
@@ -252,6 +261,21 @@ fn recorded_management_key_answer_does_not_replay_after_restart() {
         assert_eq!(answer(&mut k, &recorded), Sw::SECURITY_STATUS_NOT_SATISFIED, "restart {restart}: replay");
         seen.push(c);
     }
+}
+
+/// The open count is a value from the file like any other: at its end the key is refused,
+/// never wrapped back to the creation run's stream (nor a panic).
+#[test]
+fn an_exhausted_open_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    make_key(&key, 37);
+    let file = key.join(STATE_FILE);
+    let mut v = payload(&file);
+    *field(field(&mut v, "meta"), "boots") = u64::MAX.into();
+    write_payload(&file, &v);
+    let err = open_err(&key);
+    assert!(err.contains("opened 2^64 times"), "{err}");
 }
 
 #[test]

@@ -13,20 +13,34 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 use crate::{SharedKey, VirtualKey};
 
 /// The port of vpcd's first reader ("Virtual PCD 00 00"); the second is one higher.
 pub const DEFAULT_PORT: u16 = 35963;
 
-/// What pcscd asks of the card in one frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What pcscd asks of the card in one frame. An APDU may carry a PIN or a key: `{:?}` shows
+/// its header and length only, and its bytes are wiped once answered.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Request {
     PowerOff,
     PowerOn,
     Reset,
     Atr,
-    Apdu(Vec<u8>),
+    Apdu(Zeroizing<Vec<u8>>),
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::PowerOff => f.write_str("PowerOff"),
+            Request::PowerOn => f.write_str("PowerOn"),
+            Request::Reset => f.write_str("Reset"),
+            Request::Atr => f.write_str("Atr"),
+            Request::Apdu(a) => write!(f, "Apdu({:02X?}.., {} bytes)", &a[..a.len().min(4)], a.len()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +60,7 @@ impl Request {
             [0x02] => Ok(Request::Reset),
             [0x04] => Ok(Request::Atr),
             [c] => Err(FrameError::UnknownControl(*c)),
-            apdu => Ok(Request::Apdu(apdu.to_vec())),
+            apdu => Ok(Request::Apdu(Zeroizing::new(apdu.to_vec()))),
         }
     }
 }
@@ -198,6 +212,7 @@ const SILENCE_WARNING: Duration = Duration::from_secs(5);
 
 async fn session(key: &SharedKey, stream: &mut TcpStream, control: &mut Control) -> SessionEnd {
     let mut heard = false;
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     loop {
         // Older vpcd (Debian 12's) sends the length and the payload in two writes; under Nagle
         // the payload waits for our ACK of the length, which Linux would delay by 40 ms: ACK now.
@@ -206,20 +221,26 @@ async fn session(key: &SharedKey, stream: &mut TcpStream, control: &mut Control)
             let _ = s.set_quickack(true);
             let _ = s;
         };
-        let frame = tokio::select! {
-            f = read_frame(stream, quickack) => f,
-            _ = changed(&mut control.shutdown) => return SessionEnd::Shutdown,
-            _ = wait_removed(&mut control.inserted) => return SessionEnd::Removed,
-            _ = tokio::time::sleep(SILENCE_WARNING), if !heard => {
-                let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                tracing::warn!(%addr, "pcscd has not spoken to this key for 5 s: is another key served on this port?");
-                heard = true;
-                continue;
+        // One read per frame, kept across the silence timer: reading is not cancel-safe, and a
+        // frame half read when the timer fires must not be lost.
+        let frame = {
+            let read = read_frame(stream, quickack);
+            tokio::pin!(read);
+            loop {
+                tokio::select! {
+                    f = &mut read => break f,
+                    _ = changed(&mut control.shutdown) => return SessionEnd::Shutdown,
+                    _ = wait_removed(&mut control.inserted) => return SessionEnd::Removed,
+                    _ = tokio::time::sleep(SILENCE_WARNING), if !heard => {
+                        tracing::warn!(%peer, "pcscd has not spoken to this key for 5 s: is another key served on this port?");
+                        heard = true;
+                    }
+                }
             }
         };
         heard = true;
         let payload = match frame {
-            Ok(p) => p,
+            Ok(p) => Zeroizing::new(p),
             Err(e) => return SessionEnd::Lost(e),
         };
         // A frame, once read, is answered before anything else happens: a shutdown never
@@ -270,7 +291,10 @@ mod tests {
         assert_eq!(Request::parse(&[4]), Ok(Request::Atr));
         assert_eq!(Request::parse(&[3]), Err(FrameError::UnknownControl(3)));
         assert_eq!(Request::parse(&[]), Err(FrameError::Empty));
-        assert_eq!(Request::parse(&[0, 0xA4, 4, 0]), Ok(Request::Apdu(vec![0, 0xA4, 4, 0])));
+        assert_eq!(Request::parse(&[0, 0xA4, 4, 0]), Ok(Request::Apdu(vec![0, 0xA4, 4, 0].into())));
+        let verify = Request::parse(b"\x00\x20\x00\x80\x08739184\xFF\xFF").unwrap();
+        let shown = format!("{verify:?}");
+        assert!(!shown.contains("739184") && !shown.contains("55, 51, 57") && shown.contains("13 bytes"), "{shown}");
         assert_eq!(encode(&[0x90, 0x00]), vec![0, 2, 0x90, 0x00]);
         assert_eq!(encode(&[0u8; 300])[..2], [0x01, 0x2C]);
     }

@@ -45,6 +45,15 @@ impl<const N: usize> Buf<N> {
         }
         #[cfg(feature = "alloc")]
         {
+            let needed = self.bytes.len() + bytes.len();
+            if needed > self.bytes.capacity() {
+                // Grow by hand: Vec's own growth would free the old block unwiped.
+                let mut grown = alloc::vec::Vec::with_capacity(needed.max(2 * self.bytes.capacity()).min(N));
+                grown.extend_from_slice(&self.bytes);
+                use zeroize::Zeroize;
+                self.bytes.as_mut_slice().zeroize();
+                self.bytes = grown;
+            }
             self.bytes.extend_from_slice(bytes);
             Ok(())
         }
@@ -52,7 +61,12 @@ impl<const N: usize> Buf<N> {
         self.bytes.extend_from_slice(bytes).map_err(|_| Full)
     }
 
+    /// Shorten to `len`, wiping what is cut off (it stays in the allocation otherwise).
     pub fn truncate(&mut self, len: usize) {
+        use zeroize::Zeroize;
+        if let Some(tail) = self.bytes.get_mut(len..) {
+            tail.zeroize();
+        }
         self.bytes.truncate(len);
     }
 

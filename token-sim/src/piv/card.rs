@@ -135,6 +135,10 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
         // A PIN-always grant covers exactly the next command, whatever it is: taken before
         // anything can be refused, so no rejected APDU in between can keep it alive.
         let pin_always = self.app.take_pin_always();
+        // Likewise a chain goes on only with its next piece (ISO 7816-4): taken out here, it is
+        // put back only by a chained APDU of the same command; anything else, refused or not,
+        // abandons it (with the grant its first piece took).
+        let mut chain = core::mem::take(&mut self.chain);
         let mut out = Response::new();
         if !self.powered {
             // A card without power says nothing a host could read as success.
@@ -167,26 +171,25 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
         self.pending.clear();
 
         let header = [apdu.ins, apdu.p1, apdu.p2];
-        if self.chain.header.is_some_and(|h| h != header) {
+        if chain.header.is_some_and(|h| h != header) {
             // Another command in the middle of a chain discards the chain.
-            self.chain = Chain::default();
+            chain = Chain::default();
         }
         if apdu.is_chained() {
-            if self.chain.header.is_none() {
-                self.chain.pin_always = pin_always;
+            if chain.header.is_none() {
+                chain.pin_always = pin_always;
             }
-            self.chain.header = Some(header);
-            if self.chain.data.extend_from_slice(apdu.data).is_err() {
-                self.chain = Chain::default();
+            chain.header = Some(header);
+            if chain.data.extend_from_slice(apdu.data).is_err() {
                 return sw_only(Sw::WRONG_LENGTH);
             }
+            self.chain = chain;
             return sw_only(Sw::OK);
         }
-        let Card { app, chain, pending, .. } = self;
+        let Card { app, pending, .. } = self;
         let pin_always = if chain.header.is_some() { chain.pin_always } else { pin_always };
         let whole = if chain.header.is_some() {
             if chain.data.extend_from_slice(apdu.data).is_err() {
-                *chain = Chain::default();
                 return sw_only(Sw::WRONG_LENGTH);
             }
             CommandApdu { data: &chain.data, ..apdu }
@@ -201,7 +204,6 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
             Ok(cmd) => app.execute(cmd, pin_always, &mut pending.data),
             Err(sw) => sw,
         };
-        *chain = Chain::default();
         if !sw.is_ok() {
             pending.clear();
             return sw_only(sw);

@@ -13,10 +13,22 @@ use proto::Sw;
 use super::command::{AuthRequest, Command, PinRef};
 use super::objects;
 use super::state::{
-    pad_pin, Block, Counter, Credential, Flavor, KeySlot, MgmtChallenge, MgmtKey, Origin, Persisted, PersistentState,
-    Secret, Session, MAX_RETRIES,
+    pad_pin, Block, Counter, Credential, Flavor, KeySlot, MgmtChallenge, MgmtKey, Origin, PersistentState, Secret,
+    Session, MAX_RETRIES,
 };
 use super::{Reply, Storage};
+
+/// Proof that a PIN or PUK try was spent and written to storage ([`PivApp::spend_try`] makes
+/// the only ones). [`Secret::matches`] takes one by value: the order of the security rule
+/// ("persisted before compared") is kept by the types, not by care.
+pub struct Persisted(());
+
+impl Persisted {
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Persisted {
+        Persisted(())
+    }
+}
 
 /// The PIV application: state, session, and the injected storage and randomness.
 pub struct PivApp<S, R> {
@@ -110,13 +122,8 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
 
     /// Write the persistent state through; on failure the card faults (6581).
     fn persist(&mut self) -> Res {
-        self.persist_written().map(drop)
-    }
-
-    /// [`persist`](Self::persist), answering the proof a PIN comparison needs.
-    fn persist_written(&mut self) -> Result<Persisted, Sw> {
         match self.storage.persist(&self.state) {
-            Ok(()) => Ok(Persisted(())),
+            Ok(()) => Ok(()),
             Err(_) => {
                 self.faulted = true;
                 self.session = Session::default();
@@ -170,14 +177,9 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
     /// The one place a PIN or PUK is compared. The try is counted and persisted first, so
     /// pulling the key mid-command can never yield a free guess; success restores the counter.
     fn check_credential(&mut self, which: PinRef, candidate: &PinBlock) -> Res {
+        let spent = self.spend_try(which)?;
         let cred = self.credential(which);
-        if cred.counter.blocked() {
-            return Err(Sw::AUTH_METHOD_BLOCKED);
-        }
-        cred.counter.remaining -= 1;
-        let written = self.persist_written()?;
-        let cred = self.credential(which);
-        if cred.secret.matches(candidate, &written) {
+        if cred.secret.matches(candidate, spent) {
             cred.counter.remaining = cred.counter.limit;
             self.persist()
         } else {
@@ -189,6 +191,18 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
             }
             Err(Sw::verify_failed(left))
         }
+    }
+
+    /// Spend one try of `which` and write it down: the only way to the proof a comparison
+    /// takes, so no PIN or PUK is compared before its try is durable.
+    fn spend_try(&mut self, which: PinRef) -> Result<Persisted, Sw> {
+        let cred = self.credential(which);
+        if cred.counter.blocked() {
+            return Err(Sw::AUTH_METHOD_BLOCKED);
+        }
+        cred.counter.remaining -= 1;
+        self.persist()?;
+        Ok(Persisted(()))
     }
 
     fn credential(&mut self, which: PinRef) -> &mut Credential {

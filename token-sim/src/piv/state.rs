@@ -3,6 +3,7 @@
 
 use core::fmt;
 
+pub use super::exec::Persisted;
 use heapless::Vec;
 use proto::piv::{defaults, Algorithm, PinPolicy, Slot, TouchPolicy};
 use proto::secret::PinBlock;
@@ -41,19 +42,14 @@ impl Secret {
         h.finalize().into()
     }
 
-    /// Constant-time comparison of the stored hash with the hash of `padded`. Only with proof
-    /// that the state (holding the spent try) was written first.
-    pub fn matches(&self, padded: &PinBlock, _written: &Persisted) -> bool {
+    /// Constant-time comparison of the stored hash with the hash of `padded`. Only with the
+    /// proof that a try was spent and written first, and one comparison per proof.
+    pub fn matches(&self, padded: &PinBlock, _spent: Persisted) -> bool {
         #[cfg(all(test, feature = "std"))]
         comparisons::count();
         Self::digest(&self.salt, padded).ct_eq(&self.hash).into()
     }
 }
-
-/// Proof that the card's state has just been written to storage. Comparing a PIN or PUK takes
-/// one, so the try a comparison spends is durable before anything about the candidate is
-/// learned: the order of the security rule is kept by the types, not by care.
-pub struct Persisted(pub(crate) ());
 
 /// How many PIN/PUK comparisons this thread made (unit tests of the ordering rule).
 #[cfg(all(test, feature = "std"))]
@@ -378,8 +374,8 @@ mod tests {
     #[test]
     fn secret_matches_only_its_pin_and_hides_it() {
         let s = Secret::new(&pad_pin(b"123456").unwrap(), [7; 16]);
-        assert!(s.matches(&pad_pin(b"123456").unwrap(), &Persisted(())));
-        assert!(!s.matches(&pad_pin(b"123457").unwrap(), &Persisted(())));
+        assert!(s.matches(&pad_pin(b"123456").unwrap(), Persisted::for_tests()));
+        assert!(!s.matches(&pad_pin(b"123457").unwrap(), Persisted::for_tests()));
         extern crate std;
         let dbg = std::format!("{s:?}");
         assert!(!dbg.contains("123456") && dbg.contains("redacted"));

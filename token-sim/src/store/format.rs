@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::piv::PersistentState;
 
@@ -81,18 +82,20 @@ struct SimMetaV1 {
     seed: Option<u64>,
 }
 
-/// A state as this build writes it. Fails only if the state cannot be encoded at all.
-pub fn encode(meta: &SimMeta, state: &PersistentState) -> Result<Vec<u8>, String> {
+/// A state as this build writes it. Fails only if the state cannot be encoded at all. The
+/// bytes hold the key's private keys: both buffers are wiped when dropped.
+pub fn encode(meta: &SimMeta, state: &PersistentState) -> Result<Zeroizing<Vec<u8>>, String> {
     let envelope = Envelope { meta: std::borrow::Cow::Borrowed(meta), card: std::borrow::Cow::Borrowed(state) };
-    let mut payload = Vec::with_capacity(2048);
-    ciborium::into_writer(&envelope, &mut payload).map_err(|e| e.to_string())?;
+    // Big enough for a full object memory, so the buffer never grows (and frees unwiped).
+    let mut payload = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    ciborium::into_writer(&envelope, &mut *payload).map_err(|e| e.to_string())?;
     let len = u32::try_from(payload.len()).map_err(|_| "state larger than 4 GiB".to_string())?;
-    let mut bytes = Vec::with_capacity(HEADER + payload.len() + CHECKSUM);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(HEADER + payload.len() + CHECKSUM));
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
     bytes.extend_from_slice(&len.to_be_bytes());
     bytes.extend_from_slice(&payload);
-    bytes.extend_from_slice(&Sha256::digest(&payload));
+    bytes.extend_from_slice(&Sha256::digest(&*payload));
     Ok(bytes)
 }
 

@@ -34,6 +34,8 @@ pub enum StoreError {
     NotAKey { path: PathBuf },
     #[error("{path} already holds a virtual key; pick another directory or delete it first", path = .path.display())]
     Exists { path: PathBuf },
+    #[error("{path} is not empty; a virtual key needs a directory of its own (a new or an empty one)", path = .path.display())]
+    NotEmpty { path: PathBuf },
     #[error("{path} is corrupted ({reason}); it was left untouched — restore it from a backup or create a new key", path = .path.display())]
     Corrupt { path: PathBuf, reason: FormatError },
     #[error("{path} was written by a newer ukey (format {found}, this build reads up to {supported}); upgrade ukey", path = .path.display())]
@@ -159,6 +161,16 @@ pub fn is_key_dir(dir: &Path) -> bool {
 impl FileStore {
     /// Make a new key in `dir` (created if missing; must not already hold a key).
     pub fn create(dir: &Path, meta: SimMeta, state: &PersistentState) -> Result<FileStore, StoreError> {
+        // A key gets a directory of its own: an existing one must be empty (it is made
+        // private, and `ukey sim new .` must not lock up a project or a home directory).
+        if is_key_dir(dir) {
+            return Err(StoreError::Exists { path: dir.to_path_buf() });
+        }
+        if let Ok(mut entries) = fs::read_dir(dir) {
+            if entries.next().is_some() {
+                return Err(StoreError::NotEmpty { path: dir.to_path_buf() });
+            }
+        }
         create_private_dir(dir)?;
         let lock = lock(dir, LOCK_WAIT)?;
         if is_key_dir(dir) {
@@ -182,7 +194,10 @@ impl FileStore {
         let (meta, state) = read_state(&path)?;
         let mut store = FileStore { dir: dir.to_path_buf(), meta, _lock: lock };
         if store.meta.seed.is_some() {
-            store.meta.boots += 1;
+            store.meta.boots = store.meta.boots.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+                path: path.clone(),
+                reason: FormatError::Invalid("the key was opened 2^64 times".into()),
+            })?;
             store.write(&state)?;
         }
         Ok((store, state))
@@ -226,7 +241,7 @@ impl Storage for FileStore {
 
 /// Read, check and validate a state file.
 pub fn read_state(path: &Path) -> Result<(SimMeta, PersistentState), StoreError> {
-    let bytes = fs::read(path).map_err(io("read", path))?;
+    let bytes = zeroize::Zeroizing::new(fs::read(path).map_err(io("read", path))?);
     format::decode(&bytes).map_err(|reason| match reason {
         FormatError::Newer { found } => {
             StoreError::NewerVersion { path: path.to_path_buf(), found, supported: FORMAT_VERSION }
