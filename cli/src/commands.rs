@@ -68,7 +68,8 @@ pub struct SimNewArgs {
     /// Fixed serial number (default: random, or derived from --seed)
     #[arg(long)]
     pub serial: Option<u32>,
-    /// Deterministic mode: seed the key's RNG (reproducible tests)
+    /// Deterministic mode for tests: seed the key's RNG (the same commands give the same bytes).
+    /// Whoever knows or guesses the seed predicts the key's challenges: never for real use
     #[arg(long)]
     pub seed: Option<u64>,
     /// Firmware version the key reports (Yubico GET VERSION)
@@ -481,16 +482,27 @@ pub fn key_generate(a: GenerateArgs) -> Result<ExitCode> {
     let old_cert = piv.read_certificate(a.slot)?;
     piv.authenticate_auto(&mgmt_key(&a.mgmt)?)?;
     let public = piv.generate(a.slot, pin, touch)?;
+    // The public key first: on a card without metadata this output is the only place it is
+    // known, so nothing that can fail after the generation may come before it.
+    let pem = public.to_public_key_pem(p256::pkcs8::LineEnding::LF)?;
+    write_or_print(a.out.as_deref(), pem.as_bytes())?;
     if let Some(der) = old_cert {
         // Its key is gone: left in the slot it would name a key the card no longer has (and be
         // taken for the slot's key by every program that reads the certificate for it).
         if certinfo::public_key(&der).ok() != Some(public) {
-            piv.delete_certificate(a.slot)?;
-            eprintln!("removed the certificate that was in slot {}: it named the key pair just replaced", a.slot);
+            match piv.delete_certificate(a.slot) {
+                Ok(()) => eprintln!(
+                    "removed the certificate that was in slot {}: it named the key pair just replaced",
+                    a.slot
+                ),
+                Err(e) => eprintln!(
+                    "warning: slot {} still holds the certificate of the key pair just replaced ({e}); \
+                     delete or replace it with `ukey cert import`",
+                    a.slot
+                ),
+            }
         }
     }
-    let pem = public.to_public_key_pem(p256::pkcs8::LineEnding::LF)?;
-    write_or_print(a.out.as_deref(), pem.as_bytes())?;
     if let Err(host_driver::PivError::NotSupported { sw, .. }) = piv.metadata(a.slot.key_ref()) {
         let kept = match &a.out {
             Some(p) => format!("keep {0} for `ukey cert request --pubkey {0}`", p.display()),

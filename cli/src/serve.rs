@@ -105,6 +105,13 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     let mut keys = Vec::new();
     for dir in &a.dirs {
         let key = VirtualKey::open(dir).with_context(|| format!("opening the virtual key in {}", dir.display()))?;
+        if key.meta().is_some_and(|m| m.seed.is_some()) {
+            tracing::warn!(
+                "{} is a deterministic test key (made with --seed): whoever knows or guesses the seed predicts \
+                 its challenges; serve it only to programs under test",
+                dir.display()
+            );
+        }
         keys.push(key);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

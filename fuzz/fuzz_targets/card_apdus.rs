@@ -65,7 +65,7 @@ fn factory(kind: u8) -> (VirtualKey, Algorithm, Vec<u8>) {
             .collect()
     });
     let spec = specs(kind & 3);
-    (VirtualKey::in_memory_from(states[kind as usize & 7].clone(), Some(1)), spec.mgmt_alg, spec.mgmt_key.to_vec())
+    (VirtualKey::in_memory_from(states[kind as usize & 7].clone(), Some(1), 1), spec.mgmt_alg, spec.mgmt_key.to_vec())
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         let spec = KeySpec { seed: Some(1), ..KeySpec::default() };
         VirtualKey::in_memory(&spec, &FixedClock(1_790_000_000)).unwrap().card().state().clone()
     });
-    let mut key = VirtualKey::in_memory_from(state.clone(), Some(1));
+    let mut key = VirtualKey::in_memory_from(state.clone(), Some(1), 1);
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut stream = data;
     rt.block_on(async {

@@ -149,10 +149,12 @@ impl VirtualKey {
     }
 
     /// A key in memory running `state` (made by [`manufacture`] or read from a file), with
-    /// a seeded or OS RNG. For fuzzing and load tests that need many keys of one make.
-    pub fn in_memory_from(state: PersistentState, seed: Option<u64>) -> VirtualKey {
+    /// a seeded RNG on `stream` (pick one the state's making did not use: that was stream 0)
+    /// or, with `seed` None, the OS RNG. For fuzzing and load tests that need many keys of
+    /// one make.
+    pub fn in_memory_from(state: PersistentState, seed: Option<u64>, stream: u64) -> VirtualKey {
         let label = format!("virtual key {}", state.serial);
-        Self::with(state, KeyStorage::Memory, make_rng(seed, 0), label, None)
+        Self::with(state, KeyStorage::Memory, make_rng(seed, stream), label, None)
     }
 
     fn with(state: PersistentState, storage: KeyStorage, rng: SimRng, label: String, dir: Option<PathBuf>) -> Self {

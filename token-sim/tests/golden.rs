@@ -106,6 +106,18 @@ fn golden(version: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(version)
 }
 
+/// The format-1 meta comes across whole (and its open count starts).
+#[test]
+fn v1_meta_survives_the_migration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("key");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(golden("v1").join("card.ukey"), dir.join("card.ukey")).unwrap();
+    let key = VirtualKey::open(&dir).unwrap();
+    let meta = key.meta().unwrap();
+    assert_eq!((meta.created, meta.scenario.as_str(), meta.seed, meta.boots), (NOW, "fresh", Some(20261202), 1));
+}
+
 #[test]
 fn v1_key_opens_and_answers_as_it_did() {
     let dir = golden("v1");

@@ -150,6 +150,13 @@ fn values_no_command_could_produce_are_refused_naming_the_file() {
         assert!(err.contains(reason), "{what}: {err}");
         assert!(err.contains(&file.display().to_string()), "{what}: the message names the file: {err}");
     }
+    // A field this build does not know is refused, not dropped on the next write.
+    let mut v = good.clone();
+    let Value::Map(card) = field(&mut v, "card") else { panic!() };
+    card.push(("pin_policy_v3".into(), 1.into()));
+    write_payload(&file, &v);
+    let err = open_err(&key);
+    assert!(err.contains("unknown field") && err.contains("pin_policy_v3"), "{err}");
     write_payload(&file, &good);
     VirtualKey::open(&key).expect("the untouched payload still opens");
 }

@@ -83,6 +83,8 @@ pub struct Card<S, R> {
 impl<S: Storage, R: CryptoRngCore> Card<S, R> {
     /// A card holding `state`, powered on with PIV selected (as OpenSC expects).
     pub fn new(state: PersistentState, storage: S, rng: R) -> Self {
+        // States from files are validated on load; one built in code must be as sound.
+        debug_assert!(state.validate().is_ok(), "a card runs only valid states: {:?}", state.validate());
         Card {
             app: PivApp::new(state, storage, rng),
             chain: Chain::default(),

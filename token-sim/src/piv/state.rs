@@ -16,14 +16,12 @@ use zeroize::Zeroize;
 pub const MAX_OBJECT: usize = 4096;
 /// How many data objects the card can hold (the 4 + 20 certificates and the rest).
 pub const MAX_OBJECTS: usize = 40;
-/// PIN/PUK length limits (SP 800-73-4: 6 to 8 bytes, padded with FF).
-pub const MIN_PIN_LEN: usize = 6;
-pub const MAX_PIN_LEN: usize = 8;
 /// Tools read tries from the low nibble of 63Cx, so limits stay within 1..=15.
 pub const MAX_RETRIES: u8 = 15;
 
 /// A PIN or PUK as the card keeps it: salted SHA-256 of its padded form, never the value.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Secret {
     salt: [u8; 16],
     hash: [u8; 32],
@@ -84,6 +82,7 @@ pub fn pad_pin(pin: &[u8]) -> Option<PinBlock> {
 
 /// A retry counter: `remaining` out of `limit`.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Counter {
     pub limit: u8,
     pub remaining: u8,
@@ -100,6 +99,7 @@ impl Counter {
 
 /// PIN or PUK: its secret, its counter and whether it still has the factory value.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Credential {
     pub secret: Secret,
     pub counter: Counter,
@@ -108,6 +108,7 @@ pub struct Credential {
 
 /// The symmetric management key (9B).
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct MgmtKey {
     pub alg: u8,
     pub key: Vec<u8, 32>,
@@ -150,6 +151,7 @@ pub enum Origin {
 
 /// A P-256 private key in a slot, with its policies.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct KeySlot {
     scalar: [u8; 32],
     pub pin_policy: u8,
@@ -204,6 +206,7 @@ impl fmt::Debug for KeySlot {
 /// Data objects in one shared pool, as a token's object memory is: each object's whole
 /// `53 L ...` value stored back to back, found through a small index.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Objects {
     /// (tag, offset, length) into `pool`.
     index: Vec<(u32, u16, u16), MAX_OBJECTS>,
@@ -281,6 +284,7 @@ pub enum Flavor {
 /// Everything that survives power-off. Written to storage before the card answers any
 /// command that changed it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct PersistentState {
     pub serial: u32,
     pub flavor: Flavor,

@@ -4,9 +4,10 @@
 //! "UKEYCARD" | format u16 BE | payload length u32 BE | payload | SHA-256(payload)
 //! ```
 //!
-//! - Format 2 (written since): the payload is CBOR with every field named, so a field can be
-//!   added (with a default) without a new format; a change that cannot be read that way gets
-//!   format 3 and a converter here.
+//! - Format 2 (written since): the payload is CBOR with every field named. Unknown fields are
+//!   refused, never dropped: a build that adds a field (with a default, so older files read)
+//!   bumps the format, and older builds then refuse the file as newer instead of losing the
+//!   field on their next write. A change that defaults cannot express gets a converter here.
 //! - Format 1 (read, converted on the next write): postcard, fields by position. Its card part
 //!   is decoded into today's [`PersistentState`]; `tests/golden/v1` fails the day that stops
 //!   working, and then the format-1 types must be frozen in this module.
@@ -29,7 +30,8 @@ pub const FORMAT_VERSION: u16 = 2;
 pub const OLDEST_FORMAT: u16 = 1;
 
 /// Facts about the virtual key that are not part of the card.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct SimMeta {
     /// Unix time of creation.
     pub created: u64,
@@ -41,6 +43,18 @@ pub struct SimMeta {
     /// a stream of its own, so a run repeats but no challenge repeats in the key's life.
     #[serde(default)]
     pub boots: u64,
+}
+
+/// The seed predicts everything a deterministic key draws: `{:?}` does not show it.
+impl std::fmt::Debug for SimMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimMeta")
+            .field("created", &self.created)
+            .field("scenario", &self.scenario)
+            .field("seed", &self.seed.map(|_| "<redacted>"))
+            .field("boots", &self.boots)
+            .finish()
+    }
 }
 
 /// Why bytes are not a state this build can run.
@@ -63,6 +77,7 @@ pub enum FormatError {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Envelope<'a> {
     meta: std::borrow::Cow<'a, SimMeta>,
     card: std::borrow::Cow<'a, PersistentState>,
