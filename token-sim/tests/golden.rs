@@ -116,6 +116,8 @@ fn v1_meta_survives_the_migration() {
     let key = VirtualKey::open(&dir).unwrap();
     let meta = key.meta().unwrap();
     assert_eq!((meta.created, meta.scenario.as_str(), meta.seed, meta.boots), (NOW, "fresh", Some(20261202), 1));
+    // Format-1 builds took a seeded key's serial from the seed; the serial is the key's identity.
+    assert_eq!(key.serial(), 30_261_202, "the v1 key's serial");
 }
 
 #[test]
