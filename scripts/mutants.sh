@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 # The crash test's SIGKILL rounds: fewer per mutant, still enough to see a lost decrement.
 export UKEY_CRASH_ROUNDS="${UKEY_CRASH_ROUNDS:-60}"
+# cargo mutants makes its output directory but not the parents (a fresh clone has no target/).
+mkdir -p target
 # cargo mutants exits 0 (all caught), 2 (some missed) or 3 (some timed out); anything else
 # (a broken baseline, a build failure) stops here.
 run() {
