@@ -75,8 +75,36 @@ pub fn x509_time(unix: u64) -> Result<Time> {
     })
 }
 
+/// A name in RFC 4514 form. `organizationIdentifier=` (the credit code, which x509-cert has
+/// no short name for) may be written by name; its value is a UTF8String, as for any
+/// attribute given by OID.
 pub fn parse_name(name: &str) -> Result<Name> {
-    Name::from_str(name).map_err(|e| CaError::BadName { name: name.to_string(), reason: e.to_string() })
+    const LONG: &str = "organizationIdentifier=";
+    let mut spelled = String::with_capacity(name.len());
+    let mut rest = name;
+    // Only where an attribute starts: at the beginning, or after an unescaped ',' or '+'.
+    let mut at_start = true;
+    while !rest.is_empty() {
+        if at_start && rest.get(..LONG.len()).is_some_and(|k| k.eq_ignore_ascii_case(LONG)) {
+            spelled.push_str("2.5.4.97=");
+            rest = &rest[LONG.len()..];
+        }
+        let mut chars = rest.char_indices();
+        at_start = false;
+        let mut cut = rest.len();
+        while let Some((i, c)) = chars.next() {
+            if c == '\\' {
+                chars.next();
+            } else if c == ',' || c == '+' {
+                cut = i + 1;
+                at_start = true;
+                break;
+            }
+        }
+        spelled.push_str(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    Name::from_str(&spelled).map_err(|e| CaError::BadName { name: name.to_string(), reason: e.to_string() })
 }
 
 /// A subject name from (attribute, value) pairs, most significant first, values as
@@ -332,6 +360,25 @@ mod tests {
         fs::copy(dir.path().join("b/ca.crt.pem"), dir.path().join("a/ca.crt.pem")).unwrap();
         let err = Ca::open(&dir.path().join("a")).unwrap_err().to_string();
         assert!(err.contains("does not belong"), "{err}");
+    }
+
+    #[test]
+    fn the_credit_code_is_written_by_name() {
+        let n = parse_name("CN=张三,organizationIdentifier=91350100M000100Y43,O=示例\\,科技").unwrap();
+        let direct = name_from(&[
+            (attr::ORGANIZATION, "示例,科技"),
+            (attr::ORGANIZATION_ID, "91350100M000100Y43"),
+            (attr::COMMON_NAME, "张三"),
+        ])
+        .unwrap();
+        assert_eq!(n.to_der().unwrap(), direct.to_der().unwrap(), "same attributes, UTF8String values");
+        // Only as an attribute's name: in a value the word stays as it is.
+        let n = parse_name("CN=a\\,organizationIdentifier\\=x").unwrap();
+        assert_eq!(n.to_string(), "CN=a\\,organizationIdentifier=x");
+        assert!(parse_name("O=示例科技有限公司,CN=张三").is_ok(), "non-ASCII before a key");
+        let lower = parse_name("organizationidentifier=1+CN=a").unwrap();
+        assert_eq!(lower.0.len(), 1);
+        assert_eq!(lower.0[0].0.len(), 2, "multi-valued RDN");
     }
 
     #[test]

@@ -240,13 +240,32 @@ fn flows_run_every_login_bind_unbind_outcome_and_report_them() {
     assert_eq!(v["failed"], 0);
     let steps = v["steps"].as_array().unwrap();
     assert!(steps.len() >= 31);
-    for needle in ["wrong PIN", "PIN locked", "expiring", "expired", "revoked", "not bound", "unbind", "replayed"] {
+    for needle in [
+        "wrong PIN",
+        "one PIN try left",
+        "PIN locked",
+        "expiring",
+        "expired",
+        "revoked",
+        "not bound",
+        "another enterprise",
+        "unbind",
+        "replayed",
+    ] {
         assert!(steps.iter().any(|s| s["step"].as_str().unwrap().contains(needle) && s["ok"] == true), "{needle}");
     }
     // The certificate application ends with a certificate on the blank key that logs in.
     let enrollment: Vec<&serde_json::Value> = steps.iter().filter(|s| s["flow"] == "enrollment").collect();
     assert!(enrollment.len() >= 15, "{v:#}");
-    for needle in ["check digits", "photo", "key pair generated on the key", "SMS code", "pay", "staff approve"] {
+    for needle in [
+        "check digit",
+        "another enterprise's name",
+        "photo",
+        "key pair generated on the key",
+        "SMS code",
+        "pay",
+        "staff approve",
+    ] {
         assert!(enrollment.iter().any(|s| s["step"].as_str().unwrap().contains(needle)), "{needle}");
     }
     let last = enrollment.last().unwrap();

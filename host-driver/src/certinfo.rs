@@ -65,6 +65,19 @@ fn display_attr(a: &AttributeTypeAndValue) -> String {
     }
 }
 
+/// The organizationIdentifier (X.520, 2.5.4.97) of a name: for Chinese enterprise
+/// certificates, the unified social credit code of the enterprise the holder acts for. `None`
+/// when the name has none, or holds it in a string type other than UTF8String/PrintableString,
+/// or holds two (a name that says two things does not say which enterprise).
+pub fn organization_id(name: &Name) -> Option<String> {
+    let mut found = name.0.iter().flat_map(|rdn| rdn.0.iter()).filter(|a| a.oid == NAMED[0].0);
+    let a = found.next()?;
+    if found.next().is_some() || !matches!(a.value.tag(), Tag::Utf8String | Tag::PrintableString) {
+        return None;
+    }
+    std::str::from_utf8(a.value.value()).ok().map(str::to_string)
+}
+
 /// The P-256 public key of a certificate.
 pub fn public_key(der: &[u8]) -> Result<p256::PublicKey, PivError> {
     use p256::pkcs8::DecodePublicKey;
@@ -146,6 +159,11 @@ mod tests {
             display_name(&name),
             "CN=Zhang San,organizationIdentifier=\\ 9135\\,0100M000100Y43,O=Example Co,C=CN"
         );
+        assert_eq!(organization_id(&name).as_deref(), Some(" 9135,0100M000100Y43"));
+        assert_eq!(organization_id(&Name::from_str("CN=Zhang San,O=Example Co").unwrap()), None);
+        let twice = name.0[2].clone();
+        name.0.push(twice);
+        assert_eq!(organization_id(&name), None, "two credit codes name no one enterprise");
     }
 
     #[test]

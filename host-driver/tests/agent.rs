@@ -123,9 +123,12 @@ fn sign_verifies_the_pin_on_the_key_and_signs_for_the_page_origin() {
         piv.select().unwrap();
         assert_eq!(piv.pin_status().unwrap(), host_driver::PinStatus::NotVerified { retries_left: 3 });
 
-        // Lock the PIN: the agent says so instead of counting down.
+        // Lock the PIN (the last try spent as the user confirmed): the agent says so instead
+        // of counting down.
         for _ in 0..3 {
-            call("POST", &url, Some(PORTAL), None, Some(req("000000"))).await;
+            let mut r = req("000000");
+            r["last_try"] = json!(true);
+            call("POST", &url, Some(PORTAL), None, Some(r)).await;
         }
         let (st, v) = call("POST", &url, Some(PORTAL), None, Some(req("123456"))).await;
         assert_eq!((st, v["code"].as_str()), (403, Some("pin_locked")));
@@ -271,5 +274,104 @@ fn a_key_with_another_management_key_is_refused_clearly() {
         let (st, v) = call("POST", &format!("{base}/enroll/keypair"), Some(PORTAL), None, Some(body)).await;
         assert_eq!((st, v["code"].as_str()), (403, Some("management_key")), "{v}");
         assert!(v["message"].as_str().unwrap().contains("--management-key"));
+    });
+}
+
+/// A WebSocket upgrade or a CORS preflight from a foreign Origin, or to a foreign Host, gets
+/// no answer a page could use: no upgrade, no CORS grant.
+#[test]
+fn websocket_and_preflight_from_a_foreign_origin_or_host_are_refused() {
+    rt().block_on(async {
+        let s = start().await;
+        let ws_url = format!("{}/events", s.base.replace("http://", "ws://"));
+        for (origin, host) in [("https://evil.example", None), (PORTAL, Some("evil.example:7781"))] {
+            let mut req =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str())
+                    .unwrap();
+            req.headers_mut().insert("Origin", origin.parse().unwrap());
+            if let Some(h) = host {
+                req.headers_mut().insert("Host", h.parse().unwrap());
+            }
+            match tokio_tungstenite::connect_async(req).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 403),
+                other => panic!("upgrade from {origin} / {host:?} not refused: {:?}", other.map(|(_, r)| r.status())),
+            }
+        }
+        let c = reqwest::Client::new();
+        let preflight = |origin: &'static str, host: Option<&'static str>| {
+            let mut r = c
+                .request(reqwest::Method::OPTIONS, format!("{}/sign", s.base))
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "POST")
+                .header("Access-Control-Request-Headers", "content-type");
+            if let Some(h) = host {
+                r = r.header("Host", h);
+            }
+            r.send()
+        };
+        for (origin, host) in [("https://evil.example", None), (PORTAL, Some("evil.example"))] {
+            let r = preflight(origin, host).await.unwrap();
+            assert_eq!(r.status().as_u16(), 403, "{origin} {host:?}");
+            assert!(r.headers().get("access-control-allow-origin").is_none());
+        }
+        let r = preflight(PORTAL, None).await.unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        assert_eq!(r.headers()["access-control-allow-origin"], PORTAL);
+    });
+}
+
+/// A script in an allowed page must not guess the PIN until the key locks: with one try left
+/// the agent spends it only when the request says the user confirmed.
+#[test]
+fn the_last_pin_try_is_spent_only_when_the_request_says_so() {
+    rt().block_on(async {
+        let s = start().await;
+        s.keys.keys().push(("ivan".into(), key(&s.ca, Scenario::Pin1Left, 3)));
+        let sign = format!("{}/sign", s.base);
+        let tries = || async {
+            let (_, v) = call("GET", &format!("{}/keys", s.base), Some(PORTAL), None, None).await;
+            v["keys"].as_array().unwrap().iter().find(|k| k["id"] == "ivan").unwrap()["pin_retries"].as_u64().unwrap()
+        };
+        for pin in ["000000", "123456"] {
+            let body = json!({"key_id": "ivan", "pin": pin, "nonce": "n"});
+            let (st, v) = call("POST", &sign, Some(PORTAL), None, Some(body)).await;
+            assert_eq!((st, v["code"].as_str(), v["attempts_left"].as_u64()), (409, Some("last_try"), Some(1)), "{v}");
+            assert!(v["message"].as_str().unwrap().contains("最后一次机会"), "{v}");
+            assert_eq!(tries().await, 1, "nothing spent");
+        }
+        use base64::Engine;
+        let cert = base64::engine::general_purpose::STANDARD.encode(s.ca.certificate_der());
+        for path in ["/enroll/keypair", "/enroll/install"] {
+            let body = json!({"key_id": "ivan", "pin": "000000", "certificate": cert, "replace": true});
+            let (st, v) = call("POST", &format!("{}{path}", s.base), Some(PORTAL), None, Some(body)).await;
+            assert_eq!((st, v["code"].as_str()), (409, Some("last_try")), "{path}: {v}");
+        }
+        let body = json!({"key_id": "ivan", "pin": "123456", "nonce": "n", "last_try": true});
+        let (st, v) = call("POST", &sign, Some(PORTAL), None, Some(body)).await;
+        assert_eq!((st, v["code"].as_str()), (200, Some("signed")), "{v}");
+        assert_eq!(tries().await, 3, "the right PIN restores the tries");
+        // With more than one try left nothing needs saying.
+        let body = json!({"key_id": "ivan", "pin": "000000", "nonce": "n"});
+        let (st, v) = call("POST", &sign, Some(PORTAL), None, Some(body)).await;
+        assert_eq!((st, v["attempts_left"].as_u64()), (401, Some(2)), "{v}");
+    });
+}
+
+/// Replacing the key pair under an existing certificate needs the PIN first: a wrong PIN
+/// leaves the slot as it was.
+#[test]
+fn replacing_a_key_pair_needs_the_pin_first() {
+    rt().block_on(async {
+        let s = start().await;
+        let before = call("GET", &format!("{}/keys", s.base), Some(PORTAL), None, None).await.1["keys"][0].clone();
+        let body = json!({"key_id": "alice", "pin": "000000", "replace": true});
+        let (st, v) = call("POST", &format!("{}/enroll/keypair", s.base), Some(PORTAL), None, Some(body)).await;
+        assert_eq!((st, v["code"].as_str()), (401, Some("wrong_pin")), "{v}");
+        let after = call("GET", &format!("{}/keys", s.base), Some(PORTAL), None, None).await.1["keys"][0].clone();
+        assert_eq!(after["subject"], before["subject"], "certificate still there");
+        assert_eq!(after["pin_retries"], 2);
+        let body = json!({"key_id": "alice", "pin": "123456", "replace": true});
+        let (st, v) = call("POST", &format!("{}/enroll/keypair", s.base), Some(PORTAL), None, Some(body)).await;
+        assert_eq!(st, 200, "{v}");
     });
 }

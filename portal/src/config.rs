@@ -11,13 +11,27 @@ pub struct Config {
     pub expiry_warning_days: i64,
     pub session_secs: i64,
     pub nonce_secs: i64,
-    /// Wrong passwords before an account locks, and for how long.
-    pub max_password_failures: i64,
-    pub lock_secs: i64,
+    /// Wrong passwords one client may send for one username before it is slowed down; each
+    /// further one doubles its wait (1 s, 2 s, 4 s, ...) up to `password_delay_max_secs`.
+    /// Counted per (username, client address), so nobody can lock a user out.
+    pub password_free_failures: i64,
+    pub password_delay_max_secs: i64,
     pub password_cost: Cost,
-    /// Requests per minute per client for password login, challenge, key login, bind and new
-    /// applications (see [`crate::ratelimit::RateLimits`] for where they are counted).
+    /// Password hashes running at once (each on a blocking thread), and how long a login
+    /// waits for a free one before it is told the portal is busy.
+    pub hash_slots: usize,
+    pub hash_wait: std::time::Duration,
+    /// Requests per minute per session or user for password login, challenge, key login,
+    /// bind and new applications (see [`crate::ratelimit::RateLimits`] for where they are
+    /// counted).
     pub rate_per_minute: u32,
+    /// The same actions per minute per client address (all sessions of one address
+    /// together), and new sessions per minute per address.
+    pub rate_per_address_per_minute: u32,
+    pub sessions_per_address_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (see [`crate::client`]); requests
+    /// from anyone else count under their peer address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub enroll: EnrollConfig,
     /// Test mode: the simulated payment provider and a read-only view of the SMS / email
     /// outbox are served under `/api/sandbox`. Never on a portal real users reach.
@@ -58,16 +72,32 @@ impl Default for EnrollConfig {
 }
 
 impl Config {
+    /// How long a client waits after its `failures`-th wrong password in a row for one
+    /// username: nothing for the first `password_free_failures`, then 1 s doubling to the cap.
+    pub fn password_delay(&self, failures: i64) -> i64 {
+        let over = failures - self.password_free_failures;
+        if over <= 0 {
+            return 0;
+        }
+        1i64.checked_shl((over - 1).min(62) as u32).unwrap_or(i64::MAX).min(self.password_delay_max_secs)
+    }
+
     pub fn new(origin: &str) -> Config {
         Config {
             origin: origin.trim_end_matches('/').to_string(),
             expiry_warning_days: 30,
             session_secs: 8 * 3600,
             nonce_secs: 300,
-            max_password_failures: 5,
-            lock_secs: 15 * 60,
+            password_free_failures: 3,
+            password_delay_max_secs: 15 * 60,
             password_cost: Cost::DEFAULT,
+            hash_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            hash_wait: std::time::Duration::from_secs(10),
             rate_per_minute: 30,
+            // One address may be a whole office behind NAT.
+            rate_per_address_per_minute: 300,
+            sessions_per_address_per_minute: 60,
+            trusted_proxies: Vec::new(),
             enroll: EnrollConfig::default(),
             sandbox: false,
             payment_secret: rand::random::<[u8; 32]>().to_vec(),

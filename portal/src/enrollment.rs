@@ -52,9 +52,12 @@ impl Stage {
 /// The application form; every field is required (打*的项目).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Form {
-    /// 单位名称
+    /// 单位名称: the applicant's enterprise record's, shown on the form, not typed (see
+    /// [`Form::for_enterprise`]); a request may leave it out.
+    #[serde(default)]
     pub organisation: String,
-    /// 统一社会信用代码
+    /// 统一社会信用代码: as `organisation`.
+    #[serde(default)]
     pub credit_code: String,
     /// 经办人姓名
     pub handler_name: String,
@@ -101,6 +104,27 @@ impl Form {
             mobile: self.mobile.trim().into(),
             email: self.email.trim().into(),
         }
+    }
+
+    /// The form as filed for the enterprise `name` with `credit_code`: those two fields are the
+    /// enterprise record's, whatever was sent (a user of one enterprise must not apply in the
+    /// name of another), and every wrong field with why — a sent value that differs from the
+    /// record is `Fixed`, so a page that shows something else learns it.
+    pub fn for_enterprise(&self, name: &str, credit_code: &str) -> (Form, Vec<FieldProblem>) {
+        let mut form = self.normalized();
+        let mut problems = Vec::new();
+        if !form.organisation.is_empty() && form.organisation != name {
+            problems.push(FieldProblem { field: "organisation", error: FieldError::Fixed });
+        }
+        if !form.credit_code.is_empty() && form.credit_code != credit_code {
+            problems.push(FieldProblem { field: "credit_code", error: FieldError::Fixed });
+        }
+        form.organisation = name.to_string();
+        form.credit_code = credit_code.to_string();
+        let mut rest = form.problems();
+        rest.retain(|p| !problems.iter().any(|f| f.field == p.field));
+        problems.extend(rest);
+        (form, problems)
     }
 
     /// Every field that is wrong; empty when the form can go on to review.

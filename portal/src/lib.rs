@@ -13,6 +13,7 @@
 //!   mode).
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod enrollment;
 pub mod messages;

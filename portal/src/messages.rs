@@ -9,8 +9,9 @@ pub use host_driver::lang::Lang;
 pub enum Msg {
     LoggedIn,
     WrongPassword,
-    AccountLocked {
-        minutes: i64,
+    /// Too many wrong passwords from this client for this username: it waits.
+    SlowDown {
+        secs: i64,
     },
     NoBindingYet,
     WrongPin {
@@ -29,6 +30,8 @@ pub enum Msg {
     },
     CertNotTrusted,
     NotBound,
+    /// Bind: the certificate names another enterprise (or none).
+    OtherEnterprise,
     ChooseAccount,
     Bound {
         count: usize,
@@ -83,6 +86,8 @@ pub enum Msg {
         reason: String,
     },
     StaffOnly,
+    /// Four eyes: the reviewer filed the application.
+    OwnApplication,
 }
 
 impl Msg {
@@ -91,7 +96,7 @@ impl Msg {
         match self {
             Msg::LoggedIn => "logged_in",
             Msg::WrongPassword => "wrong_password",
-            Msg::AccountLocked { .. } => "account_locked",
+            Msg::SlowDown { .. } => "slow_down",
             Msg::NoBindingYet => "no_binding_yet",
             Msg::WrongPin { .. } => "wrong_pin",
             Msg::PinLocked => "pin_locked",
@@ -100,6 +105,7 @@ impl Msg {
             Msg::CertRevoked { .. } => "cert_revoked",
             Msg::CertNotTrusted => "cert_not_trusted",
             Msg::NotBound => "not_bound",
+            Msg::OtherEnterprise => "other_enterprise",
             Msg::ChooseAccount => "choose_account",
             Msg::Bound { .. } => "bound",
             Msg::Unbound { .. } => "unbound",
@@ -123,6 +129,7 @@ impl Msg {
             Msg::Approved => "approved",
             Msg::Rejected { .. } => "rejected",
             Msg::StaffOnly => "staff_only",
+            Msg::OwnApplication => "own_application",
         }
     }
 
@@ -132,9 +139,9 @@ impl Msg {
             (Msg::LoggedIn, Lang::En) => "Logged in".into(),
             (Msg::WrongPassword, Lang::Zh) => "用户名或密码错误".into(),
             (Msg::WrongPassword, Lang::En) => "Wrong username or password".into(),
-            (Msg::AccountLocked { minutes }, Lang::Zh) => format!("密码错误次数过多，账号已锁定，请{minutes}分钟后再试"),
-            (Msg::AccountLocked { minutes }, Lang::En) => {
-                format!("Too many wrong passwords: the account is locked, try again in {minutes} minutes")
+            (Msg::SlowDown { secs }, Lang::Zh) => format!("密码错误次数过多，请{secs}秒后再试"),
+            (Msg::SlowDown { secs }, Lang::En) => {
+                format!("Too many wrong passwords: wait {secs} seconds before trying again")
             }
             (Msg::NoBindingYet, Lang::Zh) => "系统检测到您尚未将账号与CA数字证书进行绑定，请先绑定CA账号".into(),
             (Msg::NoBindingYet, Lang::En) => {
@@ -167,6 +174,10 @@ impl Msg {
             (Msg::NotBound, Lang::En) => {
                 "This USB-Key is not bound to an account: bind the key to an account first, by logging in with your password"
                     .into()
+            }
+            (Msg::OtherEnterprise, Lang::Zh) => "该USB-Key属于其他单位，无法绑定".into(),
+            (Msg::OtherEnterprise, Lang::En) => {
+                "This USB-Key belongs to another enterprise: it cannot be bound to your accounts".into()
             }
             (Msg::ChooseAccount, Lang::Zh) => "该USB-Key绑定了多个账号，请选择要登录的账号".into(),
             (Msg::ChooseAccount, Lang::En) => "This USB-Key is bound to several accounts: choose one".into(),
@@ -235,6 +246,10 @@ impl Msg {
             (Msg::Rejected { reason }, Lang::En) => format!("Application rejected: {reason}"),
             (Msg::StaffOnly, Lang::Zh) => "仅工作人员可以审核证书申请".into(),
             (Msg::StaffOnly, Lang::En) => "Only staff may review applications".into(),
+            (Msg::OwnApplication, Lang::Zh) => "不能审核本人提交的证书申请，请由其他工作人员审核".into(),
+            (Msg::OwnApplication, Lang::En) => {
+                "You filed this application: another member of staff must review it".into()
+            }
         }
     }
 }
@@ -272,12 +287,14 @@ pub fn field_problem(field: &str, error: crate::validate::FieldError, lang: Lang
         (Lang::Zh, E::CheckDigit) => format!("{zh}校验位错误，请核对"),
         (Lang::Zh, E::BirthDate) => format!("{zh}中的出生日期无效"),
         (Lang::Zh, E::Format) => format!("{zh}格式不正确"),
+        (Lang::Zh, E::Fixed) => format!("{zh}以单位档案为准，不能修改"),
         (Lang::En, E::Empty) => format!("{en} is required"),
         (Lang::En, E::Length) => format!("{en} has the wrong length"),
         (Lang::En, E::Characters) => format!("{en} has characters it cannot have"),
         (Lang::En, E::CheckDigit) => format!("{en}: the check character is wrong"),
         (Lang::En, E::BirthDate) => format!("{en}: the birth date in it is not a real date"),
         (Lang::En, E::Format) => format!("{en} is not in the right form"),
+        (Lang::En, E::Fixed) => format!("{en} comes from your enterprise's record and cannot be changed"),
     }
 }
 

@@ -47,6 +47,52 @@ pub fn verify_nobody(password: &str, cost: Cost) {
     let _ = verify(password, &h);
 }
 
+/// Password hashing off the async workers: each hash (19 MiB, tens of milliseconds of one
+/// core) runs on tokio's blocking pool, at most `slots` at once, so a flood of password
+/// logins queues here while key logins, which hash nothing, go on.
+#[derive(Debug)]
+pub struct Hasher {
+    slots: tokio::sync::Semaphore,
+    /// Cost of new hashes and of the dummy one for unknown usernames.
+    pub cost: Cost,
+    wait: std::time::Duration,
+}
+
+/// Every hashing slot stayed taken for the whole wait: the portal is overloaded.
+#[derive(Debug, thiserror::Error)]
+#[error("every password-hashing slot is busy")]
+pub struct Busy;
+
+impl Hasher {
+    /// At most `slots` hashes at once; a request waits at most `wait` for one.
+    pub fn new(slots: usize, cost: Cost, wait: std::time::Duration) -> Hasher {
+        Hasher { slots: tokio::sync::Semaphore::new(slots.max(1)), cost, wait }
+    }
+
+    /// Check `password` against `stored`, or — `None`, an unknown username — spend what a
+    /// check costs and answer `false`.
+    pub async fn verify(&self, password: &proto::secret::Password, stored: Option<&str>) -> Result<bool, Busy> {
+        let _slot = tokio::time::timeout(self.wait, self.slots.acquire()).await.map_err(|_| Busy)?.map_err(|_| Busy)?;
+        let password = password.clone();
+        let stored = stored.map(str::to_string);
+        let cost = self.cost;
+        tokio::task::spawn_blocking(move || match stored {
+            Some(h) => verify(password.expose(), &h),
+            None => {
+                verify_nobody(password.expose(), cost);
+                false
+            }
+        })
+        .await
+        .map_err(|_| Busy)
+    }
+
+    /// Hashes running or waiting for a slot would take one now: how many slots are free.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,9 @@ pub struct Verified {
     pub fingerprint: String,
     pub serial: String,
     pub subject: String,
+    /// The subject's organizationIdentifier: the credit code of the enterprise the
+    /// certificate was issued for (what binding checks).
+    pub organization_id: Option<String>,
     pub not_before: i64,
     pub not_after: i64,
     pub der: Vec<u8>,
@@ -152,6 +155,7 @@ pub fn check_with(
         fingerprint: fingerprint(&der),
         serial: hex::encode_upper(tbs.serial_number.as_bytes()),
         subject: host_driver::certinfo::display_name(&tbs.subject),
+        organization_id: host_driver::certinfo::organization_id(&tbs.subject),
         not_before,
         not_after,
         der,

@@ -12,6 +12,8 @@ pub enum FieldError {
     CheckDigit,
     BirthDate,
     Format,
+    /// The field comes from a record (the enterprise's), not from what was typed.
+    Fixed,
 }
 
 /// Characters of the unified social credit code, in value order (no I, O, Z, S, V).

@@ -38,28 +38,14 @@ fn state_changes_need_a_session_and_its_csrf_token() {
 }
 
 #[test]
-fn password_login_rotates_the_session_and_locks_after_five_failures() {
+fn password_login_rotates_the_session() {
     common::on_each_backend(|db| async move {
         let w = World::start(&db).await;
         let mut b = w.browser("zh-CN").await;
         let (s, v) = b.password_login("zhangsan", "bad-guess-123").await;
-        assert_eq!((s, v["code"].as_str(), v["attempts_left"].as_i64()), (401, Some("wrong_password"), Some(4)));
+        assert_eq!((s, v["code"].as_str()), (401, Some("wrong_password")));
         assert_eq!(v["message"], "用户名或密码错误");
-        let (s, v) = b.password_login("nobody", "wrong").await;
-        assert_eq!((s, v["code"].as_str()), (401, Some("wrong_password")), "unknown users look the same");
-        for _ in 0..3 {
-            b.password_login("zhangsan", "wrong").await;
-        }
-        let (s, v) = b.password_login("zhangsan", "wrong").await;
-        assert_eq!((s, v["code"].as_str()), (403, Some("account_locked")), "{v}");
-        assert!(v["message"].as_str().unwrap().contains("15分钟"));
-        let (s, v) = b.password_login("zhangsan", "s3cret-pass").await;
-        assert_eq!(
-            (s, v["code"].as_str()),
-            (403, Some("account_locked")),
-            "the right password does not open a locked account"
-        );
-        w.advance(15 * 60 + 1);
+        // (Failures, delays and unknown usernames: tests/security.rs.)
 
         // Session rotation: the pre-login cookie is dead after login; the new one is HttpOnly/SameSite.
         let raw = reqwest::Client::new();

@@ -38,7 +38,7 @@ fn cert(fp: &str, not_after: i64) -> CertRecord {
 }
 
 #[test]
-fn users_are_unique_and_lock_after_repeated_failures() {
+fn users_are_unique_and_wrong_passwords_count_per_client() {
     both(|s| async move {
         let e = s.create_enterprise("示例科技有限公司", "91110000600037341L", NOW).await.unwrap();
         let err = s.create_enterprise("again", "91110000600037341L", NOW).await.unwrap_err();
@@ -48,15 +48,23 @@ fn users_are_unique_and_lock_after_repeated_failures() {
         assert_eq!(s.user_by_name("zhangsan").await.unwrap().unwrap(), u);
         assert_eq!(s.user_by_name("nobody").await.unwrap(), None);
 
-        for n in 1..=4 {
-            let f = s.record_login_failure(&u.id, 5, 900, NOW).await.unwrap();
-            assert_eq!((f.failed_logins, f.locked_until), (n, 0));
+        assert_eq!(s.enterprise(&e.id).await.unwrap().unwrap().credit_code, "91110000600037341L");
+
+        // Wrong passwords count per (username, client), known username or not.
+        let delay = |n: i64| if n > 2 { 10 * n } else { 0 };
+        for n in 1..=2 {
+            let f = s.record_password_failure("zhangsan", "ip:a", delay, NOW).await.unwrap();
+            assert_eq!((f.failures, f.blocked_until), (n, 0));
         }
-        let f = s.record_login_failure(&u.id, 5, 900, NOW).await.unwrap();
-        assert_eq!((f.failed_logins, f.locked_until), (5, NOW + 900), "fifth failure locks for 15 minutes");
-        s.record_login_success(&u.id).await.unwrap();
-        let u = s.user_by_id(&u.id).await.unwrap().unwrap();
-        assert_eq!((u.failed_logins, u.locked_until), (0, 0));
+        let f = s.record_password_failure("zhangsan", "ip:a", delay, NOW).await.unwrap();
+        assert_eq!((f.failures, f.blocked_until), (3, NOW + 30));
+        assert_eq!(s.password_delay("zhangsan", "ip:a").await.unwrap(), NOW + 30);
+        assert_eq!(s.password_delay("zhangsan", "ip:b").await.unwrap(), 0, "another client");
+        assert_eq!(s.record_password_failure("nobody", "ip:a", delay, NOW).await.unwrap().failures, 1);
+        s.clear_password_failures("zhangsan", "ip:a").await.unwrap();
+        assert_eq!(s.password_delay("zhangsan", "ip:a").await.unwrap(), 0);
+        assert_eq!(s.record_password_failure("zhangsan", "ip:a", delay, NOW).await.unwrap().failures, 1);
+        assert_eq!(s.purge_password_failures(NOW + 1).await.unwrap(), 2);
     });
 }
 

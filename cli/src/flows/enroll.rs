@@ -10,10 +10,10 @@ use super::{expect, msg, Browser, Run, World};
 const MOBILE: &str = "13800138000";
 const EMAIL: &str = "zhangsan@example.com";
 
+/// The form as the page sends it: the organisation and its credit code are not typed, they
+/// come from the user's enterprise record.
 fn form() -> Value {
     json!({
-        "organisation": "示例科技有限公司",
-        "credit_code": "91350100M000100Y43",
         "handler_name": "张三",
         "id_number": "11010519491231002X",
         "mobile": MOBILE,
@@ -54,16 +54,31 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
     let mut cert = String::new();
     let app = |id: &str, rest: &str| format!("/api/applications/{id}{rest}");
 
-    run.step(FLOW, "form with wrong check digits is refused", || async {
+    run.step(FLOW, "form with a wrong check digit is refused", || async {
         let mut bad = form();
-        bad["credit_code"] = json!("91350100M000100Y44");
         bad["id_number"] = json!("110105194912310021");
         let v = expect(user.post("/api/applications", bad).await?, 422, "form_invalid")?;
         let fields: Vec<&str> =
             v["fields"].as_array().context("no fields")?.iter().filter_map(|f| f["field"].as_str()).collect();
-        ensure!(fields == ["credit_code", "id_number"], "{v}");
+        ensure!(fields == ["id_number"], "{v}");
         let first = v["fields"][0]["message"].as_str().unwrap_or("");
-        Ok(format!("{} ({first} …)", msg(&v)))
+        Ok(format!("{} ({first})", msg(&v)))
+    })
+    .await;
+    run.step(FLOW, "applying in another enterprise's name is refused", || async {
+        let mut other = form();
+        other["organisation"] = json!("另一家科技有限公司");
+        other["credit_code"] = json!(super::OTHER_CREDIT_CODE);
+        let v = expect(user.post("/api/applications", other).await?, 422, "form_invalid")?;
+        let fixed: Vec<&str> = v["fields"]
+            .as_array()
+            .context("no fields")?
+            .iter()
+            .filter(|f| f["error"] == "fixed")
+            .filter_map(|f| f["field"].as_str())
+            .collect();
+        ensure!(fixed == ["organisation", "credit_code"], "{v}");
+        Ok(v["fields"][1]["message"].as_str().unwrap_or("").to_string())
     })
     .await;
     run.step(FLOW, "form filled: the order shown for review", || async {

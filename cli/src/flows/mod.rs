@@ -181,12 +181,16 @@ impl Browser {
     }
     /// What the portal page does: ask the agent (as the page's origin) to sign a challenge.
     async fn agent_sign(&self, key: &str, pin: &str, nonce: &str) -> Result<(u16, Value)> {
+        self.agent_sign_with(key, pin, nonce, false).await
+    }
+    /// [`Browser::agent_sign`], saying whether the user confirmed spending the last PIN try.
+    async fn agent_sign_with(&self, key: &str, pin: &str, nonce: &str, last_try: bool) -> Result<(u16, Value)> {
         let r = self
             .plain
             .post(format!("{}/sign", self.agent))
             .header("Origin", &self.portal)
             .header("Accept-Language", "zh-CN")
-            .json(&json!({"key_id": key, "pin": pin, "nonce": nonce}))
+            .json(&json!({"key_id": key, "pin": pin, "nonce": nonce, "last_try": last_try}))
             .send()
             .await?;
         Ok((r.status().as_u16(), r.json().await?))
@@ -230,6 +234,10 @@ pub(crate) struct Cast {
     /// Revoked by the flows (needs the portal in this process).
     pub(crate) revocable: Option<String>,
     pub(crate) unbound: Option<String>,
+    /// Issued to another enterprise: binding it is refused.
+    pub(crate) foreign: Option<String>,
+    /// One PIN try left: the agent asks before spending it.
+    pub(crate) last_try: Option<String>,
     /// Gets a certificate through the application flow.
     pub(crate) blank: Option<String>,
 }
@@ -269,6 +277,12 @@ impl World {
     }
 }
 
+/// The flows' enterprise (the demo's) and another one, by unified social credit code.
+pub(crate) const CREDIT_CODE: &str = "91350100M000100Y43";
+pub(crate) const OTHER_CREDIT_CODE: &str = "91110000600037341L";
+/// The flows' key whose certificate was issued to the other enterprise.
+const FOREIGN_KEY: &str = "mallory";
+
 /// The keys `ukey flows` needs: one for each state a user meets.
 pub(crate) fn flow_keys() -> Vec<(String, Scenario)> {
     [
@@ -280,6 +294,8 @@ pub(crate) fn flow_keys() -> Vec<(String, Scenario)> {
         ("frank", Scenario::Provisioned),
         ("grace", Scenario::Provisioned),
         ("henry", Scenario::Fresh),
+        ("ivan", Scenario::Pin1Left),
+        (FOREIGN_KEY, Scenario::Provisioned),
     ]
     .into_iter()
     .map(|(id, s)| (id.to_string(), s))
@@ -295,7 +311,7 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     let ca = ca::Ca::create(&dir.path().join("ca"), "CN=ukey flows CA,O=ukey", 3650, &clock)?;
     let url = db.map(str::to_string).unwrap_or_else(|| format!("sqlite:{}", dir.path().join("portal.db").display()));
     let store = Store::open(&url).await.with_context(|| format!("opening {url}"))?;
-    let e = match store.create_enterprise("示例科技有限公司", "91350100M000100Y43", now as i64).await {
+    let e = match store.create_enterprise("示例科技有限公司", CREDIT_CODE, now as i64).await {
         Err(portal::store::StoreError::Exists { .. }) => anyhow::bail!(
             "{url} already holds the flows' demo enterprise (from an earlier run): give an empty database"
         ),
@@ -314,7 +330,12 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     for (i, (id, s)) in key_list.iter().enumerate() {
         let spec = KeySpec { seed: Some(100 + i as u64), ..KeySpec::default() };
         let mut vk = VirtualKey::in_memory(&spec, &clock)?;
-        let subject = format!("CN={id},O=示例科技有限公司");
+        // Certificates name their enterprise by credit code (binding checks it).
+        let subject = if id == FOREIGN_KEY {
+            format!("CN={id},organizationIdentifier={OTHER_CREDIT_CODE},O=另一家科技有限公司")
+        } else {
+            format!("CN={id},organizationIdentifier={CREDIT_CODE},O=示例科技有限公司")
+        };
         vk.card_mut()
             .update_state(|st, rng| scenario::apply(st, *s, Some(&ca), &subject, &clock, rng))
             .map_err(|_| anyhow::anyhow!("provisioning {id}"))??;
@@ -343,6 +364,8 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
         expired: Some("dave".into()),
         revocable: Some("frank".into()),
         unbound: Some("grace".into()),
+        foreign: Some(FOREIGN_KEY.into()),
+        last_try: Some("ivan".into()),
         blank: Some("henry".into()),
     };
     let (state, keys) = (Some(state), Some(keys));
@@ -370,6 +393,8 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
                 expired: None,
                 revocable: None,
                 unbound: None,
+                foreign: None,
+                last_try: None,
                 blank: None,
             };
             let portal = url.trim_end_matches('/').to_string();
@@ -433,6 +458,8 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
         w.cast.expired = None;
         w.cast.revocable = None;
         w.cast.unbound = None;
+        w.cast.foreign = None;
+        w.cast.last_try = None;
     }
     // The accounts the flows bind: the user's enterprise's.
     let mut b = w.browser().await?;
@@ -505,7 +532,11 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     run.step("password login", "wrong password is refused", || async {
         let body = json!({"username": c.user, "password": "wrong-guess"});
         let v = expect(user.post("/api/login/password", body).await?, 401, "wrong_password")?;
-        Ok(format!("{} (attempts left {})", msg(&v), v["attempts_left"]))
+        // The same answer for a username that does not exist: nothing to enumerate.
+        let body = json!({"username": format!("{}-no-such-user", c.user), "password": "wrong-guess"});
+        let other = expect(user.post("/api/login/password", body).await?, 401, "wrong_password")?;
+        ensure!(other == v, "an unknown username is answered differently: {other} vs {v}");
+        Ok(format!("{} (same answer for an unknown username)", msg(&v)))
     })
     .await;
     run.step("password login", "right password, no key bound yet", || async {
@@ -547,6 +578,20 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
         Ok(msg(&v))
     })
     .await;
+    match &c.foreign {
+        Some(k) => {
+            run.step("bind", "a key of another enterprise: refused", || async {
+                let v = expect(user.bind(k, two).await?, 403, "other_enterprise")?;
+                Ok(msg(&v))
+            })
+            .await
+        }
+        None => run.skip(
+            "bind",
+            "a key of another enterprise: refused",
+            "needs a key issued to another enterprise (virtual keys only)",
+        ),
+    }
     run.step("bind", "accounts listed as bound", || async {
         let (_, v) = user.get("/api/accounts").await?;
         let list = v["accounts"].as_array().context("no accounts")?;
@@ -583,6 +628,21 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     })
     .await;
     let needs = "needs a key in that state (virtual keys only)";
+    match &c.last_try {
+        Some(k) => {
+            run.step("key login", "one PIN try left: the agent asks before spending it", || async {
+                let wrong = if c.pin.expose() == "000000" { "999999" } else { "000000" };
+                let v = expect(b.agent_sign(k, wrong, "n").await?, 409, "last_try")?;
+                ensure!(msg(&v).contains("最后一次机会"), "message {v}");
+                let left = w.pin_tries(&b, k).await?;
+                ensure!(left == 1, "the refused request spent a try: {left} left");
+                expect(b.agent_sign_with(k, c.pin.expose(), "n", true).await?, 200, "signed")?;
+                Ok(msg(&v))
+            })
+            .await
+        }
+        None => run.skip("key login", "one PIN try left: the agent asks before spending it", needs),
+    }
     match &c.pin_locked {
         Some(k) => {
             run.step("key login", "PIN locked: says so", || async {

@@ -27,6 +27,9 @@ const DEFAULT_SUBJECT: &str = "CN=ukey certificate application";
 pub(super) struct KeypairRequest {
     key_id: String,
     pin: Pin,
+    /// The user confirmed spending the PIN's last try (see [`with_pin`]).
+    #[serde(default)]
+    last_try: bool,
     /// Overwrite a key pair whose certificate is still in 9A.
     #[serde(default)]
     replace: bool,
@@ -37,6 +40,8 @@ pub(super) struct KeypairRequest {
 pub(super) struct InstallRequest {
     key_id: String,
     pin: Pin,
+    #[serde(default)]
+    last_try: bool,
     /// The issued certificate, DER, base64.
     certificate: String,
 }
@@ -50,7 +55,8 @@ fn authenticate(piv: &mut Piv<Box<dyn Transport>>, key: &MgmtKey) -> Result<(), 
 
 fn keypair_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &KeypairRequest) -> Result<Vec<u8>, KeyError> {
     let subject = req.subject.as_deref().unwrap_or(DEFAULT_SUBJECT);
-    with_pin(keys, &req.key_id, &req.pin, |piv| {
+    // The PIN first: replacing a key pair (and so its certificate) is the holder's decision.
+    with_pin(keys, &req.key_id, &req.pin, req.last_try, |piv| {
         let had_cert = piv.read_certificate(Slot::Authentication).map_err(KeyError::key)?.is_some();
         if had_cert && !req.replace {
             return Err(KeyError::SlotInUse);
@@ -81,7 +87,7 @@ fn install_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &InstallRequest
     let der =
         B64.decode(req.certificate.trim()).map_err(|_| KeyError::BadInput("certificate must be base64 DER".into()))?;
     let public = certificate_key(&der)?;
-    with_pin(keys, &req.key_id, &req.pin, |piv| {
+    with_pin(keys, &req.key_id, &req.pin, req.last_try, |piv| {
         // Proof that 9A holds the certificate's private key: sign a fresh digest with it.
         let mut digest = [0u8; 32];
         use p256::elliptic_curve::rand_core::{OsRng, RngCore};

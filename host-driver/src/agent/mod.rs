@@ -3,9 +3,10 @@
 //!
 //! - `GET /keys`: the keys present (label, serial, subject, not-after, PIN tries left).
 //! - `GET /events` (WebSocket): `{"event":"inserted"|"removed","key":...}` as keys come and go.
-//! - `POST /sign {key_id, pin, nonce}`: verify the PIN on the key, then sign the login digest
-//!   for the request's Origin with slot 9A; answers the login token, or the key's own
-//!   wrong-PIN count / PIN-locked state.
+//! - `POST /sign {key_id, pin, nonce, last_try?}`: verify the PIN on the key, then sign the
+//!   login digest for the request's Origin with slot 9A; answers the login token, or the key's
+//!   own wrong-PIN count / PIN-locked state. With one PIN try left the agent refuses
+//!   (`last_try`, 409) unless the request says `"last_try": true`; so do the enroll calls.
 //! - `POST /enroll/keypair {key_id, pin, replace?}`: generate a P-256 key pair in slot 9A on
 //!   the key and answer a CSR the key signed (certificate application).
 //! - `POST /enroll/install {key_id, pin, certificate}`: write the issued certificate to 9A,
@@ -239,6 +240,9 @@ struct SignRequest {
     key_id: String,
     pin: Pin,
     nonce: String,
+    /// The user confirmed spending the PIN's last try (see [`with_pin`]).
+    #[serde(default)]
+    last_try: bool,
 }
 
 /// Why a key operation did not happen, as the page shows it.
@@ -247,6 +251,8 @@ enum KeyError {
     NoKey(String),
     WrongPin(u8),
     PinLocked,
+    /// One PIN try is left and the request did not say the user accepted spending it.
+    LastTry,
     NoCertificate,
     /// 9A already holds a certificate and the page did not ask to replace it.
     SlotInUse,
@@ -281,15 +287,26 @@ pub(super) async fn on_key<T: Send + 'static>(
 }
 
 /// Open the key, verify the PIN on it, run `op`, and end the PIN session whatever happened.
+///
+/// The last PIN try is spent only when the request says `last_try`: a script in an allowed
+/// page (an XSS, a malicious extension) could otherwise guess until the key locks. A page
+/// sends it only after the user confirmed the "最后一次机会" warning.
 fn with_pin<T>(
     keys: &dyn KeyProvider,
     key_id: &str,
     pin: &Pin,
+    last_try: bool,
     op: impl FnOnce(&mut Piv<Box<dyn Transport>>) -> Result<T, KeyError>,
 ) -> Result<T, KeyError> {
     let t = keys.open(key_id).map_err(KeyError::NoKey)?;
     let mut piv = Piv::new(t);
     piv.select().map_err(KeyError::key)?;
+    // SELECT dropped any earlier verification, so this counts tries without spending one.
+    match piv.pin_status().map_err(KeyError::key)? {
+        crate::PinStatus::NotVerified { retries_left: 1 } if !last_try => return Err(KeyError::LastTry),
+        crate::PinStatus::Blocked => return Err(KeyError::PinLocked),
+        _ => {}
+    }
     let result = match piv.verify_pin(pin) {
         Ok(PinOutcome::Ok) => op(&mut piv),
         Ok(PinOutcome::WrongPin { retries_left }) => Err(KeyError::WrongPin(retries_left)),
@@ -319,6 +336,14 @@ fn key_error(e: KeyError, lang: Lang, key_id: &str) -> Response {
                 Lang::En => "The USB-Key PIN is locked: unblock it with the PUK (ukey pin unblock) or contact your administrator",
             },
         ),
+        KeyError::LastTry => {
+            let message = match lang {
+                Lang::Zh => "USB-Key密码只剩最后一次机会，再次输错将锁定USB-Key。请确认密码无误后再提交",
+                Lang::En => "Only one PIN attempt is left: a wrong PIN locks the USB-Key. Confirm to use the last attempt",
+            };
+            let body = json!({"ok": false, "code": "last_try", "attempts_left": 1, "message": message});
+            (StatusCode::CONFLICT, Json(body)).into_response()
+        }
         KeyError::NoCertificate => refuse(StatusCode::CONFLICT, "no_certificate", "the key has no certificate in slot 9A"),
         KeyError::SlotInUse => refuse(
             StatusCode::CONFLICT,
@@ -352,7 +377,7 @@ fn request_lang(headers: &HeaderMap) -> Lang {
 }
 
 fn sign_blocking(keys: &dyn KeyProvider, req: &SignRequest, origin: &str) -> Result<AuthToken, KeyError> {
-    with_pin(keys, &req.key_id, &req.pin, |piv| {
+    with_pin(keys, &req.key_id, &req.pin, req.last_try, |piv| {
         let cert = piv.read_certificate(Slot::Authentication).map_err(KeyError::key)?;
         let cert = cert.ok_or(KeyError::NoCertificate)?;
         let sig = piv

@@ -1,17 +1,19 @@
 //! Sessions and password login.
 
-use axum::extract::State as S;
+use axum::extract::{Extension, State as S};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{lang, ok, ApiError, Body, Reply, State};
+use crate::client::ClientAddr;
 use crate::messages::Msg;
-use crate::password;
+use proto::secret::Password;
 
 /// `GET /api/session`: who is logged in, and the CSRF token for the next POST. Starts an
-/// anonymous session when there is none.
-pub async fn session(S(p): S<State>, headers: HeaderMap) -> Reply {
+/// anonymous session when there is none; new sessions are limited per client address, so
+/// "fresh session, challenge, repeat" cannot dodge the per-session limits.
+pub async fn session(S(p): S<State>, Extension(client): Extension<ClientAddr>, headers: HeaderMap) -> Reply {
     let lang = lang(&headers);
     let result = async {
         if let Some(s) = p.current(&headers).await? {
@@ -28,6 +30,7 @@ pub async fn session(S(p): S<State>, headers: HeaderMap) -> Reply {
                 None,
             ));
         }
+        p.limit_to("new_session", &client.key(), p.config.sessions_per_address_per_minute).await?;
         let (s, cookie) = p.rotate(None, None, None).await?;
         Ok((json!({"ok": true, "code": "session", "csrf": s.csrf, "user": null, "account_id": null}), Some(cookie)))
     }
@@ -38,52 +41,71 @@ pub async fn session(S(p): S<State>, headers: HeaderMap) -> Reply {
     }
 }
 
+/// Longest username and password the login takes: more is refused before anything is
+/// looked up or hashed.
+pub const USERNAME_MAX_CHARS: usize = 64;
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+
 #[derive(Deserialize)]
 pub struct PasswordLogin {
     username: String,
-    password: String,
+    password: Password,
 }
 
-/// `POST /api/login/password`. Wrong passwords count per account; at the limit the account
-/// locks for a while. On success the session is rotated and the answer says whether the
-/// user's enterprise has bound any key yet (the manual's "bind first" prompt).
-pub async fn password_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<PasswordLogin>) -> Reply {
+/// `POST /api/login/password`. A wrong password gets one answer whether or not the username
+/// exists (same status, code, message and fields, and one hash spent either way). Failures
+/// count per (username, client address): past a few, that client waits a doubling delay
+/// before its next try — nobody else does, so a stranger cannot lock a user out. On success
+/// the session is rotated and the answer says whether the user's enterprise has bound any
+/// key yet (the manual's "bind first" prompt).
+pub async fn password_login(
+    S(p): S<State>,
+    Extension(client): Extension<ClientAddr>,
+    headers: HeaderMap,
+    Body(req): Body<PasswordLogin>,
+) -> Reply {
     let lang = lang(&headers);
     let mut cookie = None;
     let result = async {
         let s = p.guarded(&headers).await?;
-        p.limit("password_login", &format!("user:{}", req.username)).await?;
+        let name = req.username.trim();
+        if name.is_empty() || name.chars().count() > USERNAME_MAX_CHARS || req.password.len() > PASSWORD_MAX_BYTES {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_credentials_format",
+                format!("username: 1 to {USERNAME_MAX_CHARS} characters; password: at most {PASSWORD_MAX_BYTES} bytes"),
+            ));
+        }
+        let addr = client.key();
+        // Per session and per address, never per username: a count for the username would
+        // let anyone hold its owner at the limit.
+        p.limit_both("password_login", &s.token_hash, &addr).await?;
         let now = p.now();
-        let Some(user) = p.store.user_by_name(&req.username).await? else {
-            password::verify_nobody(&req.password, p.config.password_cost);
-            p.audit(&req.username, "password_login", "refused", "unknown user").await?;
-            return Err(ApiError::user(StatusCode::UNAUTHORIZED, Msg::WrongPassword));
-        };
-        if user.locked_until > now {
-            p.audit(&user.username, "password_login", "refused", "account locked").await?;
-            let minutes = (user.locked_until - now + 59) / 60;
-            return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::AccountLocked { minutes }));
+        let blocked_until = p.store.password_delay(name, &addr).await?;
+        if blocked_until > now {
+            p.audit(name, "password_login", "refused", &format!("{addr} must wait")).await?;
+            return Err(slow_down(blocked_until - now));
         }
-        if !password::verify(&req.password, &user.password_hash) {
-            let f =
-                p.store.record_login_failure(&user.id, p.config.max_password_failures, p.config.lock_secs, now).await?;
-            p.audit(
-                &user.username,
-                "password_login",
-                "refused",
-                &format!("wrong password ({} in a row)", f.failed_logins),
-            )
-            .await?;
-            if f.locked_until > now {
-                let minutes = (f.locked_until - now + 59) / 60;
-                return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::AccountLocked { minutes }));
+        let user = p.store.user_by_name(name).await?;
+        let right =
+            p.hasher.verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str())).await.map_err(|_| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the portal is busy; try again in a moment")
+            })?;
+        let user = match user {
+            Some(u) if right => u,
+            known => {
+                let f = p.store.record_password_failure(name, &addr, |n| p.config.password_delay(n), now).await?;
+                let who = if known.is_some() { "wrong password" } else { "unknown user" };
+                p.audit(name, "password_login", "refused", &format!("{who} from {addr} ({} in a row)", f.failures))
+                    .await?;
+                let mut err = ApiError::user(StatusCode::UNAUTHORIZED, Msg::WrongPassword);
+                if f.blocked_until > now {
+                    err = err.with(json!({"retry_after": f.blocked_until - now}));
+                }
+                return Err(err);
             }
-            let left = p.config.max_password_failures - f.failed_logins;
-            return Err(
-                ApiError::user(StatusCode::UNAUTHORIZED, Msg::WrongPassword).with(json!({"attempts_left": left}))
-            );
-        }
-        p.store.record_login_success(&user.id).await?;
+        };
+        p.store.clear_password_failures(name, &addr).await?;
         let (new, c) = p.rotate(Some(&s), Some(user.id.clone()), None).await?;
         cookie = Some(c);
         let accounts = p.store.accounts(&user.enterprise_id).await?;
@@ -103,6 +125,11 @@ pub async fn password_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<
     }
     .await;
     Reply { lang, result, cookie }
+}
+
+/// The answer to a client that must wait `secs` before its next password.
+fn slow_down(secs: i64) -> ApiError {
+    ApiError::user(StatusCode::TOO_MANY_REQUESTS, Msg::SlowDown { secs }).with(json!({"retry_after": secs}))
 }
 
 /// `POST /api/logout`.

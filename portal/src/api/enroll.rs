@@ -4,7 +4,7 @@
 //! endpoint needs a password-logged-in session; the application must be the caller's own.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State as S};
+use axum::extract::{Extension, Path, State as S};
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{day, lang, ok, ApiError, Body, Portal, Reply, State};
+use crate::client::ClientAddr;
 use crate::enrollment::{self, check_photo, Form, PhotoProblem, Side, Stage};
 use crate::messages::{field_problem, stage_zh, Lang, Msg};
 use crate::payment::{self, Method};
@@ -76,8 +77,8 @@ impl Portal {
 
     /// A refused form: 422 with every wrong field and what to fix, audited.
     async fn check_form(&self, user: &User, form: &Form, lang: Lang) -> Result<Form, ApiError> {
-        let form = form.normalized();
-        let problems = form.problems();
+        let e = self.enterprise_of(user).await?;
+        let (form, problems) = form.for_enterprise(&e.name, &e.credit_code);
         if problems.is_empty() {
             return Ok(form);
         }
@@ -164,12 +165,17 @@ impl Portal {
 }
 
 /// `POST /api/applications`: fill the form (证书新办); answers the order for review.
-pub async fn create(S(p): S<State>, headers: HeaderMap, Body(form): Body<Form>) -> Reply {
+pub async fn create(
+    S(p): S<State>,
+    Extension(client): Extension<ClientAddr>,
+    headers: HeaderMap,
+    Body(form): Body<Form>,
+) -> Reply {
     let lang = lang(&headers);
     let result = async {
         let s = p.guarded(&headers).await?;
         let user = p.user_of(&s).await?;
-        p.limit("apply", &user.id).await?;
+        p.limit_both("apply", &user.id, &client.key()).await?;
         let form = p.check_form(&user, &form, lang).await?;
         let number = enrollment::application_number(&day(p.now()));
         let a = p.store.create_application(&number, &user.id, &form, p.config.enroll.fee_fen, p.now()).await?;

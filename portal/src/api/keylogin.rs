@@ -1,22 +1,23 @@
 //! Key login: a challenge (nonce) for the session, then the token the key signed.
 
-use axum::extract::State as S;
+use axum::extract::{Extension, State as S};
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{day, lang, no_session, ok, random_token, ApiError, Body, Portal, Reply, State};
+use crate::client::ClientAddr;
 use crate::messages::Msg;
 use crate::store::{Account, CertRecord, Challenge, KeyStanding, Session};
 use crate::token::{self, AuthToken, TokenError, Verified};
 
 /// `POST /api/challenge`: 32 random bytes, single use, valid for five minutes, held by this
 /// session (a new challenge replaces the last) together with the portal's own origin.
-pub async fn challenge(S(p): S<State>, headers: HeaderMap) -> Reply {
+pub async fn challenge(S(p): S<State>, Extension(client): Extension<ClientAddr>, headers: HeaderMap) -> Reply {
     let lang = lang(&headers);
     let result = async {
-        let s = p.limited_session(&headers, "challenge", p.guarded(&headers)).await?;
+        let s = p.limited_session(&headers, &client, "challenge", p.guarded(&headers)).await?;
         let c = Challenge { nonce: random_token(), origin: p.config.origin.clone(), expires_at: p.now() + p.config.nonce_secs };
         if !p.store.put_challenge(&s.token_hash, &c).await? {
             return Err(no_session());
@@ -159,7 +160,12 @@ pub struct KeyLogin {
 }
 
 /// `POST /api/login/key`.
-pub async fn key_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<KeyLogin>) -> Reply {
+pub async fn key_login(
+    S(p): S<State>,
+    Extension(client): Extension<ClientAddr>,
+    headers: HeaderMap,
+    Body(req): Body<KeyLogin>,
+) -> Reply {
     let lang = lang(&headers);
     let mut cookie = None;
     let result = async {
@@ -173,7 +179,7 @@ pub async fn key_login(S(p): S<State>, headers: HeaderMap, Body(req): Body<KeyLo
                 None => (p.guarded(&headers).await?, Standing::Unread),
             })
         };
-        let (s, known) = p.limited_session(&headers, "key_login", session).await?;
+        let (s, known) = p.limited_session(&headers, &client, "key_login", session).await?;
         let proof = p.prove_key(&s, &req.nonce, &req.token, "key_login", known).await?;
         let v = &proof.verified;
         let bound = proof.accounts.as_slice();

@@ -7,6 +7,7 @@
 
 mod auth;
 mod binding;
+mod edge;
 mod enroll;
 mod keylogin;
 mod sandbox;
@@ -42,6 +43,8 @@ pub struct Portal {
     pub clock: Arc<dyn Clock + Send + Sync>,
     pub config: Config,
     pub limits: RateLimits,
+    /// Password hashing, off the async workers and capped.
+    pub hasher: crate::password::Hasher,
     /// SHA-256 of certificates already found signed by our CA (bounded).
     chain_ok: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
@@ -53,6 +56,7 @@ pub type State = Arc<Portal>;
 impl Portal {
     pub fn new(store: Store, issuer: Arc<ca::Ca>, clock: Arc<dyn Clock + Send + Sync>, config: Config) -> State {
         let limits = RateLimits::for_backend(store.backend());
+        let hasher = crate::password::Hasher::new(config.hash_slots, config.password_cost, config.hash_wait);
         Arc::new(Portal {
             store,
             ca: *issuer.verifying_key(),
@@ -60,6 +64,7 @@ impl Portal {
             clock,
             config,
             limits,
+            hasher,
             chain_ok: Default::default(),
         })
     }
@@ -94,10 +99,14 @@ impl Portal {
 /// Serve the API on `listener` until the future is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: State) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let served = axum::serve(listener, router(state)).await;
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app).await;
     housekeeping.abort();
     served
 }
+
+/// How long a client's wrong-password count is kept after its last wrong password.
+const FAILURES_KEPT_SECS: i64 = 24 * 3600;
 
 /// How often expired sessions and old request counts are deleted.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
@@ -115,6 +124,11 @@ async fn housekeeping(p: State) {
             Ok(n) => tracing::info!("deleted {n} expired sessions"),
             Err(e) => tracing::warn!("deleting expired sessions: {e}"),
         }
+        match p.store.purge_password_failures(p.now() - FAILURES_KEPT_SECS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("forgot {n} old password-failure counts"),
+            Err(e) => tracing::warn!("deleting old password-failure counts: {e}"),
+        }
         if let RateLimits::Shared = p.limits {
             if let Err(e) = p.store.purge_rate_limits(p.now() / 60).await {
                 tracing::warn!("deleting old request counts: {e}");
@@ -123,8 +137,12 @@ async fn housekeeping(p: State) {
     }
 }
 
+/// Largest request body outside photo uploads: every JSON request is far smaller (a key-login
+/// token with its certificate is under 8 KiB); more is a 413 before it is read.
+pub const BODY_MAX_BYTES: usize = 64 * 1024;
+
 pub fn router(state: State) -> Router {
-    // Photos are read by their handler with their own limit; other bodies keep axum's.
+    // Photos are read by their handler with their own limit; other bodies get BODY_MAX_BYTES.
     let photo_limit = axum::extract::DefaultBodyLimit::max(state.config.enroll.photo_max_bytes + 1);
     let mut r = Router::new()
         .route("/api/session", get(auth::session))
@@ -155,7 +173,9 @@ pub fn router(state: State) -> Router {
             .route("/api/sandbox/pay/{payment_id}", post(sandbox::pay))
             .route("/api/sandbox/outbox", get(sandbox::outbox));
     }
-    r.with_state(state)
+    r.layer(axum::extract::DefaultBodyLimit::max(BODY_MAX_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
+        .with_state(state)
 }
 
 /// The calendar day (UTC) of a unix time, as messages print it.
@@ -245,7 +265,11 @@ impl IntoResponse for Reply {
             Ok(v) => (StatusCode::OK, v),
             Err(e) => (e.status, e.body(self.lang)),
         };
+        let retry_after = body["retry_after"].as_i64().filter(|_| status == StatusCode::TOO_MANY_REQUESTS);
         let mut resp = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, secs);
+        }
         if let Some(c) = self.cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::SET_COOKIE, c);
         }
@@ -348,18 +372,20 @@ impl Portal {
         Ok((s, standing))
     }
 
-    /// `checked` (a session check) with the request counted against `action`'s limit for
-    /// the session the cookie names, both at once: when the count lives in the database
-    /// that is two round trips side by side instead of one after the other (the key login's
-    /// hot path). The session check's refusal comes first.
+    /// `checked` (a session check) with the request counted against `action`'s limits for
+    /// the session the cookie names and for the client's address, all at once: when the
+    /// counts live in the database that is round trips side by side instead of one after the
+    /// other (the key login's hot path). The session check's refusal comes first.
     async fn limited_session<T>(
         &self,
         headers: &HeaderMap,
+        client: &crate::client::ClientAddr,
         action: &'static str,
         checked: impl std::future::Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
-        let client = cookie_token(headers).map(|t| hash_token(&t)).ok_or_else(no_session)?;
-        let (checked, limited) = tokio::join!(checked, self.limit(action, &client));
+        let session = cookie_token(headers).map(|t| hash_token(&t)).ok_or_else(no_session)?;
+        let addr = client.key();
+        let (checked, limited) = tokio::join!(checked, self.limit_both(action, &session, &addr));
         let checked = checked?;
         limited?;
         Ok(checked)
@@ -374,8 +400,18 @@ impl Portal {
         Ok(())
     }
 
-    async fn limit(&self, action: &'static str, client: &str) -> Result<(), ApiError> {
-        let per_minute = self.config.rate_per_minute;
+    /// Count the request against `action`'s limit for `who` (a session, a user) and for the
+    /// client's address `addr`; refused (429, audited) when either is over.
+    async fn limit_both(&self, action: &'static str, who: &str, addr: &str) -> Result<(), ApiError> {
+        let (a, b) = tokio::join!(
+            self.limit_to(action, who, self.config.rate_per_minute),
+            self.limit_to(action, addr, self.config.rate_per_address_per_minute)
+        );
+        a.and(b)
+    }
+
+    /// Count one request of `action` by `client`; refused once `per_minute` came this minute.
+    async fn limit_to(&self, action: &'static str, client: &str, per_minute: u32) -> Result<(), ApiError> {
         let allowed = match &self.limits {
             RateLimits::InProcess(r) => r.allow(action, client, per_minute, self.now()),
             RateLimits::Shared => self.store.count_request(action, client, self.now() / 60).await? <= per_minute as i64,
@@ -384,7 +420,9 @@ impl Portal {
             return Ok(());
         }
         self.audit(client, action, "refused", "rate limited").await?;
-        Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; wait a minute"))
+        let wait = 60 - self.now().rem_euclid(60);
+        Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; wait a minute")
+            .with(json!({"retry_after": wait})))
     }
 }
 

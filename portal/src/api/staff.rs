@@ -29,12 +29,18 @@ impl Portal {
         Ok(user)
     }
 
-    async fn reviewable(&self, id: &str) -> Result<Application, ApiError> {
+    /// Application `id`, if it waits for review by `staff`: four eyes, so never by the staff
+    /// member who filed it (refused and audited).
+    async fn reviewable(&self, id: &str, staff: &User) -> Result<Application, ApiError> {
         let a = self
             .store
             .application(id)
             .await?
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_application", "no such application"))?;
+        if a.user_id == staff.id {
+            self.audit(&staff.username, "review", "refused", &format!("{}: own application", a.number)).await?;
+            return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::OwnApplication));
+        }
         if a.stage != Stage::UnderReview {
             return Err(wrong_stage(a.stage));
         }
@@ -93,16 +99,30 @@ pub async fn photo(S(p): S<State>, headers: HeaderMap, Path((id, side)): Path<(S
         p.staff_of(&s).await?;
         let side = Side::parse(&side)
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_side", "photo side is front or back"))?;
-        p.store.photo(&id, side).await?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_photo", "no such photo"))
+        let photo = p
+            .store
+            .photo(&id, side)
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_photo", "no such photo"))?;
+        Ok((side, photo))
     }
     .await;
     match result {
-        Ok((content_type, bytes)) => {
+        Ok((side, (content_type, bytes))) => {
             let mut r = bytes.into_response();
             if let Ok(v) = HeaderValue::from_str(&content_type) {
                 r.headers_mut().insert(header::CONTENT_TYPE, v);
             }
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let h = r.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // An uploaded file is never a page: a download if opened, nothing it can run if
+            // rendered (an <img> still shows it).
+            let ext = if content_type == "image/png" { "png" } else { "jpg" };
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}-{}.{ext}\"", side.as_str())) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             r
         }
         Err(e) => Reply { lang, result: Err(e), cookie: None }.into_response(),
@@ -115,7 +135,7 @@ pub async fn approve(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>)
     let result = async {
         let s = p.guarded(&headers).await?;
         let staff = p.staff_of(&s).await?;
-        let a = p.reviewable(&id).await?;
+        let a = p.reviewable(&id, &staff).await?;
         let der = p.issue_for(&a).map_err(|e| {
             tracing::error!("issuing for {}: {e}", a.number);
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "issue_failed", format!("the CA could not issue: {e}"))
@@ -158,7 +178,7 @@ pub async fn reject(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
                 format!("give a reason of 1 to {REASON_MAX_CHARS} characters"),
             ));
         }
-        let a = p.reviewable(&id).await?;
+        let a = p.reviewable(&id, &staff).await?;
         if !p.store.reject(&a.id, &staff.id, reason, p.now()).await? {
             return Err(p.moved_on(&id).await);
         }

@@ -476,13 +476,14 @@ impl Store {
     // ---- staff review ----
 
     /// Approve: record the issued certificate and move the application to issued, together.
+    /// Never by the applicant (four eyes, also here, so no caller can forget it): `false`.
     pub async fn approve(&self, id: &str, staff_id: &str, cert: &CertRecord, now: i64) -> Result<bool> {
         let mut conn = self.w().await?;
         let mut tx = conn.begin().await?;
         insert_certificate(cert, now).execute(&mut *tx).await.map_err(unique("certificate", &cert.fingerprint))?;
         let done = sqlx::query(
             "UPDATE applications SET stage = $2, fingerprint = $3, reviewed_by = $4, reviewed_at = $5, updated_at = $5 \
-             WHERE id = $1 AND stage = $6",
+             WHERE id = $1 AND stage = $6 AND user_id <> $4",
         )
         .bind(id)
         .bind(Stage::Issued.as_str())
@@ -502,7 +503,7 @@ impl Store {
     pub async fn reject(&self, id: &str, staff_id: &str, reason: &str, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE applications SET stage = $2, reject_reason = $3, reviewed_by = $4, reviewed_at = $5, \
-             updated_at = $5 WHERE id = $1 AND stage = $6",
+             updated_at = $5 WHERE id = $1 AND stage = $6 AND user_id <> $4",
         )
         .bind(id)
         .bind(Stage::Rejected.as_str())

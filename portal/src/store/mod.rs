@@ -60,8 +60,6 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub password_hash: String,
-    pub failed_logins: i64,
-    pub locked_until: i64,
     /// `user`, or `staff` (reviews certificate applications).
     pub role: String,
 }
@@ -159,9 +157,10 @@ pub struct AuditRow {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginFailure {
-    pub failed_logins: i64,
-    /// Unix time until which the account is locked; 0 if it is not.
-    pub locked_until: i64,
+    /// Wrong passwords from this client for this username since its last right one.
+    pub failures: i64,
+    /// Unix time until which this client waits before its next try; 0 if it need not.
+    pub blocked_until: i64,
 }
 
 fn user(r: &AnyRow) -> sqlx::Result<User> {
@@ -171,8 +170,6 @@ fn user(r: &AnyRow) -> sqlx::Result<User> {
         username: r.try_get("username")?,
         display_name: r.try_get("display_name")?,
         password_hash: r.try_get("password_hash")?,
-        failed_logins: r.try_get("failed_logins")?,
-        locked_until: r.try_get("locked_until")?,
         role: r.try_get("role")?,
     })
 }
@@ -387,8 +384,8 @@ impl Store {
     ) -> Result<User> {
         let id = new_id();
         sqlx::query(
-            "INSERT INTO users (id, enterprise_id, username, display_name, password_hash, failed_logins, locked_until, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, 0, $6)",
+            "INSERT INTO users (id, enterprise_id, username, display_name, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(enterprise_id)
@@ -405,10 +402,21 @@ impl Store {
             username: username.into(),
             display_name: display_name.into(),
             password_hash: password_hash.into(),
-            failed_logins: 0,
-            locked_until: 0,
             role: "user".into(),
         })
+    }
+
+    /// Replace a user's password hash.
+    pub async fn set_password_hash(&self, user_id: &str, password_hash: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(password_hash)
+            .execute(&mut *self.w().await?)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user", value: user_id.into() });
+        }
+        Ok(())
     }
 
     /// Make a user staff (`staff`) or an ordinary user (`user`).
@@ -422,6 +430,17 @@ impl Store {
             return Err(StoreError::NotFound { what: "user", value: user_id.into() });
         }
         Ok(())
+    }
+
+    pub async fn enterprise(&self, id: &str) -> Result<Option<Enterprise>> {
+        let row = sqlx::query("SELECT id, name, credit_code FROM enterprises WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.r().await?)
+            .await?;
+        let e = |r: &AnyRow| -> sqlx::Result<Enterprise> {
+            Ok(Enterprise { id: r.try_get("id")?, name: r.try_get("name")?, credit_code: r.try_get("credit_code")? })
+        };
+        Ok(row.as_ref().map(e).transpose()?)
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
@@ -438,36 +457,68 @@ impl Store {
         Ok(row.as_ref().map(user).transpose()?)
     }
 
-    /// Count a failed password login; at `max_failures` the account locks for `lock_secs`.
-    /// One statement, so concurrent portal instances cannot lose a count.
-    pub async fn record_login_failure(
-        &self,
-        user_id: &str,
-        max_failures: i64,
-        lock_secs: i64,
-        now: i64,
-    ) -> Result<LoginFailure> {
-        let row = sqlx::query(
-            "UPDATE users SET \
-               failed_logins = failed_logins + 1, \
-               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END \
-             WHERE id = $1 RETURNING failed_logins, locked_until",
-        )
-        .bind(user_id)
-        .bind(max_failures)
-        .bind(now + lock_secs)
-        .fetch_optional(&mut *self.w().await?)
-        .await?
-        .ok_or_else(|| StoreError::NotFound { what: "user", value: user_id.into() })?;
-        Ok(LoginFailure { failed_logins: row.try_get("failed_logins")?, locked_until: row.try_get("locked_until")? })
+    /// Until when `client` must wait before its next password for `username` (0: it need not).
+    pub async fn password_delay(&self, username: &str, client: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT blocked_until FROM login_failures WHERE username = $1 AND client = $2")
+            .bind(username)
+            .bind(client)
+            .fetch_optional(&mut *self.r().await?)
+            .await?;
+        Ok(row.map(|r| r.try_get("blocked_until")).transpose()?.unwrap_or(0))
     }
 
-    pub async fn record_login_success(&self, user_id: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = $1")
-            .bind(user_id)
+    /// Count a wrong password from `client` for `username` (which may not exist); `delay`
+    /// says, from the count, how many seconds the client then waits. The count is one
+    /// statement, so concurrent portal instances cannot lose one.
+    pub async fn record_password_failure(
+        &self,
+        username: &str,
+        client: &str,
+        delay: impl Fn(i64) -> i64,
+        now: i64,
+    ) -> Result<LoginFailure> {
+        let mut conn = self.w().await?;
+        let row = sqlx::query(
+            "INSERT INTO login_failures (username, client, failures, blocked_until, last_at) VALUES ($1, $2, 1, 0, $3) \
+             ON CONFLICT (username, client) DO UPDATE SET failures = login_failures.failures + 1, last_at = $3 \
+             RETURNING failures",
+        )
+        .bind(username)
+        .bind(client)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        let failures: i64 = row.try_get("failures")?;
+        let wait = delay(failures);
+        let blocked_until = if wait > 0 { now + wait } else { 0 };
+        if wait > 0 {
+            sqlx::query("UPDATE login_failures SET blocked_until = $3 WHERE username = $1 AND client = $2")
+                .bind(username)
+                .bind(client)
+                .bind(blocked_until)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(LoginFailure { failures, blocked_until })
+    }
+
+    /// A right password from `client`: its count for `username` starts again.
+    pub async fn clear_password_failures(&self, username: &str, client: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_failures WHERE username = $1 AND client = $2")
+            .bind(username)
+            .bind(client)
             .execute(&mut *self.w().await?)
             .await?;
         Ok(())
+    }
+
+    /// Forget failure counts last touched before `before` (housekeeping).
+    pub async fn purge_password_failures(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM login_failures WHERE last_at < $1")
+            .bind(before)
+            .execute(&mut *self.w().await?)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn create_account(&self, enterprise_id: &str, name: &str, now: i64) -> Result<Account> {

@@ -19,6 +19,10 @@ pub const T0: u64 = 1_790_000_000;
 pub const DAY: u64 = 86_400;
 pub const PASSWORD: &str = "s3cret-pass";
 pub const STAFF_PASSWORD: &str = "review-pass";
+/// The test enterprise's unified social credit code (what its keys' certificates name).
+pub const CREDIT_CODE: &str = "91350100M000100Y43";
+/// Another enterprise's (valid check character too).
+pub const OTHER_CREDIT_CODE: &str = "91110000600037341L";
 
 pub struct TestClock(AtomicU64);
 impl Clock for TestClock {
@@ -50,7 +54,7 @@ impl World {
         let ca = Arc::new(
             ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap(),
         );
-        let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", T0 as i64).await.unwrap();
+        let e = store.create_enterprise("示例科技有限公司", CREDIT_CODE, T0 as i64).await.unwrap();
         store
             .create_user(&e.id, "zhangsan", "张三", &password::hash("s3cret-pass", Cost::FAST), T0 as i64)
             .await
@@ -88,24 +92,94 @@ impl World {
         self.clock.0.fetch_add(secs, Ordering::SeqCst);
     }
 
-    /// A software key with a certificate from the portal's CA, valid `days` from now.
+    /// A software key with a certificate from the portal's CA for the test enterprise, valid
+    /// `days` from now.
     pub fn key(&self, days: u64) -> Key {
+        self.key_named(&format!("CN=Zhang San,organizationIdentifier={CREDIT_CODE},O=示例科技有限公司"), days)
+    }
+
+    /// A software key whose certificate (from the portal's CA) has `subject`.
+    pub fn key_named(&self, subject: &str, days: u64) -> Key {
         let sk = SigningKey::random(&mut rand::rngs::OsRng);
         let spki = sk.verifying_key().to_public_key_der().unwrap();
         let now = self.clock.now_unix();
-        let cert = self
-            .ca
-            .issue(&ca::parse_name("CN=Zhang San,O=Example").unwrap(), spki.as_bytes(), now - 60, now + days * DAY)
-            .unwrap();
+        let cert =
+            self.ca.issue(&ca::parse_name(subject).unwrap(), spki.as_bytes(), now - 60, now + days * DAY).unwrap();
         Key { sk, cert }
     }
 
     pub async fn browser(&self, lang: &str) -> Browser {
-        let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-        let mut b = Browser { http, base: self.base.clone(), lang: lang.into(), csrf: String::new() };
+        self.browser_from(lang, "127.0.0.1").await
+    }
+
+    /// A browser whose connections come from `addr` (any 127.x.y.z works on loopback): another
+    /// client address, as the portal counts them.
+    pub async fn browser_from(&self, lang: &str, addr: &str) -> Browser {
+        let http =
+            reqwest::Client::builder().cookie_store(true).local_address(Some(addr.parse().unwrap())).build().unwrap();
+        let mut b = Browser { http, base: self.base.clone(), lang: lang.into(), csrf: String::new(), headers: vec![] };
         let (_, v) = b.get("/api/session").await;
         b.csrf = v["csrf"].as_str().unwrap().into();
         b
+    }
+
+    pub async fn set_password(&self, user_id: &str, password: &str, cost: Cost) {
+        self.state.store.set_password_hash(user_id, &password::hash(password, cost)).await.unwrap();
+    }
+
+    /// Another member of staff of the test enterprise.
+    pub async fn add_staff(&self, username: &str, pass: &str) {
+        let st = &self.state.store;
+        let e = st.user_by_name("zhangsan").await.unwrap().unwrap().enterprise_id;
+        let u = st.create_user(&e, username, username, &password::hash(pass, Cost::FAST), T0 as i64).await.unwrap();
+        st.set_role(&u.id, "staff").await.unwrap();
+    }
+
+    /// An application by `user` taken through every step to staff review (software key,
+    /// sandbox SMS and payment); answers its id.
+    pub async fn application_under_review(&self, user: &str, pass: &str) -> String {
+        use base64::Engine;
+        use der::Encode;
+        use x509_cert::builder::{Builder, RequestBuilder};
+        let mut b = self.browser("zh-CN").await;
+        let (s, v) = b.password_login(user, pass).await;
+        assert_eq!(s, 200, "{v}");
+        let form = json!({
+            "handler_name": "张三", "id_number": "11010519491231002X",
+            "mobile": "13800138000", "email": "zhangsan@example.com",
+        });
+        let (s, v) = b.post("/api/applications", form).await;
+        assert_eq!(s, 200, "{v}");
+        let id = v["application"]["id"].as_str().unwrap().to_string();
+        assert_eq!(b.post(&format!("/api/applications/{id}/confirm"), json!({})).await.0, 200);
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        jpeg.resize(4096, 0x42);
+        for side in ["front", "back"] {
+            let (s, v) =
+                b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", jpeg.clone()).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let csr = RequestBuilder::new(ca::parse_name("CN=x").unwrap(), &sk)
+            .unwrap()
+            .build::<p256::ecdsa::DerSignature>()
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let csr = base64::engine::general_purpose::STANDARD.encode(csr);
+        let (s, v) = b.post(&format!("/api/applications/{id}/submit"), json!({"csr": csr})).await;
+        assert_eq!(s, 200, "{v}");
+        let (_, v) = b.get("/api/sandbox/outbox?to=13800138000").await;
+        let body = v["messages"][0]["body"].as_str().unwrap().to_string();
+        let at = body.find("验证码").unwrap() + "验证码".len();
+        let code: String = body[at..].chars().take(6).collect();
+        let (s, v) = b.post(&format!("/api/applications/{id}/sms/verify"), json!({"code": code})).await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = b.post(&format!("/api/applications/{id}/pay"), json!({"method": "alipay"})).await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = b.post_raw(v["sandbox_pay"].as_str().unwrap(), vec![], &[]).await;
+        assert_eq!(s, 200, "{v}");
+        id
     }
 
     pub async fn audit_has(&self, action: &str, outcome: &str, detail: &str) -> bool {
@@ -139,6 +213,8 @@ pub struct Browser {
     pub base: String,
     pub lang: String,
     pub csrf: String,
+    /// Sent with every GET and POST (e.g. X-Forwarded-For).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Browser {
@@ -166,26 +242,34 @@ impl Browser {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r =
-            self.http.get(format!("{}{path}", self.base)).header("Accept-Language", &self.lang).send().await.unwrap();
+        let mut req = self.http.get(format!("{}{path}", self.base)).header("Accept-Language", &self.lang);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let r = req.send().await.unwrap();
         (r.status().as_u16(), r.json().await.unwrap())
     }
     pub async fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("Accept-Language", &self.lang)
-            .header("X-CSRF-Token", &self.csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.post_response(path, body).await;
         let status = r.status().as_u16();
         let v: Value = r.json().await.unwrap();
         if let Some(c) = v["csrf"].as_str() {
             self.csrf = c.into();
         }
         (status, v)
+    }
+    /// The whole response to a POST (headers too).
+    pub async fn post_response(&self, path: &str, body: Value) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Accept-Language", &self.lang)
+            .header("X-CSRF-Token", &self.csrf)
+            .json(&body);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        req.send().await.unwrap()
     }
     pub async fn password_login(&mut self, user: &str, pass: &str) -> (u16, Value) {
         self.post("/api/login/password", json!({"username": user, "password": pass})).await
