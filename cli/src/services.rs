@@ -73,11 +73,30 @@ pub struct PortalServeArgs {
     /// Validity of certificates issued for approved applications, in days
     #[arg(long, default_value_t = 365)]
     pub cert_days: u64,
-    /// Requests per minute one client may make to password login, challenge, key login, bind
-    /// and new applications. On PostgreSQL the count is kept in the database, so instances
+    /// Requests per minute one session (or logged-in user) may make to password login,
+    /// challenge, key login, bind and new applications. On PostgreSQL the count is kept in the database, so instances
     /// behind one load balancer share it; on SQLite this process counts
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
+    /// The same actions per minute from one client address, all its sessions together (one
+    /// address may be a whole office behind NAT)
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_address: u32,
+    /// New sessions per minute from one client address ("fresh session, challenge, repeat"
+    /// meets a 429)
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sessions_per_address: u32,
+    /// A reverse proxy (address or CIDR, repeatable) whose X-Forwarded-For names the client.
+    /// Requests from anywhere else count under their own peer address, whatever they claim
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_net)]
+    pub trusted_proxies: Vec<portal::client::IpNet>,
+}
+
+/// An address (a /32 or /128) or a CIDR network.
+fn parse_net(s: &str) -> Result<portal::client::IpNet, String> {
+    s.parse::<portal::client::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(portal::client::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an address nor a CIDR network (e.g. 10.0.0.0/8)"))
 }
 
 #[derive(Args, Debug)]
@@ -115,12 +134,22 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     config.sandbox = a.sandbox;
     config.enroll.cert_days = a.cert_days;
     config.rate_per_minute = a.rate_limit;
+    config.rate_per_address_per_minute = a.rate_limit_per_address;
+    config.sessions_per_address_per_minute = a.sessions_per_address;
+    config.trusted_proxies = a.trusted_proxies.clone();
     if let Some(secret) = &a.payment_secret {
         anyhow::ensure!(secret.len() >= 16, "--payment-secret: use at least 16 characters");
         config.payment_secret = secret.as_bytes().to_vec();
     }
     let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
+    match a.trusted_proxies.as_slice() {
+        [] => println!("clients counted by peer address (no --trusted-proxy: X-Forwarded-For ignored)"),
+        p => println!(
+            "clients counted by X-Forwarded-For from {}, else by peer address",
+            p.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
     println!(
         "API: GET /api/session, POST /api/login/password, /api/challenge, /api/login/key, /api/bind, /api/unbind,"
     );

@@ -305,6 +305,15 @@ pub(crate) fn flow_keys() -> Vec<(String, Scenario)> {
 /// A portal (on `db`, else a temporary SQLite file) with the demo enterprise, user and
 /// accounts, an agent, and the given in-process virtual keys, all on loopback.
 pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> Result<World> {
+    setup_with(db, key_list, |_| {}).await
+}
+
+/// [`setup`] with the portal's configuration adjusted by `tune` (a load test's limits).
+pub(crate) async fn setup_with(
+    db: Option<&str>,
+    key_list: &[(String, Scenario)],
+    tune: impl FnOnce(&mut Config),
+) -> Result<World> {
     let dir = tempfile::tempdir()?;
     let clock = SystemClock;
     let now = clock.now_unix();
@@ -347,6 +356,7 @@ pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> 
     config.password_cost = Cost::FAST;
     // The flows' own portal: simulated payment provider and readable SMS / email outbox.
     config.sandbox = true;
+    tune(&mut config);
     let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     tokio::spawn(portal::api::serve(pl, state.clone()));
     let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
