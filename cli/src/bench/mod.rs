@@ -98,7 +98,9 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
             c.sessions_per_address_per_minute = u32::MAX;
         })
         .await?;
-        eprintln!("portal limits lifted for the load test: requests per session and per address, new sessions per address");
+        eprintln!(
+            "portal limits lifted for the load test: requests per session and per address, new sessions per address"
+        );
         let mut user = Browser::new(&w.portal, &w.agent).await?;
         user.post("/api/login/password", json!({"username": "zhangsan", "password": PASSWORD})).await?;
         for (id, _) in &keys {
