@@ -52,6 +52,11 @@ pub struct EnrollConfig {
     pub sms_secs: i64,
     pub sms_max_attempts: i64,
     pub sms_resend_secs: i64,
+    /// Most SMS codes one mobile number receives, and one user asks for, per hour and per day.
+    pub sms_per_recipient_hour: i64,
+    pub sms_per_recipient_day: i64,
+    pub sms_per_user_hour: i64,
+    pub sms_per_user_day: i64,
     /// Bounds of an ID photo upload, in bytes.
     pub photo_min_bytes: usize,
     pub photo_max_bytes: usize,
@@ -65,6 +70,10 @@ impl Default for EnrollConfig {
             sms_secs: 300,
             sms_max_attempts: 5,
             sms_resend_secs: 60,
+            sms_per_recipient_hour: 5,
+            sms_per_recipient_day: 10,
+            sms_per_user_hour: 10,
+            sms_per_user_day: 20,
             photo_min_bytes: 1024,
             photo_max_bytes: 2 << 20,
         }

@@ -72,6 +72,10 @@ pub enum Msg {
         secs: i64,
     },
     SmsConfirmed,
+    /// The hourly (or daily) cap on SMS codes to this number or by this user.
+    SmsCap {
+        day: bool,
+    },
     PayWith {
         method_zh: &'static str,
         method_en: &'static str,
@@ -123,6 +127,7 @@ impl Msg {
             Msg::SmsTooMany => "sms_too_many",
             Msg::SmsTooSoon { .. } => "sms_too_soon",
             Msg::SmsConfirmed => "sms_confirmed",
+            Msg::SmsCap { .. } => "sms_cap",
             Msg::PayWith { .. } => "pay",
             Msg::Applied => "applied",
             Msg::WrongStage { .. } => "wrong_stage",
@@ -234,6 +239,10 @@ impl Msg {
             (Msg::SmsTooSoon { secs }, Lang::En) => format!("Wait {secs} seconds before asking for a new code"),
             (Msg::SmsConfirmed, Lang::Zh) => "证书申请签名确认成功，请选择微信或支付宝完成支付".into(),
             (Msg::SmsConfirmed, Lang::En) => "Application confirmed: pay with WeChat Pay or Alipay".into(),
+            (Msg::SmsCap { day: true }, Lang::Zh) => "今日获取验证码次数已达上限，请明天再试".into(),
+            (Msg::SmsCap { day: false }, Lang::Zh) => "获取验证码过于频繁，请一小时后再试".into(),
+            (Msg::SmsCap { day: true }, Lang::En) => "No more verification codes today: try again tomorrow".into(),
+            (Msg::SmsCap { day: false }, Lang::En) => "Too many verification codes: try again in an hour".into(),
             (Msg::PayWith { method_zh, amount, .. }, Lang::Zh) => format!("请使用{method_zh}支付{amount}元"),
             (Msg::PayWith { method_en, amount, .. }, Lang::En) => format!("Pay ¥{amount} with {method_en}"),
             (Msg::Applied, Lang::Zh) => "数字证书申请成功，请等待工作人员审核证书材料".into(),

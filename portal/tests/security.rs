@@ -332,3 +332,71 @@ fn every_answer_carries_the_security_headers() {
         assert!(r.headers()["strict-transport-security"].to_str().unwrap().contains("max-age="));
     });
 }
+
+/// The newest SMS to the test form's mobile, if any.
+async fn newest_sms(b: &Browser) -> Option<String> {
+    let (_, v) = b.get("/api/sandbox/outbox?to=13800138000").await;
+    v["messages"].as_array().unwrap().iter().find(|m| m["channel"] == "sms").map(|m| m["body"].to_string())
+}
+
+/// Defects: SMS codes could be asked for without end (only a 60 s pause per application), and
+/// an SMS holding a code stayed in the outbox after the code was used or dead.
+#[test]
+fn sms_codes_are_capped_per_number_and_user_and_purged_when_dead() {
+    common::on_each_backend(|db| async move {
+        let w = World::start_with(&db, |c| {
+            c.enroll.sms_resend_secs = 0;
+            c.enroll.sms_per_recipient_hour = 3;
+            c.enroll.sms_per_recipient_day = 4;
+        })
+        .await;
+        let id = w.application_at_sms_stage("zhangsan", PASSWORD).await;
+        let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
+        let resend = format!("/api/applications/{id}/sms/resend");
+        for _ in 0..2 {
+            assert_eq!(b.post(&resend, json!({})).await.0, 200, "codes 2 and 3 this hour");
+        }
+        let r = b.post_response(&resend, json!({})).await;
+        assert_eq!(r.status().as_u16(), 429);
+        assert_eq!(r.headers()["retry-after"], "3600");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "sms_cap", "{v}");
+        assert!(v["message"].as_str().unwrap().contains("一小时后"), "{v}");
+        w.advance(3601);
+        assert_eq!(b.post(&resend, json!({})).await.0, 200, "next hour: the fourth of the day");
+        let (s, v) = b.post(&resend, json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (429, Some("sms_cap")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("明天"), "{v}");
+        assert!(w.audit_has("apply_sms", "refused", "SMS cap per day").await);
+
+        // The code's SMS lives while the code does: gone once it is used.
+        let body = newest_sms(&b).await.expect("the last code's SMS");
+        let at = body.find("验证码").unwrap() + "验证码".len();
+        let code: String = body[at..].chars().take(6).collect();
+        let (s, v) = b.post(&format!("/api/applications/{id}/sms/verify"), json!({"code": code})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(newest_sms(&b).await, None, "used: its SMS deleted");
+    });
+}
+
+/// Defect: a user could have codes sent to any number of mobiles, each under its own cap.
+#[test]
+fn sms_codes_are_capped_per_user_across_numbers() {
+    common::on_each_backend(|db| async move {
+        let w = World::start_with(&db, |c| {
+            c.enroll.sms_resend_secs = 0;
+            c.enroll.sms_per_user_hour = 2;
+        })
+        .await;
+        let first = w.application_at_sms_stage("zhangsan", PASSWORD).await;
+        let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
+        assert_eq!(b.post(&format!("/api/applications/{first}/sms/resend"), json!({})).await.0, 200);
+        let (s, v) = b.post(&format!("/api/applications/{first}/sms/resend"), json!({})).await;
+        assert_eq!((s, v["code"].as_str()), (429, Some("sms_cap")), "third code by the user this hour: {v}");
+        // Dead codes are purged: hashes and SMS past their expiry.
+        w.advance(301);
+        let now = w.clock_now();
+        assert!(w.state.store.purge_sms(now, now - 86_400).await.unwrap() >= 2);
+        assert_eq!(newest_sms(&b).await, None, "expired: its SMS deleted");
+    });
+}

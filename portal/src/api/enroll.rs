@@ -91,11 +91,33 @@ impl Portal {
         Err(ApiError::user(StatusCode::UNPROCESSABLE_ENTITY, Msg::FormInvalid).with(json!({"fields": fields})))
     }
 
-    /// Send a fresh SMS code to the handler's mobile (through the outbox).
-    async fn send_sms_code(&self, a: &Application, code: &str) -> Result<(), ApiError> {
+    /// Whether another SMS code may go to the handler's mobile for `user`: per recipient and
+    /// per user, per hour and per day (an SMS costs money and bothers a phone's owner).
+    async fn sms_allowed(&self, user: &User, a: &Application) -> Result<(), ApiError> {
+        let cfg = &self.config.enroll;
+        let now = self.now();
+        let (to_hour, by_hour) = self.store.sms_sent_since(&a.form.mobile, &user.id, now - 3600).await?;
+        let (to_day, by_day) = self.store.sms_sent_since(&a.form.mobile, &user.id, now - 86_400).await?;
+        let over = if to_day >= cfg.sms_per_recipient_day || by_day >= cfg.sms_per_user_day {
+            Some(("day", 86_400))
+        } else if to_hour >= cfg.sms_per_recipient_hour || by_hour >= cfg.sms_per_user_hour {
+            Some(("hour", 3600))
+        } else {
+            None
+        };
+        let Some((window, secs)) = over else { return Ok(()) };
+        let detail =
+            format!("{} SMS cap per {window} reached ({to_day} today to the number, {by_day} by the user)", a.number);
+        self.audit(&user.username, "apply_sms", "refused", &detail).await?;
+        Err(ApiError::user(StatusCode::TOO_MANY_REQUESTS, Msg::SmsCap { day: window == "day" })
+            .with(json!({"retry_after": secs})))
+    }
+
+    /// Send a fresh SMS code to the handler's mobile (through the outbox), counted for the caps.
+    async fn send_sms_code(&self, user: &User, a: &Application, code: &str, expires_at: i64) -> Result<(), ApiError> {
         let minutes = self.config.enroll.sms_secs / 60;
         let body = format!("【ukey】您正在申请单位数字证书（申请号{}），验证码{code}，{minutes}分钟内有效。如非本人操作，请忽略本短信。", a.number);
-        self.store.send("sms", &a.form.mobile, "验证码", &body, self.now()).await?;
+        self.store.send_sms_code(&a.id, &user.id, &a.form.mobile, &body, expires_at, self.now()).await?;
         Ok(())
     }
 
@@ -343,13 +365,14 @@ pub async fn submit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
             p.audit(&user.username, "apply_submit", "refused", &format!("{}: {e}", a.number)).await?;
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", e.to_string()));
         }
+        p.sms_allowed(&user, &a).await?;
         let code = enrollment::sms_code();
         let expires = p.now() + p.config.enroll.sms_secs;
         let hash = enrollment::sms_hash(&a.id, &code);
         if !p.store.submit_application(&id, &B64.encode(&csr), &hash, expires, p.now()).await? {
             return Err(p.moved_on(&id).await);
         }
-        p.send_sms_code(&a, &code).await?;
+        p.send_sms_code(&user, &a, &code, expires).await?;
         p.audit(&user.username, "apply_submit", "ok", &a.number).await?;
         Ok(p.sms_sent(&a, lang))
     }
@@ -367,10 +390,12 @@ pub async fn resend_sms(S(p): S<State>, headers: HeaderMap, Path(id): Path<Strin
         if a.stage != Stage::Sms {
             return Err(wrong_stage(a.stage));
         }
+        p.sms_allowed(&user, &a).await?;
         let code = enrollment::sms_code();
         let cfg = &p.config.enroll;
         let hash = enrollment::sms_hash(&a.id, &code);
-        match p.store.resend_sms(&id, &hash, p.now() + cfg.sms_secs, cfg.sms_resend_secs, p.now()).await {
+        let expires = p.now() + cfg.sms_secs;
+        match p.store.resend_sms(&id, &hash, expires, cfg.sms_resend_secs, p.now()).await {
             Ok(Some(())) => {}
             Ok(None) => {
                 let sent = p.store.sms_sent_at(&id).await?.unwrap_or(0);
@@ -380,7 +405,7 @@ pub async fn resend_sms(S(p): S<State>, headers: HeaderMap, Path(id): Path<Strin
             Err(crate::StoreError::NotFound { .. }) => return Err(wrong_stage(a.stage)),
             Err(e) => return Err(e.into()),
         }
-        p.send_sms_code(&a, &code).await?;
+        p.send_sms_code(&user, &a, &code, expires).await?;
         p.audit(&user.username, "apply_sms_resend", "ok", &a.number).await?;
         Ok(p.sms_sent(&a, lang))
     }

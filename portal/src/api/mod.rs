@@ -124,6 +124,11 @@ async fn housekeeping(p: State) {
             Ok(n) => tracing::info!("deleted {n} expired sessions"),
             Err(e) => tracing::warn!("deleting expired sessions: {e}"),
         }
+        match p.store.purge_sms(p.now(), p.now() - 86_400).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("purged {n} dead SMS codes, their messages and old SMS counts"),
+            Err(e) => tracing::warn!("purging dead SMS codes: {e}"),
+        }
         match p.store.purge_password_failures(p.now() - FAILURES_KEPT_SECS).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("forgot {n} old password-failure counts"),

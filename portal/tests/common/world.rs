@@ -135,9 +135,32 @@ impl World {
         st.set_role(&u.id, "staff").await.unwrap();
     }
 
+    pub fn clock_now(&self) -> i64 {
+        self.clock.now_unix() as i64
+    }
+
     /// An application by `user` taken through every step to staff review (software key,
     /// sandbox SMS and payment); answers its id.
     pub async fn application_under_review(&self, user: &str, pass: &str) -> String {
+        let id = self.application_at_sms_stage(user, pass).await;
+        let mut b = self.browser("zh-CN").await;
+        let (s, v) = b.password_login(user, pass).await;
+        assert_eq!(s, 200, "{v}");
+        let (_, v) = b.get("/api/sandbox/outbox?to=13800138000").await;
+        let body = v["messages"][0]["body"].as_str().unwrap().to_string();
+        let at = body.find("验证码").unwrap() + "验证码".len();
+        let code: String = body[at..].chars().take(6).collect();
+        let (s, v) = b.post(&format!("/api/applications/{id}/sms/verify"), json!({"code": code})).await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = b.post(&format!("/api/applications/{id}/pay"), json!({"method": "alipay"})).await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = b.post_raw(v["sandbox_pay"].as_str().unwrap(), vec![], &[]).await;
+        assert_eq!(s, 200, "{v}");
+        id
+    }
+
+    /// An application by `user` taken to the SMS stage (one code sent); answers its id.
+    pub async fn application_at_sms_stage(&self, user: &str, pass: &str) -> String {
         use base64::Engine;
         use der::Encode;
         use x509_cert::builder::{Builder, RequestBuilder};
@@ -168,16 +191,6 @@ impl World {
             .unwrap();
         let csr = base64::engine::general_purpose::STANDARD.encode(csr);
         let (s, v) = b.post(&format!("/api/applications/{id}/submit"), json!({"csr": csr})).await;
-        assert_eq!(s, 200, "{v}");
-        let (_, v) = b.get("/api/sandbox/outbox?to=13800138000").await;
-        let body = v["messages"][0]["body"].as_str().unwrap().to_string();
-        let at = body.find("验证码").unwrap() + "验证码".len();
-        let code: String = body[at..].chars().take(6).collect();
-        let (s, v) = b.post(&format!("/api/applications/{id}/sms/verify"), json!({"code": code})).await;
-        assert_eq!(s, 200, "{v}");
-        let (s, v) = b.post(&format!("/api/applications/{id}/pay"), json!({"method": "alipay"})).await;
-        assert_eq!(s, 200, "{v}");
-        let (s, v) = b.post_raw(v["sandbox_pay"].as_str().unwrap(), vec![], &[]).await;
         assert_eq!(s, 200, "{v}");
         id
     }
