@@ -86,11 +86,6 @@ impl Hasher {
         .await
         .map_err(|_| Busy)
     }
-
-    /// Hashes running or waiting for a slot would take one now: how many slots are free.
-    pub fn free_slots(&self) -> usize {
-        self.slots.available_permits()
-    }
 }
 
 #[cfg(test)]
