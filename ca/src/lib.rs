@@ -23,6 +23,8 @@ use x509_cert::Certificate;
 
 pub use x509_cert;
 
+pub mod attestation;
+
 const KEY_FILE: &str = "ca.key.pem";
 const CERT_FILE: &str = "ca.crt.pem";
 /// id-kp-clientAuth (RFC 5280 4.2.1.12).
@@ -132,6 +134,7 @@ pub mod attr {
     /// organizationIdentifier (X.520): the unified social credit code.
     pub const ORGANIZATION_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.97");
     pub const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+    pub const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
 }
 
 impl Ca {
@@ -265,6 +268,34 @@ impl Ca {
         builder.add_extension(&ExtendedKeyUsage(vec![CLIENT_AUTH])).map_err(|e| CaError::Build(e.to_string()))?;
         let cert = builder.build::<DerSignature>().map_err(|e| CaError::Build(e.to_string()))?;
         cert.to_der().map_err(|e| CaError::Build(e.to_string()))
+    }
+
+    /// Issue a CA certificate (path length 0: it signs end certificates only) for
+    /// `public_key` (DER SubjectPublicKeyInfo). The factory issues each virtual key's
+    /// attestation key (F9) this way, as Yubico's CA does for a YubiKey's.
+    pub fn issue_intermediate(
+        &self,
+        subject: &Name,
+        public_key: &[u8],
+        not_before: u64,
+        not_after: u64,
+    ) -> Result<Vec<u8>> {
+        if not_after <= not_before {
+            return Err(CaError::EmptyValidity { not_before, not_after });
+        }
+        let spki = SubjectPublicKeyInfoOwned::from_der(public_key).map_err(|e| CaError::BadCsr(e.to_string()))?;
+        let validity = Validity { not_before: x509_time(not_before)?, not_after: x509_time(not_after)? };
+        let profile =
+            Profile::SubCA { issuer: self.cert.tbs_certificate.subject.clone(), path_len_constraint: Some(0) };
+        let builder = CertificateBuilder::new(profile, random_serial(), validity, subject.clone(), spki, &self.key)
+            .map_err(|e| CaError::Build(e.to_string()))?;
+        let cert = builder.build::<DerSignature>().map_err(|e| CaError::Build(e.to_string()))?;
+        cert.to_der().map_err(|e| CaError::Build(e.to_string()))
+    }
+
+    /// When this CA's own certificate stops being valid (Unix seconds).
+    pub fn not_after(&self) -> u64 {
+        self.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs()
     }
 
     /// Issue from a PKCS#10 request after checking that the request is signed by its key.

@@ -45,6 +45,10 @@ pub struct KeySpec {
     /// Deterministic mode: seeds the RNG (the serial, unless given, is drawn from it).
     pub seed: Option<u64>,
     pub scenario: String,
+    /// The manufacturer CA that issues the key's attestation certificate (F9), as Yubico's
+    /// does for a YubiKey; portals trust attestations that chain to it. `None`: the F9
+    /// certificate signs itself, and no verifier can tell the key from software.
+    pub factory: Option<std::sync::Arc<ca::Ca>>,
 }
 
 impl Default for KeySpec {
@@ -61,6 +65,7 @@ impl Default for KeySpec {
             flavor: Flavor::Yubico { version: [5, 4, 3] },
             seed: None,
             scenario: "fresh".into(),
+            factory: None,
         }
     }
 }
@@ -108,19 +113,45 @@ pub fn manufacture(spec: &KeySpec, rng: &mut SimRng, clock: &dyn Clock) -> Resul
             spec.mgmt_alg.key_len().unwrap_or(0)
         ))
     })?;
-    let f9 = p256::SecretKey::random(&mut *rng);
-    let f9 = KeySlot::new(&f9, PinPolicy::Never, TouchPolicy::Never, Origin::Generated);
-    let mut serial_seed = [0u8; 16];
-    rng.fill_bytes(&mut serial_seed);
+    let f9_secret = p256::SecretKey::random(&mut *rng);
+    let f9 = KeySlot::new(&f9_secret, PinPolicy::Never, TouchPolicy::Never, Origin::Generated);
     let now = clock.now_unix();
-    let mut cert = Vec::new();
-    piv::self_signed_attestation_cert(&f9, &serial_seed, now - 60, now + ATTESTATION_YEARS * 365 * 86_400, &mut cert)
-        .map_err(|e| KeyError::Spec(format!("attestation certificate: {e}")))?;
+    let not_after = now + ATTESTATION_YEARS * 365 * 86_400;
+    let cert = match &spec.factory {
+        Some(factory) => factory_attestation_cert(factory, &f9_secret.public_key(), serial, now, not_after)?,
+        None => {
+            let mut serial_seed = [0u8; 16];
+            rng.fill_bytes(&mut serial_seed);
+            let mut cert = Vec::new();
+            piv::self_signed_attestation_cert(&f9, &serial_seed, now - 60, not_after, &mut cert)
+                .map_err(|e| KeyError::Spec(format!("attestation certificate: {e}")))?;
+            cert
+        }
+    };
     state.keys[Slot::Attestation.index()] = Some(f9);
     state
         .set_object(object::ATTESTATION_CERT, &piv::objects::certificate_object(&cert))
         .map_err(|_| KeyError::Spec("attestation certificate too large".into()))?;
     Ok(state)
+}
+
+/// The F9 certificate from the manufacturer CA: "CN=ukey PIV Attestation,serialNumber=<serial>",
+/// valid from manufacture for 20 years or until the factory's own certificate ends.
+fn factory_attestation_cert(
+    factory: &ca::Ca,
+    key: &p256::PublicKey,
+    serial: u32,
+    now: u64,
+    not_after: u64,
+) -> Result<Vec<u8>, KeyError> {
+    use p256::pkcs8::EncodePublicKey;
+    let spki = key.to_public_key_der().map_err(|e| KeyError::Spec(format!("attestation key: {e}")))?;
+    let serial = serial.to_string();
+    let subject = ca::name_from(&[(ca::attr::COMMON_NAME, "ukey PIV Attestation"), (ca::attr::SERIAL_NUMBER, &serial)])
+        .map_err(|e| KeyError::Spec(e.to_string()))?;
+    factory
+        .issue_intermediate(&subject, spki.as_bytes(), now.saturating_sub(60), not_after.min(factory.not_after()))
+        .map_err(|e| KeyError::Spec(format!("the factory {} cannot issue the attestation certificate: {e}", factory.dir().display())))
 }
 
 impl VirtualKey {
