@@ -44,6 +44,11 @@ pub struct SimNewArgs {
     /// CA that issues the scenario's certificate (created if missing; default $UKEY_HOME/ca)
     #[arg(long, value_name = "DIR")]
     pub ca: Option<PathBuf>,
+    /// Manufacturer CA that issues the key's attestation certificate (F9), as Yubico's does for
+    /// a YubiKey (created if missing; default $UKEY_HOME/factory). Portals accept certificate
+    /// applications only from keys whose attestation chains to a manufacturer they trust
+    #[arg(long, value_name = "DIR")]
+    pub factory: Option<PathBuf>,
     /// Subject of the scenario's certificate. The default names the demo enterprise of `ukey
     /// portal seed` by its credit code (organizationIdentifier), which binding checks
     #[arg(long, default_value = "CN=ukey test user,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司")]
@@ -119,6 +124,7 @@ pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
         flavor: if a.plain { Flavor::Plain } else { Flavor::Yubico { version: parse_version(&a.firmware)? } },
         seed: a.seed,
         scenario: scenario.name().to_string(),
+        factory: Some(home::factory(a.factory.as_deref())?),
     };
     let ca = if scenario.needs_ca() {
         let dir = a.ca.clone().unwrap_or_else(home::ca_dir);

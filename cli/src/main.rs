@@ -133,6 +133,13 @@ enum SimCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the manufacturer CA's certificate (PEM): the attestation root a portal on another
+    /// machine needs (`ukey portal serve --attestation-roots FILE`) to accept this machine's keys
+    Factory {
+        /// The manufacturer CA (created if missing; default $UKEY_HOME/factory)
+        #[arg(long, value_name = "DIR")]
+        factory: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -268,6 +275,10 @@ fn main() -> ExitCode {
         Command::Sim(SimCommand::New(a)) => commands::sim_new(*a),
         Command::Sim(SimCommand::Info { key, json }) => commands::sim_info(&key, json),
         Command::Sim(SimCommand::Serve(a)) => serve::run(a),
+        Command::Sim(SimCommand::Factory { factory }) => home::factory(factory.as_deref()).map(|f| {
+            print!("{}", f.certificate_pem());
+            ExitCode::SUCCESS
+        }),
         Command::Sim(SimCommand::Remove { dir }) => serve::send(&dir, serve::ControlCommand::Remove),
         Command::Sim(SimCommand::Insert { dir }) => serve::send(&dir, serve::ControlCommand::Insert),
         Command::Sim(SimCommand::Status { dir }) => serve::send(&dir, serve::ControlCommand::Status),

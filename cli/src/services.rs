@@ -90,6 +90,28 @@ pub struct PortalServeArgs {
     /// Requests from anywhere else count under their own peer address, whatever they claim
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_net)]
     pub trusted_proxies: Vec<portal::client::IpNet>,
+    /// PEM file of the token manufacturers' CA certificates: an application is confirmed only
+    /// with an attestation of the key pair that chains to one of them (default: this machine's
+    /// virtual-key factory, $UKEY_HOME/factory, see `ukey sim factory`). For real YubiKeys add
+    /// Yubico's PIV attestation root and intermediates (see README)
+    #[arg(long, value_name = "PEM")]
+    pub attestation_roots: Option<PathBuf>,
+}
+
+/// The manufacturers whose attestations the portal trusts: the PEM file given, else the local
+/// factory (made on first use, like the CA).
+fn attestation_roots(pem: Option<&Path>) -> Result<ca::attestation::Roots> {
+    match pem {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("reading --attestation-roots {}", path.display()))?;
+            ca::attestation::Roots::from_pem(&text).with_context(|| format!("--attestation-roots {}", path.display()))
+        }
+        None => {
+            let mut roots = ca::attestation::Roots::default();
+            roots.add_der(&home::factory(None)?.certificate_der())?;
+            Ok(roots)
+        }
+    }
 }
 
 /// An address (a /32 or /128) or a CIDR network.
@@ -137,12 +159,15 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     config.rate_per_address_per_minute = a.rate_limit_per_address;
     config.sessions_per_address_per_minute = a.sessions_per_address;
     config.trusted_proxies = a.trusted_proxies.clone();
+    config.attestation_roots = attestation_roots(a.attestation_roots.as_deref())?;
     if let Some(secret) = &a.payment_secret {
         anyhow::ensure!(secret.len() >= 16, "--payment-secret: use at least 16 characters");
         config.payment_secret = secret.as_bytes().to_vec();
     }
+    let attested_by = config.attestation_roots.subjects().join("; ");
     let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
+    println!("certificate applications from keys attested by: {attested_by}");
     match a.trusted_proxies.as_slice() {
         [] => println!("clients counted by peer address (no --trusted-proxy: X-Forwarded-For ignored)"),
         p => println!(

@@ -33,6 +33,9 @@ pub struct Config {
     /// from anyone else count under their peer address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub enroll: EnrollConfig,
+    /// The token manufacturers whose attestations prove a key pair was generated on a
+    /// USB-Key (see [`ca::attestation`]). Empty: no application can be confirmed.
+    pub attestation_roots: ca::attestation::Roots,
     /// Test mode: the simulated payment provider and a read-only view of the SMS / email
     /// outbox are served under `/api/sandbox`. Never on a portal real users reach.
     pub sandbox: bool,
@@ -108,6 +111,7 @@ impl Config {
             sessions_per_address_per_minute: 60,
             trusted_proxies: Vec::new(),
             enroll: EnrollConfig::default(),
+            attestation_roots: ca::attestation::Roots::default(),
             sandbox: false,
             payment_secret: rand::random::<[u8; 32]>().to_vec(),
         }

@@ -8,11 +8,13 @@
 //! - [`password`]: argon2id password hashes.
 //! - [`token`]: the key-login token (Web eID model) and its verification.
 //! - [`validate`]: application form fields (credit code, ID number with check digits, ...).
+//! - [`attestation`]: certificates only for key pairs generated on a USB-Key.
 //! - [`enrollment`]: the certificate application's stages, form, photos and SMS codes.
 //! - [`payment`]: payment methods and the provider's signed notifications (simulated in test
 //!   mode).
 
 pub mod api;
+pub mod attestation;
 pub mod client;
 pub mod config;
 pub mod enrollment;

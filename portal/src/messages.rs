@@ -92,6 +92,10 @@ pub enum Msg {
     StaffOnly,
     /// Four eyes: the reviewer filed the application.
     OwnApplication,
+    /// The application's key pair has no valid attestation from a trusted manufacturer.
+    NotAttested,
+    /// The key pair works without its PIN (PIN policy "never").
+    KeyWithoutPin,
 }
 
 impl Msg {
@@ -135,6 +139,8 @@ impl Msg {
             Msg::Rejected { .. } => "rejected",
             Msg::StaffOnly => "staff_only",
             Msg::OwnApplication => "own_application",
+            Msg::NotAttested => "not_attested",
+            Msg::KeyWithoutPin => "key_without_pin",
         }
     }
 
@@ -258,6 +264,14 @@ impl Msg {
             (Msg::OwnApplication, Lang::Zh) => "不能审核本人提交的证书申请，请由其他工作人员审核".into(),
             (Msg::OwnApplication, Lang::En) => {
                 "You filed this application: another member of staff must review it".into()
+            }
+            (Msg::NotAttested, Lang::Zh) => "该密钥不是在USB-Key内生成的，无法申请证书".into(),
+            (Msg::NotAttested, Lang::En) => {
+                "The key was not generated on a USB-Key: no certificate can be applied for with it".into()
+            }
+            (Msg::KeyWithoutPin, Lang::Zh) => "该密钥使用时无需输入USB-Key密码，无法申请证书，请重新生成密钥".into(),
+            (Msg::KeyWithoutPin, Lang::En) => {
+                "The key can be used without its PIN: generate a new key pair that asks for the PIN".into()
             }
         }
     }

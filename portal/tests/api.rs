@@ -169,7 +169,7 @@ fn bind_then_key_login_with_every_outcome_then_unbind() {
         let sk = SigningKey::random(&mut rand::rngs::OsRng);
         let spki = sk.verifying_key().to_public_key_der().unwrap();
         let cert = foreign.issue(&ca::parse_name("CN=Mallory").unwrap(), spki.as_bytes(), T0 - 60, T0 + DAY).unwrap();
-        let (s, v) = d.key_login(&Key { sk, cert }, &o, None).await;
+        let (s, v) = d.key_login(&Key { sk: sk.into(), cert }, &o, None).await;
         assert_eq!((s, v["code"].as_str()), (403, Some("cert_not_trusted")));
 
         // Oversized and malformed tokens.

@@ -1,8 +1,8 @@
 //! The certificate application over real HTTP, on SQLite and PostgreSQL: form with check
 //! digits, review and edit, ID photos, CSR, SMS code, payment with the simulated provider
 //! (idempotent, signed callbacks), staff review, the issued certificate — which then binds and
-//! logs in. Keys here are software P-256 keys; `ukey flows` does the same with a virtual
-//! USB-Key that generates its key pair on the card.
+//! logs in. Key pairs are generated on virtual USB-Keys from the test factory and attested by
+//! them; a software key pair, or one no trusted maker attests, gets no certificate.
 
 mod common;
 
@@ -54,8 +54,8 @@ async fn sms_code(w: &World, b: &Browser) -> String {
     code
 }
 
-/// A new application taken to the SMS stage; returns its id.
-async fn to_sms_stage(w: &World, b: &mut Browser, sk: &SigningKey) -> String {
+/// A new application taken to the SMS stage with a key pair from `key`; returns its id.
+async fn to_sms_stage(w: &World, b: &mut Browser, key: &mut UsbKey) -> String {
     let (s, v) = b.post("/api/applications", form()).await;
     assert_eq!(s, 200, "{v}");
     let id = v["application"]["id"].as_str().unwrap().to_string();
@@ -64,7 +64,8 @@ async fn to_sms_stage(w: &World, b: &mut Browser, sk: &SigningKey) -> String {
         let (s, v) = b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", jpeg(4096)).await;
         assert_eq!(s, 200, "{v}");
     }
-    let (s, v) = b.post(&format!("/api/applications/{id}/submit"), json!({"csr": B64.encode(csr(sk))})).await;
+    let pair = key.key_pair(proto::piv::PinPolicy::Once);
+    let (s, v) = b.post(&format!("/api/applications/{id}/submit"), pair.submission()).await;
     assert_eq!((s, v["code"].as_str()), (200, Some("sms_sent")), "{v}");
     let _ = w;
     id
@@ -153,21 +154,31 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
         let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", jpeg(5000)).await;
         assert_eq!((s, v["code"].as_str()), (200, Some("photo_uploaded")), "{v}");
 
-        // Confirm the application with the key's CSR: both photos first, a CSR that verifies.
-        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        // Confirm the application with the key's CSR and attestation: both photos first, a CSR
+        // that verifies.
+        let mut usb = w.usb_key();
+        let pair = usb.key_pair(proto::piv::PinPolicy::Once);
         let submit = format!("/api/applications/{id}/submit");
-        let (s, v) = b.post(&submit, json!({"csr": B64.encode(csr(&sk))})).await;
+        let (s, v) = b.post(&submit, pair.submission()).await;
         assert_eq!((s, v["code"].as_str()), (409, Some("photos_missing")), "{v}");
         let png = [&b"\x89PNG\r\n\x1a\n"[..], &[7u8; 3000]].concat();
         assert_eq!(b.put_bytes(&photo("back"), "image/png", png.clone()).await.0, 200);
-        let mut tampered = csr(&sk);
-        let n = tampered.len() / 2;
-        tampered[n] ^= 1;
-        let (s, v) = b.post(&submit, json!({"csr": B64.encode(tampered)})).await;
+        let mut tampered = pair.submission();
+        let mut bad_csr = pair.csr.clone();
+        let n = bad_csr.len() / 2;
+        bad_csr[n] ^= 1;
+        tampered["csr"] = json!(B64.encode(bad_csr));
+        let (s, v) = b.post(&submit, tampered).await;
         assert_eq!((s, v["code"].as_str()), (400, Some("bad_csr")), "{v}");
-        let (s, v) = b.post(&submit, json!({"csr": B64.encode(csr(&sk))})).await;
+        let (s, v) = b.post(&submit, pair.submission()).await;
         assert_eq!((s, v["code"].as_str()), (200, Some("sms_sent")), "{v}");
+        // Where the key pair was made, from the attestation: shown to the applicant and staff.
+        let key_serial = usb.piv.serial().unwrap() as i64;
         assert!(v["message"].as_str().unwrap().contains("138****8000"), "{v}");
+        let (_, v) = b.get(&format!("/api/applications/{id}")).await;
+        assert_eq!(v["application"]["key"]["serial"], key_serial, "{v}");
+        assert_eq!(v["application"]["key"]["firmware"], "5.4.3", "{v}");
+        assert_eq!(v["application"]["key"]["manufacturer"], "CN=Test Factory,O=ukey", "{v}");
 
         // The SMS code: a wrong one counts down, the right one goes on to payment.
         let code = sms_code(&w, &b).await;
@@ -229,7 +240,8 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
         let (s, v) = b.post(&approve, json!({})).await;
         assert_eq!((s, v["code"].as_str()), (403, Some("staff_only")), "{v}");
         let (_, v) = other.get("/api/staff/applications").await;
-        assert!(v["applications"].as_array().unwrap().iter().any(|a| a["id"] == id.as_str()), "{v}");
+        let queued = v["applications"].as_array().unwrap().iter().find(|a| a["id"] == id.as_str()).cloned();
+        assert_eq!(queued.expect("in the queue")["key"]["serial"], key_serial, "{v}");
         let r = other.http.get(format!("{}/api/staff/applications/{id}/photos/back", w.base)).send().await.unwrap();
         assert_eq!(r.headers()["content-type"], "image/png");
         assert_eq!(r.bytes().await.unwrap().to_vec(), png);
@@ -243,8 +255,11 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
         let der = B64.decode(v["application"]["certificate"].as_str().unwrap()).unwrap();
         assert!(w.ca.verify_issued(&der));
         let cert = x509_cert::Certificate::from_der(&der).unwrap();
-        let spki = cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes().to_vec();
-        assert_eq!(spki, sk.verifying_key().to_encoded_point(false).as_bytes());
+        let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
+        let csr_key = x509_cert::request::CertReq::from_der(&pair.csr).unwrap().info.public_key.to_der().unwrap();
+        assert_eq!(spki, csr_key, "the certificate is for the key pair on the USB-Key");
+        let (key_serial_stored, firmware_stored) = w.state.store.certificate_key_origin(&portal::token::fingerprint(&der)).await.unwrap();
+        assert_eq!((key_serial_stored, firmware_stored.as_deref()), (Some(key_serial), Some("5.4.3")));
         let subject = cert.tbs_certificate.subject.to_string();
         assert!(subject.contains("CN=张三") && subject.contains("O=示例科技有限公司"), "{subject}");
         assert!(!subject.contains("whatever the key says"), "{subject}");
@@ -252,7 +267,7 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
         assert!(v["messages"][0]["body"].as_str().unwrap().contains("已审核通过"), "{v}");
 
         // It binds and logs in like any key of this CA.
-        let key = Key { sk, cert: der };
+        let key = usb.with_certificate(der);
         let (s, v) = b.bind(&key, &w.origin, &w.accounts[..1]).await;
         assert_eq!(s, 200, "{v}");
         let mut fresh = w.browser("zh-CN").await;
@@ -261,13 +276,94 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
     });
 }
 
+/// Up to the submit: a new application with both photos; its id.
+async fn to_photos_done(b: &mut Browser) -> String {
+    let (s, v) = b.post("/api/applications", form()).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["application"]["id"].as_str().unwrap().to_string();
+    assert_eq!(b.post(&format!("/api/applications/{id}/confirm"), json!({})).await.0, 200);
+    for side in ["front", "back"] {
+        let (s, v) = b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", jpeg(4096)).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    id
+}
+
+#[test]
+fn only_key_pairs_a_trusted_maker_attests_get_a_certificate() {
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
+        let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
+        let id = to_photos_done(&mut b).await;
+        let submit = format!("/api/applications/{id}/submit");
+        let refused = |v: &Value, code: &str| {
+            assert_eq!(v["code"], code, "{v}");
+            v["reason"].as_str().unwrap_or_default().to_string()
+        };
+
+        // A key pair made in software: its CSR's self-signature verifies, and that is all.
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let (s, v) = b.post(&submit, json!({"csr": B64.encode(csr(&sk))})).await;
+        assert_eq!(s, 422, "{v}");
+        assert!(refused(&v, "not_attested").contains("no attestation"), "{v}");
+        assert_eq!(v["message"], "该密钥不是在USB-Key内生成的，无法申请证书");
+        assert!(w.audit_has("apply_submit", "refused", "no attestation").await);
+        let mut en = logged_in(&w, "zhangsan", PASSWORD).await;
+        en.lang = "en".into();
+        let (_, v) = en.post(&submit, json!({"csr": B64.encode(csr(&sk))})).await;
+        assert!(v["message"].as_str().unwrap().starts_with("The key was not generated on a USB-Key"), "{v}");
+
+        // A genuine attestation, of another key pair than the CSR's.
+        let mut usb = w.usb_key();
+        let pair = usb.key_pair(proto::piv::PinPolicy::Once);
+        let mut other = pair.submission();
+        other["csr"] = json!(B64.encode(csr(&sk)));
+        let (s, v) = b.post(&submit, other).await;
+        assert_eq!(s, 422, "{v}");
+        assert!(refused(&v, "not_attested").contains("another key"), "{v}");
+
+        // Half an attestation.
+        let mut half = pair.submission();
+        half["attestation_f9"] = Value::Null;
+        let (_, v) = b.post(&submit, half).await;
+        assert!(refused(&v, "not_attested").contains("only one"), "{v}");
+
+        // A key of no trusted make (its F9 certificate signs itself), and one of another factory.
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = ca::Ca::create(dir.path(), "CN=Elsewhere,O=x", 10, &proto::clock::FixedClock(T0 - 100)).unwrap();
+        for maker in [None, Some(std::sync::Arc::new(elsewhere))] {
+            let pair = UsbKey::made_by(maker).key_pair(proto::piv::PinPolicy::Once);
+            let (s, v) = b.post(&submit, pair.submission()).await;
+            assert_eq!(s, 422, "{v}");
+            assert!(refused(&v, "not_attested").contains("trusted manufacturer"), "{v}");
+        }
+
+        // A key pair that works without its PIN.
+        let pair = w.usb_key().key_pair(proto::piv::PinPolicy::Never);
+        let (s, v) = b.post(&submit, pair.submission()).await;
+        assert_eq!(s, 422, "{v}");
+        assert!(refused(&v, "key_without_pin").contains("never"), "{v}");
+        assert_eq!(v["message"], "该密钥使用时无需输入USB-Key密码，无法申请证书，请重新生成密钥");
+
+        // Not base64.
+        let mut junk = pair.submission();
+        junk["attestation"] = json!("***");
+        assert_eq!(b.post(&submit, junk).await.1["code"], "bad_attestation");
+
+        // Nothing above moved the application on; the genuine pair does.
+        let (_, v) = b.get(&format!("/api/applications/{id}")).await;
+        assert_eq!(v["application"]["stage"], "photos", "{v}");
+        let (s, v) = b.post(&submit, usb.key_pair(proto::piv::PinPolicy::Always).submission()).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("sms_sent")), "{v}");
+    });
+}
+
 #[test]
 fn sms_codes_expire_lock_after_too_many_tries_and_resend_after_a_pause() {
     common::on_each_backend(|db| async move {
         let w = World::start(&db).await;
         let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
-        let sk = SigningKey::random(&mut rand::rngs::OsRng);
-        let id = to_sms_stage(&w, &mut b, &sk).await;
+        let id = to_sms_stage(&w, &mut b, &mut w.usb_key()).await;
         let verify = format!("/api/applications/{id}/sms/verify");
         let resend = format!("/api/applications/{id}/sms/resend");
 
@@ -314,8 +410,7 @@ fn staff_rejection_needs_a_reason_and_reaches_the_applicant() {
     common::on_each_backend(|db| async move {
         let w = World::start(&db).await;
         let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
-        let sk = SigningKey::random(&mut rand::rngs::OsRng);
-        let id = to_sms_stage(&w, &mut b, &sk).await;
+        let id = to_sms_stage(&w, &mut b, &mut w.usb_key()).await;
         let mut staff = logged_in(&w, "lisi", STAFF_PASSWORD).await;
         let reject = format!("/api/staff/applications/{id}/reject");
         let (s, _) = staff.post(&reject, json!({"reason": "照片不清晰"})).await;

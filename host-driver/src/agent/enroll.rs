@@ -53,7 +53,34 @@ fn authenticate(piv: &mut Piv<Box<dyn Transport>>, key: &MgmtKey) -> Result<(), 
     })
 }
 
-fn keypair_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &KeypairRequest) -> Result<Vec<u8>, KeyError> {
+/// A key pair generated in 9A: its CSR, and the key's proof that the pair was generated there.
+struct KeyPair {
+    csr: Vec<u8>,
+    /// ATTEST of 9A and the F9 certificate that signed it; `None` on a card without attestation
+    /// (the portal then refuses the application, and says why).
+    attestation: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The card's attestation of the key in 9A, if it can give one.
+fn attestation_of(piv: &mut Piv<Box<dyn Transport>>) -> Result<Option<(Vec<u8>, Vec<u8>)>, KeyError> {
+    let attestation = match piv.attest(Slot::Authentication) {
+        Ok(a) => a,
+        Err(e @ (PivError::NotSupported { .. } | PivError::Card { .. } | PivError::Empty { .. })) => {
+            tracing::info!("the key gives no attestation of 9A: {e}");
+            return Ok(None);
+        }
+        Err(e) => return Err(KeyError::key(e)),
+    };
+    match piv.read_certificate(Slot::Attestation).map_err(KeyError::key)? {
+        Some(f9) => Ok(Some((attestation, f9))),
+        None => {
+            tracing::info!("the key attests 9A but holds no F9 certificate");
+            Ok(None)
+        }
+    }
+}
+
+fn keypair_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &KeypairRequest) -> Result<KeyPair, KeyError> {
     let subject = req.subject.as_deref().unwrap_or(DEFAULT_SUBJECT);
     // The PIN first: replacing a key pair (and so its certificate) is the holder's decision.
     with_pin(keys, &req.key_id, &req.pin, req.last_try, |piv| {
@@ -67,10 +94,11 @@ fn keypair_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &KeypairRequest
             // Its key is gone: a certificate left in 9A would name a key the card no longer has.
             piv.delete_certificate(Slot::Authentication).map_err(KeyError::key)?;
         }
-        crate::csr::certificate_request(piv, Slot::Authentication, &public, subject).map_err(|e| match e {
+        let csr = crate::csr::certificate_request(piv, Slot::Authentication, &public, subject).map_err(|e| match e {
             PivError::Input(m) => KeyError::BadInput(m),
             other => KeyError::key(other),
-        })
+        })?;
+        Ok(KeyPair { csr, attestation: attestation_of(piv)? })
     })
 }
 
@@ -104,7 +132,9 @@ fn install_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &InstallRequest
     })
 }
 
-/// `POST /enroll/keypair {key_id, pin, replace?, subject?}` -> `{csr}` (DER, base64).
+/// `POST /enroll/keypair {key_id, pin, replace?, subject?}` -> `{csr, attestation,
+/// attestation_f9}` (DER, base64; the last two null when the key cannot attest), what the
+/// portal's application submit takes.
 pub(super) async fn keypair(State(a): State<Arc<Agent>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<KeypairRequest>(&body) else {
         return refuse(StatusCode::BAD_REQUEST, "bad_request", "expected {key_id, pin, replace?, subject?}");
@@ -112,9 +142,20 @@ pub(super) async fn keypair(State(a): State<Arc<Agent>>, headers: HeaderMap, bod
     let lang = request_lang(&headers);
     let (mgmt, key_id) = (a.config.management_key.clone(), req.key_id.clone());
     match on_key(&a.keys, &key_id, move |keys| keypair_blocking(keys, &mgmt, &req)).await {
-        Some(Ok(csr)) => {
+        Some(Ok(pair)) => {
             tracing::info!("key pair generated in 9A of {key_id}");
-            Json(json!({"ok": true, "code": "keypair", "csr": B64.encode(csr)})).into_response()
+            let (attestation, f9) = match &pair.attestation {
+                Some((a, f)) => (Some(B64.encode(a)), Some(B64.encode(f))),
+                None => (None, None),
+            };
+            Json(json!({
+                "ok": true,
+                "code": "keypair",
+                "csr": B64.encode(pair.csr),
+                "attestation": attestation,
+                "attestation_f9": f9,
+            }))
+            .into_response()
         }
         Some(Err(e)) => key_error(e, lang, &key_id),
         None => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{day, lang, ok, ApiError, Body, Portal, Reply, State};
+use crate::attestation::{self, KeyRefusal};
 use crate::client::ClientAddr;
 use crate::enrollment::{self, check_photo, Form, PhotoProblem, Side, Stage};
 use crate::messages::{field_problem, stage_zh, Lang, Msg};
@@ -66,6 +67,7 @@ impl Portal {
             "amount": enrollment::yuan(a.amount_fen),
             "photos": photos,
             "has_csr": a.csr_b64.is_some(),
+            "key": a.key_origin,
             "pay_method": a.pay_method,
             "paid_at": a.paid_at,
             "reject_reason": a.reject_reason,
@@ -342,6 +344,23 @@ pub async fn upload_photo(
 pub struct Submit {
     /// PKCS#10 request (DER, base64) signed by a key pair generated on the USB-Key.
     csr: String,
+    /// The key's attestation of that key pair (its ATTEST certificate, DER, base64) and the
+    /// key's attestation certificate (F9) that signed it: what the agent's key-pair step
+    /// returns. Without them the key pair could have been made in software.
+    #[serde(default)]
+    attestation: Option<String>,
+    #[serde(default)]
+    attestation_f9: Option<String>,
+}
+
+fn base64_field(name: &'static str, value: Option<&str>) -> Result<Option<Vec<u8>>, ApiError> {
+    value
+        .map(|v| {
+            B64.decode(v.trim()).map_err(|_| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_attestation", format!("{name} must be base64 DER"))
+            })
+        })
+        .transpose()
 }
 
 /// `POST /api/applications/{id}/submit`: confirm the application (确认申请) with the key's
@@ -361,15 +380,34 @@ pub async fn submit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
         let csr = B64.decode(req.csr.trim()).map_err(|_| {
             ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", "csr must be a base64 DER PKCS#10 request")
         })?;
-        if let Err(e) = ca::verify_csr(&csr) {
-            p.audit(&user.username, "apply_submit", "refused", &format!("{}: {e}", a.number)).await?;
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", e.to_string()));
-        }
+        let req_info = match ca::verify_csr(&csr) {
+            Ok(r) => r,
+            Err(e) => {
+                p.audit(&user.username, "apply_submit", "refused", &format!("{}: {e}", a.number)).await?;
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", e.to_string()));
+            }
+        };
+        let attestation = base64_field("attestation", req.attestation.as_deref())?;
+        let f9 = base64_field("attestation_f9", req.attestation_f9.as_deref())?;
+        let roots = &p.config.attestation_roots;
+        let now = p.now().max(0) as u64;
+        let key = match attestation::check(&req_info.info.public_key, attestation.as_deref(), f9.as_deref(), roots, now)
+        {
+            Ok(k) => k,
+            Err(refusal) => {
+                p.audit(&user.username, "apply_submit", "refused", &format!("{}: {refusal}", a.number)).await?;
+                let msg = match refusal {
+                    KeyRefusal::PinPolicy(_) => Msg::KeyWithoutPin,
+                    _ => Msg::NotAttested,
+                };
+                return Err(ApiError::user(StatusCode::UNPROCESSABLE_ENTITY, msg).with(json!({"reason": refusal.to_string()})));
+            }
+        };
         p.sms_allowed(&user, &a).await?;
         let code = enrollment::sms_code();
         let expires = p.now() + p.config.enroll.sms_secs;
         let hash = enrollment::sms_hash(&a.id, &code);
-        if !p.store.submit_application(&id, &B64.encode(&csr), &hash, expires, p.now()).await? {
+        if !p.store.submit_application(&id, &B64.encode(&csr), &key, &hash, expires, p.now()).await? {
             return Err(p.moved_on(&id).await);
         }
         p.send_sms_code(&user, &a, &code, expires).await?;

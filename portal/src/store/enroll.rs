@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Connection, Row};
 
 use super::{insert_certificate, new_id, unique, CertRecord, Result, Store, StoreError};
+use crate::attestation::KeyOrigin;
 use crate::enrollment::{Form, Side, Stage};
 
 /// An application as stored.
@@ -25,6 +26,8 @@ pub struct Application {
     pub reject_reason: Option<String>,
     /// The issued certificate's fingerprint.
     pub fingerprint: Option<String>,
+    /// Where the key pair was made (from its attestation), once the application is confirmed.
+    pub key_origin: Option<KeyOrigin>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -99,6 +102,10 @@ fn application(r: &AnyRow) -> Result<Application> {
         reviewed_at: r.try_get("reviewed_at")?,
         reject_reason: r.try_get("reject_reason")?,
         fingerprint: r.try_get("fingerprint")?,
+        key_origin: r.try_get::<Option<String>, _>("key_manufacturer")?.map(|manufacturer| -> Result<KeyOrigin> {
+            Ok(KeyOrigin { serial: r.try_get("key_serial")?, firmware: r.try_get("key_firmware")?, manufacturer })
+        })
+        .transpose()?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -119,7 +126,7 @@ fn payment(r: &AnyRow) -> sqlx::Result<Payment> {
 
 const APP_COLUMNS: &str = "id, number, user_id, stage, organisation, credit_code, handler_name, id_number, mobile, \
      email, amount_fen, csr_b64, pay_method, paid_at, reviewed_by, reviewed_at, reject_reason, fingerprint, \
-     created_at, updated_at";
+     key_serial, key_firmware, key_manufacturer, created_at, updated_at";
 
 /// An id that sorts by time of creation (nanoseconds, then random), so messages sent within
 /// one second still list in the order they were sent.
@@ -289,13 +296,15 @@ impl Store {
         &self,
         id: &str,
         csr_b64: &str,
+        key: &KeyOrigin,
         sms_hash: &str,
         sms_expires_at: i64,
         now: i64,
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE applications SET csr_b64 = $2, sms_hash = $3, sms_expires_at = $4, sms_attempts = 0, \
-             sms_sent_at = $5, stage = $6, updated_at = $5 WHERE id = $1 AND stage = $7",
+             sms_sent_at = $5, stage = $6, updated_at = $5, key_serial = $8, key_firmware = $9, \
+             key_manufacturer = $10 WHERE id = $1 AND stage = $7",
         )
         .bind(id)
         .bind(csr_b64)
@@ -304,6 +313,9 @@ impl Store {
         .bind(now)
         .bind(Stage::Sms.as_str())
         .bind(Stage::Photos.as_str())
+        .bind(key.serial)
+        .bind(&key.firmware)
+        .bind(&key.manufacturer)
         .execute(&mut *self.w().await?)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -499,8 +511,27 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false); // dropped: the certificate row goes too
         }
+        // The certificate carries where its key was made.
+        sqlx::query(
+            "UPDATE certificates SET key_serial = (SELECT key_serial FROM applications WHERE id = $1), \
+             key_firmware = (SELECT key_firmware FROM applications WHERE id = $1) WHERE fingerprint = $2",
+        )
+        .bind(id)
+        .bind(&cert.fingerprint)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// The token serial and firmware stored with an issued certificate (from its attestation).
+    pub async fn certificate_key_origin(&self, fingerprint: &str) -> Result<(Option<i64>, Option<String>)> {
+        let row = sqlx::query("SELECT key_serial, key_firmware FROM certificates WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .fetch_optional(&mut *self.r().await?)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "certificate", value: fingerprint.to_string() })?;
+        Ok((row.try_get("key_serial")?, row.try_get("key_firmware")?))
     }
 
     pub async fn reject(&self, id: &str, staff_id: &str, reason: &str, now: i64) -> Result<bool> {

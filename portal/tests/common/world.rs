@@ -1,5 +1,6 @@
-//! A portal on loopback HTTP with a settable clock, a browser with cookies and CSRF, and
-//! software keys with certificates from the portal's CA.
+//! A portal on loopback HTTP with a settable clock, a browser with cookies and CSRF, software
+//! keys with certificates from the portal's CA, and virtual USB-Keys from a test factory whose
+//! key pairs the portal accepts for certificate applications.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use portal::config::Config;
 use portal::password::{self, Cost};
 use portal::store::Store;
 use portal::token;
+use proto::piv::{PinPolicy, Slot};
 use proto::Clock;
 use serde_json::{json, Value};
 
@@ -37,6 +39,8 @@ pub struct World {
     pub origin: String,
     pub clock: Arc<TestClock>,
     pub ca: Arc<ca::Ca>,
+    /// The manufacturer CA the portal trusts for attestations.
+    pub factory: Arc<ca::Ca>,
     pub state: State,
     pub accounts: Vec<String>,
 }
@@ -53,6 +57,10 @@ impl World {
         let clock = Arc::new(TestClock(AtomicU64::new(T0)));
         let ca = Arc::new(
             ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap(),
+        );
+        let factory = Arc::new(
+            ca::Ca::create(&dir.path().join("factory"), "CN=Test Factory,O=ukey", 36_500, &proto::clock::FixedClock(T0 - 100))
+                .unwrap(),
         );
         let e = store.create_enterprise("示例科技有限公司", CREDIT_CODE, T0 as i64).await.unwrap();
         store
@@ -71,10 +79,11 @@ impl World {
         let mut config = Config::new(&base);
         config.password_cost = Cost::FAST;
         config.sandbox = true;
+        config.attestation_roots.add_der(&factory.certificate_der()).unwrap();
         tune(&mut config);
         let state = Portal::new(store, ca.clone(), clock.clone(), config);
         tokio::spawn(portal::api::serve(listener, state.clone()));
-        World { _dir: dir, origin: base.clone(), base, clock, ca, state, accounts: vec![a1.id, a2.id] }
+        World { _dir: dir, origin: base.clone(), base, clock, ca, factory, state, accounts: vec![a1.id, a2.id] }
     }
 
     /// A second portal instance on the same database, CA, clock and origin (as behind a load
@@ -105,7 +114,12 @@ impl World {
         let now = self.clock.now_unix();
         let cert =
             self.ca.issue(&ca::parse_name(subject).unwrap(), spki.as_bytes(), now - 60, now + days * DAY).unwrap();
-        Key { sk, cert }
+        Key { sk: sk.into(), cert }
+    }
+
+    /// A virtual USB-Key made by the portal's trusted factory.
+    pub fn usb_key(&self) -> UsbKey {
+        UsbKey::made_by(Some(self.factory.clone()))
     }
 
     pub async fn browser(&self, lang: &str) -> Browser {
@@ -161,9 +175,6 @@ impl World {
 
     /// An application by `user` taken to the SMS stage (one code sent); answers its id.
     pub async fn application_at_sms_stage(&self, user: &str, pass: &str) -> String {
-        use base64::Engine;
-        use der::Encode;
-        use x509_cert::builder::{Builder, RequestBuilder};
         let mut b = self.browser("zh-CN").await;
         let (s, v) = b.password_login(user, pass).await;
         assert_eq!(s, 200, "{v}");
@@ -182,15 +193,8 @@ impl World {
                 b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", jpeg.clone()).await;
             assert_eq!(s, 200, "{v}");
         }
-        let sk = SigningKey::random(&mut rand::rngs::OsRng);
-        let csr = RequestBuilder::new(ca::parse_name("CN=x").unwrap(), &sk)
-            .unwrap()
-            .build::<p256::ecdsa::DerSignature>()
-            .unwrap()
-            .to_der()
-            .unwrap();
-        let csr = base64::engine::general_purpose::STANDARD.encode(csr);
-        let (s, v) = b.post(&format!("/api/applications/{id}/submit"), json!({"csr": csr})).await;
+        let pair = self.usb_key().key_pair(PinPolicy::Once);
+        let (s, v) = b.post(&format!("/api/applications/{id}/submit"), pair.submission()).await;
         assert_eq!(s, 200, "{v}");
         id
     }
@@ -206,18 +210,91 @@ impl World {
     }
 }
 
+/// What signs a key's login tokens: a software key, or the 9A key of a virtual USB-Key.
+pub enum Signer {
+    Software(SigningKey),
+    Card(std::sync::Mutex<UsbKey>),
+}
+
+impl From<SigningKey> for Signer {
+    fn from(sk: SigningKey) -> Signer {
+        Signer::Software(sk)
+    }
+}
+
 pub struct Key {
-    pub sk: SigningKey,
+    pub sk: Signer,
     pub cert: Vec<u8>,
 }
 
 impl Key {
     pub fn token(&self, origin: &str, nonce: &str) -> Value {
-        let sig: Signature = self.sk.sign_prehash(&token::signed_digest(origin, nonce.as_bytes())).unwrap();
-        serde_json::to_value(token::make(&self.cert, &sig.to_bytes())).unwrap()
+        let digest = token::signed_digest(origin, nonce.as_bytes());
+        let raw = match &self.sk {
+            Signer::Software(sk) => {
+                let sig: Signature = sk.sign_prehash(&digest).unwrap();
+                sig.to_bytes().to_vec()
+            }
+            Signer::Card(k) => k.lock().unwrap().sign(&digest),
+        };
+        serde_json::to_value(token::make(&self.cert, &raw)).unwrap()
     }
     pub fn fingerprint(&self) -> String {
         token::fingerprint(&self.cert)
+    }
+}
+
+/// A virtual USB-Key in memory, driven through the host driver as the agent drives one.
+pub struct UsbKey {
+    pub piv: host_driver::Piv<token_sim::VirtualKey>,
+}
+
+/// What the agent's key-pair step returns: the CSR and the key's attestation of its key pair.
+pub struct KeyPair {
+    pub csr: Vec<u8>,
+    pub attestation: Vec<u8>,
+    pub f9: Vec<u8>,
+}
+
+impl KeyPair {
+    /// The application submit's body.
+    pub fn submission(&self) -> Value {
+        use base64::Engine;
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        json!({"csr": b64(&self.csr), "attestation": b64(&self.attestation), "attestation_f9": b64(&self.f9)})
+    }
+}
+
+impl UsbKey {
+    /// A key whose F9 certificate `factory` issued (`None`: self-signed, as a key of no make).
+    pub fn made_by(factory: Option<Arc<ca::Ca>>) -> UsbKey {
+        let spec = token_sim::KeySpec { factory, ..Default::default() };
+        let key = token_sim::VirtualKey::in_memory(&spec, &proto::clock::FixedClock(T0)).unwrap();
+        let mut piv = host_driver::Piv::new(key);
+        piv.select().unwrap();
+        UsbKey { piv }
+    }
+
+    /// A key pair generated in 9A with `pin_policy`, its CSR, and the card's attestation.
+    pub fn key_pair(&mut self, pin_policy: PinPolicy) -> KeyPair {
+        self.piv.authenticate_auto(&host_driver::MgmtKey::default()).unwrap();
+        let public = self.piv.generate(Slot::Authentication, Some(pin_policy), None).unwrap();
+        self.piv.verify_pin(&proto::secret::Pin::new("123456")).unwrap();
+        let csr = host_driver::csr::certificate_request(&mut self.piv, Slot::Authentication, &public, "CN=x").unwrap();
+        let attestation = self.piv.attest(Slot::Authentication).unwrap();
+        let f9 = self.piv.read_certificate(Slot::Attestation).unwrap().unwrap();
+        KeyPair { csr, attestation, f9 }
+    }
+
+    /// Sign a digest with 9A (PIN first); raw r||s.
+    pub fn sign(&mut self, digest: &[u8]) -> Vec<u8> {
+        self.piv.verify_pin(&proto::secret::Pin::new("123456")).unwrap();
+        self.piv.sign_digest(Slot::Authentication, digest).unwrap().raw.to_vec()
+    }
+
+    /// This key as a login key with `cert`.
+    pub fn with_certificate(self, cert: Vec<u8>) -> Key {
+        Key { sk: Signer::Card(std::sync::Mutex::new(self)), cert }
     }
 }
 
