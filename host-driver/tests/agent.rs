@@ -216,6 +216,15 @@ fn enrollment_generates_the_key_pair_on_the_key_and_installs_only_a_matching_cer
         if let Some(ok) = openssl_verifies_csr(&csr) {
             assert!(ok, "openssl req -verify refused the key's CSR");
         }
+        // With it, the key's attestation of that key pair: ATTEST of 9A, signed by the F9 key
+        // (this key was made without a factory, so its F9 certificate is its own root here).
+        let att = b64.decode(v["attestation"].as_str().expect("attestation")).unwrap();
+        let f9 = b64.decode(v["attestation_f9"].as_str().expect("F9 certificate")).unwrap();
+        let mut roots = ca::attestation::Roots::default();
+        roots.add_der(&f9).unwrap();
+        let attested = ca::attestation::verify(&att, &f9, &roots, NOW).unwrap();
+        assert!(attested.certifies(&req.info.public_key), "the attestation is of the CSR's key");
+        assert_eq!(attested.serial, Some(20_000_002));
 
         // A certificate for another key pair is refused and not written.
         let other = key(&s.ca, Scenario::Provisioned, 3);
@@ -253,6 +262,14 @@ fn enrollment_generates_the_key_pair_on_the_key_and_installs_only_a_matching_cer
         let (_, v) = call("GET", &format!("{}/keys", s.base), Some(PORTAL), None, None).await;
         let blank = v["keys"].as_array().unwrap().iter().find(|k| k["id"] == "blank").unwrap().clone();
         assert!(blank["subject"].is_null(), "the old certificate went with its key: {blank}");
+
+        // A plain PIV card cannot attest: the CSR comes alone (the portal will refuse it).
+        let plain = KeySpec { seed: Some(9), flavor: token_sim::piv::state::Flavor::Plain, ..KeySpec::default() };
+        s.keys.keys().push(("plain".into(), SharedKey::new(VirtualKey::in_memory(&plain, &FixedClock(NOW)).unwrap())));
+        let (st, v) =
+            call("POST", &keypair, Some(PORTAL), None, Some(json!({"key_id": "plain", "pin": "123456"}))).await;
+        assert_eq!(st, 200, "{v}");
+        assert!(v["csr"].is_string() && v["attestation"].is_null() && v["attestation_f9"].is_null(), "{v}");
     });
 }
 

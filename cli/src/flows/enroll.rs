@@ -28,6 +28,17 @@ fn photo(len: usize) -> Vec<u8> {
     v
 }
 
+/// A CSR whose key pair was made in software (base64 DER): its self-signature verifies, but no
+/// USB-Key attests it.
+fn software_csr() -> Result<String> {
+    use base64::Engine;
+    use der::Encode;
+    use ca::x509_cert::builder::{Builder, RequestBuilder};
+    let sk = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let req = RequestBuilder::new(ca::parse_name("CN=software key")?, &sk)?.build::<p256::ecdsa::DerSignature>()?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(req.to_der()?))
+}
+
 /// The newest message of the sandbox outbox to `to`.
 async fn newest_message(b: &Browser, to: &str) -> Result<String> {
     let (s, v) = b.get(&format!("/api/sandbox/outbox?to={to}")).await?;
@@ -51,6 +62,7 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
     const FLOW: &str = "enrollment";
     let mut id = String::new();
     let mut csr = String::new();
+    let (mut attestation, mut f9) = (Value::Null, Value::Null);
     let mut cert = String::new();
     let app = |id: &str, rest: &str| format!("/api/applications/{id}{rest}");
 
@@ -114,16 +126,25 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
         Ok("人像面, 国徽面".into())
     })
     .await;
-    run.step(FLOW, "key pair generated on the key, request signed by it", || async {
+    run.step(FLOW, "a key pair made in software is refused", || async {
+        let v = expect(user.post(&app(&id, "/submit"), json!({"csr": software_csr()?})).await?, 422, "not_attested")?;
+        Ok(format!("{} ({})", msg(&v), v["reason"].as_str().unwrap_or("")))
+    })
+    .await;
+    run.step(FLOW, "key pair generated on the key, request signed by it, attested by the key", || async {
         let body = json!({"key_id": key, "pin": c.pin.expose(), "replace": w.replace_key});
         let v = expect(user.agent(Method::POST, "/enroll/keypair", Some(body)).await?, 200, "keypair")?;
         csr = v["csr"].as_str().context("no CSR")?.to_string();
-        Ok(format!("CSR of {} bytes (base64)", csr.len()))
+        (attestation, f9) = (v["attestation"].clone(), v["attestation_f9"].clone());
+        let attested = if attestation.is_string() { "with the key's attestation" } else { "the key cannot attest" };
+        Ok(format!("CSR of {} bytes (base64), {attested}", csr.len()))
     })
     .await;
     run.step(FLOW, "application confirmed: SMS code sent", || async {
-        let v = expect(user.post(&app(&id, "/submit"), json!({"csr": csr})).await?, 200, "sms_sent")?;
-        Ok(msg(&v))
+        let body = json!({"csr": csr, "attestation": attestation, "attestation_f9": f9});
+        let v = expect(user.post(&app(&id, "/submit"), body).await?, 200, "sms_sent")?;
+        let key = &v["key"];
+        Ok(format!("{} (key serial {}, firmware {})", msg(&v), key["serial"], key["firmware"].as_str().unwrap_or("-")))
     })
     .await;
     run.step(FLOW, "wrong SMS code: attempts left", || async {

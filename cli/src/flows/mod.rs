@@ -318,6 +318,13 @@ pub(crate) async fn setup_with(
     let clock = SystemClock;
     let now = clock.now_unix();
     let ca = ca::Ca::create(&dir.path().join("ca"), "CN=ukey flows CA,O=ukey", 3650, &clock)?;
+    // The maker of this run's keys, which the portal trusts for certificate applications.
+    let factory = Arc::new(ca::Ca::create(
+        &dir.path().join("factory"),
+        crate::home::FACTORY_SUBJECT,
+        crate::home::FACTORY_DAYS,
+        &clock,
+    )?);
     let url = db.map(str::to_string).unwrap_or_else(|| format!("sqlite:{}", dir.path().join("portal.db").display()));
     let store = Store::open(&url).await.with_context(|| format!("opening {url}"))?;
     let e = match store.create_enterprise("示例科技有限公司", CREDIT_CODE, now as i64).await {
@@ -337,7 +344,7 @@ pub(crate) async fn setup_with(
     }
     let keys = Arc::new(InProcessKeys::default());
     for (i, (id, s)) in key_list.iter().enumerate() {
-        let spec = KeySpec { seed: Some(100 + i as u64), ..KeySpec::default() };
+        let spec = KeySpec { seed: Some(100 + i as u64), factory: Some(factory.clone()), ..KeySpec::default() };
         let mut vk = VirtualKey::in_memory(&spec, &clock)?;
         // Certificates name their enterprise by credit code (binding checks it).
         let subject = if id == FOREIGN_KEY {
@@ -356,6 +363,7 @@ pub(crate) async fn setup_with(
     config.password_cost = Cost::FAST;
     // The flows' own portal: simulated payment provider and readable SMS / email outbox.
     config.sandbox = true;
+    config.attestation_roots.add_der(&factory.certificate_der())?;
     tune(&mut config);
     let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
     tokio::spawn(portal::api::serve(pl, state.clone()));
@@ -422,7 +430,13 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
         }
         None => {
             ensure!(a.reader.is_none() || a.enroll, "a key in a reader has no certificate from this run's own portal: add --enroll to give it one (replaces its 9A key pair), or point --portal at the portal that issued its certificate");
-            let mut w = setup(a.db.as_deref(), &[]).await?;
+            // The key in the reader was made elsewhere: trust this machine's factory too (where
+            // `ukey sim new` keys come from).
+            let home_factory = crate::home::factory(None)?.certificate_der();
+            let mut w = setup_with(a.db.as_deref(), &[], |c| {
+                let _ = c.attestation_roots.add_der(&home_factory);
+            })
+            .await?;
             w.cast.pin = a.pin.clone();
             w.replace_key = true;
             (w, true)

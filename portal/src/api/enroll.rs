@@ -411,8 +411,11 @@ pub async fn submit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
             return Err(p.moved_on(&id).await);
         }
         p.send_sms_code(&user, &a, &code, expires).await?;
-        p.audit(&user.username, "apply_submit", "ok", &a.number).await?;
-        Ok(p.sms_sent(&a, lang))
+        let serial = key.serial.map_or("-".to_string(), |s| s.to_string());
+        p.audit(&user.username, "apply_submit", "ok", &format!("{} key serial {serial}", a.number)).await?;
+        let mut v = p.sms_sent(&a, lang);
+        v["key"] = json!(key);
+        Ok(v)
     }
     .await;
     Reply { lang, result, cookie: None }
