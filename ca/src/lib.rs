@@ -24,6 +24,7 @@ use x509_cert::Certificate;
 pub use x509_cert;
 
 pub mod attestation;
+pub mod crl;
 
 const KEY_FILE: &str = "ca.key.pem";
 const CERT_FILE: &str = "ca.crt.pem";
@@ -59,6 +60,8 @@ pub struct Ca {
     dir: PathBuf,
     key: SigningKey,
     cert: Certificate,
+    /// Where this CA publishes its CRL; named in every certificate it issues.
+    crl_url: Option<String>,
 }
 
 impl std::fmt::Debug for Ca {
@@ -201,7 +204,7 @@ impl Ca {
         let cert_pem = cert.to_pem(der::pem::LineEnding::LF).map_err(|e| CaError::Build(e.to_string()))?;
         write_file(&dir.join(KEY_FILE), key_pem.as_bytes(), true)?;
         write_file(&dir.join(CERT_FILE), cert_pem.as_bytes(), false)?;
-        Ok(Ca { dir: dir.to_path_buf(), key, cert })
+        Ok(Ca { dir: dir.to_path_buf(), key, cert, crl_url: None })
     }
 
     /// Open the CA kept in `dir`.
@@ -220,7 +223,7 @@ impl Ca {
         if &cert_key != key.verifying_key() {
             return Err(bad(CERT_FILE, "the certificate does not belong to ca.key.pem".into()));
         }
-        Ok(Ca { dir: dir.to_path_buf(), key, cert })
+        Ok(Ca { dir: dir.to_path_buf(), key, cert, crl_url: None })
     }
 
     /// Open the CA in `dir`, creating it first if there is none.
@@ -234,6 +237,15 @@ impl Ca {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Name `url` as the CRL distribution point of every certificate issued from now on.
+    pub fn with_crl_url(mut self, url: impl Into<String>) -> Ca {
+        self.crl_url = Some(url.into());
+        self
+    }
+    pub fn crl_url(&self) -> Option<&str> {
+        self.crl_url.as_deref()
     }
     pub fn certificate(&self) -> &Certificate {
         &self.cert
@@ -266,6 +278,9 @@ impl Ca {
         let mut builder = CertificateBuilder::new(profile, random_serial(), validity, subject.clone(), spki, &self.key)
             .map_err(|e| CaError::Build(e.to_string()))?;
         builder.add_extension(&ExtendedKeyUsage(vec![CLIENT_AUTH])).map_err(|e| CaError::Build(e.to_string()))?;
+        if let Some(url) = &self.crl_url {
+            builder.add_extension(&crl::distribution_point(url)?).map_err(|e| CaError::Build(e.to_string()))?;
+        }
         let cert = builder.build::<DerSignature>().map_err(|e| CaError::Build(e.to_string()))?;
         cert.to_der().map_err(|e| CaError::Build(e.to_string()))
     }
