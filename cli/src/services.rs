@@ -165,7 +165,8 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
         config.payment_secret = secret.as_bytes().to_vec();
     }
     let attested_by = config.attestation_roots.subjects().join("; ");
-    let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
+    let ca = Arc::new(ca.with_crl_url(config.crl_url()));
+    let state = Portal::new(store, ca, Arc::new(SystemClock), config);
     println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
     println!("certificate applications from keys attested by: {attested_by}");
     match a.trusted_proxies.as_slice() {

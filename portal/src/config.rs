@@ -36,6 +36,9 @@ pub struct Config {
     /// The token manufacturers whose attestations prove a key pair was generated on a
     /// USB-Key (see [`ca::attestation`]). Empty: no application can be confirmed.
     pub attestation_roots: ca::attestation::Roots,
+    /// How long a CRL is valid (its nextUpdate); a new one is made when a certificate is
+    /// revoked, or after half of this.
+    pub crl_validity_secs: u64,
     /// Test mode: the simulated payment provider and a read-only view of the SMS / email
     /// outbox are served under `/api/sandbox`. Never on a portal real users reach.
     pub sandbox: bool,
@@ -84,6 +87,12 @@ impl Default for EnrollConfig {
 }
 
 impl Config {
+    /// Where the portal publishes its CA's CRL: what the CA names in every certificate
+    /// (`Ca::with_crl_url(config.crl_url())`).
+    pub fn crl_url(&self) -> String {
+        format!("{}{}", self.origin, crate::api::pki::CRL_PATH)
+    }
+
     /// How long a client waits after its `failures`-th wrong password in a row for one
     /// username: nothing for the first `password_free_failures`, then 1 s doubling to the cap.
     pub fn password_delay(&self, failures: i64) -> i64 {
@@ -112,6 +121,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             enroll: EnrollConfig::default(),
             attestation_roots: ca::attestation::Roots::default(),
+            crl_validity_secs: 24 * 3600,
             sandbox: false,
             payment_secret: rand::random::<[u8; 32]>().to_vec(),
         }

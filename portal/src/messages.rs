@@ -92,6 +92,10 @@ pub enum Msg {
     StaffOnly,
     /// Four eyes: the reviewer filed the application.
     OwnApplication,
+    /// Staff revoked a certificate.
+    Revoked {
+        reason: String,
+    },
     /// The application's key pair has no valid attestation from a trusted manufacturer.
     NotAttested,
     /// The key pair works without its PIN (PIN policy "never").
@@ -139,6 +143,7 @@ impl Msg {
             Msg::Rejected { .. } => "rejected",
             Msg::StaffOnly => "staff_only",
             Msg::OwnApplication => "own_application",
+            Msg::Revoked { .. } => "revoked",
             Msg::NotAttested => "not_attested",
             Msg::KeyWithoutPin => "key_without_pin",
         }
@@ -265,6 +270,8 @@ impl Msg {
             (Msg::OwnApplication, Lang::En) => {
                 "You filed this application: another member of staff must review it".into()
             }
+            (Msg::Revoked { reason }, Lang::Zh) => format!("证书已吊销（{reason}），该USB-Key不能再登录"),
+            (Msg::Revoked { reason }, Lang::En) => format!("Certificate revoked ({reason}): the USB-Key no longer logs in"),
             (Msg::NotAttested, Lang::Zh) => "该密钥不是在USB-Key内生成的，无法申请证书".into(),
             (Msg::NotAttested, Lang::En) => {
                 "The key was not generated on a USB-Key: no certificate can be applied for with it".into()

@@ -365,7 +365,8 @@ pub(crate) async fn setup_with(
     config.sandbox = true;
     config.attestation_roots.add_der(&factory.certificate_der())?;
     tune(&mut config);
-    let state = Portal::new(store, Arc::new(ca), Arc::new(SystemClock), config);
+    let ca = Arc::new(ca.with_crl_url(config.crl_url()));
+    let state = Portal::new(store, ca, Arc::new(SystemClock), config);
     tokio::spawn(portal::api::serve(pl, state.clone()));
     let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let agent = format!("http://{}", al.local_addr()?);

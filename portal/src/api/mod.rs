@@ -10,6 +10,7 @@ mod binding;
 mod edge;
 mod enroll;
 mod keylogin;
+pub mod pki;
 mod sandbox;
 mod staff;
 
@@ -47,6 +48,7 @@ pub struct Portal {
     pub hasher: crate::password::Hasher,
     /// SHA-256 of certificates already found signed by our CA (bounded).
     chain_ok: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    crl_cache: std::sync::Mutex<Option<pki::CachedCrl>>,
 }
 
 const CHAIN_CACHE_MAX: usize = 100_000;
@@ -66,6 +68,7 @@ impl Portal {
             limits,
             hasher,
             chain_ok: Default::default(),
+            crl_cache: Default::default(),
         })
     }
 
@@ -172,7 +175,10 @@ pub fn router(state: State) -> Router {
         .route("/api/staff/applications", get(staff::queue))
         .route("/api/staff/applications/{id}/photos/{side}", get(staff::photo))
         .route("/api/staff/applications/{id}/approve", post(staff::approve))
-        .route("/api/staff/applications/{id}/reject", post(staff::reject));
+        .route("/api/staff/applications/{id}/reject", post(staff::reject))
+        .route("/api/staff/certificates/{fingerprint}/revoke", post(staff::revoke))
+        .route(pki::CRL_PATH, get(pki::crl))
+        .route(pki::CA_PATH, get(pki::ca_certificate));
     if state.config.sandbox {
         r = r
             .route("/api/sandbox/pay/{payment_id}", post(sandbox::pay))

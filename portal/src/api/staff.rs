@@ -1,6 +1,7 @@
 //! Staff review of certificate applications (等待工作人员审核): the queue, the ID photos, and
 //! approve (the CA issues the certificate for the key's CSR, under a subject taken from the
-//! approved application) or reject with a reason. Both outcomes are mailed to the applicant.
+//! approved application, and revokes the holder's earlier one as superseded) or reject with a
+//! reason. Both outcomes are mailed to the applicant. Staff also revoke certificates.
 
 use axum::extract::{Path, Query, State as S};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -143,10 +144,14 @@ pub async fn approve(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>)
         let rec = CertRecord::from_der(&der).ok_or_else(|| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "issue_failed", "the CA issued an unreadable certificate")
         })?;
-        if !p.store.approve(&a.id, &staff.id, &rec, p.now()).await? {
+        let Some(superseded) = p.store.approve(&a.id, &staff.id, &rec, p.now()).await? else {
             return Err(p.moved_on(&id).await);
-        }
+        };
         p.audit(&staff.username, "review", "approved", &format!("{} certificate {}", a.number, rec.fingerprint)).await?;
+        for fp in &superseded {
+            p.audit(&staff.username, "revoke", "superseded", &format!("{fp} by {} of {}", rec.fingerprint, a.number))
+                .await?;
+        }
         let body = format!(
             "{}：您好！贵单位（{}）的数字证书申请（申请号{}）已审核通过，证书已签发，有效期至{}。请在插入USB-Key的电脑上打开证书申请页面，将证书写入USB-Key。",
             a.form.handler_name, a.form.organisation, a.number, day(rec.not_after)
@@ -189,6 +194,42 @@ pub async fn reject(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
         );
         p.store.send("email", &a.form.email, "数字证书申请审核未通过", &body, p.now()).await?;
         Ok(ok(lang, &Msg::Rejected { reason: reason.into() }, json!({"stage": Stage::Rejected})))
+    }
+    .await;
+    Reply { lang, result, cookie: None }
+}
+
+#[derive(Deserialize)]
+pub struct Revoke {
+    /// RFC 5280 reason: keyCompromise, affiliationChanged, superseded, cessationOfOperation,
+    /// privilegeWithdrawn or unspecified.
+    reason: String,
+}
+
+/// `POST /api/staff/certificates/{fingerprint}/revoke {reason}`: the certificate no longer logs
+/// in, and the next CRL lists it.
+pub async fn revoke(
+    S(p): S<State>,
+    headers: HeaderMap,
+    Path(fingerprint): Path<String>,
+    Body(req): Body<Revoke>,
+) -> Reply {
+    let lang = lang(&headers);
+    let result = async {
+        let s = p.guarded(&headers).await?;
+        let staff = p.staff_of(&s).await?;
+        let reason = ca::crl::Reason::parse(req.reason.trim()).ok_or_else(|| {
+            let names: Vec<&str> = ca::crl::Reason::ALL.iter().map(|r| r.name()).collect();
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_reason", format!("the reason is one of {}", names.join(", ")))
+        })?;
+        let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no_certificate", "no certificate with that fingerprint");
+        let cert = p.store.certificate(&fingerprint).await?.ok_or_else(not_found)?;
+        if !p.store.revoke(&fingerprint, reason.name(), p.now()).await? {
+            let had = cert.revoke_reason.unwrap_or_default();
+            return Err(ApiError::new(StatusCode::CONFLICT, "already_revoked", format!("already revoked ({had})")));
+        }
+        p.audit(&staff.username, "revoke", reason.name(), &format!("{fingerprint} {}", cert.subject)).await?;
+        Ok(ok(lang, &Msg::Revoked { reason: reason.name().into() }, json!({"fingerprint": fingerprint})))
     }
     .await;
     Reply { lang, result, cookie: None }

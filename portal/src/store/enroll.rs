@@ -492,7 +492,11 @@ impl Store {
 
     /// Approve: record the issued certificate and move the application to issued, together.
     /// Never by the applicant (four eyes, also here, so no caller can forget it): `false`.
-    pub async fn approve(&self, id: &str, staff_id: &str, cert: &CertRecord, now: i64) -> Result<bool> {
+    /// Approve with the issued certificate `cert`, and revoke (reason superseded) the
+    /// certificates issued before to the same holder (ID number) for the same enterprise
+    /// (credit code): one live certificate per person and enterprise. `None` when the
+    /// application had moved on; else the fingerprints superseded.
+    pub async fn approve(&self, id: &str, staff_id: &str, cert: &CertRecord, now: i64) -> Result<Option<Vec<String>>> {
         let mut conn = self.w().await?;
         let mut tx = conn.begin().await?;
         insert_certificate(cert, now).execute(&mut *tx).await.map_err(unique("certificate", &cert.fingerprint))?;
@@ -509,7 +513,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
-            return Ok(false); // dropped: the certificate row goes too
+            return Ok(None); // dropped: the certificate row goes too
         }
         // The certificate carries where its key was made.
         sqlx::query(
@@ -520,8 +524,27 @@ impl Store {
         .bind(&cert.fingerprint)
         .execute(&mut *tx)
         .await?;
+        let earlier = "SELECT o.fingerprint FROM applications o JOIN applications a ON a.id = $1 \
+             WHERE o.id <> a.id AND o.fingerprint IS NOT NULL AND o.credit_code = a.credit_code \
+             AND o.id_number = a.id_number";
+        let rows = sqlx::query(&format!(
+            "SELECT fingerprint FROM certificates WHERE revoked_at IS NULL AND fingerprint IN ({earlier})"
+        ))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let superseded: Vec<String> = rows.iter().map(|r| r.try_get("fingerprint")).collect::<sqlx::Result<_>>()?;
+        sqlx::query(&format!(
+            "UPDATE certificates SET revoked_at = $2, revoke_reason = $3 WHERE revoked_at IS NULL \
+             AND fingerprint IN ({earlier})"
+        ))
+        .bind(id)
+        .bind(now)
+        .bind(ca::crl::Reason::Superseded.name())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(superseded))
     }
 
     /// The token serial and firmware stored with an issued certificate (from its attestation).

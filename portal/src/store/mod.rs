@@ -552,6 +552,18 @@ impl Store {
         Ok(row.as_ref().map(cert).transpose()?)
     }
 
+    /// Every revoked certificate: (serial as in the certificate, hex; when; reason), for the CRL.
+    pub async fn revoked_certificates(&self) -> Result<Vec<(String, i64, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, revoke_reason FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial",
+        )
+        .fetch_all(&mut *self.r().await?)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_at")?, r.try_get("revoke_reason")?)))
+            .collect()
+    }
+
     /// Revoke; `false` if it was already revoked (the first reason stays).
     pub async fn revoke(&self, fingerprint: &str, reason: &str, now: i64) -> Result<bool> {
         let done = sqlx::query(

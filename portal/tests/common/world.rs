@@ -26,6 +26,10 @@ pub const CREDIT_CODE: &str = "91350100M000100Y43";
 /// Another enterprise's (valid check character too).
 pub const OTHER_CREDIT_CODE: &str = "91110000600037341L";
 
+/// The handler's ID number in applications (valid check digit), and another person's.
+pub const HOLDER_ID: &str = "11010519491231002X";
+pub const OTHER_HOLDER_ID: &str = "110105198001010016";
+
 pub struct TestClock(AtomicU64);
 impl Clock for TestClock {
     fn now_unix(&self) -> u64 {
@@ -55,9 +59,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(db).await.unwrap();
         let clock = Arc::new(TestClock(AtomicU64::new(T0)));
-        let ca = Arc::new(
-            ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap(),
-        );
+        let ca = ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap();
         let factory = Arc::new(
             ca::Ca::create(&dir.path().join("factory"), "CN=Test Factory,O=ukey", 36_500, &proto::clock::FixedClock(T0 - 100))
                 .unwrap(),
@@ -81,6 +83,7 @@ impl World {
         config.sandbox = true;
         config.attestation_roots.add_der(&factory.certificate_der()).unwrap();
         tune(&mut config);
+        let ca = Arc::new(ca.with_crl_url(config.crl_url()));
         let state = Portal::new(store, ca.clone(), clock.clone(), config);
         tokio::spawn(portal::api::serve(listener, state.clone()));
         World { _dir: dir, origin: base.clone(), base, clock, ca, factory, state, accounts: vec![a1.id, a2.id] }
@@ -156,7 +159,12 @@ impl World {
     /// An application by `user` taken through every step to staff review (software key,
     /// sandbox SMS and payment); answers its id.
     pub async fn application_under_review(&self, user: &str, pass: &str) -> String {
-        let id = self.application_at_sms_stage(user, pass).await;
+        self.application_under_review_of(user, pass, HOLDER_ID).await
+    }
+
+    /// As [`World::application_under_review`], for the holder with ID number `id_number`.
+    pub async fn application_under_review_of(&self, user: &str, pass: &str, id_number: &str) -> String {
+        let id = self.application_at_sms_stage_of(user, pass, id_number).await;
         let mut b = self.browser("zh-CN").await;
         let (s, v) = b.password_login(user, pass).await;
         assert_eq!(s, 200, "{v}");
@@ -175,11 +183,15 @@ impl World {
 
     /// An application by `user` taken to the SMS stage (one code sent); answers its id.
     pub async fn application_at_sms_stage(&self, user: &str, pass: &str) -> String {
+        self.application_at_sms_stage_of(user, pass, HOLDER_ID).await
+    }
+
+    async fn application_at_sms_stage_of(&self, user: &str, pass: &str, id_number: &str) -> String {
         let mut b = self.browser("zh-CN").await;
         let (s, v) = b.password_login(user, pass).await;
         assert_eq!(s, 200, "{v}");
         let form = json!({
-            "handler_name": "张三", "id_number": "11010519491231002X",
+            "handler_name": "张三", "id_number": id_number,
             "mobile": "13800138000", "email": "zhangsan@example.com",
         });
         let (s, v) = b.post("/api/applications", form).await;
