@@ -697,21 +697,27 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
         }
         None => run.skip("key login", "certificate expired: refused", needs),
     }
-    match (&c.revocable, &w.state) {
-        (Some(k), Some(state)) => {
-            run.step("key login", "certificate revoked: refused", || async {
+    match (&c.revocable, &c.staff) {
+        (Some(k), Some((staff_name, staff_password))) => {
+            run.step("key login", "certificate revoked by staff: refused", || async {
                 expect(user.bind(k, &accounts[..1]).await?, 200, "bound")?;
                 let nonce = b.challenge().await?;
                 let (_, v) = b.agent_sign(k, c.pin.expose(), &nonce).await?;
                 let cert = base64_decode(v["token"]["certificate"].as_str().context("no certificate")?)?;
                 let fp = portal::token::fingerprint(&cert);
-                state.store.revoke(&fp, "keyCompromise", SystemClock.now_unix() as i64).await?;
+                let mut staff = w.browser().await?;
+                let login = json!({"username": staff_name, "password": staff_password.expose()});
+                let (s, answer) = staff.post("/api/login/password", login).await?;
+                ensure!(s == 200, "staff login: {answer}");
+                let revoke = format!("/api/staff/certificates/{fp}/revoke");
+                let revoked = expect(staff.post(&revoke, json!({"reason": "keyCompromise"})).await?, 200, "revoked")?;
                 let body = json!({"nonce": nonce, "token": v["token"]});
-                Ok(msg(&expect(b.post("/api/login/key", body).await?, 403, "cert_revoked")?))
+                let refused = msg(&expect(b.post("/api/login/key", body).await?, 403, "cert_revoked")?);
+                Ok(format!("{}; {refused}", msg(&revoked)))
             })
             .await
         }
-        _ => run.skip("key login", "certificate revoked: refused", "needs the portal in this process"),
+        _ => run.skip("key login", "certificate revoked by staff: refused", "needs a revocable key and --staff-password"),
     }
     match &c.unbound {
         Some(k) => {
