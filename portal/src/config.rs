@@ -66,6 +66,22 @@ pub struct EnrollConfig {
     /// Bounds of an ID photo upload, in bytes.
     pub photo_min_bytes: usize,
     pub photo_max_bytes: usize,
+    /// Each side of an ID photo in pixels, and its pixel count (see [`crate::photo`]).
+    pub photo_min_side: u32,
+    pub photo_max_side: u32,
+    pub photo_max_pixels: u64,
+}
+
+impl EnrollConfig {
+    pub fn photo_limits(&self) -> crate::photo::PhotoLimits {
+        crate::photo::PhotoLimits {
+            min_bytes: self.photo_min_bytes,
+            max_bytes: self.photo_max_bytes,
+            min_side: self.photo_min_side,
+            max_side: self.photo_max_side,
+            max_pixels: self.photo_max_pixels,
+        }
+    }
 }
 
 impl Default for EnrollConfig {
@@ -82,6 +98,10 @@ impl Default for EnrollConfig {
             sms_per_user_day: 20,
             photo_min_bytes: 1024,
             photo_max_bytes: 2 << 20,
+            photo_min_side: 200,
+            photo_max_side: 8000,
+            // A 24-megapixel phone photo; decoding it takes at most ~200 MB.
+            photo_max_pixels: 24_000_000,
         }
     }
 }

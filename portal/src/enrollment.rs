@@ -164,54 +164,6 @@ impl Side {
     }
 }
 
-/// Image types accepted for ID photos, told by their first bytes (not by the name or the
-/// declared type alone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhotoType {
-    Jpeg,
-    Png,
-}
-
-impl PhotoType {
-    pub fn sniff(bytes: &[u8]) -> Option<PhotoType> {
-        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            Some(PhotoType::Jpeg)
-        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-            Some(PhotoType::Png)
-        } else {
-            None
-        }
-    }
-    pub fn mime(self) -> &'static str {
-        match self {
-            PhotoType::Jpeg => "image/jpeg",
-            PhotoType::Png => "image/png",
-        }
-    }
-}
-
-/// Why a photo was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhotoProblem {
-    /// Not a JPEG or PNG, or the declared type says otherwise.
-    Type,
-    /// Smaller than `min` or larger than `max` bytes.
-    Size,
-}
-
-/// Check an upload: a JPEG or PNG whose bytes agree with the declared Content-Type, within
-/// the size bounds.
-pub fn check_photo(declared: &str, bytes: &[u8], min: usize, max: usize) -> Result<PhotoType, PhotoProblem> {
-    if bytes.len() < min || bytes.len() > max {
-        return Err(PhotoProblem::Size);
-    }
-    let declared = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match PhotoType::sniff(bytes) {
-        Some(t) if t.mime() == declared || (t == PhotoType::Jpeg && declared == "image/jpg") => Ok(t),
-        _ => Err(PhotoProblem::Type),
-    }
-}
-
 /// A fresh 6-digit SMS code.
 pub fn sms_code() -> String {
     use rand::Rng;
@@ -299,22 +251,6 @@ mod tests {
         assert_eq!(n.credit_code, "91350100M000100Y43");
         assert_eq!(n.id_number, "11010519491231002X");
         assert!(n.problems().is_empty());
-    }
-
-    #[test]
-    fn photos_are_judged_by_their_bytes() {
-        let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[0u8; 2000]].concat();
-        let png = [&b"\x89PNG\r\n\x1a\n"[..], &[0u8; 2000]].concat();
-        assert_eq!(check_photo("image/jpeg", &jpeg, 1024, 4096), Ok(PhotoType::Jpeg));
-        assert_eq!(check_photo("image/png; charset=x", &png, 1024, 4096), Ok(PhotoType::Png));
-        // Declared type and bytes disagree, or neither is an image type we take.
-        assert_eq!(check_photo("image/png", &jpeg, 1024, 4096), Err(PhotoProblem::Type));
-        assert_eq!(
-            check_photo("image/gif", &[&b"GIF89a"[..], &[0u8; 2000]].concat(), 1024, 4096),
-            Err(PhotoProblem::Type)
-        );
-        assert_eq!(check_photo("image/jpeg", &jpeg[..500], 1024, 4096), Err(PhotoProblem::Size));
-        assert_eq!(check_photo("image/jpeg", &[jpeg.clone(), jpeg].concat(), 1024, 4000), Err(PhotoProblem::Size));
     }
 
     #[test]

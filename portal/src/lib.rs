@@ -10,6 +10,7 @@
 //! - [`validate`]: application form fields (credit code, ID number with check digits, ...).
 //! - [`attestation`]: certificates only for key pairs generated on a USB-Key.
 //! - [`enrollment`]: the certificate application's stages, form, photos and SMS codes.
+//! - [`photo`]: ID photos decoded under limits and re-encoded.
 //! - [`payment`]: payment methods and the provider's signed notifications (simulated in test
 //!   mode).
 
@@ -21,6 +22,7 @@ pub mod enrollment;
 pub mod messages;
 pub mod password;
 pub mod payment;
+pub mod photo;
 pub mod ratelimit;
 pub mod store;
 pub mod token;

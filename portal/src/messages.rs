@@ -59,6 +59,14 @@ pub enum Msg {
         max_kb: usize,
     },
     PhotosMissing,
+    /// A JPEG or PNG by its first bytes that does not decode.
+    PhotoUnreadable,
+    /// Sides or pixel count outside the limits.
+    PhotoDimensions {
+        min_side: u32,
+        max_side: u32,
+        max_megapixels: u64,
+    },
     SmsSent {
         to: String,
         minutes: i64,
@@ -129,6 +137,8 @@ impl Msg {
             Msg::PhotoType => "photo_type",
             Msg::PhotoSize { .. } => "photo_size",
             Msg::PhotosMissing => "photos_missing",
+            Msg::PhotoUnreadable => "photo_unreadable",
+            Msg::PhotoDimensions { .. } => "photo_dimensions",
             Msg::SmsSent { .. } => "sms_sent",
             Msg::SmsWrong { .. } => "sms_wrong",
             Msg::SmsExpired => "sms_expired",
@@ -226,6 +236,16 @@ impl Msg {
             (Msg::OrderConfirmed, Lang::En) => "Order confirmed: upload the ID card photos".into(),
             (Msg::PhotoUploaded, Lang::Zh) => "证件照片上传成功".into(),
             (Msg::PhotoUploaded, Lang::En) => "ID photo uploaded".into(),
+            (Msg::PhotoUnreadable, Lang::Zh) => "证件照片无法识别（文件已损坏或不完整），请重新拍摄或选择图片".into(),
+            (Msg::PhotoUnreadable, Lang::En) => {
+                "The ID photo cannot be read (damaged or incomplete file): take or choose it again".into()
+            }
+            (Msg::PhotoDimensions { min_side, max_side, max_megapixels }, Lang::Zh) => {
+                format!("证件照片尺寸不符合要求：每边{min_side}至{max_side}像素，总像素不超过{max_megapixels}百万")
+            }
+            (Msg::PhotoDimensions { min_side, max_side, max_megapixels }, Lang::En) => format!(
+                "The ID photo's size is out of bounds: {min_side} to {max_side} pixels a side, at most {max_megapixels} megapixels"
+            ),
             (Msg::PhotoType, Lang::Zh) => "证件照片格式不正确，请上传JPG或PNG格式的图片".into(),
             (Msg::PhotoType, Lang::En) => "The ID photo must be a JPEG or PNG image".into(),
             (Msg::PhotoSize { min_kb, max_kb }, Lang::Zh) => format!("证件照片大小应在{min_kb}KB至{max_kb}KB之间"),

@@ -25,10 +25,16 @@ fn form() -> Value {
     })
 }
 
+/// JPEG magic and filler: refused by size before anything is decoded.
 fn jpeg(len: usize) -> Vec<u8> {
     let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0];
     v.resize(len, 0x42);
     v
+}
+
+/// A real photo of an ID card (a drawn stand-in).
+fn real_photo(seed: u8) -> Vec<u8> {
+    portal::photo::sample(portal::photo::PhotoType::Jpeg, 640, 400, seed)
 }
 
 fn csr(sk: &SigningKey) -> Vec<u8> {
@@ -61,7 +67,7 @@ async fn to_sms_stage(w: &World, b: &mut Browser, key: &mut UsbKey) -> String {
     let id = v["application"]["id"].as_str().unwrap().to_string();
     assert_eq!(b.post(&format!("/api/applications/{id}/confirm"), json!({})).await.0, 200);
     for side in ["front", "back"] {
-        let (s, v) = b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", jpeg(4096)).await;
+        let (s, v) = b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", real_photo(1)).await;
         assert_eq!(s, 200, "{v}");
     }
     let pair = key.key_pair(proto::piv::PinPolicy::Once);
@@ -143,15 +149,17 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
         let (s, v) = b.put_bytes(&photo("front"), "image/gif", gif).await;
         assert_eq!((s, v["code"].as_str()), (415, Some("photo_type")), "{v}");
         assert!(v["message"].as_str().unwrap().contains("JPG或PNG"));
-        let (s, v) = b.put_bytes(&photo("front"), "image/png", jpeg(4096)).await;
+        let (s, v) = b.put_bytes(&photo("front"), "image/png", real_photo(1)).await;
         assert_eq!((s, v["code"].as_str()), (415, Some("photo_type")), "declared PNG, bytes JPEG: {v}");
+        let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", jpeg(4096)).await;
+        assert_eq!((s, v["code"].as_str()), (422, Some("photo_unreadable")), "JPEG magic, no JPEG: {v}");
         let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", jpeg(100)).await;
         assert_eq!((s, v["code"].as_str()), (413, Some("photo_size")), "{v}");
         let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", jpeg((2 << 20) + 10)).await;
         assert_eq!((s, v["code"].as_str()), (413, Some("photo_size")), "{v}");
-        let (s, _) = b.put_bytes(&photo("side"), "image/jpeg", jpeg(4096)).await;
+        let (s, _) = b.put_bytes(&photo("side"), "image/jpeg", real_photo(1)).await;
         assert_eq!(s, 404);
-        let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", jpeg(5000)).await;
+        let (s, v) = b.put_bytes(&photo("front"), "image/jpeg", real_photo(2)).await;
         assert_eq!((s, v["code"].as_str()), (200, Some("photo_uploaded")), "{v}");
 
         // Confirm the application with the key's CSR and attestation: both photos first, a CSR
@@ -161,7 +169,7 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
         let submit = format!("/api/applications/{id}/submit");
         let (s, v) = b.post(&submit, pair.submission()).await;
         assert_eq!((s, v["code"].as_str()), (409, Some("photos_missing")), "{v}");
-        let png = [&b"\x89PNG\r\n\x1a\n"[..], &[7u8; 3000]].concat();
+        let png = portal::photo::sample(portal::photo::PhotoType::Png, 640, 400, 3);
         assert_eq!(b.put_bytes(&photo("back"), "image/png", png.clone()).await.0, 200);
         let mut tampered = pair.submission();
         let mut bad_csr = pair.csr.clone();
@@ -244,7 +252,8 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
         assert_eq!(queued.expect("in the queue")["key"]["serial"], key_serial, "{v}");
         let r = other.http.get(format!("{}/api/staff/applications/{id}/photos/back", w.base)).send().await.unwrap();
         assert_eq!(r.headers()["content-type"], "image/png");
-        assert_eq!(r.bytes().await.unwrap().to_vec(), png);
+        let kept = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(kept.to_rgb8(), image::load_from_memory(&png).unwrap().to_rgb8(), "the same picture");
         let (s, v) = other.post(&approve, json!({})).await;
         assert_eq!((s, v["code"].as_str()), (200, Some("approved")), "{v}");
         assert_eq!(other.post(&approve, json!({})).await.0, 409);
@@ -283,7 +292,7 @@ async fn to_photos_done(b: &mut Browser) -> String {
     let id = v["application"]["id"].as_str().unwrap().to_string();
     assert_eq!(b.post(&format!("/api/applications/{id}/confirm"), json!({})).await.0, 200);
     for side in ["front", "back"] {
-        let (s, v) = b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", jpeg(4096)).await;
+        let (s, v) = b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", real_photo(1)).await;
         assert_eq!(s, 200, "{v}");
     }
     id
@@ -442,5 +451,80 @@ fn without_the_sandbox_there_is_no_simulated_provider_or_outbox() {
         assert_eq!(b.post_raw("/api/sandbox/pay/x", vec![], &[]).await.0, 404);
         let r = b.http.get(format!("{}/api/sandbox/outbox?to=13800138000", w.base)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 404);
+    });
+}
+
+/// CRC-32 (IEEE), for patching a PNG chunk.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Defect: uploads were kept byte for byte (EXIF with the GPS position, bytes appended after
+/// the image), told apart by their first bytes only, and a small file declaring a huge image
+/// would have been decoded.
+#[test]
+fn photos_are_decoded_within_limits_and_re_encoded() {
+    common::on_each_backend(|db| async move {
+        let w = World::start(&db).await;
+        let mut b = logged_in(&w, "zhangsan", PASSWORD).await;
+        let (s, v) = b.post("/api/applications", form()).await;
+        assert_eq!(s, 200, "{v}");
+        let id = v["application"]["id"].as_str().unwrap().to_string();
+        assert_eq!(b.post(&format!("/api/applications/{id}/confirm"), json!({})).await.0, 200);
+        let front = format!("/api/applications/{id}/photos/front");
+
+        // EXIF in an APP1 segment after SOI, and a script after EOI.
+        let clean = real_photo(5);
+        let secret = b"Exif\0\0GPS 39.9042N 116.4074E camera-serial-4711";
+        let mut tagged = clean[..2].to_vec();
+        tagged.extend([0xFF, 0xE1]);
+        tagged.extend(((secret.len() + 2) as u16).to_be_bytes());
+        tagged.extend(secret);
+        tagged.extend(&clean[2..]);
+        tagged.extend(b"<script>alert(document.cookie)</script>");
+        let (s, v) = b.put_bytes(&front, "image/jpeg", tagged.clone()).await;
+        assert_eq!((s, v["code"].as_str()), (200, Some("photo_uploaded")), "{v}");
+        let (_, kept) = w.state.store.photo(&id, portal::enrollment::Side::Front).await.unwrap().unwrap();
+        let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|x| x == needle);
+        assert!(!find(&kept, b"GPS") && !find(&kept, b"4711"), "EXIF kept");
+        assert!(!find(&kept, b"<script>"), "appended bytes kept");
+        let img = image::load_from_memory(&kept).unwrap();
+        assert_eq!((img.width(), img.height()), (640, 400), "the picture itself is kept");
+        assert!(w.audit_has("apply_photo", "ok", "front 640x400").await);
+
+        // A small PNG that says it is 60000 x 60000 (14 GB of pixels): refused from its header.
+        let mut bomb = portal::photo::sample(portal::photo::PhotoType::Png, 640, 400, 6);
+        bomb[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+        let crc = crc32(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+        let (s, v) = b.put_bytes(&front, "image/png", bomb).await;
+        assert_eq!((s, v["code"].as_str()), (422, Some("photo_dimensions")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("8000"), "{v}");
+        assert!(w.audit_has("apply_photo", "refused", "60000x60000").await);
+        // The same with a JPEG's frame header.
+        let mut big = real_photo(7);
+        let sof = big.windows(2).position(|m| m == [0xFF, 0xC0]).unwrap();
+        big[sof + 5..sof + 9].copy_from_slice(&[0xFD, 0xE8, 0xFD, 0xE8]); // 65000 x 65000
+        let (s, v) = b.put_bytes(&front, "image/jpeg", big).await;
+        assert_eq!((s, v["code"].as_str()), (422, Some("photo_dimensions")), "{v}");
+        // Too small to read an ID card from.
+        let thumb = portal::photo::sample(portal::photo::PhotoType::Png, 150, 100, 8);
+        let thumb = if thumb.len() < 1024 { [thumb.clone(), vec![0; 1024]].concat() } else { thumb };
+        let (s, v) = b.put_bytes(&front, "image/png", thumb).await;
+        assert_eq!((s, v["code"].as_str()), (422, Some("photo_dimensions")), "{v}");
+        // Cut short.
+        let (s, v) = b.put_bytes(&front, "image/jpeg", real_photo(9)[..2000].to_vec()).await;
+        assert_eq!((s, v["code"].as_str()), (422, Some("photo_unreadable")), "{v}");
+        // None of the refusals replaced the good photo.
+        let (_, still) = w.state.store.photo(&id, portal::enrollment::Side::Front).await.unwrap().unwrap();
+        assert_eq!(still, kept);
     });
 }

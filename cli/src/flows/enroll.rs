@@ -21,11 +21,9 @@ fn form() -> Value {
     })
 }
 
-/// A stand-in ID photo: JPEG by its first bytes, of a plausible size.
-fn photo(len: usize) -> Vec<u8> {
-    let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0];
-    v.resize(len, 0x5A);
-    v
+/// A stand-in ID photo: a drawn card, a real JPEG (the portal decodes every upload).
+fn photo(seed: u8) -> Vec<u8> {
+    portal::photo::sample(portal::photo::PhotoType::Jpeg, 640, 400, seed)
 }
 
 /// A CSR whose key pair was made in software (base64 DER): its self-signature verifies, but no
@@ -118,7 +116,7 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
     run.step(FLOW, "ID photos uploaded (both sides)", || async {
         for side in ["front", "back"] {
             expect(
-                user.put_bytes(&app(&id, &format!("/photos/{side}")), "image/jpeg", photo(8192)).await?,
+                user.put_bytes(&app(&id, &format!("/photos/{side}")), "image/jpeg", photo(side.len() as u8)).await?,
                 200,
                 "photo_uploaded",
             )?;

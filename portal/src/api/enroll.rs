@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use super::{day, lang, ok, ApiError, Body, Portal, Reply, State};
 use crate::attestation::{self, KeyRefusal};
 use crate::client::ClientAddr;
-use crate::enrollment::{self, check_photo, Form, PhotoProblem, Side, Stage};
+use crate::enrollment::{self, Form, Side, Stage};
+use crate::photo::{self, PhotoProblem};
 use crate::messages::{field_problem, stage_zh, Lang, Msg};
 use crate::payment::{self, Method};
 use crate::store::{Application, Paid, Session, User};
@@ -318,21 +319,39 @@ pub async fn upload_photo(
             }
         };
         let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let kind = match check_photo(declared, &bytes, cfg.photo_min_bytes, cfg.photo_max_bytes) {
-            Ok(t) => t,
+        let (limits, typed) = (cfg.photo_limits(), declared.to_string());
+        // Decoding is CPU work: off the async workers.
+        let judged = tokio::task::spawn_blocking(move || photo::accept(&typed, &bytes, &limits))
+            .await
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the photo check failed"))?;
+        let photo = match judged {
+            Ok(ph) => ph,
             Err(problem) => {
                 let (status, msg, why) = match problem {
-                    PhotoProblem::Type => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Msg::PhotoType, "type"),
-                    PhotoProblem::Size => (StatusCode::PAYLOAD_TOO_LARGE, size_msg, "size"),
+                    PhotoProblem::Type => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Msg::PhotoType, "type".to_string()),
+                    PhotoProblem::Size => (StatusCode::PAYLOAD_TOO_LARGE, size_msg, "size".to_string()),
+                    PhotoProblem::Unreadable => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, Msg::PhotoUnreadable, "unreadable".to_string())
+                    }
+                    PhotoProblem::Dimensions { width, height } => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Msg::PhotoDimensions {
+                            min_side: cfg.photo_min_side,
+                            max_side: cfg.photo_max_side,
+                            max_megapixels: cfg.photo_max_pixels / 1_000_000,
+                        },
+                        format!("{width}x{height}"),
+                    ),
                 };
                 p.audit(&user.username, "apply_photo", "refused", &format!("{} {why} ({declared})", a.number)).await?;
                 return Err(ApiError::user(status, msg));
             }
         };
-        if !p.store.put_photo(&id, side, kind.mime(), &bytes, p.now()).await? {
+        if !p.store.put_photo(&id, side, photo.kind.mime(), &photo.bytes, p.now()).await? {
             return Err(wrong_stage(a.stage));
         }
-        p.audit(&user.username, "apply_photo", "ok", &format!("{} {} {} bytes", a.number, side.as_str(), bytes.len()))
+        let detail = format!("{} {} {}x{}, {} bytes kept", a.number, side.as_str(), photo.width, photo.height, photo.bytes.len());
+        p.audit(&user.username, "apply_photo", "ok", &detail)
             .await?;
         Ok(ok(lang, &Msg::PhotoUploaded, json!({"photos": p.store.photos(&id).await?})))
     }

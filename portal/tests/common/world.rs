@@ -198,8 +198,7 @@ impl World {
         assert_eq!(s, 200, "{v}");
         let id = v["application"]["id"].as_str().unwrap().to_string();
         assert_eq!(b.post(&format!("/api/applications/{id}/confirm"), json!({})).await.0, 200);
-        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
-        jpeg.resize(4096, 0x42);
+        let jpeg = portal::photo::sample(portal::photo::PhotoType::Jpeg, 640, 400, 7);
         for side in ["front", "back"] {
             let (s, v) =
                 b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", jpeg.clone()).await;
