@@ -26,7 +26,7 @@ pub struct KeysArgs {
 }
 
 /// This process's resident set, in bytes (Linux /proc; 0 where it cannot be read).
-fn rss_bytes() -> u64 {
+pub(super) fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").map(str::to_owned)))

@@ -29,9 +29,15 @@ pub enum BenchCommand {
 
 #[derive(Args, Debug)]
 pub struct LoginArgs {
-    /// Virtual keys logging in at the same time
+    /// Virtual keys (1 to 10,000), each with its own user and bound account, all set up
+    /// through the portal's and the agent's APIs first
     #[arg(long, default_value_t = 4)]
     pub keys: usize,
+    /// Logins in flight at once (default: one per key, at most 64). With more keys than this,
+    /// each worker logs in with its keys in turn, so 10,000 keys measure the data, not 10,000
+    /// connections
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
     /// Seconds to run the logins (and again the bare sign+verify loop)
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
@@ -83,45 +89,136 @@ fn bare_sign_verify(threads: usize, secs: u64) -> f64 {
     done.load(Ordering::Relaxed) as f64 / secs as f64
 }
 
+/// Most keys a login bench sets up.
+const MAX_KEYS: usize = 10_000;
+/// Default ceiling of logins in flight.
+const MAX_DEFAULT_CONCURRENCY: usize = 64;
+
+fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template("{spinner} {msg:<28} {bar:30} {pos}/{len} {elapsed}")
+        .expect("valid template");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Run `op(i)` for every i in 0..n on `workers` tasks at once, ticking `progress`.
+async fn for_each<F, Fut>(n: usize, workers: usize, progress: &indicatif::ProgressBar, op: F) -> Result<()>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let op = Arc::new(op);
+    let mut tasks = Vec::new();
+    for _ in 0..workers.max(1) {
+        let (next, op, progress) = (next.clone(), op.clone(), progress.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                op(i).await?;
+                progress.inc(1);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.context("setup task")??;
+    }
+    Ok(())
+}
+
 fn login(a: LoginArgs) -> Result<ExitCode> {
-    ensure!(a.keys >= 1 && a.keys <= 64, "--keys must be 1 to 64");
+    ensure!((1..=MAX_KEYS).contains(&a.keys), "--keys must be 1 to {MAX_KEYS}");
     ensure!(a.duration >= 1, "--duration must be at least 1 second");
+    let concurrency = a.concurrency.unwrap_or(a.keys.min(MAX_DEFAULT_CONCURRENCY));
+    ensure!((1..=a.keys).contains(&concurrency), "--concurrency must be 1 to --keys ({})", a.keys);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rt = crate::services::runtime()?;
-    let (latencies, errors, elapsed) = rt.block_on(async {
-        let keys: Vec<(String, Scenario)> = (0..a.keys).map(|i| (format!("k{i}"), Scenario::Provisioned)).collect();
+    let setup_start = Instant::now();
+    let (latencies, errors, elapsed, setup) = rt.block_on(async {
+        let ids: Vec<String> = (0..a.keys).map(|i| format!("k{i}")).collect();
+        let keys: Vec<(String, Scenario)> = ids.iter().map(|id| (id.clone(), Scenario::Provisioned)).collect();
         // Every key logs in from 127.0.0.1 as fast as it can: far past the limits a portal
         // keeps per client address and session, which the load test lifts (and says so).
-        let w = flows::setup_with(a.db.as_deref(), &keys, |c| {
-            c.rate_per_minute = u32::MAX;
-            c.rate_per_address_per_minute = u32::MAX;
-            c.sessions_per_address_per_minute = u32::MAX;
-        })
+        let making = bar(a.keys as u64, "virtual keys (provisioned)");
+        let w = flows::setup_with(
+            a.db.as_deref(),
+            &keys,
+            |c| {
+                c.rate_per_minute = u32::MAX;
+                c.rate_per_address_per_minute = u32::MAX;
+                c.sessions_per_address_per_minute = u32::MAX;
+            },
+            Some(&making),
+        )
         .await?;
+        making.finish();
         eprintln!(
             "portal limits lifted for the load test: requests per session and per address, new sessions per address"
         );
-        let mut user = Browser::new(&w.portal, &w.agent).await?;
-        user.post("/api/login/password", json!({"username": "zhangsan", "password": PASSWORD})).await?;
-        for (id, _) in &keys {
-            let (s, v) = user.bind(id, &w.accounts[..1]).await?;
-            ensure!(s == 200, "binding {id}: {v}");
-        }
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
+        eprintln!("bench users' passwords hashed at argon2's fast test cost (1 MiB, 1 pass), not the portal's default");
+        // One user with one account per key, in the demo enterprise (the keys' certificates
+        // name its credit code); each user logs in with its password and binds its key.
+        let state = w.state.clone().context("the bench's portal runs in this process")?;
+        let enterprise = state.store.user_by_name("zhangsan").await?.context("demo user")?.enterprise_id;
+        let hash = portal::password::hash(PASSWORD, portal::password::Cost::FAST);
+        let now = proto::Clock::now_unix(&proto::clock::SystemClock) as i64;
+        let accounts = bar(a.keys as u64, "users and accounts");
+        let account_ids: Vec<String> = {
+            let mut out = Vec::with_capacity(a.keys);
+            for i in 0..a.keys {
+                state.store.create_user(&enterprise, &format!("bench{i}"), &format!("压测用户{i}"), &hash, now).await?;
+                out.push(state.store.create_account(&enterprise, &format!("压测账号{i}"), now).await?.id);
+                accounts.inc(1);
+            }
+            out
+        };
+        accounts.finish();
+        let binding = bar(a.keys as u64, "password login + bind");
+        let (portal, agent) = (w.portal.clone(), w.agent.clone());
+        let (ids_b, accounts_b) = (Arc::new(ids.clone()), Arc::new(account_ids));
+        for_each(a.keys, concurrency.min(2 * cores), &binding, move |i| {
+            let (portal, agent, ids, accounts) = (portal.clone(), agent.clone(), ids_b.clone(), accounts_b.clone());
+            async move {
+                let mut user = Browser::new(&portal, &agent).await?;
+                let login = json!({"username": format!("bench{i}"), "password": PASSWORD});
+                let (s, v) = user.post("/api/login/password", login).await?;
+                ensure!(s == 200, "password login of bench{i}: {v}");
+                let (s, v) = user.bind(&ids[i], &accounts[i..=i]).await?;
+                ensure!(s == 200, "binding {}: {v}", ids[i]);
+                Ok(())
+            }
+        })
+        .await?;
+        binding.finish();
+        let setup = setup_start.elapsed();
+        eprintln!("set up {} keys, users and bindings in {:.1} s", a.keys, setup.as_secs_f64());
+
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
         let count = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let deadline = start + Duration::from_secs(a.duration);
+        let ids = Arc::new(ids);
         let mut tasks = Vec::new();
-        for (id, _) in keys.clone() {
-            let (portal, agent, count) = (w.portal.clone(), w.agent.clone(), count.clone());
+        for worker in 0..concurrency {
+            let (portal, agent, count, ids) = (w.portal.clone(), w.agent.clone(), count.clone(), ids.clone());
             tasks.push(tokio::spawn(async move {
                 let mut b = Browser::new(&portal, &agent).await?;
                 let mut lat = Vec::new();
                 let mut errors = 0u64;
+                // This worker's keys in turn: worker, worker + concurrency, ...
+                let mine: Vec<&String> = ids.iter().skip(worker).step_by(concurrency).collect();
+                let mut turn = 0;
                 while Instant::now() < deadline {
+                    let id = mine[turn % mine.len()];
+                    turn += 1;
                     let t = Instant::now();
-                    match b.key_login(&id, PIN, None).await {
+                    match b.key_login(id, PIN, None).await {
                         Ok((200, _)) => {
                             lat.push(t.elapsed().as_micros() as u64);
                             count.fetch_add(1, Ordering::Relaxed);
@@ -135,8 +232,8 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let n = count.load(Ordering::Relaxed);
-            bar.set_message(format!("{n} logins, {:.0}/s", n as f64 / start.elapsed().as_secs_f64()));
-            bar.tick();
+            spinner.set_message(format!("{n} logins, {:.0}/s", n as f64 / start.elapsed().as_secs_f64()));
+            spinner.tick();
         }
         let mut all = Vec::new();
         let mut errors = 0;
@@ -146,18 +243,21 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
             errors += e;
         }
         let elapsed = start.elapsed();
-        bar.finish_and_clear();
-        Ok::<_, anyhow::Error>((all, errors, elapsed))
+        spinner.finish_and_clear();
+        Ok::<_, anyhow::Error>((all, errors, elapsed, setup))
     })?;
+    let rss = keys::rss_bytes();
     let mut sorted = latencies;
     sorted.sort_unstable();
     let logins_per_s = sorted.len() as f64 / elapsed.as_secs_f64();
-    let threads = a.keys.min(cores);
+    let threads = concurrency.min(cores);
     eprintln!("measuring bare P-256 sign+verify on {threads} thread(s) for {} s ...", a.duration);
     let bare = bare_sign_verify(threads, a.duration);
     let ratio = logins_per_s / bare;
     let report: Value = json!({
         "keys": a.keys,
+        "concurrency": concurrency,
+        "setup_s": setup.as_secs_f64(),
         "duration_s": elapsed.as_secs_f64(),
         "logins": sorted.len(),
         "errors": errors,
@@ -168,12 +268,14 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
         "bare_threads": threads,
         "ratio": ratio,
         "cores": cores,
+        "rss_bytes": rss,
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        println!("setup           {} keys, users, accounts and bindings in {:.1} s", a.keys, setup.as_secs_f64());
         println!(
-            "key logins      {} in {:.1} s with {} keys ({errors} errors)",
+            "key logins      {} in {:.1} s, {concurrency} at a time over {} keys ({errors} errors)",
             sorted.len(),
             elapsed.as_secs_f64(),
             a.keys
@@ -186,6 +288,7 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
         );
         println!("bare P-256      {bare:.1} sign+verify/s on {threads} thread(s) ({cores} cores)");
         println!("ratio           {ratio:.3} (logins/s / bare sign+verify/s; target >= 0.5)");
+        println!("process RSS     {:.1} MiB (portal, agent, keys and client in one process)", rss as f64 / (1 << 20) as f64);
     }
     Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

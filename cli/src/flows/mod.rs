@@ -247,7 +247,7 @@ pub(crate) struct World {
     pub(crate) portal: String,
     pub(crate) agent: String,
     /// The portal, when it runs in this process.
-    state: Option<State>,
+    pub(crate) state: Option<State>,
     /// The virtual keys, when they are in this process.
     keys: Option<Arc<InProcessKeys>>,
     pub(crate) accounts: Vec<String>,
@@ -305,14 +305,16 @@ pub(crate) fn flow_keys() -> Vec<(String, Scenario)> {
 /// A portal (on `db`, else a temporary SQLite file) with the demo enterprise, user and
 /// accounts, an agent, and the given in-process virtual keys, all on loopback.
 pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> Result<World> {
-    setup_with(db, key_list, |_| {}).await
+    setup_with(db, key_list, |_| {}, None).await
 }
 
-/// [`setup`] with the portal's configuration adjusted by `tune` (a load test's limits).
+/// [`setup`] with the portal's configuration adjusted by `tune` (a load test's limits), and
+/// `progress` ticked for each key made.
 pub(crate) async fn setup_with(
     db: Option<&str>,
     key_list: &[(String, Scenario)],
     tune: impl FnOnce(&mut Config),
+    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<World> {
     let dir = tempfile::tempdir()?;
     let clock = SystemClock;
@@ -356,6 +358,9 @@ pub(crate) async fn setup_with(
             .update_state(|st, rng| scenario::apply(st, *s, Some(&ca), &subject, &clock, rng))
             .map_err(|_| anyhow::anyhow!("provisioning {id}"))??;
         keys.keys().push((id.clone(), SharedKey::new(vk)));
+        if let Some(p) = progress {
+            p.inc(1);
+        }
     }
     let pl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let portal = format!("http://{}", pl.local_addr()?);
@@ -434,9 +439,14 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
             // The key in the reader was made elsewhere: trust this machine's factory too (where
             // `ukey sim new` keys come from).
             let home_factory = crate::home::factory(None)?.certificate_der();
-            let mut w = setup_with(a.db.as_deref(), &[], |c| {
-                let _ = c.attestation_roots.add_der(&home_factory);
-            })
+            let mut w = setup_with(
+                a.db.as_deref(),
+                &[],
+                |c| {
+                    let _ = c.attestation_roots.add_der(&home_factory);
+                },
+                None,
+            )
             .await?;
             w.cast.pin = a.pin.clone();
             w.replace_key = true;
