@@ -29,8 +29,8 @@ pub enum BenchCommand {
 
 #[derive(Args, Debug)]
 pub struct LoginArgs {
-    /// Virtual keys (1 to 10,000), each with its own user and bound account, all set up
-    /// through the portal's and the agent's APIs first
+    /// Virtual keys (1 to 10,000), each with its own enterprise, user and bound account, set
+    /// up first (password login and bind through the portal's and the agent's APIs)
     #[arg(long, default_value_t = 4)]
     pub keys: usize,
     /// Logins in flight at once (default: one per key, at most 64). With more keys than this,
@@ -142,6 +142,11 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
     let (latencies, errors, elapsed, setup) = rt.block_on(async {
         let ids: Vec<String> = (0..a.keys).map(|i| format!("k{i}")).collect();
         let keys: Vec<(String, Scenario)> = ids.iter().map(|id| (id.clone(), Scenario::Provisioned)).collect();
+        // A portal serving many enterprises: each key's certificate names its own.
+        let codes: Vec<String> = (0..a.keys).map(|i| format!("91350100MA{i:08}")).collect();
+        let subjects: Vec<String> = (0..a.keys)
+            .map(|i| format!("CN=压测用户{i},organizationIdentifier={},O=压测单位{i}", codes[i]))
+            .collect();
         // Every key logs in from 127.0.0.1 as fast as it can: far past the limits a portal
         // keeps per client address and session, which the load test lifts (and says so).
         let making = bar(a.keys as u64, "virtual keys (provisioned)");
@@ -154,6 +159,7 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
                 c.sessions_per_address_per_minute = u32::MAX;
             },
             Some(&making),
+            Some(&subjects),
         )
         .await?;
         making.finish();
@@ -161,18 +167,18 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
             "portal limits lifted for the load test: requests per session and per address, new sessions per address"
         );
         eprintln!("bench users' passwords hashed at argon2's fast test cost (1 MiB, 1 pass), not the portal's default");
-        // One user with one account per key, in the demo enterprise (the keys' certificates
-        // name its credit code); each user logs in with its password and binds its key.
+        // One enterprise per key, with one user and one account; each user logs in with its
+        // password and binds its key.
         let state = w.state.clone().context("the bench's portal runs in this process")?;
-        let enterprise = state.store.user_by_name("zhangsan").await?.context("demo user")?.enterprise_id;
         let hash = portal::password::hash(PASSWORD, portal::password::Cost::FAST);
         let now = proto::Clock::now_unix(&proto::clock::SystemClock) as i64;
-        let accounts = bar(a.keys as u64, "users and accounts");
+        let accounts = bar(a.keys as u64, "enterprises, users, accounts");
         let account_ids: Vec<String> = {
             let mut out = Vec::with_capacity(a.keys);
-            for i in 0..a.keys {
-                state.store.create_user(&enterprise, &format!("bench{i}"), &format!("压测用户{i}"), &hash, now).await?;
-                out.push(state.store.create_account(&enterprise, &format!("压测账号{i}"), now).await?.id);
+            for (i, code) in codes.iter().enumerate() {
+                let e = state.store.create_enterprise(&format!("压测单位{i}"), code, now).await?;
+                state.store.create_user(&e.id, &format!("bench{i}"), &format!("压测用户{i}"), &hash, now).await?;
+                out.push(state.store.create_account(&e.id, &format!("压测账号{i}"), now).await?.id);
                 accounts.inc(1);
             }
             out

@@ -305,16 +305,18 @@ pub(crate) fn flow_keys() -> Vec<(String, Scenario)> {
 /// A portal (on `db`, else a temporary SQLite file) with the demo enterprise, user and
 /// accounts, an agent, and the given in-process virtual keys, all on loopback.
 pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> Result<World> {
-    setup_with(db, key_list, |_| {}, None).await
+    setup_with(db, key_list, |_| {}, None, None).await
 }
 
-/// [`setup`] with the portal's configuration adjusted by `tune` (a load test's limits), and
-/// `progress` ticked for each key made.
+/// [`setup`] with the portal's configuration adjusted by `tune` (a load test's limits),
+/// `progress` ticked for each key made, and the keys' certificate subjects given in
+/// `subjects` (same order as `key_list`) instead of naming the demo enterprise.
 pub(crate) async fn setup_with(
     db: Option<&str>,
     key_list: &[(String, Scenario)],
     tune: impl FnOnce(&mut Config),
     progress: Option<&indicatif::ProgressBar>,
+    subjects: Option<&[String]>,
 ) -> Result<World> {
     let dir = tempfile::tempdir()?;
     let clock = SystemClock;
@@ -349,7 +351,9 @@ pub(crate) async fn setup_with(
         let spec = KeySpec { seed: Some(100 + i as u64), factory: Some(factory.clone()), ..KeySpec::default() };
         let mut vk = VirtualKey::in_memory(&spec, &clock)?;
         // Certificates name their enterprise by credit code (binding checks it).
-        let subject = if id == FOREIGN_KEY {
+        let subject = if let Some(given) = subjects.and_then(|s| s.get(i)) {
+            given.clone()
+        } else if id == FOREIGN_KEY {
             format!("CN={id},organizationIdentifier={OTHER_CREDIT_CODE},O=另一家科技有限公司")
         } else {
             format!("CN={id},organizationIdentifier={CREDIT_CODE},O=示例科技有限公司")
@@ -445,6 +449,7 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
                 |c| {
                     let _ = c.attestation_roots.add_der(&home_factory);
                 },
+                None,
                 None,
             )
             .await?;

@@ -67,7 +67,8 @@ pub struct Bind {
     token: AuthToken,
 }
 
-/// `POST /api/bind`: the key proves possession (PIN + signature over a fresh challenge).
+/// `POST /api/bind`: the key proves possession (PIN + signature over a fresh challenge). Answers
+/// the accounts it named, with their bindings (`GET /api/accounts` lists them all).
 pub async fn bind(
     S(p): S<State>,
     Extension(client): Extension<ClientAddr>,
@@ -105,7 +106,7 @@ pub async fn bind(
         };
         p.audit(&user.username, "bind", "ok", &format!("{} accounts to {}", req.account_ids.len(), v.fingerprint))
             .await?;
-        let accounts = p.store.accounts(&user.enterprise_id).await?;
+        let accounts = p.store.accounts_among(&user.enterprise_id, Some(&req.account_ids)).await?;
         Ok(ok(lang, &Msg::Bound { count: req.account_ids.len() }, json!({"added": added, "accounts": accounts})))
     }
     .await;
@@ -127,7 +128,7 @@ pub async fn unbind(S(p): S<State>, headers: HeaderMap, Body(req): Body<Unbind>)
         let removed = p.store.unbind(&user, &req.account_ids).await?;
         p.audit(&user.username, "unbind", "ok", &format!("{removed} bindings of {} accounts", req.account_ids.len()))
             .await?;
-        let accounts = p.store.accounts(&user.enterprise_id).await?;
+        let accounts = p.store.accounts_among(&user.enterprise_id, Some(&req.account_ids)).await?;
         Ok(ok(lang, &Msg::Unbound { count: req.account_ids.len() }, json!({"removed": removed, "accounts": accounts})))
     }
     .await;

@@ -584,14 +584,30 @@ impl Store {
 
     /// The enterprise's accounts, each with the keys (certificate fingerprints) bound to it.
     pub async fn accounts(&self, enterprise_id: &str) -> Result<Vec<AccountBinding>> {
-        let rows = sqlx::query(
+        self.accounts_among(enterprise_id, None).await
+    }
+
+    /// As [`Store::accounts`], only those of `ids` (what a bind or unbind changed: its answer
+    /// stays small in an enterprise with thousands of accounts).
+    pub async fn accounts_among(&self, enterprise_id: &str, ids: Option<&[String]>) -> Result<Vec<AccountBinding>> {
+        let among = match ids {
+            Some(ids) if ids.is_empty() => return Ok(Vec::new()),
+            Some(ids) => {
+                let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+                format!(" AND a.id IN ({})", marks.join(", "))
+            }
+            None => String::new(),
+        };
+        let sql = format!(
             "SELECT a.id, a.enterprise_id, a.name, b.fingerprint FROM accounts a \
              LEFT JOIN bindings b ON b.account_id = a.id \
-             WHERE a.enterprise_id = $1 ORDER BY a.name, b.fingerprint",
-        )
-        .bind(enterprise_id)
-        .fetch_all(&mut *self.r().await?)
-        .await?;
+             WHERE a.enterprise_id = $1{among} ORDER BY a.name, b.fingerprint"
+        );
+        let mut q = sqlx::query(&sql).bind(enterprise_id);
+        for id in ids.into_iter().flatten() {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&mut *self.r().await?).await?;
         let mut out: Vec<AccountBinding> = Vec::new();
         for r in &rows {
             let a = account(r)?;
