@@ -38,7 +38,9 @@ pub enum AttestationError {
          (trusted: {trusted})"
     )]
     Untrusted { issuer: String, trusted: String },
-    #[error("the {which} certificate is not valid at this time (valid from {not_before} to {not_after}, Unix seconds)")]
+    #[error(
+        "the {which} certificate is not valid at this time (valid from {not_before} to {not_after}, Unix seconds)"
+    )]
     NotValidNow { which: &'static str, not_before: u64, not_after: u64 },
     #[error("the {which} certificate is signed with {oid}; ukey verifies ECDSA P-256 and RSA with SHA-256")]
     UnsupportedAlgorithm { which: &'static str, oid: String },
@@ -149,6 +151,16 @@ pub fn verify(attestation: &[u8], f9: &[u8], roots: &Roots, now: u64) -> Result<
     {
         return Err(AttestationError::NotSignedByF9);
     }
+    // The F9 certificate certifies a signing key (a CA, or an old v1 certificate that cannot
+    // say): any other certificate a trusted CA issued (a user's, whose key its owner holds)
+    // must not pass for one.
+    let v1 = f9.tbs_certificate.version == x509_cert::Version::V1;
+    if !is_ca(&f9) && !v1 {
+        return Err(AttestationError::Malformed {
+            which: "F9 attestation",
+            reason: "it is not a CA certificate (basicConstraints cA is not set)".into(),
+        });
+    }
     let manufacturer = issuer_in(&f9, roots, now)?;
     let ext = |oid: ObjectIdentifier| {
         leaf.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == oid).map(|e| e.extn_value.as_bytes())
@@ -202,13 +214,21 @@ fn is_ca(cert: &Certificate) -> bool {
 
 /// The trusted CA that signed `f9`, by subject.
 fn issuer_in(f9: &Certificate, roots: &Roots, now: u64) -> Result<String, AttestationError> {
+    // The first root that signed it and is valid now: a root renewed with the same key may
+    // be there twice, once expired.
+    let mut expired = None;
     for root in &roots.certs {
         if root.tbs_certificate.subject == f9.tbs_certificate.issuer
             && signed_by("F9 attestation", f9, &root.tbs_certificate.subject_public_key_info)?
         {
-            valid_now("manufacturer CA", root, now)?;
-            return Ok(root.tbs_certificate.subject.to_string());
+            match valid_now("manufacturer CA", root, now) {
+                Ok(()) => return Ok(root.tbs_certificate.subject.to_string()),
+                Err(e) => expired = Some(e),
+            }
         }
+    }
+    if let Some(e) = expired {
+        return Err(e);
     }
     Err(AttestationError::Untrusted {
         issuer: f9.tbs_certificate.issuer.to_string(),
@@ -218,7 +238,11 @@ fn issuer_in(f9: &Certificate, roots: &Roots, now: u64) -> Result<String, Attest
 
 /// Whether `cert`'s signature verifies under `issuer`. A key that cannot be read as the
 /// signature algorithm's kind is a failed signature, not an error.
-fn signed_by(which: &'static str, cert: &Certificate, issuer: &SubjectPublicKeyInfoOwned) -> Result<bool, AttestationError> {
+fn signed_by(
+    which: &'static str,
+    cert: &Certificate,
+    issuer: &SubjectPublicKeyInfoOwned,
+) -> Result<bool, AttestationError> {
     let malformed = |reason: String| AttestationError::Malformed { which, reason };
     let tbs = cert.tbs_certificate.to_der().map_err(|e| malformed(e.to_string()))?;
     let Some(sig) = cert.signature.as_bytes() else { return Ok(false) };
@@ -234,7 +258,8 @@ fn signed_by(which: &'static str, cert: &Certificate, issuer: &SubjectPublicKeyI
         key.verify(&tbs, &sig).is_ok()
     } else if oid == SHA256_WITH_RSA {
         use rsa::signature::Verifier;
-        let (Ok(key), Ok(sig)) = (rsa::RsaPublicKey::from_public_key_der(&issuer_der), rsa::pkcs1v15::Signature::try_from(sig))
+        let (Ok(key), Ok(sig)) =
+            (rsa::RsaPublicKey::from_public_key_der(&issuer_der), rsa::pkcs1v15::Signature::try_from(sig))
         else {
             return Ok(false);
         };

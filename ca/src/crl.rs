@@ -102,18 +102,25 @@ impl Ca {
         let issuer = self.cert.tbs_certificate.subject.clone();
         let mut entries = Vec::with_capacity(revoked.len());
         for r in revoked {
-            let reason = r.reason.code().to_extension(&issuer, &[]).map_err(build)?;
+            // RFC 5280 5.3.1: no reason code rather than "unspecified".
+            let reason = match r.reason {
+                Reason::Unspecified => None,
+                other => Some(vec![other.code().to_extension(&issuer, &[]).map_err(build)?]),
+            };
             entries.push(RevokedCert {
                 serial_number: SerialNumber::new(&r.serial).map_err(build)?,
                 revocation_date: x509_time(r.revoked_at)?,
-                crl_entry_extensions: Some(vec![reason]),
+                crl_entry_extensions: reason,
             });
         }
         let mut extensions: Vec<Extension> = Vec::new();
         // RFC 5280 5.2.1: a CRL names the key that signed it.
         if let Some(ski) = self.subject_key_id() {
-            let aki =
-                AuthorityKeyIdentifier { key_identifier: Some(ski), authority_cert_issuer: None, authority_cert_serial_number: None };
+            let aki = AuthorityKeyIdentifier {
+                key_identifier: Some(ski),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            };
             extensions.push(aki.to_extension(&issuer, &[]).map_err(build)?);
         }
         let number = der::asn1::Uint::new(&number.to_be_bytes()).map_err(build)?;
@@ -142,13 +149,23 @@ impl Ca {
     /// The subject key identifier of the CA's certificate, if it has one.
     fn subject_key_id(&self) -> Option<OctetString> {
         use der::oid::AssociatedOid;
-        let ext = self.cert.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == SubjectKeyIdentifier::OID)?;
+        let ext =
+            self.cert.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == SubjectKeyIdentifier::OID)?;
         SubjectKeyIdentifier::from_der(ext.extn_value.as_bytes()).ok().map(|s| s.0)
     }
 }
 
-/// What a CRL says, for checks: (this update, next update, revoked serials with reasons).
-pub fn parse(der: &[u8]) -> Result<(u64, Option<u64>, Vec<(Vec<u8>, Option<Reason>)>)> {
+/// What a CRL says (read back, for checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlInfo {
+    pub this_update: u64,
+    pub next_update: Option<u64>,
+    /// Revoked serials with their reasons (`None`: no reason code).
+    pub entries: Vec<(Vec<u8>, Option<Reason>)>,
+}
+
+/// Read a CRL's times and entries (its signature is not checked here).
+pub fn parse(der: &[u8]) -> Result<CrlInfo> {
     let bad = |e: der::Error| CaError::BadCsr(format!("CRL: {e}"));
     let list = CertificateList::from_der(der).map_err(bad)?;
     let t = &list.tbs_cert_list;
@@ -168,5 +185,5 @@ pub fn parse(der: &[u8]) -> Result<(u64, Option<u64>, Vec<(Vec<u8>, Option<Reaso
             (r.serial_number.as_bytes().to_vec(), reason)
         })
         .collect();
-    Ok((secs(&t.this_update), t.next_update.as_ref().map(secs), entries))
+    Ok(CrlInfo { this_update: secs(&t.this_update), next_update: t.next_update.as_ref().map(secs), entries })
 }

@@ -45,15 +45,14 @@ fn openssl_verifies_the_crl_and_rejects_the_revoked_certificate() {
     let d = dir.path();
     let ca = Ca::create(&d.join("ca"), "CN=Portal CA,O=ukey", 3650, &FixedClock(NOW - 100)).unwrap().with_crl_url(URL);
     let (good, bad) = (issue(&ca, "good"), issue(&ca, "bad"));
-    let serial = |der: &[u8]| {
-        x509_cert::Certificate::from_der(der).unwrap().tbs_certificate.serial_number.as_bytes().to_vec()
-    };
+    let serial =
+        |der: &[u8]| x509_cert::Certificate::from_der(der).unwrap().tbs_certificate.serial_number.as_bytes().to_vec();
     let revoked = [Revoked { serial: serial(&bad), revoked_at: NOW, reason: Reason::KeyCompromise }];
     // openssl checks against the wall clock: a list valid from now.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let crl = ca.crl(&revoked, 7, now - 60, now + DAY).unwrap();
 
-    let (this, next, entries) = ca::crl::parse(&crl).unwrap();
+    let ca::crl::CrlInfo { this_update: this, next_update: next, entries } = ca::crl::parse(&crl).unwrap();
     assert_eq!((this, next), (now - 60, Some(now + DAY)));
     assert_eq!(entries, vec![(serial(&bad), Some(Reason::KeyCompromise))]);
     assert!(matches!(ca.crl(&[], 8, now, now), Err(ca::CaError::EmptyValidity { .. })));
@@ -65,7 +64,8 @@ fn openssl_verifies_the_crl_and_rejects_the_revoked_certificate() {
     pem(&d.join("bad.pem"), "CERTIFICATE", &bad);
     std::fs::write(d.join("crl.der"), &crl).unwrap();
 
-    let Some((ok, out)) = openssl(&["crl", "-inform", "DER", "-in", &p("crl.der"), "-CAfile", &p("ca.pem"), "-noout", "-text"])
+    let Some((ok, out)) =
+        openssl(&["crl", "-inform", "DER", "-in", &p("crl.der"), "-CAfile", &p("ca.pem"), "-noout", "-text"])
     else {
         return;
     };

@@ -103,7 +103,8 @@ pub struct PortalServeArgs {
 fn attestation_roots(pem: Option<&Path>) -> Result<ca::attestation::Roots> {
     match pem {
         Some(path) => {
-            let text = std::fs::read(path).with_context(|| format!("reading --attestation-roots {}", path.display()))?;
+            let text =
+                std::fs::read(path).with_context(|| format!("reading --attestation-roots {}", path.display()))?;
             ca::attestation::Roots::from_pem(&text).with_context(|| format!("--attestation-roots {}", path.display()))
         }
         None => {

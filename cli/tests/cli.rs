@@ -354,12 +354,13 @@ fn bench_keys_reports_small_idle_keys() {
 #[test]
 fn bench_login_with_more_keys_than_workers() {
     let home = tempfile::tempdir().unwrap();
-    let out = ok(
-        home.path(),
-        &["bench", "login", "--keys", "40", "--concurrency", "8", "--duration", "1", "--json"],
-    );
+    let out = ok(home.path(), &["bench", "login", "--keys", "40", "--concurrency", "8", "--duration", "1", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((v["keys"].as_u64(), v["concurrency"].as_u64(), v["errors"].as_u64()), (Some(40), Some(8), Some(0)), "{v}");
+    assert_eq!(
+        (v["keys"].as_u64(), v["concurrency"].as_u64(), v["errors"].as_u64()),
+        (Some(40), Some(8), Some(0)),
+        "{v}"
+    );
     assert!(v["logins"].as_u64().unwrap() > 0 && v["setup_s"].as_f64().unwrap() > 0.0, "{v}");
     assert!(v["rss_bytes"].as_u64().unwrap() > 0, "{v}");
     for bad in [["--keys", "10001"], ["--concurrency", "0"]] {

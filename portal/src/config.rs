@@ -100,8 +100,10 @@ impl Default for EnrollConfig {
             photo_max_bytes: 2 << 20,
             photo_min_side: 200,
             photo_max_side: 8000,
-            // A 24-megapixel phone photo; decoding it takes at most ~200 MB.
-            photo_max_pixels: 24_000_000,
+            // A 12-megapixel phone photo (4000 x 3000); decoding a JPEG that size takes up to
+            // ~170 MB (image's allocation limit does not reach into its JPEG decoder), and
+            // as many decode at once as the machine has cores.
+            photo_max_pixels: 12_000_000,
         }
     }
 }

@@ -91,7 +91,7 @@ pub fn accept(declared: &str, bytes: &[u8], limits: &PhotoLimits) -> Result<Phot
     };
     // The JPEG decoder fills a cut-short image with grey rather than fail: an upload cut off
     // on the way is told by its missing end-of-image marker, so the user sends it again.
-    if kind == PhotoType::Jpeg && !bytes.windows(2).skip(2).any(|m| m == [0xFF, 0xD9]) {
+    if kind == PhotoType::Jpeg && !ends_after_its_scan(bytes) {
         return Err(PhotoProblem::Unreadable);
     }
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), kind.format())
@@ -108,9 +108,24 @@ pub fn accept(declared: &str, bytes: &[u8], limits: &PhotoLimits) -> Result<Phot
     // The decoded image (up to 4 bytes a pixel, 8 for 16-bit PNGs) and the decoder's buffers.
     l.max_alloc = Some(limits.max_pixels * 8 + (16 << 20));
     reader.limits(l);
-    let image = reader.decode().map_err(|_| PhotoProblem::Unreadable)?;
+    let unreadable = |_| PhotoProblem::Unreadable;
+    let mut decoder = reader.into_decoder().map_err(unreadable)?;
+    // Phones store the picture sideways and say so in EXIF, which re-encoding drops: turn
+    // the pixels instead, so a reviewer sees the card upright.
+    let orientation =
+        image::ImageDecoder::orientation(&mut decoder).unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width(), image.height());
     let bytes = encode(&image, kind).map_err(|_| PhotoProblem::Unreadable)?;
     Ok(Photo { kind, bytes, width, height })
+}
+
+/// Whether a JPEG's end-of-image marker comes after its (last) start of scan: a marker inside
+/// an EXIF thumbnail, before the scan, does not count.
+fn ends_after_its_scan(jpeg: &[u8]) -> bool {
+    let scan = jpeg.windows(2).rposition(|m| m == [0xFF, 0xDA]);
+    scan.is_some_and(|at| jpeg[at..].windows(2).any(|m| m == [0xFF, 0xD9]))
 }
 
 fn encode(image: &DynamicImage, kind: PhotoType) -> image::ImageResult<Vec<u8>> {

@@ -267,7 +267,8 @@ fn an_application_walks_the_manuals_steps_to_a_certificate_that_logs_in() {
         let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
         let csr_key = x509_cert::request::CertReq::from_der(&pair.csr).unwrap().info.public_key.to_der().unwrap();
         assert_eq!(spki, csr_key, "the certificate is for the key pair on the USB-Key");
-        let (key_serial_stored, firmware_stored) = w.state.store.certificate_key_origin(&portal::token::fingerprint(&der)).await.unwrap();
+        let (key_serial_stored, firmware_stored) =
+            w.state.store.certificate_key_origin(&portal::token::fingerprint(&der)).await.unwrap();
         assert_eq!((key_serial_stored, firmware_stored.as_deref()), (Some(key_serial), Some("5.4.3")));
         let subject = cert.tbs_certificate.subject.to_string();
         assert!(subject.contains("CN=张三") && subject.contains("O=示例科技有限公司"), "{subject}");
@@ -339,7 +340,8 @@ fn only_key_pairs_a_trusted_maker_attests_get_a_certificate() {
 
         // A key of no trusted make (its F9 certificate signs itself), and one of another factory.
         let dir = tempfile::tempdir().unwrap();
-        let elsewhere = ca::Ca::create(dir.path(), "CN=Elsewhere,O=x", 10, &proto::clock::FixedClock(T0 - 100)).unwrap();
+        let elsewhere =
+            ca::Ca::create(dir.path(), "CN=Elsewhere,O=x", 10, &proto::clock::FixedClock(T0 - 100)).unwrap();
         for maker in [None, Some(std::sync::Arc::new(elsewhere))] {
             let pair = UsbKey::made_by(maker).key_pair(proto::piv::PinPolicy::Once);
             let (s, v) = b.post(&submit, pair.submission()).await;

@@ -62,7 +62,7 @@ fn a_new_certificate_supersedes_the_holders_earlier_one() {
         // The CRL says so.
         let (s, ct, der) = get_bytes(&w, "/pki/ca.crl").await;
         assert_eq!((s, ct.as_str()), (200, "application/pkix-crl"));
-        let (this, next, entries) = ca::crl::parse(&der).unwrap();
+        let ca::crl::CrlInfo { this_update: this, next_update: next, entries } = ca::crl::parse(&der).unwrap();
         assert_eq!(this, w.clock_now() as u64);
         assert_eq!(next, Some(this + 24 * 3600));
         assert_eq!(entries, vec![(serial_of(&w, &first).await, Some(ca::crl::Reason::Superseded))]);
@@ -120,20 +120,27 @@ fn staff_revoke_with_a_reason_and_the_crl_tells_openssl() {
             p.to_str().unwrap().to_string()
         };
         let (ca_pem, crl_pem) = (file("ca.pem", "CERTIFICATE", &ca_der), file("crl.pem", "X509 CRL", &crl));
-        let (kept_pem, gone_pem) = (file("kept.pem", "CERTIFICATE", &kept.cert), file("gone.pem", "CERTIFICATE", &gone.cert));
+        let (kept_pem, gone_pem) =
+            (file("kept.pem", "CERTIFICATE", &kept.cert), file("gone.pem", "CERTIFICATE", &gone.cert));
         let run = |args: &[&str]| match std::process::Command::new("openssl").args(args).output() {
-            Ok(o) => Some((o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))),
+            Ok(o) => Some((
+                o.status.success(),
+                format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+            )),
             Err(e) => {
                 assert!(std::env::var_os("CI").is_none(), "openssl is needed under CI: {e}");
                 eprintln!("SKIPPED (openssl judge): {e}");
                 None
             }
         };
-        let Some((ok, out)) = run(&["x509", "-in", &kept_pem, "-noout", "-ext", "crlDistributionPoints"]) else { return };
+        let Some((ok, out)) = run(&["x509", "-in", &kept_pem, "-noout", "-ext", "crlDistributionPoints"]) else {
+            return;
+        };
         assert!(ok && out.contains(&format!("{}/pki/ca.crl", w.origin)), "{out}");
         let (ok, out) = run(&["crl", "-in", &crl_pem, "-CAfile", &ca_pem, "-noout", "-text"]).unwrap();
         assert!(ok && out.contains("verify OK") && out.contains("Key Compromise"), "{out}");
-        let verify = |cert: &str| run(&["verify", "-crl_check", "-CAfile", &ca_pem, "-CRLfile", &crl_pem, cert]).unwrap();
+        let verify =
+            |cert: &str| run(&["verify", "-crl_check", "-CAfile", &ca_pem, "-CRLfile", &crl_pem, cert]).unwrap();
         let (ok, out) = verify(&gone_pem);
         assert!(!ok && out.contains("certificate revoked"), "{out}");
         let (ok, out) = verify(&kept_pem);

@@ -151,7 +151,12 @@ fn factory_attestation_cert(
         .map_err(|e| KeyError::Spec(e.to_string()))?;
     factory
         .issue_intermediate(&subject, spki.as_bytes(), now.saturating_sub(60), not_after.min(factory.not_after()))
-        .map_err(|e| KeyError::Spec(format!("the factory {} cannot issue the attestation certificate: {e}", factory.dir().display())))
+        .map_err(|e| {
+            KeyError::Spec(format!(
+                "the factory {} cannot issue the attestation certificate: {e}",
+                factory.dir().display()
+            ))
+        })
 }
 
 impl VirtualKey {

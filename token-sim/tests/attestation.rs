@@ -181,3 +181,35 @@ fn roots_must_be_ca_certificates() {
     assert_eq!(Roots::from_pem(pem.as_bytes()).unwrap().len(), 2);
     assert!(matches!(Roots::from_pem(b"nothing here"), Err(AttestationError::BadRoots(_))));
 }
+
+#[test]
+fn an_f9_that_is_not_a_ca_certificate_is_refused() {
+    // A trusted CA's ordinary certificate (here: a client certificate for a key its holder
+    // has) signing an "attestation" of another key.
+    use der::Encode;
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    let dir = tempfile::tempdir().unwrap();
+    let f = factory(dir.path(), "factory");
+    let holder = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let spki = p256::pkcs8::EncodePublicKey::to_public_key_der(holder.verifying_key()).unwrap();
+    let leaf_cert =
+        f.issue(&ca::parse_name("CN=ukey PIV Attestation").unwrap(), spki.as_bytes(), NOW - 60, NOW + 86_400).unwrap();
+    let victim = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let victim_spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(*victim.verifying_key()).unwrap();
+    let validity = x509_cert::time::Validity {
+        not_before: ca::x509_time(NOW - 60).unwrap(),
+        not_after: ca::x509_time(NOW + 86_400).unwrap(),
+    };
+    let issuer = <x509_cert::Certificate as der::Decode>::from_der(&leaf_cert).unwrap().tbs_certificate.subject;
+    let profile = Profile::Leaf { issuer, enable_key_agreement: false, enable_key_encipherment: false };
+    let serial = x509_cert::serial_number::SerialNumber::new(&[1]).unwrap();
+    let subject = ca::parse_name("CN=ukey PIV Attestation 9a").unwrap();
+    let forged = CertificateBuilder::new(profile, serial, validity, subject, victim_spki, &holder)
+        .unwrap()
+        .build::<p256::ecdsa::DerSignature>()
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let err = attestation::verify(&forged, &leaf_cert, &roots(&f), NOW).unwrap_err();
+    assert!(err.to_string().contains("not a CA certificate"), "{err}");
+}

@@ -144,9 +144,8 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
         let keys: Vec<(String, Scenario)> = ids.iter().map(|id| (id.clone(), Scenario::Provisioned)).collect();
         // A portal serving many enterprises: each key's certificate names its own.
         let codes: Vec<String> = (0..a.keys).map(|i| format!("91350100MA{i:08}")).collect();
-        let subjects: Vec<String> = (0..a.keys)
-            .map(|i| format!("CN=压测用户{i},organizationIdentifier={},O=压测单位{i}", codes[i]))
-            .collect();
+        let subjects: Vec<String> =
+            (0..a.keys).map(|i| format!("CN=压测用户{i},organizationIdentifier={},O=压测单位{i}", codes[i])).collect();
         // Every key logs in from 127.0.0.1 as fast as it can: far past the limits a portal
         // keeps per client address and session, which the load test lifts (and says so).
         let making = bar(a.keys as u64, "virtual keys (provisioned)");
@@ -205,7 +204,8 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
         eprintln!("set up {} keys, users and bindings in {:.1} s", a.keys, setup.as_secs_f64());
 
         let spinner = indicatif::ProgressBar::new_spinner();
-        spinner.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
+        spinner
+            .set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
         let count = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let deadline = start + Duration::from_secs(a.duration);
@@ -294,7 +294,10 @@ fn login(a: LoginArgs) -> Result<ExitCode> {
         );
         println!("bare P-256      {bare:.1} sign+verify/s on {threads} thread(s) ({cores} cores)");
         println!("ratio           {ratio:.3} (logins/s / bare sign+verify/s; target >= 0.5)");
-        println!("process RSS     {:.1} MiB (portal, agent, keys and client in one process)", rss as f64 / (1 << 20) as f64);
+        println!(
+            "process RSS     {:.1} MiB (portal, agent, keys and client in one process)",
+            rss as f64 / (1 << 20) as f64
+        );
     }
     Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -30,8 +30,8 @@ fn photo(seed: u8) -> Vec<u8> {
 /// USB-Key attests it.
 fn software_csr() -> Result<String> {
     use base64::Engine;
-    use der::Encode;
     use ca::x509_cert::builder::{Builder, RequestBuilder};
+    use der::Encode;
     let sk = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
     let req = RequestBuilder::new(ca::parse_name("CN=software key")?, &sk)?.build::<p256::ecdsa::DerSignature>()?;
     Ok(base64::engine::general_purpose::STANDARD.encode(req.to_der()?))

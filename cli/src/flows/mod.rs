@@ -732,7 +732,9 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
             })
             .await
         }
-        _ => run.skip("key login", "certificate revoked by staff: refused", "needs a revocable key and --staff-password"),
+        _ => {
+            run.skip("key login", "certificate revoked by staff: refused", "needs a revocable key and --staff-password")
+        }
     }
     match &c.unbound {
         Some(k) => {

@@ -53,16 +53,19 @@ fn authenticate(piv: &mut Piv<Box<dyn Transport>>, key: &MgmtKey) -> Result<(), 
     })
 }
 
+/// ATTEST of 9A and the F9 certificate that signed it, both DER.
+type Attestation = (Vec<u8>, Vec<u8>);
+
 /// A key pair generated in 9A: its CSR, and the key's proof that the pair was generated there.
 struct KeyPair {
     csr: Vec<u8>,
-    /// ATTEST of 9A and the F9 certificate that signed it; `None` on a card without attestation
-    /// (the portal then refuses the application, and says why).
-    attestation: Option<(Vec<u8>, Vec<u8>)>,
+    /// `None` on a card without attestation (the portal then refuses the application, and
+    /// says why).
+    attestation: Option<Attestation>,
 }
 
 /// The card's attestation of the key in 9A, if it can give one.
-fn attestation_of(piv: &mut Piv<Box<dyn Transport>>) -> Result<Option<(Vec<u8>, Vec<u8>)>, KeyError> {
+fn attestation_of(piv: &mut Piv<Box<dyn Transport>>) -> Result<Option<Attestation>, KeyError> {
     let attestation = match piv.attest(Slot::Authentication) {
         Ok(a) => a,
         Err(e @ (PivError::NotSupported { .. } | PivError::Card { .. } | PivError::Empty { .. })) => {
@@ -94,10 +97,11 @@ fn keypair_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &KeypairRequest
             // Its key is gone: a certificate left in 9A would name a key the card no longer has.
             piv.delete_certificate(Slot::Authentication).map_err(KeyError::key)?;
         }
-        let csr = crate::csr::certificate_request(piv, Slot::Authentication, &public, subject).map_err(|e| match e {
-            PivError::Input(m) => KeyError::BadInput(m),
-            other => KeyError::key(other),
-        })?;
+        let csr =
+            crate::csr::certificate_request(piv, Slot::Authentication, &public, subject).map_err(|e| match e {
+                PivError::Input(m) => KeyError::BadInput(m),
+                other => KeyError::key(other),
+            })?;
         Ok(KeyPair { csr, attestation: attestation_of(piv)? })
     })
 }

@@ -15,9 +15,9 @@ use super::{day, lang, ok, ApiError, Body, Portal, Reply, State};
 use crate::attestation::{self, KeyRefusal};
 use crate::client::ClientAddr;
 use crate::enrollment::{self, Form, Side, Stage};
-use crate::photo::{self, PhotoProblem};
 use crate::messages::{field_problem, stage_zh, Lang, Msg};
 use crate::payment::{self, Method};
+use crate::photo::{self, PhotoProblem};
 use crate::store::{Application, Paid, Session, User};
 
 fn not_found() -> ApiError {
@@ -320,7 +320,12 @@ pub async fn upload_photo(
         };
         let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let (limits, typed) = (cfg.photo_limits(), declared.to_string());
-        // Decoding is CPU work: off the async workers.
+        // Decoding is CPU and memory: off the async workers, a few at a time.
+        let _slot = p
+            .photo_slots
+            .acquire()
+            .await
+            .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the portal is shutting down"))?;
         let judged = tokio::task::spawn_blocking(move || photo::accept(&typed, &bytes, &limits))
             .await
             .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the photo check failed"))?;
@@ -350,9 +355,15 @@ pub async fn upload_photo(
         if !p.store.put_photo(&id, side, photo.kind.mime(), &photo.bytes, p.now()).await? {
             return Err(wrong_stage(a.stage));
         }
-        let detail = format!("{} {} {}x{}, {} bytes kept", a.number, side.as_str(), photo.width, photo.height, photo.bytes.len());
-        p.audit(&user.username, "apply_photo", "ok", &detail)
-            .await?;
+        let detail = format!(
+            "{} {} {}x{}, {} bytes kept",
+            a.number,
+            side.as_str(),
+            photo.width,
+            photo.height,
+            photo.bytes.len()
+        );
+        p.audit(&user.username, "apply_photo", "ok", &detail).await?;
         Ok(ok(lang, &Msg::PhotoUploaded, json!({"photos": p.store.photos(&id).await?})))
     }
     .await;
@@ -372,14 +383,9 @@ pub struct Submit {
     attestation_f9: Option<String>,
 }
 
-fn base64_field(name: &'static str, value: Option<&str>) -> Result<Option<Vec<u8>>, ApiError> {
-    value
-        .map(|v| {
-            B64.decode(v.trim()).map_err(|_| {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_attestation", format!("{name} must be base64 DER"))
-            })
-        })
-        .transpose()
+/// A base64 DER field, if sent; `Err` names the field that is not base64.
+fn base64_field(name: &'static str, value: Option<&str>) -> Result<Option<Vec<u8>>, &'static str> {
+    value.map(|v| B64.decode(v.trim()).map_err(|_| name)).transpose()
 }
 
 /// `POST /api/applications/{id}/submit`: confirm the application (确认申请) with the key's
@@ -406,22 +412,25 @@ pub async fn submit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", e.to_string()));
             }
         };
-        let attestation = base64_field("attestation", req.attestation.as_deref())?;
-        let f9 = base64_field("attestation_f9", req.attestation_f9.as_deref())?;
+        let not_base64 =
+            |name| ApiError::new(StatusCode::BAD_REQUEST, "bad_attestation", format!("{name} must be base64 DER"));
+        let attestation = base64_field("attestation", req.attestation.as_deref()).map_err(not_base64)?;
+        let f9 = base64_field("attestation_f9", req.attestation_f9.as_deref()).map_err(not_base64)?;
         let roots = &p.config.attestation_roots;
         let now = p.now().max(0) as u64;
-        let key = match attestation::check(&req_info.info.public_key, attestation.as_deref(), f9.as_deref(), roots, now)
-        {
-            Ok(k) => k,
-            Err(refusal) => {
-                p.audit(&user.username, "apply_submit", "refused", &format!("{}: {refusal}", a.number)).await?;
-                let msg = match refusal {
-                    KeyRefusal::PinPolicy(_) => Msg::KeyWithoutPin,
-                    _ => Msg::NotAttested,
-                };
-                return Err(ApiError::user(StatusCode::UNPROCESSABLE_ENTITY, msg).with(json!({"reason": refusal.to_string()})));
-            }
-        };
+        let key =
+            match attestation::check(&req_info.info.public_key, attestation.as_deref(), f9.as_deref(), roots, now) {
+                Ok(k) => k,
+                Err(refusal) => {
+                    p.audit(&user.username, "apply_submit", "refused", &format!("{}: {refusal}", a.number)).await?;
+                    let msg = match refusal {
+                        KeyRefusal::PinPolicy(_) => Msg::KeyWithoutPin,
+                        _ => Msg::NotAttested,
+                    };
+                    return Err(ApiError::user(StatusCode::UNPROCESSABLE_ENTITY, msg)
+                        .with(json!({"reason": refusal.to_string()})));
+                }
+            };
         p.sms_allowed(&user, &a).await?;
         let code = enrollment::sms_code();
         let expires = p.now() + p.config.enroll.sms_secs;

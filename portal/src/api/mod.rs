@@ -48,7 +48,9 @@ pub struct Portal {
     pub hasher: crate::password::Hasher,
     /// SHA-256 of certificates already found signed by our CA (bounded).
     chain_ok: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
-    crl_cache: std::sync::Mutex<Option<pki::CachedCrl>>,
+    crl_cache: tokio::sync::Mutex<Option<pki::CachedCrl>>,
+    /// Photo decodes running at once (each may take ~170 MB): as many as password hashes.
+    pub(crate) photo_slots: tokio::sync::Semaphore,
 }
 
 const CHAIN_CACHE_MAX: usize = 100_000;
@@ -59,6 +61,7 @@ impl Portal {
     pub fn new(store: Store, issuer: Arc<ca::Ca>, clock: Arc<dyn Clock + Send + Sync>, config: Config) -> State {
         let limits = RateLimits::for_backend(store.backend());
         let hasher = crate::password::Hasher::new(config.hash_slots, config.password_cost, config.hash_wait);
+        let photo_slots = config.hash_slots.max(1);
         Arc::new(Portal {
             store,
             ca: *issuer.verifying_key(),
@@ -69,6 +72,7 @@ impl Portal {
             hasher,
             chain_ok: Default::default(),
             crl_cache: Default::default(),
+            photo_slots: tokio::sync::Semaphore::new(photo_slots),
         })
     }
 

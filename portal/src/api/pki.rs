@@ -1,9 +1,11 @@
 //! What relying parties fetch without logging in, at stable URLs the issued certificates name:
 //! `GET /pki/ca.crl` (the CA's CRL, DER) and `GET /pki/ca.crt` (the CA certificate, DER).
 //!
-//! The CRL is made on demand and kept until a revocation changes the list or half its
-//! validity has passed. Its number is its thisUpdate (seconds): it grows with every new list,
-//! also across instances on one database, without a shared counter.
+//! The CRL is made on demand, one at a time, and kept until a revocation changes the list or
+//! half its validity has passed. Its number is the time it was made in seconds, or one more
+//! than the number before when two lists are made within a second: it grows with every list
+//! of this instance, and across instances on one database as far as their clocks agree (a
+//! shared counter in the database would make that exact).
 
 use axum::extract::State as S;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -17,6 +19,7 @@ pub const CA_PATH: &str = "/pki/ca.crt";
 /// A CRL made earlier, and what it was made from.
 pub(crate) struct CachedCrl {
     der: Vec<u8>,
+    number: u64,
     this_update: u64,
     next_update: u64,
     revoked: Vec<(String, i64, Option<String>)>,
@@ -25,15 +28,15 @@ pub(crate) struct CachedCrl {
 impl Portal {
     /// The current CRL (DER) and its nextUpdate.
     pub async fn crl(&self) -> Result<(Vec<u8>, u64), String> {
+        // One list at a time: two made at once from lists read at different moments could
+        // number an older view above a newer one.
+        let mut cached = self.crl_cache.lock().await;
         let revoked = self.store.revoked_certificates().await.map_err(|e| e.to_string())?;
         let now = self.now().max(0) as u64;
         let validity = self.config.crl_validity_secs.max(60);
-        {
-            let cached = self.crl_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = cached.as_ref() {
-                if c.revoked == revoked && now < c.this_update + validity / 2 {
-                    return Ok((c.der.clone(), c.next_update));
-                }
+        if let Some(c) = cached.as_ref() {
+            if c.revoked == revoked && now < c.this_update + validity / 2 {
+                return Ok((c.der.clone(), c.next_update));
             }
         }
         let entries = revoked
@@ -46,13 +49,10 @@ impl Portal {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        // A new list always gets a larger number than the one it replaces.
-        let previous = self.crl_cache.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|c| c.this_update);
-        let this_update = previous.map_or(now, |p| now.max(p + 1));
-        let next_update = this_update + validity;
-        let der = self.issuer.crl(&entries, this_update, this_update, next_update).map_err(|e| e.to_string())?;
-        *self.crl_cache.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(CachedCrl { der: der.clone(), this_update, next_update, revoked });
+        let number = cached.as_ref().map_or(now, |c| now.max(c.number + 1));
+        let next_update = now + validity;
+        let der = self.issuer.crl(&entries, number, now, next_update).map_err(|e| e.to_string())?;
+        *cached = Some(CachedCrl { der: der.clone(), number, this_update: now, next_update, revoked });
         Ok((der, next_update))
     }
 }

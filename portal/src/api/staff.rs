@@ -222,7 +222,8 @@ pub async fn revoke(
             let names: Vec<&str> = ca::crl::Reason::ALL.iter().map(|r| r.name()).collect();
             ApiError::new(StatusCode::BAD_REQUEST, "bad_reason", format!("the reason is one of {}", names.join(", ")))
         })?;
-        let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no_certificate", "no certificate with that fingerprint");
+        let not_found =
+            || ApiError::new(StatusCode::NOT_FOUND, "no_certificate", "no certificate with that fingerprint");
         let cert = p.store.certificate(&fingerprint).await?.ok_or_else(not_found)?;
         if !p.store.revoke(&fingerprint, reason.name(), p.now()).await? {
             let had = cert.revoke_reason.unwrap_or_default();

@@ -102,10 +102,12 @@ fn application(r: &AnyRow) -> Result<Application> {
         reviewed_at: r.try_get("reviewed_at")?,
         reject_reason: r.try_get("reject_reason")?,
         fingerprint: r.try_get("fingerprint")?,
-        key_origin: r.try_get::<Option<String>, _>("key_manufacturer")?.map(|manufacturer| -> Result<KeyOrigin> {
-            Ok(KeyOrigin { serial: r.try_get("key_serial")?, firmware: r.try_get("key_firmware")?, manufacturer })
-        })
-        .transpose()?,
+        key_origin: r
+            .try_get::<Option<String>, _>("key_manufacturer")?
+            .map(|manufacturer| -> Result<KeyOrigin> {
+                Ok(KeyOrigin { serial: r.try_get("key_serial")?, firmware: r.try_get("key_firmware")?, manufacturer })
+            })
+            .transpose()?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -527,22 +529,17 @@ impl Store {
         let earlier = "SELECT o.fingerprint FROM applications o JOIN applications a ON a.id = $1 \
              WHERE o.id <> a.id AND o.fingerprint IS NOT NULL AND o.credit_code = a.credit_code \
              AND o.id_number = a.id_number";
+        // One statement: what it reports is exactly what it revoked.
         let rows = sqlx::query(&format!(
-            "SELECT fingerprint FROM certificates WHERE revoked_at IS NULL AND fingerprint IN ({earlier})"
-        ))
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let superseded: Vec<String> = rows.iter().map(|r| r.try_get("fingerprint")).collect::<sqlx::Result<_>>()?;
-        sqlx::query(&format!(
             "UPDATE certificates SET revoked_at = $2, revoke_reason = $3 WHERE revoked_at IS NULL \
-             AND fingerprint IN ({earlier})"
+             AND fingerprint IN ({earlier}) RETURNING fingerprint"
         ))
         .bind(id)
         .bind(now)
         .bind(ca::crl::Reason::Superseded.name())
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        let superseded: Vec<String> = rows.iter().map(|r| r.try_get("fingerprint")).collect::<sqlx::Result<_>>()?;
         tx.commit().await?;
         Ok(Some(superseded))
     }

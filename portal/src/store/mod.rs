@@ -559,9 +559,7 @@ impl Store {
         )
         .fetch_all(&mut *self.r().await?)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_at")?, r.try_get("revoke_reason")?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("serial")?, r.try_get("revoked_at")?, r.try_get("revoke_reason")?))).collect()
     }
 
     /// Revoke; `false` if it was already revoked (the first reason stays).
@@ -591,7 +589,7 @@ impl Store {
     /// stays small in an enterprise with thousands of accounts).
     pub async fn accounts_among(&self, enterprise_id: &str, ids: Option<&[String]>) -> Result<Vec<AccountBinding>> {
         let among = match ids {
-            Some(ids) if ids.is_empty() => return Ok(Vec::new()),
+            Some([]) => return Ok(Vec::new()),
             Some(ids) => {
                 let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
                 format!(" AND a.id IN ({})", marks.join(", "))

@@ -59,10 +59,16 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(db).await.unwrap();
         let clock = Arc::new(TestClock(AtomicU64::new(T0)));
-        let ca = ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap();
+        let ca =
+            ca::Ca::create(&dir.path().join("ca"), "CN=Portal CA", 3650, &proto::clock::FixedClock(T0 - 100)).unwrap();
         let factory = Arc::new(
-            ca::Ca::create(&dir.path().join("factory"), "CN=Test Factory,O=ukey", 36_500, &proto::clock::FixedClock(T0 - 100))
-                .unwrap(),
+            ca::Ca::create(
+                &dir.path().join("factory"),
+                "CN=Test Factory,O=ukey",
+                36_500,
+                &proto::clock::FixedClock(T0 - 100),
+            )
+            .unwrap(),
         );
         let e = store.create_enterprise("示例科技有限公司", CREDIT_CODE, T0 as i64).await.unwrap();
         store
