@@ -314,7 +314,16 @@ fn yubico_piv_tool_drives_the_virtual_key() {
     // Attestation: chains to the F9 certificate (openssl verify), names the generated key.
     fs::write(h.join("att9a.pem"), ok_y(&["-a", "attest", "-s", "9a"], "BEGIN CERTIFICATE").stdout).unwrap();
     fs::write(h.join("f9.pem"), ok_y(&["-a", "read-certificate", "-s", "f9"], "BEGIN CERTIFICATE").stdout).unwrap();
-    expect_ok(h, "openssl", &["verify", "-CAfile", "f9.pem", "att9a.pem"], "att9a.pem: OK");
+    // The chain a portal checks: attestation <- the key's F9 <- the factory that made the key.
+    fs::write(h.join("factory.pem"), ok(h, &["sim", "factory"])).unwrap();
+    expect_ok(
+        h,
+        "openssl",
+        &["verify", "-CAfile", "factory.pem", "-untrusted", "f9.pem", "att9a.pem"],
+        "att9a.pem: OK",
+    );
+    let alone = run(h, "openssl", &["verify", "-CAfile", "f9.pem", "att9a.pem"]);
+    assert_ne!(alone.code, Some(0), "the F9 certificate is not a root: {}", alone.all);
     assert_eq!(pubkey_der(h, "att9a.pem", true), pubkey_der(h, "pub9a.pem", false));
     fail_y(&["-a", "attest", "-s", "9e"], "Failed to attest data.");
 
