@@ -62,14 +62,7 @@ async fn sms_code(w: &World, b: &Browser) -> String {
 
 /// A new application taken to the SMS stage with a key pair from `key`; returns its id.
 async fn to_sms_stage(w: &World, b: &mut Browser, key: &mut UsbKey) -> String {
-    let (s, v) = b.post("/api/applications", form()).await;
-    assert_eq!(s, 200, "{v}");
-    let id = v["application"]["id"].as_str().unwrap().to_string();
-    assert_eq!(b.post(&format!("/api/applications/{id}/confirm"), json!({})).await.0, 200);
-    for side in ["front", "back"] {
-        let (s, v) = b.put_bytes(&format!("/api/applications/{id}/photos/{side}"), "image/jpeg", real_photo(1)).await;
-        assert_eq!(s, 200, "{v}");
-    }
+    let id = to_photos_done(b).await;
     let pair = key.key_pair(proto::piv::PinPolicy::Once);
     let (s, v) = b.post(&format!("/api/applications/{id}/submit"), pair.submission()).await;
     assert_eq!((s, v["code"].as_str()), (200, Some("sms_sent")), "{v}");
