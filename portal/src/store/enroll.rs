@@ -501,6 +501,18 @@ impl Store {
     pub async fn approve(&self, id: &str, staff_id: &str, cert: &CertRecord, now: i64) -> Result<Option<Vec<String>>> {
         let mut conn = self.w().await?;
         let mut tx = conn.begin().await?;
+        if self.backend() == super::Backend::Postgres {
+            // Two approvals for one holder at once (two staff, two instances) would each miss
+            // the other's uncommitted certificate and both stay live: one holder at a time.
+            // SQLite has a single writer already.
+            sqlx::query(
+                "SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtext(credit_code || '/' || id_number)) \
+                 FROM applications WHERE id = $1) AS locked",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        }
         insert_certificate(cert, now).execute(&mut *tx).await.map_err(unique("certificate", &cert.fingerprint))?;
         let done = sqlx::query(
             "UPDATE applications SET stage = $2, fingerprint = $3, reviewed_by = $4, reviewed_at = $5, updated_at = $5 \
