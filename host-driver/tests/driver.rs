@@ -344,3 +344,138 @@ fn select_answer_must_be_piv() {
     assert!(Applet::parse(&other).unwrap_err().to_string().contains("A000000527 is not PIV"));
     assert!(Applet::parse(&[0x6F, 0x00]).is_err());
 }
+
+// ---- what cargo-mutants found untested in piv.rs ----
+
+/// A card that answers every APDU with one byte and 61 01 ("one more byte") `endless` times,
+/// then 90 00; counts GET RESPONSEs.
+struct Chatty {
+    endless: usize,
+    get_responses: usize,
+}
+
+impl Transport for Chatty {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if apdu[1] == 0xC0 {
+            self.get_responses += 1;
+        }
+        Ok(if self.get_responses < self.endless { vec![0x00, 0x61, 0x01] } else { vec![0x00, 0x90, 0x00] })
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        Ok(vec![0x3B])
+    }
+    fn is_present(&mut self) -> bool {
+        true
+    }
+    fn name(&self) -> String {
+        "chatty".into()
+    }
+}
+
+#[test]
+fn get_response_follows_a_card_1024_times_and_no_more() {
+    let mut p = Piv::new(Chatty { endless: 1024, get_responses: 0 });
+    let (data, sw) = p.exchange(0xCB, 0x3F, 0xFF, &[0x5C, 0x01, 0x7E]).unwrap();
+    assert_eq!((data.len(), sw), (1025, Sw::OK), "1024 GET RESPONSEs are followed");
+    let mut p = Piv::new(Chatty { endless: 5000, get_responses: 0 });
+    assert!(matches!(p.exchange(0xCB, 0x3F, 0xFF, &[0x5C, 0x01, 0x7E]), Err(PivError::Malformed { .. })));
+    assert_eq!(p.transport().get_responses, 1024, "then the driver gives up");
+}
+
+#[test]
+fn commands_longer_than_255_bytes_are_chained_and_no_others() {
+    let mut p = recorded(KeySpec { seed: Some(31), ..KeySpec::default() });
+    p.select().unwrap();
+    p.authenticate(&MgmtKey::default()).unwrap();
+    let puts = |p: &mut Piv<Recorder>| -> Vec<u8> {
+        let v: Vec<u8> = p.transport().sent.iter().filter(|a| a[1] == 0xDB).map(|a| a[0]).collect();
+        p.transport().sent.clear();
+        v
+    };
+    puts(&mut p);
+    // 5C 03 tag + 53 81 F7 + 247 bytes: exactly 255 bytes of data, one APDU.
+    p.write_object(object::SECURITY_OBJECT, &[0x11; 247]).unwrap();
+    assert_eq!(puts(&mut p), vec![0x00]);
+    p.write_object(object::SECURITY_OBJECT, &[0x22; 248]).unwrap();
+    assert_eq!(puts(&mut p), vec![0x10, 0x00], "256 bytes: one chained piece, then the last");
+    p.write_object(object::SECURITY_OBJECT, &[0x33; 600]).unwrap();
+    assert_eq!(puts(&mut p), vec![0x10, 0x10, 0x00]);
+    assert_eq!(p.read_object(object::SECURITY_OBJECT).unwrap().unwrap(), vec![0x33; 600]);
+}
+
+/// A card whose PIN metadata leaves out the retry counts (tag 06).
+struct NoCounts {
+    key: VirtualKey,
+}
+
+impl Transport for NoCounts {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let r = self.key.transmit(apdu)?;
+        if apdu[1] == 0xF7 && apdu[3] == 0x80 && r.ends_with(&[0x90, 0x00]) {
+            let body = &r[..r.len() - 2];
+            let mut kept: Vec<u8> = proto::tlv::iter(body)
+                .filter_map(Result::ok)
+                .filter(|t| t.tag != 0x06)
+                .flat_map(|t| proto::tlv::to_vec(t.tag, t.value))
+                .collect();
+            kept.extend([0x90, 0x00]);
+            return Ok(kept);
+        }
+        Ok(r)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.key.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        true
+    }
+    fn name(&self) -> String {
+        "no counts".into()
+    }
+}
+
+#[test]
+fn pin_retries_falls_back_to_verify_when_metadata_has_no_counts() {
+    let key = VirtualKey::in_memory(&KeySpec { seed: Some(32), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
+    let mut p = Piv::new(NoCounts { key });
+    p.select().unwrap();
+    assert_eq!(p.verify_pin(&"000000".into()).unwrap(), PinOutcome::WrongPin { retries_left: 2 });
+    assert_eq!(p.pin_retries().unwrap(), (Some(2), None), "from an empty VERIFY, no total");
+}
+
+#[test]
+fn a_16_byte_key_refused_for_its_algorithm_is_not_retried_as_3des() {
+    // A plain card (no metadata) with a 3DES management key, given an AES-128 key: the card's
+    // refusal comes back as it is (a 16-byte key has no other algorithm to try).
+    let mut p = InProcess.make(KeySpec { flavor: Flavor::Plain, seed: Some(33), ..KeySpec::default() });
+    p.select().unwrap();
+    let aes = MgmtKey::new(Algorithm::Aes128, &[0x42; 16]).unwrap();
+    match p.authenticate_auto(&aes) {
+        Err(PivError::Card { sw, .. }) => assert_eq!(sw, Sw::INCORRECT_P1P2),
+        other => panic!("expected the card's 6A86, got {other:?}"),
+    }
+}
+
+#[test]
+fn metadata_tells_policies_origin_and_public_key_and_import_is_real() {
+    use proto::piv::{PinPolicy, TouchPolicy};
+    let mut p = InProcess.make(KeySpec { seed: Some(34), ..KeySpec::default() });
+    p.select().unwrap();
+    p.authenticate(&MgmtKey::default()).unwrap();
+    let public = p.generate(Slot::Signature, Some(PinPolicy::Always), Some(TouchPolicy::Never)).unwrap();
+    let m = p.metadata(Slot::Signature.key_ref()).unwrap();
+    assert_eq!((m.pin_policy, m.touch_policy, m.origin), (Some(3), Some(1), Some(1)), "{m:?}");
+    assert_eq!(m.public_key.as_deref(), Some(public.to_sec1_bytes().as_ref()));
+
+    let sk = p256::SecretKey::random(&mut rand_core::OsRng);
+    p.import_key(Slot::KeyManagement, &sk, Some(PinPolicy::Once), None).unwrap();
+    let m = p.metadata(Slot::KeyManagement.key_ref()).unwrap();
+    assert_eq!((m.pin_policy, m.origin), (Some(2), Some(2)), "imported: {m:?}");
+    assert_eq!(m.public_key.as_deref(), Some(sk.public_key().to_sec1_bytes().as_ref()));
+    p.verify_pin(&"123456".into()).unwrap();
+    let sig = p.sign_digest(Slot::KeyManagement, &[7u8; 32]).unwrap();
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    p256::ecdsa::VerifyingKey::from(sk.public_key())
+        .verify_prehash(&[7u8; 32], &p256::ecdsa::Signature::from_slice(&sig.raw).unwrap())
+        .expect("the imported key signs");
+}
