@@ -2,7 +2,10 @@
 # Mutation testing (cargo-mutants) of what the security rules stand on: the card core
 # (token-sim/src/piv), its store (token-sim/src/store) and the driver's PIV client
 # (host-driver/src/piv.rs). Each mutant must be caught by the tests of its own crate.
-# Not in CI: hours on 2 cores. Reports in target/mutants-*/mutants.out (caught.txt,
+# Not in CI: too slow for 2 cores. Mutants are made in place (`--in-place`: the tree's own
+# target/ stays warm, so a mutant costs seconds of build, not a cold build of a copy), so
+# commit or stash first; cargo mutants puts every file back, also when stopped with Ctrl-C.
+# host-driver's piv.rs takes ~8 min. Reports in target/mutants-*/mutants.out (caught.txt,
 # missed.txt, timeout.txt, unviable.txt). Extra arguments go to cargo mutants, e.g.
 #   scripts/mutants.sh --file token-sim/src/piv/exec.rs      # one file
 #   scripts/mutants.sh --in-diff <(git diff main)             # only what a change touched
@@ -13,11 +16,15 @@ command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 export UKEY_CRASH_ROUNDS="${UKEY_CRASH_ROUNDS:-60}"
 # cargo mutants makes its output directory but not the parents (a fresh clone has no target/).
 mkdir -p target
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+  echo "scripts/mutants.sh edits sources in place: commit or stash your changes first" >&2
+  exit 2
+fi
 # cargo mutants exits 0 (all caught), 2 (some missed) or 3 (some timed out); anything else
 # (a broken baseline, a build failure) stops here.
 run() {
   local rc=0
-  cargo mutants --timeout 120 "$@" || rc=$?
+  cargo mutants --in-place --timeout 120 "$@" || rc=$?
   case $rc in 0|2|3) ;; *) echo "cargo mutants failed ($rc)" >&2; exit "$rc" ;; esac
 }
 only_driver=false
