@@ -72,6 +72,7 @@ fn puk_decrement_is_persisted_before_the_compare() {
 fn failed_write_means_no_compare_and_a_faulted_card() {
     let rec = Recorder::default();
     let mut c = card_with(&spec(6), rec.clone());
+    assert!(!c.is_faulted(), "a card whose writes succeed is not faulted");
     *rec.fail.lock().unwrap() = true;
     assert_eq!(verify(&mut c, PIN), Sw::MEMORY_FAILURE, "even the right PIN is not compared");
     *rec.fail.lock().unwrap() = false;
