@@ -82,6 +82,19 @@ fn secrets_never_show_in_debug_output() {
         puk_retries: 3,
     };
     check_all("Defaults", &format!("{defaults:?}"));
+    assert_eq!(format!("{defaults:?}"), "Defaults(<redacted>)", "says what it is, not what it holds");
+    // The seed of a deterministic key predicts all it draws: redacted, the rest shown.
+    let meta = token_sim::store::SimMeta {
+        created: 1_790_000_000,
+        scenario: "fresh".into(),
+        seed: Some(0x5EED_5EED_5EED),
+        boots: 4,
+    };
+    let dbg = format!("{meta:?}");
+    assert!(dbg.contains("1790000000") && dbg.contains("fresh") && dbg.contains("<redacted>"), "{dbg}");
+    for seed in [format!("{}", 0x5EED_5EED_5EEDu64), format!("{:x}", 0x5EED_5EED_5EEDu64)] {
+        assert!(!dbg.contains(&seed), "seed in {dbg}");
+    }
 }
 
 fn tlv_scalar() -> Vec<u8> {

@@ -247,4 +247,55 @@ mod tests {
         );
         assert_eq!(ATR[1..].iter().fold(0u8, |acc, b| acc ^ b), 0, "TCK");
     }
+
+    fn card() -> Card<super::super::NoStorage, impl CryptoRngCore> {
+        use super::super::exec::{factory_state, Defaults};
+        let mut rng = crate::rng::make_rng(Some(3), 0);
+        let state = factory_state(9, super::super::state::Flavor::Plain, &Defaults::factory(), &mut rng).unwrap();
+        Card::new(state, super::super::NoStorage, rng)
+    }
+
+    #[test]
+    fn power_off_silences_the_card_until_reset() {
+        let mut c = card();
+        assert!(c.is_powered());
+        c.power_off();
+        assert!(!c.is_powered());
+        assert_eq!(&c.transmit(&[0, 0x20, 0, 0x80])[..], &Sw::CONDITIONS_NOT_SATISFIED.to_bytes());
+        assert_eq!(c.reset(), ATR);
+        assert!(c.is_powered());
+        assert_eq!(&c.transmit(&[0, 0x20, 0, 0x80])[..], &[0x63, 0xC3]);
+    }
+
+    #[test]
+    fn class_bytes_other_than_00_and_chaining() {
+        let mut c = card();
+        // Secure messaging bits (ISO 7816-4 interindustry class): 6882; logical channels and
+        // proprietary classes: 6E00.
+        for (cla, sw) in [(0x0C, Sw::SECURE_MESSAGING_NOT_SUPPORTED), (0x04, Sw::SECURE_MESSAGING_NOT_SUPPORTED)] {
+            assert_eq!(&c.transmit(&[cla, 0x20, 0, 0x80])[..], &sw.to_bytes(), "CLA {cla:02X}");
+        }
+        for cla in [0x01, 0x02, 0x03, 0x40, 0x80, 0x8C, 0xA0, 0xFF] {
+            assert_eq!(&c.transmit(&[cla, 0x20, 0, 0x80])[..], &Sw::CLA_NOT_SUPPORTED.to_bytes(), "CLA {cla:02X}");
+        }
+        assert_eq!(&c.transmit(&[0x00, 0x20, 0, 0x80])[..], &[0x63, 0xC3]);
+    }
+
+    #[test]
+    fn a_largest_object_comes_back_in_one_extended_response() {
+        let mut c = card();
+        let body = super::super::state::MAX_OBJECT - 4;
+        let mut object = heapless::Vec::<u8, { super::super::state::MAX_OBJECT }>::new();
+        object.extend_from_slice(&[0x53, 0x82, (body >> 8) as u8, body as u8]).unwrap();
+        object.resize(super::super::state::MAX_OBJECT, 0x5A).unwrap();
+        c.update_state(|s, _| s.objects.set(0x5FC105, &object)).unwrap().unwrap();
+        // Extended Lc and Le (00 00 00: up to 65536 bytes).
+        let get = [0, 0xCB, 0x3F, 0xFF, 0, 0, 5, 0x5C, 3, 0x5F, 0xC1, 0x05, 0, 0];
+        let r = c.transmit(&get);
+        assert_eq!(r.len(), object.len() + 2);
+        assert_eq!((&r[..object.len()], &r[object.len()..]), (&object[..], &[0x90, 0][..]));
+        // Short Le 00 (256): the same object in 61xx pieces.
+        let r = c.transmit(&[0, 0xCB, 0x3F, 0xFF, 5, 0x5C, 3, 0x5F, 0xC1, 0x05, 0]);
+        assert_eq!((r.len(), &r[256..]), (258, &[0x61, 0x00][..]));
+    }
 }

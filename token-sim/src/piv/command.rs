@@ -196,7 +196,8 @@ impl Policies {
             (0xAA | 0xAB, [0]) => {}
             (0xAA, [b]) => self.pin = Some(PinPolicy::from_byte(*b).ok_or(Sw::WRONG_DATA)?),
             (0xAB, [b]) => self.touch = Some(TouchPolicy::from_byte(*b).ok_or(Sw::WRONG_DATA)?),
-            (0xAA | 0xAB, _) => return Err(Sw::WRONG_DATA),
+            // Anything else, a policy of the wrong length included, is not a policy item: the
+            // caller refuses it (6A80).
             _ => return Ok(false),
         }
         Ok(true)
@@ -395,5 +396,141 @@ mod tests {
         ));
         assert_eq!(parse(&[0, 0xDB, 0x3F, 0xFF, 5, 0x5C, 1, 0x7E, 0x53, 0]), Err(Sw::WRONG_DATA));
         assert_eq!(parse(&[0, 0xDB, 0x3F, 0xFF, 7, 0x5C, 3, 0x5F, 0xC1, 0x05, 0x54, 0]), Err(Sw::WRONG_DATA));
+    }
+
+    #[test]
+    fn generate_policy_zero_means_card_default() {
+        let apdu = [0, 0x47, 0, 0x9A, 0x0B, 0xAC, 9, 0x80, 1, 0x11, 0xAA, 1, 0, 0xAB, 1, 0];
+        assert_eq!(
+            parse(&apdu),
+            Ok(Command::Generate { slot: Slot::Authentication, pin_policy: None, touch_policy: None })
+        );
+        // A policy of two bytes, or an unknown value, is refused.
+        assert_eq!(parse(&[0, 0x47, 0, 0x9A, 9, 0xAC, 7, 0x80, 1, 0x11, 0xAA, 2, 1, 1]), Err(Sw::WRONG_DATA));
+        assert_eq!(parse(&[0, 0x47, 0, 0x9A, 0x08, 0xAC, 6, 0x80, 1, 0x11, 0xAB, 1, 9]), Err(Sw::WRONG_DATA));
+    }
+
+    #[test]
+    fn reset_retry_and_change_reference_name_their_reference() {
+        let blocks = *b"12345678\x31\x32\x33\x34\x35\x36\xFF\xFF";
+        let mut apdu = vec![0, 0x2C, 0, 0x80, 16];
+        apdu.extend_from_slice(&blocks);
+        assert!(matches!(parse(&apdu), Ok(Command::ResetRetry { .. })));
+        apdu[3] = 0x81;
+        assert_eq!(parse(&apdu), Err(Sw::REFERENCE_NOT_FOUND), "RESET RETRY of the PUK");
+        apdu[2] = 1;
+        assert_eq!(parse(&apdu), Err(Sw::INCORRECT_P1P2));
+        apdu[1] = 0x24;
+        apdu[2] = 0;
+        assert!(matches!(parse(&apdu), Ok(Command::ChangeReference { which: PinRef::Puk, .. })));
+        apdu[3] = 0x9B;
+        assert_eq!(parse(&apdu), Err(Sw::REFERENCE_NOT_FOUND));
+    }
+
+    #[test]
+    fn attest_refuses_the_attestation_slot_itself() {
+        assert_eq!(parse(&[0, 0xF9, 0x9A, 0]), Ok(Command::Attest { slot: Slot::Authentication }));
+        assert_eq!(parse(&[0, 0xF9, 0xF9, 0]), Err(Sw::INCORRECT_P1P2));
+        assert_eq!(parse(&[0, 0xF9, 0x9A, 1]), Err(Sw::INCORRECT_P1P2));
+    }
+
+    #[test]
+    fn tag_lists_hold_one_to_three_bytes() {
+        assert_eq!(parse(&[0, 0xCB, 0x3F, 0xFF, 5, 0x5C, 3, 0x5F, 0xC1, 0x02]), Ok(Command::GetData { tag: 0x5FC102 }));
+        assert_eq!(parse(&[0, 0xCB, 0x3F, 0xFF, 3, 0x5C, 1, 0x7E]), Ok(Command::GetData { tag: 0x7E }));
+        assert_eq!(parse(&[0, 0xCB, 0x3F, 0xFF, 2, 0x5C, 0]), Err(Sw::WRONG_DATA), "empty tag");
+        assert_eq!(parse(&[0, 0xCB, 0x3F, 0xFF, 6, 0x5C, 4, 0, 0x5F, 0xC1, 0x02]), Err(Sw::WRONG_DATA), "4-byte tag");
+        assert_eq!(parse(&[0, 0xCB, 0x3F, 0xFF, 5, 0x5D, 3, 0x5F, 0xC1, 0x02]), Err(Sw::WRONG_DATA), "not 5C");
+        assert_eq!(
+            parse(&[0, 0xCB, 0x3F, 0xFF, 6, 0x5C, 3, 0x5F, 0xC1, 0x02, 0]),
+            Err(Sw::WRONG_DATA),
+            "trailing byte"
+        );
+    }
+
+    #[test]
+    fn management_authentication_pieces_must_not_be_empty() {
+        let ga = |body: &[u8]| {
+            let mut a = vec![0, 0x87, 3, 0x9B, body.len() as u8 + 2, 0x7C, body.len() as u8];
+            a.extend_from_slice(body);
+            a
+        };
+        let w8 = [0x80, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let c8 = [0x81, 8, 8, 7, 6, 5, 4, 3, 2, 1];
+        let both = [&w8[..], &c8[..]].concat();
+        assert!(matches!(
+            parse(&ga(&both)),
+            Ok(Command::Authenticate { request: AuthRequest::MgmtWitnessResponse { .. }, .. })
+        ));
+        assert_eq!(parse(&ga(&[&[0x80, 0][..], &c8[..]].concat())), Err(Sw::WRONG_DATA), "empty witness");
+        assert_eq!(parse(&ga(&[&w8[..], &[0x81, 0][..]].concat())), Err(Sw::WRONG_DATA), "empty challenge");
+        assert_eq!(parse(&ga(&[0x80, 0, 0x81, 0])), Err(Sw::WRONG_DATA), "both empty");
+        assert!(matches!(
+            parse(&ga(&[0x82, 2, 1, 2])),
+            Ok(Command::Authenticate { request: AuthRequest::MgmtChallengeResponse { response: &[1, 2] }, .. })
+        ));
+        assert_eq!(parse(&ga(&[0x82, 0])), Err(Sw::WRONG_DATA), "empty response");
+        // An algorithm without a block cipher is no management key.
+        let mut ecc = ga(&[0x80, 0]);
+        ecc[2] = 0x11;
+        assert_eq!(parse(&ecc), Err(Sw::INCORRECT_P1P2));
+    }
+
+    #[test]
+    fn signing_and_ecdh_need_the_empty_response_tag() {
+        let ga = |body: &[u8]| {
+            let mut a = vec![0, 0x87, 0x11, 0x9A, body.len() as u8 + 2, 0x7C, body.len() as u8];
+            a.extend_from_slice(body);
+            a
+        };
+        assert_eq!(parse(&ga(&[0x81, 2, 1, 2])), Err(Sw::WRONG_DATA), "no 82 00");
+        assert_eq!(parse(&ga(&[0x82, 1, 9, 0x81, 2, 1, 2])), Err(Sw::WRONG_DATA), "82 not empty");
+        assert_eq!(parse(&ga(&[0x82, 0, 0x81, 0])), Err(Sw::WRONG_DATA), "empty digest");
+        assert!(matches!(
+            parse(&ga(&[0x82, 0, 0x85, 2, 4, 1])),
+            Ok(Command::Authenticate { request: AuthRequest::Ecdh { point: &[4, 1], .. }, .. })
+        ));
+        assert_eq!(parse(&ga(&[0x85, 2, 4, 1])), Err(Sw::WRONG_DATA), "ECDH without 82 00");
+        assert_eq!(parse(&ga(&[0x82, 1, 0, 0x85, 2, 4, 1])), Err(Sw::WRONG_DATA), "ECDH, 82 not empty");
+    }
+
+    #[test]
+    fn set_management_key_lengths_and_touch() {
+        let mut aes = vec![0, 0xFF, 0xFF, 0xFF, 19, 0x08, 0x9B, 16];
+        aes.extend_from_slice(&[7; 16]);
+        assert!(matches!(parse(&aes), Ok(Command::SetMgmKey { alg: Algorithm::Aes128, touch: false, .. })));
+        aes[3] = 0xFE;
+        assert!(matches!(parse(&aes), Ok(Command::SetMgmKey { alg: Algorithm::Aes128, touch: true, .. })));
+        aes[3] = 0xFD;
+        assert_eq!(parse(&aes), Err(Sw::INCORRECT_P1P2));
+        aes[3] = 0xFF;
+        aes[7] = 15;
+        assert_eq!(parse(&aes), Err(Sw::WRONG_DATA), "length byte says 15, 16 follow");
+        aes[7] = 16;
+        aes[5] = 0x03;
+        assert_eq!(parse(&aes), Err(Sw::WRONG_DATA), "16 bytes are no 3DES key");
+        aes[5] = 0x08;
+        aes[6] = 0x9A;
+        assert_eq!(parse(&aes), Err(Sw::WRONG_DATA), "not the management key reference");
+    }
+
+    #[test]
+    fn import_needs_a_32_byte_scalar_under_tag_06() {
+        let import = |tag: u8, len: usize| {
+            let mut a = vec![0, 0xFE, 0x11, 0x9A, len as u8 + 2, tag, len as u8];
+            a.extend(core::iter::repeat_n(5, len));
+            a
+        };
+        assert!(matches!(parse(&import(0x06, 32)), Ok(Command::ImportKey { slot: Slot::Authentication, .. })));
+        assert_eq!(parse(&import(0x06, 31)), Err(Sw::WRONG_DATA));
+        assert_eq!(parse(&import(0x07, 32)), Err(Sw::WRONG_DATA));
+        let mut with_policy = import(0x06, 32);
+        with_policy[4] += 3;
+        with_policy.extend_from_slice(&[0xAA, 1, 3]);
+        assert!(matches!(parse(&with_policy), Ok(Command::ImportKey { pin_policy: Some(PinPolicy::Always), .. })));
+        let mut stray = import(0x06, 32);
+        stray[4] += 3;
+        stray.extend_from_slice(&[0x99, 1, 3]);
+        assert_eq!(parse(&stray), Err(Sw::WRONG_DATA));
     }
 }

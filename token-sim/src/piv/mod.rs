@@ -8,6 +8,9 @@ pub mod command;
 pub mod exec;
 pub mod objects;
 pub mod state;
+#[cfg(all(test, feature = "std"))]
+#[allow(unsafe_code)]
+mod wipe_tests;
 
 pub use attest::self_signed_attestation_cert;
 pub use card::{Card, ATR};

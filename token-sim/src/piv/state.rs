@@ -367,6 +367,113 @@ mod tests {
         assert_eq!(o.get(3), Some(&[3u8; 30][..]), "a full pool loses nothing");
     }
 
+    /// Fill the pool with `n` objects of `len` bytes (tags 1..=n).
+    fn filled(n: u32, len: usize) -> Objects {
+        let mut o = Objects::default();
+        for tag in 1..=n {
+            o.set(tag, &vec_of(tag as u8, len)).unwrap();
+        }
+        o
+    }
+
+    fn vec_of(b: u8, len: usize) -> heapless::Vec<u8, MAX_OBJECT> {
+        let mut v = heapless::Vec::new();
+        v.resize(len, b).unwrap();
+        v
+    }
+
+    #[test]
+    fn object_pool_fills_to_the_byte_and_refuses_without_losing_anything() {
+        // 12 objects of 4096 bytes = 48 KiB: the pool exactly.
+        let mut o = filled(12, MAX_OBJECT);
+        assert_eq!(o.bytes_used(), OBJECT_POOL);
+        assert_eq!(o.set(13, &[1]), Err(ObjectMemoryFull), "one byte more");
+        assert_eq!(o.bytes_used(), OBJECT_POOL, "a refused object takes no memory");
+        // Replacing an object in a full pool counts the space it gives back.
+        o.set(5, &vec_of(0x55, MAX_OBJECT)).unwrap();
+        assert_eq!(o.get(5), Some(&vec_of(0x55, MAX_OBJECT)[..]));
+        o.set(5, &vec_of(0x56, 100)).unwrap();
+        o.set(13, &vec_of(13, MAX_OBJECT - 100)).unwrap();
+        assert_eq!(o.bytes_used(), OBJECT_POOL);
+        // A replacement that does not fit leaves the old value where it was.
+        assert_eq!(o.set(5, &vec_of(0x57, 101)), Err(ObjectMemoryFull));
+        assert_eq!(o.get(5), Some(&vec_of(0x56, 100)[..]), "old value kept");
+        // Deleting what is not there, in a full pool, is fine.
+        assert_eq!(o.set(99, &[]), Ok(()));
+    }
+
+    #[test]
+    fn object_index_full_refuses_only_new_objects() {
+        let mut o = filled(MAX_OBJECTS as u32, 10);
+        let used = o.bytes_used();
+        assert_eq!(o.set(1000, &[1, 2, 3]), Err(ObjectMemoryFull), "no index entry left");
+        assert_eq!((o.bytes_used(), o.get(1000)), (used, None), "nothing half-stored");
+        o.set(7, &[7; 3]).unwrap();
+        assert_eq!(o.get(7), Some(&[7u8; 3][..]), "replacing needs no new entry");
+        o.set(1000, &[]).unwrap();
+        o.set(8, &[]).unwrap();
+        o.set(1000, &[1, 2, 3]).unwrap();
+        assert_eq!(o.get(1000), Some(&[1u8, 2, 3][..]), "a deletion frees an entry");
+        let mut tags: heapless::Vec<u32, MAX_OBJECTS> = o.tags().collect();
+        tags.sort_unstable();
+        assert_eq!(tags.len(), MAX_OBJECTS);
+        assert!(tags.contains(&1000) && !tags.contains(&8) && tags.contains(&1));
+    }
+
+    /// A `53 82 hi lo ...` object of `len` bytes in all.
+    fn object_of(len: usize) -> heapless::Vec<u8, { MAX_OBJECT + 8 }> {
+        let body = len - 4;
+        let mut v = heapless::Vec::from_slice(&[0x53, 0x82, (body >> 8) as u8, body as u8]).unwrap();
+        v.resize(len, 0xEE).unwrap();
+        v
+    }
+
+    #[test]
+    fn validation_bounds_each_object_to_the_largest_a_card_stores() {
+        let mut o = Objects::default();
+        o.set(0x5FC105, &object_of(MAX_OBJECT)).unwrap();
+        assert_eq!(o.validate(), Ok(()), "an object of exactly {MAX_OBJECT} bytes");
+        // Forged: one byte more than PUT DATA stores, the pool and the TLV otherwise sound.
+        let mut forged = Objects::default();
+        forged.pool.extend_from_slice(&object_of(MAX_OBJECT + 1)).unwrap();
+        forged.index.push((0x5FC105, 0, MAX_OBJECT as u16 + 1)).unwrap();
+        assert!(
+            matches!(forged.validate(), Err(InvalidState::ObjectBounds { len: 4097, .. })),
+            "{:?}",
+            forged.validate()
+        );
+        forged.index[0].2 = 0;
+        assert!(matches!(forged.validate(), Err(InvalidState::ObjectBounds { len: 0, .. })));
+    }
+
+    #[test]
+    fn only_the_factory_3des_key_is_default() {
+        let factory = MgmtKey::new(Algorithm::Tdes, &defaults::MANAGEMENT_KEY).unwrap();
+        assert!(factory.is_default());
+        assert!(!MgmtKey::new(Algorithm::Tdes, &[9; 24]).unwrap().is_default());
+        assert!(!MgmtKey::new(Algorithm::Aes192, &defaults::MANAGEMENT_KEY).unwrap().is_default());
+        assert_eq!(MgmtKey::new(Algorithm::Aes128, &[1; 24]), None, "wrong length for the algorithm");
+    }
+
+    #[test]
+    fn debug_shows_what_is_not_secret() {
+        extern crate std;
+        let mgmt = MgmtKey::new(Algorithm::Aes128, &[0x42; 16]).unwrap();
+        let dbg = std::format!("{mgmt:?}");
+        assert!(dbg.contains("MgmtKey") && dbg.contains("AES") && !dbg.contains("42"), "{dbg}");
+        let sk = p256::SecretKey::from_slice(&[0x11; 32]).unwrap();
+        let slot = KeySlot::new(&sk, PinPolicy::Always, TouchPolicy::Never, Origin::Imported);
+        let dbg = std::format!("{slot:?}");
+        assert!(dbg.contains("KeySlot") && dbg.contains("Imported") && dbg.contains("redacted"), "{dbg}");
+        let mut o = Objects::default();
+        o.set(0x5FC105, &[0x53, 1, 0]).unwrap();
+        assert_eq!(std::format!("{o:?}"), "{6275333: 3}");
+        let pending = MgmtChallenge::Witness(Block::from_slice(&[0x42; 8]).unwrap());
+        assert_eq!(std::format!("{pending:?}"), "Witness(<redacted>)");
+        let pending = MgmtChallenge::Challenge(Block::from_slice(&[0x42; 8]).unwrap());
+        assert_eq!(std::format!("{pending:?}"), "Challenge(<redacted>)");
+    }
+
     #[test]
     fn pin_padding_rules() {
         assert_eq!(pad_pin(b"123456").unwrap().as_bytes(), b"123456\xFF\xFF");

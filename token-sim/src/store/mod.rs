@@ -292,6 +292,38 @@ mod tests {
     }
 
     #[test]
+    fn fsync_of_a_directory_really_opens_it() {
+        // Durability itself needs a power cut to observe; this shows the sync is attempted
+        // (a vanished directory is an error, not a silent success).
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(fsync_dir(tmp.path()).is_ok());
+        let err = fsync_dir(&tmp.path().join("gone")).unwrap_err();
+        assert!(err.to_string().starts_with("cannot fsync"), "{err}");
+    }
+
+    #[test]
+    fn a_leftover_temp_file_that_cannot_be_removed_fails_the_write_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("k");
+        let state = crate::piv::factory_state(
+            1,
+            crate::piv::state::Flavor::Plain,
+            &crate::piv::Defaults::factory(),
+            &mut crate::rng::make_rng(Some(1), 0),
+        )
+        .unwrap();
+        let meta = SimMeta { created: 0, scenario: "fresh".into(), seed: None, boots: 0 };
+        let mut store = FileStore::create(&dir, meta, &state).unwrap();
+        // A directory where the temporary file goes: remove_file cannot take it away.
+        fs::create_dir(dir.join(TEMP_FILE)).unwrap();
+        fs::write(dir.join(TEMP_FILE).join("x"), b"x").unwrap();
+        let err = store.write(&state).unwrap_err();
+        assert!(err.to_string().starts_with("cannot remove"), "{err}");
+        fs::remove_dir_all(dir.join(TEMP_FILE)).unwrap();
+        store.write(&state).unwrap();
+    }
+
+    #[test]
     fn a_held_key_is_waited_for_then_refused_as_busy() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("k");
