@@ -20,11 +20,18 @@ declare -A NEED=(
   [opensc]=/usr/bin/pkcs11-tool
   [yubico-piv-tool]=/usr/bin/yubico-piv-tool
   [postgresql]=/usr/lib/postgresql/15/bin/postgres
+  # The pages' browser tests: Chromium driven over WebDriver, and a CJK font (Chinese
+  # renders as boxes without one).
+  [chromium]=/usr/bin/chromium
+  [chromium-driver]=/usr/bin/chromedriver
+  [fonts-wqy-microhei]=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 )
 missing=()
 for pkg in "${!NEED[@]}"; do
   [ -e "${NEED[$pkg]}" ] || missing+=("$pkg")
 done
+# npm fetches axe-core below; any npm will do.
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (Debian packages the tests use as judges)"
   if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
@@ -63,6 +70,18 @@ fi
 if [ -z "${UKEY_TEST_POSTGRES:-}" ]; then
   [ -n "${CI:-}" ] && { echo "no PostgreSQL server for the portal tests" >&2; exit 1; }
   echo "!! no PostgreSQL server: the portal's PostgreSQL tests will say SKIPPED"
+fi
+
+# axe-core, the accessibility judge the browser tests inject into every page: from the npm
+# registry into target/axe once (no npm at run time of the portal).
+export UKEY_AXE_JS="$PWD/target/axe/node_modules/axe-core/axe.min.js"
+if [ ! -f "$UKEY_AXE_JS" ] && command -v npm >/dev/null; then
+  echo "== installing axe-core into target/axe"
+  npm install --silent --no-audit --no-fund --prefix target/axe axe-core@4 >/dev/null || true
+fi
+if [ ! -f "$UKEY_AXE_JS" ]; then
+  [ -n "${CI:-}" ] && { echo "could not install axe-core (npm)" >&2; exit 1; }
+  echo "!! no axe-core: the browser tests will say SKIPPED"
 fi
 
 echo "== cargo fmt --check"

@@ -96,6 +96,21 @@ pub struct PortalServeArgs {
     /// Yubico's PIV attestation root and intermediates (see README)
     #[arg(long, value_name = "PEM")]
     pub attestation_roots: Option<PathBuf>,
+    /// Where the login page finds the certificate application environment (`ukey agent`) on
+    /// the user's computer: a loopback URL
+    #[arg(long, value_name = "URL", default_value = portal::config::DEFAULT_AGENT_URL, value_parser = parse_agent_url)]
+    pub agent_url: String,
+}
+
+/// The agent answers only on loopback, so the pages may look for it nowhere else.
+fn parse_agent_url(s: &str) -> Result<String, String> {
+    let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    let host_only = host.map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h));
+    match host_only {
+        Some("127.0.0.1" | "localhost" | "[::1]") => Ok(s.trim_end_matches('/').to_string()),
+        _ => Err(format!("{s:?}: the agent's URL is http(s)://127.0.0.1:PORT (or localhost, [::1]), where it listens")),
+    }
 }
 
 /// The manufacturers whose attestations the portal trusts: the PEM file given, else the local
@@ -155,6 +170,7 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     let mut config = Config::new(&origin);
     config.expiry_warning_days = a.expiry_warning_days;
     config.sandbox = a.sandbox;
+    config.agent_url = a.agent_url.clone();
     config.enroll.cert_days = a.cert_days;
     config.rate_per_minute = a.rate_limit;
     config.rate_per_address_per_minute = a.rate_limit_per_address;
@@ -169,6 +185,7 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     let ca = Arc::new(ca.with_crl_url(config.crl_url()));
     let state = Portal::new(store, ca, Arc::new(SystemClock), config);
     println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
+    println!("login page: {origin}/ (finds the agent at {}; start it with `ukey agent`)", a.agent_url);
     println!("certificate applications from keys attested by: {attested_by}");
     match a.trusted_proxies.as_slice() {
         [] => println!("clients counted by peer address (no --trusted-proxy: X-Forwarded-For ignored)"),

@@ -44,7 +44,13 @@ pub struct Config {
     pub sandbox: bool,
     /// Shared with the payment provider: signs its notifications.
     pub payment_secret: Vec<u8>,
+    /// Where the pages find the local agent (the certificate application environment) on the
+    /// user's computer: a loopback URL, as the agent listens only there.
+    pub agent_url: String,
 }
+
+/// The agent's default address (`ukey agent --listen`).
+pub const DEFAULT_AGENT_URL: &str = "http://127.0.0.1:7781";
 
 /// The certificate application's rules.
 #[derive(Debug, Clone)]
@@ -146,6 +152,7 @@ impl Config {
             crl_validity_secs: 24 * 3600,
             sandbox: false,
             payment_secret: rand::random::<[u8; 32]>().to_vec(),
+            agent_url: DEFAULT_AGENT_URL.to_string(),
         }
     }
 }

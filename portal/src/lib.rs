@@ -3,6 +3,7 @@
 //! challenge and signature, unbinding. Everything reachable over HTTP/JSON.
 //!
 //! - [`api`]: the HTTP/JSON API (axum): sessions, CSRF, login, bind, unbind.
+//! - [`pages`]: the web pages (server-rendered, askama) over the same API and the agent.
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
 //! - [`messages`]: what users read, zh-CN and English, by Accept-Language.
 //! - [`password`]: argon2id password hashes.
@@ -20,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod enrollment;
 pub mod messages;
+pub mod pages;
 pub mod password;
 pub mod payment;
 pub mod photo;

@@ -188,7 +188,9 @@ pub fn router(state: State) -> Router {
             .route("/api/sandbox/pay/{payment_id}", post(sandbox::pay))
             .route("/api/sandbox/outbox", get(sandbox::outbox));
     }
-    r.layer(axum::extract::DefaultBodyLimit::max(BODY_MAX_BYTES))
+    r.merge(crate::pages::router())
+        .fallback(crate::pages::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_MAX_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))
         .with_state(state)
 }
@@ -300,8 +302,25 @@ pub fn ok(lang: Lang, msg: &Msg, extra: Value) -> Value {
     v
 }
 
+/// The caller's language: the pages' language switch (a cookie) if it was used, else
+/// Accept-Language, else Chinese.
 pub fn lang(headers: &HeaderMap) -> Lang {
-    Lang::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
+    match cookie(headers, LANG_COOKIE).as_deref() {
+        Some("en") => Lang::En,
+        Some("zh-CN") => Lang::Zh,
+        _ => Lang::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
+    }
+}
+
+/// The cookie the pages' language switch sets: `zh-CN` or `en`.
+pub const LANG_COOKIE: &str = "ukey_lang";
+
+/// The value of cookie `name` (at most 64 bytes), if the request has one.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name && !v.is_empty() && v.len() <= 64).then(|| v.to_string())
+    })
 }
 
 /// A fresh random token (cookie value, CSRF token, nonce), base64url.
@@ -314,10 +333,7 @@ pub fn hash_token(token: &str) -> String {
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == COOKIE && !v.is_empty() && v.len() <= 64).then(|| v.to_string())
-    })
+    cookie(headers, COOKIE)
 }
 
 impl Portal {

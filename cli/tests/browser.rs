@@ -1,0 +1,504 @@
+//! The portal's pages in a real browser: Debian's Chromium driven by its chromedriver over
+//! WebDriver, against a real `ukey portal serve`, a real `ukey agent` and virtual keys. One
+//! browser and one set of services for the whole binary; the tests take turns. Every page a
+//! test visits is checked by axe-core (no serious or critical violation) and for console
+//! errors; each step leaves a screenshot under target/screenshots/TEST/.
+//!
+//! Without chromium, chromedriver or axe-core the tests say SKIPPED, except under CI=true,
+//! where they fail (scripts/test.sh installs all three).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const PASSWORD: &str = "Passw0rd-123";
+/// The seeded user's key: 张三 of the seeded enterprise.
+const SUBJECT: &str = "CN=张三,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司";
+
+/// A `ukey` or chromedriver process, killed when the binary's world goes.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct World {
+    _home: tempfile::TempDir,
+    home: PathBuf,
+    portal: String,
+    agent: String,
+    /// Where the agent looks for key directories (keys are inserted by moving them in).
+    keys: PathBuf,
+    /// Where removed keys wait.
+    shelf: PathBuf,
+    agent_proc: Option<Proc>,
+    _portal_proc: Proc,
+    _driver: Proc,
+    driver_url: String,
+    axe: String,
+    rt: tokio::runtime::Runtime,
+    browser: Client,
+}
+
+fn ukey(home: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_ukey")).args(args).env("UKEY_HOME", home).output().unwrap();
+    assert!(out.status.success(), "ukey {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn spawn(home: &Path, log: &str, args: &[&str]) -> Proc {
+    let log = std::fs::File::create(home.join(log)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ukey"))
+        .args(args)
+        .env("UKEY_HOME", home)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Until something listens on `addr`, or 20 s.
+fn wait_listening(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{addr} never answered");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// axe-core's script: $UKEY_AXE_JS, or where scripts/test.sh installs it.
+fn axe_script() -> Option<String> {
+    let path = std::env::var_os("UKEY_AXE_JS").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/axe/node_modules/axe-core/axe.min.js")
+    });
+    std::fs::read_to_string(path).ok()
+}
+
+fn start_agent(w_home: &Path, agent: &str, portal: &str, keys: &Path) -> Proc {
+    let p = spawn(
+        w_home,
+        "agent.log",
+        &["agent", "--listen", &agent[7..], "--allow-origin", portal, "--keys", keys.to_str().unwrap()],
+    );
+    wait_listening(&agent[7..]);
+    p
+}
+
+fn world() -> Option<MutexGuard<'static, World>> {
+    static WORLD: OnceLock<Option<Mutex<World>>> = OnceLock::new();
+    let w = WORLD.get_or_init(|| {
+        let missing: Vec<&str> =
+            [CHROMIUM, CHROMEDRIVER].into_iter().filter(|p| !Path::new(p).exists()).collect::<Vec<_>>();
+        let axe = axe_script();
+        if !missing.is_empty() || axe.is_none() {
+            let why =
+                format!("missing {missing:?}{}", if axe.is_none() { " and axe-core (scripts/test.sh)" } else { "" });
+            if std::env::var_os("CI").is_some() {
+                panic!("browser tests need Chromium, chromedriver and axe-core under CI: {why}");
+            }
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_path_buf();
+        ukey(&home, &["portal", "seed", "--password", PASSWORD, "--staff-password", "Review-Pass1"]);
+        let (keys, shelf) = (home.join("keys"), home.join("shelf"));
+        std::fs::create_dir_all(&shelf).unwrap();
+        std::fs::create_dir_all(&keys).unwrap();
+        // Keys from the CA the portal trusts ($UKEY_HOME/ca), none bound yet.
+        let key = keys.join("zhangsan");
+        ukey(
+            &home,
+            &["sim", "new", key.to_str().unwrap(), "--scenario", "provisioned", "--seed", "71", "--subject", SUBJECT],
+        );
+        let (pp, ap, dp) = (free_port(), free_port(), free_port());
+        let portal = format!("http://127.0.0.1:{pp}");
+        let agent = format!("http://127.0.0.1:{ap}");
+        let portal_proc = spawn(
+            &home,
+            "portal.log",
+            &["portal", "serve", "--sandbox", "--listen", &portal[7..], "--agent-url", &agent],
+        );
+        let agent_proc = start_agent(&home, &agent, &portal, &keys);
+        wait_listening(&portal[7..]);
+        let driver = Proc(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={dp}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let driver_url = format!("http://127.0.0.1:{dp}");
+        wait_listening(&driver_url[7..]);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let browser = rt.block_on(open_browser(&driver_url, &home));
+        Some(Mutex::new(World {
+            _home: dir,
+            home,
+            portal,
+            agent,
+            keys,
+            shelf,
+            agent_proc: Some(agent_proc),
+            _portal_proc: portal_proc,
+            _driver: driver,
+            driver_url,
+            axe: axe.unwrap(),
+            rt,
+            browser,
+        }))
+    });
+    let mut g = w.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
+    // A test that stopped the agent and failed before starting it again.
+    if g.agent_proc.is_none() {
+        let (home, agent, portal, keys) = (g.home.clone(), g.agent.clone(), g.portal.clone(), g.keys.clone());
+        g.agent_proc = Some(start_agent(&home, &agent, &portal, &keys));
+    }
+    Some(g)
+}
+
+async fn open_browser(driver: &str, home: &Path) -> Client {
+    let profile = home.join("chromium-profile");
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:loggingPrefs": {"browser": "ALL"},
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-quic", "--window-size=1280,800",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            // navigator.language and Accept-Language come from this pref, not from --lang.
+            "prefs": {"intl.accept_languages": "zh-CN,zh"},
+        },
+    });
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(caps).unwrap();
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("chromedriver starts a Chromium session")
+}
+
+/// One test's steps: screenshots numbered in order, and the page checks.
+struct Steps<'a> {
+    w: &'a World,
+    dir: PathBuf,
+    n: usize,
+}
+
+impl<'a> Steps<'a> {
+    fn new(w: &'a World, test: &str) -> Steps<'a> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots").join(test);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        eprintln!("screenshots of {test}: {}", dir.display());
+        Steps { w, dir, n: 0 }
+    }
+
+    fn c(&self) -> &Client {
+        &self.w.browser
+    }
+
+    fn run<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.w.rt.block_on(f)
+    }
+
+    fn goto(&mut self, path: &str) {
+        let url = format!("{}{path}", self.w.portal);
+        // Through a blank page: going to the same URL with another #fragment would not load it.
+        self.run(self.c().goto("about:blank")).unwrap();
+        self.run(self.c().goto(&url)).unwrap();
+        self.console_errors(); // start each page with an empty log
+    }
+
+    /// The screenshot of this step, at the window's size.
+    fn shot(&mut self, name: &str) {
+        self.n += 1;
+        let png = self.run(self.c().screenshot()).unwrap();
+        std::fs::write(self.dir.join(format!("{:02}-{name}.png", self.n)), png).unwrap();
+    }
+
+    /// The same step at 1280x800 and at a 390x844 phone.
+    fn shots(&mut self, name: &str) {
+        self.size(1280, 800);
+        self.shot(&format!("{name}-1280"));
+        self.size(390, 844);
+        self.shot(&format!("{name}-390"));
+        self.size(1280, 800);
+    }
+
+    fn size(&self, w: u32, h: u32) {
+        self.run(self.c().set_window_size(w, h)).unwrap();
+    }
+
+    /// Console errors since the last call (chromedriver's log endpoint).
+    fn console_errors(&self) -> Vec<String> {
+        let session = self.run(self.c().session_id()).unwrap().expect("a session");
+        let url = format!("{}/session/{session}/se/log", self.w.driver_url);
+        let v: Value = self.run(async { reqwest_post(&url, json!({"type": "browser"})).await });
+        v["value"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    // Chromium logs every 4xx answer ("Failed to load resource: ... status of
+                    // 401"): the API's refusals (wrong password, wrong PIN) are answers the page
+                    // shows, not errors of the page. Script errors and 5xx still count.
+                    .filter(|e| {
+                        let m = e["message"].as_str().unwrap_or("");
+                        !(m.contains("Failed to load resource: the server responded with a status of 4"))
+                    })
+                    .map(|e| e["message"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// axe-core on the page as it is now: no serious or critical violation, no console error.
+    fn check_page(&self, what: &str) {
+        let result = self
+            .run(self.c().execute_async(
+                &format!(
+                    "{}\nconst done = arguments[arguments.length - 1];\
+                     axe.run(document, {{resultTypes: ['violations']}}).then(r => done(JSON.stringify(r.violations)), e => done(JSON.stringify([{{id: 'axe-failed', impact: 'critical', help: String(e)}}])));",
+                    self.w.axe
+                ),
+                vec![],
+            ))
+            .unwrap();
+        let violations: Vec<Value> = serde_json::from_str(result.as_str().unwrap()).unwrap();
+        let bad: Vec<String> = violations
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .map(|v| format!("{} ({}): {} at {}", v["id"], v["impact"], v["help"], v["nodes"][0]["target"]))
+            .collect();
+        assert!(bad.is_empty(), "{what}: axe-core found {bad:#?}");
+        let errors = self.console_errors();
+        assert!(errors.is_empty(), "{what}: console errors {errors:#?}");
+    }
+
+    fn text_of(&self, css: &str) -> String {
+        self.run(async { self.c().find(Locator::Css(css)).await?.text().await }).unwrap()
+    }
+
+    fn visible(&self, css: &str) -> bool {
+        self.run(async { self.c().find(Locator::Css(css)).await?.is_displayed().await }).unwrap()
+    }
+
+    fn value_of(&self, css: &str) -> String {
+        self.run(async { self.c().find(Locator::Css(css)).await?.prop("value").await }).unwrap().unwrap_or_default()
+    }
+
+    fn click(&self, css: &str) {
+        self.run(async { self.c().find(Locator::Css(css)).await?.click().await }).unwrap();
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        self.run(async {
+            let e = self.c().find(Locator::Css(css)).await?;
+            e.clear().await?;
+            e.send_keys(text).await
+        })
+        .unwrap();
+    }
+
+    /// Until `cond` holds (polled every 25 ms), at most `secs`; the failure says what.
+    fn wait(&self, secs: u64, what: &str, mut cond: impl FnMut(&Self) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            if cond(self) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < Duration::from_secs(secs), "waited {secs} s for {what}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+async fn reqwest_post(url: &str, body: Value) -> Value {
+    let client = reqwest::Client::new();
+    match client.post(url).json(&body).send().await {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+/// Move the key directory `name` out of the agent's sight (removal) or back (insertion).
+fn remove_key(w: &World, name: &str) {
+    std::fs::rename(w.keys.join(name), w.shelf.join(name)).unwrap();
+}
+fn insert_key(w: &World, name: &str) {
+    std::fs::rename(w.shelf.join(name), w.keys.join(name)).unwrap();
+}
+
+/// Puts every removed key back when a test ends, passed or not, so the next test finds it.
+struct KeysBack(PathBuf, PathBuf);
+impl Drop for KeysBack {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(&self.1).into_iter().flatten().flatten() {
+            let _ = std::fs::rename(e.path(), self.0.join(e.file_name()));
+        }
+    }
+}
+
+#[test]
+fn login_page_has_both_tabs_in_chinese_and_passes_axe() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "login_page");
+    s.goto("/");
+    assert_eq!(s.run(s.c().title()).unwrap(), "登录 · ukey 业务系统");
+    assert_eq!(s.text_of("#tab-password"), "账号密码登录");
+    assert_eq!(s.text_of("#tab-ca"), "CA数字证书登录");
+    assert!(s.visible("#username") && !s.visible("#pin"), "the password tab first");
+    s.check_page("login, password tab");
+    s.shots("password-tab");
+    s.click("#tab-ca");
+    assert!(s.visible("#pin") && !s.visible("#username"));
+    s.wait(5, "the key's holder", |s| s.value_of("#ca-account") == "张三");
+    s.check_page("login, CA tab");
+    s.shots("ca-tab");
+}
+
+#[test]
+fn inserted_key_shows_its_holder_within_a_second_and_vanishes_when_removed() {
+    let Some(w) = world() else { return };
+    let _back = KeysBack(w.keys.clone(), w.shelf.clone());
+    let mut s = Steps::new(&w, "key_presence");
+    s.goto("/#ca");
+    s.wait(5, "the key's holder", |s| s.value_of("#ca-account") == "张三");
+    s.shot("inserted");
+    remove_key(&w, "zhangsan");
+    let gone = s.wait(5, "the holder to go", |s| s.value_of("#ca-account").is_empty());
+    s.wait(5, "the insert-your-key prompt", |s| s.text_of("#agent-status") == "请将USB-Key插入电脑USB口");
+    assert!(s.run(async { s.c().find(Locator::Css("#ca-submit")).await?.attr("disabled").await }).unwrap().is_some());
+    s.shot("removed");
+    insert_key(&w, "zhangsan");
+    let back = s.wait(5, "the holder to come back", |s| s.value_of("#ca-account") == "张三");
+    s.shot("inserted-again");
+    assert!(
+        gone < Duration::from_secs(1) && back < Duration::from_secs(1),
+        "removal seen in {gone:?}, insertion in {back:?}"
+    );
+}
+
+#[test]
+fn wrong_pin_says_how_many_tries_the_key_has_left_and_an_unbound_key_is_told_to_bind() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "key_login_outcomes");
+    s.goto("/#ca");
+    s.wait(5, "the key's holder", |s| s.value_of("#ca-account") == "张三");
+    s.type_into("#pin", "000000");
+    s.click("#ca-submit");
+    s.wait(10, "the wrong-PIN message", |s| s.visible("#outcome"));
+    let said = s.text_of("#outcome");
+    assert_eq!(said, "USB-Key密码校验失败，还有2次机会", "the key's own count");
+    s.check_page("wrong PIN");
+    s.shots("wrong-pin");
+    // The right PIN restores the count; the key is not bound to any account yet.
+    s.type_into("#pin", "123456");
+    s.click("#ca-submit");
+    s.wait(10, "the not-bound message", |s| s.text_of("#outcome").contains("绑定"));
+    assert_eq!(s.text_of("#outcome"), "该USB-Key尚未绑定账号，请先使用账号密码登录系统进行绑定，再使用CA账户登录");
+    s.check_page("not bound");
+    s.shot("not-bound");
+    let tries = ukey(&w.home, &["pin", "retries", "--key", w.keys.join("zhangsan").to_str().unwrap(), "--json"]);
+    let v: Value = serde_json::from_slice(&tries.stdout).unwrap();
+    assert_eq!(v["retries_left"], 3, "the right PIN reset the counter: {v}");
+}
+
+#[test]
+fn password_login_checks_fields_and_logs_in() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "password_login");
+    s.goto("/");
+    s.click("#password-submit");
+    assert_eq!(s.text_of("#username-error"), "请输入用户名");
+    let focused = s.run(s.c().active_element()).unwrap();
+    assert_eq!(s.run(focused.attr("id")).unwrap().as_deref(), Some("username"), "focus on the missing field");
+    s.check_page("empty form");
+    s.shot("empty-form");
+    s.type_into("#username", "zhangsan");
+    s.type_into("#password", "wrong-password");
+    s.click("#password-submit");
+    s.wait(15, "the wrong-password message", |s| s.visible("#outcome"));
+    let wrong = s.text_of("#outcome");
+    assert!(wrong.contains("密码"), "{wrong}");
+    s.shot("wrong-password");
+    s.type_into("#password", PASSWORD);
+    s.click("#password-submit");
+    s.wait(15, "the login", |s| {
+        s.run(async {
+            Ok::<_, fantoccini::error::CmdError>(
+                s.c().find(Locator::Css("#outcome")).await?.attr("class").await?.unwrap_or_default().contains("good"),
+            )
+        })
+        .unwrap()
+    });
+    s.check_page("logged in");
+    s.shot("logged-in");
+}
+
+#[test]
+fn without_the_agent_the_ca_tab_says_so_and_links_to_the_install_page() {
+    let Some(mut w) = world() else { return };
+    let stopped = w.agent_proc.take();
+    drop(stopped);
+    {
+        let mut s = Steps::new(&w, "agent_missing");
+        s.goto("/#ca");
+        s.wait(5, "the missing-agent notice", |s| s.visible("#agent-missing"));
+        assert!(s.text_of("#agent-missing").contains("未检测到证书应用环境"));
+        s.check_page("agent missing");
+        s.shots("agent-missing");
+        s.click("#agent-download");
+        s.wait(5, "the install page", |s| s.run(s.c().current_url()).unwrap().path() == "/help/agent");
+        assert_eq!(s.text_of("h1"), "证书应用环境安装部署");
+        assert!(s.text_of("main").contains("systemctl --user enable --now ukey-agent.service"));
+        s.check_page("install page");
+        s.shot("install-page");
+    }
+    // Started again, the tab finds it by itself.
+    let (home, agent, portal, keys) = (w.home.clone(), w.agent.clone(), w.portal.clone(), w.keys.clone());
+    w.agent_proc = Some(start_agent(&home, &agent, &portal, &keys));
+    let mut s = Steps::new(&w, "agent_back");
+    s.goto("/#ca");
+    s.wait(5, "the key's holder", |s| s.value_of("#ca-account") == "张三");
+    s.shot("agent-back");
+}
+
+#[test]
+fn the_english_switch_is_remembered_and_errors_are_pages() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "english_and_errors");
+    s.goto("/");
+    s.click("#lang-switch");
+    s.wait(5, "the English page", |s| s.text_of("#tab-ca") == "USB-Key (CA) login");
+    assert_eq!(s.run(s.c().title()).unwrap(), "Log in · ukey business system");
+    s.check_page("English login");
+    s.shots("english");
+    s.goto("/no/such/page");
+    assert_eq!(s.text_of("#error-message"), "This page does not exist");
+    s.check_page("error page");
+    s.shot("not-found");
+    // Back to Chinese for the other tests.
+    s.goto("/");
+    s.click("#lang-switch");
+    s.wait(5, "the Chinese page", |s| s.text_of("#tab-ca") == "CA数字证书登录");
+}

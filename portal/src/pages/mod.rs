@@ -1,0 +1,194 @@
+//! The portal's web pages: server-rendered HTML (askama templates, checked when the crate
+//! builds) and small ES modules for what must run in the browser, which call the same JSON
+//! API as every other client ([`crate::api`]) and the local agent. No build step, no npm.
+//!
+//! - `GET /`: login, with the password tab and the CA (USB-Key) tab.
+//! - `GET /help/agent`: how to install and start the certificate application environment.
+//! - `GET /lang/{zh-CN|en}?back=PATH`: the language switch (a cookie), back to the page.
+//! - `GET /static/{file}`: the scripts and the style sheet, built into the binary.
+//!
+//! Anything else outside `/api` is an error page, never raw JSON.
+
+pub mod text;
+
+use askama::Template;
+use axum::extract::{Path, Query, State as S};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use crate::api::{lang, State, LANG_COOKIE};
+pub use text::Text;
+
+pub fn router() -> Router<State> {
+    Router::new()
+        .route("/", get(login))
+        .route("/help/agent", get(agent_help))
+        .route("/lang/{code}", get(switch_lang))
+        .route("/static/{file}", get(asset))
+}
+
+/// What every page's layout needs.
+pub struct Layout {
+    pub t: Text,
+    /// This page's path, for the language switch to come back to.
+    pub path: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    /// What the login script needs, as JSON: the agent's address and the texts it shows.
+    config: String,
+}
+
+/// Texts the login script needs (agent states, PIN prompts).
+const LOGIN_SCRIPT_TEXTS: &[&str] = &[
+    "agent.connecting",
+    "agent.missing",
+    "agent.download",
+    "agent.no_key",
+    "agent.key_error",
+    "agent.no_cert",
+    "login.choose_key",
+    "pin.required",
+    "form.username_required",
+    "form.password_required",
+    "error.network",
+];
+
+async fn login(S(p): S<State>, headers: HeaderMap) -> Response {
+    let t = Text { lang: lang(&headers) };
+    let config = serde_json::json!({"agent": p.config.agent_url, "texts": t.texts(LOGIN_SCRIPT_TEXTS)});
+    let page = LoginPage { layout: Layout { t, path: "/" }, config: script_json(&config) };
+    html(page.render(), &p.config.agent_url)
+}
+
+#[derive(Template)]
+#[template(path = "agent_help.html")]
+struct AgentHelpPage {
+    layout: Layout,
+    /// HOST:PORT the agent listens on.
+    agent_listen: String,
+}
+
+async fn agent_help(S(p): S<State>, headers: HeaderMap) -> Response {
+    let t = Text { lang: lang(&headers) };
+    let agent_listen = p.config.agent_url.trim_start_matches("http://").trim_start_matches("https://").to_string();
+    let page = AgentHelpPage { layout: Layout { t, path: "/help/agent" }, agent_listen };
+    html(page.render(), &p.config.agent_url)
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    message: String,
+}
+
+/// An error as a page: status, and a message in the caller's language.
+pub fn error_page(headers: &HeaderMap, status: StatusCode, message_key: &str) -> Response {
+    let t = Text { lang: lang(headers) };
+    let page = ErrorPage { layout: Layout { t, path: "/" }, message: t.get(message_key).to_string() };
+    let mut resp = html(page.render(), "");
+    *resp.status_mut() = status;
+    resp
+}
+
+/// JSON for a `<script type="application/json">` element: `<` escaped, so no value can end
+/// the element.
+fn script_json(v: &serde_json::Value) -> String {
+    v.to_string().replace('<', "\\u003c")
+}
+
+/// Unknown paths: a page for people, JSON for the API's clients.
+pub async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        let body = serde_json::json!({"ok": false, "code": "not_found", "message": "no such endpoint"});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    error_page(&headers, StatusCode::NOT_FOUND, "error.not_found")
+}
+
+#[derive(Deserialize)]
+struct Back {
+    back: Option<String>,
+}
+
+/// Set the language cookie and go back to the page the switch was on (a local path only: the
+/// switch must not become an open redirect).
+async fn switch_lang(Path(code): Path<String>, Query(q): Query<Back>) -> Response {
+    let code = match code.as_str() {
+        "en" => "en",
+        "zh-CN" => "zh-CN",
+        _ => return (StatusCode::NOT_FOUND, "unknown language").into_response(),
+    };
+    let back = q.back.filter(|b| local_path(b)).unwrap_or_else(|| "/".to_string());
+    let mut resp = Redirect::to(&back).into_response();
+    let cookie = format!("{LANG_COOKIE}={code}; Path=/; Max-Age=31536000; SameSite=Lax");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// A path on this site: `/x`, not `//host` or `/\host` (which browsers read as another host).
+fn local_path(p: &str) -> bool {
+    p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\") && !p.chars().any(|c| c.is_control())
+}
+
+/// The scripts and the style sheet, compiled in.
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let (body, kind): (&'static str, &'static str) = match file.as_str() {
+        "ukey.js" => (include_str!("../../static/ukey.js"), "text/javascript; charset=utf-8"),
+        "login.js" => (include_str!("../../static/login.js"), "text/javascript; charset=utf-8"),
+        "ukey.css" => (include_str!("../../static/ukey.css"), "text/css; charset=utf-8"),
+        _ => return error_page(&headers, StatusCode::NOT_FOUND, "error.not_found"),
+    };
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    // Built into the binary: a new binary may change them, so browsers ask again each time.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// A rendered page with the pages' security policy: scripts and styles from this site only,
+/// and connections to this site and to the local agent.
+fn html(rendered: askama::Result<String>, agent_url: &str) -> Response {
+    let body = match rendered {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("rendering a page: {e}");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the portal's log").into_response();
+        }
+    };
+    let mut resp = Html(body).into_response();
+    let ws = agent_url.replacen("http", "ws", 1);
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' {agent_url} {ws}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_language_switch_goes_back_only_to_this_site() {
+        for ok in ["/", "/help/agent", "/x?y=1"] {
+            assert!(super::local_path(ok), "{ok}");
+        }
+        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "evil", "/\nx", ""] {
+            assert!(!super::local_path(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The words of the pages, in Simplified Chinese (the user manual's) and English. Answers of
+//! the API carry their own text ([`crate::messages`]); this is what the pages themselves say.
+//! A unit test checks that every key a template or script uses is here.
+
+use crate::messages::Lang;
+
+/// (key, zh-CN, English).
+const TEXTS: &[(&str, &str, &str)] = &[
+    ("site.name", "ukey 业务系统", "ukey business system"),
+    ("site.skip", "跳到主要内容", "Skip to main content"),
+    ("lang.switch", "English", "中文"),
+    ("login.title", "登录", "Log in"),
+    ("login.tabs", "登录方式", "How to log in"),
+    ("login.tab.password", "账号密码登录", "Password login"),
+    ("login.tab.ca", "CA数字证书登录", "USB-Key (CA) login"),
+    ("login.username", "用户名", "Username"),
+    ("login.password", "密码", "Password"),
+    ("login.submit", "登录", "Log in"),
+    ("login.account", "账号", "Account"),
+    ("login.pin", "USB-Key密码", "USB-Key PIN"),
+    ("login.choose_key", "请选择USB-Key", "Choose a USB-Key"),
+    ("login.apply", "CA数字证书注册申请", "Apply for a CA certificate"),
+    ("agent.connecting", "正在连接证书应用环境…", "Connecting to the certificate application environment…"),
+    ("agent.missing", "未检测到证书应用环境，请先下载并安装。", "The certificate application environment is not running: download and install it first."),
+    ("agent.download", "证书应用环境下载", "Download the certificate application environment"),
+    ("agent.no_key", "请将USB-Key插入电脑USB口", "Insert your USB-Key into a USB port"),
+    ("agent.key_error", "无法读取该USB-Key", "This USB-Key cannot be read"),
+    ("agent.no_cert", "该USB-Key中没有证书", "This USB-Key holds no certificate"),
+    ("pin.last_try.title", "最后一次机会", "Last attempt"),
+    ("pin.last_try.confirm", "确认，继续登录", "Confirm and log in"),
+    ("pin.last_try.cancel", "取消", "Cancel"),
+    ("pin.required", "请输入USB-Key密码", "Enter the USB-Key PIN"),
+    ("form.required", "必填项", "Required"),
+    ("form.username_required", "请输入用户名", "Enter your username"),
+    ("form.password_required", "请输入密码", "Enter your password"),
+    ("error.network", "无法连接业务系统，请稍后再试", "The business system cannot be reached; try again later"),
+    ("help.title", "证书应用环境安装部署", "Installing the certificate application environment"),
+    (
+        "help.intro",
+        "使用USB-Key的电脑上必须运行证书应用环境（ukey agent），否则业务系统无法识别USB-Key。",
+        "A computer that uses a USB-Key must run the certificate application environment (ukey agent); without it the business system cannot see the key.",
+    ),
+    ("help.install", "安装", "Install"),
+    (
+        "help.install.text",
+        "安装 ukey 后，把随附的 systemd 用户服务复制到 ~/.config/systemd/user/，然后启用它：",
+        "With ukey installed, copy the systemd user unit it ships into ~/.config/systemd/user/, then enable it:",
+    ),
+    ("help.run", "或者直接运行", "Or run it by hand"),
+    ("help.check", "检查", "Check"),
+    (
+        "help.check.text",
+        "插入USB-Key后回到登录页，CA数字证书登录处的账号信息会显示USB-Key名称。",
+        "Insert the USB-Key and go back to the login page: the account field of the CA login shows the key's name.",
+    ),
+    ("help.back", "返回登录", "Back to login"),
+    ("error.title", "出错了", "Something went wrong"),
+    ("error.not_found", "页面不存在", "This page does not exist"),
+    ("error.back", "返回首页", "Back to the start page"),
+];
+
+/// The pages' words in one language.
+#[derive(Clone, Copy, Debug)]
+pub struct Text {
+    pub lang: Lang,
+}
+
+impl Text {
+    /// The text of `key`; the key itself if it has none (a unit test keeps that from happening).
+    pub fn get<'a>(&self, key: &'a str) -> &'a str {
+        match TEXTS.iter().find(|(k, _, _)| *k == key) {
+            Some((_, zh, en)) => match self.lang {
+                Lang::Zh => zh,
+                Lang::En => en,
+            },
+            None => key,
+        }
+    }
+
+    /// `keys` and their texts, for a page's script.
+    pub fn texts(&self, keys: &[&str]) -> serde_json::Value {
+        keys.iter()
+            .map(|k| (k.to_string(), serde_json::Value::from(self.get(k))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// `zh-CN` or `en`, for `<html lang>`.
+    pub fn html_lang(&self) -> &'static str {
+        match self.lang {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// The language the switch goes to.
+    pub fn other(&self) -> &'static str {
+        match self.lang {
+            Lang::Zh => "en",
+            Lang::En => "zh-CN",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `t.get("...")` of the templates and every `text("...")` of the scripts has words
+    /// in both languages.
+    #[test]
+    fn every_key_used_has_both_languages() {
+        let dirs = [concat!(env!("CARGO_MANIFEST_DIR"), "/templates"), concat!(env!("CARGO_MANIFEST_DIR"), "/static")];
+        let mut used = Vec::new();
+        for dir in dirs {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                for marker in ["t.get(\"", "text(\""] {
+                    let mut rest = text.as_str();
+                    while let Some(i) = rest.find(marker) {
+                        rest = &rest[i + marker.len()..];
+                        let key: String = rest.chars().take_while(|c| *c != '"').collect();
+                        used.push(key);
+                    }
+                }
+            }
+        }
+        assert!(used.len() > 20, "the scan found the keys: {used:?}");
+        for key in used.iter().filter(|k| !k.is_empty()) {
+            assert!(TEXTS.iter().any(|(k, _, _)| k == key), "no text for {key:?}");
+        }
+        for (k, zh, en) in TEXTS {
+            assert!(!zh.is_empty() && !en.is_empty(), "{k}");
+            assert_eq!(TEXTS.iter().filter(|(x, _, _)| x == k).count(), 1, "{k} twice");
+        }
+    }
+}

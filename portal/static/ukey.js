@@ -1,0 +1,216 @@
+// ukey.js: use USB-Keys from a web page through the local agent (`ukey agent`, the
+// certificate application environment), as XTXSAB.js does for BJCA's client or web-eid.js
+// for Web eID. An ES module without dependencies; every call returns a promise and every
+// failure is a UkeyError with a stable `code` (see ErrorCode), never a bare network error.
+//
+//   import { Agent, ErrorCode } from '/static/ukey.js';
+//   const agent = new Agent('http://127.0.0.1:7781', { lang: 'zh-CN' });
+//   const keys = await agent.keys();            // [{id, label, holder, subject, ...}]
+//   const stop = agent.onKeyChange(list => ...); // on insert and removal; stop() ends it
+//   const token = await agent.sign({ keyId, pin, nonce, lastTry }); // the key's answer
+
+/** Stable error codes. */
+export const ErrorCode = Object.freeze({
+  /** The agent does not answer: not installed or not running. */
+  AGENT_UNAVAILABLE: 'agent_unavailable',
+  /** The agent answers, but not as this library expects (another program on the port). */
+  VERSION_MISMATCH: 'version_mismatch',
+  /** Wrong PIN; `details.attemptsLeft` says how many tries the key has left. */
+  WRONG_PIN: 'wrong_pin',
+  /** The PIN is blocked: unblock it with the PUK. */
+  PIN_LOCKED: 'pin_locked',
+  /** One try is left: ask the user, then call again with `lastTry: true`. */
+  LAST_TRY: 'last_try',
+  /** The key is no longer there. */
+  KEY_REMOVED: 'key_removed',
+  /** The agent does not serve pages of this origin (`ukey agent --allow-origin`). */
+  ORIGIN_NOT_ALLOWED: 'origin_not_allowed',
+  /** The page is not a secure context (https, or http on localhost): browsers block it. */
+  INSECURE_CONTEXT: 'insecure_context',
+  /** Anything else the agent refused; `message` says what. */
+  REFUSED: 'refused',
+});
+
+export class UkeyError extends Error {
+  constructor(code, message, details = {}) {
+    super(message || code);
+    this.name = 'UkeyError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** The holder's name (CN) of a subject such as `CN=张三,O=示例科技有限公司`. */
+export function holderOf(subject) {
+  if (!subject) return null;
+  const cn = subject.split(',').map(s => s.trim()).find(s => s.startsWith('CN='));
+  return cn ? cn.slice(3) : null;
+}
+
+const AGENT_CODES = {
+  wrong_pin: ErrorCode.WRONG_PIN,
+  pin_locked: ErrorCode.PIN_LOCKED,
+  last_try: ErrorCode.LAST_TRY,
+  no_key: ErrorCode.KEY_REMOVED,
+  bad_origin: ErrorCode.ORIGIN_NOT_ALLOWED,
+};
+
+export class Agent {
+  /**
+   * @param {string} url the agent's address, e.g. http://127.0.0.1:7781
+   * @param {{lang?: string}} options `lang`: the language of the agent's messages
+   */
+  constructor(url, { lang } = {}) {
+    this.url = url.replace(/\/$/, '');
+    this.lang = lang || document.documentElement.lang || 'zh-CN';
+  }
+
+  async #call(method, path, body) {
+    if (!globalThis.isSecureContext) {
+      throw new UkeyError(ErrorCode.INSECURE_CONTEXT, 'this page is not a secure context');
+    }
+    let resp;
+    try {
+      resp = await fetch(this.url + path, {
+        method,
+        headers: body ? { 'content-type': 'application/json', 'accept-language': this.lang } : { 'accept-language': this.lang },
+        body: body ? JSON.stringify(body) : undefined,
+        cache: 'no-store',
+      });
+    } catch (e) {
+      throw new UkeyError(ErrorCode.AGENT_UNAVAILABLE, 'the agent does not answer', { cause: String(e) });
+    }
+    let v;
+    try {
+      v = await resp.json();
+    } catch {
+      throw new UkeyError(ErrorCode.VERSION_MISMATCH, 'the agent answered something else than JSON');
+    }
+    if (typeof v !== 'object' || v === null || typeof v.ok !== 'boolean') {
+      throw new UkeyError(ErrorCode.VERSION_MISMATCH, 'the agent answered in an unknown form');
+    }
+    if (!v.ok) {
+      const code = AGENT_CODES[v.code] || ErrorCode.REFUSED;
+      throw new UkeyError(code, v.message, { agentCode: v.code, attemptsLeft: v.attempts_left });
+    }
+    return v;
+  }
+
+  /** Whether the agent runs and serves this page: `{running, keys}`. */
+  async status() {
+    try {
+      const keys = await this.keys();
+      return { running: true, keys: keys.length };
+    } catch (e) {
+      if (e.code === ErrorCode.AGENT_UNAVAILABLE) return { running: false, keys: 0 };
+      throw e;
+    }
+  }
+
+  /** The keys present now, each with `holder` (the name on its login certificate). */
+  async keys() {
+    const v = await this.#call('GET', '/keys');
+    if (!Array.isArray(v.keys)) throw new UkeyError(ErrorCode.VERSION_MISMATCH, 'no key list');
+    return v.keys.map(k => ({ ...k, holder: holderOf(k.subject) }));
+  }
+
+  /**
+   * Call `callback(keys)` with the key list now and whenever a key is inserted or removed;
+   * `callback(null, error)` while the agent cannot be reached (it keeps trying). Returns a
+   * function that stops it.
+   */
+  onKeyChange(callback) {
+    let stopped = false;
+    let socket = null;
+    let retry = null;
+    const refresh = async () => {
+      try {
+        callback(await this.keys(), null);
+      } catch (e) {
+        callback(null, e);
+      }
+    };
+    const connect = () => {
+      if (stopped) return;
+      try {
+        socket = new WebSocket(this.url.replace(/^http/, 'ws') + '/events');
+      } catch (e) {
+        callback(null, new UkeyError(ErrorCode.AGENT_UNAVAILABLE, String(e)));
+        retry = setTimeout(connect, 1000);
+        return;
+      }
+      socket.onopen = refresh;
+      socket.onmessage = refresh;
+      socket.onclose = () => {
+        if (stopped) return;
+        callback(null, new UkeyError(ErrorCode.AGENT_UNAVAILABLE, 'the agent does not answer'));
+        retry = setTimeout(connect, 1000);
+      };
+    };
+    connect();
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+      if (socket) socket.close();
+    };
+  }
+
+  /**
+   * The key's answer to a portal's challenge: verifies `pin` on the key, signs, returns the
+   * token for the portal. `lastTry: true` only after the user confirmed spending the PIN's
+   * last try (LAST_TRY).
+   */
+  async sign({ keyId, pin, nonce, lastTry = false }) {
+    const v = await this.#call('POST', '/sign', { key_id: keyId, pin, nonce, last_try: lastTry });
+    return v.token;
+  }
+}
+
+/** The portal's JSON API from its own pages: session, CSRF token, language. */
+export class Portal {
+  constructor({ lang } = {}) {
+    this.lang = lang || document.documentElement.lang || 'zh-CN';
+    this.csrf = null;
+  }
+
+  async #fetch(method, path, body) {
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method,
+        credentials: 'same-origin',
+        headers: {
+          'accept-language': this.lang,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+          ...(this.csrf ? { 'x-csrf-token': this.csrf } : {}),
+        },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    } catch (e) {
+      return { ok: false, code: 'network', message: '', status: 0 };
+    }
+    const v = await resp.json().catch(() => ({ ok: false, code: 'bad_answer', message: '' }));
+    return { ...v, status: resp.status };
+  }
+
+  async session() {
+    const v = await this.#fetch('GET', '/api/session');
+    if (v.ok) this.csrf = v.csrf;
+    return v;
+  }
+
+  async post(path, body) {
+    if (!this.csrf) await this.session();
+    const v = await this.#fetch('POST', path, body);
+    if (v.csrf) this.csrf = v.csrf;
+    return v;
+  }
+
+  /** Key login: the portal's challenge, the key's answer through `agent`, the portal's verdict. */
+  async keyLogin(agent, { keyId, pin, lastTry = false, accountId = null }) {
+    const c = await this.post('/api/challenge', {});
+    if (!c.ok) return c;
+    const token = await agent.sign({ keyId, pin, nonce: c.nonce, lastTry });
+    return this.post('/api/login/key', { nonce: c.nonce, token, account_id: accountId });
+  }
+}
