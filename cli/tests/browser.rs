@@ -306,6 +306,23 @@ impl<'a> Steps<'a> {
         self.run(async { self.c().find(Locator::Css(css)).await?.prop("value").await }).unwrap().unwrap_or_default()
     }
 
+    fn path(&self) -> String {
+        self.run(self.c().current_url()).unwrap().path().to_string()
+    }
+
+    /// (account, state) of each row of the accounts table.
+    fn row_states(&self) -> Vec<(String, String)> {
+        self.run(async {
+            let mut out = Vec::new();
+            for row in self.c().find_all(Locator::Css("table.accounts tbody tr")).await? {
+                let cells = row.find_all(Locator::Css("td")).await?;
+                out.push((cells[1].text().await?, cells[2].text().await?));
+            }
+            Ok::<_, fantoccini::error::CmdError>(out)
+        })
+        .unwrap()
+    }
+
     fn click(&self, css: &str) {
         self.run(async { self.c().find(Locator::Css(css)).await?.click().await }).unwrap();
     }
@@ -443,16 +460,87 @@ fn password_login_checks_fields_and_logs_in() {
     s.shot("wrong-password");
     s.type_into("#password", PASSWORD);
     s.click("#password-submit");
-    s.wait(15, "the login", |s| {
-        s.run(async {
-            Ok::<_, fantoccini::error::CmdError>(
-                s.c().find(Locator::Css("#outcome")).await?.attr("class").await?.unwrap_or_default().contains("good"),
-            )
-        })
-        .unwrap()
-    });
+    s.wait(15, "the accounts page", |s| s.path() == "/accounts");
     s.check_page("logged in");
     s.shot("logged-in");
+}
+
+#[test]
+fn bind_dialog_after_password_login_then_choose_account_at_key_login_then_unbind() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "bind_choose_unbind");
+    s.goto("/");
+    s.type_into("#username", "zhangsan");
+    s.type_into("#password", PASSWORD);
+    s.click("#password-submit");
+    // Nothing bound yet: the accounts page opens with the manual's prompt.
+    s.wait(15, "the bind-first prompt", |s| s.path() == "/accounts" && s.visible("#welcome"));
+    assert!(s.text_of("#welcome").contains("系统检测到您尚未将账号与CA数字证书进行绑定，请先绑定CA账号"));
+    s.check_page("bind-first prompt");
+    s.shots("bind-first-prompt");
+    s.click("#welcome-bind");
+    let unbound = vec![("申报账号".to_string(), "未绑定".to_string()), ("财务账号".to_string(), "未绑定".to_string())];
+    let bound = vec![("申报账号".to_string(), "已绑定".to_string()), ("财务账号".to_string(), "已绑定".to_string())];
+    assert_eq!(s.row_states(), unbound);
+    // Binding nothing is refused next to the table.
+    s.click("#bind-open");
+    assert_eq!(s.text_of("#accounts-error"), "请至少勾选一个账号");
+    s.click("#acc-1");
+    s.click("#acc-2");
+    s.click("#bind-open");
+    s.wait(5, "the bind dialog with the key", |s| s.visible("#bind-dialog") && s.value_of("#bind-key") == "张三");
+    s.check_page("bind dialog");
+    s.shot("bind-dialog");
+    s.type_into("#bind-pin", "123456");
+    s.click("#bind-submit");
+    s.wait(10, "the bind result", |s| s.visible("#outcome"));
+    assert_eq!(s.text_of("#outcome"), "绑定成功（2个账号）");
+    assert_eq!(s.row_states(), bound);
+    s.check_page("bound");
+    s.shot("bound");
+    // The list as the server renders it says the same.
+    s.goto("/accounts");
+    assert_eq!(s.row_states(), bound);
+    assert!(!s.visible("#welcome"), "no prompt once bound");
+
+    // Key login with a key bound to two accounts: choose one.
+    s.goto("/#ca");
+    s.wait(5, "the key's holder", |s| s.value_of("#ca-account") == "张三");
+    s.type_into("#pin", "123456");
+    s.click("#ca-submit");
+    s.wait(10, "the account choice", |s| s.visible("#choose-account"));
+    assert!(s.text_of("#choose-account").contains("该USB-Key绑定了多个账号，请选择要登录的账号"));
+    s.check_page("choose account");
+    s.shot("choose-account");
+    s.run(async { s.c().find(Locator::Css("#choose-account input[type=radio]:not(:checked)")).await?.click().await })
+        .unwrap();
+    s.click("#ca-submit");
+    s.wait(10, "the system page", |s| s.path() == "/home");
+    assert_eq!(s.text_of("#home-account"), "财务账号");
+    assert_eq!(s.text_of("#reminder"), "登录成功");
+    s.check_page("home");
+    s.shots("home");
+
+    // Unbind both (password login again: the key login's session has no user).
+    s.goto("/");
+    s.type_into("#username", "zhangsan");
+    s.type_into("#password", PASSWORD);
+    s.click("#password-submit");
+    s.wait(15, "the accounts page", |s| s.path() == "/accounts");
+    s.click("#to-unbind");
+    s.wait(5, "the unbind page", |s| s.path() == "/accounts/unbind");
+    assert_eq!(s.row_states(), bound);
+    s.check_page("unbind page");
+    s.shot("unbind-page");
+    s.click("#acc-1");
+    s.click("#acc-2");
+    s.click("#unbind-submit");
+    s.wait(10, "the unbind result", |s| s.visible("#outcome"));
+    assert_eq!(s.text_of("#outcome"), "解除绑定成功（2个账号）");
+    assert!(s.row_states().is_empty(), "unbound accounts leave the unbind list");
+    s.shot("unbound");
+    s.goto("/accounts");
+    assert_eq!(s.row_states(), unbound);
 }
 
 #[test]
@@ -468,7 +556,7 @@ fn without_the_agent_the_ca_tab_says_so_and_links_to_the_install_page() {
         s.check_page("agent missing");
         s.shots("agent-missing");
         s.click("#agent-download");
-        s.wait(5, "the install page", |s| s.run(s.c().current_url()).unwrap().path() == "/help/agent");
+        s.wait(5, "the install page", |s| s.path() == "/help/agent");
         assert_eq!(s.text_of("h1"), "证书应用环境安装部署");
         assert!(s.text_of("main").contains("systemctl --user enable --now ukey-agent.service"));
         s.check_page("install page");

@@ -60,7 +60,13 @@ $('password-form').addEventListener('submit', async e => {
   if (!password) return $('password').focus();
   $('password-submit').disabled = true;
   try {
-    show(await portal.post('/api/login/password', { username, password }));
+    const v = await portal.post('/api/login/password', { username, password });
+    if (v.ok) {
+      // Nothing bound yet: the accounts page opens with the "bind first" prompt.
+      location.assign(v.bound ? '/accounts' : '/accounts?welcome=1');
+      return;
+    }
+    show(v);
   } finally {
     $('password-submit').disabled = false;
   }
@@ -102,6 +108,25 @@ function renderKeys(list, error) {
 }
 agent.onKeyChange(renderKeys);
 
+/** The account picked among several a key is bound to, if the choice is shown. */
+function chosenAccount() {
+  return document.querySelector('input[name="login-account"]:checked')?.value || null;
+}
+/** A key bound to several accounts: the choice, then "log in" again. */
+function offerAccounts(v) {
+  const box = $('choose-account');
+  const list = box.querySelector('.choices');
+  list.replaceChildren(...v.accounts.map((a, i) => {
+    const label = document.createElement('label');
+    const input = document.createElement('input');
+    Object.assign(input, { type: 'radio', name: 'login-account', value: a.id, checked: i === 0 });
+    label.append(input, document.createTextNode(a.name));
+    return label;
+  }));
+  box.hidden = false;
+  list.querySelector('input').focus();
+}
+
 async function keyLogin(lastTry) {
   const key = chosenKey();
   const pin = $('pin').value;
@@ -110,7 +135,18 @@ async function keyLogin(lastTry) {
   if (!key) return;
   $('ca-submit').disabled = true;
   try {
-    show(await portal.keyLogin(agent, { keyId: key.id, pin, lastTry }));
+    const v = await portal.keyLogin(agent, { keyId: key.id, pin, lastTry, accountId: chosenAccount() });
+    if (v.ok) {
+      sessionStorage.setItem('ukey.login', JSON.stringify({ code: v.code, message: v.message }));
+      location.assign('/home');
+      return;
+    }
+    if (v.code === 'choose_account') {
+      $('outcome').hidden = true;
+      offerAccounts(v);
+      return;
+    }
+    show(v);
     $('pin').value = '';
   } catch (e) {
     if (e.code === ErrorCode.LAST_TRY) {

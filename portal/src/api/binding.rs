@@ -10,7 +10,7 @@ use super::keylogin::Standing;
 use super::{lang, ok, ApiError, Body, Portal, Reply, State};
 use crate::client::ClientAddr;
 use crate::messages::Msg;
-use crate::store::{Enterprise, Session, User};
+use crate::store::{Account, AccountBinding, Enterprise, Session, User};
 use crate::token::AuthToken;
 
 /// Most accounts one bind or unbind names (an enterprise has a handful).
@@ -47,13 +47,42 @@ impl Portal {
     }
 }
 
+impl Portal {
+    /// The password-logged-in user of this request, their enterprise's accounts and what is
+    /// bound to each: the accounts page and `GET /api/accounts` both show this.
+    pub(crate) async fn my_accounts(&self, headers: &HeaderMap) -> Result<(User, Vec<AccountBinding>), ApiError> {
+        let s = self.current(headers).await?.ok_or_else(login_required)?;
+        let user = self.user_of(&s).await?;
+        let accounts = self.store.accounts(&user.enterprise_id).await?;
+        Ok((user, accounts))
+    }
+}
+
+impl Portal {
+    /// Who this request's session is: the user (password login) and the account (key
+    /// login), either or both; `None` for a session that logged in to nothing.
+    pub(crate) async fn whoami(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<(Option<User>, Option<Account>)>, ApiError> {
+        let Some(s) = self.current(headers).await? else { return Ok(None) };
+        let user = match &s.user_id {
+            Some(id) => self.store.user_by_id(id).await?,
+            None => None,
+        };
+        let account = match &s.account_id {
+            Some(id) => self.store.account_by_id(id).await?,
+            None => None,
+        };
+        Ok((user.is_some() || account.is_some()).then_some((user, account)))
+    }
+}
+
 /// `GET /api/accounts`: the enterprise's accounts and what is bound to each.
 pub async fn accounts(S(p): S<State>, headers: HeaderMap) -> Reply {
     let lang = lang(&headers);
     let result = async {
-        let s = p.current(&headers).await?.ok_or_else(login_required)?;
-        let user = p.user_of(&s).await?;
-        let accounts = p.store.accounts(&user.enterprise_id).await?;
+        let (_, accounts) = p.my_accounts(&headers).await?;
         Ok(json!({"ok": true, "code": "accounts", "message": "", "accounts": accounts}))
     }
     .await;

@@ -3,6 +3,9 @@
 //! API as every other client ([`crate::api`]) and the local agent. No build step, no npm.
 //!
 //! - `GET /`: login, with the password tab and the CA (USB-Key) tab.
+//! - `GET /home`: the system page after a login (which account, the certificate reminder).
+//! - `GET /accounts`: enterprise account management (password login): accounts with their
+//!   bound / unbound state, the bind dialog; `GET /accounts/unbind`: the unbind page.
 //! - `GET /help/agent`: how to install and start the certificate application environment.
 //! - `GET /lang/{zh-CN|en}?back=PATH`: the language switch (a cookie), back to the page.
 //! - `GET /static/{file}`: the scripts and the style sheet, built into the binary.
@@ -25,6 +28,9 @@ pub use text::Text;
 pub fn router() -> Router<State> {
     Router::new()
         .route("/", get(login))
+        .route("/home", get(home))
+        .route("/accounts", get(accounts))
+        .route("/accounts/unbind", get(unbind))
         .route("/help/agent", get(agent_help))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/{file}", get(asset))
@@ -65,6 +71,113 @@ async fn login(S(p): S<State>, headers: HeaderMap) -> Response {
     let config = serde_json::json!({"agent": p.config.agent_url, "texts": t.texts(LOGIN_SCRIPT_TEXTS)});
     let page = LoginPage { layout: Layout { t, path: "/" }, config: script_json(&config) };
     html(page.render(), &p.config.agent_url)
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    user: Option<String>,
+    account: Option<String>,
+}
+
+/// The system page: who is logged in; the login's message (an expiry reminder) is shown by
+/// its script from what the login page left in sessionStorage.
+async fn home(S(p): S<State>, headers: HeaderMap) -> Response {
+    let t = Text { lang: lang(&headers) };
+    match p.whoami(&headers).await {
+        Ok(Some((user, account))) => {
+            let page = HomePage {
+                layout: Layout { t, path: "/home" },
+                user: user.map(|u| u.display_name),
+                account: account.map(|a| a.name),
+            };
+            html(page.render(), &p.config.agent_url)
+        }
+        Ok(None) => Redirect::to("/").into_response(),
+        Err(e) => api_error_page(&headers, e),
+    }
+}
+
+/// One account row of the accounts pages.
+struct Row {
+    id: String,
+    name: String,
+    bound: bool,
+}
+
+#[derive(Template)]
+#[template(path = "accounts.html")]
+struct AccountsPage {
+    layout: Layout,
+    user: String,
+    rows: Vec<Row>,
+    any_bound: bool,
+    config: String,
+}
+
+#[derive(Template)]
+#[template(path = "unbind.html")]
+struct UnbindPage {
+    layout: Layout,
+    user: String,
+    rows: Vec<Row>,
+    config: String,
+}
+
+/// Texts the accounts scripts show.
+const ACCOUNTS_SCRIPT_TEXTS: &[&str] = &[
+    "agent.missing",
+    "agent.no_key",
+    "agent.no_cert",
+    "accounts.bound",
+    "accounts.unbound",
+    "accounts.tick_one",
+    "pin.required",
+    "error.network",
+];
+
+async fn accounts(S(p): S<State>, headers: HeaderMap) -> Response {
+    account_page(p, headers, false).await
+}
+
+async fn unbind(S(p): S<State>, headers: HeaderMap) -> Response {
+    account_page(p, headers, true).await
+}
+
+/// The accounts page or the unbind page: the same call as `GET /api/accounts`.
+async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response {
+    let t = Text { lang: lang(&headers) };
+    let (user, accounts) = match p.my_accounts(&headers).await {
+        Ok(v) => v,
+        Err(e) if e.code == "login_required" => return Redirect::to("/").into_response(),
+        Err(e) => return api_error_page(&headers, e),
+    };
+    let rows: Vec<Row> = accounts
+        .into_iter()
+        .map(|a| Row { bound: !a.bound_to.is_empty(), id: a.account.id, name: a.account.name })
+        .collect();
+    let config =
+        script_json(&serde_json::json!({"agent": p.config.agent_url, "texts": t.texts(ACCOUNTS_SCRIPT_TEXTS)}));
+    if unbinding {
+        let rows = rows.into_iter().filter(|r| r.bound).collect();
+        let page = UnbindPage { layout: Layout { t, path: "/accounts/unbind" }, user: user.display_name, rows, config };
+        return html(page.render(), &p.config.agent_url);
+    }
+    let any_bound = rows.iter().any(|r| r.bound);
+    let page =
+        AccountsPage { layout: Layout { t, path: "/accounts" }, user: user.display_name, rows, any_bound, config };
+    html(page.render(), &p.config.agent_url)
+}
+
+/// A refusal of the API's calls, as a page (its message in the caller's language).
+fn api_error_page(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
+    let t = Text { lang: lang(headers) };
+    let message = e.msg.as_ref().map(|m| m.text(t.lang)).unwrap_or_else(|| e.message.clone());
+    let page = ErrorPage { layout: Layout { t, path: "/" }, message };
+    let mut resp = html(page.render(), "");
+    *resp.status_mut() = e.status;
+    resp
 }
 
 #[derive(Template)]
@@ -145,6 +258,8 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     let (body, kind): (&'static str, &'static str) = match file.as_str() {
         "ukey.js" => (include_str!("../../static/ukey.js"), "text/javascript; charset=utf-8"),
         "login.js" => (include_str!("../../static/login.js"), "text/javascript; charset=utf-8"),
+        "accounts.js" => (include_str!("../../static/accounts.js"), "text/javascript; charset=utf-8"),
+        "home.js" => (include_str!("../../static/home.js"), "text/javascript; charset=utf-8"),
         "ukey.css" => (include_str!("../../static/ukey.css"), "text/css; charset=utf-8"),
         _ => return error_page(&headers, StatusCode::NOT_FOUND, "error.not_found"),
     };

@@ -534,6 +534,14 @@ impl Store {
         Ok(Account { id, enterprise_id: enterprise_id.into(), name: name.into() })
     }
 
+    pub async fn account_by_id(&self, id: &str) -> Result<Option<Account>> {
+        let row = sqlx::query("SELECT id, enterprise_id, name FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.r().await?)
+            .await?;
+        Ok(row.as_ref().map(account).transpose()?)
+    }
+
     // ---- certificates ----
 
     pub async fn add_certificate(&self, c: &CertRecord, now: i64) -> Result<()> {

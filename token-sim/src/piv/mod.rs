@@ -8,7 +8,7 @@ pub mod command;
 pub mod exec;
 pub mod objects;
 pub mod state;
-#[cfg(all(test, feature = "std"))]
+#[cfg(test)]
 #[allow(unsafe_code)]
 mod wipe_tests;
 

@@ -2,6 +2,7 @@
 //! this test binary scans every block it gets back for a marker the secrets were made of.
 //! Catches a missing `Drop`, a wipe skipped on clear or truncate, and a buffer that lets
 //! `Vec` grow by itself (which frees the old block unwiped).
+#![cfg(feature = "std")]
 
 extern crate std;
 
@@ -45,11 +46,11 @@ static ALLOCATOR: Scanning = Scanning;
 /// How many blocks still holding the marker `f` gave back to the allocator.
 fn unwiped_by(f: impl FnOnce()) -> usize {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let before = UNWIPED.load(Ordering::SeqCst);
+    UNWIPED.store(0, Ordering::SeqCst);
     ARMED.store(true, Ordering::SeqCst);
     f();
     ARMED.store(false, Ordering::SeqCst);
-    UNWIPED.load(Ordering::SeqCst) - before
+    UNWIPED.load(Ordering::SeqCst)
 }
 
 fn doubled() -> [u8; 32] {
@@ -67,7 +68,17 @@ fn the_scanner_sees_an_unwiped_block() {
 
 #[test]
 fn key_slots_management_keys_and_pin_hashes_are_wiped_on_drop() {
+    use core::mem::ManuallyDrop;
+    use std::boxed::Box;
     let sk = p256::SecretKey::from_slice(&doubled()).expect("valid scalar");
+    // Controls: the same values freed without their Drop hold the marker, so the checks
+    // below can fail.
+    let slot = || KeySlot::new(&sk, PinPolicy::Once, TouchPolicy::Never, Origin::Imported);
+    assert_eq!(unwiped_by(|| drop(Box::new(ManuallyDrop::new(slot())))), 1, "KeySlot control");
+    let mgmt = || MgmtKey::new(Algorithm::Aes256, &doubled()).unwrap();
+    assert_eq!(unwiped_by(|| drop(Box::new(ManuallyDrop::new(mgmt())))), 1, "MgmtKey control");
+    let pin = pad_pin(b"123456").unwrap();
+    assert_eq!(unwiped_by(|| drop(Box::new(ManuallyDrop::new(Secret::new(&pin, MARKER))))), 1, "Secret control");
     assert_eq!(
         unwiped_by(|| drop(std::boxed::Box::new(KeySlot::new(
             &sk,
