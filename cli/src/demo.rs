@@ -17,9 +17,21 @@ use token_sim::{KeySpec, VirtualKey};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Keep the key and CA here instead of a temporary directory
+    /// Keep the key and CA here instead of a temporary directory (with --web: the keys, the
+    /// portal's database and the logs; run again, it goes on where it stopped)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Serve the story for a browser instead: the portal (SQLite, sandbox), the agent and two
+    /// virtual keys (in vpcd readers when pcscd has them free, else key directories), until
+    /// Ctrl-C. Prints the URL, the users and what to try
+    #[arg(long)]
+    pub web: bool,
+    /// With --web: the portal's address
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080", requires = "web")]
+    pub listen: std::net::SocketAddr,
+    /// With --web: the agent's address (loopback)
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7781", requires = "web")]
+    pub agent_listen: std::net::SocketAddr,
 }
 
 struct Narrator {
@@ -40,6 +52,13 @@ impl Narrator {
 }
 
 pub fn run(a: DemoArgs) -> Result<ExitCode> {
+    if a.web {
+        return crate::demo_web::run(crate::demo_web::WebDemo {
+            dir: a.dir,
+            listen: a.listen,
+            agent_listen: a.agent_listen,
+        });
+    }
     let tmp;
     let root = match a.dir {
         Some(d) => d,

@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod demo;
+mod demo_web;
 mod flows;
 mod home;
 mod open;
@@ -27,7 +28,7 @@ use secrets::PinArgs;
 ///   ukey pin verify --key ./alice --pin 123456
 ///   ukey sign --key ./alice --slot 9a --pin 123456 --in doc.txt --out doc.sig
 ///
-/// Run `ukey demo` for the whole story in a few seconds.
+/// Run `ukey demo` for the whole story in a few seconds, `ukey demo --web` to see it in a browser.
 #[derive(Parser, Debug)]
 #[command(name = "ukey", version, verbatim_doc_comment, propagate_version = true)]
 struct Cli {

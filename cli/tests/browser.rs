@@ -21,13 +21,47 @@ const PASSWORD: &str = "Passw0rd-123";
 /// The seeded user's key: 张三 of the seeded enterprise.
 const SUBJECT: &str = "CN=张三,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司";
 
-/// A `ukey` or chromedriver process, killed when the binary's world goes.
+/// A `ukey` or chromedriver process in a process group of its own, killed with its group
+/// (Chromium goes with its chromedriver) when dropped, and at the latest when the test binary
+/// exits: the world lives in a static, which Rust never drops.
 struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        kill_group(self.0.id());
         let _ = self.0.wait();
     }
+}
+
+static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn kill_group(pgid: u32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe {
+        libc::kill(-(pgid as i32), libc::SIGKILL);
+    }
+}
+
+extern "C" fn kill_all_groups() {
+    if let Ok(groups) = GROUPS.lock() {
+        for g in groups.iter() {
+            kill_group(*g);
+        }
+    }
+}
+
+/// Start `cmd` in a new process group that dies with this binary.
+fn start(cmd: &mut Command) -> Proc {
+    use std::os::unix::process::CommandExt;
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain extern "C" function; it only locks a mutex and calls kill.
+        unsafe {
+            libc::atexit(kill_all_groups);
+        }
+    });
+    let child = cmd.process_group(0).spawn().unwrap();
+    GROUPS.lock().unwrap_or_else(|p| p.into_inner()).push(child.id());
+    Proc(child)
 }
 
 struct World {
@@ -56,14 +90,13 @@ fn ukey(home: &Path, args: &[&str]) -> std::process::Output {
 
 fn spawn(home: &Path, log: &str, args: &[&str]) -> Proc {
     let log = std::fs::File::create(home.join(log)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ukey"))
-        .args(args)
-        .env("UKEY_HOME", home)
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    Proc(child)
+    start(
+        Command::new(env!("CARGO_BIN_EXE_ukey"))
+            .args(args)
+            .env("UKEY_HOME", home)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log)),
+    )
 }
 
 fn free_port() -> u16 {
@@ -134,14 +167,8 @@ fn world() -> Option<MutexGuard<'static, World>> {
         );
         let agent_proc = start_agent(&home, &agent, &portal, &keys);
         wait_listening(&portal[7..]);
-        let driver = Proc(
-            Command::new(CHROMEDRIVER)
-                .arg(format!("--port={dp}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let driver =
+            start(Command::new(CHROMEDRIVER).arg(format!("--port={dp}")).stdout(Stdio::null()).stderr(Stdio::null()));
         let driver_url = format!("http://127.0.0.1:{dp}");
         wait_listening(&driver_url[7..]);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -589,4 +616,61 @@ fn the_english_switch_is_remembered_and_errors_are_pages() {
     s.goto("/");
     s.click("#lang-switch");
     s.wait(5, "the Chinese page", |s| s.text_of("#tab-ca") == "CA数字证书登录");
+}
+
+/// `ukey demo --web` for a newcomer: one command serves the login page, the agent and two
+/// keys; a `kill` stops everything it started.
+#[test]
+fn demo_web_serves_portal_agent_and_two_keys_and_stops_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pp, ap) = (free_port(), free_port());
+    let (portal, agent) = (format!("127.0.0.1:{pp}"), format!("127.0.0.1:{ap}"));
+    let demo = dir.path().join("demo");
+    let out = std::fs::File::create(dir.path().join("demo.out")).unwrap();
+    let mut demo_proc = start(
+        Command::new(env!("CARGO_BIN_EXE_ukey"))
+            .args(["demo", "--web", "--dir", demo.to_str().unwrap(), "--listen", &portal, "--agent-listen", &agent])
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out)),
+    );
+    let child = &mut demo_proc.0;
+    let printed = || std::fs::read_to_string(dir.path().join("demo.out")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !printed().contains("Ctrl-C stops everything") {
+        assert!(child.try_wait().unwrap().is_none(), "demo --web stopped: {}", printed());
+        assert!(Instant::now() < deadline, "demo --web did not come up: {}", printed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let said = printed();
+    assert!(said.contains(&format!("open http://{portal}/")) && said.contains("zhangsan / Demo-Pass1"), "{said}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (page, keys) = rt.block_on(async {
+        let page = reqwest::get(format!("http://{portal}/")).await.unwrap().text().await.unwrap();
+        let keys: Value = reqwest::Client::new()
+            .get(format!("http://{agent}/keys"))
+            .header("origin", format!("http://{portal}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (page, keys)
+    });
+    assert!(page.contains("CA数字证书登录"), "the login page");
+    let mut holders: Vec<String> =
+        keys["keys"].as_array().unwrap().iter().filter_map(|k| k["subject"].as_str().map(String::from)).collect();
+    holders.sort();
+    assert_eq!(holders.len(), 2, "{keys:#}");
+    assert!(holders[0].starts_with("CN=张三") || holders[1].starts_with("CN=张三"), "{keys:#}");
+    // SAFETY: a signal to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", printed());
+    assert!(printed().contains("stopped"));
+    for addr in [&portal, &agent] {
+        assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} still answers after the demo stopped");
+    }
 }
