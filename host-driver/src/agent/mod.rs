@@ -67,19 +67,39 @@ pub trait KeyProvider: Send + Sync + 'static {
     }
 }
 
-/// Keys handed to the agent by this process (tests, `ukey flows`): id -> transport. The
-/// list can change while the agent runs; each request gets a clone of the transport.
-pub struct FixedKeys<T>(pub std::sync::Mutex<Vec<(String, T)>>);
+/// Keys handed to the agent by this process (tests, `ukey flows`, `ukey bench login`): id ->
+/// transport. The list can change while the agent runs; each request gets a clone of the
+/// transport.
+pub struct FixedKeys<T> {
+    keys: std::sync::Mutex<Vec<(String, T)>>,
+    /// Where each id was last seen in `keys`: checked on use and rebuilt when the list changed,
+    /// so finding one of 10,000 keys is not a scan of them all (a login looks twice).
+    seen: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
 
 impl<T> Default for FixedKeys<T> {
     fn default() -> Self {
-        FixedKeys(std::sync::Mutex::new(Vec::new()))
+        FixedKeys { keys: Default::default(), seen: Default::default() }
     }
 }
 
 impl<T> FixedKeys<T> {
     pub fn keys(&self) -> std::sync::MutexGuard<'_, Vec<(String, T)>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `f` of the key `id`, if it is in the list.
+    fn with<R>(&self, id: &str, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let keys = self.keys();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match seen.get(id) {
+            Some(&i) if keys.get(i).is_some_and(|(k, _)| k == id) => Some(i),
+            _ => {
+                *seen = keys.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+                seen.get(id).copied()
+            }
+        };
+        at.map(|i| f(&keys[i].1))
     }
 }
 
@@ -88,12 +108,11 @@ impl<T: Transport + Clone + Send + 'static> KeyProvider for FixedKeys<T> {
         self.keys().iter().map(|(id, _)| KeyRef { id: id.clone(), label: id.clone() }).collect()
     }
     fn open(&self, id: &str) -> Result<Box<dyn Transport>, String> {
-        let keys = self.keys();
-        let (_, k) = keys.iter().find(|(i, _)| i == id).ok_or_else(|| format!("no key {id}"))?;
-        Ok(Box::new(k.clone()))
+        let k = self.with(id, |k| k.clone()).ok_or_else(|| format!("no key {id}"))?;
+        Ok(Box::new(k))
     }
     fn may_block(&self, id: &str) -> bool {
-        self.keys().iter().find(|(i, _)| i == id).is_none_or(|(_, k)| k.may_block())
+        self.with(id, |k| k.may_block()).unwrap_or(true)
     }
 }
 
