@@ -323,7 +323,12 @@ pub fn agent(a: AgentArgs) -> Result<ExitCode> {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
         println!("agent on http://{} for {}; keys: PC/SC readers and {}", a.listen, origins.join(", "), dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
-        let config = AgentConfig { management_key: crate::commands::mgmt_key(&a.mgmt)?, ..AgentConfig::new(origins) };
+        println!("certificate assistant (证书助手): http://{}/", a.listen);
+        let config = AgentConfig {
+            management_key: crate::commands::mgmt_key(&a.mgmt)?,
+            own_origin: Some(format!("http://{}", a.listen)),
+            ..AgentConfig::new(origins)
+        };
         tokio::select! {
             r = host_driver::agent::serve(listener, Arc::new(MachineKeys::new(dirs)), config) => r.context("agent server")?,
             _ = tokio::signal::ctrl_c() => println!("stopping"),

@@ -47,7 +47,11 @@ async fn start() -> Setup {
     keys.keys().push(("alice".into(), key(&ca, Scenario::Provisioned, 1)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = AgentConfig { poll: Duration::from_millis(50), ..AgentConfig::new(vec![PORTAL.into()]) };
+    let config = AgentConfig {
+        poll: Duration::from_millis(50),
+        own_origin: Some(base.clone()),
+        ..AgentConfig::new(vec![PORTAL.into()])
+    };
     tokio::spawn(agent::serve(listener, keys.clone(), config));
     Setup { _dir: dir, keys, base, ca }
 }
@@ -390,5 +394,55 @@ fn replacing_a_key_pair_needs_the_pin_first() {
         let body = json!({"key_id": "alice", "pin": "123456", "replace": true});
         let (st, v) = call("POST", &format!("{}/enroll/keypair", s.base), Some(PORTAL), None, Some(body)).await;
         assert_eq!(st, 200, "{v}");
+    });
+}
+
+/// The certificate assistant changes PINs for its own page only: a portal's page (an allowed
+/// origin for logins), a foreign page or a request without an Origin is refused; its own page
+/// changes the PIN, and the wrong old PIN or PUK gets the key's own count.
+#[test]
+fn the_assistant_changes_pins_for_its_own_page_only() {
+    rt().block_on(async {
+        let s = start().await;
+        let change = format!("{}/assistant/pin/change", s.base);
+        let body = json!({"key_id": "alice", "old_pin": "123456", "new_pin": "24681357"});
+        for origin in [Some(PORTAL), Some("https://evil.example"), None] {
+            let (st, v) = call("POST", &change, origin, None, Some(body.clone())).await;
+            assert_eq!((st, v["code"].as_str()), (403, Some("bad_origin")), "{origin:?}");
+        }
+        // Nothing changed: the old PIN still verifies through a login.
+        let own = Some(s.base.as_str());
+        let wrong = json!({"key_id": "alice", "old_pin": "000000", "new_pin": "24681357"});
+        let (st, v) = call("POST", &change, own, None, Some(wrong)).await;
+        assert_eq!((st, v["code"].as_str(), v["attempts_left"].as_u64()), (401, Some("wrong_pin"), Some(2)), "{v}");
+        let (st, v) = call("POST", &change, own, None, Some(body)).await;
+        assert_eq!((st, v["code"].as_str()), (200, Some("pin_changed")), "{v}");
+        let sign = json!({"key_id": "alice", "pin": "24681357", "nonce": "bm9uY2U"});
+        let (st, v) = call("POST", &format!("{}/sign", s.base), Some(PORTAL), None, Some(sign)).await;
+        assert_eq!(st, 200, "the new PIN works: {v}");
+        let short = json!({"key_id": "alice", "old_pin": "24681357", "new_pin": "123"});
+        let (st, v) = call("POST", &change, own, None, Some(short)).await;
+        assert_eq!((st, v["code"].as_str()), (400, Some("bad_pin")), "{v}");
+        // Unblock: a wrong PUK counts down the PUK's tries; the right one sets a new PIN.
+        let unblock = format!("{}/assistant/pin/unblock", s.base);
+        let bad = json!({"key_id": "alice", "puk": "87654321", "new_pin": "123456"});
+        let (st, v) = call("POST", &unblock, own, None, Some(bad)).await;
+        assert_eq!((st, v["code"].as_str(), v["attempts_left"].as_u64()), (401, Some("wrong_puk"), Some(2)), "{v}");
+        let good = json!({"key_id": "alice", "puk": "12345678", "new_pin": "123456"});
+        let (st, v) = call("POST", &unblock, own, None, Some(good)).await;
+        assert_eq!((st, v["code"].as_str()), (200, Some("pin_unblocked")), "{v}");
+        let (st, v) = call("POST", &format!("{}/assistant/keys", s.base), own, None, None).await;
+        assert_eq!(st, 200);
+        let k = &v["keys"][0];
+        assert_eq!(
+            (k["pin_retries"].as_u64(), k["certificates"][0]["subject"].as_str()),
+            (Some(3), Some("CN=Li Si,O=Example")),
+            "{v}"
+        );
+        // The page itself loads without an Origin (a browser navigating sends none).
+        let page = reqwest::get(format!("{}/", s.base)).await.unwrap();
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+        assert!(csp.contains("connect-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     });
 }

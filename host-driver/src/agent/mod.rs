@@ -12,8 +12,13 @@
 //! - `POST /enroll/install {key_id, pin, certificate}`: write the issued certificate to 9A,
 //!   after the key proved it holds the certificate's private key.
 //!
-//! Every request must name a loopback Host (no DNS rebinding) and an allowed Origin. PINs are
-//! never logged or kept: they go to the key and are dropped.
+//! - `GET /`: the certificate assistant (证书助手), the agent's own page: each key's certificate
+//!   and PIN tries, change PIN, unblock with the PUK (`POST /assistant/keys|pin/change|
+//!   pin/unblock`, answered for the agent's own origin only).
+//!
+//! Every request must name a loopback Host (no DNS rebinding) and an allowed Origin (the
+//! assistant's page itself excepted: a browser navigating sends none). PINs are never logged
+//! or kept: they go to the key and are dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+mod assistant;
 mod enroll;
 
 use crate::lang::Lang;
@@ -125,12 +131,20 @@ pub struct AgentConfig {
     pub poll: Duration,
     /// The keys' management key: generating a key pair and writing a certificate need it.
     pub management_key: MgmtKey,
+    /// The agent's own origin (`http://LISTEN`): the certificate assistant's page calls from
+    /// it. `None`: the assistant's calls are refused.
+    pub own_origin: Option<String>,
 }
 
 impl AgentConfig {
     /// For pages of `origins`, polling every 250 ms, keys with the factory management key.
     pub fn new(origins: Vec<String>) -> AgentConfig {
-        AgentConfig { allowed_origins: origins, poll: Duration::from_millis(250), management_key: MgmtKey::default() }
+        AgentConfig {
+            allowed_origins: origins,
+            poll: Duration::from_millis(250),
+            management_key: MgmtKey::default(),
+            own_origin: None,
+        }
     }
 }
 
@@ -164,6 +178,12 @@ pub fn router(keys: Arc<dyn KeyProvider>, config: AgentConfig) -> Router {
         .route("/enroll/keypair", post(enroll::keypair))
         .route("/enroll/install", post(enroll::install))
         .route("/events", get(events_ws))
+        .route("/", get(assistant::page))
+        .route("/assistant.js", get(assistant::script))
+        .route("/assistant.css", get(assistant::style))
+        .route("/assistant/keys", post(assistant::keys))
+        .route("/assistant/pin/change", post(assistant::change_pin))
+        .route("/assistant/pin/unblock", post(assistant::unblock))
         .layer(middleware::from_fn_with_state(agent.clone(), guard))
         .with_state(agent)
 }
@@ -197,6 +217,20 @@ async fn guard(State(a): State<Arc<Agent>>, req: Request, next: Next) -> Respons
         return refuse(StatusCode::FORBIDDEN, "bad_host", "the agent answers only requests to a loopback address");
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let path = req.uri().path();
+    // The assistant's page: what a browser navigating to the agent asks for (no Origin), and
+    // its module script (fetched in CORS mode, so with the page's own Origin).
+    let own = a.config.own_origin.as_deref() == Some(origin.as_str());
+    if req.method() == Method::GET && (origin.is_empty() || own) && assistant::PAGE_PATHS.contains(&path) {
+        return next.run(req).await;
+    }
+    // The assistant's calls change PINs: from its own page only, never a portal's.
+    if path.starts_with("/assistant/") {
+        if !own {
+            return refuse(StatusCode::FORBIDDEN, "bad_origin", "only the assistant's own page may call it");
+        }
+        return next.run(req).await;
+    }
     if !a.config.allowed_origins.iter().any(|o| o == &origin) {
         return refuse(StatusCode::FORBIDDEN, "bad_origin", "this page's origin may not use the agent");
     }
