@@ -1,11 +1,16 @@
 //! The portal's pages in a real browser: Debian's Chromium driven by its chromedriver over
-//! WebDriver, against a real `ukey portal serve`, a real `ukey agent` and virtual keys. One
+//! WebDriver, against a real `ukey portal serve`, a real `ukey agent` and a virtual key served
+//! on a vpcd reader (`ukey sim serve`, pcscd; removed and inserted with `ukey sim remove /
+//! insert`). One
 //! browser and one set of services for the whole binary; the tests take turns. Every page a
 //! test visits is checked by axe-core (no serious or critical violation) and for console
 //! errors; each step leaves a screenshot under target/screenshots/TEST/.
 //!
-//! Without chromium, chromedriver or axe-core the tests say SKIPPED, except under CI=true,
-//! where they fail (scripts/test.sh installs all three).
+//! Without chromium, chromedriver, axe-core or pcscd with vpcd the tests say SKIPPED, except
+//! under CI=true, where they fail (scripts/test.sh installs and starts them).
+
+#[path = "../../testsupport/vpcd.rs"]
+mod vpcd_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,10 +74,11 @@ struct World {
     home: PathBuf,
     portal: String,
     agent: String,
-    /// Where the agent looks for key directories (keys are inserted by moving them in).
+    /// An empty directory of directory keys: the agent finds the key in its reader.
     keys: PathBuf,
-    /// Where removed keys wait.
-    shelf: PathBuf,
+    /// The key's directory, served on the first vpcd reader.
+    key_dir: PathBuf,
+    _serve: Proc,
     agent_proc: Option<Proc>,
     _portal_proc: Proc,
     _driver: Proc,
@@ -145,14 +151,16 @@ fn world() -> Option<MutexGuard<'static, World>> {
             eprintln!("SKIPPED: {why}");
             return None;
         }
+        // The vpcd readers are this binary's until it exits (the guard is never let go).
+        let Some(vpcd) = vpcd_support::begin() else { return None };
+        std::mem::forget(vpcd);
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().to_path_buf();
         ukey(&home, &["portal", "seed", "--password", PASSWORD, "--staff-password", "Review-Pass1"]);
-        let (keys, shelf) = (home.join("keys"), home.join("shelf"));
-        std::fs::create_dir_all(&shelf).unwrap();
+        let keys = home.join("no-directory-keys");
         std::fs::create_dir_all(&keys).unwrap();
-        // Keys from the CA the portal trusts ($UKEY_HOME/ca), none bound yet.
-        let key = keys.join("zhangsan");
+        // A key from the CA the portal trusts ($UKEY_HOME/ca), not bound yet, in a reader.
+        let key = home.join("zhangsan");
         ukey(
             &home,
             &["sim", "new", key.to_str().unwrap(), "--scenario", "provisioned", "--seed", "71", "--subject", SUBJECT],
@@ -160,6 +168,8 @@ fn world() -> Option<MutexGuard<'static, World>> {
         let (pp, ap, dp) = (free_port(), free_port(), free_port());
         let portal = format!("http://127.0.0.1:{pp}");
         let agent = format!("http://127.0.0.1:{ap}");
+        let serve = spawn(&home, "serve.log", &["sim", "serve", key.to_str().unwrap()]);
+        vpcd_support::wait_card(vpcd_support::READER[0], true);
         let portal_proc = spawn(
             &home,
             "portal.log",
@@ -179,7 +189,8 @@ fn world() -> Option<MutexGuard<'static, World>> {
             portal,
             agent,
             keys,
-            shelf,
+            key_dir: key,
+            _serve: serve,
             agent_proc: Some(agent_proc),
             _portal_proc: portal_proc,
             _driver: driver,
@@ -409,21 +420,22 @@ async fn reqwest_post(url: &str, body: Value) -> Value {
     }
 }
 
-/// Move the key directory `name` out of the agent's sight (removal) or back (insertion).
-fn remove_key(w: &World, name: &str) {
-    std::fs::rename(w.keys.join(name), w.shelf.join(name)).unwrap();
+/// Pull the key out of its reader (`ukey sim remove`), or plug it back in.
+fn remove_key(w: &World) {
+    ukey(&w.home, &["sim", "remove", w.key_dir.to_str().unwrap()]);
 }
-fn insert_key(w: &World, name: &str) {
-    std::fs::rename(w.shelf.join(name), w.keys.join(name)).unwrap();
+fn insert_key(w: &World) {
+    ukey(&w.home, &["sim", "insert", w.key_dir.to_str().unwrap()]);
 }
 
-/// Puts every removed key back when a test ends, passed or not, so the next test finds it.
-struct KeysBack(PathBuf, PathBuf);
-impl Drop for KeysBack {
+/// Plugs the key back in when a test ends, passed or not, so the next test finds it.
+struct KeyBack(PathBuf, PathBuf);
+impl Drop for KeyBack {
     fn drop(&mut self) {
-        for e in std::fs::read_dir(&self.1).into_iter().flatten().flatten() {
-            let _ = std::fs::rename(e.path(), self.0.join(e.file_name()));
-        }
+        let _ = Command::new(env!("CARGO_BIN_EXE_ukey"))
+            .args(["sim", "insert", self.1.to_str().unwrap()])
+            .env("UKEY_HOME", &self.0)
+            .output();
     }
 }
 
@@ -448,18 +460,33 @@ fn login_page_has_both_tabs_in_chinese_and_passes_axe() {
 #[test]
 fn inserted_key_shows_its_holder_within_a_second_and_vanishes_when_removed() {
     let Some(w) = world() else { return };
-    let _back = KeysBack(w.keys.clone(), w.shelf.clone());
+    let _back = KeyBack(w.home.clone(), w.key_dir.clone());
     let mut s = Steps::new(&w, "key_presence");
     s.goto("/#ca");
     s.wait(5, "the key's holder", |s| s.value_of("#ca-account") == "张三");
     s.shot("inserted");
-    remove_key(&w, "zhangsan");
+    remove_key(&w);
     let gone = s.wait(5, "the holder to go", |s| s.value_of("#ca-account").is_empty());
     s.wait(5, "the insert-your-key prompt", |s| s.text_of("#agent-status") == "请将USB-Key插入电脑USB口");
     assert!(s.run(async { s.c().find(Locator::Css("#ca-submit")).await?.attr("disabled").await }).unwrap().is_some());
     s.shot("removed");
-    insert_key(&w, "zhangsan");
-    let back = s.wait(5, "the holder to come back", |s| s.value_of("#ca-account") == "张三");
+    insert_key(&w);
+    let t = Instant::now();
+    if !s.wait_or(5, |s| s.value_of("#ca-account") == "张三") {
+        let keys = s.run(async {
+            reqwest::Client::new()
+                .get(format!("{}/keys", w.agent))
+                .header("origin", &w.portal)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        panic!("the holder did not come back: status {:?}; the agent lists {keys}", s.text_of("#agent-status"));
+    }
+    let back = t.elapsed();
     s.shot("inserted-again");
     assert!(
         gone < Duration::from_secs(1) && back < Duration::from_secs(1),
@@ -487,7 +514,7 @@ fn wrong_pin_says_how_many_tries_the_key_has_left_and_an_unbound_key_is_told_to_
     assert_eq!(s.text_of("#outcome"), "该USB-Key尚未绑定账号，请先使用账号密码登录系统进行绑定，再使用CA账户登录");
     s.check_page("not bound");
     s.shot("not-bound");
-    let tries = ukey(&w.home, &["pin", "retries", "--key", w.keys.join("zhangsan").to_str().unwrap(), "--json"]);
+    let tries = ukey(&w.home, &["pin", "retries", "--reader", vpcd_support::READER[0], "--json"]);
     let v: Value = serde_json::from_slice(&tries.stdout).unwrap();
     assert_eq!(v["retries_left"], 3, "the right PIN reset the counter: {v}");
 }
@@ -684,6 +711,9 @@ fn the_certificate_assistant_shows_the_key_and_changes_its_pin() {
 /// keys; a `kill` stops everything it started.
 #[test]
 fn demo_web_serves_portal_agent_and_two_keys_and_stops_them_all() {
+    // The other tests' world holds the first vpcd reader: the demo, finding no two free
+    // readers, serves its keys as directories (and cannot take the world's reader away).
+    let _world = world();
     let dir = tempfile::tempdir().unwrap();
     let (pp, ap) = (free_port(), free_port());
     let (portal, agent) = (format!("127.0.0.1:{pp}"), format!("127.0.0.1:{ap}"));
@@ -722,9 +752,10 @@ fn demo_web_serves_portal_agent_and_two_keys_and_stops_them_all() {
     assert!(page.contains("CA数字证书登录"), "the login page");
     let mut holders: Vec<String> =
         keys["keys"].as_array().unwrap().iter().filter_map(|k| k["subject"].as_str().map(String::from)).collect();
-    holders.sort();
-    assert_eq!(holders.len(), 2, "{keys:#}");
-    assert!(holders[0].starts_with("CN=张三") || holders[1].starts_with("CN=张三"), "{keys:#}");
+    // Its two keys (and the other tests' key in a reader, which its agent sees as well).
+    for name in ["CN=张三", "CN=李四"] {
+        assert!(holders.iter().any(|h| h.starts_with(name)), "{name}: {keys:#}");
+    }
     // SAFETY: a signal to our own child.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

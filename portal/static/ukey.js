@@ -123,11 +123,28 @@ export class Agent {
     let stopped = false;
     let socket = null;
     let retry = null;
+    let again = null;
+    let tries = 0;
+    // Answers can come back out of order (a slow listing right after a removal, a quick one
+    // after the insertion that followed): only the newest request's answer is shown.
+    let asked = 0;
     const refresh = async () => {
+      clearTimeout(again);
+      const mine = ++asked;
       try {
-        callback(await this.keys(), null);
+        const keys = await this.keys();
+        if (mine !== asked) return;
+        callback(keys, null);
+        // A key just inserted may not answer yet (a card powering up, a reader busy): look
+        // again shortly, a few times, instead of waiting for the next event.
+        if (keys.some(k => k.error) && tries < 10 && !stopped) {
+          tries += 1;
+          again = setTimeout(refresh, 300);
+        } else {
+          tries = 0;
+        }
       } catch (e) {
-        callback(null, e);
+        if (mine === asked) callback(null, e);
       }
     };
     const connect = () => {
@@ -151,6 +168,7 @@ export class Agent {
     return () => {
       stopped = true;
       clearTimeout(retry);
+      clearTimeout(again);
       if (socket) socket.close();
     };
   }

@@ -50,7 +50,7 @@ fn secure(h: &mut axum::http::HeaderMap) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src data:; connect-src 'self'; \
              form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
