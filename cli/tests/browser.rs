@@ -750,7 +750,7 @@ fn demo_web_serves_portal_agent_and_two_keys_and_stops_them_all() {
         (page, keys)
     });
     assert!(page.contains("CA数字证书登录"), "the login page");
-    let mut holders: Vec<String> =
+    let holders: Vec<String> =
         keys["keys"].as_array().unwrap().iter().filter_map(|k| k["subject"].as_str().map(String::from)).collect();
     // Its two keys (and the other tests' key in a reader, which its agent sees as well).
     for name in ["CN=张三", "CN=李四"] {
