@@ -152,7 +152,7 @@ fn world() -> Option<MutexGuard<'static, World>> {
             return None;
         }
         // The vpcd readers are this binary's until it exits (the guard is never let go).
-        let Some(vpcd) = vpcd_support::begin() else { return None };
+        let vpcd = vpcd_support::begin()?;
         std::mem::forget(vpcd);
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().to_path_buf();
