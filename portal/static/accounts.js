@@ -1,6 +1,6 @@
 // Enterprise account management: bind ticked accounts to the inserted USB-Key (its PIN and a
 // signature over the portal's challenge, through the agent), and the unbind page.
-import { Agent, Portal, ErrorCode } from '/static/ukey.js';
+import { Agent, Portal, ErrorCode, showOutcome } from '/static/ukey.js';
 
 const config = JSON.parse(document.getElementById('page-config').textContent);
 const text = key => config.texts[key] || key;
@@ -8,13 +8,7 @@ const $ = id => document.getElementById(id);
 const portal = new Portal();
 const agent = new Agent(config.agent);
 
-function show(v) {
-  const box = $('outcome');
-  box.hidden = false;
-  box.className = 'outcome ' + (v.ok ? 'good' : 'bad');
-  box.dataset.code = v.code || '';
-  box.textContent = v.message || text('error.network');
-}
+const show = v => showOutcome($('outcome'), v, text('error.network'));
 function ticked() {
   return [...document.querySelectorAll('input[name="account"]:checked')].map(i => i.value);
 }

@@ -1,6 +1,6 @@
 // The login page: password tab, and the CA tab that shows the inserted key's holder (through
 // the local agent) and logs in with its PIN.
-import { Agent, Portal, ErrorCode } from '/static/ukey.js';
+import { Agent, Portal, ErrorCode, showOutcome } from '/static/ukey.js';
 
 const config = JSON.parse(document.getElementById('page-config').textContent);
 const text = key => config.texts[key] || key;
@@ -33,13 +33,7 @@ for (const t of tabs) {
 if (location.hash === '#ca') select($('tab-ca'));
 
 // ---- outcome and field errors ----
-function show(v) {
-  const box = $('outcome');
-  box.hidden = false;
-  box.className = 'outcome ' + (v.ok ? 'good' : 'bad');
-  box.dataset.code = v.code || '';
-  box.textContent = v.message || text('error.network');
-}
+const show = v => showOutcome($('outcome'), v, text('error.network'));
 function fieldError(id, message) {
   const p = $(id + '-error');
   const input = $(id);

@@ -47,6 +47,17 @@ export function holderOf(subject) {
   return cn ? cn.slice(3) : null;
 }
 
+/**
+ * Show an answer `{ok, code, message}` in the element `box` (good or bad), with `fallback`
+ * when it carries no message (a network failure).
+ */
+export function showOutcome(box, v, fallback) {
+  box.hidden = false;
+  box.className = 'outcome ' + (v.ok ? 'good' : 'bad');
+  box.dataset.code = v.code || '';
+  box.textContent = v.message || fallback;
+}
+
 const AGENT_CODES = {
   wrong_pin: ErrorCode.WRONG_PIN,
   pin_locked: ErrorCode.PIN_LOCKED,

@@ -112,6 +112,7 @@ struct AccountsPage {
     layout: Layout,
     user: String,
     rows: Vec<Row>,
+    caption_key: &'static str,
     any_bound: bool,
     config: String,
 }
@@ -122,6 +123,7 @@ struct UnbindPage {
     layout: Layout,
     user: String,
     rows: Vec<Row>,
+    caption_key: &'static str,
     config: String,
 }
 
@@ -161,12 +163,24 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
         script_json(&serde_json::json!({"agent": p.config.agent_url, "texts": t.texts(ACCOUNTS_SCRIPT_TEXTS)}));
     if unbinding {
         let rows = rows.into_iter().filter(|r| r.bound).collect();
-        let page = UnbindPage { layout: Layout { t, path: "/accounts/unbind" }, user: user.display_name, rows, config };
+        let page = UnbindPage {
+            layout: Layout { t, path: "/accounts/unbind" },
+            user: user.display_name,
+            rows,
+            caption_key: "unbind.caption",
+            config,
+        };
         return html(page.render(), &p.config.agent_url);
     }
     let any_bound = rows.iter().any(|r| r.bound);
-    let page =
-        AccountsPage { layout: Layout { t, path: "/accounts" }, user: user.display_name, rows, any_bound, config };
+    let page = AccountsPage {
+        layout: Layout { t, path: "/accounts" },
+        user: user.display_name,
+        rows,
+        caption_key: "accounts.caption",
+        any_bound,
+        config,
+    };
     html(page.render(), &p.config.agent_url)
 }
 

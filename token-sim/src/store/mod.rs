@@ -254,19 +254,21 @@ pub fn read_state(path: &Path) -> Result<(SimMeta, PersistentState), StoreError>
 mod tests {
     use super::*;
 
+    /// A factory-fresh plain card and its file's facts.
+    fn fresh() -> (PersistentState, SimMeta) {
+        let d = crate::piv::Defaults::factory();
+        let state =
+            crate::piv::factory_state(1, crate::piv::state::Flavor::Plain, &d, &mut crate::rng::make_rng(Some(1), 0))
+                .unwrap();
+        (state, SimMeta { created: 0, scenario: "fresh".into(), seed: None, boots: 0 })
+    }
+
     #[test]
     fn a_key_open_to_other_users_is_named_once_with_the_fix() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("k");
-        let state = crate::piv::factory_state(
-            1,
-            crate::piv::state::Flavor::Plain,
-            &crate::piv::Defaults::factory(),
-            &mut crate::rng::make_rng(Some(1), 0),
-        )
-        .unwrap();
-        let meta = SimMeta { created: 0, scenario: "fresh".into(), seed: None, boots: 0 };
+        let (state, meta) = fresh();
         drop(FileStore::create(&dir, meta, &state).unwrap());
         let file = dir.join(STATE_FILE);
         assert_eq!(exposure(&dir, &file), None, "a new key is private");
@@ -305,14 +307,7 @@ mod tests {
     fn a_leftover_temp_file_that_cannot_be_removed_fails_the_write_by_name() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("k");
-        let state = crate::piv::factory_state(
-            1,
-            crate::piv::state::Flavor::Plain,
-            &crate::piv::Defaults::factory(),
-            &mut crate::rng::make_rng(Some(1), 0),
-        )
-        .unwrap();
-        let meta = SimMeta { created: 0, scenario: "fresh".into(), seed: None, boots: 0 };
+        let (state, meta) = fresh();
         let mut store = FileStore::create(&dir, meta, &state).unwrap();
         // A directory where the temporary file goes: remove_file cannot take it away.
         fs::create_dir(dir.join(TEMP_FILE)).unwrap();
