@@ -100,6 +100,14 @@ pub struct PortalServeArgs {
     /// the user's computer: a loopback URL
     #[arg(long, value_name = "URL", default_value = portal::config::DEFAULT_AGENT_URL, value_parser = parse_agent_url)]
     pub agent_url: String,
+    /// Serve https with this PEM certificate chain (leaf first; rustls, no system library).
+    /// Browsers let pages reach the local agent only from a secure context: a portal users
+    /// reach by name needs https (http://127.0.0.1 is secure only on the same machine)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (PKCS#8, SEC1 or PKCS#1)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The agent answers only on loopback, so the pages may look for it nowhere else.
@@ -166,7 +174,12 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("CA in {}", ca_dir.display()))?;
     let listener =
         tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
-    let origin = a.origin.clone().unwrap_or_else(|| format!("http://{}", a.listen));
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(portal::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let origin = a.origin.clone().unwrap_or_else(|| format!("{scheme}://{}", a.listen));
     let mut config = Config::new(&origin);
     config.expiry_warning_days = a.expiry_warning_days;
     config.sandbox = a.sandbox;
@@ -184,7 +197,7 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     let attested_by = config.attestation_roots.subjects().join("; ");
     let ca = Arc::new(ca.with_crl_url(config.crl_url()));
     let state = Portal::new(store, ca, Arc::new(SystemClock), config);
-    println!("portal on http://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
+    println!("portal on {scheme}://{} (origin {origin}, database {url}, CA {})", a.listen, ca_dir.display());
     println!("login page: {origin}/ (finds the agent at {}; start it with `ukey agent`)", a.agent_url);
     println!("certificate applications from keys attested by: {attested_by}");
     match a.trusted_proxies.as_slice() {
@@ -205,8 +218,14 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
             "SANDBOX: simulated payments at POST /api/sandbox/pay/ID, SMS/email at GET /api/sandbox/outbox?to=..."
         );
     }
+    let served = async {
+        match tls {
+            Some(config) => portal::api::serve_tls(portal::tls::TlsListener::new(listener, config)?, state).await,
+            None => portal::api::serve(listener, state).await,
+        }
+    };
     tokio::select! {
-        r = portal::api::serve(listener, state) => r.context("portal server")?,
+        r = served => r.context("portal server")?,
         _ = tokio::signal::ctrl_c() => println!("stopping"),
     }
     Ok(ExitCode::SUCCESS)

@@ -368,3 +368,79 @@ fn bench_login_with_more_keys_than_workers() {
         assert_eq!(out.status.code(), Some(2), "{bad:?} is refused");
     }
 }
+
+/// `ukey portal serve --tls-cert --tls-key`: the login page over https, judged by `openssl
+/// s_client` verifying the chain against the certificate; session cookies are Secure and HSTS
+/// is sent; a missing key file is a clear error.
+#[test]
+fn portal_serves_https_that_openssl_verifies() {
+    if !openssl_available() {
+        eprintln!("SKIPPED: no openssl");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (cert, key) = (h.join("tls.crt"), h.join("tls.key"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(h.join("portal.log")).unwrap();
+    let mut portal = std::process::Command::new(env!("CARGO_BIN_EXE_ukey"))
+        .args(["portal", "serve", "--listen", &listen, "--tls-cert", cert.to_str().unwrap()])
+        .args(["--tls-key", key.to_str().unwrap()])
+        .env("UKEY_HOME", h)
+        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(start.elapsed().as_secs() < 20, "{}", std::fs::read_to_string(h.join("portal.log")).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let get = |path: &str| {
+        let mut c = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &listen, "-CAfile", cert.to_str().unwrap(), "-verify_return_error"])
+            // -quiet reads on after our request ends, until the portal closes (Connection: close).
+            .arg("-quiet")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n");
+        c.stdin.take().unwrap().write_all(req.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (verified, page, err) = get("/");
+    let _ = portal.kill();
+    let _ = portal.wait();
+    assert!(verified, "openssl s_client failed: {err}");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("CA数字证书登录"), "the login page");
+    assert!(page.to_ascii_lowercase().contains("strict-transport-security: max-age="), "HSTS over https: {page}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ukey"))
+        .args(["portal", "serve", "--listen", &listen, "--tls-cert", cert.to_str().unwrap()])
+        .args(["--tls-key", h.join("missing.key").to_str().unwrap()])
+        .env("UKEY_HOME", h)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("TLS private key") && said.contains("missing.key"), "{said}");
+}

@@ -27,6 +27,7 @@ pub mod payment;
 pub mod photo;
 pub mod ratelimit;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod validate;
 

@@ -10,6 +10,7 @@ use axum::response::Response;
 
 use super::State;
 use crate::client::{client_of, ClientAddr};
+use crate::tls::TlsPeer;
 
 /// The policy of every answer that does not set its own: JSON and images load nothing, run
 /// nothing, and no page may frame them.
@@ -17,8 +18,12 @@ pub const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-
 
 pub async fn edge(S(p): S<State>, mut req: Request, next: Next) -> Response {
     // Without connection info (a router driven in-process) every request is one client.
-    let peer =
-        req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let peer = match (req.extensions().get::<ConnectInfo<SocketAddr>>(), req.extensions().get::<ConnectInfo<TlsPeer>>())
+    {
+        (Some(c), _) => c.0.ip(),
+        (None, Some(c)) => c.0 .0.ip(),
+        (None, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
     let client = {
         let forwarded: Vec<&str> =
             req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();

@@ -103,7 +103,16 @@ impl Portal {
     }
 }
 
-/// Serve the API on `listener` until the future is dropped.
+/// Serve the API and the pages over https on `listener` until the future is dropped.
+pub async fn serve_tls(listener: crate::tls::TlsListener, state: State) -> std::io::Result<()> {
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<crate::tls::TlsPeer>();
+    let served = axum::serve(listener, app).await;
+    housekeeping.abort();
+    served
+}
+
+/// Serve the API and the pages on `listener` until the future is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: State) -> std::io::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
