@@ -28,7 +28,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 #[derive(Subcommand, Debug)]
 pub enum PortalCommand {
     /// Run the portal's HTTP/JSON API until Ctrl-C
-    Serve(PortalServeArgs),
+    Serve(Box<PortalServeArgs>),
     /// Add the demo enterprise, user and accounts (示例科技有限公司 / zhangsan / 财务账号, 申报账号)
     Seed(PortalSeedArgs),
 }
@@ -160,7 +160,7 @@ pub struct PortalSeedArgs {
 pub fn portal(cmd: PortalCommand) -> Result<ExitCode> {
     runtime()?.block_on(async {
         match cmd {
-            PortalCommand::Serve(a) => portal_serve(a).await,
+            PortalCommand::Serve(a) => portal_serve(*a).await,
             PortalCommand::Seed(a) => portal_seed(a).await,
         }
     })
