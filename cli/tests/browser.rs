@@ -344,13 +344,18 @@ impl<'a> Steps<'a> {
         let found = self.run(async { self.c().find(Locator::Css(css)).await?.text().await });
         match found {
             Ok(t) => t,
-            Err(e) if e.is_no_such_element() => String::new(),
+            Err(e) if e.is_no_such_element() || e.is_stale_element_reference() => String::new(),
             Err(e) => panic!("{css}: {e}"),
         }
     }
 
+    /// Whether the element is there and shown (false while it is absent).
     fn visible(&self, css: &str) -> bool {
-        self.run(async { self.c().find(Locator::Css(css)).await?.is_displayed().await }).unwrap()
+        match self.run(async { self.c().find(Locator::Css(css)).await?.is_displayed().await }) {
+            Ok(shown) => shown,
+            Err(e) if e.is_no_such_element() || e.is_stale_element_reference() => false,
+            Err(e) => panic!("{css}: {e}"),
+        }
     }
 
     fn value_of(&self, css: &str) -> String {
@@ -668,6 +673,69 @@ fn the_english_switch_is_remembered_and_errors_are_pages() {
     s.goto("/");
     s.click("#lang-switch");
     s.wait(5, "the Chinese page", |s| s.text_of("#tab-ca") == "CA数字证书登录");
+}
+
+#[test]
+fn certificate_application_form_keeps_what_was_typed_then_order_review_edit_and_confirm() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "application_form");
+    s.goto("/");
+    s.type_into("#username", "zhangsan");
+    s.type_into("#password", PASSWORD);
+    s.click("#password-submit");
+    s.wait(15, "the accounts page", |s| s.path() == "/accounts");
+    // Nothing bound yet: the bind-first prompt comes first; later.
+    s.wait(5, "the bind-first prompt", |s| s.visible("#welcome"));
+    s.click("#welcome-later");
+    s.click("#to-apply");
+    s.wait(5, "the application form", |s| s.path() == "/apply");
+    // The enterprise's name and credit code come from its record, not from typing.
+    assert_eq!(s.value_of("#organisation"), "示例科技有限公司");
+    assert_eq!(s.value_of("#credit_code"), "91350100M000100Y43");
+    let readonly = s.run(async { s.c().find(Locator::Css("#credit_code")).await?.attr("readonly").await }).unwrap();
+    assert!(readonly.is_some(), "the credit code cannot be typed over");
+    s.check_page("application form");
+    s.shots("form");
+    // Everything empty: an error next to each required field.
+    s.click("#apply-next");
+    s.wait(10, "the field errors", |s| s.visible("#handler_name-error"));
+    for f in ["handler_name", "id_number", "mobile", "email"] {
+        assert!(!s.text_of(&format!("#{f}-error")).is_empty(), "{f} has its error");
+    }
+    s.check_page("form errors");
+    s.shot("form-errors");
+    // One wrong field: only it is marked, and what was typed stays.
+    s.type_into("#handler_name", "张三");
+    s.type_into("#id_number", "110105194912310021");
+    s.type_into("#mobile", "13800138000");
+    s.type_into("#email", "zhangsan@example.com");
+    s.click("#apply-next");
+    s.wait(10, "the ID number's error alone", |s| {
+        s.visible("#id_number-error") && !s.visible("#handler_name-error") && !s.visible("#email-error")
+    });
+    assert_eq!(s.value_of("#handler_name"), "张三", "what was typed is kept");
+    assert_eq!(s.value_of("#email"), "zhangsan@example.com");
+    s.shot("id-number-wrong");
+    s.type_into("#id_number", "11010519491231002X");
+    s.click("#apply-next");
+    s.wait(10, "the order review", |s| s.path().starts_with("/apply/") && s.visible("#order-confirm"));
+    assert_eq!(s.text_of("#order-stage"), "订单审核");
+    assert_eq!(s.text_of("#order-email"), "zhangsan@example.com");
+    assert!(!s.text_of("#order-amount").is_empty());
+    s.check_page("order review");
+    s.shots("order-review");
+    // 返回修改: the form again, filled in; a change shows in the review.
+    s.click("#order-back");
+    s.wait(5, "the form, filled in", |s| s.path().ends_with("/edit") && s.value_of("#handler_name") == "张三");
+    s.type_into("#email", "zs@example.com");
+    s.click("#apply-next");
+    s.wait(10, "the review again", |s| s.visible("#order-confirm") && s.text_of("#order-email") == "zs@example.com");
+    // 确认订单: the application moves on to the photos.
+    s.click("#order-confirm");
+    s.wait(10, "the next stage", |s| s.text_of("#order-stage") == "上传证件照片");
+    assert!(!s.visible("#order-confirm"), "no confirming twice");
+    s.check_page("confirmed");
+    s.shot("confirmed");
 }
 
 #[test]

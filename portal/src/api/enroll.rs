@@ -43,12 +43,30 @@ fn next_steps(stage: Stage) -> &'static [&'static str] {
 
 impl Portal {
     /// The logged-in user and their application `id` (someone else's is "not found").
-    async fn own_application(&self, s: &Session, id: &str) -> Result<(User, Application), ApiError> {
+    pub(crate) async fn own_application(&self, s: &Session, id: &str) -> Result<(User, Application), ApiError> {
         let user = self.user_of(s).await?;
         match self.store.application(id).await? {
             Some(a) if a.user_id == user.id => Ok((user, a)),
             _ => Err(not_found()),
         }
+    }
+
+    /// The request's user and their application `id`: the application pages and
+    /// `GET /api/applications/{id}` show this.
+    pub(crate) async fn my_application(&self, headers: &HeaderMap, id: &str) -> Result<(User, Application), ApiError> {
+        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
+        self.own_application(&s, id).await
+    }
+
+    /// The request's user and their enterprise (the form shows its name and credit code).
+    pub(crate) async fn me_and_enterprise(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(User, crate::store::Enterprise), ApiError> {
+        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
+        let user = self.user_of(&s).await?;
+        let e = self.enterprise_of(&user).await?;
+        Ok((user, e))
     }
 
     /// An application as its pages show it.
@@ -231,8 +249,7 @@ pub async fn list(S(p): S<State>, headers: HeaderMap) -> Reply {
 pub async fn show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
     let lang = lang(&headers);
     let result = async {
-        let s = p.current(&headers).await?.ok_or_else(super::binding::login_required)?;
-        let (_, a) = p.own_application(&s, &id).await?;
+        let (_, a) = p.my_application(&headers, &id).await?;
         Ok(json!({"ok": true, "code": "application", "message": "", "application": p.application_view(&a, lang).await?}))
     }
     .await;

@@ -352,7 +352,7 @@ impl Portal {
     }
 
     /// The caller's live session, if the cookie names one.
-    async fn current(&self, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
+    pub(crate) async fn current(&self, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
         match cookie_token(headers) {
             Some(t) => Ok(self.store.session(&hash_token(&t), self.now()).await?),
             None => Ok(None),

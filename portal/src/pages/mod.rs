@@ -6,6 +6,8 @@
 //! - `GET /home`: the system page after a login (which account, the certificate reminder).
 //! - `GET /accounts`: enterprise account management (password login): accounts with their
 //!   bound / unbound state, the bind dialog; `GET /accounts/unbind`: the unbind page.
+//! - `GET /apply`: the certificate application form (证书新办); `GET /apply/{id}`: its order
+//!   review (确认订单 / 返回修改) or, later, its stage; `GET /apply/{id}/edit`: back to the form.
 //! - `GET /help/agent`: how to install and start the certificate application environment.
 //! - `GET /lang/{zh-CN|en}?back=PATH`: the language switch (a cookie), back to the page.
 //! - `GET /static/{file}`: the scripts and the style sheet, built into the binary.
@@ -31,6 +33,9 @@ pub fn router() -> Router<State> {
         .route("/home", get(home))
         .route("/accounts", get(accounts))
         .route("/accounts/unbind", get(unbind))
+        .route("/apply", get(apply_new))
+        .route("/apply/{id}", get(apply_show))
+        .route("/apply/{id}/edit", get(apply_edit))
         .route("/help/agent", get(agent_help))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/{file}", get(asset))
@@ -184,6 +189,144 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
     html(page.render(), &p.config.agent_url)
 }
 
+/// The form's fields as typed (or stored), for the form and the order review.
+struct FormView {
+    organisation: String,
+    credit_code: String,
+    handler_name: String,
+    id_number: String,
+    mobile: String,
+    email: String,
+}
+
+#[derive(Template)]
+#[template(path = "apply_form.html")]
+struct ApplyForm {
+    layout: Layout,
+    /// The application being edited; `None` for a new one.
+    id: Option<String>,
+    f: FormView,
+    inputs: Vec<Input>,
+    config: String,
+}
+
+/// One field the applicant types.
+struct Input {
+    name: &'static str,
+    label: &'static str,
+    value: String,
+    kind: &'static str,
+    auto: &'static str,
+}
+
+fn inputs(f: &FormView) -> Vec<Input> {
+    let i = |name, label, value: &str, kind, auto| Input { name, label, value: value.to_string(), kind, auto };
+    vec![
+        i("handler_name", "apply.handler_name", &f.handler_name, "text", "name"),
+        i("id_number", "apply.id_number", &f.id_number, "text", "off"),
+        i("mobile", "apply.mobile", &f.mobile, "tel", "tel"),
+        i("email", "apply.email", &f.email, "email", "email"),
+    ]
+}
+
+#[derive(Template)]
+#[template(path = "apply_show.html")]
+struct ApplyShow {
+    layout: Layout,
+    id: String,
+    number: String,
+    at_review: bool,
+    stage_name: String,
+    amount: String,
+    f: FormView,
+    config: String,
+}
+
+fn apply_config(t: Text) -> String {
+    script_json(&serde_json::json!({"texts": t.texts(&["apply.fix", "error.network"])}))
+}
+
+fn form_view(f: &crate::enrollment::Form) -> FormView {
+    FormView {
+        organisation: f.organisation.clone(),
+        credit_code: f.credit_code.clone(),
+        handler_name: f.handler_name.clone(),
+        id_number: f.id_number.clone(),
+        mobile: f.mobile.clone(),
+        email: f.email.clone(),
+    }
+}
+
+/// Not logged in with a password: the login page; anything else refused: an error page.
+fn refused(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
+    if e.code == "login_required" {
+        return Redirect::to("/").into_response();
+    }
+    api_error_page(headers, e)
+}
+
+async fn apply_new(S(p): S<State>, headers: HeaderMap) -> Response {
+    let t = Text { lang: lang(&headers) };
+    let (_, e) = match p.me_and_enterprise(&headers).await {
+        Ok(v) => v,
+        Err(e) => return refused(&headers, e),
+    };
+    let f = FormView {
+        organisation: e.name,
+        credit_code: e.credit_code,
+        handler_name: String::new(),
+        id_number: String::new(),
+        mobile: String::new(),
+        email: String::new(),
+    };
+    let page =
+        ApplyForm { layout: Layout { t, path: "/apply" }, id: None, inputs: inputs(&f), f, config: apply_config(t) };
+    html(page.render(), &p.config.agent_url)
+}
+
+async fn apply_edit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let t = Text { lang: lang(&headers) };
+    let (_, a) = match p.my_application(&headers, &id).await {
+        Ok(v) => v,
+        Err(e) => return refused(&headers, e),
+    };
+    if a.stage != crate::enrollment::Stage::Review {
+        return Redirect::to(&format!("/apply/{}", a.id)).into_response();
+    }
+    let f = form_view(&a.form);
+    let page = ApplyForm {
+        layout: Layout { t, path: "/apply" },
+        id: Some(a.id),
+        inputs: inputs(&f),
+        f,
+        config: apply_config(t),
+    };
+    html(page.render(), &p.config.agent_url)
+}
+
+async fn apply_show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let t = Text { lang: lang(&headers) };
+    let (_, a) = match p.my_application(&headers, &id).await {
+        Ok(v) => v,
+        Err(e) => return refused(&headers, e),
+    };
+    let stage_name = match t.lang {
+        crate::messages::Lang::Zh => crate::messages::stage_zh(a.stage.as_str()).to_string(),
+        crate::messages::Lang::En => a.stage.as_str().replace('_', " "),
+    };
+    let page = ApplyShow {
+        layout: Layout { t, path: "/apply" },
+        at_review: a.stage == crate::enrollment::Stage::Review,
+        stage_name,
+        amount: crate::enrollment::yuan(a.amount_fen),
+        f: form_view(&a.form),
+        id: a.id,
+        number: a.number,
+        config: apply_config(t),
+    };
+    html(page.render(), &p.config.agent_url)
+}
+
 /// A refusal of the API's calls, as a page (its message in the caller's language).
 fn api_error_page(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
     let t = Text { lang: lang(headers) };
@@ -274,6 +417,7 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
         "login.js" => (include_str!("../../static/login.js"), "text/javascript; charset=utf-8"),
         "accounts.js" => (include_str!("../../static/accounts.js"), "text/javascript; charset=utf-8"),
         "home.js" => (include_str!("../../static/home.js"), "text/javascript; charset=utf-8"),
+        "apply.js" => (include_str!("../../static/apply.js"), "text/javascript; charset=utf-8"),
         "ukey.css" => (include_str!("../../static/ukey.css"), "text/css; charset=utf-8"),
         _ => return error_page(&headers, StatusCode::NOT_FOUND, "error.not_found"),
     };
