@@ -736,6 +736,23 @@ fn certificate_application_form_keeps_what_was_typed_then_order_review_edit_and_
     assert!(!s.visible("#order-confirm"), "no confirming twice");
     s.check_page("confirmed");
     s.shot("confirmed");
+    // The ID photos: a real JPEG is taken, a text file is refused by its bytes.
+    let photo = w.home.join("id-front.jpg");
+    std::fs::write(&photo, portal::photo::sample(portal::photo::PhotoType::Jpeg, 640, 400, 7)).unwrap();
+    let not_photo = w.home.join("id-back.jpg");
+    std::fs::write(&not_photo, b"this is not a picture at all, just text dressed as a JPEG").unwrap();
+    s.type_into("#photo-front", photo.to_str().unwrap());
+    s.wait(10, "the front photo taken", |s| s.text_of("#photo-front-state") == "已上传");
+    assert_eq!(s.text_of("#outcome"), "证件照片上传成功");
+    s.type_into("#photo-back", not_photo.to_str().unwrap());
+    s.wait(10, "the text file refused", |s| s.text_of("#outcome") != "证件照片上传成功");
+    assert_eq!(s.text_of("#photo-back-state"), "未上传");
+    s.check_page("photos");
+    s.shot("photos");
+    // The server's page says the same after a reload.
+    s.run(s.c().refresh()).unwrap();
+    s.wait(5, "the photo states", |s| s.text_of("#photo-front-state") == "已上传");
+    assert_eq!(s.text_of("#photo-back-state"), "未上传");
 }
 
 #[test]

@@ -53,3 +53,17 @@ if (confirm) {
     confirm.disabled = false;
   });
 }
+
+// The ID photos: each side uploads as soon as it is picked; the portal judges the bytes.
+for (const input of document.querySelectorAll('.photos input[type=file]')) {
+  input.addEventListener('change', async () => {
+    const file = input.files[0];
+    if (!file) return;
+    const id = input.closest('.photos').dataset.application;
+    const side = input.dataset.side;
+    const state = $(`photo-${side}-state`);
+    const v = await portal.put(`/api/applications/${encodeURIComponent(id)}/photos/${side}`, file);
+    showOutcome($('outcome'), v, text('error.network'));
+    if (v.ok) state.textContent = text('apply.photo.done');
+  });
+}

@@ -235,6 +235,24 @@ export class Portal {
     return v;
   }
 
+  /** PUT `blob` (a file the user picked) with its own Content-Type. */
+  async put(path, blob) {
+    if (!this.csrf) await this.session();
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method: 'PUT',
+        credentials: 'same-origin',
+        headers: { 'accept-language': this.lang, 'content-type': blob.type || 'application/octet-stream', 'x-csrf-token': this.csrf },
+        body: blob,
+      });
+    } catch {
+      return { ok: false, code: 'network', message: '', status: 0 };
+    }
+    const v = await resp.json().catch(() => ({ ok: false, code: 'bad_answer', message: '' }));
+    return { ...v, status: resp.status };
+  }
+
   /** Key login: the portal's challenge, the key's answer through `agent`, the portal's verdict. */
   async keyLogin(agent, { keyId, pin, lastTry = false, accountId = null }) {
     const c = await this.post('/api/challenge', {});

@@ -236,6 +236,9 @@ struct ApplyShow {
     id: String,
     number: String,
     at_review: bool,
+    at_photos: bool,
+    /// (side, text key of its name, uploaded) for the photo step.
+    photos: Vec<(&'static str, &'static str, bool)>,
     stage_name: String,
     amount: String,
     f: FormView,
@@ -243,7 +246,7 @@ struct ApplyShow {
 }
 
 fn apply_config(t: Text) -> String {
-    script_json(&serde_json::json!({"texts": t.texts(&["apply.fix", "error.network"])}))
+    script_json(&serde_json::json!({"texts": t.texts(&["apply.fix", "apply.photo.done", "error.network"])}))
 }
 
 fn form_view(f: &crate::enrollment::Form) -> FormView {
@@ -314,9 +317,19 @@ async fn apply_show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) 
         crate::messages::Lang::Zh => crate::messages::stage_zh(a.stage.as_str()).to_string(),
         crate::messages::Lang::En => a.stage.as_str().replace('_', " "),
     };
+    let have = match p.store.photos(&a.id).await {
+        Ok(h) => h,
+        Err(e) => return api_error_page(&headers, e.into()),
+    };
+    let photos = [("front", "apply.photo.front"), ("back", "apply.photo.back")]
+        .into_iter()
+        .map(|(side, key)| (side, key, have.iter().any(|ph| ph.side == side)))
+        .collect();
     let page = ApplyShow {
         layout: Layout { t, path: "/apply" },
         at_review: a.stage == crate::enrollment::Stage::Review,
+        at_photos: a.stage == crate::enrollment::Stage::Photos,
+        photos,
         stage_name,
         amount: crate::enrollment::yuan(a.amount_fen),
         f: form_view(&a.form),

@@ -81,6 +81,13 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("apply.stage", "当前进度", "Stage"),
     ("apply.confirm", "确认订单", "Confirm order"),
     ("apply.back", "返回修改", "Go back and edit"),
+    ("apply.photos", "上传证件照片", "Upload the ID photos"),
+    ("apply.photos_intro", "请上传经办人身份证的人像面和国徽面照片（JPG或PNG）。", "Upload both sides of the handler's ID card (JPEG or PNG)."),
+    ("apply.photo.front", "人像面", "Photo side"),
+    ("apply.photo.back", "国徽面", "Emblem side"),
+    ("apply.photo.done", "已上传", "Uploaded"),
+    ("apply.photo.missing", "未上传", "Not uploaded"),
+    ("apply.photos_next", "两面照片上传后，下一步插入USB-Key确认申请。", "With both sides uploaded, the next step confirms the application with your USB-Key."),
     ("help.title", "证书应用环境安装部署", "Installing the certificate application environment"),
     (
         "help.intro",
