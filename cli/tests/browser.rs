@@ -730,6 +730,13 @@ fn certificate_application_form_keeps_what_was_typed_then_order_review_edit_and_
     s.type_into("#email", "zs@example.com");
     s.click("#apply-next");
     s.wait(10, "the review again", |s| s.visible("#order-confirm") && s.text_of("#order-email") == "zs@example.com");
+    // The language switch comes back to this very page.
+    let here = s.path();
+    s.click("#lang-switch");
+    s.wait(5, "the English review", |s| s.text_of("#show-title") == "Order review");
+    assert_eq!(s.path(), here, "back to the same application");
+    s.click("#lang-switch");
+    s.wait(5, "the Chinese review", |s| s.text_of("#show-title") == "订单审核");
     // 确认订单: the application moves on to the photos.
     s.click("#order-confirm");
     s.wait(10, "the next stage", |s| s.text_of("#order-stage") == "上传证件照片");

@@ -45,7 +45,7 @@ pub fn router() -> Router<State> {
 pub struct Layout {
     pub t: Text,
     /// This page's path, for the language switch to come back to.
-    pub path: &'static str,
+    pub path: String,
 }
 
 #[derive(Template)]
@@ -74,7 +74,7 @@ const LOGIN_SCRIPT_TEXTS: &[&str] = &[
 async fn login(S(p): S<State>, headers: HeaderMap) -> Response {
     let t = Text { lang: lang(&headers) };
     let config = serde_json::json!({"agent": p.config.agent_url, "texts": t.texts(LOGIN_SCRIPT_TEXTS)});
-    let page = LoginPage { layout: Layout { t, path: "/" }, config: script_json(&config) };
+    let page = LoginPage { layout: Layout { t, path: "/".into() }, config: script_json(&config) };
     html(page.render(), &p.config.agent_url)
 }
 
@@ -93,7 +93,7 @@ async fn home(S(p): S<State>, headers: HeaderMap) -> Response {
     match p.whoami(&headers).await {
         Ok(Some((user, account))) => {
             let page = HomePage {
-                layout: Layout { t, path: "/home" },
+                layout: Layout { t, path: "/home".into() },
                 user: user.map(|u| u.display_name),
                 account: account.map(|a| a.name),
             };
@@ -169,7 +169,7 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
     if unbinding {
         let rows = rows.into_iter().filter(|r| r.bound).collect();
         let page = UnbindPage {
-            layout: Layout { t, path: "/accounts/unbind" },
+            layout: Layout { t, path: "/accounts/unbind".into() },
             user: user.display_name,
             rows,
             caption_key: "unbind.caption",
@@ -179,7 +179,7 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
     }
     let any_bound = rows.iter().any(|r| r.bound);
     let page = AccountsPage {
-        layout: Layout { t, path: "/accounts" },
+        layout: Layout { t, path: "/accounts".into() },
         user: user.display_name,
         rows,
         caption_key: "accounts.caption",
@@ -282,8 +282,13 @@ async fn apply_new(S(p): S<State>, headers: HeaderMap) -> Response {
         mobile: String::new(),
         email: String::new(),
     };
-    let page =
-        ApplyForm { layout: Layout { t, path: "/apply" }, id: None, inputs: inputs(&f), f, config: apply_config(t) };
+    let page = ApplyForm {
+        layout: Layout { t, path: "/apply".into() },
+        id: None,
+        inputs: inputs(&f),
+        f,
+        config: apply_config(t),
+    };
     html(page.render(), &p.config.agent_url)
 }
 
@@ -298,7 +303,7 @@ async fn apply_edit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) 
     }
     let f = form_view(&a.form);
     let page = ApplyForm {
-        layout: Layout { t, path: "/apply" },
+        layout: Layout { t, path: format!("/apply/{}/edit", a.id) },
         id: Some(a.id),
         inputs: inputs(&f),
         f,
@@ -326,7 +331,7 @@ async fn apply_show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) 
         .map(|(side, key)| (side, key, have.iter().any(|ph| ph.side == side)))
         .collect();
     let page = ApplyShow {
-        layout: Layout { t, path: "/apply" },
+        layout: Layout { t, path: format!("/apply/{}", a.id) },
         at_review: a.stage == crate::enrollment::Stage::Review,
         at_photos: a.stage == crate::enrollment::Stage::Photos,
         photos,
@@ -344,7 +349,7 @@ async fn apply_show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) 
 fn api_error_page(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
     let t = Text { lang: lang(headers) };
     let message = e.msg.as_ref().map(|m| m.text(t.lang)).unwrap_or_else(|| e.message.clone());
-    let page = ErrorPage { layout: Layout { t, path: "/" }, message };
+    let page = ErrorPage { layout: Layout { t, path: "/".into() }, message };
     let mut resp = html(page.render(), "");
     *resp.status_mut() = e.status;
     resp
@@ -361,7 +366,7 @@ struct AgentHelpPage {
 async fn agent_help(S(p): S<State>, headers: HeaderMap) -> Response {
     let t = Text { lang: lang(&headers) };
     let agent_listen = p.config.agent_url.trim_start_matches("http://").trim_start_matches("https://").to_string();
-    let page = AgentHelpPage { layout: Layout { t, path: "/help/agent" }, agent_listen };
+    let page = AgentHelpPage { layout: Layout { t, path: "/help/agent".into() }, agent_listen };
     html(page.render(), &p.config.agent_url)
 }
 
@@ -375,7 +380,7 @@ struct ErrorPage {
 /// An error as a page: status, and a message in the caller's language.
 pub fn error_page(headers: &HeaderMap, status: StatusCode, message_key: &str) -> Response {
     let t = Text { lang: lang(headers) };
-    let page = ErrorPage { layout: Layout { t, path: "/" }, message: t.get(message_key).to_string() };
+    let page = ErrorPage { layout: Layout { t, path: "/".into() }, message: t.get(message_key).to_string() };
     let mut resp = html(page.render(), "");
     *resp.status_mut() = status;
     resp
