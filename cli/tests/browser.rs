@@ -405,15 +405,10 @@ impl<'a> Steps<'a> {
     }
 
     /// Until `cond` holds (polled every 25 ms), at most `secs`; the failure says what.
-    fn wait(&self, secs: u64, what: &str, mut cond: impl FnMut(&Self) -> bool) -> Duration {
+    fn wait(&self, secs: u64, what: &str, cond: impl FnMut(&Self) -> bool) -> Duration {
         let start = Instant::now();
-        loop {
-            if cond(self) {
-                return start.elapsed();
-            }
-            assert!(start.elapsed() < Duration::from_secs(secs), "waited {secs} s for {what}");
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        assert!(self.wait_or(secs, cond), "waited {secs} s for {what}");
+        start.elapsed()
     }
 }
 

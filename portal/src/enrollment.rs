@@ -50,7 +50,7 @@ impl Stage {
 }
 
 /// The application form; every field is required (打*的项目).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Form {
     /// 单位名称: the applicant's enterprise record's, shown on the form, not typed (see
     /// [`Form::for_enterprise`]); a request may leave it out.

@@ -305,6 +305,14 @@ impl Msg {
 }
 
 /// An application stage as the user's pages name it.
+/// A stage's name in `lang`: the manual's words in Chinese, the stage's code in English.
+pub fn stage_name(stage: &str, lang: Lang) -> &str {
+    match lang {
+        Lang::Zh => stage_zh(stage),
+        Lang::En => stage,
+    }
+}
+
 pub fn stage_zh(stage: &str) -> &'static str {
     match stage {
         "review" => "订单审核",

@@ -202,7 +202,10 @@ export class Portal {
     this.csrf = null;
   }
 
+  /** `body`: an object (sent as JSON) or a Blob such as a picked file (sent as it is). */
   async #fetch(method, path, body) {
+    const blob = body instanceof Blob;
+    const type = blob ? body.type || 'application/octet-stream' : 'application/json';
     let resp;
     try {
       resp = await fetch(path, {
@@ -210,10 +213,10 @@ export class Portal {
         credentials: 'same-origin',
         headers: {
           'accept-language': this.lang,
-          ...(body ? { 'content-type': 'application/json' } : {}),
+          ...(body ? { 'content-type': type } : {}),
           ...(this.csrf ? { 'x-csrf-token': this.csrf } : {}),
         },
-        body: body ? JSON.stringify(body) : undefined,
+        body: body ? (blob ? body : JSON.stringify(body)) : undefined,
       });
     } catch (e) {
       return { ok: false, code: 'network', message: '', status: 0 };
@@ -238,19 +241,7 @@ export class Portal {
   /** PUT `blob` (a file the user picked) with its own Content-Type. */
   async put(path, blob) {
     if (!this.csrf) await this.session();
-    let resp;
-    try {
-      resp = await fetch(path, {
-        method: 'PUT',
-        credentials: 'same-origin',
-        headers: { 'accept-language': this.lang, 'content-type': blob.type || 'application/octet-stream', 'x-csrf-token': this.csrf },
-        body: blob,
-      });
-    } catch {
-      return { ok: false, code: 'network', message: '', status: 0 };
-    }
-    const v = await resp.json().catch(() => ({ ok: false, code: 'bad_answer', message: '' }));
-    return { ...v, status: resp.status };
+    return this.#fetch('PUT', path, blob);
   }
 
   /** Key login: the portal's challenge, the key's answer through `agent`, the portal's verdict. */

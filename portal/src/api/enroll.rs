@@ -80,7 +80,7 @@ impl Portal {
             "id": a.id,
             "number": a.number,
             "stage": a.stage,
-            "stage_name": match lang { Lang::Zh => stage_zh(a.stage.as_str()), Lang::En => a.stage.as_str() },
+            "stage_name": crate::messages::stage_name(a.stage.as_str(), lang),
             "form": a.form,
             "amount_fen": a.amount_fen,
             "amount": enrollment::yuan(a.amount_fen),

@@ -105,20 +105,25 @@ impl Portal {
 
 /// Serve the API and the pages over https on `listener` until the future is dropped.
 pub async fn serve_tls(listener: crate::tls::TlsListener, state: State) -> std::io::Result<()> {
-    let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let app = router(state).into_make_service_with_connect_info::<crate::tls::TlsPeer>();
-    let served = axum::serve(listener, app).await;
-    housekeeping.abort();
-    served
+    let app = router(state.clone()).into_make_service_with_connect_info::<crate::tls::TlsPeer>();
+    with_housekeeping(state, async { axum::serve(listener, app).await }).await
 }
 
 /// Serve the API and the pages on `listener` until the future is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: State) -> std::io::Result<()> {
-    let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app).await;
+    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    with_housekeeping(state, async { axum::serve(listener, app).await }).await
+}
+
+/// Run `served` with the housekeeping task beside it, for as long as it runs.
+async fn with_housekeeping(
+    state: State,
+    served: impl std::future::Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    let housekeeping = tokio::spawn(housekeeping(state));
+    let result = served.await;
     housekeeping.abort();
-    served
+    result
 }
 
 /// How long a client's wrong-password count is kept after its last wrong password.

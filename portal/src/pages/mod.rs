@@ -157,8 +157,7 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
     let t = Text { lang: lang(&headers) };
     let (user, accounts) = match p.my_accounts(&headers).await {
         Ok(v) => v,
-        Err(e) if e.code == "login_required" => return Redirect::to("/").into_response(),
-        Err(e) => return api_error_page(&headers, e),
+        Err(e) => return refused(&headers, e),
     };
     let rows: Vec<Row> = accounts
         .into_iter()
@@ -189,23 +188,13 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
     html(page.render(), &p.config.agent_url)
 }
 
-/// The form's fields as typed (or stored), for the form and the order review.
-struct FormView {
-    organisation: String,
-    credit_code: String,
-    handler_name: String,
-    id_number: String,
-    mobile: String,
-    email: String,
-}
-
 #[derive(Template)]
 #[template(path = "apply_form.html")]
 struct ApplyForm {
     layout: Layout,
     /// The application being edited; `None` for a new one.
     id: Option<String>,
-    f: FormView,
+    f: crate::enrollment::Form,
     inputs: Vec<Input>,
     config: String,
 }
@@ -219,7 +208,7 @@ struct Input {
     auto: &'static str,
 }
 
-fn inputs(f: &FormView) -> Vec<Input> {
+fn inputs(f: &crate::enrollment::Form) -> Vec<Input> {
     let i = |name, label, value: &str, kind, auto| Input { name, label, value: value.to_string(), kind, auto };
     vec![
         i("handler_name", "apply.handler_name", &f.handler_name, "text", "name"),
@@ -241,23 +230,12 @@ struct ApplyShow {
     photos: Vec<(&'static str, &'static str, bool)>,
     stage_name: String,
     amount: String,
-    f: FormView,
+    f: crate::enrollment::Form,
     config: String,
 }
 
 fn apply_config(t: Text) -> String {
     script_json(&serde_json::json!({"texts": t.texts(&["apply.fix", "apply.photo.done", "error.network"])}))
-}
-
-fn form_view(f: &crate::enrollment::Form) -> FormView {
-    FormView {
-        organisation: f.organisation.clone(),
-        credit_code: f.credit_code.clone(),
-        handler_name: f.handler_name.clone(),
-        id_number: f.id_number.clone(),
-        mobile: f.mobile.clone(),
-        email: f.email.clone(),
-    }
 }
 
 /// Not logged in with a password: the login page; anything else refused: an error page.
@@ -274,14 +252,7 @@ async fn apply_new(S(p): S<State>, headers: HeaderMap) -> Response {
         Ok(v) => v,
         Err(e) => return refused(&headers, e),
     };
-    let f = FormView {
-        organisation: e.name,
-        credit_code: e.credit_code,
-        handler_name: String::new(),
-        id_number: String::new(),
-        mobile: String::new(),
-        email: String::new(),
-    };
+    let f = crate::enrollment::Form { organisation: e.name, credit_code: e.credit_code, ..Default::default() };
     let page = ApplyForm {
         layout: Layout { t, path: "/apply".into() },
         id: None,
@@ -301,12 +272,11 @@ async fn apply_edit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) 
     if a.stage != crate::enrollment::Stage::Review {
         return Redirect::to(&format!("/apply/{}", a.id)).into_response();
     }
-    let f = form_view(&a.form);
     let page = ApplyForm {
         layout: Layout { t, path: format!("/apply/{}/edit", a.id) },
+        inputs: inputs(&a.form),
         id: Some(a.id),
-        inputs: inputs(&f),
-        f,
+        f: a.form,
         config: apply_config(t),
     };
     html(page.render(), &p.config.agent_url)
@@ -318,17 +288,20 @@ async fn apply_show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) 
         Ok(v) => v,
         Err(e) => return refused(&headers, e),
     };
-    let stage_name = match t.lang {
-        crate::messages::Lang::Zh => crate::messages::stage_zh(a.stage.as_str()).to_string(),
-        crate::messages::Lang::En => a.stage.as_str().replace('_', " "),
-    };
+    let stage_name = crate::messages::stage_name(a.stage.as_str(), t.lang).to_string();
     let have = match p.store.photos(&a.id).await {
         Ok(h) => h,
         Err(e) => return api_error_page(&headers, e.into()),
     };
-    let photos = [("front", "apply.photo.front"), ("back", "apply.photo.back")]
-        .into_iter()
-        .map(|(side, key)| (side, key, have.iter().any(|ph| ph.side == side)))
+    let photos = crate::enrollment::Side::ALL
+        .iter()
+        .map(|side| {
+            let key = match side {
+                crate::enrollment::Side::Front => "apply.photo.front",
+                crate::enrollment::Side::Back => "apply.photo.back",
+            };
+            (side.as_str(), key, have.iter().any(|ph| ph.side == side.as_str()))
+        })
         .collect();
     let page = ApplyShow {
         layout: Layout { t, path: format!("/apply/{}", a.id) },
@@ -337,7 +310,7 @@ async fn apply_show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) 
         photos,
         stage_name,
         amount: crate::enrollment::yuan(a.amount_fen),
-        f: form_view(&a.form),
+        f: a.form,
         id: a.id,
         number: a.number,
         config: apply_config(t),
