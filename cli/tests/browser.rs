@@ -307,7 +307,7 @@ impl<'a> Steps<'a> {
                     // that fails to load is an error of the page.
                     .filter(|e| {
                         let m = e["message"].as_str().unwrap_or("");
-                        let call = ["/api/", "/sign ", "/assistant/"].iter().any(|p| m.contains(p));
+                        let call = ["/api/", "/sign ", "/assistant/", "/enroll/"].iter().any(|p| m.contains(p));
                         !(call && m.contains("Failed to load resource: the server responded with a status of 4"))
                     })
                     .map(|e| e["message"].as_str().unwrap_or("").to_string())
@@ -407,7 +407,13 @@ impl<'a> Steps<'a> {
     /// Until `cond` holds (polled every 25 ms), at most `secs`; the failure says what.
     fn wait(&self, secs: u64, what: &str, cond: impl FnMut(&Self) -> bool) -> Duration {
         let start = Instant::now();
-        assert!(self.wait_or(secs, cond), "waited {secs} s for {what}");
+        if !self.wait_or(secs, cond) {
+            // What the page showed when the wait ran out.
+            if let Ok(png) = self.run(self.c().screenshot()) {
+                let _ = std::fs::write(self.dir.join("failed.png"), png);
+            }
+            panic!("waited {secs} s for {what} (the page then: failed.png in {})", self.dir.display());
+        }
         start.elapsed()
     }
 }
@@ -853,4 +859,326 @@ fn demo_web_serves_portal_agent_and_two_keys_and_stops_them_all() {
     for addr in [&portal, &agent] {
         assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} still answers after the demo stopped");
     }
+}
+
+/// A directory key in the agent's key directory (the agent finds it without a reader), made
+/// in `scenario` for `subject`; deleted when the test ends.
+struct DirKey(PathBuf);
+impl Drop for DirKey {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir_key(w: &World, name: &str, scenario: &str, seed: &str, subject: &str) -> DirKey {
+    let dir = w.keys.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    ukey(&w.home, &["sim", "new", dir.to_str().unwrap(), "--scenario", scenario, "--seed", seed, "--subject", subject]);
+    DirKey(dir)
+}
+
+/// Only the directory key `holder` for the test: the world's key leaves its reader (and comes
+/// back when the returned guard drops), and the login page shows `holder`.
+fn only_key(s: &mut Steps, holder: &str) -> KeyBack {
+    let back = KeyBack(s.w.home.clone(), s.w.key_dir.clone());
+    remove_key(s.w);
+    s.goto("/#ca");
+    s.wait(10, &format!("{holder} on the login page"), |s| s.value_of("#ca-account") == holder);
+    back
+}
+
+impl Steps<'_> {
+    /// Password login as `user`, waiting for the page it leads to (`lands` is its path).
+    fn password_login(&mut self, user: &str, password: &str, lands: &str) {
+        // A fresh session: the cookies of the portal's pages go (the language one too).
+        self.goto("/");
+        self.run(self.c().delete_all_cookies()).unwrap();
+        self.goto("/");
+        self.type_into("#username", user);
+        self.type_into("#password", password);
+        self.click("#password-submit");
+        self.wait(15, &format!("{user} logged in at {lands}"), |s| s.path() == lands);
+    }
+
+    /// CA login on the login page with the (one) key shown and `pin`; the outcome's text, or
+    /// the path of the page it led to.
+    fn key_login(&mut self, pin: &str) {
+        self.goto("/#ca");
+        self.wait(10, "a key on the login page", |s| !s.value_of("#ca-account").is_empty());
+        self.type_into("#pin", pin);
+        self.click("#ca-submit");
+    }
+
+    /// Tick `ids` on the accounts page and bind them to the key with `pin`.
+    fn bind(&mut self, ids: &[&str], pin: &str) {
+        self.goto("/accounts");
+        for id in ids {
+            self.click(&format!("#{id}"));
+        }
+        self.click("#bind-open");
+        self.wait(10, "the bind dialog with a key", |s| {
+            s.visible("#bind-dialog") && !s.value_of("#bind-key").is_empty()
+        });
+        self.type_into("#bind-pin", pin);
+        self.click("#bind-submit");
+        self.wait(10, "the bind result", |s| s.text_of("#outcome").starts_with("绑定成功"));
+    }
+
+    /// Unbind every bound account (password login as zhangsan first).
+    fn unbind_all(&mut self) {
+        self.goto("/accounts/unbind");
+        let rows = self.row_states().len();
+        if rows == 0 {
+            return;
+        }
+        for i in 0..rows {
+            self.run(async {
+                self.c().find_all(Locator::Css("table.accounts tbody input[type=checkbox]")).await?[i].click().await
+            })
+            .unwrap();
+        }
+        self.click("#unbind-submit");
+        self.wait(10, "the unbind result", |s| s.text_of("#outcome").starts_with("解除绑定成功"));
+    }
+
+    /// The element's attribute or property `name` (JS).
+    fn js(&self, script: &str) -> Value {
+        self.run(self.c().execute(script, vec![])).unwrap()
+    }
+
+    /// Chromium's emulated CSS media type ("print" to see a page as printed, "" back).
+    fn media(&self, media: &str) {
+        let session = self.run(self.c().session_id()).unwrap().expect("a session");
+        let url = format!("{}/session/{session}/goog/cdp/execute", self.w.driver_url);
+        let v = self.run(reqwest_post(&url, json!({"cmd": "Emulation.setEmulatedMedia", "params": {"media": media}})));
+        assert!(v["value"].is_object(), "chromedriver emulates print media: {v}");
+    }
+}
+
+/// The code in the newest SMS of the sandbox outbox page, as the handler reads it off the phone.
+fn sms_code_on_page(s: &Steps) -> String {
+    let body = s.text_of("#messages li:first-child .body");
+    let after = body.split("验证码").nth(1).unwrap_or_else(|| panic!("no code in {body:?}"));
+    let code: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
+    assert_eq!(code.len(), 6, "{body}");
+    code
+}
+
+#[test]
+fn the_whole_certificate_application_to_staff_approval_then_the_new_certificate_logs_in() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "application_to_login");
+    // A key that already holds a certificate (of another CA subject): applying replaces it.
+    let _key = dir_key(&w, "wangwu", "provisioned", "72", "CN=旧证书,O=示例科技有限公司");
+    let _back = only_key(&mut s, "旧证书");
+    s.password_login("zhangsan", PASSWORD, "/accounts");
+    s.goto("/apply");
+    s.type_into("#handler_name", "王五");
+    s.type_into("#id_number", "11010519491231002X");
+    s.type_into("#mobile", "13900139000");
+    s.type_into("#email", "wangwu@example.com");
+    s.click("#apply-next");
+    s.wait(10, "the order review", |s| s.visible("#order-confirm"));
+    s.click("#order-confirm");
+    s.wait(10, "the photo step", |s| s.text_of("#order-stage") == "上传证件照片");
+    for (side, seed) in [("front", 11), ("back", 12)] {
+        let photo = w.home.join(format!("wangwu-{side}.jpg"));
+        std::fs::write(&photo, portal::photo::sample(portal::photo::PhotoType::Jpeg, 640, 400, seed)).unwrap();
+        s.type_into(&format!("#photo-{side}"), photo.to_str().unwrap());
+        s.wait(10, "the photo taken", |s| s.text_of(&format!("#photo-{side}-state")) == "已上传");
+    }
+    // 确认申请 with the key: it holds a certificate, so the page asks before replacing it.
+    s.wait(10, "the key in the choice", |s| s.text_of("#submit-key") == "旧证书");
+    s.type_into("#submit-pin", "123456");
+    s.click("#submit-application");
+    s.wait(20, "the replace question", |s| s.visible("#replace-dialog"));
+    assert!(s.text_of("#replace-text").contains("原证书将无法再使用"));
+    s.check_page("replace question");
+    s.shot("replace-question");
+    s.click("#replace-confirm");
+    s.wait(30, "the SMS step", |s| s.text_of("#order-stage") == "短信验证");
+    assert_eq!(s.text_of("#sms-sent"), "验证码已发送至经办人手机 139****9000");
+    s.check_page("sms step");
+    s.shots("sms");
+    // A wrong code first: refused with the tries left; then the code from the outbox page.
+    s.type_into("#sms-code", "000000");
+    s.click("#sms-submit");
+    s.wait(10, "the wrong-code answer", |s| s.visible("#outcome"));
+    assert!(s.text_of("#outcome").contains("验证码"), "{}", s.text_of("#outcome"));
+    let here = s.path();
+    s.click("#sms-outbox");
+    s.wait(5, "the sandbox outbox", |s| s.path() == "/sandbox/outbox");
+    s.check_page("outbox");
+    s.shot("outbox-sms");
+    let code = sms_code_on_page(&s);
+    s.goto(&here);
+    s.type_into("#sms-code", &code);
+    s.click("#sms-submit");
+    s.wait(10, "the payment step", |s| s.text_of("#order-stage") == "证书支付");
+    s.check_page("payment step");
+    s.shots("payment");
+    s.click("#pay-alipay");
+    s.click("#pay-submit");
+    s.wait(10, "the sandbox payment page", |s| s.path().starts_with("/sandbox/pay/"));
+    assert!(s.text_of("#pay-title").contains("支付宝"));
+    s.check_page("sandbox payment");
+    s.shot("sandbox-pay");
+    s.click("#sandbox-pay");
+    s.wait(10, "the success page", |s| s.path() == here && s.visible("#apply-success"));
+    assert!(s.text_of("#apply-success").contains("数字证书申请成功"));
+    assert_eq!(s.text_of("#order-stage"), "等待审核");
+    s.check_page("success");
+    s.shots("success");
+    // The receipt, on screen and as printed (no header, no buttons).
+    s.click("#to-receipt");
+    s.wait(5, "the receipt", |s| s.path().ends_with("/receipt"));
+    let receipt = s.text_of("#receipt-lines");
+    for line in ["申请号", "示例科技有限公司", "王五", "139****9000", "支付宝", "等待审核"] {
+        assert!(receipt.contains(line), "{line} on the receipt: {receipt}");
+    }
+    s.check_page("receipt");
+    s.shot("receipt");
+    s.media("print");
+    assert!(!s.visible(".top") && !s.visible("#receipt-print"), "the printed receipt has no header or buttons");
+    assert!(s.visible("#receipt-lines"));
+    s.shot("receipt-printed");
+    s.media("");
+    // The email that says it was filed.
+    s.goto("/sandbox/outbox?to=wangwu%40example.com");
+    assert!(s.text_of("#messages").contains("数字证书申请已提交"), "{}", s.text_of("#messages"));
+    s.shot("outbox-email");
+    // The application list says where it stands.
+    s.goto("/applications");
+    assert!(s.text_of("#applications").contains("等待审核"));
+    s.check_page("applications");
+    s.shot("applications");
+
+    // Staff: the queue, the photos and the key's attestation, approval.
+    s.password_login("lisi", "Review-Pass1", "/staff");
+    s.click("#queue tbody a");
+    s.wait(5, "the application's detail", |s| s.path().starts_with("/staff/applications/"));
+    assert_eq!(s.text_of("#detail-handler"), "王五");
+    for side in ["front", "back"] {
+        let w_px = s.js(&format!("return document.getElementById('img-{side}').naturalWidth"));
+        assert_eq!(w_px, json!(640), "the {side} photo shows");
+    }
+    assert!(!s.text_of("#key-facts").is_empty(), "the attestation facts");
+    s.check_page("staff detail");
+    s.shots("staff-detail");
+    s.click("#approve");
+    s.wait(10, "the approval", |s| s.text_of("#detail-stage") == "已签发");
+    assert!(s.visible("#cert") && s.visible("#revoke-form"));
+    s.shot("approved");
+    let detail = s.path();
+
+    // The applicant writes the certificate to the key, binds it, and logs in with it.
+    s.password_login("zhangsan", PASSWORD, "/accounts");
+    s.goto(&here);
+    // The old certificate went with its key pair: the key shows by its name.
+    s.wait(10, "the key for the certificate", |s| s.text_of("#install-key") == "wangwu");
+    s.check_page("install step");
+    s.shot("install");
+    s.type_into("#install-pin", "123456");
+    s.click("#install-submit");
+    s.wait(20, "the certificate on the key", |s| s.visible("#install-done"));
+    assert_eq!(s.text_of("#outcome"), "证书已写入USB-Key");
+    s.goto("/#ca");
+    s.wait(10, "the new holder on the login page", |s| s.value_of("#ca-account") == "王五");
+    s.goto("/accounts");
+    s.bind(&["acc-1"], "123456");
+    s.key_login("123456");
+    s.wait(10, "the system page", |s| s.path() == "/home");
+    s.check_page("home with the new certificate");
+    s.shot("logged-in-with-new-certificate");
+
+    // Revoked by staff: the key no longer logs in, and the page says why.
+    s.password_login("lisi", "Review-Pass1", "/staff");
+    s.goto(&detail);
+    s.click("#revoke");
+    s.wait(10, "the revocation", |s| s.visible("#cert-revoked"));
+    s.run(s.c().delete_all_cookies()).unwrap();
+    s.key_login("123456");
+    s.wait(10, "the refusal", |s| s.visible("#outcome"));
+    assert!(s.text_of("#outcome").starts_with("数字证书已被吊销"), "{}", s.text_of("#outcome"));
+    s.shot("revoked");
+    s.password_login("zhangsan", PASSWORD, "/accounts");
+    s.unbind_all();
+}
+
+#[test]
+fn the_last_try_is_confirmed_before_it_is_spent_and_then_the_key_locks() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "last_try_and_lockout");
+    let _key = dir_key(
+        &w,
+        "lasttry",
+        "pin-1-left",
+        "73",
+        "CN=赵六,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司",
+    );
+    let _back = only_key(&mut s, "赵六");
+    s.key_login("000000");
+    s.wait(10, "the last-try question", |s| s.visible("#last-try"));
+    assert!(s.text_of("#last-try-text").contains("最后一次机会"), "{}", s.text_of("#last-try-text"));
+    s.check_page("last try");
+    s.shots("last-try");
+    // Cancelled: nothing spent.
+    s.click("#last-try-cancel");
+    let v: Value = serde_json::from_slice(
+        &ukey(&w.home, &["pin", "retries", "--key", w.keys.join("lasttry").to_str().unwrap(), "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(v["retries_left"], 1, "cancelling spent nothing: {v}");
+    assert_eq!(s.value_of("#pin"), "", "cancelling forgets the PIN typed");
+    s.type_into("#pin", "000000");
+    s.click("#ca-submit");
+    s.wait(10, "the question again", |s| s.visible("#last-try"));
+    s.click("#last-try-confirm");
+    s.wait(10, "the lockout", |s| s.text_of("#outcome").contains("锁定"));
+    assert!(s.text_of("#outcome").starts_with("USB-Key密码已锁定"), "{}", s.text_of("#outcome"));
+    s.check_page("locked");
+    s.shot("locked");
+    // Locked: even the right PIN is refused.
+    s.key_login("123456");
+    s.wait(10, "locked again", |s| s.text_of("#outcome").starts_with("USB-Key密码已锁定"));
+}
+
+#[test]
+fn an_expired_certificate_is_refused_and_an_expiring_one_logs_in_with_a_reminder() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "expiry");
+    {
+        let _key = dir_key(
+            &w,
+            "expired",
+            "expired",
+            "74",
+            "CN=过期,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司",
+        );
+        let _back = only_key(&mut s, "过期");
+        s.key_login("123456");
+        s.wait(10, "the refusal", |s| s.visible("#outcome"));
+        let said = s.text_of("#outcome");
+        assert!(said.starts_with("数字证书已于") && said.contains("过期，无法登录"), "{said}");
+        s.check_page("expired");
+        s.shots("expired");
+    }
+    let _key = dir_key(
+        &w,
+        "expiring",
+        "expiring",
+        "75",
+        "CN=将到期,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司",
+    );
+    let _back = only_key(&mut s, "将到期");
+    s.password_login("zhangsan", PASSWORD, "/accounts");
+    s.bind(&["acc-1"], "123456");
+    s.key_login("123456");
+    s.wait(10, "the system page", |s| s.path() == "/home");
+    let reminder = s.text_of("#reminder");
+    assert!(reminder.starts_with("登录成功。您的数字证书将于") && reminder.contains("剩余7天"), "{reminder}");
+    s.check_page("expiring");
+    s.shots("expiring");
+    s.password_login("zhangsan", PASSWORD, "/accounts");
+    s.unbind_all();
 }

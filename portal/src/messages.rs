@@ -306,10 +306,19 @@ impl Msg {
 
 /// An application stage as the user's pages name it.
 /// A stage's name in `lang`: the manual's words in Chinese, the stage's code in English.
-pub fn stage_name(stage: &str, lang: Lang) -> &str {
+pub fn stage_name(stage: &str, lang: Lang) -> &'static str {
     match lang {
         Lang::Zh => stage_zh(stage),
-        Lang::En => stage,
+        Lang::En => match stage {
+            "review" => "Order review",
+            "photos" => "ID photos",
+            "sms" => "SMS confirmation",
+            "payment" => "Payment",
+            "under_review" => "Under review",
+            "issued" => "Issued",
+            "rejected" => "Rejected",
+            _ => "Unknown",
+        },
     }
 }
 

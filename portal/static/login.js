@@ -56,8 +56,10 @@ $('password-form').addEventListener('submit', async e => {
   try {
     const v = await portal.post('/api/login/password', { username, password });
     if (v.ok) {
-      // Nothing bound yet: the accounts page opens with the "bind first" prompt.
-      location.assign(v.bound ? '/accounts' : '/accounts?welcome=1');
+      // Staff go to the review queue; a user with nothing bound yet to the accounts page with
+      // the "bind first" prompt.
+      if (v.user && v.user.role === 'staff') location.assign('/staff');
+      else location.assign(v.bound ? '/accounts' : '/accounts?welcome=1');
       return;
     }
     show(v);

@@ -8,6 +8,8 @@
 //   const keys = await agent.keys();            // [{id, label, holder, subject, ...}]
 //   const stop = agent.onKeyChange(list => ...); // on insert and removal; stop() ends it
 //   const token = await agent.sign({ keyId, pin, nonce, lastTry }); // the key's answer
+//   const req = await agent.enrollKeypair({ keyId, pin, replace });   // {csr, attestation, ...}
+//   await agent.installCertificate({ keyId, pin, certificate });       // the issued certificate
 
 /** Stable error codes. */
 export const ErrorCode = Object.freeze({
@@ -23,6 +25,10 @@ export const ErrorCode = Object.freeze({
   LAST_TRY: 'last_try',
   /** The key is no longer there. */
   KEY_REMOVED: 'key_removed',
+  /** The key already holds a certificate: ask the user, then call again with `replace: true`. */
+  SLOT_IN_USE: 'slot_in_use',
+  /** The certificate is not for the key pair on this key (another key was inserted). */
+  KEY_MISMATCH: 'key_mismatch',
   /** The agent does not serve pages of this origin (`ukey agent --allow-origin`). */
   ORIGIN_NOT_ALLOWED: 'origin_not_allowed',
   /** The page is not a secure context (https, or http on localhost): browsers block it. */
@@ -64,6 +70,8 @@ const AGENT_CODES = {
   last_try: ErrorCode.LAST_TRY,
   no_key: ErrorCode.KEY_REMOVED,
   bad_origin: ErrorCode.ORIGIN_NOT_ALLOWED,
+  slot_in_use: ErrorCode.SLOT_IN_USE,
+  key_mismatch: ErrorCode.KEY_MISMATCH,
 };
 
 export class Agent {
@@ -192,6 +200,26 @@ export class Agent {
   async sign({ keyId, pin, nonce, lastTry = false }) {
     const v = await this.#call('POST', '/sign', { key_id: keyId, pin, nonce, last_try: lastTry });
     return v.token;
+  }
+
+  /**
+   * A certificate application's key pair, generated ON the key (slot 9A) after `pin` is
+   * verified: `{csr, attestation, attestationF9}` (DER, base64; the last two null when the key
+   * cannot attest), what the portal's `/api/applications/{id}/submit` takes. SLOT_IN_USE when
+   * the key already holds a certificate: call again with `replace: true` once the user agreed.
+   */
+  async enrollKeypair({ keyId, pin, lastTry = false, replace = false, subject }) {
+    const v = await this.#call('POST', '/enroll/keypair', { key_id: keyId, pin, last_try: lastTry, replace, subject });
+    return { csr: v.csr, attestation: v.attestation, attestationF9: v.attestation_f9 };
+  }
+
+  /**
+   * Write an issued certificate (DER, base64) to the key that holds its private key
+   * (KEY_MISMATCH on any other key). Resolves to the agent's message.
+   */
+  async installCertificate({ keyId, pin, certificate, lastTry = false }) {
+    const v = await this.#call('POST', '/enroll/install', { key_id: keyId, pin, certificate, last_try: lastTry });
+    return v.message;
   }
 }
 

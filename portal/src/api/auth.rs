@@ -117,7 +117,7 @@ pub async fn password_login(
             &msg,
             json!({
                 "csrf": new.csrf,
-                "user": {"username": user.username, "display_name": user.display_name},
+                "user": {"username": user.username, "display_name": user.display_name, "role": user.role},
                 "bound": any_bound,
                 "accounts": accounts,
             }),

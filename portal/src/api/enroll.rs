@@ -69,6 +69,36 @@ impl Portal {
         Ok((user, e))
     }
 
+    /// The request's user and their applications, newest first.
+    pub(crate) async fn my_applications(&self, headers: &HeaderMap) -> Result<(User, Vec<Application>), ApiError> {
+        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
+        let user = self.user_of(&s).await?;
+        let apps = self.store.applications_of(&user.id).await?;
+        Ok((user, apps))
+    }
+
+    /// The lines of the application's receipt (《单位数字证书申请表》回执), once paid: the
+    /// printed form is Chinese whatever the page's language. `None` before payment.
+    pub(crate) fn receipt_lines(&self, a: &Application) -> Option<Vec<(&'static str, String)>> {
+        let paid_at = a.paid_at?;
+        let method = a.pay_method.as_deref().and_then(Method::parse);
+        let f = &a.form;
+        Some(vec![
+            ("申请号", a.number.clone()),
+            ("单位名称", f.organisation.clone()),
+            ("统一社会信用代码", f.credit_code.clone()),
+            ("经办人", f.handler_name.clone()),
+            ("经办人身份证号", enrollment::mask_id(&f.id_number)),
+            ("经办人手机号", enrollment::mask_mobile(&f.mobile)),
+            ("电子邮箱", f.email.clone()),
+            ("业务类型", "证书新办".into()),
+            ("金额", format!("{}元", enrollment::yuan(a.amount_fen))),
+            ("支付方式", method.map_or("-", |m| m.name_zh()).into()),
+            ("支付日期", day(paid_at)),
+            ("办理状态", stage_zh(a.stage.as_str()).into()),
+        ])
+    }
+
     /// An application as its pages show it.
     pub(crate) async fn application_view(&self, a: &Application, lang: Lang) -> Result<Value, ApiError> {
         let photos = self.store.photos(&a.id).await?;
@@ -233,11 +263,10 @@ pub async fn create(
 pub async fn list(S(p): S<State>, headers: HeaderMap) -> Reply {
     let lang = lang(&headers);
     let result = async {
-        let s = p.current(&headers).await?.ok_or_else(super::binding::login_required)?;
-        let user = p.user_of(&s).await?;
+        let (_, apps) = p.my_applications(&headers).await?;
         let mut out = Vec::new();
-        for a in p.store.applications_of(&user.id).await? {
-            out.push(p.application_view(&a, lang).await?);
+        for a in &apps {
+            out.push(p.application_view(a, lang).await?);
         }
         Ok(json!({"ok": true, "code": "applications", "message": "", "applications": out}))
     }
@@ -582,25 +611,8 @@ pub async fn notify(S(p): S<State>, headers: HeaderMap, body: Bytes) -> Reply {
 pub async fn receipt(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
     let lang = lang(&headers);
     let result = async {
-        let s = p.current(&headers).await?.ok_or_else(super::binding::login_required)?;
-        let (_, a) = p.own_application(&s, &id).await?;
-        let Some(paid_at) = a.paid_at else { return Err(wrong_stage(a.stage)) };
-        let method = a.pay_method.as_deref().and_then(Method::parse);
-        let f = &a.form;
-        let lines = [
-            ("申请号", a.number.clone()),
-            ("单位名称", f.organisation.clone()),
-            ("统一社会信用代码", f.credit_code.clone()),
-            ("经办人", f.handler_name.clone()),
-            ("经办人身份证号", enrollment::mask_id(&f.id_number)),
-            ("经办人手机号", enrollment::mask_mobile(&f.mobile)),
-            ("电子邮箱", f.email.clone()),
-            ("业务类型", "证书新办".into()),
-            ("金额", format!("{}元", enrollment::yuan(a.amount_fen))),
-            ("支付方式", method.map_or("-", |m| m.name_zh()).into()),
-            ("支付日期", day(paid_at)),
-            ("办理状态", stage_zh(a.stage.as_str()).into()),
-        ];
+        let (_, a) = p.my_application(&headers, &id).await?;
+        let lines = p.receipt_lines(&a).ok_or_else(|| wrong_stage(a.stage))?;
         let text = std::iter::once("《单位数字证书申请表》回执".to_string())
             .chain(lines.iter().map(|(k, v)| format!("{k}：{v}")))
             .collect::<Vec<_>>()

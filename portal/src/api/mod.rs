@@ -12,7 +12,7 @@ mod enroll;
 mod keylogin;
 pub mod pki;
 mod sandbox;
-mod staff;
+pub(crate) mod staff;
 
 use std::sync::Arc;
 
@@ -202,7 +202,8 @@ pub fn router(state: State) -> Router {
             .route("/api/sandbox/pay/{payment_id}", post(sandbox::pay))
             .route("/api/sandbox/outbox", get(sandbox::outbox));
     }
-    r.merge(crate::pages::router())
+    let sandbox = state.config.sandbox;
+    r.merge(crate::pages::router(sandbox))
         .fallback(crate::pages::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_MAX_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge::edge))

@@ -30,6 +30,46 @@ impl Portal {
         Ok(user)
     }
 
+    /// The request's staff member (password login with the staff role).
+    pub(crate) async fn my_staff(&self, headers: &HeaderMap) -> Result<User, ApiError> {
+        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
+        self.staff_of(&s).await
+    }
+
+    /// Application `id` as staff see it (any enterprise's), with its certificate once issued.
+    pub(crate) async fn staff_application(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+    ) -> Result<(User, Application, Option<CertRecord>), ApiError> {
+        let staff = self.my_staff(headers).await?;
+        let a = self
+            .store
+            .application(id)
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_application", "no such application"))?;
+        let cert = match &a.fingerprint {
+            Some(fp) => self.store.certificate(fp).await?,
+            None => None,
+        };
+        Ok((staff, a, cert))
+    }
+
+    /// Applications at `stage` (default: waiting for review), oldest first.
+    pub(crate) async fn staff_queue(
+        &self,
+        headers: &HeaderMap,
+        stage: Option<&str>,
+    ) -> Result<(Stage, Vec<Application>), ApiError> {
+        self.my_staff(headers).await?;
+        let stage = match stage {
+            None | Some("") => Stage::UnderReview,
+            Some(v) => Stage::parse(v)
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_stage", format!("no stage {v:?}")))?,
+        };
+        Ok((stage, self.store.applications_at(stage).await?))
+    }
+
     /// Application `id`, if it waits for review by `staff`: four eyes, so never by the staff
     /// member who filed it (refused and audited).
     async fn reviewable(&self, id: &str, staff: &User) -> Result<Application, ApiError> {
@@ -68,23 +108,17 @@ impl Portal {
 
 #[derive(Deserialize)]
 pub struct QueueQuery {
-    stage: Option<String>,
+    pub(crate) stage: Option<String>,
 }
 
 /// `GET /api/staff/applications?stage=under_review`: the queue, oldest first.
 pub async fn queue(S(p): S<State>, headers: HeaderMap, Query(q): Query<QueueQuery>) -> Reply {
     let lang = lang(&headers);
     let result = async {
-        let s = p.current(&headers).await?.ok_or_else(super::binding::login_required)?;
-        p.staff_of(&s).await?;
-        let stage = match q.stage.as_deref() {
-            None => Stage::UnderReview,
-            Some(v) => Stage::parse(v)
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_stage", format!("no stage {v:?}")))?,
-        };
+        let (_, apps) = p.staff_queue(&headers, q.stage.as_deref()).await?;
         let mut out = Vec::new();
-        for a in p.store.applications_at(stage).await? {
-            out.push(p.application_view(&a, lang).await?);
+        for a in &apps {
+            out.push(p.application_view(a, lang).await?);
         }
         Ok(json!({"ok": true, "code": "applications", "message": "", "applications": out}))
     }
@@ -96,8 +130,7 @@ pub async fn queue(S(p): S<State>, headers: HeaderMap, Query(q): Query<QueueQuer
 pub async fn photo(S(p): S<State>, headers: HeaderMap, Path((id, side)): Path<(String, String)>) -> Response {
     let lang = lang(&headers);
     let result = async {
-        let s = p.current(&headers).await?.ok_or_else(super::binding::login_required)?;
-        p.staff_of(&s).await?;
+        p.my_staff(&headers).await?;
         let side = Side::parse(&side)
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_side", "photo side is front or back"))?;
         let photo = p

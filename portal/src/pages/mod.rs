@@ -6,14 +6,24 @@
 //! - `GET /home`: the system page after a login (which account, the certificate reminder).
 //! - `GET /accounts`: enterprise account management (password login): accounts with their
 //!   bound / unbound state, the bind dialog; `GET /accounts/unbind`: the unbind page.
-//! - `GET /apply`: the certificate application form (证书新办); `GET /apply/{id}`: its order
-//!   review (确认订单 / 返回修改) or, later, its stage; `GET /apply/{id}/edit`: back to the form.
+//! - `GET /apply`: the certificate application form (证书新办); `GET /apply/{id}`: the
+//!   application at its stage (order review, photos and 确认申请 with the key, SMS code,
+//!   payment, success, the certificate to write to the key); `GET /apply/{id}/edit`: back to
+//!   the form; `GET /apply/{id}/receipt`: the printable receipt; `GET /applications`: the
+//!   user's applications.
+//! - `GET /staff`: the review queue; `GET /staff/applications/{id}`: photos, the key's
+//!   attestation, approve / reject / revoke.
+//! - Sandbox only: `GET /sandbox/pay/{payment}` (the payment app's stand-in) and
+//!   `GET /sandbox/outbox?to=` (the SMS and email the portal sent).
 //! - `GET /help/agent`: how to install and start the certificate application environment.
 //! - `GET /lang/{zh-CN|en}?back=PATH`: the language switch (a cookie), back to the page.
 //! - `GET /static/{file}`: the scripts and the style sheet, built into the binary.
 //!
 //! Anything else outside `/api` is an error page, never raw JSON.
 
+mod apply;
+mod sandbox;
+mod staff;
 pub mod text;
 
 use askama::Template;
@@ -27,18 +37,27 @@ use serde::Deserialize;
 use crate::api::{lang, State, LANG_COOKIE};
 pub use text::Text;
 
-pub fn router() -> Router<State> {
-    Router::new()
+/// The pages; `sandbox`: also the stand-ins for the payment app and the outbox.
+pub fn router(sandbox: bool) -> Router<State> {
+    let r = Router::new()
         .route("/", get(login))
         .route("/home", get(home))
         .route("/accounts", get(accounts))
         .route("/accounts/unbind", get(unbind))
-        .route("/apply", get(apply_new))
-        .route("/apply/{id}", get(apply_show))
-        .route("/apply/{id}/edit", get(apply_edit))
+        .route("/apply", get(apply::new))
+        .route("/apply/{id}", get(apply::show))
+        .route("/apply/{id}/edit", get(apply::edit))
+        .route("/apply/{id}/receipt", get(apply::receipt))
+        .route("/applications", get(apply::list))
+        .route("/staff", get(staff::queue))
+        .route("/staff/applications/{id}", get(staff::detail))
         .route("/help/agent", get(agent_help))
         .route("/lang/{code}", get(switch_lang))
-        .route("/static/{file}", get(asset))
+        .route("/static/{file}", get(asset));
+    if !sandbox {
+        return r;
+    }
+    r.route("/sandbox/pay/{payment}", get(sandbox::pay)).route("/sandbox/outbox", get(sandbox::outbox))
 }
 
 /// What every page's layout needs.
@@ -188,138 +207,16 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
     html(page.render(), &p.config.agent_url)
 }
 
-#[derive(Template)]
-#[template(path = "apply_form.html")]
-struct ApplyForm {
-    layout: Layout,
-    /// The application being edited; `None` for a new one.
-    id: Option<String>,
-    f: crate::enrollment::Form,
-    inputs: Vec<Input>,
-    config: String,
-}
-
-/// One field the applicant types.
-struct Input {
-    name: &'static str,
-    label: &'static str,
-    value: String,
-    kind: &'static str,
-    auto: &'static str,
-}
-
-fn inputs(f: &crate::enrollment::Form) -> Vec<Input> {
-    let i = |name, label, value: &str, kind, auto| Input { name, label, value: value.to_string(), kind, auto };
-    vec![
-        i("handler_name", "apply.handler_name", &f.handler_name, "text", "name"),
-        i("id_number", "apply.id_number", &f.id_number, "text", "off"),
-        i("mobile", "apply.mobile", &f.mobile, "tel", "tel"),
-        i("email", "apply.email", &f.email, "email", "email"),
-    ]
-}
-
-#[derive(Template)]
-#[template(path = "apply_show.html")]
-struct ApplyShow {
-    layout: Layout,
-    id: String,
-    number: String,
-    at_review: bool,
-    at_photos: bool,
-    /// (side, text key of its name, uploaded) for the photo step.
-    photos: Vec<(&'static str, &'static str, bool)>,
-    stage_name: String,
-    amount: String,
-    f: crate::enrollment::Form,
-    config: String,
-}
-
-fn apply_config(t: Text) -> String {
-    script_json(&serde_json::json!({"texts": t.texts(&["apply.fix", "apply.photo.done", "error.network"])}))
-}
-
 /// Not logged in with a password: the login page; anything else refused: an error page.
-fn refused(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
+pub(super) fn refused(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
     if e.code == "login_required" {
         return Redirect::to("/").into_response();
     }
     api_error_page(headers, e)
 }
 
-async fn apply_new(S(p): S<State>, headers: HeaderMap) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (_, e) = match p.me_and_enterprise(&headers).await {
-        Ok(v) => v,
-        Err(e) => return refused(&headers, e),
-    };
-    let f = crate::enrollment::Form { organisation: e.name, credit_code: e.credit_code, ..Default::default() };
-    let page = ApplyForm {
-        layout: Layout { t, path: "/apply".into() },
-        id: None,
-        inputs: inputs(&f),
-        f,
-        config: apply_config(t),
-    };
-    html(page.render(), &p.config.agent_url)
-}
-
-async fn apply_edit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (_, a) = match p.my_application(&headers, &id).await {
-        Ok(v) => v,
-        Err(e) => return refused(&headers, e),
-    };
-    if a.stage != crate::enrollment::Stage::Review {
-        return Redirect::to(&format!("/apply/{}", a.id)).into_response();
-    }
-    let page = ApplyForm {
-        layout: Layout { t, path: format!("/apply/{}/edit", a.id) },
-        inputs: inputs(&a.form),
-        id: Some(a.id),
-        f: a.form,
-        config: apply_config(t),
-    };
-    html(page.render(), &p.config.agent_url)
-}
-
-async fn apply_show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (_, a) = match p.my_application(&headers, &id).await {
-        Ok(v) => v,
-        Err(e) => return refused(&headers, e),
-    };
-    let stage_name = crate::messages::stage_name(a.stage.as_str(), t.lang).to_string();
-    let have = match p.store.photos(&a.id).await {
-        Ok(h) => h,
-        Err(e) => return api_error_page(&headers, e.into()),
-    };
-    let photos = crate::enrollment::Side::ALL
-        .iter()
-        .map(|side| {
-            let key = match side {
-                crate::enrollment::Side::Front => "apply.photo.front",
-                crate::enrollment::Side::Back => "apply.photo.back",
-            };
-            (side.as_str(), key, have.iter().any(|ph| ph.side == side.as_str()))
-        })
-        .collect();
-    let page = ApplyShow {
-        layout: Layout { t, path: format!("/apply/{}", a.id) },
-        at_review: a.stage == crate::enrollment::Stage::Review,
-        at_photos: a.stage == crate::enrollment::Stage::Photos,
-        photos,
-        stage_name,
-        amount: crate::enrollment::yuan(a.amount_fen),
-        f: a.form,
-        id: a.id,
-        number: a.number,
-        config: apply_config(t),
-    };
-    html(page.render(), &p.config.agent_url)
-}
-
 /// A refusal of the API's calls, as a page (its message in the caller's language).
-fn api_error_page(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
+pub(super) fn api_error_page(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
     let t = Text { lang: lang(headers) };
     let message = e.msg.as_ref().map(|m| m.text(t.lang)).unwrap_or_else(|| e.message.clone());
     let page = ErrorPage { layout: Layout { t, path: "/".into() }, message };
@@ -361,7 +258,7 @@ pub fn error_page(headers: &HeaderMap, status: StatusCode, message_key: &str) ->
 
 /// JSON for a `<script type="application/json">` element: `<` escaped, so no value can end
 /// the element.
-fn script_json(v: &serde_json::Value) -> String {
+pub(super) fn script_json(v: &serde_json::Value) -> String {
     v.to_string().replace('<', "\\u003c")
 }
 
@@ -409,6 +306,8 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
         "accounts.js" => (include_str!("../../static/accounts.js"), "text/javascript; charset=utf-8"),
         "home.js" => (include_str!("../../static/home.js"), "text/javascript; charset=utf-8"),
         "apply.js" => (include_str!("../../static/apply.js"), "text/javascript; charset=utf-8"),
+        "staff.js" => (include_str!("../../static/staff.js"), "text/javascript; charset=utf-8"),
+        "sandbox.js" => (include_str!("../../static/sandbox.js"), "text/javascript; charset=utf-8"),
         "ukey.css" => (include_str!("../../static/ukey.css"), "text/css; charset=utf-8"),
         _ => return error_page(&headers, StatusCode::NOT_FOUND, "error.not_found"),
     };
@@ -422,7 +321,7 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
 
 /// A rendered page with the pages' security policy: scripts and styles from this site only,
 /// and connections to this site and to the local agent.
-fn html(rendered: askama::Result<String>, agent_url: &str) -> Response {
+pub(super) fn html(rendered: askama::Result<String>, agent_url: &str) -> Response {
     let body = match rendered {
         Ok(b) => b,
         Err(e) => {

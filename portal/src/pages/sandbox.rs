@@ -1,0 +1,103 @@
+//! Test mode only (`--sandbox`): the pages that stand in for what a real deployment has
+//! outside the portal — the payment app (`/sandbox/pay/{payment}`) and the phone and mailbox
+//! (`/sandbox/outbox?to=`). A portal without the sandbox does not route them.
+
+use askama::Template;
+use axum::extract::{Path, Query, State as S};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{error_page, html, script_json, Layout, Text};
+use crate::api::{lang, State};
+use crate::payment::Method;
+use crate::store::OutboxMessage;
+
+#[derive(Template)]
+#[template(path = "sandbox_pay.html")]
+struct PayPage {
+    layout: Layout,
+    payment: String,
+    method: &'static str,
+    amount: String,
+    number: String,
+    config: String,
+}
+
+/// The simulated provider's page: the amount, the method, one button that pays.
+pub(super) async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let t = Text { lang: lang(&headers) };
+    let found = match p.store.payment(&id).await {
+        Ok(Some(pay)) => p.store.application(&pay.application_id).await.ok().flatten().map(|a| (pay, a)),
+        _ => None,
+    };
+    let Some((pay, a)) = found else { return error_page(&headers, StatusCode::NOT_FOUND, "error.not_found") };
+    let method = match (Method::parse(&pay.method), t.lang) {
+        (Some(m), crate::messages::Lang::Zh) => m.name_zh(),
+        (Some(m), crate::messages::Lang::En) => m.name_en(),
+        (None, _) => "",
+    };
+    let config = script_json(&json!({
+        "payment": pay.id,
+        "back": format!("/apply/{}", a.id),
+        "texts": t.texts(&["sandbox.paid", "error.network"]),
+    }));
+    let page = PayPage {
+        layout: Layout { t, path: format!("/sandbox/pay/{}", pay.id) },
+        payment: pay.id,
+        method,
+        amount: crate::enrollment::yuan(pay.amount_fen),
+        number: a.number,
+        config,
+    };
+    html(page.render(), &p.config.agent_url)
+}
+
+#[derive(Deserialize)]
+pub(super) struct To {
+    #[serde(default)]
+    to: String,
+}
+
+#[derive(Template)]
+#[template(path = "sandbox_outbox.html")]
+struct OutboxPage {
+    layout: Layout,
+    to: String,
+    messages: Vec<(OutboxMessage, String)>,
+}
+
+/// What the portal sent to a mobile number or mailbox, newest first.
+pub(super) async fn outbox(S(p): S<State>, headers: HeaderMap, Query(q): Query<To>) -> Response {
+    let t = Text { lang: lang(&headers) };
+    let to = q.to.trim().to_string();
+    let messages = if to.is_empty() {
+        Vec::new()
+    } else {
+        match p.store.outbox_for(&to).await {
+            Ok(m) => m,
+            Err(e) => return super::api_error_page(&headers, e.into()),
+        }
+    };
+    let messages = messages
+        .into_iter()
+        .map(|m| {
+            let at = host_driver::certinfo::format_time(m.created_at.max(0) as u64);
+            (m, at)
+        })
+        .collect();
+    let path = format!("/sandbox/outbox?to={}", urlencoding(&to));
+    let page = OutboxPage { layout: Layout { t, path }, to, messages };
+    html(page.render(), &p.config.agent_url)
+}
+
+/// `s` as a query value (the language switch's `back`).
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
