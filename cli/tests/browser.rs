@@ -1182,3 +1182,52 @@ fn an_expired_certificate_is_refused_and_an_expiring_one_logs_in_with_a_reminder
     s.password_login("zhangsan", PASSWORD, "/accounts");
     s.unbind_all();
 }
+
+/// ukey.js, the page-side library: the agent and the portal serve the same file; a page gets
+/// the agent's status with its version, and a server that is not an agent is told apart.
+#[test]
+fn the_page_library_is_the_agents_and_tells_a_running_agent_from_something_else() {
+    let Some(w) = world() else { return };
+    let get = |url: String, origin: Option<&str>| {
+        w.rt.block_on(async {
+            let mut r = reqwest::Client::new().get(url);
+            if let Some(o) = origin {
+                r = r.header("origin", o);
+            }
+            let resp = r.send().await.unwrap();
+            let allow = resp.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string());
+            (resp.status().as_u16(), allow, resp.text().await.unwrap())
+        })
+    };
+    let (status, _, portal_copy) = get(format!("{}/static/ukey.js", w.portal), None);
+    assert_eq!(status, 200);
+    let (status, _, agent_copy) = get(format!("{}/ukey.js", w.agent), None);
+    assert_eq!(status, 200);
+    assert_eq!(agent_copy, portal_copy, "one library, served by both");
+    assert!(agent_copy.contains("export class Agent"));
+    let (status, allow, _) = get(format!("{}/ukey.js", w.agent), Some(&w.portal));
+    assert_eq!((status, allow.as_deref()), (200, Some(w.portal.as_str())), "a portal's page may import it");
+    let (status, _, _) = get(format!("{}/ukey.js", w.agent), Some("http://evil.example"));
+    assert_eq!(status, 403, "another site's page gets no library from the agent");
+
+    let mut s = Steps::new(&w, "page_library");
+    s.goto("/");
+    let run = |s: &Steps, call: &str| -> Value {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\
+             import('/static/ukey.js').then(m => {call}).then(v => done({{ok: v}}), e => done({{code: e.code, message: e.message}}));"
+        );
+        s.run(s.c().execute_async(&script, vec![])).unwrap()
+    };
+    let status = run(&s, &format!("new m.Agent({:?}).status()", w.agent));
+    assert_eq!(status["ok"]["running"], true, "{status}");
+    assert_eq!(status["ok"]["version"], env!("CARGO_PKG_VERSION"), "{status}");
+    assert!(status["ok"]["keys"].is_u64(), "{status}");
+    // The portal is no agent: its answer to /keys is a page, not the agent's JSON.
+    let other = run(&s, "new m.Agent(location.origin).keys()");
+    assert_eq!(other["code"], "version_mismatch", "{other}");
+    // Nothing listening: unavailable, and status() says not running rather than failing.
+    let port = free_port();
+    let down = run(&s, &format!("new m.Agent('http://127.0.0.1:{port}').status()"));
+    assert_eq!(down["ok"]["running"], false, "{down}");
+}

@@ -1,6 +1,7 @@
 // Enterprise account management: bind ticked accounts to the inserted USB-Key (its PIN and a
 // signature over the portal's challenge, through the agent), and the unbind page.
-import { Agent, Portal, ErrorCode, showOutcome } from '/static/ukey.js';
+import { Agent, ErrorCode } from '/static/ukey.js';
+import { Portal, showOutcome } from '/static/portal.js';
 
 const config = JSON.parse(document.getElementById('page-config').textContent);
 const text = key => config.texts[key] || key;

@@ -2,7 +2,8 @@
 // form (errors next to each field, what was typed kept), the order review (确认订单 / 返回修改),
 // the ID photos, 确认申请 with a key pair generated on the USB-Key, the SMS code, the payment,
 // the certificate written to the key, and the receipt's print button.
-import { Agent, ErrorCode, Portal, showOutcome } from '/static/ukey.js';
+import { Agent, ErrorCode } from '/static/ukey.js';
+import { Portal, showOutcome } from '/static/portal.js';
 
 const $ = id => document.getElementById(id);
 const config = JSON.parse($('page-config')?.textContent || '{"texts": {}}');

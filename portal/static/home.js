@@ -1,5 +1,5 @@
 // The system page: the login's message (an expiry reminder, say) left by the login page.
-import { Portal } from '/static/ukey.js';
+import { Portal } from '/static/portal.js';
 
 const $ = id => document.getElementById(id);
 const said = sessionStorage.getItem('ukey.login');

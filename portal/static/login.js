@@ -1,6 +1,7 @@
 // The login page: password tab, and the CA tab that shows the inserted key's holder (through
 // the local agent) and logs in with its PIN.
-import { Agent, Portal, ErrorCode, showOutcome } from '/static/ukey.js';
+import { Agent, ErrorCode } from '/static/ukey.js';
+import { Portal, showOutcome } from '/static/portal.js';
 
 const config = JSON.parse(document.getElementById('page-config').textContent);
 const text = key => config.texts[key] || key;

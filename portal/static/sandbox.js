@@ -1,5 +1,5 @@
 // The sandbox's stand-in for the payment app: pays, then goes back to the application.
-import { Portal, showOutcome } from '/static/ukey.js';
+import { Portal, showOutcome } from '/static/portal.js';
 
 const $ = id => document.getElementById(id);
 const config = JSON.parse($('page-config').textContent);

@@ -1,6 +1,6 @@
 // Staff review of one application: approve (the CA issues the certificate), reject with a
 // reason, revoke the issued certificate; each answer shown, the page read again after it.
-import { Portal, showOutcome } from '/static/ukey.js';
+import { Portal, showOutcome } from '/static/portal.js';
 
 const $ = id => document.getElementById(id);
 const config = JSON.parse($('page-config').textContent);

@@ -12,6 +12,7 @@
 //! - `POST /enroll/install {key_id, pin, certificate}`: write the issued certificate to 9A,
 //!   after the key proved it holds the certificate's private key.
 //!
+//! - `GET /ukey.js`: the page-side library ([`CLIENT_JS`]) for any portal's pages.
 //! - `GET /`: the certificate assistant (证书助手), the agent's own page: each key's certificate
 //!   and PIN tries, change PIN, unblock with the PUK (`POST /assistant/keys|pin/change|
 //!   pin/unblock`, answered for the agent's own origin only).
@@ -44,6 +45,14 @@ mod enroll;
 use crate::lang::Lang;
 use crate::login_token::{make, signed_digest, AuthToken};
 use crate::{MgmtKey, PinOutcome, Piv, PivError};
+
+/// `ukey.js`, the ES module through which web pages use the agent (keys, key changes, login,
+/// enrollment; stable error codes). The agent serves it at `/ukey.js`; the ukey portal serves
+/// the same bytes at `/static/ukey.js`.
+pub const CLIENT_JS: &str = include_str!("../../static/ukey.js");
+
+/// The version of the agent's HTTP API, in every `/keys` answer; ukey.js refuses another.
+pub const API_VERSION: u32 = 1;
 
 /// A key the agent can reach.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,6 +187,7 @@ pub fn router(keys: Arc<dyn KeyProvider>, config: AgentConfig) -> Router {
         .route("/enroll/keypair", post(enroll::keypair))
         .route("/enroll/install", post(enroll::install))
         .route("/events", get(events_ws))
+        .route("/ukey.js", get(client_js))
         .route("/", get(assistant::page))
         .route("/assistant.js", get(assistant::script))
         .route("/assistant.css", get(assistant::style))
@@ -222,6 +232,11 @@ async fn guard(State(a): State<Arc<Agent>>, req: Request, next: Next) -> Respons
     // its module script (fetched in CORS mode, so with the page's own Origin).
     let own = a.config.own_origin.as_deref() == Some(origin.as_str());
     if req.method() == Method::GET && (origin.is_empty() || own) && assistant::PAGE_PATHS.contains(&path) {
+        return next.run(req).await;
+    }
+    // The library is public code: anyone may read it (a portal's page imports it in CORS mode,
+    // and gets the CORS answer below when its origin is allowed).
+    if req.method() == Method::GET && origin.is_empty() && path == "/ukey.js" {
         return next.run(req).await;
     }
     // The assistant's calls change PINs: from its own page only, never a portal's.
@@ -285,7 +300,14 @@ async fn list_keys(State(a): State<Arc<Agent>>) -> Response {
     })
     .await
     .unwrap_or_default();
-    Json(json!({"ok": true, "keys": list})).into_response()
+    Json(json!({"ok": true, "api": API_VERSION, "version": env!("CARGO_PKG_VERSION"), "keys": list})).into_response()
+}
+
+async fn client_js() -> Response {
+    let mut r = CLIENT_JS.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
 }
 
 #[derive(Deserialize)]

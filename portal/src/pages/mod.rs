@@ -301,7 +301,9 @@ fn local_path(p: &str) -> bool {
 /// The scripts and the style sheet, compiled in.
 async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     let (body, kind): (&'static str, &'static str) = match file.as_str() {
-        "ukey.js" => (include_str!("../../static/ukey.js"), "text/javascript; charset=utf-8"),
+        // The agent's page-side library, the very file the agent serves at /ukey.js.
+        "ukey.js" => (host_driver::agent::CLIENT_JS, "text/javascript; charset=utf-8"),
+        "portal.js" => (include_str!("../../static/portal.js"), "text/javascript; charset=utf-8"),
         "login.js" => (include_str!("../../static/login.js"), "text/javascript; charset=utf-8"),
         "accounts.js" => (include_str!("../../static/accounts.js"), "text/javascript; charset=utf-8"),
         "home.js" => (include_str!("../../static/home.js"), "text/javascript; charset=utf-8"),

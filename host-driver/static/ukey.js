@@ -2,14 +2,18 @@
 // certificate application environment), as XTXSAB.js does for BJCA's client or web-eid.js
 // for Web eID. An ES module without dependencies; every call returns a promise and every
 // failure is a UkeyError with a stable `code` (see ErrorCode), never a bare network error.
+// The agent serves it at /ukey.js and the ukey portal at /static/ukey.js (the same file).
 //
-//   import { Agent, ErrorCode } from '/static/ukey.js';
+//   import { Agent, ErrorCode } from 'http://127.0.0.1:7781/ukey.js';
 //   const agent = new Agent('http://127.0.0.1:7781', { lang: 'zh-CN' });
 //   const keys = await agent.keys();            // [{id, label, holder, subject, ...}]
 //   const stop = agent.onKeyChange(list => ...); // on insert and removal; stop() ends it
 //   const token = await agent.sign({ keyId, pin, nonce, lastTry }); // the key's answer
 //   const req = await agent.enrollKeypair({ keyId, pin, replace });   // {csr, attestation, ...}
 //   await agent.installCertificate({ keyId, pin, certificate });       // the issued certificate
+
+/** The agent API this library speaks; an agent answering another is VERSION_MISMATCH. */
+export const API_VERSION = 1;
 
 /** Stable error codes. */
 export const ErrorCode = Object.freeze({
@@ -51,17 +55,6 @@ export function holderOf(subject) {
   if (!subject) return null;
   const cn = subject.split(',').map(s => s.trim()).find(s => s.startsWith('CN='));
   return cn ? cn.slice(3) : null;
-}
-
-/**
- * Show an answer `{ok, code, message}` in the element `box` (good or bad), with `fallback`
- * when it carries no message (a network failure).
- */
-export function showOutcome(box, v, fallback) {
-  box.hidden = false;
-  box.className = 'outcome ' + (v.ok ? 'good' : 'bad');
-  box.dataset.code = v.code || '';
-  box.textContent = v.message || fallback;
 }
 
 const AGENT_CODES = {
@@ -115,21 +108,28 @@ export class Agent {
     return v;
   }
 
-  /** Whether the agent runs and serves this page: `{running, keys}`. */
+  /** Whether the agent runs and serves this page: `{running, version, keys}`. */
   async status() {
     try {
-      const keys = await this.keys();
-      return { running: true, keys: keys.length };
+      const v = await this.#list();
+      return { running: true, version: v.version, keys: v.keys.length };
     } catch (e) {
-      if (e.code === ErrorCode.AGENT_UNAVAILABLE) return { running: false, keys: 0 };
+      if (e.code === ErrorCode.AGENT_UNAVAILABLE) return { running: false, version: null, keys: 0 };
       throw e;
     }
   }
 
+  async #list() {
+    const v = await this.#call('GET', '/keys');
+    if (v.api !== API_VERSION || !Array.isArray(v.keys)) {
+      throw new UkeyError(ErrorCode.VERSION_MISMATCH, `the agent speaks API ${v.api}, this library ${API_VERSION}`, { agentVersion: v.version });
+    }
+    return v;
+  }
+
   /** The keys present now, each with `holder` (the name on its login certificate). */
   async keys() {
-    const v = await this.#call('GET', '/keys');
-    if (!Array.isArray(v.keys)) throw new UkeyError(ErrorCode.VERSION_MISMATCH, 'no key list');
+    const v = await this.#list();
     return v.keys.map(k => ({ ...k, holder: holderOf(k.subject) }));
   }
 
@@ -220,63 +220,5 @@ export class Agent {
   async installCertificate({ keyId, pin, certificate, lastTry = false }) {
     const v = await this.#call('POST', '/enroll/install', { key_id: keyId, pin, certificate, last_try: lastTry });
     return v.message;
-  }
-}
-
-/** The portal's JSON API from its own pages: session, CSRF token, language. */
-export class Portal {
-  constructor({ lang } = {}) {
-    this.lang = lang || document.documentElement.lang || 'zh-CN';
-    this.csrf = null;
-  }
-
-  /** `body`: an object (sent as JSON) or a Blob such as a picked file (sent as it is). */
-  async #fetch(method, path, body) {
-    const blob = body instanceof Blob;
-    const type = blob ? body.type || 'application/octet-stream' : 'application/json';
-    let resp;
-    try {
-      resp = await fetch(path, {
-        method,
-        credentials: 'same-origin',
-        headers: {
-          'accept-language': this.lang,
-          ...(body ? { 'content-type': type } : {}),
-          ...(this.csrf ? { 'x-csrf-token': this.csrf } : {}),
-        },
-        body: body ? (blob ? body : JSON.stringify(body)) : undefined,
-      });
-    } catch (e) {
-      return { ok: false, code: 'network', message: '', status: 0 };
-    }
-    const v = await resp.json().catch(() => ({ ok: false, code: 'bad_answer', message: '' }));
-    return { ...v, status: resp.status };
-  }
-
-  async session() {
-    const v = await this.#fetch('GET', '/api/session');
-    if (v.ok) this.csrf = v.csrf;
-    return v;
-  }
-
-  async post(path, body) {
-    if (!this.csrf) await this.session();
-    const v = await this.#fetch('POST', path, body);
-    if (v.csrf) this.csrf = v.csrf;
-    return v;
-  }
-
-  /** PUT `blob` (a file the user picked) with its own Content-Type. */
-  async put(path, blob) {
-    if (!this.csrf) await this.session();
-    return this.#fetch('PUT', path, blob);
-  }
-
-  /** Key login: the portal's challenge, the key's answer through `agent`, the portal's verdict. */
-  async keyLogin(agent, { keyId, pin, lastTry = false, accountId = null }) {
-    const c = await this.post('/api/challenge', {});
-    if (!c.ok) return c;
-    const token = await agent.sign({ keyId, pin, nonce: c.nonce, lastTry });
-    return this.post('/api/login/key', { nonce: c.nonce, token, account_id: accountId });
   }
 }
