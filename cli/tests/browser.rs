@@ -344,7 +344,7 @@ impl<'a> Steps<'a> {
         let found = self.run(async { self.c().find(Locator::Css(css)).await?.text().await });
         match found {
             Ok(t) => t,
-            Err(e) if e.is_no_such_element() || e.is_stale_element_reference() => String::new(),
+            Err(e) if gone(&e) => String::new(),
             Err(e) => panic!("{css}: {e}"),
         }
     }
@@ -353,7 +353,7 @@ impl<'a> Steps<'a> {
     fn visible(&self, css: &str) -> bool {
         match self.run(async { self.c().find(Locator::Css(css)).await?.is_displayed().await }) {
             Ok(shown) => shown,
-            Err(e) if e.is_no_such_element() || e.is_stale_element_reference() => false,
+            Err(e) if gone(&e) => false,
             Err(e) => panic!("{css}: {e}"),
         }
     }
@@ -418,6 +418,13 @@ impl<'a> Steps<'a> {
     }
 }
 
+/// The element went away between finding and reading it (the page reloaded): absent for now.
+fn gone(e: &fantoccini::error::CmdError) -> bool {
+    e.is_no_such_element()
+        || e.is_stale_element_reference()
+        || e.to_string().contains("does not belong to the document")
+}
+
 async fn reqwest_post(url: &str, body: Value) -> Value {
     let client = reqwest::Client::new();
     match client.post(url).json(&body).send().await {
@@ -442,6 +449,10 @@ impl Drop for KeyBack {
             .args(["sim", "insert", self.1.to_str().unwrap()])
             .env("UKEY_HOME", &self.0)
             .output();
+        // In the reader again before the next test looks.
+        if !std::thread::panicking() {
+            vpcd_support::wait_card(vpcd_support::READER[0], true);
+        }
     }
 }
 
@@ -798,6 +809,12 @@ fn the_certificate_assistant_shows_the_key_and_changes_its_pin() {
     // Back to the PIN the other tests use.
     change(&s, "24681357", "123456");
     s.wait(10, "the change back", |s| s.text_of("#change-0-result") == "USB-Key密码修改成功");
+    // The assistant follows the key out of its reader and back, without a reload.
+    let _back = KeyBack(w.home.clone(), w.key_dir.clone());
+    remove_key(&w);
+    s.wait(5, "the key gone from the assistant", |s| s.text_of("#key-0").is_empty());
+    insert_key(&w);
+    s.wait(5, "the key back in the assistant", |s| s.text_of("#key-0") == "张三");
 }
 
 /// `ukey demo --web` for a newcomer: one command serves the login page, the agent and two
@@ -1230,4 +1247,102 @@ fn the_page_library_is_the_agents_and_tells_a_running_agent_from_something_else(
     let port = free_port();
     let down = run(&s, &format!("new m.Agent('http://127.0.0.1:{port}').status()"));
     assert_eq!(down["ok"]["running"], false, "{down}");
+}
+
+/// Walk an application from the form to payment with the one key the agent shows (one that
+/// holds no certificate yet); the application's path.
+fn file_application(s: &mut Steps, key_label: &str, handler: &str, mobile: &str, email: &str) -> String {
+    s.goto("/apply");
+    s.type_into("#handler_name", handler);
+    s.type_into("#id_number", "11010519491231002X");
+    s.type_into("#mobile", mobile);
+    s.type_into("#email", email);
+    s.click("#apply-next");
+    s.wait(10, "the order review", |s| s.visible("#order-confirm"));
+    s.click("#order-confirm");
+    s.wait(10, "the photo step", |s| s.text_of("#order-stage") == "上传证件照片");
+    for (side, seed) in [("front", 21), ("back", 22)] {
+        let photo = s.w.home.join(format!("{mobile}-{side}.png"));
+        std::fs::write(&photo, portal::photo::sample(portal::photo::PhotoType::Png, 600, 380, seed)).unwrap();
+        s.type_into(&format!("#photo-{side}"), photo.to_str().unwrap());
+        s.wait(10, "the photo taken", |s| s.text_of(&format!("#photo-{side}-state")) == "已上传");
+    }
+    s.wait(10, "the key in the choice", |s| s.text_of("#submit-key") == key_label);
+    s.type_into("#submit-pin", "123456");
+    s.click("#submit-application");
+    s.wait(30, "the SMS step", |s| s.text_of("#order-stage") == "短信验证");
+    let here = s.path();
+    s.goto(&format!("/sandbox/outbox?to={mobile}"));
+    let code = sms_code_on_page(s);
+    s.goto(&here);
+    s.type_into("#sms-code", &code);
+    s.click("#sms-submit");
+    s.wait(10, "the payment step", |s| s.text_of("#order-stage") == "证书支付");
+    s.click("#pay-submit");
+    s.wait(10, "the sandbox payment page", |s| s.path().starts_with("/sandbox/pay/"));
+    assert!(s.text_of("#pay-title").ends_with("· 微信"), "WeChat is the default choice: {}", s.text_of("#pay-title"));
+    s.click("#sandbox-pay");
+    s.wait(10, "the success page", |s| s.path() == here && s.visible("#apply-success"));
+    here
+}
+
+#[test]
+fn staff_reject_with_a_reason_that_reaches_the_applicant_and_the_pages_work_by_keyboard() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "reject_and_keyboard");
+    let _key = dir_key(&w, "zhaoliu", "fresh", "76", "CN=unused");
+    let _back = only_key(&mut s, "zhaoliu");
+    // Password login by keyboard alone: the skip link first, then the fields, Enter submits;
+    // the focused field shows it.
+    s.run(s.c().delete_all_cookies()).unwrap();
+    s.goto("/");
+    let keys = |s: &Steps, k: &str| s.run(async { s.c().active_element().await?.send_keys(k).await }).unwrap();
+    let focused = |s: &Steps| s.run(async { s.c().active_element().await?.attr("id").await }).unwrap();
+    keys(&s, "\u{E004}"); // Tab
+    assert_eq!(s.run(async { s.c().active_element().await?.text().await }).unwrap(), "跳到主要内容");
+    s.click("#username");
+    keys(&s, "zhangsan");
+    keys(&s, "\u{E004}");
+    assert_eq!(focused(&s).as_deref(), Some("password"), "Tab goes from the username to the password");
+    let outline = s.js("return getComputedStyle(document.activeElement).outlineStyle");
+    assert_ne!(outline, json!("none"), "the focused field is outlined");
+    keys(&s, PASSWORD);
+    s.shot("keyboard-login");
+    keys(&s, "\u{E007}"); // Enter
+    s.wait(15, "logged in by keyboard", |s| s.path() == "/accounts");
+    // A user who is not staff gets an error page, not JSON, at the staff pages.
+    s.goto("/staff");
+    assert!(!s.text_of("#error-message").is_empty(), "an error page for non-staff");
+    s.check_page("staff only");
+    s.shot("staff-only");
+    let here = file_application(&mut s, "zhaoliu", "赵六", "13700137000", "zhaoliu@example.com");
+
+    s.password_login("lisi", "Review-Pass1", "/staff");
+    s.goto("/staff?stage=under_review");
+    s.run(async { s.c().find(Locator::XPath("//table[@id='queue']//tr[td[3]='赵六']//a")).await?.click().await })
+        .unwrap();
+    s.wait(5, "the detail", |s| s.text_of("#detail-handler") == "赵六");
+    // No reason: refused next to the field, nothing sent.
+    s.click("#reject");
+    assert_eq!(s.text_of("#reject-reason-error"), "请填写未通过原因");
+    s.type_into("#reject-reason", "身份证照片不清晰");
+    s.click("#reject");
+    s.wait(10, "the rejection", |s| s.text_of("#detail-stage") == "审核未通过");
+    assert_eq!(s.text_of("#detail-reason"), "身份证照片不清晰");
+    s.check_page("rejected");
+    s.shot("rejected-by-staff");
+    s.goto("/staff?stage=rejected");
+    assert!(s.text_of("#queue").contains("赵六"), "the rejected tab lists it");
+
+    s.password_login("zhangsan", PASSWORD, "/accounts");
+    s.goto(&here);
+    assert_eq!(s.text_of("#order-stage"), "审核未通过");
+    assert_eq!(s.text_of("#order-reason"), "身份证照片不清晰");
+    assert!(s.visible("#apply-again"));
+    assert!(s.text_of("#apply-rejected").contains("身份证照片不清晰"), "the reason at the top of the page");
+    s.check_page("rejected, applicant");
+    s.shots("rejected");
+    s.goto("/sandbox/outbox?to=zhaoliu%40example.com");
+    let mail = s.text_of("#messages li:first-child");
+    assert!(mail.contains("未通过审核") && mail.contains("身份证照片不清晰"), "{mail}");
 }

@@ -132,3 +132,12 @@ async function render() {
   }));
 }
 render();
+
+// Keys inserted or removed: the page follows, through the agent's event stream (reconnecting
+// while the agent restarts).
+function follow() {
+  const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/events');
+  ws.onmessage = () => render();
+  ws.onclose = () => setTimeout(follow, 1000);
+}
+follow();

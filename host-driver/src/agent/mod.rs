@@ -234,6 +234,10 @@ async fn guard(State(a): State<Arc<Agent>>, req: Request, next: Next) -> Respons
     if req.method() == Method::GET && (origin.is_empty() || own) && assistant::PAGE_PATHS.contains(&path) {
         return next.run(req).await;
     }
+    // The assistant follows keys coming and going like a portal's page does.
+    if req.method() == Method::GET && own && path == "/events" {
+        return next.run(req).await;
+    }
     // The library is public code: anyone may read it (a portal's page imports it in CORS mode,
     // and gets the CORS answer below when its origin is allowed).
     if req.method() == Method::GET && origin.is_empty() && path == "/ukey.js" {

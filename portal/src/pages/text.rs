@@ -109,6 +109,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("apply.success_text", "请等待工作人员审核证书材料，审核结果将通过电子邮件通知。", "Staff will now review the materials; the result comes by email."),
     ("apply.valid_until", "证书有效期至", "Certificate valid until"),
     ("apply.reject_reason", "未通过原因", "Reason for rejection"),
+    ("apply.rejected", "数字证书申请未通过审核", "The application was not approved"),
+    ("apply.issued", "审核通过，证书已签发", "Approved: the certificate is issued"),
     ("apply.again", "重新申请", "Apply again"),
     ("apply.install", "将证书写入USB-Key", "Write the certificate to the USB-Key"),
     ("apply.install_intro", "证书已签发。请插入申请时使用的USB-Key，输入USB-Key密码，将证书写入USB-Key。", "The certificate is issued. Insert the USB-Key the application was made with and enter its PIN to write the certificate to it."),
