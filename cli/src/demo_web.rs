@@ -168,6 +168,8 @@ pub fn run(d: WebDemo) -> Result<ExitCode> {
     println!("  open {portal_url}/ in a browser");
     println!("  password login: zhangsan / {USER_PASSWORD} (staff: lisi / {STAFF_PASSWORD})");
     println!("  CA login: the keys of 张三 and 李四, PIN 123456 (bind them first, after a password login)");
+    println!("  apply for a certificate: CA数字证书注册申请 (top right, after a password login); SMS and");
+    println!("    email land in {portal_url}/sandbox/outbox; staff lisi reviews at {portal_url}/staff");
     if on_readers {
         println!("  keys in vpcd readers; pull one out and plug it back in:");
         println!("    UKEY_HOME={} ukey sim remove {}", home.display(), dirs[0].display());

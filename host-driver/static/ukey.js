@@ -144,6 +144,12 @@ export class Agent {
     let retry = null;
     let again = null;
     let tries = 0;
+    // While the agent is away, ask again less often (1 s, then 2 s, then every 3 s).
+    let delay = 1000;
+    const later = () => {
+      retry = setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 3000);
+    };
     // Answers can come back out of order (a slow listing right after a removal, a quick one
     // after the insertion that followed): only the newest request's answer is shown.
     let asked = 0;
@@ -172,15 +178,18 @@ export class Agent {
         socket = new WebSocket(this.url.replace(/^http/, 'ws') + '/events');
       } catch (e) {
         callback(null, new UkeyError(ErrorCode.AGENT_UNAVAILABLE, String(e)));
-        retry = setTimeout(connect, 1000);
+        later();
         return;
       }
-      socket.onopen = refresh;
+      socket.onopen = () => {
+        delay = 1000;
+        refresh();
+      };
       socket.onmessage = refresh;
       socket.onclose = () => {
         if (stopped) return;
         callback(null, new UkeyError(ErrorCode.AGENT_UNAVAILABLE, 'the agent does not answer'));
-        retry = setTimeout(connect, 1000);
+        later();
       };
     };
     connect();

@@ -70,3 +70,11 @@ export class Portal {
     return this.post('/api/login/key', { nonce: c.nonce, token, account_id: accountId });
   }
 }
+
+// 退出登录 in the top bar of every logged-in page.
+for (const button of document.querySelectorAll('[data-logout]')) {
+  button.addEventListener('click', async () => {
+    await new Portal().post('/api/logout', {});
+    location.assign('/');
+  });
+}
