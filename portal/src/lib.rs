@@ -3,6 +3,7 @@
 //! challenge and signature, unbinding. Everything reachable over HTTP/JSON.
 //!
 //! - [`api`]: the HTTP/JSON API (axum): sessions, CSRF, login, bind, unbind.
+//! - [`service`]: the business rules the API and the pages both call.
 //! - [`pages`]: the web pages (server-rendered, askama) over the same API and the agent.
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
 //! - [`messages`]: what users read, zh-CN and English, by Accept-Language.
@@ -26,6 +27,7 @@ pub mod password;
 pub mod payment;
 pub mod photo;
 pub mod ratelimit;
+pub mod service;
 pub mod store;
 pub mod tls;
 pub mod token;

@@ -34,6 +34,13 @@ pub(crate) fn login_required() -> ApiError {
 }
 
 impl Portal {
+    /// The request's session, if it is a password login's.
+    pub(crate) async fn logged_in(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
+        let s = self.current(headers).await?.ok_or_else(login_required)?;
+        s.user_id.as_ref().ok_or_else(login_required)?;
+        Ok(s)
+    }
+
     pub(crate) async fn user_of(&self, s: &Session) -> Result<User, ApiError> {
         let id = s.user_id.as_ref().ok_or_else(login_required)?;
         self.store.user_by_id(id).await?.ok_or_else(login_required)

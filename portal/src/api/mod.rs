@@ -98,7 +98,7 @@ impl Portal {
     }
 
     /// Write an audit row; a failing audit write fails the request (no unaudited flow).
-    async fn audit(&self, actor: &str, action: &str, outcome: &str, detail: &str) -> Result<(), ApiError> {
+    pub(crate) async fn audit(&self, actor: &str, action: &str, outcome: &str, detail: &str) -> Result<(), ApiError> {
         self.store.audit(actor, action, outcome, detail, self.now()).await.map_err(ApiError::from)
     }
 }
@@ -224,17 +224,31 @@ pub struct ApiError {
     pub message: String,
     pub msg: Option<Msg>,
     pub extra: Value,
+    /// The form fields refused, and why (each gets its message in the caller's language).
+    pub fields: Vec<crate::enrollment::FieldProblem>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), msg: None, extra: json!({}) }
+        ApiError { status, code, message: message.into(), msg: None, extra: json!({}), fields: Vec::new() }
     }
     pub fn user(status: StatusCode, msg: Msg) -> ApiError {
-        ApiError { status, code: msg.code(), message: String::new(), msg: Some(msg), extra: json!({}) }
+        ApiError {
+            status,
+            code: msg.code(),
+            message: String::new(),
+            msg: Some(msg),
+            extra: json!({}),
+            fields: Vec::new(),
+        }
     }
     pub fn with(mut self, extra: Value) -> ApiError {
         self.extra = extra;
+        self
+    }
+    /// A refused form: every wrong field.
+    pub fn with_fields(mut self, fields: Vec<crate::enrollment::FieldProblem>) -> ApiError {
+        self.fields = fields;
         self
     }
     fn body(&self, lang: Lang) -> Value {
@@ -244,6 +258,17 @@ impl ApiError {
             "message": self.msg.as_ref().map(|m| m.text(lang)).unwrap_or_else(|| self.message.clone()),
         });
         merge(&mut v, &self.extra);
+        if !self.fields.is_empty() {
+            let fields: Vec<Value> = self
+                .fields
+                .iter()
+                .map(|p| {
+                    let message = crate::messages::field_problem(p.field, p.error, lang);
+                    json!({"field": p.field, "error": p.error, "message": message})
+                })
+                .collect();
+            v["fields"] = json!(fields);
+        }
         v
     }
 }
@@ -289,6 +314,13 @@ pub struct Reply {
     pub lang: Lang,
     pub result: Result<Value, ApiError>,
     pub cookie: Option<String>,
+}
+
+impl Reply {
+    /// The answer of `body` in `lang`, without a cookie: what most endpoints give.
+    pub async fn of(lang: Lang, body: impl std::future::Future<Output = Result<Value, ApiError>>) -> Reply {
+        Reply { lang, result: body.await, cookie: None }
+    }
 }
 
 impl IntoResponse for Reply {
@@ -399,7 +431,7 @@ impl Portal {
     }
 
     /// A state-changing request: it must come with a live session and its CSRF token.
-    async fn guarded(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
+    pub(crate) async fn guarded(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
         let s = self.current(headers).await?.ok_or_else(no_session)?;
         self.check_csrf(headers, &s).await?;
         Ok(s)
@@ -448,7 +480,7 @@ impl Portal {
 
     /// Count the request against `action`'s limit for `who` (a session, a user) and for the
     /// client's address `addr`; refused (429, audited) when either is over.
-    async fn limit_both(&self, action: &'static str, who: &str, addr: &str) -> Result<(), ApiError> {
+    pub(crate) async fn limit_both(&self, action: &'static str, who: &str, addr: &str) -> Result<(), ApiError> {
         let (a, b) = tokio::join!(
             self.limit_to(action, who, self.config.rate_per_minute),
             self.limit_to(action, addr, self.config.rate_per_address_per_minute)
@@ -476,7 +508,7 @@ fn no_session() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "no_session", "no session: GET /api/session first")
 }
 
-fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {
+pub(crate) fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {
     use subtle::ConstantTimeEq;
     if a.len() != b.len() {
         return subtle::Choice::from(0);

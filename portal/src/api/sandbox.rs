@@ -22,7 +22,7 @@ pub async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> 
             .await?
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_payment", "no such payment"))?;
         let (body, signature) = payment::simulate_success(&p.config.payment_secret, &pay.id, pay.amount_fen);
-        let mut answer = p.payment_notified(&body, &signature).await?;
+        let mut answer = super::enroll::notified(p.payment_notified(&body, &signature).await?);
         // The exact bytes signed: a replay must send them unchanged.
         answer["notification"] = json!(String::from_utf8_lossy(&body));
         answer["signature"] = json!(signature);

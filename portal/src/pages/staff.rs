@@ -92,7 +92,7 @@ struct CertView {
 
 pub(super) async fn detail(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let t = Text { lang: lang(&headers) };
-    let (_, a, cert) = match p.staff_application(&headers, &id).await {
+    let (a, cert) = match p.staff_application(&headers, &id).await {
         Ok(v) => v,
         Err(e) => return refused(&headers, e),
     };
