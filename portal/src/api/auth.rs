@@ -1,11 +1,11 @@
 //! Sessions and password login.
 
 use axum::extract::{Extension, State as S};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ok, ApiError, Body, Reply, State};
+use super::{lang, ok, Body, Reply, State};
 use crate::client::ClientAddr;
 use crate::messages::Msg;
 use proto::secret::Password;
@@ -41,11 +41,6 @@ pub async fn session(S(p): S<State>, Extension(client): Extension<ClientAddr>, h
     }
 }
 
-/// Longest username and password the login takes: more is refused before anything is
-/// looked up or hashed.
-pub const USERNAME_MAX_CHARS: usize = 64;
-pub const PASSWORD_MAX_BYTES: usize = 1024;
-
 #[derive(Deserialize)]
 pub struct PasswordLogin {
     username: String,
@@ -68,68 +63,24 @@ pub async fn password_login(
     let mut cookie = None;
     let result = async {
         let s = p.guarded(&headers).await?;
-        let name = req.username.trim();
-        if name.is_empty() || name.chars().count() > USERNAME_MAX_CHARS || req.password.len() > PASSWORD_MAX_BYTES {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad_credentials_format",
-                format!("username: 1 to {USERNAME_MAX_CHARS} characters; password: at most {PASSWORD_MAX_BYTES} bytes"),
-            ));
-        }
-        let addr = client.key();
-        // Per session and per address, never per username: a count for the username would
-        // let anyone hold its owner at the limit.
-        p.limit_both("password_login", &s.token_hash, &addr).await?;
-        let now = p.now();
-        let blocked_until = p.store.password_delay(name, &addr).await?;
-        if blocked_until > now {
-            p.audit(name, "password_login", "refused", &format!("{addr} must wait")).await?;
-            return Err(slow_down(blocked_until - now));
-        }
-        let user = p.store.user_by_name(name).await?;
-        let right =
-            p.hasher.verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str())).await.map_err(|_| {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the portal is busy; try again in a moment")
-            })?;
-        let user = match user {
-            Some(u) if right => u,
-            known => {
-                let f = p.store.record_password_failure(name, &addr, |n| p.config.password_delay(n), now).await?;
-                let who = if known.is_some() { "wrong password" } else { "unknown user" };
-                p.audit(name, "password_login", "refused", &format!("{who} from {addr} ({} in a row)", f.failures))
-                    .await?;
-                let mut err = ApiError::user(StatusCode::UNAUTHORIZED, Msg::WrongPassword);
-                if f.blocked_until > now {
-                    err = err.with(json!({"retry_after": f.blocked_until - now}));
-                }
-                return Err(err);
-            }
-        };
-        p.store.clear_password_failures(name, &addr).await?;
-        let (new, c) = p.rotate(Some(&s), Some(user.id.clone()), None).await?;
-        cookie = Some(c);
-        let accounts = p.store.accounts(&user.enterprise_id).await?;
-        let any_bound = accounts.iter().any(|a| !a.bound_to.is_empty());
-        p.audit(&user.username, "password_login", "ok", "").await?;
-        let msg = if any_bound { Msg::LoggedIn } else { Msg::NoBindingYet };
-        Ok(ok(
+        let done = p.log_in_with_password(&s, &client.key(), &req.username, &req.password).await?;
+        let msg = if done.any_bound() { Msg::LoggedIn } else { Msg::NoBindingYet };
+        let u = &done.user;
+        let v = ok(
             lang,
             &msg,
             json!({
-                "csrf": new.csrf,
-                "user": {"username": user.username, "display_name": user.display_name, "role": user.role},
-                "bound": any_bound,
-                "accounts": accounts,
+                "csrf": done.session.csrf,
+                "user": {"username": u.username, "display_name": u.display_name, "role": u.role},
+                "bound": done.any_bound(),
+                "accounts": done.accounts,
             }),
-        ))
+        );
+        cookie = Some(done.cookie);
+        Ok(v)
     }
     .await;
     Reply { lang, result, cookie }
-}
-
-/// The answer to a client that must wait `secs` before its next password.
-fn slow_down(secs: i64) -> ApiError {
-    ApiError::user(StatusCode::TOO_MANY_REQUESTS, Msg::SlowDown { secs }).with(json!({"retry_after": secs}))
 }
 
 /// `POST /api/logout`.
@@ -137,8 +88,7 @@ pub async fn logout(S(p): S<State>, headers: HeaderMap) -> Reply {
     let lang = lang(&headers);
     let result = async {
         let s = p.guarded(&headers).await?;
-        p.store.delete_session(&s.token_hash).await?;
-        p.audit(s.user_id.as_deref().unwrap_or("-"), "logout", "ok", "").await?;
+        p.log_out(&s).await?;
         Ok(json!({"ok": true, "code": "logged_out", "message": ""}))
     }
     .await;

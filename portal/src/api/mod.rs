@@ -1,4 +1,7 @@
-//! The portal's HTTP/JSON API. Pages (a later issue) sit on exactly these endpoints.
+//! The portal's HTTP/JSON API: an adapter over [`crate::service`]. Each handler finds the
+//! caller (session cookie, CSRF token, rate limits), calls the service, and answers its outcome
+//! as JSON; the pages ([`crate::pages`]) call the same services and, from the browser, these
+//! endpoints.
 //!
 //! Every answer is JSON with `ok`, a stable `code` and a `message` in the caller's language.
 //! Sessions: an HttpOnly, SameSite=Strict cookie holding a random token (the store keeps only
@@ -399,7 +402,7 @@ impl Portal {
 
     /// A new session (new token, new CSRF token) replacing `old`: called at every login, so a
     /// token planted before login is worthless after it.
-    async fn rotate(
+    pub(crate) async fn rotate(
         &self,
         old: Option<&Session>,
         user_id: Option<String>,
@@ -417,7 +420,7 @@ impl Portal {
     }
 
     /// A fresh session and the cookie token that names it.
-    fn new_session(&self, user_id: Option<String>, account_id: Option<String>) -> (Session, String) {
+    pub(crate) fn new_session(&self, user_id: Option<String>, account_id: Option<String>) -> (Session, String) {
         let token = random_token();
         let s = Session {
             token_hash: hash_token(&token),
@@ -489,7 +492,7 @@ impl Portal {
     }
 
     /// Count one request of `action` by `client`; refused once `per_minute` came this minute.
-    async fn limit_to(&self, action: &'static str, client: &str, per_minute: u32) -> Result<(), ApiError> {
+    pub(crate) async fn limit_to(&self, action: &'static str, client: &str, per_minute: u32) -> Result<(), ApiError> {
         let allowed = match &self.limits {
             RateLimits::InProcess(r) => r.allow(action, client, per_minute, self.now()),
             RateLimits::Shared => self.store.count_request(action, client, self.now() / 60).await? <= per_minute as i64,
@@ -504,7 +507,7 @@ impl Portal {
     }
 }
 
-fn no_session() -> ApiError {
+pub(crate) fn no_session() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "no_session", "no session: GET /api/session first")
 }
 
