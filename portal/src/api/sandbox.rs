@@ -15,7 +15,7 @@ use crate::payment;
 /// signature too, so a test can deliver it again (providers do).
 pub async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
     let lang = lang(&headers);
-    let result = async {
+    Reply::of(lang, async {
         let pay = p
             .store
             .payment(&id)
@@ -27,9 +27,8 @@ pub async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> 
         answer["notification"] = json!(String::from_utf8_lossy(&body));
         answer["signature"] = json!(signature);
         Ok(answer)
-    }
-    .await;
-    Reply { lang, result, cookie: None }
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -41,10 +40,9 @@ pub struct OutboxQuery {
 /// first.
 pub async fn outbox(S(p): S<State>, headers: HeaderMap, Query(q): Query<OutboxQuery>) -> Reply {
     let lang = lang(&headers);
-    let result = async {
+    Reply::of(lang, async {
         let messages = p.store.outbox_for(q.to.trim()).await?;
         Ok(json!({"ok": true, "code": "outbox", "message": "", "messages": messages}))
-    }
-    .await;
-    Reply { lang, result, cookie: None }
+    })
+    .await
 }
