@@ -6,7 +6,7 @@
 //! - [`service`]: the business rules the API and the pages both call.
 //! - [`pages`]: the web pages (server-rendered, askama) over the same API and the agent.
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
-//! - [`messages`]: what users read, zh-CN and English, by Accept-Language.
+//! - [`messages`]: what users read, zh-CN and English: outcomes and the pages' words.
 //! - [`password`]: argon2id password hashes.
 //! - [`token`]: the key-login token (Web eID model) and its verification.
 //! - [`validate`]: application form fields (credit code, ID number with check digits, ...).

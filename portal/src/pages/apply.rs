@@ -145,13 +145,7 @@ pub(super) async fn show(S(p): S<State>, headers: HeaderMap, Path(id): Path<Stri
     };
     let photos = Side::ALL
         .iter()
-        .map(|side| {
-            let key = match side {
-                Side::Front => "apply.photo.front",
-                Side::Back => "apply.photo.back",
-            };
-            (side.as_str(), key, have.iter().any(|ph| ph.side == side.as_str()))
-        })
+        .map(|side| (side.as_str(), super::side_name(*side), have.iter().any(|ph| ph.side == side.as_str())))
         .collect();
     let method = a.pay_method.as_deref().and_then(crate::payment::Method::parse);
     let page = ApplyShow {

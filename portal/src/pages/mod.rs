@@ -24,7 +24,6 @@
 mod apply;
 mod sandbox;
 mod staff;
-pub mod text;
 
 use askama::Template;
 use axum::extract::{Path, Query, State as S};
@@ -35,7 +34,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::api::{lang, State, LANG_COOKIE};
-pub use text::Text;
+pub use crate::messages::text::Text;
 
 /// The pages; `sandbox`: also the stand-ins for the payment app and the outbox.
 pub fn router(sandbox: bool) -> Router<State> {
@@ -205,6 +204,14 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
         config,
     };
     html(page.render(), &p.config.agent_url)
+}
+
+/// The text key of an ID card side's name.
+fn side_name(side: crate::enrollment::Side) -> &'static str {
+    match side {
+        crate::enrollment::Side::Front => "apply.photo.front",
+        crate::enrollment::Side::Back => "apply.photo.back",
+    }
 }
 
 /// Not logged in with a password: the login page; anything else refused: an error page.

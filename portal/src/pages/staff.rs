@@ -103,13 +103,7 @@ pub(super) async fn detail(S(p): S<State>, headers: HeaderMap, Path(id): Path<St
     let photos = Side::ALL
         .iter()
         .filter(|side| have.iter().any(|ph| ph.side == side.as_str()))
-        .map(|side| {
-            let key = match side {
-                Side::Front => "apply.photo.front",
-                Side::Back => "apply.photo.back",
-            };
-            (side.as_str(), key)
-        })
+        .map(|side| (side.as_str(), super::side_name(*side)))
         .collect();
     let key_facts = match &a.key_origin {
         Some(k) => vec![

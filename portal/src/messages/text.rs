@@ -1,6 +1,6 @@
-//! The words of the pages, in Simplified Chinese (the user manual's) and English. Answers of
-//! the API carry their own text ([`crate::messages`]); this is what the pages themselves say.
-//! A unit test checks that every key a template or script uses is here.
+//! The words of the pages, in Simplified Chinese (the user manual's) and English: labels,
+//! buttons, headings. Outcomes are [`Msg`](super::Msg)s, shown in the page as the API words
+//! them. A unit test checks that every key a template or script uses is here.
 
 use crate::messages::Lang;
 

@@ -1,6 +1,11 @@
-//! What the user reads, in Simplified Chinese (the user manual's wording) and English, chosen
-//! by Accept-Language. Responses carry a stable `code` beside the text, so pages and tests
-//! never match on wording.
+//! What the user reads, in Simplified Chinese (the user manual's wording) and English: the one
+//! catalog of the portal. [`Msg`] is every outcome of a call (the JSON API's `message`, and the
+//! pages show the same text); [`text`] is the words of the pages themselves (labels, buttons,
+//! headings). The language is the pages' switch (a cookie), else Accept-Language, else
+//! Chinese. Answers carry a stable `code` beside the text, so pages and tests never match on
+//! wording.
+
+pub mod text;
 
 pub use host_driver::lang::Lang;
 
