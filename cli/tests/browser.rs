@@ -1357,3 +1357,43 @@ fn staff_reject_with_a_reason_that_reaches_the_applicant_and_the_pages_work_by_k
     let mail = s.text_of("#messages li:first-child");
     assert!(mail.contains("未通过审核") && mail.contains("身份证照片不清晰"), "{mail}");
 }
+
+/// Two keys present: the CA tab offers a choice, and the key chosen is the one that answers
+/// (the chosen key has one PIN try left, the other three).
+#[test]
+fn several_keys_give_a_choice_and_the_chosen_key_answers() {
+    let Some(w) = world() else { return };
+    let mut s = Steps::new(&w, "choose_key");
+    let _key = dir_key(
+        &w,
+        "wanger",
+        "pin-1-left",
+        "77",
+        "CN=王二,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司",
+    );
+    s.goto("/#ca");
+    s.wait(10, "a choice of two keys", |s| {
+        s.visible("#ca-choose") && s.text_of("#ca-choose").contains("王二") && s.text_of("#ca-choose").contains("张三")
+    });
+    assert!(!s.visible("#ca-account"), "the choice replaces the single key's field");
+    s.check_page("two keys");
+    s.shots("two-keys");
+    let choose = |s: &Steps, holder: &str| {
+        s.run(async {
+            s.c().find(Locator::XPath(&format!("//select[@id='ca-choose']/option[.='{holder}']"))).await?.click().await
+        })
+        .unwrap()
+    };
+    choose(&s, "王二");
+    s.type_into("#pin", "000000");
+    s.click("#ca-submit");
+    s.wait(10, "王二's last-try question", |s| s.visible("#last-try"));
+    s.click("#last-try-cancel");
+    choose(&s, "张三");
+    s.type_into("#pin", "000000");
+    s.click("#ca-submit");
+    s.wait(10, "张三's own count", |s| s.text_of("#outcome") == "USB-Key密码校验失败，还有2次机会");
+    s.type_into("#pin", "123456");
+    s.click("#ca-submit");
+    s.wait(10, "张三's count back", |s| s.text_of("#outcome").contains("绑定"));
+}
