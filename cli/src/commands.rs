@@ -106,6 +106,20 @@ fn parse_version(s: &str) -> Result<[u8; 3]> {
 
 pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
     let clock = SystemClock;
+    let (serial, scenario) = create_key(&a)?;
+    let info = inspect(&mut *open(&KeyArgs::dir(&a.dir))?, &dir_label(&a.dir))?;
+    if !a.json {
+        // The serial the card shows: a plain card has no Yubico serial, only its CHUID's GUID.
+        let shown = info.serial.clone().unwrap_or_else(|| serial.to_string());
+        println!("created virtual key {} (serial {shown}, scenario {})", a.dir.display(), scenario.name());
+    }
+    print_info(&info, a.json, clock.now_unix());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Make the virtual key `a` describes: its serial and scenario.
+pub fn create_key(a: &SimNewArgs) -> Result<(u32, Scenario)> {
+    let clock = SystemClock;
     let scenario = Scenario::parse(&a.scenario, a.days).map_err(anyhow::Error::msg)?;
     let mgmt_alg = parse_alg(&a.mgmt_alg)?;
     let mgmt_key = match &a.mgmt_key {
@@ -139,16 +153,7 @@ pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
     key.card_mut()
         .update_state(|state, rng| scenario::apply(state, scenario, ca.as_ref(), &a.subject, &clock, rng))
         .map_err(|_| anyhow::anyhow!("could not write {}", a.dir.display()))??;
-    let serial = key.serial();
-    drop(key);
-    let info = inspect(&mut *open(&KeyArgs::dir(&a.dir))?, &dir_label(&a.dir))?;
-    if !a.json {
-        // The serial the card shows: a plain card has no Yubico serial, only its CHUID's GUID.
-        let shown = info.serial.clone().unwrap_or_else(|| serial.to_string());
-        println!("created virtual key {} (serial {shown}, scenario {})", a.dir.display(), scenario.name());
-    }
-    print_info(&info, a.json, clock.now_unix());
-    Ok(ExitCode::SUCCESS)
+    Ok((key.serial(), scenario))
 }
 
 fn print_info(info: &KeyInfo, json: bool, now: u64) {

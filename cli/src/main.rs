@@ -2,6 +2,7 @@
 
 mod bench;
 mod commands;
+mod conformance;
 mod demo;
 mod demo_web;
 mod flows;
@@ -69,6 +70,8 @@ enum Command {
     /// its outcomes, unbind — on a portal, agent and virtual keys of its own, or validate a
     /// deployment (--portal/--agent/--reader)
     Flows(flows::FlowsArgs),
+    /// Judge a PIV key against the standard, check by check (SP 800-73-4, ISO 7816-4, Yubico)
+    Conformance(conformance::ConformanceArgs),
     /// Measure: full key logins per second against bare P-256 sign+verify
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -304,6 +307,7 @@ fn main() -> ExitCode {
         Command::Agent(a) => services::agent(a),
         Command::Flows(a) => flows::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Conformance(a) => conformance::run(a),
     };
     match result {
         Ok(code) => code,

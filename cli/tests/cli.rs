@@ -444,3 +444,39 @@ fn portal_serves_https_that_openssl_verifies() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("TLS private key") && said.contains("missing.key"), "{said}");
 }
+
+#[test]
+fn conformance_judges_a_key_and_its_exit_status_says_whether_it_conforms() {
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("k");
+    let k = key.to_str().unwrap();
+    ok(home.path(), &["sim", "new", k, "--scenario", "provisioned", "--seed", "8", "--pin", "24681357"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(home.path(), &["conformance", "--list", "--json"])).unwrap();
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert!(ids.len() >= 39 && ids.contains(&"PIV-MGMT-003"), "{ids:?}");
+    // Without the key's PIN the PIN checks cannot run: incomplete, exit 1, and they say why.
+    let out = ukey(home.path(), &["conformance", "--key", k, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let verify2 = v["outcomes"].as_array().unwrap().iter().find(|o| o["id"] == "PIV-VERIFY-003").unwrap();
+    assert_eq!(verify2["verdict"]["result"], "skipped", "{verify2}");
+    assert!(verify2["verdict"]["detail"].as_str().unwrap().contains("--pin"));
+    // Finding the PIN wrong cost one try, not one per check.
+    let retries = json(&ukey(home.path(), &["pin", "retries", "--key", k, "--json"]));
+    assert_eq!(retries["retries_left"], 2);
+    // With it: every must-check that applies passes, and the key's answers are in the report.
+    let out = ukey(home.path(), &["conformance", "--key", k, "--pin", "24681357", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["summary"]["conforms"], true);
+    assert_eq!(v["summary"]["checks"].as_u64(), Some(ids.len() as u64));
+    assert!(v["outcomes"][0]["status_words"].as_array().is_some_and(|s| !s.is_empty()));
+    // The PIN's counter is where it was: the suite put back what it spent.
+    let retries = json(&ukey(home.path(), &["pin", "retries", "--key", k, "--json"]));
+    assert_eq!(retries["retries_left"], 3);
+    // A check name that matches nothing is an error, not an empty run.
+    let out = ukey(home.path(), &["conformance", "--key", k, "--only", "PIV-NOPE-*"]);
+    assert_ne!(out.status.code(), Some(0), "refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PIV-NOPE-*"));
+}

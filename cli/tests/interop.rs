@@ -804,3 +804,26 @@ fn flows_validate_a_running_portal_agent_and_key_in_a_reader() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password login as zhangsan failed"));
 }
+
+/// The conformance suite through a real reader: a virtual key served on vpcd, reached through
+/// pcscd like a hardware token, conforms; a plain PIV card on the second reader does too, its
+/// Yubico extensions reported as not supported.
+#[test]
+fn conformance_through_a_pcsc_reader() {
+    let Some((_one, home)) = setup() else { return };
+    let h = home.path();
+    let yk = new_key(h, "yk", &["--scenario", "provisioned", "--seed", "31"]);
+    let plain = new_key(h, "plain", &["--scenario", "provisioned", "--seed", "32", "--plain"]);
+    let _serve = Serve::start(h, &[&yk, &plain]);
+    let out = ukey(h, &["conformance", "--reader", READER[0], "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["key"]["name"], READER[0]);
+    assert_eq!(v["summary"]["failed"], 0, "{v:#}");
+    let out = ukey(h, &["conformance", "--reader", READER[1], "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let yk_checks: Vec<&serde_json::Value> =
+        v["outcomes"].as_array().unwrap().iter().filter(|o| o["family"] == "yubico").collect();
+    assert!(yk_checks.iter().all(|o| o["verdict"]["result"] == "not_supported"), "{yk_checks:#?}");
+}

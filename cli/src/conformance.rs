@@ -1,0 +1,151 @@
+//! `ukey conformance`: judge a PIV key against the standard, check by check. The catalog,
+//! runner and report are the `conformance` crate's; this only parses arguments and prints.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser};
+use conformance::{catalog, Card, Secrets, Selection};
+use host_driver::pcsc::Pcsc;
+use proto::Transport;
+
+use crate::KeyArgs;
+
+/// Judge a PIV key — virtual or real — against NIST SP 800-73-4, ISO 7816-4 and the Yubico
+/// extensions, check by check.
+///
+///   ukey conformance --list                         # the catalog
+///   ukey conformance --sim                          # a fresh virtual key of its own
+///   ukey conformance --reader 'Virtual PCD 00 00'   # a key in a PC/SC reader
+///   ukey conformance --key ./alice --only verify --json
+///
+/// Exit status 0 only when every must-check that applies passed (a feature the key lacks is
+/// "not supported", not a failure). Checks need the key's PIN and management key (factory
+/// defaults unless given); one lacking what it needs says "skipped", and the run is then
+/// incomplete (exit 1).
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct ConformanceArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Judge a fresh virtual key made for the run (provisioned: a certificate in 9A)
+    #[arg(long, conflicts_with_all = ["key", "reader"])]
+    sim: bool,
+    /// With --sim: a plain PIV card, without the Yubico extensions
+    #[arg(long, requires = "sim")]
+    plain: bool,
+    /// Print the catalog instead of running it
+    #[arg(long)]
+    list: bool,
+    /// Only these checks: IDs (PIV-VERIFY-002), prefixes (PIV-VERIFY-*) or families (verify);
+    /// comma-separated or repeated
+    #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
+    only: Vec<String>,
+    /// Leave these checks out (same forms as --only)
+    #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
+    skip: Vec<String>,
+    /// The key's PIN (default 123456)
+    #[arg(long, env = "UKEY_PIN", hide_env_values = true)]
+    pin: Option<proto::secret::Pin>,
+    /// The key's PUK (default 12345678)
+    #[arg(long, env = "UKEY_PUK", hide_env_values = true)]
+    puk: Option<proto::secret::Puk>,
+    #[command(flatten)]
+    mgmt: crate::MgmtArgs,
+    /// JSON on stdout instead of the table
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ukey sim new` arguments, parsed, for the --sim key.
+#[derive(Parser)]
+struct NewKey {
+    #[command(flatten)]
+    a: crate::commands::SimNewArgs,
+}
+
+pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
+    let selection = Selection { only: a.only.clone(), skip: a.skip.clone(), destructive: false };
+    let unknown = selection.unknown();
+    if !unknown.is_empty() {
+        bail!("no check matches {}: see `ukey conformance --list`", unknown.join(", "));
+    }
+    if a.list {
+        return list(&selection, a.json);
+    }
+    let mut temp = None;
+    let transport: Box<dyn Transport> = if a.sim {
+        let dir = tempfile::tempdir().context("a directory for the --sim key")?;
+        let key_dir = dir.path().join("sim");
+        let mut args = vec!["new", key_dir.to_str().unwrap_or("sim"), "--scenario", "provisioned", "--json"];
+        if a.plain {
+            args.push("--plain");
+        }
+        let new = NewKey::try_parse_from(std::iter::once("new").chain(args.into_iter().skip(1)))?;
+        crate::commands::create_key(&new.a)?;
+        temp = Some(dir);
+        Box::new(crate::open::open_dir(&key_dir)?)
+    } else {
+        match (&a.key.key, &a.key.reader) {
+            (Some(dir), _) => Box::new(crate::open::open_dir(dir)?),
+            (None, Some(reader)) => {
+                let pcsc = Pcsc::establish()?;
+                let name = pcsc.find_reader(reader)?;
+                Box::new(pcsc.connect(&name)?)
+            }
+            (None, None) => bail!("which key? --sim, --key DIR or --reader NAME (see `ukey keys`)"),
+        }
+    };
+    let mut secrets = Secrets::default();
+    if let Some(p) = a.pin {
+        secrets.pin = p;
+    }
+    if let Some(p) = a.puk {
+        secrets.puk = p;
+    }
+    secrets.mgmt = crate::commands::mgmt_key(&a.mgmt)?;
+    let mut card = Card::new(transport, secrets);
+    // Progress on a terminal only: a log or a pipe gets the report alone.
+    let live = !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = |n: usize, total: usize, o: &conformance::Outcome| {
+        if live {
+            eprint!("\r[{n}/{total}] {:<18} {:<14}", o.id, o.verdict.name());
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let report = conformance::run(&mut card, &selection, &mut progress);
+    drop(temp);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        if live {
+            eprintln!();
+        }
+        print!("{}", report.table());
+    }
+    Ok(if report.conforms() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn list(selection: &Selection, json: bool) -> Result<ExitCode> {
+    let checks: Vec<_> = catalog().into_iter().filter(|c| selection.picks(c)).collect();
+    if json {
+        let rows: Vec<_> = checks
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id, "title": c.title, "clause": c.clause, "family": c.family,
+                    "severity": c.severity, "destructive": c.destructive,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for c in &checks {
+        let d = if c.destructive { " (destructive)" } else { "" };
+        println!("{:<18} {:<7} {:<11} {}{d}  [{}]", c.id, c.severity.name(), c.family.name(), c.title, c.clause);
+    }
+    println!("{} checks", checks.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,100 @@
+//! The catalog: every check the suite knows, in a stable order.
+
+use serde::Serialize;
+
+use crate::card::Card;
+use crate::report::Verdict;
+
+/// Which part of the standard a check is about (the families of SP 800-85A's assertions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// SELECT and the application property template.
+    Select,
+    /// GET DATA: CHUID, CCC, Discovery, certificates; BER-TLV well-formedness.
+    Objects,
+    /// VERIFY: status query, counting, reset, logout, PIN format.
+    Verify,
+    /// Management-key authentication (GENERAL AUTHENTICATE with 9B).
+    MgmtAuth,
+    /// GENERAL AUTHENTICATE with the slots' keys: signatures.
+    Sign,
+    /// Status words for malformed commands; state unchanged after a refusal.
+    Robustness,
+    /// The Yubico extensions: version, serial, metadata, attestation.
+    Yubico,
+}
+
+impl Family {
+    pub const ALL: [Family; 7] = [
+        Family::Select,
+        Family::Objects,
+        Family::Verify,
+        Family::MgmtAuth,
+        Family::Sign,
+        Family::Robustness,
+        Family::Yubico,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Select => "select",
+            Family::Objects => "objects",
+            Family::Verify => "verify",
+            Family::MgmtAuth => "mgmt-auth",
+            Family::Sign => "sign",
+            Family::Robustness => "robustness",
+            Family::Yubico => "yubico",
+        }
+    }
+}
+
+/// How much a failure matters: a key that fails a `Must` does not conform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Must,
+    Should,
+    Info,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Must => "must",
+            Severity::Should => "should",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One check: what it asserts, where the standard says so, and the code that judges it.
+#[derive(Clone, Copy)]
+pub struct Check {
+    /// Stable across releases: `PIV-VERIFY-004`.
+    pub id: &'static str,
+    pub title: &'static str,
+    /// The clause it tests, e.g. "SP 800-73-4 Part 2 §3.2.1".
+    pub clause: &'static str,
+    pub family: Family,
+    pub severity: Severity,
+    /// Changes the key beyond what the check itself puts back (lockout, reset, new keys):
+    /// run only when asked for.
+    pub destructive: bool,
+    pub run: fn(&mut Card) -> Verdict,
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Check").field("id", &self.id).field("title", &self.title).finish()
+    }
+}
+
+/// Every check, family by family.
+pub fn catalog() -> Vec<Check> {
+    let mut all = Vec::new();
+    for family in crate::checks::ALL {
+        all.extend_from_slice(family);
+    }
+    all
+}

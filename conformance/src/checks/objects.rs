@@ -1,0 +1,217 @@
+//! GET DATA: the objects a PIV card carries, and the status words of the command.
+
+use der::Decode;
+use proto::tlv;
+
+use super::{expect, get_data_apdu, step};
+use crate::card::Card;
+use crate::catalog::{Check, Family, Severity};
+use crate::report::Verdict;
+
+const CHUID: u32 = 0x5FC102;
+const DISCOVERY: u32 = 0x7E;
+const CERT_9A: u32 = 0x5FC105;
+/// Key history's first retired-key certificate: absent on nearly every key.
+const RETIRED_1: u32 = 0x5FC10D;
+
+/// The object's value (inside 53), `None` when the key says it has none (6A82).
+fn object(card: &mut Card, tag: u32) -> Result<Option<Vec<u8>>, Verdict> {
+    let apdu = get_data_apdu(tag);
+    // Through the driver: a long object comes back in 61xx pieces.
+    let (data, sw) = card.cmd(apdu[1], apdu[2], apdu[3], &apdu[5..10]).map_err(Verdict::Fail)?;
+    match sw.0 {
+        0x9000 => {}
+        0x6A82 => return Ok(None),
+        other => return Err(Verdict::Fail(format!("GET DATA {tag:06X} answered {other:04X}"))),
+    }
+    let outer = if tag == DISCOVERY { 0x7E } else { 0x53 };
+    tlv::parse_exact(&data, outer)
+        .map(|v| Some(v.to_vec()))
+        .map_err(|e| Verdict::Fail(format!("GET DATA {tag:06X}: not one {outer:02X} TLV ({e:?})")))
+}
+
+/// Every TLV of `body` parses, to the last byte.
+fn well_formed(body: &[u8]) -> Result<Vec<(u32, usize)>, String> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (t, tail) =
+            tlv::parse(rest).map_err(|e| format!("BER-TLV breaks at byte {}: {e:?}", body.len() - rest.len()))?;
+        out.push((t.tag, t.value.len()));
+        rest = tail;
+    }
+    Ok(out)
+}
+
+fn chuid_present(card: &mut Card) -> Verdict {
+    match object(card, CHUID) {
+        Ok(Some(_)) => Verdict::Pass,
+        Ok(None) => Verdict::Fail("no Card Holder Unique Identifier (6A82)".into()),
+        Err(v) => v,
+    }
+}
+
+fn chuid_layout(card: &mut Card) -> Verdict {
+    let body = match object(card, CHUID) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Verdict::Skipped("the key has no CHUID".into()),
+        Err(v) => return v,
+    };
+    let fields = match well_formed(&body) {
+        Ok(f) => f,
+        Err(e) => return Verdict::Fail(format!("CHUID: {e}")),
+    };
+    let len = |tag| fields.iter().find(|(t, _)| *t == tag).map(|(_, l)| *l);
+    let mut wrong = Vec::new();
+    match len(0x30) {
+        Some(25) => {}
+        Some(n) => wrong.push(format!("FASC-N (30) is {n} bytes, not 25")),
+        None => wrong.push("no FASC-N (30)".into()),
+    }
+    match len(0x34) {
+        Some(16) => {}
+        Some(n) => wrong.push(format!("GUID (34) is {n} bytes, not 16")),
+        None => wrong.push("no GUID (34)".into()),
+    }
+    match tlv::find(&body, 0x35) {
+        Ok(Some(d)) if d.len() == 8 && d.iter().all(u8::is_ascii_digit) => {}
+        Ok(Some(d)) => wrong.push(format!("expiration date (35) is not YYYYMMDD: {}", hex::encode_upper(d))),
+        _ => wrong.push("no expiration date (35)".into()),
+    }
+    if len(0x3E).is_none() {
+        wrong.push("no issuer signature (3E)".into());
+    }
+    if len(0xFE).is_none() {
+        wrong.push("no error detection code (FE)".into());
+    }
+    if wrong.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("CHUID: {}", wrong.join("; ")))
+    }
+}
+
+fn discovery(card: &mut Card) -> Verdict {
+    let body = match object(card, DISCOVERY) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Verdict::NotSupported("no Discovery Object".into()),
+        Err(v) => return v,
+    };
+    match (tlv::find(&body, 0x4F), tlv::find(&body, 0x5F2F)) {
+        (Ok(Some(aid)), Ok(Some(policy))) if proto::piv::PIV_AID.starts_with(aid) && policy.len() == 2 => Verdict::Pass,
+        (Ok(Some(aid)), _) if !proto::piv::PIV_AID.starts_with(aid) => {
+            Verdict::Fail(format!("Discovery's AID (4F) is {}", hex::encode_upper(aid)))
+        }
+        _ => Verdict::Fail("Discovery lacks the PIV AID (4F) or the 2-byte PIN usage policy (5F2F)".into()),
+    }
+}
+
+fn absent_object(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&get_data_apdu(RETIRED_1)));
+    if sw.0 == 0x9000 {
+        return Verdict::Skipped("this key holds a retired-key certificate in 5FC10D".into());
+    }
+    expect(sw, &[0x6A82], "GET DATA of an object the key does not hold")
+}
+
+fn wrong_p1p2(card: &mut Card) -> Verdict {
+    let mut apdu = get_data_apdu(CHUID);
+    apdu[2] = 0x00;
+    apdu[3] = 0x00;
+    let (_, sw) = step!(card.raw(&apdu));
+    expect(sw, &[0x6A86], "GET DATA with P1-P2 other than 3FFF")
+}
+
+fn bad_tag_list(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0x00, 0xCB, 0x3F, 0xFF, 0x04, 0x5C, 0x02, 0x5F, 0xC1, 0x00]));
+    expect(sw, &[0x6A80, 0x6A82], "GET DATA whose tag list (5C) is not a PIV object tag")
+}
+
+fn certificate_9a(card: &mut Card) -> Verdict {
+    let body = match object(card, CERT_9A) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Verdict::NotSupported("no certificate in 9A".into()),
+        Err(v) => return v,
+    };
+    let der = match tlv::find(&body, 0x70) {
+        Ok(Some(d)) => d,
+        _ => return Verdict::Fail("the certificate object has no certificate (70)".into()),
+    };
+    match tlv::find(&body, 0x71) {
+        Ok(Some(info)) if info.len() == 1 && info[0] & 0x01 == 0 => {}
+        Ok(Some(info)) if info.len() == 1 => {
+            return Verdict::NotSupported(format!("a compressed certificate (71 = {:02X})", info[0]))
+        }
+        _ => return Verdict::Fail("no one-byte CertInfo (71)".into()),
+    }
+    match x509_cert::Certificate::from_der(der) {
+        Ok(_) => Verdict::Pass,
+        Err(e) => Verdict::Fail(format!("the 9A certificate does not parse as X.509: {e}")),
+    }
+}
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: "PIV-OBJ-001",
+        title: "the Card Holder Unique Identifier is present",
+        clause: "SP 800-73-4 Part 1 §3.1.2",
+        family: Family::Objects,
+        severity: Severity::Must,
+        destructive: false,
+        run: chuid_present,
+    },
+    Check {
+        id: "PIV-OBJ-002",
+        title: "the CHUID has FASC-N, GUID, expiry, signature and EDC, well formed",
+        clause: "SP 800-73-4 Part 1 Table 9",
+        family: Family::Objects,
+        severity: Severity::Should,
+        destructive: false,
+        run: chuid_layout,
+    },
+    Check {
+        id: "PIV-OBJ-003",
+        title: "the Discovery Object names PIV and its PIN usage policy",
+        clause: "SP 800-73-4 Part 1 §3.3.2",
+        family: Family::Objects,
+        severity: Severity::Should,
+        destructive: false,
+        run: discovery,
+    },
+    Check {
+        id: "PIV-OBJ-004",
+        title: "GET DATA of an absent object is 6A82",
+        clause: "SP 800-73-4 Part 2 §3.1.2",
+        family: Family::Objects,
+        severity: Severity::Must,
+        destructive: false,
+        run: absent_object,
+    },
+    Check {
+        id: "PIV-OBJ-005",
+        title: "GET DATA with P1-P2 other than 3FFF is 6A86",
+        clause: "SP 800-73-4 Part 2 §3.1.2",
+        family: Family::Objects,
+        severity: Severity::Must,
+        destructive: false,
+        run: wrong_p1p2,
+    },
+    Check {
+        id: "PIV-OBJ-006",
+        title: "GET DATA with a malformed tag list is refused",
+        clause: "SP 800-73-4 Part 2 §3.1.2",
+        family: Family::Objects,
+        severity: Severity::Should,
+        destructive: false,
+        run: bad_tag_list,
+    },
+    Check {
+        id: "PIV-OBJ-007",
+        title: "the 9A certificate object holds an X.509 certificate and CertInfo",
+        clause: "SP 800-73-4 Part 1 Table 10",
+        family: Family::Objects,
+        severity: Severity::Must,
+        destructive: false,
+        run: certificate_9a,
+    },
+];

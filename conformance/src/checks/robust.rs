@@ -1,0 +1,119 @@
+//! Malformed and unknown commands get ISO 7816-4's status words, and leave the key as it was.
+
+use super::{expect, step, tried};
+use crate::card::Card;
+use crate::catalog::{Check, Family, Severity};
+use crate::report::Verdict;
+
+fn unknown_ins(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0x00, 0x02, 0x00, 0x00]));
+    expect(sw, &[0x6D00], "an instruction PIV does not define (INS 02)")
+}
+
+fn unknown_class(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0xA0, 0x20, 0x00, 0x80]));
+    expect(sw, &[0x6E00], "a class byte of no ISO class (CLA A0)")
+}
+
+fn secure_messaging(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0x0C, 0x20, 0x00, 0x80]));
+    expect(sw, &[0x6882, 0x6E00], "VERIFY with secure messaging indicated (CLA 0C)")
+}
+
+fn missing_data(card: &mut Card) -> Verdict {
+    // Lc says 8 bytes follow; 3 do. (Header plus one byte alone would be Le, a status query.)
+    let (_, sw) = step!(card.raw(&[0x00, 0x20, 0x00, 0x80, 0x08, 0x31, 0x32, 0x33]));
+    expect(sw, &[0x6700], "VERIFY whose Lc promises data that is not there")
+}
+
+fn malformed_template(card: &mut Card) -> Verdict {
+    // 7C claims 5 bytes and holds 2.
+    let (_, sw) = step!(card.raw(&[0x00, 0x87, 0x11, 0x9A, 0x04, 0x7C, 0x05, 0x82, 0x00]));
+    expect(sw, &[0x6A80, 0x6700, 0x6982], "GENERAL AUTHENTICATE with a truncated 7C template")
+}
+
+/// The PIN's tries left, read without spending one.
+fn tries(card: &mut Card) -> Result<u16, Verdict> {
+    card.raw(&[0x00, 0x20, 0x00, 0x80]).map(|(_, sw)| sw.0).map_err(Verdict::Fail)
+}
+
+fn state_unchanged(card: &mut Card) -> Verdict {
+    let before = tried!(tries(card));
+    let refused: [&[u8]; 6] = [
+        &[0x00, 0x02, 0x00, 0x00],
+        &[0x00, 0x20, 0x00, 0x80, 0x08, 0x31, 0x32, 0x33],
+        &[0x00, 0x20, 0x00, 0x80, 0x02, 0x31, 0x32],
+        &[0x00, 0x24, 0x00, 0x80, 0x03, 0x31, 0x32, 0x33],
+        &[0x00, 0x2C, 0x00, 0x80, 0x01, 0x00],
+        &[0x00, 0xCB, 0x00, 0x00, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02],
+    ];
+    for apdu in refused {
+        let (_, sw) = step!(card.raw(apdu));
+        if sw.0 == 0x9000 {
+            return Verdict::Fail(format!("{} was accepted", hex::encode_upper(apdu)));
+        }
+    }
+    let after = tried!(tries(card));
+    if after == before {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("refused commands changed the PIN's state: {before:04X} before, {after:04X} after"))
+    }
+}
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: "PIV-ROBUST-001",
+        title: "an unknown instruction is 6D00",
+        clause: "ISO 7816-4 §5.6",
+        family: Family::Robustness,
+        severity: Severity::Must,
+        destructive: false,
+        run: unknown_ins,
+    },
+    Check {
+        id: "PIV-ROBUST-002",
+        title: "an invalid class byte is 6E00",
+        clause: "ISO 7816-4 §5.4.1",
+        family: Family::Robustness,
+        severity: Severity::Should,
+        destructive: false,
+        run: unknown_class,
+    },
+    Check {
+        id: "PIV-ROBUST-003",
+        title: "secure messaging, which PIV does not use here, is refused",
+        clause: "ISO 7816-4 §10",
+        family: Family::Robustness,
+        severity: Severity::Should,
+        destructive: false,
+        run: secure_messaging,
+    },
+    Check {
+        id: "PIV-ROBUST-004",
+        title: "an APDU shorter than its Lc is 6700",
+        clause: "ISO 7816-4 §5.1",
+        family: Family::Robustness,
+        severity: Severity::Should,
+        destructive: false,
+        run: missing_data,
+    },
+    Check {
+        id: "PIV-ROBUST-005",
+        title: "a truncated dynamic authentication template is refused",
+        clause: "SP 800-73-4 Part 2 §3.2.4",
+        family: Family::Robustness,
+        severity: Severity::Must,
+        destructive: false,
+        run: malformed_template,
+    },
+    Check {
+        id: "PIV-ROBUST-006",
+        title: "refused commands leave the PIN's state as it was",
+        clause: "SP 800-73-4 Part 2 §3, ISO 7816-4 §5.6",
+        family: Family::Robustness,
+        severity: Severity::Must,
+        destructive: false,
+        run: state_unchanged,
+    },
+];

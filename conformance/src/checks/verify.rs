@@ -1,0 +1,213 @@
+//! VERIFY of the PIV Card Application PIN (key reference 80).
+
+use super::{expect, pin_block, step, tried, wrong_pin};
+use crate::card::Card;
+use crate::catalog::{Check, Family, Severity};
+use crate::report::Verdict;
+
+const STATUS: [u8; 4] = [0x00, 0x20, 0x00, 0x80];
+
+fn verify_apdu(p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
+    let mut a = vec![0x00, 0x20, p1, p2, data.len() as u8];
+    a.extend_from_slice(data);
+    a
+}
+
+/// The tries left, read without spending one; a verdict when the key cannot say.
+fn tries(card: &mut Card) -> Result<u8, Verdict> {
+    let (_, sw) = card.raw(&STATUS).map_err(Verdict::Fail)?;
+    match sw.0 {
+        0x6983 => Ok(0),
+        w if w & 0xFFF0 == 0x63C0 => Ok((w & 0x0F) as u8),
+        w => Err(Verdict::Fail(format!("VERIFY without data answered {w:04X}, not 63Cx"))),
+    }
+}
+
+/// Spending a wrong try needs the right PIN to put it back, and at least two tries left.
+fn spendable(card: &mut Card) -> Result<u8, Verdict> {
+    card.pin_usable()?;
+    let n = tries(card)?;
+    if n < 2 {
+        return Err(Verdict::Skipped(format!("only {n} tries left: a wrong PIN is not tried")));
+    }
+    Ok(n)
+}
+
+/// The right PIN (known right: [`Card::pin_usable`]): resets the count.
+fn restore(card: &mut Card) -> Result<(), Verdict> {
+    card.pin_usable()?;
+    let block = pin_block(card.secrets.pin.expose().as_bytes());
+    let (_, sw) = card.raw(&verify_apdu(0x00, 0x80, &block)).map_err(Verdict::Fail)?;
+    if sw.0 == 0x9000 {
+        Ok(())
+    } else {
+        Err(Verdict::Fail(format!("the PIN that worked before is refused now ({:04X})", sw.0)))
+    }
+}
+
+fn status_query(card: &mut Card) -> Verdict {
+    let first = tried!(tries(card));
+    let second = tried!(tries(card));
+    if first != second {
+        return Verdict::Fail(format!("asking the count spent a try ({first} then {second})"));
+    }
+    Verdict::Pass
+}
+
+fn decrement(card: &mut Card) -> Verdict {
+    let before = tried!(spendable(card));
+    let wrong = pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes());
+    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &wrong)));
+    let said = if sw.0 & 0xFFF0 == 0x63C0 { Some((sw.0 & 0x0F) as u8) } else { None };
+    let after = tried!(tries(card));
+    if let Err(v) = restore(card) {
+        return v;
+    }
+    match said {
+        Some(n) if n == before - 1 && after == before - 1 => Verdict::Pass,
+        Some(n) => Verdict::Fail(format!("{before} tries, one wrong PIN: the key said {n} left and counts {after}")),
+        None => Verdict::Fail(format!("a wrong PIN answered {:04X}, not 63C{:X}", sw.0, before - 1)),
+    }
+}
+
+fn reset_on_success(card: &mut Card) -> Verdict {
+    let before = tried!(spendable(card));
+    let wrong = pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes());
+    step!(card.raw(&verify_apdu(0x00, 0x80, &wrong)));
+    if let Err(v) = restore(card) {
+        return v;
+    }
+    step!(card.fresh());
+    match tries(card) {
+        Ok(n) if n >= before => Verdict::Pass,
+        Ok(n) => Verdict::Fail(format!("the right PIN after a wrong one left {n} tries, not {before}")),
+        Err(v) => v,
+    }
+}
+
+fn verified_status(card: &mut Card) -> Verdict {
+    if let Err(v) = restore(card) {
+        return v;
+    }
+    let (_, sw) = step!(card.raw(&STATUS));
+    expect(sw, &[0x9000], "VERIFY without data after the right PIN")
+}
+
+fn short_pin(card: &mut Card) -> Verdict {
+    let before = tried!(tries(card));
+    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &pin_block(b"12345"))));
+    let after = tried!(tries(card));
+    if after != before {
+        let _ = restore(card);
+        return Verdict::Fail(format!("a 5-digit PIN spent a try ({before} -> {after})"));
+    }
+    expect(sw, &[0x6A80], "VERIFY with a PIN of 5 digits")
+}
+
+fn bad_length(card: &mut Card) -> Verdict {
+    let before = tried!(tries(card));
+    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &[0x31; 7])));
+    let after = tried!(tries(card));
+    if after != before {
+        let _ = restore(card);
+        return Verdict::Fail(format!("a 7-byte PIN block spent a try ({before} -> {after})"));
+    }
+    expect(sw, &[0x6A80, 0x6700], "VERIFY with a 7-byte PIN block")
+}
+
+fn logout(card: &mut Card) -> Verdict {
+    if let Err(v) = restore(card) {
+        return v;
+    }
+    let (_, sw) = step!(card.raw(&[0x00, 0x20, 0xFF, 0x80]));
+    let v = expect(sw, &[0x9000], "VERIFY P1=FF (reset the PIN's security status)");
+    if v != Verdict::Pass {
+        return v;
+    }
+    let (_, sw) = step!(card.raw(&STATUS));
+    if sw.0 & 0xFFF0 == 0x63C0 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("after P1=FF the PIN still counts as verified ({:04X})", sw.0))
+    }
+}
+
+fn wrong_reference(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x8F, &pin_block(b"123456"))));
+    expect(sw, &[0x6A88, 0x6A86], "VERIFY of key reference 8F, which PIV does not define")
+}
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: "PIV-VERIFY-001",
+        title: "VERIFY without data reports the tries left without spending one",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Verify,
+        severity: Severity::Must,
+        destructive: false,
+        run: status_query,
+    },
+    Check {
+        id: "PIV-VERIFY-002",
+        title: "a wrong PIN spends one try and says how many are left (63Cx)",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Verify,
+        severity: Severity::Must,
+        destructive: false,
+        run: decrement,
+    },
+    Check {
+        id: "PIV-VERIFY-003",
+        title: "the right PIN resets the retry counter",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Verify,
+        severity: Severity::Must,
+        destructive: false,
+        run: reset_on_success,
+    },
+    Check {
+        id: "PIV-VERIFY-004",
+        title: "after the right PIN, VERIFY without data is 9000",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Verify,
+        severity: Severity::Must,
+        destructive: false,
+        run: verified_status,
+    },
+    Check {
+        id: "PIV-VERIFY-005",
+        title: "a PIN shorter than 6 digits is 6A80 and spends no try",
+        clause: "SP 800-73-4 Part 2 §2.4.3",
+        family: Family::Verify,
+        severity: Severity::Must,
+        destructive: false,
+        run: short_pin,
+    },
+    Check {
+        id: "PIV-VERIFY-006",
+        title: "a PIN block that is not 8 bytes is refused and spends no try",
+        clause: "SP 800-73-4 Part 2 §2.4.3",
+        family: Family::Verify,
+        severity: Severity::Should,
+        destructive: false,
+        run: bad_length,
+    },
+    Check {
+        id: "PIV-VERIFY-007",
+        title: "VERIFY P1=FF logs the PIN out",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Verify,
+        severity: Severity::Should,
+        destructive: false,
+        run: logout,
+    },
+    Check {
+        id: "PIV-VERIFY-008",
+        title: "VERIFY of an undefined key reference is refused",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Verify,
+        severity: Severity::Should,
+        destructive: false,
+        run: wrong_reference,
+    },
+];

@@ -1,0 +1,116 @@
+//! The Yubico extensions host tools expect (yubico-piv-tool, ykman, OpenSC's YubiKey paths). A
+//! key without one says "not supported": that is no failure.
+
+use der::{Decode, Encode};
+use proto::piv::Slot;
+
+use super::step;
+use crate::card::Card;
+use crate::catalog::{Check, Family, Severity};
+use crate::report::Verdict;
+
+/// An instruction the key does not know: not supported.
+fn unsupported(sw: u16) -> bool {
+    matches!(sw, 0x6D00 | 0x6E00 | 0x6A81)
+}
+
+fn version(card: &mut Card) -> Verdict {
+    let (data, sw) = step!(card.raw(&[0x00, 0xFD, 0x00, 0x00, 0x00]));
+    match sw.0 {
+        0x9000 if data.len() == 3 => Verdict::Pass,
+        0x9000 => Verdict::Fail(format!("GET VERSION answered {} bytes, not 3", data.len())),
+        w if unsupported(w) => Verdict::NotSupported(format!("no GET VERSION ({w:04X})")),
+        w => Verdict::Fail(format!("GET VERSION answered {w:04X}")),
+    }
+}
+
+fn serial(card: &mut Card) -> Verdict {
+    let (data, sw) = step!(card.raw(&[0x00, 0xF8, 0x00, 0x00, 0x00]));
+    match sw.0 {
+        0x9000 if data.len() == 4 => Verdict::Pass,
+        0x9000 => Verdict::Fail(format!("GET SERIAL answered {} bytes, not 4", data.len())),
+        w if unsupported(w) => Verdict::NotSupported(format!("no GET SERIAL ({w:04X})")),
+        w => Verdict::Fail(format!("GET SERIAL answered {w:04X}")),
+    }
+}
+
+fn pin_metadata(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0x00, 0x20, 0x00, 0x80]));
+    let Some(left) = (sw.0 & 0xFFF0 == 0x63C0).then_some((sw.0 & 0x0F) as u8) else {
+        return Verdict::Skipped(format!("VERIFY gives no count to compare ({:04X})", sw.0));
+    };
+    match card.piv().metadata(0x80) {
+        Ok(m) => match m.retries_remaining {
+            Some(n) if n == left => Verdict::Pass,
+            Some(n) => Verdict::Fail(format!("metadata says {n} PIN tries left, VERIFY says {left}")),
+            None => Verdict::Fail("PIN metadata without retries (06)".into()),
+        },
+        Err(e) if e.is_not_supported() => Verdict::NotSupported("no GET METADATA".into()),
+        Err(e) => Verdict::Fail(format!("PIN metadata: {e}")),
+    }
+}
+
+fn attestation(card: &mut Card) -> Verdict {
+    let cert = match card.piv().read_certificate(Slot::Authentication) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Verdict::NotSupported("no certificate in 9A to compare the attestation with".into()),
+        Err(e) => return Verdict::Fail(e.to_string()),
+    };
+    let attested = match card.piv().attest(Slot::Authentication) {
+        Ok(a) => a,
+        Err(e) if e.is_not_supported() => return Verdict::NotSupported("no ATTEST".into()),
+        Err(e) => return Verdict::NotSupported(format!("no attestation of 9A ({e})")),
+    };
+    let key_of = |der: &[u8]| {
+        x509_cert::Certificate::from_der(der)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.tbs_certificate.subject_public_key_info.to_der().map_err(|e| e.to_string()))
+    };
+    match (key_of(&attested), key_of(&cert)) {
+        (Ok(a), Ok(c)) if a == c => Verdict::Pass,
+        (Ok(_), Ok(_)) => Verdict::NotSupported(
+            "the attested key is not the 9A certificate's (an imported or replaced certificate)".into(),
+        ),
+        (Err(e), _) => Verdict::Fail(format!("the attestation is not an X.509 certificate: {e}")),
+        (_, Err(e)) => Verdict::Fail(format!("the 9A certificate: {e}")),
+    }
+}
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: "PIV-YK-001",
+        title: "GET VERSION answers three bytes",
+        clause: "Yubico PIV extension (INS FD)",
+        family: Family::Yubico,
+        severity: Severity::Info,
+        destructive: false,
+        run: version,
+    },
+    Check {
+        id: "PIV-YK-002",
+        title: "GET SERIAL answers four bytes",
+        clause: "Yubico PIV extension (INS F8)",
+        family: Family::Yubico,
+        severity: Severity::Info,
+        destructive: false,
+        run: serial,
+    },
+    Check {
+        id: "PIV-YK-003",
+        title: "the PIN's metadata counts the same tries as VERIFY",
+        clause: "Yubico PIV extension (INS F7)",
+        family: Family::Yubico,
+        severity: Severity::Should,
+        destructive: false,
+        run: pin_metadata,
+    },
+    Check {
+        id: "PIV-YK-004",
+        title: "ATTEST of 9A certifies the key of the 9A certificate",
+        clause: "Yubico PIV extension (INS F9)",
+        family: Family::Yubico,
+        severity: Severity::Info,
+        destructive: false,
+        run: attestation,
+    },
+];

@@ -1,0 +1,25 @@
+//! ukey's conformance suite: checks that say, one by one, where a PIV key departs from the
+//! standard (NIST SP 800-73-4, SP 800-78, ISO 7816-4, and the Yubico extensions host tools
+//! expect), modelled on the test assertions of NIST SP 800-85A.
+//!
+//! - [`catalog`]: every check, with its stable ID, title, clause, severity, family, and whether
+//!   it changes the key beyond what it puts back.
+//! - [`card`]: the key under test, reached through host-driver's `Transport` (in-process, a
+//!   PC/SC reader, later CCID), with every status word it answered recorded per check.
+//! - [`runner`]: runs a selection of the catalog, each check from a fresh reset and SELECT.
+//! - [`report`]: the results: JSON, and a terminal table.
+//!
+//! Checks never guess secrets: they use the PIN, PUK and management key they are given
+//! ([`card::Secrets`], the factory defaults unless told otherwise), and one that would need a
+//! secret it lacks says "skipped" with why.
+
+pub mod card;
+pub mod catalog;
+mod checks;
+pub mod report;
+pub mod runner;
+
+pub use card::{Card, Secrets};
+pub use catalog::{catalog, Check, Family, Severity};
+pub use report::{Outcome, Report, Verdict};
+pub use runner::{run, Selection};

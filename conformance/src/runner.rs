@@ -1,0 +1,77 @@
+//! Run a selection of the catalog against one key.
+
+use std::time::Instant;
+
+use crate::card::Card;
+use crate::catalog::{catalog, Check};
+use crate::report::{KeyIdentity, Outcome, Report, Verdict};
+
+/// Which checks to run: `only` and `skip` take IDs (`PIV-VERIFY-004`), ID prefixes ending in
+/// `*` (`PIV-VERIFY-*`) and family names (`verify`); destructive checks only when asked.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub destructive: bool,
+}
+
+fn matches(pattern: &str, check: &Check) -> bool {
+    let p = pattern.trim();
+    if let Some(prefix) = p.strip_suffix('*') {
+        return check.id.to_ascii_uppercase().starts_with(&prefix.to_ascii_uppercase());
+    }
+    p.eq_ignore_ascii_case(check.id) || p.eq_ignore_ascii_case(check.family.name())
+}
+
+impl Selection {
+    /// Patterns that name no check: a typo should not silently run nothing.
+    pub fn unknown(&self) -> Vec<String> {
+        let all = catalog();
+        self.only.iter().chain(&self.skip).filter(|p| !all.iter().any(|c| matches(p, c))).cloned().collect()
+    }
+
+    pub fn picks(&self, check: &Check) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|p| matches(p, check)))
+            && !self.skip.iter().any(|p| matches(p, check))
+    }
+}
+
+/// Run the selected checks, each from a fresh reset and SELECT, calling `progress` after each.
+pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usize, usize, &Outcome)) -> Report {
+    let key = identify(card);
+    // What the checks may do with the PIN is settled once, before any of them.
+    let _ = card.probe_pin();
+    let chosen: Vec<Check> = catalog().into_iter().filter(|c| selection.picks(c)).collect();
+    let mut outcomes = Vec::new();
+    for (n, check) in chosen.iter().enumerate() {
+        card.take_seen();
+        let started = Instant::now();
+        let verdict = if check.destructive && !selection.destructive {
+            Verdict::Skipped("destructive: run with --destructive".into())
+        } else {
+            match card.fresh() {
+                Ok(()) => {
+                    card.take_seen();
+                    (check.run)(card)
+                }
+                Err(e) => Verdict::Fail(e),
+            }
+        };
+        let outcome = Outcome::new(check, verdict, &card.take_seen(), started.elapsed().as_millis());
+        progress(n + 1, chosen.len(), &outcome);
+        outcomes.push(outcome);
+    }
+    Report { key, outcomes }
+}
+
+/// Who the key says it is (what it cannot say stays empty).
+fn identify(card: &mut Card) -> KeyIdentity {
+    let name = card.name();
+    let _ = card.fresh();
+    let atr = hex::encode_upper(&card.atr);
+    let aid = card.piv().select().ok().and_then(|a| a.aid).map(hex::encode_upper);
+    let version = card.piv().version().ok().map(|v| format!("{}.{}.{}", v[0], v[1], v[2]));
+    let serial = card.piv().serial().ok();
+    card.take_seen();
+    KeyIdentity { name, atr, aid, version, serial }
+}

@@ -1,0 +1,182 @@
+//! The suite judged: a clean virtual key passes every must-check, a plain one runs to the end,
+//! and keys made defective (a transport that changes the card's answers the way a faulty card
+//! would) are caught by the check that names the defect.
+
+use conformance::{catalog, run, Card, Report, Secrets, Selection, Severity, Verdict};
+use proto::clock::FixedClock;
+use proto::transport::{Transport, TransportError};
+use token_sim::piv::state::Flavor;
+use token_sim::scenario::{self, Scenario};
+use token_sim::{KeySpec, VirtualKey};
+
+const NOW: u64 = 1_790_000_000;
+
+fn key(flavor: Flavor) -> VirtualKey {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca::Ca::create(dir.path(), "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
+    let mut vk =
+        VirtualKey::in_memory(&KeySpec { seed: Some(3), flavor, ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
+    vk.card_mut()
+        .update_state(|st, rng| {
+            scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=Zhang San,O=Example", &FixedClock(NOW), rng)
+        })
+        .unwrap()
+        .unwrap();
+    vk
+}
+
+fn judge(t: Box<dyn Transport>, selection: &Selection) -> Report {
+    let mut card = Card::new(t, Secrets::default());
+    run(&mut card, selection, &mut |_, _, _| {})
+}
+
+fn verdict<'a>(r: &'a Report, id: &str) -> &'a Verdict {
+    &r.outcomes.iter().find(|o| o.id == id).unwrap_or_else(|| panic!("{id} not run")).verdict
+}
+
+#[test]
+fn the_catalog_has_stable_unique_ids_and_clauses() {
+    let all = catalog();
+    assert!(all.len() >= 39, "{}", all.len());
+    for c in &all {
+        assert!(c.id.starts_with("PIV-") && c.id.len() <= 18, "{}", c.id);
+        assert!(!c.clause.is_empty() && !c.title.is_empty(), "{}", c.id);
+        assert_eq!(all.iter().filter(|d| d.id == c.id).count(), 1, "{} twice", c.id);
+    }
+}
+
+#[test]
+fn a_clean_virtual_key_passes_every_must_check() {
+    let r = judge(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), &Selection::default());
+    let failed: Vec<_> = r.outcomes.iter().filter(|o| matches!(o.verdict, Verdict::Fail(_))).collect();
+    assert!(failed.is_empty(), "{}", r.table());
+    assert!(r.count("pass") >= 35, "{}", r.table());
+    assert_eq!(r.key.version.as_deref(), Some("5.4.3"));
+    // Every check shows what the key answered.
+    assert!(r.outcomes.iter().all(|o| !o.status_words.is_empty()), "{}", r.table());
+}
+
+#[test]
+fn a_plain_card_runs_to_the_end_with_the_yubico_extensions_not_supported() {
+    let r = judge(Box::new(key(Flavor::Plain)), &Selection::default());
+    assert!(r.must_failures().is_empty(), "{}", r.table());
+    for id in ["PIV-YK-001", "PIV-YK-002", "PIV-YK-003", "PIV-YK-004"] {
+        assert!(matches!(verdict(&r, id), Verdict::NotSupported(_)), "{id}: {}", r.table());
+    }
+    assert!(r.key.version.is_none() && r.key.serial.is_none());
+}
+
+#[test]
+fn only_and_skip_choose_by_id_prefix_and_family_and_typos_are_named() {
+    let only = Selection { only: vec!["verify".into(), "PIV-SELECT-00*".into()], ..Selection::default() };
+    let r = judge(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), &only);
+    assert_eq!(r.outcomes.len(), 8 + 5);
+    let skip = Selection { skip: vec!["PIV-VERIFY-002".into()], only: vec!["verify".into()], ..Selection::default() };
+    let r = judge(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), &skip);
+    assert!(r.outcomes.iter().all(|o| o.id != "PIV-VERIFY-002") && r.outcomes.len() == 7);
+    let typo = Selection { only: vec!["PIV-VERFY-*".into()], ..Selection::default() };
+    assert_eq!(typo.unknown(), vec!["PIV-VERFY-*".to_string()]);
+}
+
+/// A card whose answers `fault` may change: the defect under test.
+struct Defective<F: FnMut(&[u8], Vec<u8>) -> Vec<u8> + Send> {
+    card: VirtualKey,
+    fault: F,
+}
+
+impl<F: FnMut(&[u8], Vec<u8>) -> Vec<u8> + Send> Transport for Defective<F> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let answer = self.card.transmit(apdu)?;
+        Ok((self.fault)(apdu, answer))
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.card.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        true
+    }
+    fn name(&self) -> String {
+        "defective".into()
+    }
+}
+
+fn defective(fault: impl FnMut(&[u8], Vec<u8>) -> Vec<u8> + Send + 'static) -> Box<dyn Transport> {
+    Box::new(Defective { card: key(Flavor::Yubico { version: [5, 4, 3] }), fault })
+}
+
+fn failed_musts(r: &Report) -> Vec<&'static str> {
+    r.must_failures().iter().map(|o| o.id).collect()
+}
+
+#[test]
+fn a_card_accepting_any_management_key_answer_is_caught() {
+    // The second step of 9B authentication (a template with a witness in it) always "works".
+    let r = judge(
+        defective(|apdu, answer| {
+            let second_step = apdu.len() > 8 && apdu[1] == 0x87 && apdu[3] == 0x9B && apdu[7] == 0x80 && apdu[8] > 0;
+            if second_step {
+                vec![0x90, 0x00]
+            } else {
+                answer
+            }
+        }),
+        &Selection { only: vec!["mgmt-auth".into()], ..Selection::default() },
+    );
+    let failed = failed_musts(&r);
+    for id in ["PIV-MGMT-002", "PIV-MGMT-003", "PIV-MGMT-004", "PIV-MGMT-005"] {
+        assert!(failed.contains(&id), "{id} catches it: {}", r.table());
+    }
+    assert!(verdict(&r, "PIV-MGMT-002").detail().contains("wrong management key was accepted"));
+}
+
+#[test]
+fn a_card_that_does_not_count_wrong_pins_is_caught() {
+    // A wrong PIN answers "3 left" and the count stays: the retry counter never moves.
+    let r = judge(
+        defective(|apdu, answer| {
+            let verify_with_data = apdu.len() == 13 && apdu[1] == 0x20;
+            let status = apdu.len() == 4 && apdu[1] == 0x20 && answer[answer.len() - 2] == 0x63;
+            if (verify_with_data && answer[answer.len() - 2] == 0x63) || status {
+                vec![0x63, 0xC3]
+            } else {
+                answer
+            }
+        }),
+        &Selection { only: vec!["verify".into()], ..Selection::default() },
+    );
+    assert!(failed_musts(&r).contains(&"PIV-VERIFY-002"), "{}", r.table());
+    assert!(verdict(&r, "PIV-VERIFY-002").detail().contains("the key said 3 left"), "{}", r.table());
+}
+
+#[test]
+fn a_card_ignoring_get_data_parameters_is_caught() {
+    // GET DATA answers whatever P1-P2 say.
+    let mut inner = key(Flavor::Yubico { version: [5, 4, 3] });
+    let t = Box::new(Defective {
+        card: key(Flavor::Yubico { version: [5, 4, 3] }),
+        fault: move |apdu: &[u8], answer: Vec<u8>| {
+            if apdu.len() > 4 && apdu[1] == 0xCB && (apdu[2], apdu[3]) != (0x3F, 0xFF) {
+                let mut fixed = apdu.to_vec();
+                fixed[2] = 0x3F;
+                fixed[3] = 0xFF;
+                inner.transmit(&fixed).unwrap_or(answer)
+            } else {
+                answer
+            }
+        },
+    });
+    let r = judge(t, &Selection { only: vec!["objects".into()], ..Selection::default() });
+    assert!(failed_musts(&r).contains(&"PIV-OBJ-005"), "{}", r.table());
+}
+
+#[test]
+fn severity_decides_conformance() {
+    // A should-check failing leaves the key conformant; a must-check failing does not.
+    let r = judge(
+        defective(|apdu, answer| if apdu[0] == 0xA0 { vec![0x6D, 0x00] } else { answer }),
+        &Selection { only: vec!["robustness".into()], ..Selection::default() },
+    );
+    let o = r.outcomes.iter().find(|o| o.id == "PIV-ROBUST-002").unwrap();
+    assert_eq!(o.severity, Severity::Should);
+    assert!(matches!(o.verdict, Verdict::Fail(_)) && r.must_failures().is_empty(), "{}", r.table());
+}
