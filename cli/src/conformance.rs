@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser};
 use conformance::{catalog, Card, Secrets, Selection};
 use host_driver::pcsc::Pcsc;
-use proto::Transport;
+use proto::{Clock, Transport};
 
 use crate::KeyArgs;
 
@@ -56,6 +56,12 @@ pub struct ConformanceArgs {
     /// JSON on stdout instead of the table
     #[arg(long)]
     json: bool,
+    /// Also write the results as JUnit XML (for CI)
+    #[arg(long, value_name = "FILE")]
+    junit: Option<std::path::PathBuf>,
+    /// Also write one self-contained HTML page (the key, each check, status words, timing)
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 }
 
 /// `ukey sim new` arguments, parsed, for the --sim key.
@@ -116,6 +122,13 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
     };
     let report = conformance::run(&mut card, &selection, &mut progress);
     drop(temp);
+    if let Some(path) = &a.junit {
+        std::fs::write(path, report.junit()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &a.html {
+        let now = host_driver::certinfo::format_time(proto::clock::SystemClock.now_unix());
+        std::fs::write(path, report.html(&now)).with_context(|| format!("writing {}", path.display()))?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {

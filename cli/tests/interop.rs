@@ -815,10 +815,28 @@ fn conformance_through_a_pcsc_reader() {
     let yk = new_key(h, "yk", &["--scenario", "provisioned", "--seed", "31"]);
     let plain = new_key(h, "plain", &["--scenario", "provisioned", "--seed", "32", "--plain"]);
     let _serve = Serve::start(h, &[&yk, &plain]);
-    let out = ukey(h, &["conformance", "--reader", READER[0], "--json"]);
+    let (junit, html) = (h.join("report.xml"), h.join("report.html"));
+    let out = ukey(
+        h,
+        &[
+            "conformance",
+            "--reader",
+            READER[0],
+            "--json",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
     let v = json(&out);
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["key"]["name"], READER[0]);
+    let xml = fs::read_to_string(&junit).unwrap();
+    let checks = v["summary"]["checks"].as_u64().unwrap();
+    assert!(xml.contains(&format!("tests=\"{checks}\" failures=\"0\"")), "{xml}");
+    let page = fs::read_to_string(&html).unwrap();
+    assert!(page.contains("every must-check that applies passed") && page.contains(READER[0]));
     assert_eq!(v["summary"]["failed"], 0, "{v:#}");
     let out = ukey(h, &["conformance", "--reader", READER[1], "--json"]);
     let v = json(&out);

@@ -7,7 +7,8 @@
 //! - [`card`]: the key under test, reached through host-driver's `Transport` (in-process, a
 //!   PC/SC reader, later CCID), with every status word it answered recorded per check.
 //! - [`runner`]: runs a selection of the catalog, each check from a fresh reset and SELECT.
-//! - [`report`]: the results: JSON, and a terminal table.
+//! - [`report`]: the results: JSON, a terminal table, JUnit XML ([`junit`]) and one
+//!   self-contained HTML page.
 //!
 //! Checks never guess secrets: they use the PIN, PUK and management key they are given
 //! ([`card::Secrets`], the factory defaults unless told otherwise), and one that would need a
@@ -16,6 +17,8 @@
 pub mod card;
 pub mod catalog;
 mod checks;
+mod html;
+pub mod junit;
 pub mod report;
 pub mod runner;
 

@@ -74,6 +74,8 @@ pub struct KeyIdentity {
     pub aid: Option<String>,
     pub version: Option<String>,
     pub serial: Option<u32>,
+    /// The CHUID's GUID (34), hex: a card's identity where it has no Yubico serial.
+    pub guid: Option<String>,
 }
 
 /// A whole run.

@@ -72,6 +72,12 @@ fn identify(card: &mut Card) -> KeyIdentity {
     let aid = card.piv().select().ok().and_then(|a| a.aid).map(hex::encode_upper);
     let version = card.piv().version().ok().map(|v| format!("{}.{}.{}", v[0], v[1], v[2]));
     let serial = card.piv().serial().ok();
+    let guid = card
+        .piv()
+        .read_object(0x5FC102)
+        .ok()
+        .flatten()
+        .and_then(|chuid| proto::tlv::find(&chuid, 0x34).ok().flatten().map(hex::encode_upper));
     card.take_seen();
-    KeyIdentity { name, atr, aid, version, serial }
+    KeyIdentity { name, atr, aid, version, serial, guid }
 }

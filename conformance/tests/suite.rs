@@ -180,3 +180,28 @@ fn severity_decides_conformance() {
     assert_eq!(o.severity, Severity::Should);
     assert!(matches!(o.verdict, Verdict::Fail(_)) && r.must_failures().is_empty(), "{}", r.table());
 }
+
+#[test]
+fn the_reports_say_the_same_in_json_junit_and_html() {
+    // A card that takes an unknown instruction: ROBUST-001 fails, and ROBUST-006 (which sends
+    // it among the commands that must be refused).
+    let r = judge(
+        defective(|apdu, answer| if apdu[1] == 0x02 { vec![0x90, 0x00] } else { answer }),
+        &Selection { only: vec!["robustness".into(), "select".into()], ..Selection::default() },
+    );
+    let junit = r.junit();
+    assert!(junit.contains(&format!("tests=\"{}\" failures=\"2\"", r.outcomes.len())), "{junit}");
+    assert!(
+        junit.contains("<failure message=\"[must] an instruction PIV does not define (INS 02): answered 9000"),
+        "{junit}"
+    );
+    let html = r.html("2026-12-03 00:00:00 UTC");
+    for o in &r.outcomes {
+        assert!(html.contains(o.id), "{} in the page", o.id);
+    }
+    assert!(html.contains("2 must-checks failed") && html.contains("class=\"fail\""));
+    assert!(!html.contains("<script"), "a page without scripts");
+    let json = r.to_json();
+    assert_eq!(json["summary"]["must_failed"], 2);
+    assert_eq!(json["outcomes"].as_array().unwrap().len(), r.outcomes.len());
+}

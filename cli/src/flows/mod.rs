@@ -779,31 +779,23 @@ fn base64_decode(s: &str) -> Result<Vec<u8>> {
 }
 
 fn junit(steps: &[Step]) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
-    let failures = steps.iter().filter(|s| !s.ok).count();
-    let skipped = steps.iter().filter(|s| s.skipped).count();
-    let total: u128 = steps.iter().map(|s| s.ms).sum();
-    let mut x = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"ukey flows\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
-        steps.len(),
-        total as f64 / 1000.0
-    );
-    for s in steps {
-        x += &format!(
-            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-            esc(s.flow),
-            esc(&s.step),
-            s.ms as f64 / 1000.0
-        );
-        if s.skipped {
-            x += &format!("><skipped message=\"{}\"/></testcase>\n", esc(&s.detail));
-        } else if s.ok {
-            x += "/>\n";
-        } else {
-            x += &format!("><failure message=\"{}\"/></testcase>\n", esc(&s.detail));
-        }
-    }
-    x + "</testsuite>\n"
+    use conformance::junit::{Case, CaseResult};
+    let cases: Vec<Case> = steps
+        .iter()
+        .map(|s| Case {
+            class: s.flow,
+            name: s.step.clone(),
+            millis: s.ms,
+            result: if s.skipped {
+                CaseResult::Skipped(s.detail.clone())
+            } else if s.ok {
+                CaseResult::Pass
+            } else {
+                CaseResult::Failure(s.detail.clone())
+            },
+        })
+        .collect();
+    conformance::junit::write("ukey flows", &cases)
 }
 
 pub fn run(a: FlowsArgs) -> Result<ExitCode> {
