@@ -72,7 +72,7 @@ struct NewKey {
 }
 
 pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
-    let selection = Selection { only: a.only.clone(), skip: a.skip.clone(), destructive: false };
+    let selection = Selection { only: a.only.clone(), skip: a.skip.clone(), destructive: false, throwaway: a.sim };
     let unknown = selection.unknown();
     if !unknown.is_empty() {
         bail!("no check matches {}: see `ukey conformance --list`", unknown.join(", "));

@@ -72,13 +72,15 @@ pub struct Card {
     /// no check sends a PIN that is not known to be right, so a wrong `--pin` costs one try,
     /// not one per check.
     pub pin_ok: Option<bool>,
+    /// The same for the PUK ([`Card::probe_puk`]).
+    pub puk_ok: Option<bool>,
 }
 
 impl Card {
     pub fn new(transport: Box<dyn Transport>, secrets: Secrets) -> Card {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let piv = Piv::new(Recorder { inner: transport, seen: seen.clone() });
-        Card { piv, seen, secrets, atr: Vec::new(), pin_ok: None }
+        Card { piv, seen, secrets, atr: Vec::new(), pin_ok: None, puk_ok: None }
     }
 
     /// The host driver's PIV client on this key (it follows 61xx and chains long data).
@@ -114,6 +116,11 @@ impl Card {
         self.piv.select().map(|_| ()).map_err(|e| format!("SELECT PIV after reset: {e}"))
     }
 
+    /// The status words answered so far in this check, kept for the report.
+    pub fn seen_so_far(&self) -> Vec<u16> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The status words answered since the last call.
     pub fn take_seen(&mut self) -> Vec<u16> {
         std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
@@ -139,6 +146,49 @@ impl Card {
             None => Some(true),
         };
         self.fresh()
+    }
+
+    /// Try the given PUK once (CHANGE REFERENCE DATA to itself, which also resets its
+    /// counter), if the key's metadata says at least two tries are left, or `throwaway` (a
+    /// key made for the run): PIV has no way to read the PUK's count without spending a try.
+    pub fn probe_puk(&mut self, throwaway: bool) -> Result<(), String> {
+        self.fresh()?;
+        let left = self.piv.metadata(0x81).ok().and_then(|m| m.retries_remaining);
+        self.puk_ok = if throwaway || left.is_some_and(|n| n >= 2) {
+            let puk = self.secrets.puk.clone();
+            match self.piv.change_puk(&puk, &puk) {
+                Ok(host_driver::PinOutcome::Ok) => Some(true),
+                Ok(_) => Some(false),
+                Err(e) => return Err(e.to_string()),
+            }
+        } else {
+            None
+        };
+        self.fresh()
+    }
+
+    /// Why the PUK may not be sent, if it may not.
+    pub fn puk_usable(&self) -> Result<(), Verdict> {
+        match self.puk_ok {
+            Some(true) => Ok(()),
+            Some(false) => {
+                Err(Verdict::Skipped("the PUK given is not this key's (one try spent finding out); pass --puk".into()))
+            }
+            None => {
+                Err(Verdict::Skipped("the PUK was not tried: the key cannot say how many tries it has left".into()))
+            }
+        }
+    }
+
+    /// Authenticate with the given management key; a verdict when it is not this key's.
+    pub fn mgmt_auth(&mut self) -> Result<(), Verdict> {
+        match self.authenticate() {
+            Ok(()) => Ok(()),
+            Err(PivError::NotAuthorized { .. }) => {
+                Err(Verdict::Skipped("the management key given is not this key's; pass --mgmt-key".into()))
+            }
+            Err(e) => Err(Verdict::Fail(format!("management-key authentication: {e}"))),
+        }
     }
 
     /// Why the PIN may not be sent, if it may not.

@@ -15,10 +15,16 @@ pub enum Family {
     Objects,
     /// VERIFY: status query, counting, reset, logout, PIN format.
     Verify,
+    /// CHANGE REFERENCE DATA and RESET RETRY COUNTER, PIN and PUK.
+    PinMgmt,
     /// Management-key authentication (GENERAL AUTHENTICATE with 9B).
     MgmtAuth,
     /// GENERAL AUTHENTICATE with the slots' keys: signatures.
     Sign,
+    /// PUT DATA, command chaining, GET RESPONSE, extended length.
+    PutData,
+    /// GENERATE ASYMMETRIC KEY PAIR, and what the new key does.
+    Generate,
     /// Status words for malformed commands; state unchanged after a refusal.
     Robustness,
     /// The Yubico extensions: version, serial, metadata, attestation.
@@ -26,12 +32,15 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 10] = [
         Family::Select,
         Family::Objects,
         Family::Verify,
+        Family::PinMgmt,
         Family::MgmtAuth,
         Family::Sign,
+        Family::PutData,
+        Family::Generate,
         Family::Robustness,
         Family::Yubico,
     ];
@@ -41,8 +50,11 @@ impl Family {
             Family::Select => "select",
             Family::Objects => "objects",
             Family::Verify => "verify",
+            Family::PinMgmt => "pin-mgmt",
             Family::MgmtAuth => "mgmt-auth",
             Family::Sign => "sign",
+            Family::PutData => "put-data",
+            Family::Generate => "generate",
             Family::Robustness => "robustness",
             Family::Yubico => "yubico",
         }

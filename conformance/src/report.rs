@@ -46,6 +46,9 @@ pub struct Outcome {
     pub family: Family,
     pub severity: Severity,
     pub verdict: Verdict,
+    /// Changes the key beyond what the check puts back: not run without leave, and then not
+    /// counted against conformance.
+    pub destructive: bool,
     /// Every status word the key answered during the check, in order (hex).
     pub status_words: Vec<String>,
     pub millis: u128,
@@ -59,6 +62,7 @@ impl Outcome {
             clause: check.clause,
             family: check.family,
             severity: check.severity,
+            destructive: check.destructive,
             verdict,
             status_words: seen.iter().map(|sw| format!("{sw:04X}")).collect(),
             millis,
@@ -111,11 +115,12 @@ impl Report {
         self.outcomes.iter().filter(|o| o.severity == Severity::Must && matches!(o.verdict, Verdict::Fail(_))).collect()
     }
 
-    /// The must-checks that did not run for want of a secret or a state.
+    /// The must-checks that did not run for want of a secret or a state (destructive checks
+    /// left out without leave are not among them: they were not asked for).
     pub fn must_skipped(&self) -> Vec<&Outcome> {
         self.outcomes
             .iter()
-            .filter(|o| o.severity == Severity::Must && matches!(o.verdict, Verdict::Skipped(_)))
+            .filter(|o| o.severity == Severity::Must && !o.destructive && matches!(o.verdict, Verdict::Skipped(_)))
             .collect()
     }
 

@@ -13,6 +13,9 @@ pub struct Selection {
     pub only: Vec<String>,
     pub skip: Vec<String>,
     pub destructive: bool,
+    /// The key was made for this run (`--sim`): destructive checks run, and the PUK is tried
+    /// even where its count cannot be read.
+    pub throwaway: bool,
 }
 
 fn matches(pattern: &str, check: &Check) -> bool {
@@ -39,14 +42,16 @@ impl Selection {
 /// Run the selected checks, each from a fresh reset and SELECT, calling `progress` after each.
 pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usize, usize, &Outcome)) -> Report {
     let key = identify(card);
-    // What the checks may do with the PIN is settled once, before any of them.
+    // What the checks may do with the PIN and PUK is settled once, before any of them.
     let _ = card.probe_pin();
+    let _ = card.probe_puk(selection.throwaway);
+    let destructive = selection.destructive || selection.throwaway;
     let chosen: Vec<Check> = catalog().into_iter().filter(|c| selection.picks(c)).collect();
     let mut outcomes = Vec::new();
     for (n, check) in chosen.iter().enumerate() {
         card.take_seen();
         let started = Instant::now();
-        let verdict = if check.destructive && !selection.destructive {
+        let verdict = if check.destructive && !destructive {
             Verdict::Skipped("destructive: run with --destructive".into())
         } else {
             match card.fresh() {

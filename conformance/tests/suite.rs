@@ -53,7 +53,33 @@ fn a_clean_virtual_key_passes_every_must_check() {
     assert!(r.count("pass") >= 35, "{}", r.table());
     assert_eq!(r.key.version.as_deref(), Some("5.4.3"));
     // Every check shows what the key answered.
-    assert!(r.outcomes.iter().all(|o| !o.status_words.is_empty()), "{}", r.table());
+    assert!(r.outcomes.iter().filter(|o| !o.destructive).all(|o| !o.status_words.is_empty()), "{}", r.table());
+    assert!(r.conforms(), "destructive checks left out do not make it incomplete: {}", r.table());
+}
+
+#[test]
+fn on_a_key_made_for_the_run_the_destructive_checks_run_and_pass() {
+    let r = judge(
+        Box::new(key(Flavor::Yubico { version: [5, 4, 3] })),
+        &Selection { throwaway: true, ..Selection::default() },
+    );
+    assert!(r.conforms(), "{}", r.table());
+    for id in ["PIV-GEN-001", "PIV-GEN-002", "PIV-GEN-003", "PIV-GEN-004", "PIV-RESET-002", "PIV-PUT-002"] {
+        assert_eq!(verdict(&r, id), &Verdict::Pass, "{id}: {}", r.table());
+    }
+    // Without leave, a key someone owns keeps its keys.
+    let r = judge(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), &Selection::default());
+    assert!(matches!(verdict(&r, "PIV-GEN-002"), Verdict::Skipped(why) if why.contains("--destructive")));
+}
+
+#[test]
+fn a_card_accepting_a_wrong_old_pin_is_caught() {
+    let r = judge(
+        defective(|apdu, answer| if apdu.len() == 21 && apdu[1] == 0x24 { vec![0x90, 0x00] } else { answer }),
+        &Selection { only: vec!["pin-mgmt".into()], ..Selection::default() },
+    );
+    assert!(failed_musts(&r).contains(&"PIV-CHANGE-001"), "{}", r.table());
+    assert!(verdict(&r, "PIV-CHANGE-001").detail().contains("accepted a wrong old PIN"));
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! The checks, one module per family. Each is a plain function from the card (fresh: reset
 //! and PIV selected) to a verdict; the catalog entries beside them say what they assert.
 
+mod generate;
 mod mgmt;
 mod objects;
+mod pinmgmt;
+mod putdata;
 mod robust;
 mod select;
 mod sign;
@@ -15,8 +18,18 @@ use crate::catalog::Check;
 use crate::report::Verdict;
 
 /// The catalog, family by family.
-pub const ALL: &[&[Check]] =
-    &[select::CHECKS, objects::CHECKS, verify::CHECKS, mgmt::CHECKS, sign::CHECKS, robust::CHECKS, yubico::CHECKS];
+pub const ALL: &[&[Check]] = &[
+    select::CHECKS,
+    objects::CHECKS,
+    verify::CHECKS,
+    pinmgmt::CHECKS,
+    mgmt::CHECKS,
+    sign::CHECKS,
+    putdata::CHECKS,
+    generate::CHECKS,
+    robust::CHECKS,
+    yubico::CHECKS,
+];
 
 /// Pass when `sw` is one of `want`, else a failure naming what came.
 fn expect(sw: Sw, want: &[u16], what: &str) -> Verdict {

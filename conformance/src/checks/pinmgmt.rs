@@ -1,0 +1,198 @@
+//! CHANGE REFERENCE DATA and RESET RETRY COUNTER for the PIN and the PUK. Every change is put
+//! back: the PIN changed is changed again to the one given, the PIN unblocked is set to it.
+
+use super::{expect, pin_block, step, tried, wrong_pin};
+use crate::card::Card;
+use crate::catalog::{Check, Family, Severity};
+use crate::report::Verdict;
+
+fn apdu(ins: u8, p2: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut data = pin_block(a);
+    data.extend(pin_block(b));
+    let mut x = vec![0x00, ins, 0x00, p2, data.len() as u8];
+    x.extend(data);
+    x
+}
+
+fn pin_tries(card: &mut Card) -> Result<u16, Verdict> {
+    card.raw(&[0x00, 0x20, 0x00, 0x80]).map(|(_, sw)| sw.0).map_err(Verdict::Fail)
+}
+
+/// The given PIN still verifies (nothing changed it).
+fn pin_still_works(card: &mut Card) -> Result<(), Verdict> {
+    card.fresh().map_err(Verdict::Fail)?;
+    card.verify_pin()
+}
+
+fn change_wrong_old(card: &mut Card) -> Verdict {
+    tried!(card.pin_usable());
+    let before = tried!(pin_tries(card));
+    if before & 0xFFF0 != 0x63C0 || before & 0x0F < 2 {
+        return Verdict::Skipped(format!("fewer than two PIN tries left ({before:04X})"));
+    }
+    let pin = card.secrets.pin.expose().to_string();
+    let (_, sw) = step!(card.raw(&apdu(0x24, 0x80, wrong_pin(&pin).as_bytes(), b"13572468")));
+    tried!(pin_still_works(card));
+    if sw.0 == 0x9000 {
+        return Verdict::Fail("CHANGE REFERENCE DATA accepted a wrong old PIN".into());
+    }
+    expect(sw, &[before - 1], "CHANGE REFERENCE DATA with a wrong old PIN (one try spent)")
+}
+
+fn change_short_new(card: &mut Card) -> Verdict {
+    tried!(card.pin_usable());
+    let pin = card.secrets.pin.expose().to_string();
+    let (_, sw) = step!(card.raw(&apdu(0x24, 0x80, pin.as_bytes(), b"12345")));
+    let v = expect(sw, &[0x6A80], "CHANGE REFERENCE DATA to a 5-digit PIN");
+    if sw.0 == 0x9000 {
+        // Put the given PIN back before saying so.
+        let _ = card.raw(&apdu(0x24, 0x80, b"12345", pin.as_bytes()));
+    }
+    tried!(pin_still_works(card));
+    v
+}
+
+fn change_and_back(card: &mut Card) -> Verdict {
+    tried!(card.pin_usable());
+    let pin = card.secrets.pin.expose().to_string();
+    let other = if pin == "13572468" { "24681357" } else { "13572468" };
+    let (_, sw) = step!(card.raw(&apdu(0x24, 0x80, pin.as_bytes(), other.as_bytes())));
+    if sw.0 != 0x9000 {
+        return Verdict::Fail(format!("CHANGE REFERENCE DATA with the right PIN answered {:04X}", sw.0));
+    }
+    step!(card.fresh());
+    let (_, with_new) = step!(card.raw(&{
+        let mut v = vec![0x00, 0x20, 0x00, 0x80, 0x08];
+        v.extend(pin_block(other.as_bytes()));
+        v
+    }));
+    let (_, back) = step!(card.raw(&apdu(0x24, 0x80, other.as_bytes(), pin.as_bytes())));
+    if back.0 != 0x9000 {
+        return Verdict::Fail(format!("changing the PIN back answered {:04X}: the PIN is now {other}", back.0));
+    }
+    tried!(pin_still_works(card));
+    expect(with_new, &[0x9000], "VERIFY with the new PIN")
+}
+
+fn puk_wrong(card: &mut Card) -> Verdict {
+    tried!(card.puk_usable());
+    let puk = card.secrets.puk.expose().to_string();
+    let pin = card.secrets.pin.expose().to_string();
+    let wrong = if puk == "87654321" { "11223344" } else { "87654321" };
+    let (_, sw) = step!(card.raw(&apdu(0x2C, 0x80, wrong.as_bytes(), pin.as_bytes())));
+    // The right PUK to itself resets its count.
+    let (_, reset) = step!(card.raw(&apdu(0x24, 0x81, puk.as_bytes(), puk.as_bytes())));
+    if sw.0 == 0x9000 {
+        return Verdict::Fail("RESET RETRY COUNTER accepted a wrong PUK".into());
+    }
+    if reset.0 != 0x9000 {
+        return Verdict::Fail(format!("the right PUK after a wrong one answered {:04X}", reset.0));
+    }
+    if sw.0 & 0xFFF0 == 0x63C0 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("a wrong PUK answered {:04X}, not 63Cx", sw.0))
+    }
+}
+
+fn unblock_sets_pin(card: &mut Card) -> Verdict {
+    tried!(card.puk_usable());
+    tried!(card.pin_usable());
+    let puk = card.secrets.puk.expose().to_string();
+    let pin = card.secrets.pin.expose().to_string();
+    let (_, sw) = step!(card.raw(&apdu(0x2C, 0x80, puk.as_bytes(), pin.as_bytes())));
+    let v = expect(sw, &[0x9000], "RESET RETRY COUNTER with the right PUK");
+    if v != Verdict::Pass {
+        return v;
+    }
+    tried!(pin_still_works(card));
+    step!(card.fresh());
+    match tried!(pin_tries(card)) {
+        w if w & 0xFFF0 == 0x63C0 && w & 0x0F >= 1 => Verdict::Pass,
+        w => Verdict::Fail(format!("after the reset the PIN's count reads {w:04X}")),
+    }
+}
+
+fn puk_short_new(card: &mut Card) -> Verdict {
+    tried!(card.puk_usable());
+    let puk = card.secrets.puk.expose().to_string();
+    let (_, sw) = step!(card.raw(&apdu(0x2C, 0x80, puk.as_bytes(), b"12345")));
+    if sw.0 == 0x9000 {
+        let pin = card.secrets.pin.expose().to_string();
+        let _ = card.raw(&apdu(0x2C, 0x80, puk.as_bytes(), pin.as_bytes()));
+    }
+    let v = expect(sw, &[0x6A80], "RESET RETRY COUNTER to a 5-digit PIN");
+    tried!(pin_still_works(card));
+    v
+}
+
+fn wrong_reference(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&apdu(0x24, 0x9B, b"123456", b"654321")));
+    expect(sw, &[0x6A88, 0x6A86, 0x6A80], "CHANGE REFERENCE DATA of key reference 9B (not a PIN)")
+}
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: "PIV-CHANGE-001",
+        title: "CHANGE REFERENCE DATA with a wrong old PIN is refused and spends one try",
+        clause: "SP 800-73-4 Part 2 §3.2.2",
+        family: Family::PinMgmt,
+        severity: Severity::Must,
+        destructive: false,
+        run: change_wrong_old,
+    },
+    Check {
+        id: "PIV-CHANGE-002",
+        title: "a new PIN shorter than 6 digits is 6A80 and the PIN stays",
+        clause: "SP 800-73-4 Part 2 §3.2.2, §2.4.3",
+        family: Family::PinMgmt,
+        severity: Severity::Must,
+        destructive: false,
+        run: change_short_new,
+    },
+    Check {
+        id: "PIV-CHANGE-003",
+        title: "the PIN changes, the new one verifies, and it changes back",
+        clause: "SP 800-73-4 Part 2 §3.2.2",
+        family: Family::PinMgmt,
+        severity: Severity::Must,
+        destructive: false,
+        run: change_and_back,
+    },
+    Check {
+        id: "PIV-CHANGE-004",
+        title: "CHANGE REFERENCE DATA of a key reference that is no PIN is refused",
+        clause: "SP 800-73-4 Part 2 §3.2.2",
+        family: Family::PinMgmt,
+        severity: Severity::Should,
+        destructive: false,
+        run: wrong_reference,
+    },
+    Check {
+        id: "PIV-RESET-001",
+        title: "RESET RETRY COUNTER with a wrong PUK is refused with the PUK's tries (63Cx)",
+        clause: "SP 800-73-4 Part 2 §3.2.3",
+        family: Family::PinMgmt,
+        severity: Severity::Must,
+        destructive: false,
+        run: puk_wrong,
+    },
+    Check {
+        id: "PIV-RESET-002",
+        title: "RESET RETRY COUNTER with the right PUK sets the PIN and its tries",
+        clause: "SP 800-73-4 Part 2 §3.2.3",
+        family: Family::PinMgmt,
+        severity: Severity::Must,
+        destructive: false,
+        run: unblock_sets_pin,
+    },
+    Check {
+        id: "PIV-RESET-003",
+        title: "RESET RETRY COUNTER to a PIN shorter than 6 digits is 6A80",
+        clause: "SP 800-73-4 Part 2 §3.2.3, §2.4.3",
+        family: Family::PinMgmt,
+        severity: Severity::Must,
+        destructive: false,
+        run: puk_short_new,
+    },
+];
