@@ -19,6 +19,7 @@ use crate::KeyArgs;
 ///   ukey conformance --sim                          # a fresh virtual key of its own
 ///   ukey conformance --reader 'Virtual PCD 00 00'   # a key in a PC/SC reader
 ///   ukey conformance --key ./alice --only verify --json
+///   ukey conformance --reader NAME --destructive --confirm 12345678   # also GENERATE, lockout
 ///
 /// Exit status 0 only when every must-check that applies passed (a feature the key lacks is
 /// "not supported", not a failure). Checks need the key's PIN and management key (factory
@@ -35,6 +36,14 @@ pub struct ConformanceArgs {
     /// With --sim: a plain PIV card, without the Yubico extensions
     #[arg(long, requires = "sim")]
     plain: bool,
+    /// Also run the destructive checks: GENERATE replaces 9D's key pair; the PIN is blocked
+    /// with wrong tries and unblocked with the PUK to the same PIN. Needs --confirm
+    #[arg(long)]
+    destructive: bool,
+    /// With --destructive: the key's serial, or its CHUID GUID in hex, typed back (the key you
+    /// mean to change)
+    #[arg(long, value_name = "SERIAL|GUID", requires = "destructive")]
+    confirm: Option<String>,
     /// Print the catalog instead of running it
     #[arg(long)]
     list: bool,
@@ -72,7 +81,8 @@ struct NewKey {
 }
 
 pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
-    let selection = Selection { only: a.only.clone(), skip: a.skip.clone(), destructive: false, throwaway: a.sim };
+    let selection =
+        Selection { only: a.only.clone(), skip: a.skip.clone(), destructive: a.destructive, throwaway: a.sim };
     let unknown = selection.unknown();
     if !unknown.is_empty() {
         bail!("no check matches {}: see `ukey conformance --list`", unknown.join(", "));
@@ -112,6 +122,9 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
     }
     secrets.mgmt = crate::commands::mgmt_key(&a.mgmt)?;
     let mut card = Card::new(transport, secrets);
+    if a.destructive && !a.sim {
+        confirmed(&mut card, a.confirm.as_deref())?;
+    }
     // Progress on a terminal only: a log or a pipe gets the report alone.
     let live = !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut progress = |n: usize, total: usize, o: &conformance::Outcome| {
@@ -138,6 +151,24 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         print!("{}", report.table());
     }
     Ok(if report.conforms() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `--destructive` on a key someone owns: only with its serial or CHUID GUID typed back.
+fn confirmed(card: &mut Card, typed: Option<&str>) -> Result<()> {
+    let id = conformance::identify(card);
+    let serial = id.serial.map(|s| s.to_string());
+    let matches = |t: &str| {
+        serial.as_deref() == Some(t.trim()) || id.guid.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(t.trim()))
+    };
+    match typed {
+        Some(t) if matches(t) => Ok(()),
+        _ => bail!(
+            "--destructive changes {}: type back its serial ({}) or CHUID GUID ({}) with --confirm",
+            id.name,
+            serial.as_deref().unwrap_or("none"),
+            id.guid.as_deref().unwrap_or("none")
+        ),
+    }
 }
 
 fn list(selection: &Selection, json: bool) -> Result<ExitCode> {

@@ -480,3 +480,27 @@ fn conformance_judges_a_key_and_its_exit_status_says_whether_it_conforms() {
     assert_ne!(out.status.code(), Some(0), "refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("PIV-NOPE-*"));
 }
+
+#[test]
+fn destructive_conformance_needs_the_serial_typed_back_and_puts_the_pin_back() {
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("k");
+    let k = key.to_str().unwrap();
+    ok(home.path(), &["sim", "new", k, "--scenario", "provisioned", "--seed", "9", "--serial", "12345678"]);
+    let out = ukey(home.path(), &["conformance", "--key", k, "--destructive"]);
+    assert_ne!(out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("--confirm") && said.contains("12345678"), "{said}");
+    let out = ukey(home.path(), &["conformance", "--key", k, "--destructive", "--confirm", "87654321"]);
+    assert_ne!(out.status.code(), Some(0), "the wrong serial is refused");
+    let out = ukey(home.path(), &["conformance", "--key", k, "--destructive", "--confirm", "12345678", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let lockout = v["outcomes"].as_array().unwrap().iter().find(|o| o["id"] == "PIV-VERIFY-009").unwrap();
+    assert_eq!(lockout["verdict"]["result"], "pass", "{lockout}");
+    // Blocked and unblocked: the PIN is the one it was, with all its tries.
+    let out = ukey(home.path(), &["pin", "verify", "--key", k, "--pin", "123456", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let retries = json(&ukey(home.path(), &["pin", "retries", "--key", k, "--json"]));
+    assert_eq!(retries["retries_left"], 3);
+}

@@ -25,4 +25,4 @@ pub mod runner;
 pub use card::{Card, Secrets};
 pub use catalog::{catalog, Check, Family, Severity};
 pub use report::{Outcome, Report, Verdict};
-pub use runner::{run, Selection};
+pub use runner::{identify, run, Selection};

@@ -70,7 +70,7 @@ pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usiz
 }
 
 /// Who the key says it is (what it cannot say stays empty).
-fn identify(card: &mut Card) -> KeyIdentity {
+pub fn identify(card: &mut Card) -> KeyIdentity {
     let name = card.name();
     let _ = card.fresh();
     let atr = hex::encode_upper(&card.atr);

@@ -3,7 +3,7 @@
 use der::Decode;
 use proto::tlv;
 
-use super::{expect, get_data_apdu, step};
+use super::{expect, get_data_apdu, step, tried};
 use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
 use crate::report::Verdict;
@@ -150,6 +150,60 @@ fn certificate_9a(card: &mut Card) -> Verdict {
     }
 }
 
+/// The 9A certificate's validity window (not before, not after), as unix times.
+fn validity_9a(card: &mut Card) -> Result<(u64, u64), Verdict> {
+    let der = match card.piv().read_certificate(proto::piv::Slot::Authentication) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Err(Verdict::NotSupported("no certificate in 9A".into())),
+        Err(e) => return Err(Verdict::Fail(e.to_string())),
+    };
+    let cert = x509_cert::Certificate::from_der(&der).map_err(|e| Verdict::Fail(format!("9A certificate: {e}")))?;
+    let v = &cert.tbs_certificate.validity;
+    Ok((v.not_before.to_unix_duration().as_secs(), v.not_after.to_unix_duration().as_secs()))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn cert_valid_now(card: &mut Card) -> Verdict {
+    let (from, until) = tried!(validity_9a(card));
+    let now = now();
+    if now < from {
+        return Verdict::Fail(format!(
+            "the 9A certificate is not valid yet (from {})",
+            host_driver::certinfo::format_time(from)
+        ));
+    }
+    if now > until {
+        return Verdict::Fail(format!("the 9A certificate expired {}", host_driver::certinfo::format_time(until)));
+    }
+    Verdict::Pass
+}
+
+fn cert_not_expiring(card: &mut Card) -> Verdict {
+    let (_, until) = tried!(validity_9a(card));
+    let days = until.saturating_sub(now()) / 86_400;
+    if days < 30 {
+        return Verdict::Fail(format!(
+            "the 9A certificate expires in {days} days ({}): renew it",
+            host_driver::certinfo::format_time(until)
+        ));
+    }
+    Verdict::Pass
+}
+
+fn ccc(card: &mut Card) -> Verdict {
+    match object(card, 0x5FC107) {
+        Ok(Some(body)) => match well_formed(&body) {
+            Ok(_) => Verdict::Pass,
+            Err(e) => Verdict::Fail(format!("CCC: {e}")),
+        },
+        Ok(None) => Verdict::NotSupported("no Card Capability Container".into()),
+        Err(v) => v,
+    }
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-OBJ-001",
@@ -213,5 +267,32 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Must,
         destructive: false,
         run: certificate_9a,
+    },
+    Check {
+        id: "PIV-OBJ-008",
+        title: "the 9A certificate is within its validity period",
+        clause: "SP 800-73-4 Part 1 §3.1; RFC 5280 §4.1.2.5",
+        family: Family::Objects,
+        severity: Severity::Must,
+        destructive: false,
+        run: cert_valid_now,
+    },
+    Check {
+        id: "PIV-OBJ-009",
+        title: "the 9A certificate has 30 days or more left",
+        clause: "RFC 5280 §4.1.2.5 (renewal warning)",
+        family: Family::Objects,
+        severity: Severity::Info,
+        destructive: false,
+        run: cert_not_expiring,
+    },
+    Check {
+        id: "PIV-OBJ-010",
+        title: "the Card Capability Container, when present, is well-formed BER-TLV",
+        clause: "SP 800-73-4 Part 1 §3.1.1",
+        family: Family::Objects,
+        severity: Severity::Info,
+        destructive: false,
+        run: ccc,
     },
 ];

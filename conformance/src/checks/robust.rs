@@ -61,6 +61,20 @@ fn state_unchanged(card: &mut Card) -> Verdict {
     }
 }
 
+fn unknown_algorithm(card: &mut Card) -> Verdict {
+    // P1 = 07 (RSA 2048) on 9A, which holds a P-256 key or none.
+    let (_, sw) = step!(card.raw(&[0x00, 0x87, 0x07, 0x9A, 0x06, 0x7C, 0x04, 0x82, 0x00, 0x81, 0x00]));
+    if sw.0 == 0x9000 {
+        return Verdict::Fail("GENERAL AUTHENTICATE with an algorithm the slot does not hold answered 9000".into());
+    }
+    Verdict::Pass
+}
+
+fn wrong_slot(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0x00, 0x87, 0x11, 0x77, 0x06, 0x7C, 0x04, 0x82, 0x00, 0x81, 0x00]));
+    expect(sw, &[0x6A86, 0x6A88, 0x6A80], "GENERAL AUTHENTICATE of key reference 77, which PIV does not define")
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-ROBUST-001",
@@ -115,5 +129,23 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Must,
         destructive: false,
         run: state_unchanged,
+    },
+    Check {
+        id: "PIV-ROBUST-007",
+        title: "GENERAL AUTHENTICATE with an algorithm the slot does not hold is refused",
+        clause: "SP 800-73-4 Part 2 §3.2.4",
+        family: Family::Robustness,
+        severity: Severity::Must,
+        destructive: false,
+        run: unknown_algorithm,
+    },
+    Check {
+        id: "PIV-ROBUST-008",
+        title: "GENERAL AUTHENTICATE of an undefined key reference is refused",
+        clause: "SP 800-73-4 Part 2 §3.2.4",
+        family: Family::Robustness,
+        severity: Severity::Should,
+        destructive: false,
+        run: wrong_slot,
     },
 ];

@@ -75,6 +75,16 @@ fn unknown_aid(card: &mut Card) -> Verdict {
     }
 }
 
+fn wrong_p1(card: &mut Card) -> Verdict {
+    let mut apdu = select_apdu(&PIV_AID);
+    apdu[2] = 0x02;
+    let (_, sw) = step!(card.raw(&apdu));
+    if sw.0 == 0x9000 {
+        return Verdict::Fail("SELECT with P1=02 (select by file identifier) answered 9000 for the PIV AID".into());
+    }
+    Verdict::Pass
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-SELECT-001",
@@ -120,5 +130,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: unknown_aid,
+    },
+    Check {
+        id: "PIV-SELECT-006",
+        title: "SELECT with a P1 other than by-name is not taken as selecting PIV",
+        clause: "ISO 7816-4 §11.2.2; SP 800-73-4 Part 2 §3.1.1",
+        family: Family::Select,
+        severity: Severity::Should,
+        destructive: false,
+        run: wrong_p1,
     },
 ];

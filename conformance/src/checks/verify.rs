@@ -137,6 +137,46 @@ fn wrong_reference(card: &mut Card) -> Verdict {
     expect(sw, &[0x6A88, 0x6A86], "VERIFY of key reference 8F, which PIV does not define")
 }
 
+fn lockout(card: &mut Card) -> Verdict {
+    tried!(card.pin_usable());
+    tried!(card.puk_usable());
+    let mut left = tried!(tries(card));
+    let wrong = pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes());
+    let mut said = Vec::new();
+    while left > 0 && said.len() < 16 {
+        let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &wrong)));
+        said.push(sw.0);
+        left = tried!(tries(card));
+    }
+    // Blocked: even the right PIN is refused with 6983.
+    let block = pin_block(card.secrets.pin.expose().as_bytes());
+    let (_, right) = step!(card.raw(&verify_apdu(0x00, 0x80, &block)));
+    // Put it back: RESET RETRY COUNTER with the PUK, to the same PIN.
+    let mut data = pin_block(card.secrets.puk.expose().as_bytes());
+    data.extend(&block);
+    let mut apdu = vec![0x00, 0x2C, 0x00, 0x80, data.len() as u8];
+    apdu.extend(data);
+    let (_, restored) = step!(card.raw(&apdu));
+    if restored.0 != 0x9000 {
+        return Verdict::Fail(format!("unblocking with the PUK answered {:04X}: the PIN stays blocked", restored.0));
+    }
+    if let Err(v) = restore(card) {
+        return v;
+    }
+    match said.last() {
+        Some(0x63C0) | Some(0x6983) if right.0 == 0x6983 => Verdict::Pass,
+        _ if right.0 != 0x6983 => {
+            Verdict::Fail(format!("with no tries left the right PIN answered {:04X}, not 6983", right.0))
+        }
+        last => Verdict::Fail(format!("the last wrong PIN answered {last:04X?}, not 63C0 or 6983")),
+    }
+}
+
+fn wrong_p1(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&verify_apdu(0x01, 0x80, &pin_block(b"123456"))));
+    expect(sw, &[0x6A86], "VERIFY with P1 other than 00 or FF")
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-VERIFY-001",
@@ -209,5 +249,23 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: wrong_reference,
+    },
+    Check {
+        id: "PIV-VERIFY-009",
+        title: "wrong PINs block it at zero (6983 even for the right PIN); the PUK unblocks",
+        clause: "SP 800-73-4 Part 2 §3.2.1, §3.2.3",
+        family: Family::Verify,
+        severity: Severity::Must,
+        destructive: true,
+        run: lockout,
+    },
+    Check {
+        id: "PIV-VERIFY-010",
+        title: "VERIFY with P1 other than 00 or FF is 6A86",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Verify,
+        severity: Severity::Should,
+        destructive: false,
+        run: wrong_p1,
     },
 ];

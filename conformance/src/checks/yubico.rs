@@ -76,6 +76,33 @@ fn attestation(card: &mut Card) -> Verdict {
     }
 }
 
+fn slot_metadata(card: &mut Card) -> Verdict {
+    let has_cert = matches!(card.piv().read_certificate(Slot::Authentication), Ok(Some(_)));
+    match card.piv().metadata(0x9A) {
+        Ok(m) => match (m.algorithm, m.public_key) {
+            (Some(0x11), Some(point)) if point.len() == 65 => Verdict::Pass,
+            (Some(0x11), _) => Verdict::Fail("9A's metadata names P-256 but gives no 65-byte public point".into()),
+            (Some(a), _) => Verdict::NotSupported(format!("9A holds algorithm {a:02X}, not P-256")),
+            (None, _) => Verdict::Fail("9A's metadata has no algorithm (01)".into()),
+        },
+        Err(e) if e.is_not_supported() => Verdict::NotSupported("no GET METADATA".into()),
+        Err(_) if !has_cert => Verdict::NotSupported("no key in 9A".into()),
+        Err(e) => Verdict::Fail(format!("9A metadata: {e}")),
+    }
+}
+
+fn management_metadata(card: &mut Card) -> Verdict {
+    match card.piv().metadata(0x9B) {
+        Ok(m) => match m.algorithm {
+            Some(0x03 | 0x08 | 0x0A | 0x0C) => Verdict::Pass,
+            Some(a) => Verdict::Fail(format!("the management key's metadata names algorithm {a:02X}")),
+            None => Verdict::Fail("the management key's metadata has no algorithm (01)".into()),
+        },
+        Err(e) if e.is_not_supported() => Verdict::NotSupported("no GET METADATA".into()),
+        Err(e) => Verdict::Fail(format!("9B metadata: {e}")),
+    }
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-YK-001",
@@ -112,5 +139,23 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Info,
         destructive: false,
         run: attestation,
+    },
+    Check {
+        id: "PIV-YK-005",
+        title: "9A's metadata names P-256 and gives the public point",
+        clause: "Yubico PIV extension (INS F7)",
+        family: Family::Yubico,
+        severity: Severity::Info,
+        destructive: false,
+        run: slot_metadata,
+    },
+    Check {
+        id: "PIV-YK-006",
+        title: "the management key's metadata names a 3DES or AES algorithm",
+        clause: "Yubico PIV extension (INS F7)",
+        family: Family::Yubico,
+        severity: Severity::Info,
+        destructive: false,
+        run: management_metadata,
     },
 ];
