@@ -365,7 +365,11 @@ impl<'a> Steps<'a> {
     }
 
     fn value_of(&self, css: &str) -> String {
-        self.run(async { self.c().find(Locator::Css(css)).await?.prop("value").await }).unwrap().unwrap_or_default()
+        match self.run(async { self.c().find(Locator::Css(css)).await?.prop("value").await }) {
+            Ok(v) => v.unwrap_or_default(),
+            Err(e) if gone(&e) => String::new(),
+            Err(e) => panic!("{css}: {e}"),
+        }
     }
 
     fn path(&self) -> String {
