@@ -17,6 +17,7 @@ use crate::KeyArgs;
 ///
 ///   ukey conformance --list                         # the catalog
 ///   ukey conformance --sim                          # a fresh virtual key of its own
+///   ukey conformance --sim --defect chaining-broken # ... with a defect the suite must catch
 ///   ukey conformance --reader 'Virtual PCD 00 00'   # a key in a PC/SC reader
 ///   ukey conformance --key ./alice --only verify --json
 ///   ukey conformance --reader NAME --destructive --confirm 12345678   # also GENERATE, lockout
@@ -36,6 +37,10 @@ pub struct ConformanceArgs {
     /// With --sim: a plain PIV card, without the Yubico extensions
     #[arg(long, requires = "sim")]
     plain: bool,
+    /// With --sim: the key has this defect (`ukey sim defects` lists them); the suite should
+    /// catch it
+    #[arg(long, value_name = "NAME", requires = "sim")]
+    defect: Option<String>,
     /// Also run the destructive checks: GENERATE replaces 9D's key pair; the PIN is blocked
     /// with wrong tries and unblocked with the PUK to the same PIN. Needs --confirm
     #[arg(long)]
@@ -90,6 +95,7 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
     if a.list {
         return list(&selection, a.json);
     }
+    let defect = a.defect.as_deref().map(token_sim::faults::Defect::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut temp = None;
     let transport: Box<dyn Transport> = if a.sim {
         let dir = tempfile::tempdir().context("a directory for the --sim key")?;
@@ -101,7 +107,11 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         let new = NewKey::try_parse_from(std::iter::once("new").chain(args.into_iter().skip(1)))?;
         crate::commands::create_key(&new.a)?;
         temp = Some(dir);
-        Box::new(crate::open::open_dir(&key_dir)?)
+        let key = crate::open::open_dir(&key_dir)?;
+        match defect {
+            Some(d) => Box::new(token_sim::faults::Defective::new(key, d)),
+            None => Box::new(key),
+        }
     } else {
         match (&a.key.key, &a.key.reader) {
             (Some(dir), _) => Box::new(crate::open::open_dir(dir)?),
@@ -151,6 +161,21 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         print!("{}", report.table());
     }
     Ok(if report.conforms() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `ukey sim defects`: the defect profiles.
+pub fn list_defects(json: bool) -> Result<ExitCode> {
+    use token_sim::faults::Defect;
+    if json {
+        let rows: Vec<_> =
+            Defect::ALL.iter().map(|d| serde_json::json!({"name": d.name(), "what": d.describe()})).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for d in Defect::ALL {
+            println!("{:<26} {}", d.name(), d.describe());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--destructive` on a key someone owns: only with its serial or CHUID GUID typed back.

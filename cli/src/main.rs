@@ -129,6 +129,13 @@ enum SimCommand {
         /// Directory of a key that `ukey sim serve` is serving
         dir: PathBuf,
     },
+    /// List the defect profiles: keys that depart from the standard in one named way, for
+    /// testing hosts and `ukey conformance --sim --defect NAME`
+    Defects {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what is on a virtual key
     Info {
         #[command(flatten)]
@@ -278,6 +285,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(SimCommand::New(a)) => commands::sim_new(*a),
         Command::Sim(SimCommand::Info { key, json }) => commands::sim_info(&key, json),
+        Command::Sim(SimCommand::Defects { json }) => conformance::list_defects(json),
         Command::Sim(SimCommand::Serve(a)) => serve::run(a),
         Command::Sim(SimCommand::Factory { factory }) => home::factory(factory.as_deref()).map(|f| {
             print!("{}", f.certificate_pem());

@@ -504,3 +504,26 @@ fn destructive_conformance_needs_the_serial_typed_back_and_puts_the_pin_back() {
     let retries = json(&ukey(home.path(), &["pin", "retries", "--key", k, "--json"]));
     assert_eq!(retries["retries_left"], 3);
 }
+
+#[test]
+fn a_defective_sim_key_does_not_conform() {
+    let home = tempfile::tempdir().unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&ok(home.path(), &["sim", "defects", "--json"])).unwrap();
+    assert!(listed.as_array().unwrap().len() >= 12);
+    let out = ukey(home.path(), &["conformance", "--sim", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "the clean --sim key conforms");
+    let out = ukey(home.path(), &["conformance", "--sim", "--defect", "chaining-broken", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let failed: Vec<&str> = v["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["verdict"]["result"] == "fail")
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["PIV-PUT-002"], "{v:#}");
+    let out = ukey(home.path(), &["conformance", "--sim", "--defect", "no-such-defect"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ukey sim defects"));
+}

@@ -124,10 +124,10 @@ pub const CHECKS: &[Check] = &[
     },
     Check {
         id: "PIV-YK-003",
-        title: "the PIN's metadata counts the same tries as VERIFY",
+        title: "where the key has metadata, the PIN's counts the same tries as VERIFY",
         clause: "Yubico PIV extension (INS F7)",
         family: Family::Yubico,
-        severity: Severity::Should,
+        severity: Severity::Must,
         destructive: false,
         run: pin_metadata,
     },

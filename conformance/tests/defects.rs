@@ -1,0 +1,63 @@
+//! Every defect profile of token-sim is caught: run on a key made for the run (so the
+//! destructive checks run too), each defect fails at least one must-check, the one that names
+//! its symptom.
+
+use conformance::{run, Card, Secrets, Selection, Severity, Verdict};
+use proto::clock::FixedClock;
+use token_sim::faults::{Defect, Defective};
+use token_sim::scenario::{self, Scenario};
+use token_sim::{KeySpec, VirtualKey};
+
+const NOW: u64 = 1_790_000_000;
+
+fn key() -> VirtualKey {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca::Ca::create(dir.path(), "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
+    let mut vk = VirtualKey::in_memory(&KeySpec { seed: Some(4), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
+    vk.card_mut()
+        .update_state(|st, rng| {
+            scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=Zhang San,O=Example", &FixedClock(NOW), rng)
+        })
+        .unwrap()
+        .unwrap();
+    vk
+}
+
+/// The check that names each defect's symptom, and a word its message must carry.
+fn names(d: Defect) -> (&'static str, &'static str) {
+    match d {
+        Defect::AcceptsAnyMgmtKey => ("PIV-MGMT-002", "wrong management key was accepted"),
+        Defect::NoRetryDecrement => ("PIV-VERIFY-002", "one wrong PIN"),
+        Defect::WrongSwWhenBlocked => ("PIV-VERIFY-009", "not 6983"),
+        Defect::LockoutNeverReached => ("PIV-VERIFY-009", "6983"),
+        Defect::GetDataIgnoresP1P2 => ("PIV-OBJ-005", "3FFF"),
+        Defect::GetResponseBroken => ("PIV-PUT-002", "Truncated"),
+        Defect::ChainingBroken => ("PIV-PUT-002", "3000"),
+        Defect::UnknownInsAccepted => ("PIV-ROBUST-001", "INS 02"),
+        Defect::SignsWrongData => ("PIV-SIGN-001", "does not verify"),
+        Defect::ChuidMalformed => ("PIV-OBJ-001", "GET DATA 5FC102"),
+        Defect::MetadataWrongRetries => ("PIV-YK-003", "metadata says"),
+        Defect::ChangeAcceptsWrongPin => ("PIV-CHANGE-001", "accepted a wrong old PIN"),
+    }
+}
+
+#[test]
+fn every_defect_profile_fails_the_must_check_that_names_it() {
+    let clean = {
+        let mut card = Card::new(Box::new(key()), Secrets::default());
+        run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {})
+    };
+    assert!(clean.conforms(), "the key under the defects is clean: {}", clean.table());
+    for d in Defect::ALL {
+        let mut card = Card::new(Box::new(Defective::new(key(), d)), Secrets::default());
+        let r = run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {});
+        let (id, symptom) = names(d);
+        let o = r.outcomes.iter().find(|o| o.id == id).unwrap();
+        assert_eq!(o.severity, Severity::Must, "{}: {id} is a must-check", d.name());
+        match &o.verdict {
+            Verdict::Fail(why) => assert!(why.contains(symptom), "{}: {id} says {why:?}, not {symptom:?}", d.name()),
+            other => panic!("{}: {id} is {other:?}, not a failure:\n{}", d.name(), r.table()),
+        }
+        assert!(!r.conforms(), "{}", d.name());
+    }
+}
