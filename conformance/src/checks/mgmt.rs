@@ -144,6 +144,26 @@ fn no_witness_asked(card: &mut Card) -> Verdict {
     }
 }
 
+fn reset_drops_authentication(card: &mut Card) -> Verdict {
+    tried!(card.mgmt_auth());
+    step!(card.fresh());
+    // A scratch object write: refused now that the authentication is gone.
+    let data = [0x5C, 0x03, 0x5F, 0xC1, 0x20, 0x53, 0x01, 0x00];
+    let (_, sw) = step!(card.cmd(0xDB, 0x3F, 0xFF, &data));
+    if sw.0 == 0x9000 {
+        // Undo the write.
+        if card.mgmt_auth().is_ok() {
+            let _ = card.cmd(0xDB, 0x3F, 0xFF, &[0x5C, 0x03, 0x5F, 0xC1, 0x20, 0x53, 0x00]);
+        }
+        return Verdict::Fail("the management-key authentication outlived a card reset".into());
+    }
+    if sw.0 == 0x6982 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("PUT DATA after a reset answered {:04X}, not 6982", sw.0))
+    }
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-MGMT-001",
@@ -189,5 +209,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Must,
         destructive: false,
         run: no_witness_asked,
+    },
+    Check {
+        id: "PIV-MGMT-006",
+        title: "a card reset ends the management-key authentication",
+        clause: "SP 800-73-4 Part 2 §3.2.4; ISO 7816-4 §5.4",
+        family: Family::MgmtAuth,
+        severity: Severity::Must,
+        destructive: false,
+        run: reset_drops_authentication,
     },
 ];

@@ -204,6 +204,67 @@ fn ccc(card: &mut Card) -> Verdict {
     }
 }
 
+fn key_history(card: &mut Card) -> Verdict {
+    let body = match object(card, 0x5FC10C) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Verdict::NotSupported("no Key History object".into()),
+        Err(v) => return v,
+    };
+    match (tlv::find(&body, 0xC1), tlv::find(&body, 0xC2)) {
+        (Ok(Some(on)), Ok(Some(off))) if on.len() == 1 && off.len() == 1 && on[0] <= 20 && off[0] <= 20 => {
+            Verdict::Pass
+        }
+        _ => Verdict::Fail("Key History lacks one-byte counts (C1, C2) of at most 20".into()),
+    }
+}
+
+fn printed_information(card: &mut Card) -> Verdict {
+    // Printed Information may be read only after the PIN.
+    if card.verify_pin().is_err() {
+        return Verdict::Skipped("the PIN is needed to read Printed Information".into());
+    }
+    match object(card, 0x5FC109) {
+        Ok(Some(body)) => match well_formed(&body) {
+            Ok(_) => Verdict::Pass,
+            Err(e) => Verdict::Fail(format!("Printed Information: {e}")),
+        },
+        Ok(None) => Verdict::NotSupported("no Printed Information".into()),
+        Err(v) => v,
+    }
+}
+
+fn discovery_policy(card: &mut Card) -> Verdict {
+    let body = match object(card, DISCOVERY) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Verdict::NotSupported("no Discovery Object".into()),
+        Err(v) => return v,
+    };
+    match tlv::find(&body, 0x5F2F) {
+        Ok(Some([first, _])) if first & 0x40 != 0 => Verdict::Pass,
+        Ok(Some([first, _])) => {
+            Verdict::Fail(format!("PIN usage policy {first:02X}: the PIV PIN is not marked as satisfying access (40)"))
+        }
+        _ => Verdict::Fail("no two-byte PIN usage policy (5F2F)".into()),
+    }
+}
+
+fn chuid_not_expired(card: &mut Card) -> Verdict {
+    let body = match object(card, CHUID) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Verdict::Skipped("the key has no CHUID".into()),
+        Err(v) => return v,
+    };
+    let Ok(Some(date)) = tlv::find(&body, 0x35) else { return Verdict::Fail("no expiration date (35)".into()) };
+    let Ok(text) = std::str::from_utf8(date) else { return Verdict::Fail("the expiration date is not text".into()) };
+    let today = host_driver::certinfo::format_time(now());
+    let today: String = today.chars().filter(char::is_ascii_digit).take(8).collect();
+    if text >= today.as_str() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("the CHUID expired on {text}"))
+    }
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-OBJ-001",
@@ -294,5 +355,41 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Info,
         destructive: false,
         run: ccc,
+    },
+    Check {
+        id: "PIV-OBJ-011",
+        title: "Key History, when present, counts retired keys in C1 and C2",
+        clause: "SP 800-73-4 Part 1 §3.3.1",
+        family: Family::Objects,
+        severity: Severity::Info,
+        destructive: false,
+        run: key_history,
+    },
+    Check {
+        id: "PIV-OBJ-012",
+        title: "Printed Information, when present, is well-formed BER-TLV",
+        clause: "SP 800-73-4 Part 1 §3.1.6",
+        family: Family::Objects,
+        severity: Severity::Info,
+        destructive: false,
+        run: printed_information,
+    },
+    Check {
+        id: "PIV-OBJ-013",
+        title: "the Discovery Object's PIN usage policy marks the PIV PIN",
+        clause: "SP 800-73-4 Part 1 §3.3.2",
+        family: Family::Objects,
+        severity: Severity::Should,
+        destructive: false,
+        run: discovery_policy,
+    },
+    Check {
+        id: "PIV-OBJ-014",
+        title: "the CHUID's expiration date is not past",
+        clause: "SP 800-73-4 Part 1 Table 9",
+        family: Family::Objects,
+        severity: Severity::Should,
+        destructive: false,
+        run: chuid_not_expired,
     },
 ];

@@ -75,6 +75,37 @@ fn wrong_slot(card: &mut Card) -> Verdict {
     expect(sw, &[0x6A86, 0x6A88, 0x6A80], "GENERAL AUTHENTICATE of key reference 77, which PIV does not define")
 }
 
+fn oversized_pin(card: &mut Card) -> Verdict {
+    let before = tried!(tries(card));
+    // An extended APDU with 300 bytes of "PIN".
+    let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x00, 0x01, 0x2C];
+    apdu.extend([0x31; 300]);
+    let (_, sw) = step!(card.raw(&apdu));
+    let after = tried!(tries(card));
+    if sw.0 == 0x9000 {
+        return Verdict::Fail("a 300-byte PIN was accepted".into());
+    }
+    if after != before {
+        return Verdict::Fail(format!("a 300-byte PIN spent a try ({before:04X} -> {after:04X})"));
+    }
+    Verdict::Pass
+}
+
+fn chained_verify(card: &mut Card) -> Verdict {
+    let before = tried!(tries(card));
+    let mut apdu = vec![0x10, 0x20, 0x00, 0x80, 0x08];
+    apdu.extend([0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0xFF, 0xFF]);
+    step!(card.raw(&apdu));
+    // Whatever the card makes of it (a piece awaiting the rest, or a refusal), a piece of a
+    // chain is not a PIN to count. An unrelated command ends the chain.
+    let _ = card.raw(&[0x00, 0x02, 0x00, 0x00]);
+    let after = tried!(tries(card));
+    if after != before {
+        return Verdict::Fail(format!("a chained VERIFY piece counted as a try ({before:04X} -> {after:04X})"));
+    }
+    Verdict::Pass
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-ROBUST-001",
@@ -147,5 +178,23 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: wrong_slot,
+    },
+    Check {
+        id: "PIV-ROBUST-009",
+        title: "an oversized PIN (300 bytes, extended) is refused and spends no try",
+        clause: "ISO 7816-4 §5.1; SP 800-73-4 Part 2 §2.4.3",
+        family: Family::Robustness,
+        severity: Severity::Should,
+        destructive: false,
+        run: oversized_pin,
+    },
+    Check {
+        id: "PIV-ROBUST-010",
+        title: "a chained piece of VERIFY does not spend a PIN try",
+        clause: "ISO 7816-4 §5.1.1.1",
+        family: Family::Robustness,
+        severity: Severity::Should,
+        destructive: false,
+        run: chained_verify,
     },
 ];

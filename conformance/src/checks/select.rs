@@ -85,6 +85,14 @@ fn wrong_p1(card: &mut Card) -> Verdict {
     Verdict::Pass
 }
 
+fn label(card: &mut Card) -> Verdict {
+    let body = tried!(template(card));
+    match tlv::find(&body, 0x50) {
+        Ok(Some(l)) if !l.is_empty() => Verdict::Pass,
+        _ => Verdict::NotSupported("no application label (50)".into()),
+    }
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-SELECT-001",
@@ -139,5 +147,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: wrong_p1,
+    },
+    Check {
+        id: "PIV-SELECT-007",
+        title: "the property template carries an application label (50)",
+        clause: "SP 800-73-4 Part 2 §3.1.1 Table 3",
+        family: Family::Select,
+        severity: Severity::Info,
+        destructive: false,
+        run: label,
     },
 ];

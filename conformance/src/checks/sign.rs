@@ -100,6 +100,28 @@ fn card_auth_without_pin(card: &mut Card) -> Verdict {
     }
 }
 
+fn logout_drops_pin(card: &mut Card) -> Verdict {
+    let _ = tried!(certificate_key(card, Slot::Authentication));
+    tried!(pin(card));
+    let (_, sw) = step!(card.raw(&[0x00, 0x20, 0xFF, 0x80]));
+    if sw.0 != 0x9000 {
+        return Verdict::NotSupported(format!("no PIN logout (VERIFY P1=FF answered {:04X})", sw.0));
+    }
+    match step!(sign(card, Slot::Authentication, &[0x42; 32])) {
+        Ok(_) => Verdict::Fail("9A signed after the PIN was logged out".into()),
+        Err(sw) => expect(proto::status::Sw(sw), &[0x6982], "signing with 9A after the PIN logout"),
+    }
+}
+
+fn empty_digest(card: &mut Card) -> Verdict {
+    let _ = tried!(certificate_key(card, Slot::Authentication));
+    tried!(pin(card));
+    match step!(sign(card, Slot::Authentication, &[])) {
+        Ok(_) => Verdict::Fail("an empty challenge (81 00) was signed".into()),
+        Err(_) => Verdict::Pass,
+    }
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-SIGN-001",
@@ -136,5 +158,23 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Must,
         destructive: false,
         run: card_auth_without_pin,
+    },
+    Check {
+        id: "PIV-SIGN-005",
+        title: "after VERIFY P1=FF the 9A key no longer signs",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Sign,
+        severity: Severity::Must,
+        destructive: false,
+        run: logout_drops_pin,
+    },
+    Check {
+        id: "PIV-SIGN-006",
+        title: "an empty digest is not signed",
+        clause: "SP 800-73-4 Part 2 §3.2.4",
+        family: Family::Sign,
+        severity: Severity::Should,
+        destructive: false,
+        run: empty_digest,
     },
 ];

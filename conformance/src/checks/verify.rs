@@ -177,6 +177,14 @@ fn wrong_p1(card: &mut Card) -> Verdict {
     expect(sw, &[0x6A86], "VERIFY with P1 other than 00 or FF")
 }
 
+fn puk_not_verifiable(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x81, &pin_block(b"12345678"))));
+    if sw.0 == 0x9000 {
+        return Verdict::Fail("VERIFY of the PUK (81) answered 9000: the PUK may only reset the PIN".into());
+    }
+    Verdict::Pass
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-VERIFY-001",
@@ -267,5 +275,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: wrong_p1,
+    },
+    Check {
+        id: "PIV-VERIFY-011",
+        title: "VERIFY of the PUK (key reference 81) is refused",
+        clause: "SP 800-73-4 Part 2 §3.2.1",
+        family: Family::Verify,
+        severity: Severity::Should,
+        destructive: false,
+        run: puk_not_verifiable,
     },
 ];
