@@ -164,6 +164,15 @@ fn reset_drops_authentication(card: &mut Card) -> Verdict {
     }
 }
 
+fn wrong_algorithm(card: &mut Card) -> Verdict {
+    // P1 = 07 (RSA 2048) for the management key, which is symmetric.
+    let (resp, sw) = step!(card.cmd(GA, 0x07, MGMT, &[0x7C, 0x02, 0x80, 0x00]));
+    if sw.is_ok() && !resp.is_empty() {
+        return Verdict::Fail("a witness was given for an RSA management key".into());
+    }
+    Verdict::Pass
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-MGMT-001",
@@ -218,5 +227,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Must,
         destructive: false,
         run: reset_drops_authentication,
+    },
+    Check {
+        id: "PIV-MGMT-007",
+        title: "a witness is not given for an algorithm the management key is not",
+        clause: "SP 800-73-4 Part 2 §3.2.4; SP 800-78-4 Table 5",
+        family: Family::MgmtAuth,
+        severity: Severity::Should,
+        destructive: false,
+        run: wrong_algorithm,
     },
 ];

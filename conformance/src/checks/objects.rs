@@ -265,6 +265,19 @@ fn chuid_not_expired(card: &mut Card) -> Verdict {
     }
 }
 
+fn cert_subject(card: &mut Card) -> Verdict {
+    let der = match card.piv().read_certificate(proto::piv::Slot::Authentication) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Verdict::NotSupported("no certificate in 9A".into()),
+        Err(e) => return Verdict::Fail(e.to_string()),
+    };
+    match x509_cert::Certificate::from_der(&der) {
+        Ok(c) if !c.tbs_certificate.subject.0.is_empty() => Verdict::Pass,
+        Ok(_) => Verdict::Fail("the 9A certificate names no subject".into()),
+        Err(e) => Verdict::Fail(format!("9A certificate: {e}")),
+    }
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-OBJ-001",
@@ -391,5 +404,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: chuid_not_expired,
+    },
+    Check {
+        id: "PIV-OBJ-015",
+        title: "the 9A certificate names its subject (the key's holder)",
+        clause: "SP 800-73-4 Part 1 §3.1; RFC 5280 §4.1.2.6",
+        family: Family::Objects,
+        severity: Severity::Info,
+        destructive: false,
+        run: cert_subject,
     },
 ];

@@ -106,6 +106,22 @@ fn chained_verify(card: &mut Card) -> Verdict {
     Verdict::Pass
 }
 
+fn get_data_without_list(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0x00, 0xCB, 0x3F, 0xFF, 0x00]));
+    if sw.0 == 0x9000 || sw.0 >> 8 == 0x61 {
+        return Verdict::Fail(format!("GET DATA without a tag list answered {:04X}", sw.0));
+    }
+    Verdict::Pass
+}
+
+fn tag_out_of_range(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC2, 0x00, 0x00]));
+    if sw.0 == 0x9000 {
+        return Verdict::Fail("GET DATA of 5FC200, outside PIV's object tags, answered 9000".into());
+    }
+    Verdict::Pass
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-ROBUST-001",
@@ -196,5 +212,23 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: chained_verify,
+    },
+    Check {
+        id: "PIV-ROBUST-011",
+        title: "GET DATA without a tag list is refused",
+        clause: "SP 800-73-4 Part 2 §3.1.2",
+        family: Family::Robustness,
+        severity: Severity::Should,
+        destructive: false,
+        run: get_data_without_list,
+    },
+    Check {
+        id: "PIV-ROBUST-012",
+        title: "GET DATA of a tag outside PIV's range is refused",
+        clause: "SP 800-73-4 Part 1 Table 3, Part 2 §3.1.2",
+        family: Family::Robustness,
+        severity: Severity::Should,
+        destructive: false,
+        run: tag_out_of_range,
     },
 ];

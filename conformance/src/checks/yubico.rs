@@ -103,6 +103,19 @@ fn management_metadata(card: &mut Card) -> Verdict {
     }
 }
 
+fn attest_empty_slot(card: &mut Card) -> Verdict {
+    // 9C holds no key on most keys; where it does, this says nothing.
+    if card.piv().metadata(0x9C).is_ok() {
+        return Verdict::Skipped("9C holds a key here".into());
+    }
+    let (_, sw) = step!(card.raw(&[0x00, 0xF9, 0x9C, 0x00, 0x00]));
+    match sw.0 {
+        0x9000 => Verdict::Fail("ATTEST of an empty slot answered 9000".into()),
+        w if unsupported(w) => Verdict::NotSupported(format!("no ATTEST ({w:04X})")),
+        _ => Verdict::Pass,
+    }
+}
+
 pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-YK-001",
@@ -157,5 +170,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Info,
         destructive: false,
         run: management_metadata,
+    },
+    Check {
+        id: "PIV-YK-007",
+        title: "ATTEST of a slot without a key is refused",
+        clause: "Yubico PIV extension (INS F9)",
+        family: Family::Yubico,
+        severity: Severity::Info,
+        destructive: false,
+        run: attest_empty_slot,
     },
 ];
