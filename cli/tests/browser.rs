@@ -1029,7 +1029,7 @@ fn the_whole_certificate_application_to_staff_approval_then_the_new_certificate_
     s.wait(10, "the key in the choice", |s| s.text_of("#submit-key") == "旧证书");
     s.type_into("#submit-pin", "123456");
     s.click("#submit-application");
-    s.wait(20, "the replace question", |s| s.visible("#replace-dialog"));
+    s.wait(20, "the replace question", |s| s.visible("#replace"));
     assert!(s.text_of("#replace-text").contains("原证书将无法再使用"));
     s.check_page("replace question");
     s.shot("replace-question");

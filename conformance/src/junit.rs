@@ -17,8 +17,9 @@ pub struct Case<'a> {
     pub result: CaseResult,
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// `s` as XML/HTML attribute or text: the five characters that could end or open markup.
+pub(crate) fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// The suite `name` of `cases`, as a JUnit XML document.

@@ -74,17 +74,18 @@ for (const input of document.querySelectorAll('.photos input[type=file]')) {
   });
 }
 
-/** Ask `dialog` (with `message` in its text element) whether to go on: resolves true or false. */
-function ask(dialog, textEl, message, yes, no) {
+/** Ask the confirm dialog `dialog` (confirm_dialog.html), showing `message`: resolves true or false. */
+function ask(dialog, message) {
   return new Promise(resolve => {
-    $(textEl).textContent = message;
+    $(`${dialog}-text`).textContent = message;
+    const [yes, no] = [$(`${dialog}-confirm`), $(`${dialog}-cancel`)];
     const done = answer => {
-      $(yes).onclick = $(no).onclick = null;
+      yes.onclick = no.onclick = null;
       $(dialog).close();
       resolve(answer);
     };
-    $(yes).onclick = () => done(true);
-    $(no).onclick = () => done(false);
+    yes.onclick = () => done(true);
+    no.onclick = () => done(false);
     $(dialog).showModal();
   });
 }
@@ -126,10 +127,10 @@ function keyStep(prefix, buttonId, run) {
           return;
         } catch (err) {
           if (err.code === ErrorCode.LAST_TRY && !options.lastTry) {
-            if (!(await ask('last-try-dialog', 'apply-last-try-text', err.message, 'apply-last-try-confirm', 'apply-last-try-cancel'))) return;
+            if (!(await ask('apply-last-try', err.message))) return;
             options.lastTry = true;
           } else if (err.code === ErrorCode.SLOT_IN_USE && !options.replace) {
-            if (!(await ask('replace-dialog', 'replace-text', text('apply.key.replace'), 'replace-confirm', 'replace-cancel'))) return;
+            if (!(await ask('replace', text('apply.key.replace')))) return;
             options.replace = true;
           } else if (err.code === ErrorCode.WRONG_PIN) {
             pinError.hidden = false;

@@ -14,6 +14,7 @@ mod yubico;
 
 use proto::status::Sw;
 
+use crate::card::Card;
 use crate::catalog::Check;
 use crate::report::Verdict;
 
@@ -62,10 +63,20 @@ macro_rules! tried {
 }
 pub(crate) use tried;
 
+/// A short command APDU (CLA 00), through proto's encoder.
+fn apdu(ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<usize>) -> Vec<u8> {
+    proto::apdu::CommandApdu::new(0x00, ins, p1, p2, data, le).to_vec()
+}
+
 /// A GET DATA command for object `tag` (3 bytes).
 fn get_data_apdu(tag: u32) -> Vec<u8> {
     let t = tag.to_be_bytes();
-    vec![0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, t[1], t[2], t[3], 0x00]
+    apdu(0xCB, 0x3F, 0xFF, &[0x5C, 0x03, t[1], t[2], t[3]], Some(256))
+}
+
+/// The status word of VERIFY without data: 63Cx (tries left), 9000 (verified) or 6983.
+fn pin_status(card: &mut Card) -> Result<u16, Verdict> {
+    card.raw(&[0x00, 0x20, 0x00, 0x80]).map(|(_, sw)| sw.0).map_err(Verdict::Fail)
 }
 
 /// A PIN as VERIFY sends it: the digits, padded with FF to 8 bytes.

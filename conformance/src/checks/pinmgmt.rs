@@ -6,16 +6,11 @@ use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
 use crate::report::Verdict;
 
+/// CHANGE REFERENCE DATA or RESET RETRY COUNTER (`ins`) of `p2` with two PIN blocks.
 fn apdu(ins: u8, p2: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut data = pin_block(a);
     data.extend(pin_block(b));
-    let mut x = vec![0x00, ins, 0x00, p2, data.len() as u8];
-    x.extend(data);
-    x
-}
-
-fn pin_tries(card: &mut Card) -> Result<u16, Verdict> {
-    card.raw(&[0x00, 0x20, 0x00, 0x80]).map(|(_, sw)| sw.0).map_err(Verdict::Fail)
+    super::apdu(ins, 0x00, p2, &data, None)
 }
 
 /// The given PIN still verifies (nothing changed it).
@@ -26,7 +21,7 @@ fn pin_still_works(card: &mut Card) -> Result<(), Verdict> {
 
 fn change_wrong_old(card: &mut Card) -> Verdict {
     tried!(card.pin_usable());
-    let before = tried!(pin_tries(card));
+    let before = tried!(super::pin_status(card));
     if before & 0xFFF0 != 0x63C0 || before & 0x0F < 2 {
         return Verdict::Skipped(format!("fewer than two PIN tries left ({before:04X})"));
     }
@@ -61,11 +56,7 @@ fn change_and_back(card: &mut Card) -> Verdict {
         return Verdict::Fail(format!("CHANGE REFERENCE DATA with the right PIN answered {:04X}", sw.0));
     }
     step!(card.fresh());
-    let (_, with_new) = step!(card.raw(&{
-        let mut v = vec![0x00, 0x20, 0x00, 0x80, 0x08];
-        v.extend(pin_block(other.as_bytes()));
-        v
-    }));
+    let (_, with_new) = step!(card.raw(&{ super::apdu(0x20, 0x00, 0x80, &pin_block(other.as_bytes()), None) }));
     let (_, back) = step!(card.raw(&apdu(0x24, 0x80, other.as_bytes(), pin.as_bytes())));
     if back.0 != 0x9000 {
         return Verdict::Fail(format!("changing the PIN back answered {:04X}: the PIN is now {other}", back.0));
@@ -107,7 +98,7 @@ fn unblock_sets_pin(card: &mut Card) -> Verdict {
     }
     tried!(pin_still_works(card));
     step!(card.fresh());
-    match tried!(pin_tries(card)) {
+    match tried!(super::pin_status(card)) {
         w if w & 0xFFF0 == 0x63C0 && w & 0x0F >= 1 => Verdict::Pass,
         w => Verdict::Fail(format!("after the reset the PIN's count reads {w:04X}")),
     }

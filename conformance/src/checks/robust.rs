@@ -32,13 +32,8 @@ fn malformed_template(card: &mut Card) -> Verdict {
     expect(sw, &[0x6A80, 0x6700, 0x6982], "GENERAL AUTHENTICATE with a truncated 7C template")
 }
 
-/// The PIN's tries left, read without spending one.
-fn tries(card: &mut Card) -> Result<u16, Verdict> {
-    card.raw(&[0x00, 0x20, 0x00, 0x80]).map(|(_, sw)| sw.0).map_err(Verdict::Fail)
-}
-
 fn state_unchanged(card: &mut Card) -> Verdict {
-    let before = tried!(tries(card));
+    let before = tried!(super::pin_status(card));
     let refused: [&[u8]; 6] = [
         &[0x00, 0x02, 0x00, 0x00],
         &[0x00, 0x20, 0x00, 0x80, 0x08, 0x31, 0x32, 0x33],
@@ -53,7 +48,7 @@ fn state_unchanged(card: &mut Card) -> Verdict {
             return Verdict::Fail(format!("{} was accepted", hex::encode_upper(apdu)));
         }
     }
-    let after = tried!(tries(card));
+    let after = tried!(super::pin_status(card));
     if after == before {
         Verdict::Pass
     } else {
@@ -76,12 +71,12 @@ fn wrong_slot(card: &mut Card) -> Verdict {
 }
 
 fn oversized_pin(card: &mut Card) -> Verdict {
-    let before = tried!(tries(card));
+    let before = tried!(super::pin_status(card));
     // An extended APDU with 300 bytes of "PIN".
     let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x00, 0x01, 0x2C];
     apdu.extend([0x31; 300]);
     let (_, sw) = step!(card.raw(&apdu));
-    let after = tried!(tries(card));
+    let after = tried!(super::pin_status(card));
     if sw.0 == 0x9000 {
         return Verdict::Fail("a 300-byte PIN was accepted".into());
     }
@@ -92,14 +87,14 @@ fn oversized_pin(card: &mut Card) -> Verdict {
 }
 
 fn chained_verify(card: &mut Card) -> Verdict {
-    let before = tried!(tries(card));
+    let before = tried!(super::pin_status(card));
     let mut apdu = vec![0x10, 0x20, 0x00, 0x80, 0x08];
     apdu.extend([0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0xFF, 0xFF]);
     step!(card.raw(&apdu));
     // Whatever the card makes of it (a piece awaiting the rest, or a refusal), a piece of a
     // chain is not a PIN to count. An unrelated command ends the chain.
     let _ = card.raw(&[0x00, 0x02, 0x00, 0x00]);
-    let after = tried!(tries(card));
+    let after = tried!(super::pin_status(card));
     if after != before {
         return Verdict::Fail(format!("a chained VERIFY piece counted as a try ({before:04X} -> {after:04X})"));
     }

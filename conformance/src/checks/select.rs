@@ -9,10 +9,7 @@ use crate::catalog::{Check, Family, Severity};
 use crate::report::Verdict;
 
 fn select_apdu(aid: &[u8]) -> Vec<u8> {
-    let mut a = vec![0x00, 0xA4, 0x04, 0x00, aid.len() as u8];
-    a.extend_from_slice(aid);
-    a.push(0x00);
-    a
+    super::apdu(0xA4, 0x04, 0x00, aid, Some(256))
 }
 
 fn full_aid(card: &mut Card) -> Verdict {

@@ -8,15 +8,12 @@ use crate::report::Verdict;
 const STATUS: [u8; 4] = [0x00, 0x20, 0x00, 0x80];
 
 fn verify_apdu(p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
-    let mut a = vec![0x00, 0x20, p1, p2, data.len() as u8];
-    a.extend_from_slice(data);
-    a
+    super::apdu(0x20, p1, p2, data, None)
 }
 
 /// The tries left, read without spending one; a verdict when the key cannot say.
 fn tries(card: &mut Card) -> Result<u8, Verdict> {
-    let (_, sw) = card.raw(&STATUS).map_err(Verdict::Fail)?;
-    match sw.0 {
+    match super::pin_status(card)? {
         0x6983 => Ok(0),
         w if w & 0xFFF0 == 0x63C0 => Ok((w & 0x0F) as u8),
         w => Err(Verdict::Fail(format!("VERIFY without data answered {w:04X}, not 63Cx"))),

@@ -13,12 +13,6 @@ use crate::messages::Msg;
 use crate::store::{Application, CertRecord, User};
 
 impl Portal {
-    /// The request's staff member (password login with the staff role).
-    pub(crate) async fn my_staff(&self, headers: &HeaderMap) -> Result<User, ApiError> {
-        let s = self.logged_in(headers).await?;
-        self.staff_of(&s).await
-    }
-
     /// Application `id` as the request's staff member sees it, with its certificate.
     pub(crate) async fn staff_application(
         &self,
@@ -29,12 +23,12 @@ impl Portal {
         self.staff_view(&s, id).await
     }
 
-    /// The queue at `stage` for the request's staff member.
+    /// The queue at `stage` for the request's staff member, and who that is.
     pub(crate) async fn staff_queue(
         &self,
         headers: &HeaderMap,
         stage: Option<&str>,
-    ) -> Result<(Stage, Vec<Application>), ApiError> {
+    ) -> Result<(User, Stage, Vec<Application>), ApiError> {
         let s = self.logged_in(headers).await?;
         self.queue_at(&s, stage).await
     }
@@ -49,7 +43,7 @@ pub struct QueueQuery {
 pub async fn queue(S(p): S<State>, headers: HeaderMap, Query(q): Query<QueueQuery>) -> Reply {
     let lang = lang(&headers);
     Reply::of(lang, async {
-        let (_, apps) = p.staff_queue(&headers, q.stage.as_deref()).await?;
+        let (_, _, apps) = p.staff_queue(&headers, q.stage.as_deref()).await?;
         let mut out = Vec::new();
         for a in &apps {
             out.push(p.application_view(a, lang).await?);

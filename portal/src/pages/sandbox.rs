@@ -87,17 +87,10 @@ pub(super) async fn outbox(S(p): S<State>, headers: HeaderMap, Query(q): Query<T
             (m, at)
         })
         .collect();
-    let path = format!("/sandbox/outbox?to={}", urlencoding(&to));
+    let path = format!(
+        "/sandbox/outbox?to={}",
+        percent_encoding::utf8_percent_encode(&to, percent_encoding::NON_ALPHANUMERIC)
+    );
     let page = OutboxPage { layout: Layout { t, path }, to, messages };
     html(page.render(), &p.config.agent_url)
-}
-
-/// `s` as a query value (the language switch's `back`).
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -37,11 +37,7 @@ struct QueuePage {
 
 pub(super) async fn queue(S(p): S<State>, headers: HeaderMap, Query(q): Query<QueueQuery>) -> Response {
     let t = Text { lang: lang(&headers) };
-    let user = match p.my_staff(&headers).await {
-        Ok(u) => u,
-        Err(e) => return refused(&headers, e),
-    };
-    let (stage, apps) = match p.staff_queue(&headers, q.stage.as_deref()).await {
+    let (user, stage, apps) = match p.staff_queue(&headers, q.stage.as_deref()).await {
         Ok(v) => v,
         Err(e) => return refused(&headers, e),
     };

@@ -41,15 +41,20 @@ impl Portal {
         Ok((a, cert))
     }
 
-    /// Applications at `stage` (default: waiting for review), oldest first.
-    pub async fn queue_at(&self, s: &Session, stage: Option<&str>) -> Result<(Stage, Vec<Application>), ApiError> {
-        self.staff_of(s).await?;
+    /// Applications at `stage` (default: waiting for review), oldest first, and the staff
+    /// member asking.
+    pub async fn queue_at(
+        &self,
+        s: &Session,
+        stage: Option<&str>,
+    ) -> Result<(User, Stage, Vec<Application>), ApiError> {
+        let staff = self.staff_of(s).await?;
         let stage = match stage {
             None | Some("") => Stage::UnderReview,
             Some(v) => Stage::parse(v)
                 .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_stage", format!("no stage {v:?}")))?,
         };
-        Ok((stage, self.store.applications_at(stage).await?))
+        Ok((staff, stage, self.store.applications_at(stage).await?))
     }
 
     /// One ID photo of application `id`: (Content-Type, bytes).
