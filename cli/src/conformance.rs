@@ -18,6 +18,7 @@ use crate::KeyArgs;
 ///   ukey conformance --list                         # the catalog
 ///   ukey conformance --sim                          # a fresh virtual key of its own
 ///   ukey conformance --sim --defect chaining-broken # ... with a defect the suite must catch
+///   ukey conformance --sim --fault power-loss-at-write:3   # ... losing power once
 ///   ukey conformance --reader 'Virtual PCD 00 00'   # a key in a PC/SC reader
 ///   ukey conformance --key ./alice --only verify --json
 ///   ukey conformance --reader NAME --destructive --confirm 12345678   # also GENERATE, lockout
@@ -41,6 +42,11 @@ pub struct ConformanceArgs {
     /// catch it
     #[arg(long, value_name = "NAME", requires = "sim")]
     defect: Option<String>,
+    /// With --sim: something goes wrong around the key while the suite runs:
+    /// power-loss-at-write:N, power-loss-after-write:N, storage-error, slow:MS,
+    /// removed-mid-command:N (counted from the first check)
+    #[arg(long, value_name = "FAULT", requires = "sim")]
+    fault: Option<String>,
     /// Also run the destructive checks: GENERATE replaces 9D's key pair; the PIN is blocked
     /// with wrong tries and unblocked with the PUK to the same PIN. Needs --confirm
     #[arg(long)]
@@ -96,7 +102,9 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         return list(&selection, a.json);
     }
     let defect = a.defect.as_deref().map(token_sim::faults::Defect::parse).transpose().map_err(anyhow::Error::msg)?;
+    let fault = a.fault.as_deref().map(token_sim::faults::Fault::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut temp = None;
+    let mut faults = None;
     let transport: Box<dyn Transport> = if a.sim {
         let dir = tempfile::tempdir().context("a directory for the --sim key")?;
         let key_dir = dir.path().join("sim");
@@ -107,11 +115,10 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         let new = NewKey::try_parse_from(std::iter::once("new").chain(args.into_iter().skip(1)))?;
         crate::commands::create_key(&new.a)?;
         temp = Some(dir);
-        let key = crate::open::open_dir(&key_dir)?;
-        match defect {
-            Some(d) => Box::new(token_sim::faults::Defective::new(key, d)),
-            None => Box::new(key),
-        }
+        let mut key = crate::open::open_dir(&key_dir)?;
+        key.set_defect(defect);
+        faults = Some(key.faults());
+        Box::new(key)
     } else {
         match (&a.key.key, &a.key.reader) {
             (Some(dir), _) => Box::new(crate::open::open_dir(dir)?),
@@ -132,6 +139,12 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
     }
     secrets.mgmt = crate::commands::mgmt_key(&a.mgmt)?;
     let mut card = Card::new(transport, secrets);
+    if let Some(f) = faults {
+        if let Some(fault) = fault {
+            f.arm(fault);
+        }
+        card = card.with_power(Box::new(f));
+    }
     if a.destructive && !a.sim {
         confirmed(&mut card, a.confirm.as_deref())?;
     }

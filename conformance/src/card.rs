@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use host_driver::{MgmtKey, Piv, PivError};
 use proto::secret::{Pin, Puk};
 use proto::status::Sw;
-use proto::transport::{Transport, TransportError};
+use proto::transport::{PowerSwitch, Transport, TransportError};
 
 use crate::report::Verdict;
 
@@ -74,18 +74,46 @@ pub struct Card {
     pub pin_ok: Option<bool>,
     /// The same for the PUK ([`Card::probe_puk`]).
     pub puk_ok: Option<bool>,
+    /// Why the PIN or PUK could not be tried, when the key failed while they were.
+    pub probe_failed: Option<String>,
+    /// A hand on the key's power, when it has one (a simulated key).
+    power: Option<Box<dyn PowerSwitch>>,
 }
 
 impl Card {
     pub fn new(transport: Box<dyn Transport>, secrets: Secrets) -> Card {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let piv = Piv::new(Recorder { inner: transport, seen: seen.clone() });
-        Card { piv, seen, secrets, atr: Vec::new(), pin_ok: None, puk_ok: None }
+        Card { piv, seen, secrets, atr: Vec::new(), pin_ok: None, puk_ok: None, probe_failed: None, power: None }
+    }
+
+    /// The key's power can be cut by the suite (a simulated key): the checks of what a card
+    /// writes before it answers run too.
+    pub fn with_power(mut self, power: Box<dyn PowerSwitch>) -> Card {
+        self.power = Some(power);
+        self
+    }
+
+    /// Cut the power at the card's next write; `false` when the key has no power switch.
+    pub fn cut_power_at_next_write(&mut self) -> bool {
+        self.power.as_mut().map(|p| p.cut_at_next_write()).is_some()
+    }
+
+    /// Nothing is cut any more.
+    pub fn cancel_power_cut(&mut self) {
+        if let Some(p) = self.power.as_mut() {
+            p.cancel();
+        }
     }
 
     /// The host driver's PIV client on this key (it follows 61xx and chains long data).
     pub fn piv(&mut self) -> &mut Piv<Recorder> {
         &mut self.piv
+    }
+
+    /// Whether the key is (still) there.
+    pub fn is_present(&mut self) -> bool {
+        self.piv.transport().is_present()
     }
 
     /// What a person calls this key or reader.
@@ -174,9 +202,10 @@ impl Card {
             Some(false) => {
                 Err(Verdict::Skipped("the PUK given is not this key's (one try spent finding out); pass --puk".into()))
             }
-            None => {
-                Err(Verdict::Skipped("the PUK was not tried: the key cannot say how many tries it has left".into()))
-            }
+            None => Err(Verdict::Skipped(match &self.probe_failed {
+                Some(e) => format!("the PUK could not be tried: {e}"),
+                None => "the PUK was not tried: the key cannot say how many tries it has left".into(),
+            })),
         }
     }
 
@@ -198,7 +227,10 @@ impl Card {
             Some(false) => {
                 Err(Verdict::Skipped("the PIN given is not this key's (one try spent finding out); pass --pin".into()))
             }
-            None => Err(Verdict::Skipped("the PIN was not tried: fewer than two tries left".into())),
+            None => Err(Verdict::Skipped(match &self.probe_failed {
+                Some(e) => format!("the PIN could not be tried: {e}"),
+                None => "the PIN was not tried: fewer than two tries left".into(),
+            })),
         }
     }
 

@@ -43,15 +43,26 @@ impl Selection {
 pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usize, usize, &Outcome)) -> Report {
     let key = identify(card);
     // What the checks may do with the PIN and PUK is settled once, before any of them.
-    let _ = card.probe_pin();
-    let _ = card.probe_puk(selection.throwaway);
+    if let Err(e) = card.probe_pin() {
+        card.probe_failed = Some(e);
+    }
+    if let Err(e) = card.probe_puk(selection.throwaway) {
+        card.probe_failed.get_or_insert(e);
+    }
     let destructive = selection.destructive || selection.throwaway;
     let chosen: Vec<Check> = catalog().into_iter().filter(|c| selection.picks(c)).collect();
     let mut outcomes = Vec::new();
+    let mut gone: Option<String> = None;
     for (n, check) in chosen.iter().enumerate() {
         card.take_seen();
         let started = Instant::now();
-        let verdict = if check.destructive && !destructive {
+        if gone.is_none() && !card.is_present() {
+            gone = Some(outcomes.last().map_or("before the first check".into(), |o: &Outcome| format!("during {}", o.id)));
+        }
+        let verdict = if let Some(when) = &gone {
+            // Nothing more can be learnt of a key that is not there; say so once per check.
+            Verdict::Skipped(format!("not run: the key was removed {when}"))
+        } else if check.destructive && !destructive {
             Verdict::Skipped("destructive: run with --destructive".into())
         } else {
             match card.fresh() {

@@ -4,7 +4,7 @@
 
 use conformance::{run, Card, Secrets, Selection, Severity, Verdict};
 use proto::clock::FixedClock;
-use token_sim::faults::{Defect, Defective};
+use token_sim::faults::Defect;
 use token_sim::scenario::{self, Scenario};
 use token_sim::{KeySpec, VirtualKey};
 
@@ -38,18 +38,26 @@ fn names(d: Defect) -> (&'static str, &'static str) {
         Defect::ChuidMalformed => ("PIV-OBJ-001", "GET DATA 5FC102"),
         Defect::MetadataWrongRetries => ("PIV-YK-003", "metadata says"),
         Defect::ChangeAcceptsWrongPin => ("PIV-CHANGE-001", "accepted a wrong old PIN"),
+        Defect::CounterResetOnSelect => ("PIV-VERIFY-013", "SELECT gives spent tries back"),
+        Defect::DecrementAfterCompare => ("PIV-VERIFY-012", "compares the PIN before it writes the try"),
+        Defect::ResetWithPinUnblocked => ("PIV-YK-008", "the key was wiped"),
     }
 }
 
 #[test]
 fn every_defect_profile_fails_the_must_check_that_names_it() {
     let clean = {
-        let mut card = Card::new(Box::new(key()), Secrets::default());
+        let mut k = key();
+        let power = Box::new(k.faults());
+        let mut card = Card::new(Box::new(k), Secrets::default()).with_power(power);
         run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {})
     };
     assert!(clean.conforms(), "the key under the defects is clean: {}", clean.table());
     for d in Defect::ALL {
-        let mut card = Card::new(Box::new(Defective::new(key(), d)), Secrets::default());
+        let mut k = key();
+        k.set_defect(Some(d));
+        let power = Box::new(k.faults());
+        let mut card = Card::new(Box::new(k), Secrets::default()).with_power(power);
         let r = run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {});
         let (id, symptom) = names(d);
         let o = r.outcomes.iter().find(|o| o.id == id).unwrap();

@@ -96,10 +96,10 @@ fn a_plain_card_runs_to_the_end_with_the_yubico_extensions_not_supported() {
 fn only_and_skip_choose_by_id_prefix_and_family_and_typos_are_named() {
     let only = Selection { only: vec!["verify".into(), "PIV-SELECT-00*".into()], ..Selection::default() };
     let r = judge(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), &only);
-    assert_eq!(r.outcomes.len(), 11 + 7);
+    assert_eq!(r.outcomes.len(), 13 + 7);
     let skip = Selection { skip: vec!["PIV-VERIFY-002".into()], only: vec!["verify".into()], ..Selection::default() };
     let r = judge(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), &skip);
-    assert!(r.outcomes.iter().all(|o| o.id != "PIV-VERIFY-002") && r.outcomes.len() == 10);
+    assert!(r.outcomes.iter().all(|o| o.id != "PIV-VERIFY-002") && r.outcomes.len() == 12);
     let typo = Selection { only: vec!["PIV-VERFY-*".into()], ..Selection::default() };
     assert_eq!(typo.unknown(), vec!["PIV-VERFY-*".to_string()]);
 }

@@ -16,6 +16,8 @@ pub enum PivError {
     WrongSecret { op: &'static str, what: &'static str, retries_left: u8 },
     #[error("{op}: slot or reference is empty (6A88)")]
     Empty { op: &'static str },
+    #[error("{op}: the key's memory failed (6581); it refuses everything until it is removed and put back (or its program restarted), and what it last did may not have been kept")]
+    MemoryFailure { op: &'static str },
     #[error("{op}: not supported by this card ({sw})")]
     NotSupported { op: &'static str, sw: Sw },
     #[error("{op}: the card answered {sw}")]
@@ -39,6 +41,7 @@ impl PivError {
             }
             Sw::AUTH_METHOD_BLOCKED => PivError::PinBlocked { op },
             Sw::REFERENCE_NOT_FOUND => PivError::Empty { op },
+            Sw::MEMORY_FAILURE => PivError::MemoryFailure { op },
             Sw::INS_NOT_SUPPORTED | Sw::CLA_NOT_SUPPORTED | Sw::FUNCTION_NOT_SUPPORTED => {
                 PivError::NotSupported { op, sw }
             }

@@ -28,10 +28,25 @@ pub enum TransportError {
     NoCard(String),
     #[error("card was removed from {0}")]
     Removed(String),
+    /// The card lost power or was reset while it ran the command: whether the command took
+    /// effect is unknown, and its security status (PIN verified, management key) is gone.
+    #[error("the card in {0} was reset during the command (power lost, or another program reset it); its PIN state is gone, start again")]
+    Reset(String),
     #[error("transport I/O failed: {0}")]
     Io(String),
     #[error("the card answered with fewer than two bytes")]
     ShortResponse,
+}
+
+/// A hand on a key's power, which only a simulated key offers: the conformance suite cuts it
+/// at the card's next persistent write to see that a PIN's try is spent before the PIN is
+/// compared (a card that compares first gives free guesses to a host that times the cut).
+pub trait PowerSwitch: Send {
+    /// Cut the power during the card's next persistent write: that write does not happen,
+    /// the command gets no answer (the transport says [`TransportError::Reset`]).
+    fn cut_at_next_write(&mut self);
+    /// Put the power back as it was: nothing is cut any more.
+    fn cancel(&mut self);
 }
 
 impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {

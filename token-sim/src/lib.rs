@@ -5,7 +5,8 @@
 //! - `virtual_key` (std): an in-process key implementing [`proto::Transport`].
 //! - `frontends` (feature vpcd): the key as a reader of the OS smart-card stack (vsmartcard vpcd).
 //! - `scenario` (std): ready-made key states (fresh, provisioned, expiring, pin-locked, ...).
-//! - `faults` (std): defect profiles, a key that departs from the standard in one named way.
+//! - `faults` (std): defect profiles (a key wrong in one named way) and fault injection
+//!   (power loss at a write, storage errors, a slow card, removal mid-command).
 #![cfg_attr(not(feature = "std"), no_std)]
 // No unsafe code in the card; the unit tests alone may hold a scanning allocator (wipe_tests).
 #![cfg_attr(not(test), forbid(unsafe_code))]

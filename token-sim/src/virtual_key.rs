@@ -8,24 +8,49 @@ use proto::secret::{KeyBytes, Pin, Puk};
 use proto::{Clock, Transport, TransportError};
 use rand_core::RngCore;
 
+use crate::faults::defect::{CardView, DefectLayer};
+use crate::faults::inject::Ending;
+use crate::faults::{Defect, Faults};
 use crate::piv::state::{Flavor, KeySlot, Origin, PersistentState};
 use crate::piv::{self, Card, Defaults, NoStorage, Storage, StorageError};
 use crate::rng::{make_rng, SimRng};
 use crate::store::{FileStore, SimMeta, StoreError};
 
-/// Where the key's state goes: its directory, or nowhere (throw-away keys, benchmarks).
+/// Where the key's state goes: its directory, or nowhere (throw-away keys, benchmarks),
+/// through the key's fault injection when it has one.
 #[derive(Debug)]
-pub enum KeyStorage {
+pub struct KeyStorage {
+    backend: Backend,
+    faults: Option<Faults>,
+}
+
+#[derive(Debug)]
+enum Backend {
     File(FileStore),
     Memory,
 }
 
-impl Storage for KeyStorage {
+impl Storage for Backend {
     fn persist(&mut self, state: &PersistentState) -> Result<(), StorageError> {
         match self {
-            KeyStorage::File(f) => f.persist(state),
-            KeyStorage::Memory => NoStorage.persist(state),
+            Backend::File(f) => f.persist(state),
+            Backend::Memory => NoStorage.persist(state),
         }
+    }
+}
+
+impl Storage for KeyStorage {
+    fn persist(&mut self, state: &PersistentState) -> Result<(), StorageError> {
+        match &self.faults {
+            Some(f) => f.write(state, &mut self.backend),
+            None => self.backend.persist(state),
+        }
+    }
+}
+
+impl KeyStorage {
+    fn new(backend: Backend) -> KeyStorage {
+        KeyStorage { backend, faults: None }
     }
 }
 
@@ -87,6 +112,7 @@ pub struct VirtualKey {
     label: String,
     present: bool,
     dir: Option<PathBuf>,
+    defect: Option<DefectLayer>,
 }
 
 impl std::fmt::Debug for VirtualKey {
@@ -166,14 +192,14 @@ impl VirtualKey {
         let state = manufacture(spec, &mut rng, clock)?;
         let meta = SimMeta { created: clock.now_unix(), scenario: spec.scenario.clone(), seed: spec.seed, boots: 0 };
         let store = FileStore::create(dir, meta, &state)?;
-        Ok(Self::with(state, KeyStorage::File(store), rng, label_of(dir), Some(dir.to_path_buf())))
+        Ok(Self::with(state, KeyStorage::new(Backend::File(store)), rng, label_of(dir), Some(dir.to_path_buf())))
     }
 
     /// Open the key kept in `dir`.
     pub fn open(dir: &Path) -> Result<VirtualKey, KeyError> {
         let (store, state) = FileStore::open(dir)?;
         let rng = make_rng(store.meta().seed, store.meta().boots);
-        Ok(Self::with(state, KeyStorage::File(store), rng, label_of(dir), Some(dir.to_path_buf())))
+        Ok(Self::with(state, KeyStorage::new(Backend::File(store)), rng, label_of(dir), Some(dir.to_path_buf())))
     }
 
     /// A key that lives only in memory.
@@ -181,7 +207,7 @@ impl VirtualKey {
         let mut rng = make_rng(spec.seed, 0);
         let state = manufacture(spec, &mut rng, clock)?;
         let label = format!("virtual key {}", state.serial);
-        Ok(Self::with(state, KeyStorage::Memory, rng, label, None))
+        Ok(Self::with(state, KeyStorage::new(Backend::Memory), rng, label, None))
     }
 
     /// A key in memory running `state` (made by [`manufacture`] or read from a file), with
@@ -190,11 +216,11 @@ impl VirtualKey {
     /// one make.
     pub fn in_memory_from(state: PersistentState, seed: Option<u64>, stream: u64) -> VirtualKey {
         let label = format!("virtual key {}", state.serial);
-        Self::with(state, KeyStorage::Memory, make_rng(seed, stream), label, None)
+        Self::with(state, KeyStorage::new(Backend::Memory), make_rng(seed, stream), label, None)
     }
 
     fn with(state: PersistentState, storage: KeyStorage, rng: SimRng, label: String, dir: Option<PathBuf>) -> Self {
-        VirtualKey { card: Box::new(Card::new(state, storage, rng)), label, present: true, dir }
+        VirtualKey { card: Box::new(Card::new(state, storage, rng)), label, present: true, dir, defect: None }
     }
 
     pub fn label(&self) -> &str {
@@ -207,9 +233,77 @@ impl VirtualKey {
         self.card.state().serial
     }
     pub fn meta(&self) -> Option<&SimMeta> {
-        match self.card.storage() {
-            KeyStorage::File(f) => Some(f.meta()),
-            KeyStorage::Memory => None,
+        match &self.card.storage().backend {
+            Backend::File(f) => Some(f.meta()),
+            Backend::Memory => None,
+        }
+    }
+
+    /// Give the running key `defect` (or none): from the next command on it is wrong in
+    /// that way. Never written to the key's file.
+    pub fn set_defect(&mut self, defect: Option<Defect>) {
+        self.defect = defect.map(DefectLayer::new);
+        if defect.is_some() {
+            // The storage defect needs the faults' view of the storage.
+            self.faults();
+        }
+    }
+
+    pub fn defect(&self) -> Option<Defect> {
+        self.defect.as_ref().map(DefectLayer::defect)
+    }
+
+    /// The key's fault injection, set up on first use: arm a [`Fault`](crate::faults::Fault)
+    /// on the handle, and the running key suffers it.
+    pub fn faults(&mut self) -> Faults {
+        let state = self.card.state().clone();
+        let storage = self.card.storage_mut();
+        storage
+            .faults
+            .get_or_insert_with(|| {
+                let f = Faults::default();
+                f.attach(&state);
+                f
+            })
+            .clone()
+    }
+
+    /// One command through the key's defect and faults to the card. `Err` when the command
+    /// got no answer: the power was lost (the card is back, unpowered, as its storage holds
+    /// it) or the key was pulled out.
+    fn run(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let faults = self.card.storage().faults.clone();
+        if let Some(f) = &faults {
+            let defer = self.defect.as_ref().is_some_and(|d| d.defect().defers_writes(apdu));
+            if let Some(delay) = f.begin(defer) {
+                std::thread::sleep(delay);
+            }
+        }
+        let view = CardView { pin_limit: self.card.state().pin.counter.limit };
+        let card = &mut self.card;
+        let answer = match &mut self.defect {
+            Some(layer) => layer.exchange(apdu, view, &mut |a| card.transmit(a).to_vec()),
+            None => card.transmit(apdu).to_vec(),
+        };
+        let Some(f) = faults else { return Ok(answer) };
+        match f.end(&mut self.card.storage_mut().backend) {
+            Ending::Answered => Ok(answer),
+            Ending::PowerLost(durable) => {
+                self.reboot(*durable);
+                Err(TransportError::Reset(self.label.clone()))
+            }
+            Ending::Removed(durable) => {
+                self.reboot(*durable);
+                self.present = false;
+                Err(TransportError::Removed(self.label.clone()))
+            }
+        }
+    }
+
+    fn reboot(&mut self, durable: PersistentState) {
+        self.card.reboot_from(durable);
+        if let Some(d) = &mut self.defect {
+            d.reset();
         }
     }
 
@@ -223,32 +317,39 @@ impl VirtualKey {
 
     /// Pull the key out: power is lost, the session is gone, the host sees no card.
     pub fn remove(&mut self) {
-        self.card.power_off();
+        self.power_off();
         self.present = false;
     }
     /// Plug the key back in.
     pub fn insert(&mut self) {
         self.present = true;
-        self.card.reset();
+        self.power_on();
     }
 
     // Reader-side operations, for front-ends that are the reader (vpcd): they decide presence.
 
     /// Power up or warm-reset the card; returns the ATR.
     pub fn power_on(&mut self) -> Vec<u8> {
+        if let Some(d) = &mut self.defect {
+            d.reset();
+        }
         self.card.reset().to_vec()
     }
     /// Cut the power: the session (PIN verified, management key authenticated) is gone.
     pub fn power_off(&mut self) {
+        if let Some(d) = &mut self.defect {
+            d.reset();
+        }
         self.card.power_off();
     }
     /// The ATR, without touching the card (readers ask for it to see the card is alive).
     pub fn atr(&self) -> Vec<u8> {
         piv::ATR.to_vec()
     }
-    /// One command APDU to the card as it is; an unpowered card answers 6985.
+    /// One command APDU to the card as it is; an unpowered card answers 6985. A command
+    /// that got no answer (an injected power loss) answers nothing at all.
     pub fn exchange(&mut self, apdu: &[u8]) -> Vec<u8> {
-        self.card.transmit(apdu).to_vec()
+        self.run(apdu).unwrap_or_default()
     }
 }
 
@@ -261,19 +362,26 @@ impl Transport for VirtualKey {
         if !self.present {
             return Err(TransportError::NoCard(self.label.clone()));
         }
-        Ok(self.card.transmit(apdu).to_vec())
+        if !self.card.is_powered() {
+            // As PC/SC says after a reset, until the host resets (reconnects) in its turn.
+            return Err(TransportError::Reset(self.label.clone()));
+        }
+        self.run(apdu)
     }
     fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
         if !self.present {
             return Err(TransportError::NoCard(self.label.clone()));
         }
-        Ok(self.card.reset().to_vec())
+        Ok(self.power_on())
     }
     fn is_present(&mut self) -> bool {
         self.present
     }
     fn name(&self) -> String {
-        self.label.clone()
+        match self.defect() {
+            Some(d) => format!("{} (defect {})", self.label, d.name()),
+            None => self.label.clone(),
+        }
     }
     /// A key in memory only computes; one kept in a directory syncs its counters to disk.
     fn may_block(&self) -> bool {

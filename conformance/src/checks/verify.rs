@@ -169,6 +169,60 @@ fn lockout(card: &mut Card) -> Verdict {
     }
 }
 
+/// A try is written down before the PIN is compared. With the power cut at the card's next
+/// write, VERIFY of the right PIN must get no answer (a card that compares first writes only
+/// for a wrong PIN, so a host that cuts the power when it sees a write guesses for free), and
+/// afterwards the count is one a power loss may leave: as before, or one less.
+fn spent_before_compare(card: &mut Card) -> Verdict {
+    let before = tried!(spendable(card));
+    if !card.cut_power_at_next_write() {
+        return Verdict::NotSupported("needs a key whose power the suite can cut (a simulated key, --sim)".into());
+    }
+    let block = pin_block(card.secrets.pin.expose().as_bytes());
+    let answer = card.raw(&verify_apdu(0x00, 0x80, &block));
+    card.cancel_power_cut();
+    if let Ok((_, sw)) = answer {
+        let _ = restore(card);
+        return Verdict::Fail(format!(
+            "with the power cut at the card's next write, VERIFY of the right PIN still answered {:04X}: \
+             the key compares the PIN before it writes the try down (a cut timed on that write is a free guess)",
+            sw.0
+        ));
+    }
+    step!(card.fresh());
+    let after = tried!(tries(card));
+    if let Err(v) = restore(card) {
+        return v;
+    }
+    if after == before || after + 1 == before {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("after the power loss the PIN has {after} tries, not {before} or {}", before - 1))
+    }
+}
+
+/// SELECT starts no new count: a wrong PIN stays spent across it.
+fn select_keeps_count(card: &mut Card) -> Verdict {
+    let before = tried!(spendable(card));
+    let wrong = pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes());
+    step!(card.raw(&verify_apdu(0x00, 0x80, &wrong)));
+    let (_, sw) = step!(card.raw(&super::apdu(0xA4, 0x04, 0x00, &proto::piv::PIV_AID, Some(256))));
+    let after = tried!(tries(card));
+    if let Err(v) = restore(card) {
+        return v;
+    }
+    if sw.0 != 0x9000 {
+        return Verdict::Fail(format!("SELECT of PIV answered {:04X}", sw.0));
+    }
+    if after == before - 1 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!(
+            "{before} tries, one wrong PIN, then SELECT: the key counts {after}, so SELECT gives spent tries back"
+        ))
+    }
+}
+
 fn wrong_p1(card: &mut Card) -> Verdict {
     let (_, sw) = step!(card.raw(&verify_apdu(0x01, 0x80, &pin_block(b"123456"))));
     expect(sw, &[0x6A86], "VERIFY with P1 other than 00 or FF")
@@ -281,5 +335,23 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: puk_not_verifiable,
+    },
+    Check {
+        id: "PIV-VERIFY-012",
+        title: "the try is written before the PIN is compared (power cut at the card's next write)",
+        clause: "SP 800-73-4 Part 2 §3.2.1; DESIGN (anti-tearing)",
+        family: Family::Verify,
+        severity: Severity::Must,
+        destructive: false,
+        run: spent_before_compare,
+    },
+    Check {
+        id: "PIV-VERIFY-013",
+        title: "SELECT leaves the PIN's retry counter as it was",
+        clause: "SP 800-73-4 Part 2 §3.2.1, §3.1.1",
+        family: Family::Verify,
+        severity: Severity::Must,
+        destructive: false,
+        run: select_keeps_count,
     },
 ];

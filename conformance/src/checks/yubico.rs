@@ -14,6 +14,22 @@ fn unsupported(sw: u16) -> bool {
     matches!(sw, 0x6D00 | 0x6E00 | 0x6A81)
 }
 
+/// RESET wipes a key only when both its PIN and PUK are blocked (else one lost PIN would
+/// erase it). Destructive: a key with the defect is wiped.
+fn reset_refused(card: &mut Card) -> Verdict {
+    let (_, sw) = step!(card.raw(&[0x00, 0xFD, 0x00, 0x00, 0x00]));
+    if unsupported(sw.0) {
+        return Verdict::NotSupported(format!("no Yubico extensions (GET VERSION {:04X})", sw.0));
+    }
+    let (_, sw) = step!(card.raw(&[0x00, 0xFB, 0x00, 0x00]));
+    match sw.0 {
+        0x6985 => Verdict::Pass,
+        0x9000 => Verdict::Fail("RESET answered 9000 with the PIN and PUK not blocked: the key was wiped".into()),
+        w if unsupported(w) => Verdict::NotSupported(format!("no RESET ({w:04X})")),
+        w => Verdict::Fail(format!("RESET with the PIN not blocked answered {w:04X}, not 6985")),
+    }
+}
+
 fn version(card: &mut Card) -> Verdict {
     let (data, sw) = step!(card.raw(&[0x00, 0xFD, 0x00, 0x00, 0x00]));
     match sw.0 {
@@ -179,5 +195,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Info,
         destructive: false,
         run: attest_empty_slot,
+    },
+    Check {
+        id: "PIV-YK-008",
+        title: "RESET is refused (6985) while the PIN and PUK are not both blocked",
+        clause: "Yubico PIV extension (INS FB)",
+        family: Family::Yubico,
+        severity: Severity::Must,
+        destructive: true,
+        run: reset_refused,
     },
 ];

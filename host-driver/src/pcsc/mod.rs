@@ -317,10 +317,7 @@ impl PcscTransport {
     fn io_error(&self, op: &str, rv: ffi::LONG) -> TransportError {
         match error::code(rv) {
             error::SCARD_W_REMOVED_CARD | error::SCARD_E_NO_SMARTCARD => TransportError::Removed(self.reader.clone()),
-            error::SCARD_W_RESET_CARD => TransportError::Io(format!(
-                "{op} on {}: another program reset the card; its PIN state is gone, start again",
-                self.reader
-            )),
+            error::SCARD_W_RESET_CARD => TransportError::Reset(self.reader.clone()),
             _ => TransportError::Io(format!("{op} on {}: {}", self.reader, PcscError::call(op, rv))),
         }
     }

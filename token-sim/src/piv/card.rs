@@ -110,6 +110,19 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
         self.app.storage()
     }
 
+    /// The storage, for the simulator's fault injection (which sits in front of it).
+    pub fn storage_mut(&mut self) -> &mut S {
+        self.app.storage_mut()
+    }
+
+    /// Power was lost mid-command: the card comes back unpowered, running `state` — what
+    /// its storage holds after the loss. Not reachable through any APDU.
+    pub fn reboot_from(&mut self, state: PersistentState) {
+        debug_assert!(state.validate().is_ok(), "storage holds only valid states");
+        self.power_off();
+        self.app.reboot(state);
+    }
+
     pub fn is_faulted(&self) -> bool {
         self.app.is_faulted()
     }

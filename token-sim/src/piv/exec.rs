@@ -53,6 +53,18 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         &self.storage
     }
 
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// Power was lost: what was in RAM is gone (session, a storage fault) and the card runs
+    /// `state`, read back from its storage.
+    pub fn reboot(&mut self, state: PersistentState) {
+        self.state = state;
+        self.session = Session::default();
+        self.faulted = false;
+    }
+
     pub fn is_faulted(&self) -> bool {
         self.faulted
     }

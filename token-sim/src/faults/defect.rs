@@ -1,15 +1,14 @@
-//! Defect profiles: a running key that departs from the standard in one named way, for testing
-//! hosts and the conformance suite against keys that are wrong. Chosen when the key is opened
-//! and never stored in a key file.
+//! Defect profiles: a running key that departs from the standard in one named way.
 //!
-//! A defect is a layer in front of the card ([`Defective`]), changing commands on their way
-//! in or answers on their way out. The card core under it is the same as always, so the card's
-//! security rules hold even inside a defective key: a "key that accepts any management key"
-//! answers the authentication with 9000, but the card behind it stays unauthenticated.
-//! Defects that would need the card's own state changed (a counter reset on SELECT) are not
-//! among these.
+//! Most defects are a layer in front of the card ([`DefectLayer`]), changing commands on
+//! their way in or answers on their way out; the card core under it is the same as always,
+//! so the card's security rules hold even inside a defective key: a "key that accepts any
+//! management key" answers the authentication with 9000, but the card behind it stays
+//! unauthenticated. Two defects act as the card's surroundings would: "reset allowed with the
+//! PIN unblocked" blocks PIN and PUK with wrong values before passing RESET on (the card
+//! still resets only a blocked key), and "decrement after compare" is a storage that holds
+//! the try's write back until the answer is known (see [`super::inject`]).
 
-use proto::transport::{Transport, TransportError};
 
 /// One way of being wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +37,17 @@ pub enum Defect {
     MetadataWrongRetries,
     /// CHANGE REFERENCE DATA answers 9000 to a wrong old PIN (and changes nothing).
     ChangeAcceptsWrongPin,
+    /// After a SELECT the PIN reports its full count again, as if the counter lived in RAM.
+    CounterResetOnSelect,
+    /// The try of a VERIFY is written only after the PIN was compared, and only when it was
+    /// wrong: a power cut timed on that write costs no try.
+    DecrementAfterCompare,
+    /// RESET (Yubico FB) wipes the key though its PIN and PUK are not blocked.
+    ResetWithPinUnblocked,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 12] = [
+    pub const ALL: [Defect; 15] = [
         Defect::AcceptsAnyMgmtKey,
         Defect::NoRetryDecrement,
         Defect::WrongSwWhenBlocked,
@@ -54,6 +60,9 @@ impl Defect {
         Defect::ChuidMalformed,
         Defect::MetadataWrongRetries,
         Defect::ChangeAcceptsWrongPin,
+        Defect::CounterResetOnSelect,
+        Defect::DecrementAfterCompare,
+        Defect::ResetWithPinUnblocked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +79,9 @@ impl Defect {
             Defect::ChuidMalformed => "chuid-malformed",
             Defect::MetadataWrongRetries => "metadata-wrong-retries",
             Defect::ChangeAcceptsWrongPin => "change-accepts-wrong-pin",
+            Defect::CounterResetOnSelect => "counter-reset-on-select",
+            Defect::DecrementAfterCompare => "decrement-after-compare",
+            Defect::ResetWithPinUnblocked => "reset-with-pin-unblocked",
         }
     }
 
@@ -87,7 +99,16 @@ impl Defect {
             Defect::ChuidMalformed => "the CHUID comes back cut short",
             Defect::MetadataWrongRetries => "the PIN's metadata says one try more than VERIFY",
             Defect::ChangeAcceptsWrongPin => "CHANGE REFERENCE DATA answers 9000 to a wrong old PIN",
+            Defect::CounterResetOnSelect => "after SELECT the PIN reports all its tries again",
+            Defect::DecrementAfterCompare => "VERIFY writes the try after comparing, and only when wrong",
+            Defect::ResetWithPinUnblocked => "RESET wipes the key though PIN and PUK are not blocked",
         }
+    }
+
+    /// Whether this defect is in the card's storage rather than in front of the card: the
+    /// key's writes during `apdu` are held back until its answer is known.
+    pub(crate) fn defers_writes(self, apdu: &[u8]) -> bool {
+        self == Defect::DecrementAfterCompare && apdu.get(1) == Some(&0x20) && apdu.len() > 5
     }
 
     pub fn parse(name: &str) -> Result<Defect, String> {
@@ -98,19 +119,26 @@ impl Defect {
     }
 }
 
-/// A key with `defect`, in front of `inner`.
-pub struct Defective<T> {
-    inner: T,
+/// What the card behind a defect is like, read before each command.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CardView {
+    /// The PIN's retry limit.
+    pub pin_limit: u8,
+}
+
+/// A defect in front of a card: `exchange` takes each command and the card to pass it to.
+#[derive(Debug)]
+pub(crate) struct DefectLayer {
     defect: Defect,
     /// The count the last status query saw (for the counting defects).
     last_count: Option<u8>,
+    /// Wrong PINs since the last SELECT (for the counter that SELECT "resets").
+    since_select: Option<u8>,
 }
 
-impl<T: Transport> Defective<T> {
-    pub fn new(inner: T, defect: Defect) -> Defective<T> {
-        Defective { inner, defect, last_count: None }
-    }
-}
+/// Values no PIN or PUK is likely to be, to block them; the second is tried when the first
+/// turns out to be the secret.
+const JUNK: [&[u8; 8]; 2] = [b"~!~!~!~!", b"!~!~!~!~"];
 
 fn sw(answer: &[u8]) -> u16 {
     match answer {
@@ -126,8 +154,23 @@ fn with_sw(mut answer: Vec<u8>, sw: u16) -> Vec<u8> {
     answer
 }
 
-impl<T: Transport> Transport for Defective<T> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+impl DefectLayer {
+    pub fn new(defect: Defect) -> DefectLayer {
+        DefectLayer { defect, last_count: None, since_select: None }
+    }
+
+    pub fn defect(&self) -> Defect {
+        self.defect
+    }
+
+    /// The session is gone (reset, power off).
+    pub fn reset(&mut self) {
+        self.last_count = None;
+        self.since_select = None;
+    }
+
+    /// One command through the defect; `card` runs an APDU on the card behind it.
+    pub fn exchange(&mut self, apdu: &[u8], view: CardView, card: &mut dyn FnMut(&[u8]) -> Vec<u8>) -> Vec<u8> {
         let (cla, ins) = (apdu.first().copied().unwrap_or(0), apdu.get(1).copied().unwrap_or(0));
         let (p1, p2) = (apdu.get(2).copied().unwrap_or(0), apdu.get(3).copied().unwrap_or(0));
         let verify_pin = ins == 0x20 && p1 == 0x00 && p2 == 0x80;
@@ -135,32 +178,51 @@ impl<T: Transport> Transport for Defective<T> {
             Defect::AcceptsAnyMgmtKey
                 if ins == 0x87 && p2 == 0x9B && apdu.len() > 8 && apdu[7] == 0x80 && apdu[8] > 0 =>
             {
-                return Ok(vec![0x90, 0x00]);
+                return vec![0x90, 0x00];
             }
             Defect::GetDataIgnoresP1P2 if ins == 0xCB && (p1, p2) != (0x3F, 0xFF) => {
                 let mut fixed = apdu.to_vec();
                 fixed[2] = 0x3F;
                 fixed[3] = 0xFF;
-                return self.inner.transmit(&fixed);
+                return card(&fixed);
             }
-            Defect::ChainingBroken if cla & 0x10 != 0 => return Ok(vec![0x90, 0x00]),
-            Defect::UnknownInsAccepted if matches!(ins, 0x02 | 0x04 | 0x06) => return Ok(vec![0x90, 0x00]),
+            Defect::ChainingBroken if cla & 0x10 != 0 => return vec![0x90, 0x00],
+            Defect::UnknownInsAccepted if matches!(ins, 0x02 | 0x04 | 0x06) => return vec![0x90, 0x00],
             Defect::ChangeAcceptsWrongPin if ins == 0x24 && p2 == 0x80 && apdu.len() == 21 => {
                 // Only a wrong old PIN gets the false yes: the card says whether it was wrong.
-                let answer = self.inner.transmit(apdu)?;
-                return Ok(if sw(&answer) & 0xFFF0 == 0x63C0 { vec![0x90, 0x00] } else { answer });
+                let answer = card(apdu);
+                return if sw(&answer) & 0xFFF0 == 0x63C0 { vec![0x90, 0x00] } else { answer };
             }
             Defect::SignsWrongData if ins == 0x87 && p1 == 0x11 && apdu.len() > 12 => {
                 let mut changed = apdu.to_vec();
                 let last = changed.len() - 2;
                 changed[last] ^= 0x01;
-                return self.inner.transmit(&changed);
+                return card(&changed);
+            }
+            Defect::ResetWithPinUnblocked if ins == 0xFB => {
+                // Block both with wrong values, so the card's own rule lets the reset through.
+                for (head, len) in [([0x00, 0x20, 0x00, 0x80], 8), ([0x00, 0x2C, 0x00, 0x80], 16)] {
+                    let mut pick = 0;
+                    for _ in 0..32 {
+                        let mut cmd = head.to_vec();
+                        cmd.push(len as u8);
+                        cmd.extend(JUNK[pick].iter().cycle().take(len));
+                        match sw(&card(&cmd)) {
+                            0x6983 => break,
+                            0x9000 => pick = 1,
+                            _ => {}
+                        }
+                    }
+                }
             }
             _ => {}
         }
-        let answer = self.inner.transmit(apdu)?;
+        let answer = card(apdu);
         let s = sw(&answer);
-        Ok(match self.defect {
+        if self.defect == Defect::CounterResetOnSelect {
+            return self.select_resets(apdu, answer, view);
+        }
+        match self.defect {
             Defect::NoRetryDecrement if verify_pin => {
                 let status = apdu.len() == 4;
                 if s & 0xFFF0 == 0x63C0 {
@@ -199,23 +261,37 @@ impl<T: Transport> Transport for Defective<T> {
                 more
             }
             _ => answer,
-        })
+        }
     }
 
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.last_count = None;
-        self.inner.reset()
-    }
-
-    fn is_present(&mut self) -> bool {
-        self.inner.is_present()
-    }
-
-    fn name(&self) -> String {
-        format!("{} (defect {})", self.inner.name(), self.defect.name())
-    }
-
-    fn may_block(&self) -> bool {
-        self.inner.may_block()
+    /// Counts as if SELECT had put the PIN's counter back to its limit: the tries reported
+    /// are the limit less the wrong PINs since. The card behind still counts them all.
+    fn select_resets(&mut self, apdu: &[u8], answer: Vec<u8>, view: CardView) -> Vec<u8> {
+        let s = sw(&answer);
+        let ins = apdu.get(1).copied().unwrap_or(0);
+        if ins == 0xA4 && s == 0x9000 {
+            self.since_select = Some(0);
+            return answer;
+        }
+        let Some(spent) = self.since_select else { return answer };
+        let is_pin = apdu.get(2..4) == Some(&[0x00, 0x80]);
+        if ins == 0x20 && is_pin && s & 0xFFF0 == 0x63C0 {
+            let spent = spent + u8::from(apdu.len() > 5);
+            self.since_select = Some(spent);
+            return with_sw(answer, 0x63C0 | u16::from(view.pin_limit.saturating_sub(spent).max(1)));
+        }
+        if ins == 0x20 && is_pin && s == 0x9000 && apdu.len() > 5 {
+            self.since_select = Some(0);
+        }
+        if ins == 0xF7 && apdu.get(3) == Some(&0x80) && s == 0x9000 {
+            let mut more = answer;
+            if let Some(i) = more.windows(2).position(|w| w == [0x06, 0x02]) {
+                if let Some(r) = more.get_mut(i + 3) {
+                    *r = view.pin_limit.saturating_sub(spent).max(1);
+                }
+            }
+            return more;
+        }
+        answer
     }
 }
