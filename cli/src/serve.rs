@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Start with the keys pulled out (plug them in with `ukey sim insert DIR`)
     #[arg(long)]
     pub removed: bool,
+    /// Serve the keys with this defect (`ukey sim defects` lists them), to see whether a host
+    /// or `ukey conformance --reader` notices; the key files are not changed by it
+    #[arg(long, value_name = "NAME")]
+    pub defect: Option<String>,
 }
 
 /// A control command sent to a running `ukey sim serve`.
@@ -101,10 +105,15 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
             bail!("two keys on {addr}: one vpcd port holds one key");
         }
     }
+    let defect = a.defect.as_deref().map(token_sim::faults::Defect::parse).transpose().map_err(anyhow::Error::msg)?;
     // Open (and lock) every key before serving any: a typo fails fast, nothing half-started.
     let mut keys = Vec::new();
     for dir in &a.dirs {
-        let key = VirtualKey::open(dir).with_context(|| format!("opening the virtual key in {}", dir.display()))?;
+        let mut key = VirtualKey::open(dir).with_context(|| format!("opening the virtual key in {}", dir.display()))?;
+        if let Some(d) = defect {
+            tracing::warn!("{} is served with the defect {}: {}", dir.display(), d.name(), d.describe());
+            key.set_defect(Some(d));
+        }
         if key.meta().is_some_and(|m| m.seed.is_some()) {
             tracing::warn!(
                 "{} is a deterministic test key (made with --seed): whoever knows or guesses the seed predicts \

@@ -23,24 +23,24 @@ fn key() -> VirtualKey {
     vk
 }
 
-/// The check that names each defect's symptom, and a word its message must carry.
-fn names(d: Defect) -> (&'static str, &'static str) {
+/// A word the message of the check that catches each defect must carry.
+fn symptom(d: Defect) -> &'static str {
     match d {
-        Defect::AcceptsAnyMgmtKey => ("PIV-MGMT-002", "wrong management key was accepted"),
-        Defect::NoRetryDecrement => ("PIV-VERIFY-002", "one wrong PIN"),
-        Defect::WrongSwWhenBlocked => ("PIV-VERIFY-009", "not 6983"),
-        Defect::LockoutNeverReached => ("PIV-VERIFY-009", "6983"),
-        Defect::GetDataIgnoresP1P2 => ("PIV-OBJ-005", "3FFF"),
-        Defect::GetResponseBroken => ("PIV-PUT-002", "Truncated"),
-        Defect::ChainingBroken => ("PIV-PUT-002", "3000"),
-        Defect::UnknownInsAccepted => ("PIV-ROBUST-001", "INS 02"),
-        Defect::SignsWrongData => ("PIV-SIGN-001", "does not verify"),
-        Defect::ChuidMalformed => ("PIV-OBJ-001", "GET DATA 5FC102"),
-        Defect::MetadataWrongRetries => ("PIV-YK-003", "metadata says"),
-        Defect::ChangeAcceptsWrongPin => ("PIV-CHANGE-001", "accepted a wrong old PIN"),
-        Defect::CounterResetOnSelect => ("PIV-VERIFY-013", "SELECT gives spent tries back"),
-        Defect::DecrementAfterCompare => ("PIV-VERIFY-012", "compares the PIN before it writes the try"),
-        Defect::ResetWithPinUnblocked => ("PIV-YK-008", "the key was wiped"),
+        Defect::AcceptsAnyMgmtKey => "wrong management key was accepted",
+        Defect::NoRetryDecrement => "one wrong PIN",
+        Defect::WrongSwWhenBlocked => "not 6983",
+        Defect::LockoutNeverReached => "6983",
+        Defect::GetDataIgnoresP1P2 => "3FFF",
+        Defect::GetResponseBroken => "Truncated",
+        Defect::ChainingBroken => "3000",
+        Defect::UnknownInsAccepted => "INS 02",
+        Defect::SignsWrongData => "does not verify",
+        Defect::ChuidMalformed => "GET DATA 5FC102",
+        Defect::MetadataWrongRetries => "metadata says",
+        Defect::ChangeAcceptsWrongPin => "accepted a wrong old PIN",
+        Defect::CounterResetOnSelect => "SELECT gives spent tries back",
+        Defect::DecrementAfterCompare => "compares the PIN before it writes the try",
+        Defect::ResetWithPinUnblocked => "the key was wiped",
     }
 }
 
@@ -59,7 +59,7 @@ fn every_defect_profile_fails_the_must_check_that_names_it() {
         let power = Box::new(k.faults());
         let mut card = Card::new(Box::new(k), Secrets::default()).with_power(power);
         let r = run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {});
-        let (id, symptom) = names(d);
+        let (id, symptom) = (d.caught_by(), symptom(d));
         let o = r.outcomes.iter().find(|o| o.id == id).unwrap();
         assert_eq!(o.severity, Severity::Must, "{}: {id} is a must-check", d.name());
         match &o.verdict {

@@ -105,6 +105,25 @@ impl Defect {
         }
     }
 
+    /// The conformance check that names this defect's symptom (`ukey conformance --list`).
+    pub fn caught_by(self) -> &'static str {
+        match self {
+            Defect::AcceptsAnyMgmtKey => "PIV-MGMT-002",
+            Defect::NoRetryDecrement => "PIV-VERIFY-002",
+            Defect::WrongSwWhenBlocked | Defect::LockoutNeverReached => "PIV-VERIFY-009",
+            Defect::GetDataIgnoresP1P2 => "PIV-OBJ-005",
+            Defect::GetResponseBroken | Defect::ChainingBroken => "PIV-PUT-002",
+            Defect::UnknownInsAccepted => "PIV-ROBUST-001",
+            Defect::SignsWrongData => "PIV-SIGN-001",
+            Defect::ChuidMalformed => "PIV-OBJ-001",
+            Defect::MetadataWrongRetries => "PIV-YK-003",
+            Defect::ChangeAcceptsWrongPin => "PIV-CHANGE-001",
+            Defect::CounterResetOnSelect => "PIV-VERIFY-013",
+            Defect::DecrementAfterCompare => "PIV-VERIFY-012",
+            Defect::ResetWithPinUnblocked => "PIV-YK-008",
+        }
+    }
+
     /// Whether this defect is in the card's storage rather than in front of the card: the
     /// key's writes during `apdu` are held back until its answer is known.
     pub(crate) fn defers_writes(self, apdu: &[u8]) -> bool {
