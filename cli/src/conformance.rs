@@ -32,7 +32,8 @@ use crate::KeyArgs;
 pub struct ConformanceArgs {
     #[command(flatten)]
     key: KeyArgs,
-    /// Judge a fresh virtual key made for the run (provisioned: a certificate in 9A)
+    /// Judge a fresh virtual key made for the run (scenario full: keys and certificates in
+    /// 9A, 9C, 9D and 9E)
     #[arg(long, conflicts_with_all = ["key", "reader"])]
     sim: bool,
     /// With --sim: a plain PIV card, without the Yubico extensions
@@ -47,8 +48,11 @@ pub struct ConformanceArgs {
     /// removed-mid-command:N (counted from the first check)
     #[arg(long, value_name = "FAULT", requires = "sim")]
     fault: Option<String>,
-    /// Also run the destructive checks: GENERATE replaces 9D's key pair; the PIN is blocked
-    /// with wrong tries and unblocked with the PUK to the same PIN. Needs --confirm
+    /// Also run the destructive checks: GENERATE makes a key pair in retired slot 95 (in 9D on
+    /// a card without retired slots); the PIN is blocked with wrong tries and unblocked with
+    /// the PUK to the same PIN; RESET is tried with the PIN unblocked. Each is followed by
+    /// putting the key back (objects rewritten, PIN verified), reported per check. Needs
+    /// --confirm
     #[arg(long)]
     destructive: bool,
     /// With --destructive: the key's serial, or its CHUID GUID in hex, typed back (the key you
@@ -108,7 +112,7 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
     let transport: Box<dyn Transport> = if a.sim {
         let dir = tempfile::tempdir().context("a directory for the --sim key")?;
         let key_dir = dir.path().join("sim");
-        let mut args = vec!["new", key_dir.to_str().unwrap_or("sim"), "--scenario", "provisioned", "--json"];
+        let mut args = vec!["new", key_dir.to_str().unwrap_or("sim"), "--scenario", "full", "--json"];
         if a.plain {
             args.push("--plain");
         }

@@ -149,6 +149,12 @@ impl Card {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Note a status word as answered (the runner keeps a check's own apart from those of
+    /// putting the key back).
+    pub fn note_seen(&mut self, sw: u16) {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).push(sw);
+    }
+
     /// The status words answered since the last call.
     pub fn take_seen(&mut self) -> Vec<u16> {
         std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))

@@ -60,11 +60,14 @@ impl Report {
                 Verdict::Skipped(_) => "skip",
             };
             let detail = o.verdict.detail();
-            let result = if detail.is_empty() {
+            let mut result = if detail.is_empty() {
                 o.verdict.name().to_string()
             } else {
                 format!("{}: {}", o.verdict.name(), esc(detail))
             };
+            if let Some(r) = &o.restoration {
+                result += &format!("<br><small>restored: {}</small>", esc(&r.summary()));
+            }
             h += &format!(
                 "<tr><td class=\"mono id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{result}</td><td class=\"mono\">{}</td><td>{}</td></tr>\n",
                 esc(o.id),

@@ -7,6 +7,9 @@
 //! - [`card`]: the key under test, reached through host-driver's `Transport` (in-process, a
 //!   PC/SC reader, later CCID), with every status word it answered recorded per check.
 //! - [`runner`]: runs a selection of the catalog, each check from a fresh reset and SELECT.
+//! - [`restore`]: after each destructive check, the key put back as found (objects rewritten,
+//!   the PIN verified) and read again; what PIV cannot put back (a replaced private key) is
+//!   reported.
 //! - [`report`]: the results: JSON, a terminal table, JUnit XML ([`junit`]) and one
 //!   self-contained HTML page.
 //!
@@ -20,6 +23,7 @@ mod checks;
 mod html;
 pub mod junit;
 pub mod report;
+pub mod restore;
 pub mod runner;
 
 pub use card::{Card, Secrets};

@@ -52,6 +52,9 @@ pub struct Outcome {
     /// Every status word the key answered during the check, in order (hex).
     pub status_words: Vec<String>,
     pub millis: u128,
+    /// For a destructive check that ran: how the key was put back as found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restoration: Option<crate::restore::Restoration>,
 }
 
 impl Outcome {
@@ -66,6 +69,7 @@ impl Outcome {
             verdict,
             status_words: seen.iter().map(|sw| format!("{sw:04X}")).collect(),
             millis,
+            restoration: None,
         }
     }
 }
@@ -153,6 +157,9 @@ impl Report {
                 out.push_str(&format!(" — {}", o.verdict.detail()));
             }
             out.push('\n');
+            if let Some(r) = &o.restoration {
+                out.push_str(&format!("{:<41}restored: {}\n", "", r.summary()));
+            }
         }
         out.push_str(&format!(
             "{} checks: {} passed, {} failed ({} must), {} not supported, {} skipped\n",

@@ -53,6 +53,7 @@ pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usiz
     let chosen: Vec<Check> = catalog().into_iter().filter(|c| selection.picks(c)).collect();
     let mut outcomes = Vec::new();
     let mut gone: Option<String> = None;
+    let mut restoration = None;
     for (n, check) in chosen.iter().enumerate() {
         card.take_seen();
         let started = Instant::now();
@@ -65,15 +66,25 @@ pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usiz
         } else if check.destructive && !destructive {
             Verdict::Skipped("destructive: run with --destructive".into())
         } else {
-            match card.fresh() {
+            // A destructive check is bracketed: the key read before, put back and read again after.
+            let before = check.destructive.then(|| crate::restore::snapshot(card));
+            let verdict = match card.fresh() {
                 Ok(()) => {
                     card.take_seen();
                     (check.run)(card)
                 }
                 Err(e) => Verdict::Fail(e),
+            };
+            let seen = card.take_seen();
+            restoration = before.map(|b| crate::restore::restore(card, &b));
+            card.take_seen();
+            for sw in seen {
+                card.note_seen(sw);
             }
+            verdict
         };
-        let outcome = Outcome::new(check, verdict, &card.take_seen(), started.elapsed().as_millis());
+        let mut outcome = Outcome::new(check, verdict, &card.take_seen(), started.elapsed().as_millis());
+        outcome.restoration = restoration.take();
         progress(n + 1, chosen.len(), &outcome);
         outcomes.push(outcome);
     }

@@ -231,3 +231,28 @@ fn the_reports_say_the_same_in_json_junit_and_html() {
     assert_eq!(json["summary"]["must_failed"], 2);
     assert_eq!(json["outcomes"].as_array().unwrap().len(), r.outcomes.len());
 }
+
+#[test]
+fn destructive_checks_report_how_the_key_was_put_back() {
+    let r = judge(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), &Selection { throwaway: true, ..Selection::default() });
+    let restoration = |id: &str| r.outcomes.iter().find(|o| o.id == id).unwrap().restoration.clone().unwrap();
+    let lockout = restoration("PIV-VERIFY-009");
+    assert!(lockout.verified && lockout.lost.is_empty(), "{lockout:?}");
+    let generated = restoration("PIV-GEN-002");
+    assert!(generated.verified && generated.lost.iter().any(|l| l.contains("95")), "{generated:?}");
+    assert!(r.outcomes.iter().filter(|o| !o.destructive).all(|o| o.restoration.is_none()));
+}
+
+#[test]
+fn an_object_a_check_changed_is_written_back_and_verified() {
+    let mut card = Card::new(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), Secrets::default());
+    card.probe_pin().unwrap();
+    let before = conformance::restore::snapshot(&mut card);
+    let chuid = card.piv().read_object(0x5FC102).unwrap().unwrap();
+    card.authenticate().unwrap();
+    card.piv().write_object(0x5FC102, &[0x30, 0x01, 0x00]).unwrap();
+    let r = conformance::restore::restore(&mut card, &before);
+    assert_eq!(r.restored, vec!["CHUID".to_string()], "{r:?}");
+    assert!(r.verified && r.keys_compared, "{r:?}");
+    assert_eq!(card.piv().read_object(0x5FC102).unwrap().unwrap(), chuid);
+}

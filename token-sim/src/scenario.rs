@@ -21,6 +21,9 @@ pub enum Scenario {
     Fresh,
     /// 9A key generated on the card, certificate from the CA valid one year.
     Provisioned,
+    /// Provisioned, and every other slot too: 9C (PIN always), 9D, 9E (no PIN), each with
+    /// its certificate from the CA (for suites that judge every slot).
+    Full,
     /// Provisioned, but the certificate expires in this many days.
     Expiring { days: u64 },
     /// Provisioned with a certificate that expired yesterday.
@@ -34,13 +37,14 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const NAMES: [&'static str; 7] =
-        ["fresh", "provisioned", "expiring", "expired", "pin-1-left", "pin-locked", "puk-locked"];
+    pub const NAMES: [&'static str; 8] =
+        ["fresh", "provisioned", "full", "expiring", "expired", "pin-1-left", "pin-locked", "puk-locked"];
 
     pub fn name(&self) -> &'static str {
         match self {
             Scenario::Fresh => "fresh",
             Scenario::Provisioned => "provisioned",
+            Scenario::Full => "full",
             Scenario::Expiring { .. } => "expiring",
             Scenario::Expired => "expired",
             Scenario::Pin1Left => "pin-1-left",
@@ -54,6 +58,7 @@ impl Scenario {
         Ok(match name {
             "fresh" => Scenario::Fresh,
             "provisioned" => Scenario::Provisioned,
+            "full" => Scenario::Full,
             "expiring" => Scenario::Expiring { days: expiring_days.unwrap_or(7) },
             "expired" => Scenario::Expired,
             "pin-1-left" => Scenario::Pin1Left,
@@ -104,15 +109,23 @@ pub fn apply(
         Scenario::Expired => (now - 366 * DAY, now - DAY),
         _ => (now - 60, now + 365 * DAY),
     };
-    // Generated on the card, as the issuing process would do it.
-    let secret = p256::SecretKey::random(rng);
-    let spki = secret.public_key().to_public_key_der().map_err(|_| ScenarioError::TooLarge)?;
-    let cert = ca.issue(&ca::parse_name(subject)?, spki.as_bytes(), not_before, not_after)?;
-    state.keys[Slot::Authentication.index()] =
-        Some(KeySlot::new(&secret, PinPolicy::Once, TouchPolicy::Never, Origin::Generated));
-    state
-        .set_object(Slot::Authentication.certificate_object(), &certificate_object(&cert))
-        .map_err(|_| ScenarioError::TooLarge)?;
+    let mut slots = vec![(Slot::Authentication, PinPolicy::Once)];
+    if scenario == Scenario::Full {
+        slots.extend([
+            (Slot::Signature, PinPolicy::Always),
+            (Slot::KeyManagement, PinPolicy::Once),
+            (Slot::CardAuthentication, PinPolicy::Never),
+        ]);
+    }
+    let name = ca::parse_name(subject)?;
+    for (slot, pin_policy) in slots {
+        // Generated on the card, as the issuing process would do it.
+        let secret = p256::SecretKey::random(&mut *rng);
+        let spki = secret.public_key().to_public_key_der().map_err(|_| ScenarioError::TooLarge)?;
+        let cert = ca.issue(&name, spki.as_bytes(), not_before, not_after)?;
+        state.keys[slot.index()] = Some(KeySlot::new(&secret, pin_policy, TouchPolicy::Never, Origin::Generated));
+        state.set_object(slot.certificate_object(), &certificate_object(&cert)).map_err(|_| ScenarioError::TooLarge)?;
+    }
     match scenario {
         Scenario::Pin1Left => state.pin.counter.remaining = 1,
         Scenario::PinLocked => state.pin.counter.remaining = 0,

@@ -1,5 +1,6 @@
 //! GENERATE ASYMMETRIC KEY PAIR and the key it makes: the public key returned is the one that
-//! signs and agrees keys later. These replace a slot's key: destructive (run with
+//! signs and agrees keys later. These make a key in the last retired slot (95), or in 9D on a
+//! card without retired slots, replacing what was there: destructive (run with
 //! --destructive, or on a key made for the run).
 
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
@@ -10,20 +11,33 @@ use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
 use crate::report::Verdict;
 
-/// GENERATE P-256 in `slot` (after management-key authentication): the public point.
-fn generate(card: &mut Card, slot: Slot) -> Result<p256::PublicKey, Verdict> {
+/// The last retired slot (95) spares the key's working slots; a card without retired slots
+/// gets its 9D replaced.
+const SPARE: Slot = Slot::Retired(20);
+
+/// GENERATE P-256 (after management-key authentication) in 95, or where the card has no
+/// retired slots in 9D: the slot and the public point.
+fn generate(card: &mut Card) -> Result<(Slot, p256::PublicKey), Verdict> {
     card.mgmt_auth()?;
-    card.piv().generate(slot, None, None).map_err(|e| Verdict::Fail(format!("GENERATE in {slot:?}: {e}")))
+    for slot in [SPARE, Slot::KeyManagement] {
+        match card.piv().generate(slot, None, None) {
+            Ok(public) => return Ok((slot, public)),
+            Err(host_driver::PivError::Card { sw, .. }) if slot == SPARE && matches!(sw.0, 0x6A80 | 0x6A86 | 0x6A88) => {}
+            Err(e) if slot == SPARE && e.is_not_supported() => {}
+            Err(e) => return Err(Verdict::Fail(format!("GENERATE in {:02X}: {e}", slot.key_ref()))),
+        }
+    }
+    unreachable!("9D is the last slot tried")
 }
 
 fn signs_for_returned_key(card: &mut Card) -> Verdict {
-    let public = tried!(generate(card, Slot::KeyManagement));
-    // 9D has the PIN policy "once": verify, then sign.
+    let (slot, public) = tried!(generate(card));
+    // 9D and the retired slots have the PIN policy "once": verify, then sign.
     tried!(card.verify_pin());
     let digest = [0x5Au8; 32];
-    let sig = match card.piv().sign_digest(Slot::KeyManagement, &digest) {
+    let sig = match card.piv().sign_digest(slot, &digest) {
         Ok(s) => s,
-        Err(e) => return Verdict::Fail(format!("signing with the new 9D key: {e}")),
+        Err(e) => return Verdict::Fail(format!("signing with the new {:02X} key: {e}", slot.key_ref())),
     };
     let key = p256::ecdsa::VerifyingKey::from(&public);
     match p256::ecdsa::Signature::from_der(&sig.der).map(|s| key.verify_prehash(&digest, &s)) {
@@ -33,14 +47,14 @@ fn signs_for_returned_key(card: &mut Card) -> Verdict {
 }
 
 fn ecdh_agrees(card: &mut Card) -> Verdict {
-    let public = tried!(generate(card, Slot::KeyManagement));
+    let (slot, public) = tried!(generate(card));
     tried!(card.verify_pin());
     let ours = p256::SecretKey::from_slice(&[0x42u8; 32]).expect("a valid scalar");
     let expected = p256::ecdh::diffie_hellman(ours.to_nonzero_scalar(), public.as_affine());
-    match card.piv().ecdh(Slot::KeyManagement, &ours.public_key()) {
+    match card.piv().ecdh(slot, &ours.public_key()) {
         Ok(shared) if shared == expected.raw_secret_bytes().as_slice() => Verdict::Pass,
         Ok(_) => Verdict::Fail("the key's ECDH secret differs from the host's".into()),
-        Err(e) => Verdict::Fail(format!("ECDH with 9D: {e}")),
+        Err(e) => Verdict::Fail(format!("ECDH with {:02X}: {e}", slot.key_ref())),
     }
 }
 
@@ -56,7 +70,10 @@ fn needs_management_key(card: &mut Card) -> Verdict {
 fn returned_point_is_p256(card: &mut Card) -> Verdict {
     tried!(card.mgmt_auth());
     let data = [0xAC, 0x03, 0x80, 0x01, 0x11];
-    let (resp, sw) = step!(card.cmd(0x47, 0x00, 0x9D, &data));
+    let (mut resp, mut sw) = step!(card.cmd(0x47, 0x00, SPARE.key_ref(), &data));
+    if matches!(sw.0, 0x6A80 | 0x6A86 | 0x6A88) {
+        (resp, sw) = step!(card.cmd(0x47, 0x00, 0x9D, &data));
+    }
     if sw.0 != 0x9000 {
         return Verdict::Fail(format!("GENERATE answered {:04X}", sw.0));
     }

@@ -120,11 +120,13 @@ fn management_metadata(card: &mut Card) -> Verdict {
 }
 
 fn attest_empty_slot(card: &mut Card) -> Verdict {
-    // 9C holds no key on most keys; where it does, this says nothing.
-    if card.piv().metadata(0x9C).is_ok() {
-        return Verdict::Skipped("9C holds a key here".into());
-    }
-    let (_, sw) = step!(card.raw(&[0x00, 0xF9, 0x9C, 0x00, 0x00]));
+    // The first slot without a key: 9C, 9D and 9E are empty on most keys, the 20 retired
+    // slots (82-95) on nearly all.
+    let empty = [0x9C, 0x9D, 0x9E].into_iter().chain(0x82..=0x95).find(|&r| card.piv().metadata(r).is_err());
+    let Some(slot) = empty else {
+        return Verdict::Skipped("every slot holds a key here".into());
+    };
+    let (_, sw) = step!(card.raw(&[0x00, 0xF9, slot, 0x00, 0x00]));
     match sw.0 {
         0x9000 => Verdict::Fail("ATTEST of an empty slot answered 9000".into()),
         w if unsupported(w) => Verdict::NotSupported(format!("no ATTEST ({w:04X})")),
