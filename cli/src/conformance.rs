@@ -184,14 +184,18 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
 pub fn list_defects(json: bool) -> Result<ExitCode> {
     use token_sim::faults::Defect;
     if json {
-        let rows: Vec<_> =
-            Defect::ALL.iter().map(|d| serde_json::json!({"name": d.name(), "what": d.describe(), "caught_by": d.caught_by()})).collect();
+        let rows: Vec<_> = Defect::ALL
+            .iter()
+            .map(|d| serde_json::json!({"name": d.name(), "what": d.describe(), "caught_by": d.caught_by()}))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for d in Defect::ALL {
             println!("{:<26} {:<15} {}", d.name(), d.caught_by(), d.describe());
         }
-        println!("\nukey sim serve --defect NAME serves one to PC/SC; ukey conformance --sim --defect NAME judges one.");
+        println!(
+            "\nukey sim serve --defect NAME serves one to PC/SC; ukey conformance --sim --defect NAME judges one."
+        );
         println!("Faults (--fault, with --sim): {}", token_sim::faults::Fault::FORMS);
     }
     Ok(ExitCode::SUCCESS)

@@ -130,7 +130,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     println!("\nthe business system: portal, local agent, keys in every state (over loopback HTTP)\n");
     let steps = crate::services::runtime()?.block_on(async {
         let w = crate::flows::setup(None, &crate::flows::flow_keys()).await?;
-        Ok::<_, anyhow::Error>(crate::flows::run_flows(&w).await)
+        Ok::<_, anyhow::Error>(conformance::system::run_flows(&w).await)
     })?;
     for s in &steps {
         let what = format!("{}: {}", s.flow, s.step);

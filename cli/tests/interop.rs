@@ -837,8 +837,7 @@ fn every_defect_is_caught_through_a_pcsc_reader() {
             .unwrap()
             .to_string();
         let _serve = Serve::start_with(h, &[&key], &["--defect", defect]);
-        let out =
-            ukey(h, &["conformance", "--reader", READER[0], "--destructive", "--confirm", &serial, "--json"]);
+        let out = ukey(h, &["conformance", "--reader", READER[0], "--destructive", "--confirm", &serial, "--json"]);
         let v = json(&out);
         let verdict = |id: &str| {
             let o = v["outcomes"].as_array().unwrap().iter().find(|o| o["id"] == id).unwrap_or_else(|| panic!("{id}"));
@@ -857,10 +856,7 @@ fn every_defect_is_caught_through_a_pcsc_reader() {
             .iter()
             .filter(|o| o["severity"] == "must" && o["verdict"]["result"] == "fail")
             .collect();
-        assert!(
-            must_failed.iter().any(|o| o["id"] == caught_by.as_str()),
-            "{defect}: {caught_by} did not fail: {v:#}"
-        );
+        assert!(must_failed.iter().any(|o| o["id"] == caught_by.as_str()), "{defect}: {caught_by} did not fail: {v:#}");
     }
 }
 

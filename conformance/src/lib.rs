@@ -13,6 +13,9 @@
 //! - [`report`]: the results: JSON, a terminal table, JUnit XML ([`junit`]) and one
 //!   self-contained HTML page.
 //!
+//! - [`system`]: the system family: the user manual's flows (certificate application, login,
+//!   bind, key login and its outcomes, unbind) against a portal and its agent, over HTTP.
+//!
 //! Checks never guess secrets: they use the PIN, PUK and management key they are given
 //! ([`card::Secrets`], the factory defaults unless told otherwise), and one that would need a
 //! secret it lacks says "skipped" with why.
@@ -25,6 +28,7 @@ pub mod junit;
 pub mod report;
 pub mod restore;
 pub mod runner;
+pub mod system;
 
 pub use card::{Card, Secrets};
 pub use catalog::{catalog, Check, Family, Severity};

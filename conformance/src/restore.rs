@@ -64,7 +64,11 @@ impl Restoration {
         if !self.keys_compared {
             parts.push("slots' keys not compared (no GET METADATA)".into());
         }
-        parts.push(if self.verified { "verified".into() } else { format!("NOT verified ({})", self.problems.join("; ")) });
+        parts.push(if self.verified {
+            "verified".into()
+        } else {
+            format!("NOT verified ({})", self.problems.join("; "))
+        });
         parts.join("; ")
     }
 }

@@ -58,7 +58,8 @@ pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usiz
         card.take_seen();
         let started = Instant::now();
         if gone.is_none() && !card.is_present() {
-            gone = Some(outcomes.last().map_or("before the first check".into(), |o: &Outcome| format!("during {}", o.id)));
+            gone =
+                Some(outcomes.last().map_or("before the first check".into(), |o: &Outcome| format!("during {}", o.id)));
         }
         let verdict = if let Some(when) = &gone {
             // Nothing more can be learnt of a key that is not there; say so once per check.

@@ -8,7 +8,8 @@ use token_sim::faults::Fault;
 use token_sim::{KeySpec, VirtualKey};
 
 fn judge(fault: Fault) -> Report {
-    let mut k = VirtualKey::in_memory(&KeySpec { seed: Some(9), ..KeySpec::default() }, &FixedClock(1_790_000_000)).unwrap();
+    let mut k =
+        VirtualKey::in_memory(&KeySpec { seed: Some(9), ..KeySpec::default() }, &FixedClock(1_790_000_000)).unwrap();
     let faults = k.faults();
     faults.arm(fault);
     let mut card = Card::new(Box::new(k), Secrets::default()).with_power(Box::new(faults));
@@ -55,7 +56,11 @@ fn a_key_pulled_out_ends_the_run_with_the_rest_not_run() {
     assert!(!after.is_empty());
     for o in after {
         let why = o.verdict.detail();
-        assert!(matches!(o.verdict, Verdict::Skipped(_)) && why.contains(&format!("removed during {}", failed[0].0)), "{}: {why}", o.id);
+        assert!(
+            matches!(o.verdict, Verdict::Skipped(_)) && why.contains(&format!("removed during {}", failed[0].0)),
+            "{}: {why}",
+            o.id
+        );
     }
     assert!(!r.conforms());
 }

@@ -234,7 +234,10 @@ fn the_reports_say_the_same_in_json_junit_and_html() {
 
 #[test]
 fn destructive_checks_report_how_the_key_was_put_back() {
-    let r = judge(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), &Selection { throwaway: true, ..Selection::default() });
+    let r = judge(
+        Box::new(key(Flavor::Yubico { version: [5, 4, 3] })),
+        &Selection { throwaway: true, ..Selection::default() },
+    );
     let restoration = |id: &str| r.outcomes.iter().find(|o| o.id == id).unwrap().restoration.clone().unwrap();
     let lockout = restoration("PIV-VERIFY-009");
     assert!(lockout.verified && lockout.lost.is_empty(), "{lockout:?}");

@@ -68,7 +68,11 @@ fn a_key_pulled_out_mid_command_is_removed_and_comes_back_when_put_in() {
     assert!(matches!(piv.pin_status(), Err(PivError::Transport(TransportError::NoCard(_)))));
     piv.transport().insert();
     piv.select().unwrap();
-    assert_eq!(piv.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 }, "the pulled try was never written");
+    assert_eq!(
+        piv.pin_status().unwrap(),
+        PinStatus::NotVerified { retries_left: 3 },
+        "the pulled try was never written"
+    );
 }
 
 #[test]

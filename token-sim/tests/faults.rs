@@ -33,7 +33,11 @@ fn authenticated(k: &mut VirtualKey) {
 fn cases() -> Vec<Case> {
     vec![
         Case { name: "wrong VERIFY", setup: nothing, apdu: || apdu(0x20, 0, 0x80, &padded(b"999999")) },
-        Case { name: "right VERIFY after a wrong one", setup: one_wrong_pin, apdu: || apdu(0x20, 0, 0x80, &padded(PIN)) },
+        Case {
+            name: "right VERIFY after a wrong one",
+            setup: one_wrong_pin,
+            apdu: || apdu(0x20, 0, 0x80, &padded(PIN)),
+        },
         Case {
             name: "CHANGE REFERENCE DATA",
             setup: nothing,
@@ -86,7 +90,11 @@ fn a_power_loss_at_any_write_leaves_the_state_before_or_after_that_write() {
                     Err(TransportError::Reset(_)) => {}
                     Ok(a) => {
                         // Fewer writes than n: the command ran whole.
-                        assert!(matches!(fault, Fault::PowerLossAtWrite(_)) && n > 1, "{}: {fault} answered {a:02X?}", case.name);
+                        assert!(
+                            matches!(fault, Fault::PowerLossAtWrite(_)) && n > 1,
+                            "{}: {fault} answered {a:02X?}",
+                            case.name
+                        );
                         assert_eq!(disk(&dir), after, "{}: a command that ran whole", case.name);
                         writes = n - 1;
                         break;

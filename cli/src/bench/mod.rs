@@ -17,7 +17,8 @@ use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{json, Value};
 use token_sim::scenario::Scenario;
 
-use crate::flows::{self, Browser, PASSWORD, PIN};
+use crate::flows::{self, PASSWORD};
+use conformance::system::{Browser, PIN};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {

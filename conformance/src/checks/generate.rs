@@ -22,7 +22,8 @@ fn generate(card: &mut Card) -> Result<(Slot, p256::PublicKey), Verdict> {
     for slot in [SPARE, Slot::KeyManagement] {
         match card.piv().generate(slot, None, None) {
             Ok(public) => return Ok((slot, public)),
-            Err(host_driver::PivError::Card { sw, .. }) if slot == SPARE && matches!(sw.0, 0x6A80 | 0x6A86 | 0x6A88) => {}
+            Err(host_driver::PivError::Card { sw, .. })
+                if slot == SPARE && matches!(sw.0, 0x6A80 | 0x6A86 | 0x6A88) => {}
             Err(e) if slot == SPARE && e.is_not_supported() => {}
             Err(e) => return Err(Verdict::Fail(format!("GENERATE in {:02X}: {e}", slot.key_ref()))),
         }

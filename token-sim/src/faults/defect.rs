@@ -9,7 +9,6 @@
 //! still resets only a blocked key), and "decrement after compare" is a storage that holds
 //! the try's write back until the answer is known (see [`super::inject`]).
 
-
 /// One way of being wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Defect {

@@ -33,7 +33,8 @@ pub enum Fault {
 
 impl Fault {
     /// The forms [`Fault::parse`] takes, for `--help` and error messages.
-    pub const FORMS: &'static str = "power-loss-at-write:N, power-loss-after-write:N, storage-error, slow:MILLISECONDS, removed-mid-command:N";
+    pub const FORMS: &'static str =
+        "power-loss-at-write:N, power-loss-after-write:N, storage-error, slow:MILLISECONDS, removed-mid-command:N";
 
     pub fn parse(spec: &str) -> Result<Fault, String> {
         let (name, arg) = match spec.split_once(':') {
@@ -207,7 +208,10 @@ impl Faults {
         let mut p = self.plan();
         p.defer = false;
         if let Some(held) = p.deferred.take() {
-            let changed = p.durable.as_ref().is_none_or(|d| d.pin.counter != held.pin.counter || d.puk.counter != held.puk.counter);
+            let changed = p
+                .durable
+                .as_ref()
+                .is_none_or(|d| d.pin.counter != held.pin.counter || d.puk.counter != held.puk.counter);
             if changed {
                 let _ = p.commit(&held, storage);
             }
@@ -247,7 +251,9 @@ mod tests {
 
     #[test]
     fn faults_parse_and_print_back() {
-        for spec in ["power-loss-at-write:3", "power-loss-after-write:1", "storage-error", "slow:250", "removed-mid-command:2"] {
+        for spec in
+            ["power-loss-at-write:3", "power-loss-after-write:1", "storage-error", "slow:250", "removed-mid-command:2"]
+        {
             assert_eq!(Fault::parse(spec).unwrap().to_string(), spec);
         }
         for bad in ["power-loss-at-write", "power-loss-at-write:0", "slow", "storage-error:1", "melt"] {

@@ -1,80 +1,31 @@
-//! `ukey flows`: the whole login / bind / unbind story, headless, over real HTTP on loopback —
-//! a portal on a temporary SQLite file, the agent, virtual keys in every state a user meets —
-//! checked step by step. Prints a table, writes `--json` / `--junit FILE`, exits 1 on a failure.
-
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
-
-use anyhow::{bail, ensure, Context, Result};
-use clap::Args;
-use host_driver::agent::{AgentConfig, FixedKeys};
-use host_driver::Piv;
-use portal::api::{Portal, State};
-use portal::config::Config;
-use portal::password::{self, Cost};
-use portal::store::Store;
-use proto::clock::SystemClock;
-use proto::secret::{Password, Pin};
-use proto::Clock;
-use serde::Serialize;
-use serde_json::{json, Value};
-use token_sim::scenario::{self, Scenario};
-use token_sim::{KeySpec, SharedKey, VirtualKey};
-
-use crate::output::table;
+//! The system family: the whole login / bind / unbind story of the user manual, over real
+//! HTTP against a portal and its local agent — certificate application, password login,
+//! binding, key login and each of its outcomes, unbinding — checked step by step. Any
+//! portal that speaks the reference portal's API can be judged; `ukey flows` starts one with
+//! virtual keys in every state a user meets, or points at a deployment.
+//!
+//! - [`Browser`]: the typed portal client, with the cookie jar, language and CSRF token a
+//!   browser keeps, and the page's calls to the local agent.
+//! - [`run_flows`]: the steps, each a [`Step`] with its outcome and timing; [`junit`] reports
+//!   them as the card checks' reports do.
 
 mod enroll;
+pub mod fail;
 
-#[derive(Args, Debug)]
-pub struct FlowsArgs {
-    /// Print the results as JSON
-    #[arg(long)]
-    pub json: bool,
-    /// Also write the results as a JUnit XML report
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// The portal's database: an empty postgres://... database, or sqlite:PATH
-    /// (default: a temporary SQLite file)
-    #[arg(long, value_name = "URL", conflicts_with = "portal")]
-    pub db: Option<String>,
-    /// Validate a running portal instead of starting one (needs --password; the flows bind and
-    /// unbind that user's enterprise accounts)
-    #[arg(long, value_name = "URL")]
-    pub portal: Option<String>,
-    /// Use a running agent (its --allow-origin must name the portal) instead of starting one
-    #[arg(long, value_name = "URL")]
-    pub agent: Option<String>,
-    /// Use the key in this PC/SC reader (a unique part of its name) instead of virtual keys.
-    /// Outcomes that need a key in another state (PIN locked, expiring, ...) are skipped
-    #[arg(long, value_name = "NAME")]
-    pub reader: Option<String>,
-    /// The portal user the flows log in as (with --portal)
-    #[arg(long, default_value = "zhangsan")]
-    pub user: String,
-    /// That user's password (with --portal)
-    #[arg(long, env = "UKEY_FLOWS_PASSWORD", hide_env_values = true)]
-    pub password: Option<Password>,
-    /// The key's PIN (with --reader or --agent)
-    #[arg(long, env = "UKEY_PIN", hide_env_values = true, default_value = "123456")]
-    pub pin: Pin,
-    /// Also run the certificate application on the deployment's key: REPLACES the key pair and
-    /// certificate in its slot 9A. Needs a portal with --sandbox (SMS code, payment) and staff
-    /// credentials
-    #[arg(long)]
-    pub enroll: bool,
-    /// Staff user who approves the application (with --enroll and --portal)
-    #[arg(long, default_value = "lisi")]
-    pub staff: String,
-    /// That staff user's password
-    #[arg(long, env = "UKEY_FLOWS_STAFF_PASSWORD", hide_env_values = true)]
-    pub staff_password: Option<Password>,
-}
+use std::time::Instant;
 
-pub(crate) const PASSWORD: &str = "flows-Passw0rd";
-pub(crate) const PIN: &str = "123456";
-pub(crate) const STAFF_PASSWORD: &str = "flows-Review1";
+use proto::secret::{Password, Pin};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use fail::{bail, ensure, Context, Result};
+
+/// The PIN the flows' virtual keys have (the factory default).
+pub const PIN: &str = "123456";
+/// The flows' enterprise (the demo's) and another one, by unified social credit code: an
+/// application must not name the other, a key issued to it must not bind.
+pub const CREDIT_CODE: &str = "91350100M000100Y43";
+pub const OTHER_CREDIT_CODE: &str = "91110000600037341L";
 
 /// One checked step.
 #[derive(Debug, Clone, Serialize)]
@@ -89,11 +40,8 @@ pub struct Step {
     pub ms: u128,
 }
 
-/// The flows' keys, offered to the agent (which uses them) and read back by the flows.
-type InProcessKeys = FixedKeys<SharedKey>;
-
 /// A browser: cookie jar, language, the session's CSRF token.
-pub(crate) struct Browser {
+pub struct Browser {
     http: reqwest::Client,
     portal: String,
     agent: String,
@@ -106,7 +54,7 @@ pub(crate) struct Browser {
 }
 
 impl Browser {
-    pub(crate) async fn new(portal: &str, agent: &str) -> Result<Browser> {
+    pub async fn new(portal: &str, agent: &str) -> Result<Browser> {
         let http = reqwest::Client::builder().cookie_store(true).build()?;
         let mut b = Browser {
             http,
@@ -120,15 +68,15 @@ impl Browser {
         b.csrf = v["csrf"].as_str().context("no CSRF token")?.into();
         Ok(b)
     }
-    pub(crate) fn with_pin(mut self, pin: &Pin) -> Browser {
+    pub fn with_pin(mut self, pin: &Pin) -> Browser {
         self.pin = pin.clone();
         self
     }
-    pub(crate) async fn get(&self, path: &str) -> Result<(u16, Value)> {
+    pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
         let r = self.http.get(format!("{}{path}", self.portal)).header("Accept-Language", "zh-CN").send().await?;
         Ok((r.status().as_u16(), r.json().await?))
     }
-    pub(crate) async fn post(&mut self, path: &str, body: Value) -> Result<(u16, Value)> {
+    pub async fn post(&mut self, path: &str, body: Value) -> Result<(u16, Value)> {
         let r = self
             .http
             .post(format!("{}{path}", self.portal))
@@ -145,7 +93,7 @@ impl Browser {
         Ok((status, v))
     }
     /// PUT raw bytes (an upload) with its Content-Type.
-    pub(crate) async fn put_bytes(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> Result<(u16, Value)> {
+    pub async fn put_bytes(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> Result<(u16, Value)> {
         let r = self
             .http
             .put(format!("{}{path}", self.portal))
@@ -158,7 +106,7 @@ impl Browser {
         Ok((r.status().as_u16(), r.json().await?))
     }
     /// POST raw bytes with extra headers and no cookie (a payment provider's callback).
-    pub(crate) async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Result<(u16, Value)> {
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Result<(u16, Value)> {
         let mut req = self.plain.post(format!("{}{path}", self.portal)).body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -167,7 +115,7 @@ impl Browser {
         Ok((r.status().as_u16(), r.json().await?))
     }
     /// What a portal page does with the agent: call it as the page's origin.
-    pub(crate) async fn agent(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+    pub async fn agent(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
         let mut r = self
             .plain
             .request(method, format!("{}{path}", self.agent))
@@ -201,7 +149,7 @@ impl Browser {
         Ok(v["nonce"].as_str().context("no nonce")?.to_string())
     }
     /// Challenge, PIN + signature on the key through the agent, key login.
-    pub(crate) async fn key_login(&mut self, key: &str, pin: &str, account: Option<&str>) -> Result<(u16, Value)> {
+    pub async fn key_login(&mut self, key: &str, pin: &str, account: Option<&str>) -> Result<(u16, Value)> {
         let nonce = self.challenge().await?;
         let (s, v) = self.agent_sign(key, pin, &nonce).await?;
         if s != 200 {
@@ -209,7 +157,7 @@ impl Browser {
         }
         self.post("/api/login/key", json!({"nonce": nonce, "token": v["token"], "account_id": account})).await
     }
-    pub(crate) async fn bind(&mut self, key: &str, accounts: &[String]) -> Result<(u16, Value)> {
+    pub async fn bind(&mut self, key: &str, accounts: &[String]) -> Result<(u16, Value)> {
         let nonce = self.challenge().await?;
         let pin = self.pin.clone();
         let (s, v) = self.agent_sign(key, pin.expose(), &nonce).await?;
@@ -221,55 +169,60 @@ impl Browser {
 /// Who the flows are, and which key plays which part. A part without a key (a deployment
 /// with one real key has no PIN-locked or expired one) makes its step "skipped".
 #[derive(Debug, Clone)]
-pub(crate) struct Cast {
-    pub(crate) user: String,
-    pub(crate) password: Password,
-    pub(crate) pin: Pin,
-    pub(crate) staff: Option<(String, Password)>,
+pub struct Cast {
+    pub user: String,
+    pub password: Password,
+    pub pin: Pin,
+    pub staff: Option<(String, Password)>,
     /// Binds to two accounts, logs in, wrong PIN, replay, unbind.
-    pub(crate) main: String,
-    pub(crate) pin_locked: Option<String>,
-    pub(crate) expiring: Option<String>,
-    pub(crate) expired: Option<String>,
+    pub main: String,
+    pub pin_locked: Option<String>,
+    pub expiring: Option<String>,
+    pub expired: Option<String>,
     /// Revoked by the flows (needs the portal in this process).
-    pub(crate) revocable: Option<String>,
-    pub(crate) unbound: Option<String>,
+    pub revocable: Option<String>,
+    pub unbound: Option<String>,
     /// Issued to another enterprise: binding it is refused.
-    pub(crate) foreign: Option<String>,
+    pub foreign: Option<String>,
     /// One PIN try left: the agent asks before spending it.
-    pub(crate) last_try: Option<String>,
+    pub last_try: Option<String>,
     /// Gets a certificate through the application flow.
-    pub(crate) blank: Option<String>,
+    pub blank: Option<String>,
 }
 
-pub(crate) struct World {
-    _dir: Option<tempfile::TempDir>,
-    pub(crate) portal: String,
-    pub(crate) agent: String,
-    /// The portal, when it runs in this process.
-    pub(crate) state: Option<State>,
-    /// The virtual keys, when they are in this process.
-    keys: Option<Arc<InProcessKeys>>,
-    pub(crate) accounts: Vec<String>,
-    pub(crate) cast: Cast,
+/// The system under test: where its portal and agent are, the accounts the flows bind, who
+/// plays which part. Built by whoever starts (or finds) the portal, agent and keys.
+pub struct System {
+    pub portal: String,
+    pub agent: String,
+    pub accounts: Vec<String>,
+    pub cast: Cast,
     /// A key holding a certificate gets a new key pair only when asked (a deployment's key).
-    pub(crate) replace_key: bool,
+    pub replace_key: bool,
+    /// A deployment (its portal or keys are not this process's): the flows start by
+    /// unbinding the user's accounts, and accept bindings already there.
+    pub deployment: bool,
+    /// Reads a key's PIN counter on the key itself (no try spent), when its keys are in this
+    /// process; else the agent's word is taken.
+    pub key_tries: Option<KeyTries>,
+    /// An ID photo the portal accepts (`seed` varies it): the application uploads two.
+    pub photo: fn(u8) -> Vec<u8>,
 }
 
-impl World {
+/// How the flows read a key's PIN counter on the key.
+pub type KeyTries = std::sync::Arc<dyn Fn(&str) -> Result<u8> + Send + Sync>;
+
+impl System {
     /// A browser with the cast's PIN.
-    pub(crate) async fn browser(&self) -> Result<Browser> {
+    pub async fn browser(&self) -> Result<Browser> {
         Ok(Browser::new(&self.portal, &self.agent).await?.with_pin(&self.cast.pin))
     }
 
     /// The key's own PIN counter: read on the card when it is in this process, else as the
     /// agent reads it (no try spent either way).
     async fn pin_tries(&self, b: &Browser, id: &str) -> Result<u8> {
-        if let Some(keys) = &self.keys {
-            let k = keys.keys().iter().find(|(i, _)| i == id).map(|(_, k)| k.clone()).context("no such key")?;
-            let mut piv = Piv::new(k);
-            piv.select()?;
-            return Ok(piv.pin_retries()?.0.unwrap_or(0));
+        if let Some(read) = &self.key_tries {
+            return read(id);
         }
         let (_, v) = b.agent(reqwest::Method::GET, "/keys", None).await?;
         let key = v["keys"].as_array().and_then(|l| l.iter().find(|k| k["id"] == id)).context("key not listed")?;
@@ -277,244 +230,8 @@ impl World {
     }
 }
 
-/// The flows' enterprise (the demo's) and another one, by unified social credit code.
-pub(crate) const CREDIT_CODE: &str = "91350100M000100Y43";
-pub(crate) const OTHER_CREDIT_CODE: &str = "91110000600037341L";
-/// The flows' key whose certificate was issued to the other enterprise.
-const FOREIGN_KEY: &str = "mallory";
-
-/// The keys `ukey flows` needs: one for each state a user meets.
-pub(crate) fn flow_keys() -> Vec<(String, Scenario)> {
-    [
-        ("alice", Scenario::Provisioned),
-        ("bob", Scenario::Provisioned),
-        ("carol", Scenario::Expiring { days: 5 }),
-        ("dave", Scenario::Expired),
-        ("erin", Scenario::PinLocked),
-        ("frank", Scenario::Provisioned),
-        ("grace", Scenario::Provisioned),
-        ("henry", Scenario::Fresh),
-        ("ivan", Scenario::Pin1Left),
-        (FOREIGN_KEY, Scenario::Provisioned),
-    ]
-    .into_iter()
-    .map(|(id, s)| (id.to_string(), s))
-    .collect()
-}
-
-/// A portal (on `db`, else a temporary SQLite file) with the demo enterprise, user and
-/// accounts, an agent, and the given in-process virtual keys, all on loopback.
-pub(crate) async fn setup(db: Option<&str>, key_list: &[(String, Scenario)]) -> Result<World> {
-    setup_with(db, key_list, |_| {}, None, None).await
-}
-
-/// [`setup`] with the portal's configuration adjusted by `tune` (a load test's limits),
-/// `progress` ticked for each key made, and the keys' certificate subjects given in
-/// `subjects` (same order as `key_list`) instead of naming the demo enterprise.
-pub(crate) async fn setup_with(
-    db: Option<&str>,
-    key_list: &[(String, Scenario)],
-    tune: impl FnOnce(&mut Config),
-    progress: Option<&indicatif::ProgressBar>,
-    subjects: Option<&[String]>,
-) -> Result<World> {
-    let dir = tempfile::tempdir()?;
-    let clock = SystemClock;
-    let now = clock.now_unix();
-    let ca = ca::Ca::create(&dir.path().join("ca"), "CN=ukey flows CA,O=ukey", 3650, &clock)?;
-    // The maker of this run's keys, which the portal trusts for certificate applications.
-    let factory = Arc::new(ca::Ca::create(
-        &dir.path().join("factory"),
-        crate::home::FACTORY_SUBJECT,
-        crate::home::FACTORY_DAYS,
-        &clock,
-    )?);
-    let url = db.map(str::to_string).unwrap_or_else(|| format!("sqlite:{}", dir.path().join("portal.db").display()));
-    let store = Store::open(&url).await.with_context(|| format!("opening {url}"))?;
-    let e = match store.create_enterprise("示例科技有限公司", CREDIT_CODE, now as i64).await {
-        Err(portal::store::StoreError::Exists { .. }) => anyhow::bail!(
-            "{url} already holds the flows' demo enterprise (from an earlier run): give an empty database"
-        ),
-        r => r?,
-    };
-    store.create_user(&e.id, "zhangsan", "张三", &password::hash(PASSWORD, Cost::FAST), now as i64).await?;
-    let staff = store
-        .create_user(&e.id, "lisi", "李四（审核员）", &password::hash(STAFF_PASSWORD, Cost::FAST), now as i64)
-        .await?;
-    store.set_role(&staff.id, "staff").await?;
-    let mut accounts = Vec::new();
-    for name in ["财务账号", "申报账号"] {
-        accounts.push(store.create_account(&e.id, name, now as i64).await?.id);
-    }
-    let keys = Arc::new(InProcessKeys::default());
-    for (i, (id, s)) in key_list.iter().enumerate() {
-        let spec = KeySpec { seed: Some(100 + i as u64), factory: Some(factory.clone()), ..KeySpec::default() };
-        let mut vk = VirtualKey::in_memory(&spec, &clock)?;
-        // Certificates name their enterprise by credit code (binding checks it).
-        let subject = if let Some(given) = subjects.and_then(|s| s.get(i)) {
-            given.clone()
-        } else if id == FOREIGN_KEY {
-            format!("CN={id},organizationIdentifier={OTHER_CREDIT_CODE},O=另一家科技有限公司")
-        } else {
-            format!("CN={id},organizationIdentifier={CREDIT_CODE},O=示例科技有限公司")
-        };
-        vk.card_mut()
-            .update_state(|st, rng| scenario::apply(st, *s, Some(&ca), &subject, &clock, rng))
-            .map_err(|_| anyhow::anyhow!("provisioning {id}"))??;
-        keys.keys().push((id.clone(), SharedKey::new(vk)));
-        if let Some(p) = progress {
-            p.inc(1);
-        }
-    }
-    let pl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let portal = format!("http://{}", pl.local_addr()?);
-    let mut config = Config::new(&portal);
-    config.password_cost = Cost::FAST;
-    // The flows' own portal: simulated payment provider and readable SMS / email outbox.
-    config.sandbox = true;
-    config.attestation_roots.add_der(&factory.certificate_der())?;
-    tune(&mut config);
-    let ca = Arc::new(ca.with_crl_url(config.crl_url()));
-    let state = Portal::new(store, ca, Arc::new(SystemClock), config);
-    tokio::spawn(portal::api::serve(pl, state.clone()));
-    let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let agent = format!("http://{}", al.local_addr()?);
-    let config = AgentConfig::new(vec![portal.clone()]);
-    tokio::spawn(host_driver::agent::serve(al, keys.clone(), config));
-    let cast = Cast {
-        user: "zhangsan".into(),
-        password: PASSWORD.into(),
-        pin: PIN.into(),
-        staff: Some(("lisi".into(), STAFF_PASSWORD.into())),
-        main: "alice".into(),
-        pin_locked: Some("erin".into()),
-        expiring: Some("carol".into()),
-        expired: Some("dave".into()),
-        revocable: Some("frank".into()),
-        unbound: Some("grace".into()),
-        foreign: Some(FOREIGN_KEY.into()),
-        last_try: Some("ivan".into()),
-        blank: Some("henry".into()),
-    };
-    let (state, keys) = (Some(state), Some(keys));
-    Ok(World { _dir: Some(dir), portal, agent, state, keys, accounts, cast, replace_key: false })
-}
-
-/// Deployment mode: a running portal and/or agent and/or a key in a reader.
-async fn connect(a: &FlowsArgs) -> Result<World> {
-    // The portal: the deployment's, or our own (then a reader key needs a certificate from
-    // our CA, which only the application flow gives it).
-    let (mut w, own_portal) = match &a.portal {
-        Some(url) => {
-            let password =
-                a.password.clone().context("--portal needs the user's --password (or UKEY_FLOWS_PASSWORD)")?;
-            ensure!(!a.enroll || a.staff_password.is_some(), "--enroll with --portal needs --staff-password");
-            let staff = a.staff_password.clone().map(|p| (a.staff.clone(), p));
-            let cast = Cast {
-                user: a.user.clone(),
-                password,
-                pin: a.pin.clone(),
-                staff,
-                main: String::new(),
-                pin_locked: None,
-                expiring: None,
-                expired: None,
-                revocable: None,
-                unbound: None,
-                foreign: None,
-                last_try: None,
-                blank: None,
-            };
-            let portal = url.trim_end_matches('/').to_string();
-            let w = World {
-                _dir: None,
-                portal,
-                agent: String::new(),
-                state: None,
-                keys: None,
-                accounts: vec![],
-                cast,
-                replace_key: true,
-            };
-            (w, false)
-        }
-        None => {
-            ensure!(a.reader.is_none() || a.enroll, "a key in a reader has no certificate from this run's own portal: add --enroll to give it one (replaces its 9A key pair), or point --portal at the portal that issued its certificate");
-            // The key in the reader was made elsewhere: trust this machine's factory too (where
-            // `ukey sim new` keys come from).
-            let home_factory = crate::home::factory(None)?.certificate_der();
-            let mut w = setup_with(
-                a.db.as_deref(),
-                &[],
-                |c| {
-                    let _ = c.attestation_roots.add_der(&home_factory);
-                },
-                None,
-                None,
-            )
-            .await?;
-            w.cast.pin = a.pin.clone();
-            w.replace_key = true;
-            (w, true)
-        }
-    };
-    // The agent: the deployment's, or one in this process for the machine's readers.
-    w.agent = match &a.agent {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => {
-            let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let agent = format!("http://{}", al.local_addr()?);
-            // The machine's readers only: no virtual key directories.
-            let readers = Arc::new(crate::services::MachineKeys::new(vec![]));
-            tokio::spawn(host_driver::agent::serve(al, readers, AgentConfig::new(vec![w.portal.clone()])));
-            agent
-        }
-    };
-    // The key: the reader named, else the agent's only key.
-    let probe = Browser::new(&w.portal, &w.agent).await.with_context(|| format!("portal {}", w.portal))?;
-    let (s, v) =
-        probe.agent(reqwest::Method::GET, "/keys", None).await.with_context(|| format!("agent {}", w.agent))?;
-    ensure!(s == 200, "the agent refused to list keys (is {} on its --allow-origin?): {v}", w.portal);
-    let ids: Vec<String> =
-        v["keys"].as_array().into_iter().flatten().filter_map(|k| k["id"].as_str().map(String::from)).collect();
-    let chosen: Vec<&String> = match &a.reader {
-        Some(name) => ids.iter().filter(|id| id.starts_with("reader:") && id.contains(name.as_str())).collect(),
-        None => ids.iter().collect(),
-    };
-    ensure!(
-        chosen.len() == 1,
-        "pick one key with --reader NAME; the agent has: {}",
-        if ids.is_empty() { "no keys".to_string() } else { ids.join(", ") }
-    );
-    w.cast.main = chosen[0].clone();
-    if a.enroll {
-        w.cast.blank = Some(w.cast.main.clone());
-    }
-    if own_portal {
-        // The keys of this run live elsewhere: only the main key plays.
-        w.keys = None;
-        w.cast.pin_locked = None;
-        w.cast.expiring = None;
-        w.cast.expired = None;
-        w.cast.revocable = None;
-        w.cast.unbound = None;
-        w.cast.foreign = None;
-        w.cast.last_try = None;
-    }
-    // The accounts the flows bind: the user's enterprise's.
-    let mut b = w.browser().await?;
-    let (s, v) =
-        b.post("/api/login/password", json!({"username": w.cast.user, "password": w.cast.password.expose()})).await?;
-    ensure!(s == 200, "password login as {} failed: {v}", w.cast.user);
-    let (_, v) = b.get("/api/accounts").await?;
-    w.accounts =
-        v["accounts"].as_array().into_iter().flatten().filter_map(|x| x["id"].as_str().map(String::from)).collect();
-    ensure!(!w.accounts.is_empty(), "{} has no accounts to bind", w.cast.user);
-    Ok(w)
-}
-
 /// Expect `code` (and HTTP status) from a step's answer.
-pub(crate) fn expect(got: (u16, Value), status: u16, code: &str) -> Result<Value> {
+pub fn expect(got: (u16, Value), status: u16, code: &str) -> Result<Value> {
     let (s, v) = got;
     if s != status || v["code"] != code {
         bail!("expected {status} {code}, got {s} {}", v);
@@ -522,13 +239,13 @@ pub(crate) fn expect(got: (u16, Value), status: u16, code: &str) -> Result<Value
     Ok(v)
 }
 
-pub(crate) struct Run {
+pub struct Run {
     steps: Vec<Step>,
     start: Instant,
 }
 
 impl Run {
-    pub(crate) async fn step<F, Fut>(&mut self, flow: &'static str, step: &str, f: F)
+    pub async fn step<F, Fut>(&mut self, flow: &'static str, step: &str, f: F)
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<String>>,
@@ -537,25 +254,26 @@ impl Run {
         let r = f().await;
         let (ok, detail) = match r {
             Ok(d) => (true, d),
-            Err(e) => (false, format!("{e:#}")),
+            Err(e) => (false, e.to_string()),
         };
         self.steps.push(Step { flow, step: step.into(), ok, skipped: false, detail, ms: t.elapsed().as_millis() });
     }
 
-    pub(crate) fn skip(&mut self, flow: &'static str, step: &str, why: &str) {
+    pub fn skip(&mut self, flow: &'static str, step: &str, why: &str) {
         self.steps.push(Step { flow, step: step.into(), ok: true, skipped: true, detail: why.into(), ms: 0 });
     }
 
-    fn fail(&mut self, flow: &'static str, step: &str, e: &anyhow::Error) {
-        self.steps.push(Step { flow, step: step.into(), ok: false, skipped: false, detail: format!("{e:#}"), ms: 0 });
+    pub fn fail(&mut self, flow: &'static str, step: &str, e: &fail::Failure) {
+        self.steps.push(Step { flow, step: step.into(), ok: false, skipped: false, detail: e.to_string(), ms: 0 });
     }
 }
 
-pub(crate) fn msg(v: &Value) -> String {
+pub fn msg(v: &Value) -> String {
     v["message"].as_str().unwrap_or("").to_string()
 }
 
-pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
+/// Every flow against `w`, step by step, in the manual's order.
+pub async fn run_flows(w: &System) -> Vec<Step> {
     let mut run = Run { steps: Vec::new(), start: Instant::now() };
     let (mut user, mut b) = match (w.browser().await, w.browser().await) {
         (Ok(u), Ok(b)) => (u, b),
@@ -566,7 +284,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
     };
     let c = &w.cast;
     let accounts = w.accounts.clone();
-    let deployment = w.state.is_none() || w.keys.is_none();
+    let deployment = w.deployment;
 
     // 2. Password login.
     run.step("password login", "wrong password is refused", || async {
@@ -719,7 +437,7 @@ pub(crate) async fn run_flows(w: &World) -> Vec<Step> {
                 let nonce = b.challenge().await?;
                 let (_, v) = b.agent_sign(k, c.pin.expose(), &nonce).await?;
                 let cert = base64_decode(v["token"]["certificate"].as_str().context("no certificate")?)?;
-                let fp = portal::token::fingerprint(&cert);
+                let fp = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&cert));
                 let mut staff = w.browser().await?;
                 let login = json!({"username": staff_name, "password": staff_password.expose()});
                 let (s, answer) = staff.post("/api/login/password", login).await?;
@@ -778,8 +496,9 @@ fn base64_decode(s: &str) -> Result<Vec<u8>> {
     Ok(base64::engine::general_purpose::STANDARD.decode(s)?)
 }
 
-fn junit(steps: &[Step]) -> String {
-    use conformance::junit::{Case, CaseResult};
+/// The steps as JUnit XML, a flow a test class.
+pub fn junit(steps: &[Step]) -> String {
+    use crate::junit::{Case, CaseResult};
     let cases: Vec<Case> = steps
         .iter()
         .map(|s| Case {
@@ -795,51 +514,7 @@ fn junit(steps: &[Step]) -> String {
             },
         })
         .collect();
-    conformance::junit::write("ukey flows", &cases)
-}
-
-pub fn run(a: FlowsArgs) -> Result<ExitCode> {
-    let started = Instant::now();
-    let deployment = a.portal.is_some() || a.agent.is_some() || a.reader.is_some();
-    let steps = crate::services::runtime()?.block_on(async {
-        let w = if deployment { connect(&a).await? } else { setup(a.db.as_deref(), &flow_keys()).await? };
-        Ok::<_, anyhow::Error>(run_flows(&w).await)
-    })?;
-    let failed = steps.iter().filter(|s| !s.ok).count();
-    let skipped = steps.iter().filter(|s| s.skipped).count();
-    if let Some(path) = &a.junit {
-        std::fs::write(path, junit(&steps)).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"passed": steps.len() - failed - skipped, "failed": failed, "skipped": skipped, "steps": steps})
-            )?
-        );
-    } else {
-        let rows: Vec<Vec<String>> = steps
-            .iter()
-            .map(|s| {
-                vec![
-                    s.flow.to_string(),
-                    s.step.clone(),
-                    if s.skipped {
-                        "skip".into()
-                    } else if s.ok {
-                        "ok".into()
-                    } else {
-                        "FAIL".into()
-                    },
-                    format!("{} ms", s.ms),
-                    s.detail.clone(),
-                ]
-            })
-            .collect();
-        table(&["FLOW", "STEP", "RESULT", "TIME", "DETAIL"], &rows);
-        println!("\n{} steps, {failed} failed, {skipped} skipped, {} ms", steps.len(), started.elapsed().as_millis());
-    }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    crate::junit::write("ukey flows", &cases)
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! key: form, review and edit, ID photos, key pair generated on the key, SMS code, payment,
 //! staff review, the certificate written to the key — which then binds and logs in.
 
-use anyhow::{ensure, Context, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{expect, msg, Browser, Run, World};
+use super::fail::{ensure, Context, Result};
+use super::{expect, msg, Browser, Run, System};
 const MOBILE: &str = "13800138000";
 const EMAIL: &str = "zhangsan@example.com";
 
@@ -19,11 +19,6 @@ fn form() -> Value {
         "mobile": MOBILE,
         "email": EMAIL,
     })
-}
-
-/// A stand-in ID photo: a drawn card, a real JPEG (the portal decodes every upload).
-fn photo(seed: u8) -> Vec<u8> {
-    portal::photo::sample(portal::photo::PhotoType::Jpeg, 640, 400, seed)
 }
 
 /// A CSR whose key pair was made in software (base64 DER): its self-signature verifies, but no
@@ -55,7 +50,7 @@ async fn sms_code(b: &Browser) -> Result<String> {
 
 /// The application with `key` (a blank virtual key, or a deployment's key whose 9A key pair
 /// gets replaced). Ends with the accounts unbound again, as it found them.
-pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str) {
+pub(super) async fn run(run: &mut Run, w: &System, user: &mut Browser, key: &str) {
     let c = &w.cast;
     const FLOW: &str = "enrollment";
     let mut id = String::new();
@@ -116,7 +111,8 @@ pub(super) async fn run(run: &mut Run, w: &World, user: &mut Browser, key: &str)
     run.step(FLOW, "ID photos uploaded (both sides)", || async {
         for side in ["front", "back"] {
             expect(
-                user.put_bytes(&app(&id, &format!("/photos/{side}")), "image/jpeg", photo(side.len() as u8)).await?,
+                user.put_bytes(&app(&id, &format!("/photos/{side}")), "image/jpeg", (w.photo)(side.len() as u8))
+                    .await?,
                 200,
                 "photo_uploaded",
             )?;
