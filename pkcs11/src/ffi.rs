@@ -1,0 +1,827 @@
+//! The functions a PKCS#11 caller gets from `C_GetFunctionList` (2.40) and `C_GetInterface`
+//! (3.0): the one place with raw pointers. Each takes its C arguments apart, runs the
+//! operation on the [`Module`] under one lock, and writes the results back; a panic inside is
+//! caught and answered CKR_GENERAL_ERROR, never unwound into the caller.
+#![allow(non_snake_case, clippy::missing_safety_doc)]
+
+use std::os::raw::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard};
+
+use cryptoki_sys::*;
+
+use crate::module::{Module, SignOut, MECHANISMS};
+use crate::objects::Attr;
+use crate::token::Rv;
+
+static MODULE: Mutex<Option<Module>> = Mutex::new(None);
+
+fn lock() -> MutexGuard<'static, Option<Module>> {
+    MODULE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Run `f` with a panic guard.
+fn guard(f: impl FnOnce() -> Rv<()>) -> CK_RV {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => CKR_OK,
+        Ok(Err(rv)) => rv,
+        Err(_) => {
+            tracing::error!("a panic inside the module was caught");
+            CKR_GENERAL_ERROR
+        }
+    }
+}
+
+/// Run `f` on the initialised module (of this process: a forked child has none until it
+/// calls C_Initialize itself).
+fn with<T>(f: impl FnOnce(&mut Module) -> Rv<T>) -> Rv<T> {
+    let mut m = lock();
+    match m.as_mut() {
+        Some(m) if m.pid == std::process::id() => f(m),
+        _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
+    }
+}
+
+/// `s`, space-padded or cut (at a character boundary) to `N` bytes, as PKCS#11's fixed fields.
+fn pad<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [b' '; N];
+    let mut end = s.len().min(N);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&s.as_bytes()[..end]);
+    out
+}
+
+unsafe fn bytes<'a>(p: *const u8, n: CK_ULONG) -> Rv<&'a [u8]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    Ok(std::slice::from_raw_parts(p, n as usize))
+}
+
+unsafe fn out<'a, T>(p: *mut T) -> Rv<&'a mut T> {
+    p.as_mut().ok_or(CKR_ARGUMENTS_BAD)
+}
+
+/// The two-call convention: with a null buffer say the length; with a buffer too small say
+/// so (and the length); else copy.
+unsafe fn give(value: &[u8], buf: *mut u8, len: *mut CK_ULONG) -> Rv<()> {
+    let len = out(len)?;
+    if buf.is_null() {
+        *len = value.len() as CK_ULONG;
+        return Ok(());
+    }
+    if (*len as usize) < value.len() {
+        *len = value.len() as CK_ULONG;
+        return Err(CKR_BUFFER_TOO_SMALL);
+    }
+    std::ptr::copy_nonoverlapping(value.as_ptr(), buf, value.len());
+    *len = value.len() as CK_ULONG;
+    Ok(())
+}
+
+/// A list by the two-call convention.
+unsafe fn give_list<T: Copy>(items: &[T], buf: *mut T, count: *mut CK_ULONG) -> Rv<()> {
+    let count = out(count)?;
+    if buf.is_null() {
+        *count = items.len() as CK_ULONG;
+        return Ok(());
+    }
+    if (*count as usize) < items.len() {
+        *count = items.len() as CK_ULONG;
+        return Err(CKR_BUFFER_TOO_SMALL);
+    }
+    std::ptr::copy_nonoverlapping(items.as_ptr(), buf, items.len());
+    *count = items.len() as CK_ULONG;
+    Ok(())
+}
+
+const VERSION: CK_VERSION = CK_VERSION { major: 0, minor: 1 };
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
+    guard(|| {
+        if let Some(a) = (args as *const CK_C_INITIALIZE_ARGS).as_ref() {
+            if !a.pReserved.is_null() {
+                return Err(CKR_ARGUMENTS_BAD);
+            }
+            let some =
+                [a.CreateMutex.is_some(), a.DestroyMutex.is_some(), a.LockMutex.is_some(), a.UnlockMutex.is_some()];
+            // All four or none (PKCS#11 §5.4); with them, the caller must also allow OS locks,
+            // which are what this module uses.
+            if some.iter().any(|x| *x) && !some.iter().all(|x| *x) {
+                return Err(CKR_ARGUMENTS_BAD);
+            }
+            if some[0] && a.flags & CKF_OS_LOCKING_OK == 0 {
+                return Err(CKR_CANT_LOCK);
+            }
+        }
+        crate::log::init();
+        let mut m = lock();
+        if m.as_ref().is_some_and(|m| m.pid == std::process::id()) {
+            return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+        }
+        // A forked child's copy of the parent's module is dropped without touching the keys
+        // the parent still uses.
+        if let Some(inherited) = m.take() {
+            std::mem::forget(inherited);
+        }
+        *m = Some(Module::new());
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
+    guard(|| {
+        if !reserved.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        let mut m = lock();
+        match m.as_ref() {
+            Some(x) if x.pid == std::process::id() => {
+                *m = None;
+                Ok(())
+            }
+            _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
+    guard(|| {
+        with(|_| Ok(()))?;
+        *out(info)? = CK_INFO {
+            cryptokiVersion: CK_VERSION { major: 2, minor: 40 },
+            manufacturerID: pad("ukey"),
+            flags: 0,
+            libraryDescription: pad("ukey PKCS#11 (virtual USB-Keys)"),
+            libraryVersion: VERSION,
+        };
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
+    guard(|| {
+        *out(list)? = &FUNCTIONS as *const CK_FUNCTION_LIST as *mut CK_FUNCTION_LIST;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetSlotList(token_present: CK_BBOOL, list: *mut CK_SLOT_ID, count: *mut CK_ULONG) -> CK_RV {
+    guard(|| {
+        let slots = with(|m| Ok(m.slot_list(token_present != 0)))?;
+        give_list(&slots, list, count)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
+    guard(|| {
+        let (description, present) = with(|m| {
+            let e = m.slots.get(slot as usize).ok_or(CKR_SLOT_ID_INVALID)?;
+            Ok((e.description.clone(), e.token.is_some()))
+        })?;
+        *out(info)? = CK_SLOT_INFO {
+            slotDescription: pad(&description),
+            manufacturerID: pad("ukey"),
+            flags: CKF_REMOVABLE_DEVICE | CKF_HW_SLOT | if present { CKF_TOKEN_PRESENT } else { 0 },
+            hardwareVersion: VERSION,
+            firmwareVersion: VERSION,
+        };
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
+    guard(|| {
+        let filled = with(|m| {
+            let (sessions, rw) = m.session_counts(slot);
+            let t = m.token(slot)?;
+            let pin = t.pin_flags()?;
+            Ok(CK_TOKEN_INFO {
+                label: pad(&t.label),
+                manufacturerID: pad(&t.manufacturer),
+                model: pad(&t.model),
+                serialNumber: pad(&t.serial),
+                flags: CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED | pin,
+                ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
+                ulSessionCount: sessions as CK_ULONG,
+                ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
+                ulRwSessionCount: rw as CK_ULONG,
+                ulMaxPinLen: 8,
+                ulMinPinLen: 6,
+                ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
+                ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
+                ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
+                ulFreePrivateMemory: CK_UNAVAILABLE_INFORMATION,
+                hardwareVersion: VERSION,
+                firmwareVersion: CK_VERSION { major: t.firmware[0], minor: t.firmware[1] },
+                utcTime: [b' '; 16],
+            })
+        })?;
+        *out(info)? = filled;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetMechanismList(
+    slot: CK_SLOT_ID,
+    list: *mut CK_MECHANISM_TYPE,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        with(|m| m.token(slot).map(|_| ()))?;
+        let all: Vec<CK_MECHANISM_TYPE> = MECHANISMS.iter().map(|(m, _)| *m).collect();
+        give_list(&all, list, count)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetMechanismInfo(
+    slot: CK_SLOT_ID,
+    kind: CK_MECHANISM_TYPE,
+    info: *mut CK_MECHANISM_INFO,
+) -> CK_RV {
+    guard(|| {
+        with(|m| m.token(slot).map(|_| ()))?;
+        let (_, flags) = MECHANISMS.iter().find(|(m, _)| *m == kind).ok_or(CKR_MECHANISM_INVALID)?;
+        *out(info)? = CK_MECHANISM_INFO { ulMinKeySize: 256, ulMaxKeySize: 256, flags: *flags };
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SetPIN(
+    h: CK_SESSION_HANDLE,
+    old: *mut CK_UTF8CHAR,
+    old_len: CK_ULONG,
+    new: *mut CK_UTF8CHAR,
+    new_len: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let (old, new) = (bytes(old, old_len)?, bytes(new, new_len)?);
+        with(|m| m.set_pin(h, old, new))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_OpenSession(
+    slot: CK_SLOT_ID,
+    flags: CK_FLAGS,
+    _app: *mut c_void,
+    _notify: CK_NOTIFY,
+    session: *mut CK_SESSION_HANDLE,
+) -> CK_RV {
+    guard(|| {
+        let session = out(session)?;
+        *session = with(|m| m.open_session(slot, flags))?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_CloseSession(h: CK_SESSION_HANDLE) -> CK_RV {
+    guard(|| with(|m| m.close_session(h)))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_CloseAllSessions(slot: CK_SLOT_ID) -> CK_RV {
+    guard(|| with(|m| m.close_all(slot)))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetSessionInfo(h: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO) -> CK_RV {
+    guard(|| {
+        let s = with(|m| m.session_info(h))?;
+        *out(info)? = CK_SESSION_INFO { slotID: s.slot, state: s.state, flags: s.flags, ulDeviceError: 0 };
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Login(
+    h: CK_SESSION_HANDLE,
+    user: CK_USER_TYPE,
+    pin: *mut CK_UTF8CHAR,
+    len: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let pin = zeroize::Zeroizing::new(bytes(pin, len)?.to_vec());
+        with(|m| m.login(h, user, &pin))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Logout(h: CK_SESSION_HANDLE) -> CK_RV {
+    guard(|| with(|m| m.logout(h)))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetAttributeValue(
+    h: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        if template.is_null() && count > 0 {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        let template = if count == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(template, count as usize) };
+        // Every attribute is answered; the call's result is the worst of them (§5.7).
+        let mut result = Ok(());
+        for a in template.iter_mut() {
+            let value = with(|m| m.attribute(h, object, a.type_))?;
+            let outcome = match value {
+                Attr::Value(v) => {
+                    let mut len = a.ulValueLen;
+                    let r = give(&v, a.pValue as *mut u8, &mut len);
+                    a.ulValueLen = len;
+                    r
+                }
+                Attr::Sensitive => {
+                    a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                    Err(CKR_ATTRIBUTE_SENSITIVE)
+                }
+                Attr::Invalid => {
+                    a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                    Err(CKR_ATTRIBUTE_TYPE_INVALID)
+                }
+            };
+            if let Err(rv) = outcome {
+                result = Err(rv);
+            }
+        }
+        result
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_FindObjectsInit(
+    h: CK_SESSION_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        if template.is_null() && count > 0 {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        let attrs = if count == 0 { &[][..] } else { std::slice::from_raw_parts(template, count as usize) };
+        let mut wanted = Vec::new();
+        for a in attrs {
+            wanted.push((a.type_, bytes(a.pValue as *const u8, a.ulValueLen)?.to_vec()));
+        }
+        with(|m| m.find_init(h, &wanted))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_FindObjects(
+    h: CK_SESSION_HANDLE,
+    objects: *mut CK_OBJECT_HANDLE,
+    max: CK_ULONG,
+    count: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let count = out(count)?;
+        if objects.is_null() && max > 0 {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        let found = with(|m| m.find(h, max as usize))?;
+        if !found.is_empty() {
+            std::ptr::copy_nonoverlapping(found.as_ptr(), objects, found.len());
+        }
+        *count = found.len() as CK_ULONG;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_FindObjectsFinal(h: CK_SESSION_HANDLE) -> CK_RV {
+    guard(|| with(|m| m.find_final(h)))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignInit(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard(|| {
+        let mech = out(mechanism)?.mechanism;
+        with(|m| m.sign_init(h, mech, key))
+    })
+}
+
+/// A signature (or its length) into the caller's buffer.
+unsafe fn signature(result: SignOut, sig: *mut CK_BYTE, len: *mut CK_ULONG) -> Rv<()> {
+    let len = out(len)?;
+    match result {
+        SignOut::Length(n) => {
+            *len = n as CK_ULONG;
+            Ok(())
+        }
+        SignOut::Signature(s) => {
+            std::ptr::copy_nonoverlapping(s.as_ptr(), sig, s.len());
+            *len = s.len() as CK_ULONG;
+            Ok(())
+        }
+    }
+}
+
+/// The caller's room for a signature: `None` for a length query (a null buffer).
+unsafe fn room(sig: *mut CK_BYTE, len: *mut CK_ULONG) -> Rv<Option<usize>> {
+    let len = out(len)?;
+    Ok((!sig.is_null()).then_some(*len as usize))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Sign(
+    h: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    sig: *mut CK_BYTE,
+    sig_len: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let data = bytes(data, data_len)?;
+        let space = room(sig, sig_len)?;
+        match with(|m| m.sign(h, data, space)) {
+            Err(CKR_BUFFER_TOO_SMALL) => {
+                *out(sig_len)? = crate::module::SIGNATURE_LEN as CK_ULONG;
+                Err(CKR_BUFFER_TOO_SMALL)
+            }
+            r => signature(r?, sig, sig_len),
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignUpdate(h: CK_SESSION_HANDLE, part: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
+    guard(|| {
+        let part = bytes(part, len)?;
+        with(|m| m.sign_update(h, part))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignFinal(h: CK_SESSION_HANDLE, sig: *mut CK_BYTE, sig_len: *mut CK_ULONG) -> CK_RV {
+    guard(|| {
+        let space = room(sig, sig_len)?;
+        match with(|m| m.sign_final(h, space)) {
+            Err(CKR_BUFFER_TOO_SMALL) => {
+                *out(sig_len)? = crate::module::SIGNATURE_LEN as CK_ULONG;
+                Err(CKR_BUFFER_TOO_SMALL)
+            }
+            r => signature(r?, sig, sig_len),
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SeedRandom(h: CK_SESSION_HANDLE, _seed: *mut CK_BYTE, _len: CK_ULONG) -> CK_RV {
+    guard(|| {
+        with(|m| m.session_info(h).map(|_| ()))?;
+        Err(CKR_RANDOM_SEED_NOT_SUPPORTED)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateRandom(h: CK_SESSION_HANDLE, buf: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
+    guard(|| {
+        if buf.is_null() && len > 0 {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        let r = with(|m| m.random(h, len as usize))?;
+        std::ptr::copy_nonoverlapping(r.as_ptr(), buf, r.len().min(len as usize));
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_WaitForSlotEvent(flags: CK_FLAGS, _slot: *mut CK_SLOT_ID, _reserved: *mut c_void) -> CK_RV {
+    guard(|| {
+        with(|_| Ok(()))?;
+        // Keys in directories are never inserted or removed while the module runs.
+        if flags & CKF_DONT_BLOCK != 0 {
+            Err(CKR_NO_EVENT)
+        } else {
+            Err(CKR_FUNCTION_NOT_SUPPORTED)
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetInterfaceList(list: *mut CK_INTERFACE, count: *mut CK_ULONG) -> CK_RV {
+    guard(|| {
+        let all = interfaces();
+        give_list(&all, list, count)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetInterface(
+    name: *mut CK_UTF8CHAR,
+    version: *mut CK_VERSION,
+    interface: *mut *mut CK_INTERFACE,
+    _flags: CK_FLAGS,
+) -> CK_RV {
+    guard(|| {
+        let interface = out(interface)?;
+        if !name.is_null() {
+            let wanted = std::ffi::CStr::from_ptr(name as *const std::os::raw::c_char);
+            if wanted.to_bytes() != b"PKCS 11" {
+                return Err(CKR_ARGUMENTS_BAD);
+            }
+        }
+        let want = version.as_ref().map(|v| (v.major, v.minor));
+        let pick = match want {
+            None | Some((3, 0)) => &INTERFACE_3_0,
+            Some((2, 40)) => &INTERFACE_2_40,
+            _ => return Err(CKR_ARGUMENTS_BAD),
+        };
+        *interface = pick.0.get();
+        Ok(())
+    })
+}
+
+/// The interfaces as C wants them: static, with pointers into static data.
+struct Interface(std::cell::UnsafeCell<CK_INTERFACE>);
+// The interfaces are never written after they are made; callers only read them.
+unsafe impl Sync for Interface {}
+
+static NAME: &[u8; 8] = b"PKCS 11\0";
+static INTERFACE_3_0: Interface = Interface(std::cell::UnsafeCell::new(CK_INTERFACE {
+    pInterfaceName: NAME.as_ptr() as *mut CK_CHAR,
+    pFunctionList: &FUNCTIONS_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
+    flags: 0,
+}));
+static INTERFACE_2_40: Interface = Interface(std::cell::UnsafeCell::new(CK_INTERFACE {
+    pInterfaceName: NAME.as_ptr() as *mut CK_CHAR,
+    pFunctionList: &FUNCTIONS as *const CK_FUNCTION_LIST as *mut c_void,
+    flags: 0,
+}));
+
+fn interfaces() -> [CK_INTERFACE; 2] {
+    // Safety: read-only statics.
+    unsafe { [*INTERFACE_3_0.0.get(), *INTERFACE_2_40.0.get()] }
+}
+
+/// Functions this module does not have: CKR_FUNCTION_NOT_SUPPORTED, as PKCS#11 lets a token say.
+macro_rules! not_supported {
+    ($($name:ident($($t:ty),*);)*) => {
+        $(
+            #[no_mangle]
+            pub unsafe extern "C" fn $name($(_: $t),*) -> CK_RV {
+                CKR_FUNCTION_NOT_SUPPORTED
+            }
+        )*
+    };
+}
+
+not_supported! {
+    C_InitToken(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR);
+    C_InitPIN(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, CK_ULONG);
+    C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE);
+    C_CreateObject(CK_SESSION_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_CopyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_DestroyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
+    C_GetObjectSize(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ULONG);
+    C_SetAttributeValue(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG);
+    C_EncryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Encrypt(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_EncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_EncryptFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Decrypt(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestInit(CK_SESSION_HANDLE, *mut CK_MECHANISM);
+    C_Digest(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_DigestKey(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
+    C_DigestFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_SignRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_VerifyInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Verify(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_VerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifyFinal(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifyRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_VerifyRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptDigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptVerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_GenerateKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_GenerateKeyPair(CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE, *mut CK_OBJECT_HANDLE);
+    C_WrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_UnwrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_DeriveKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_GetFunctionStatus(CK_SESSION_HANDLE);
+    C_CancelFunction(CK_SESSION_HANDLE);
+    C_LoginUser(CK_SESSION_HANDLE, CK_USER_TYPE, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR, CK_ULONG);
+    C_SessionCancel(CK_SESSION_HANDLE, CK_FLAGS);
+    C_MessageEncryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_EncryptMessage(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_EncryptMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_EncryptMessageNext(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG, CK_FLAGS);
+    C_MessageEncryptFinal(CK_SESSION_HANDLE);
+    C_MessageDecryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_DecryptMessage(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_DecryptMessageNext(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG, CK_FLAGS);
+    C_MessageDecryptFinal(CK_SESSION_HANDLE);
+    C_MessageSignInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_SignMessage(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG);
+    C_SignMessageNext(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_MessageSignFinal(CK_SESSION_HANDLE);
+    C_MessageVerifyInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_VerifyMessage(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_VerifyMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG);
+    C_VerifyMessageNext(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_MessageVerifyFinal(CK_SESSION_HANDLE);
+}
+
+/// The PKCS#11 2.40 function list.
+pub static FUNCTIONS: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
+    version: CK_VERSION { major: 2, minor: 40 },
+    C_Initialize: Some(C_Initialize),
+    C_Finalize: Some(C_Finalize),
+    C_GetInfo: Some(C_GetInfo),
+    C_GetFunctionList: Some(C_GetFunctionList),
+    C_GetSlotList: Some(C_GetSlotList),
+    C_GetSlotInfo: Some(C_GetSlotInfo),
+    C_GetTokenInfo: Some(C_GetTokenInfo),
+    C_GetMechanismList: Some(C_GetMechanismList),
+    C_GetMechanismInfo: Some(C_GetMechanismInfo),
+    C_InitToken: Some(C_InitToken),
+    C_InitPIN: Some(C_InitPIN),
+    C_SetPIN: Some(C_SetPIN),
+    C_OpenSession: Some(C_OpenSession),
+    C_CloseSession: Some(C_CloseSession),
+    C_CloseAllSessions: Some(C_CloseAllSessions),
+    C_GetSessionInfo: Some(C_GetSessionInfo),
+    C_GetOperationState: Some(C_GetOperationState),
+    C_SetOperationState: Some(C_SetOperationState),
+    C_Login: Some(C_Login),
+    C_Logout: Some(C_Logout),
+    C_CreateObject: Some(C_CreateObject),
+    C_CopyObject: Some(C_CopyObject),
+    C_DestroyObject: Some(C_DestroyObject),
+    C_GetObjectSize: Some(C_GetObjectSize),
+    C_GetAttributeValue: Some(C_GetAttributeValue),
+    C_SetAttributeValue: Some(C_SetAttributeValue),
+    C_FindObjectsInit: Some(C_FindObjectsInit),
+    C_FindObjects: Some(C_FindObjects),
+    C_FindObjectsFinal: Some(C_FindObjectsFinal),
+    C_EncryptInit: Some(C_EncryptInit),
+    C_Encrypt: Some(C_Encrypt),
+    C_EncryptUpdate: Some(C_EncryptUpdate),
+    C_EncryptFinal: Some(C_EncryptFinal),
+    C_DecryptInit: Some(C_DecryptInit),
+    C_Decrypt: Some(C_Decrypt),
+    C_DecryptUpdate: Some(C_DecryptUpdate),
+    C_DecryptFinal: Some(C_DecryptFinal),
+    C_DigestInit: Some(C_DigestInit),
+    C_Digest: Some(C_Digest),
+    C_DigestUpdate: Some(C_DigestUpdate),
+    C_DigestKey: Some(C_DigestKey),
+    C_DigestFinal: Some(C_DigestFinal),
+    C_SignInit: Some(C_SignInit),
+    C_Sign: Some(C_Sign),
+    C_SignUpdate: Some(C_SignUpdate),
+    C_SignFinal: Some(C_SignFinal),
+    C_SignRecoverInit: Some(C_SignRecoverInit),
+    C_SignRecover: Some(C_SignRecover),
+    C_VerifyInit: Some(C_VerifyInit),
+    C_Verify: Some(C_Verify),
+    C_VerifyUpdate: Some(C_VerifyUpdate),
+    C_VerifyFinal: Some(C_VerifyFinal),
+    C_VerifyRecoverInit: Some(C_VerifyRecoverInit),
+    C_VerifyRecover: Some(C_VerifyRecover),
+    C_DigestEncryptUpdate: Some(C_DigestEncryptUpdate),
+    C_DecryptDigestUpdate: Some(C_DecryptDigestUpdate),
+    C_SignEncryptUpdate: Some(C_SignEncryptUpdate),
+    C_DecryptVerifyUpdate: Some(C_DecryptVerifyUpdate),
+    C_GenerateKey: Some(C_GenerateKey),
+    C_GenerateKeyPair: Some(C_GenerateKeyPair),
+    C_WrapKey: Some(C_WrapKey),
+    C_UnwrapKey: Some(C_UnwrapKey),
+    C_DeriveKey: Some(C_DeriveKey),
+    C_SeedRandom: Some(C_SeedRandom),
+    C_GenerateRandom: Some(C_GenerateRandom),
+    C_GetFunctionStatus: Some(C_GetFunctionStatus),
+    C_CancelFunction: Some(C_CancelFunction),
+    C_WaitForSlotEvent: Some(C_WaitForSlotEvent),
+};
+
+/// The PKCS#11 3.0 function list (C_GetInterface).
+pub static FUNCTIONS_3_0: CK_FUNCTION_LIST_3_0 = CK_FUNCTION_LIST_3_0 {
+    version: CK_VERSION { major: 3, minor: 0 },
+    C_Initialize: Some(C_Initialize),
+    C_Finalize: Some(C_Finalize),
+    C_GetInfo: Some(C_GetInfo),
+    C_GetFunctionList: Some(C_GetFunctionList),
+    C_GetSlotList: Some(C_GetSlotList),
+    C_GetSlotInfo: Some(C_GetSlotInfo),
+    C_GetTokenInfo: Some(C_GetTokenInfo),
+    C_GetMechanismList: Some(C_GetMechanismList),
+    C_GetMechanismInfo: Some(C_GetMechanismInfo),
+    C_InitToken: Some(C_InitToken),
+    C_InitPIN: Some(C_InitPIN),
+    C_SetPIN: Some(C_SetPIN),
+    C_OpenSession: Some(C_OpenSession),
+    C_CloseSession: Some(C_CloseSession),
+    C_CloseAllSessions: Some(C_CloseAllSessions),
+    C_GetSessionInfo: Some(C_GetSessionInfo),
+    C_GetOperationState: Some(C_GetOperationState),
+    C_SetOperationState: Some(C_SetOperationState),
+    C_Login: Some(C_Login),
+    C_Logout: Some(C_Logout),
+    C_CreateObject: Some(C_CreateObject),
+    C_CopyObject: Some(C_CopyObject),
+    C_DestroyObject: Some(C_DestroyObject),
+    C_GetObjectSize: Some(C_GetObjectSize),
+    C_GetAttributeValue: Some(C_GetAttributeValue),
+    C_SetAttributeValue: Some(C_SetAttributeValue),
+    C_FindObjectsInit: Some(C_FindObjectsInit),
+    C_FindObjects: Some(C_FindObjects),
+    C_FindObjectsFinal: Some(C_FindObjectsFinal),
+    C_EncryptInit: Some(C_EncryptInit),
+    C_Encrypt: Some(C_Encrypt),
+    C_EncryptUpdate: Some(C_EncryptUpdate),
+    C_EncryptFinal: Some(C_EncryptFinal),
+    C_DecryptInit: Some(C_DecryptInit),
+    C_Decrypt: Some(C_Decrypt),
+    C_DecryptUpdate: Some(C_DecryptUpdate),
+    C_DecryptFinal: Some(C_DecryptFinal),
+    C_DigestInit: Some(C_DigestInit),
+    C_Digest: Some(C_Digest),
+    C_DigestUpdate: Some(C_DigestUpdate),
+    C_DigestKey: Some(C_DigestKey),
+    C_DigestFinal: Some(C_DigestFinal),
+    C_SignInit: Some(C_SignInit),
+    C_Sign: Some(C_Sign),
+    C_SignUpdate: Some(C_SignUpdate),
+    C_SignFinal: Some(C_SignFinal),
+    C_SignRecoverInit: Some(C_SignRecoverInit),
+    C_SignRecover: Some(C_SignRecover),
+    C_VerifyInit: Some(C_VerifyInit),
+    C_Verify: Some(C_Verify),
+    C_VerifyUpdate: Some(C_VerifyUpdate),
+    C_VerifyFinal: Some(C_VerifyFinal),
+    C_VerifyRecoverInit: Some(C_VerifyRecoverInit),
+    C_VerifyRecover: Some(C_VerifyRecover),
+    C_DigestEncryptUpdate: Some(C_DigestEncryptUpdate),
+    C_DecryptDigestUpdate: Some(C_DecryptDigestUpdate),
+    C_SignEncryptUpdate: Some(C_SignEncryptUpdate),
+    C_DecryptVerifyUpdate: Some(C_DecryptVerifyUpdate),
+    C_GenerateKey: Some(C_GenerateKey),
+    C_GenerateKeyPair: Some(C_GenerateKeyPair),
+    C_WrapKey: Some(C_WrapKey),
+    C_UnwrapKey: Some(C_UnwrapKey),
+    C_DeriveKey: Some(C_DeriveKey),
+    C_SeedRandom: Some(C_SeedRandom),
+    C_GenerateRandom: Some(C_GenerateRandom),
+    C_GetFunctionStatus: Some(C_GetFunctionStatus),
+    C_CancelFunction: Some(C_CancelFunction),
+    C_WaitForSlotEvent: Some(C_WaitForSlotEvent),
+    C_GetInterfaceList: Some(C_GetInterfaceList),
+    C_GetInterface: Some(C_GetInterface),
+    C_LoginUser: Some(C_LoginUser),
+    C_SessionCancel: Some(C_SessionCancel),
+    C_MessageEncryptInit: Some(C_MessageEncryptInit),
+    C_EncryptMessage: Some(C_EncryptMessage),
+    C_EncryptMessageBegin: Some(C_EncryptMessageBegin),
+    C_EncryptMessageNext: Some(C_EncryptMessageNext),
+    C_MessageEncryptFinal: Some(C_MessageEncryptFinal),
+    C_MessageDecryptInit: Some(C_MessageDecryptInit),
+    C_DecryptMessage: Some(C_DecryptMessage),
+    C_DecryptMessageBegin: Some(C_DecryptMessageBegin),
+    C_DecryptMessageNext: Some(C_DecryptMessageNext),
+    C_MessageDecryptFinal: Some(C_MessageDecryptFinal),
+    C_MessageSignInit: Some(C_MessageSignInit),
+    C_SignMessage: Some(C_SignMessage),
+    C_SignMessageBegin: Some(C_SignMessageBegin),
+    C_SignMessageNext: Some(C_SignMessageNext),
+    C_MessageSignFinal: Some(C_MessageSignFinal),
+    C_MessageVerifyInit: Some(C_MessageVerifyInit),
+    C_VerifyMessage: Some(C_VerifyMessage),
+    C_VerifyMessageBegin: Some(C_VerifyMessageBegin),
+    C_VerifyMessageNext: Some(C_VerifyMessageNext),
+    C_MessageVerifyFinal: Some(C_MessageVerifyFinal),
+};

@@ -1,0 +1,20 @@
+//! `libukey_pkcs11.so`: ukey's virtual keys as PKCS#11 tokens, for every program that speaks
+//! PKCS#11 (pkcs11-tool, browsers through NSS, ssh, OpenSSL, p11-kit), without pcscd.
+//!
+//! - [`config`]: which keys: the directories in `UKEY_PKCS11_KEYS`, one slot each.
+//! - [`token`]: one key behind one slot, through the host driver's PIV client.
+//! - [`objects`]: the certificate, public and private key objects of each PIV slot, as
+//!   OpenSC's PIV module shows them (CKA_ID 01..04, its labels).
+//! - [`module`]: sessions, login, search, signing, in Rust types.
+//! - `ffi`: the C entry points (`C_GetFunctionList`, `C_GetInterface`, ...), the one place
+//!   with raw pointers; every entry point catches panics.
+//! - [`log`](crate::log): `UKEY_PKCS11_LOG`.
+
+pub mod config;
+mod ffi;
+pub mod log;
+pub mod module;
+pub mod objects;
+pub mod token;
+
+pub use ffi::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList, FUNCTIONS};

@@ -1,0 +1,363 @@
+//! The module's state and every operation on it, in Rust types: slots and their tokens,
+//! sessions, object search, login, signing. `ffi` only moves C arguments in and out of here.
+
+use std::collections::HashMap;
+
+use cryptoki_sys::*;
+use sha2::Digest;
+
+use crate::config::{self, Source};
+use crate::objects::{self, Attr, Kind};
+use crate::token::{Rv, Token};
+
+/// Mechanisms every token has, with (min, max) key bits and flags.
+pub const MECHANISMS: [(CK_MECHANISM_TYPE, CK_FLAGS); 3] = [
+    (CKM_ECDSA, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA256, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA384, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+];
+
+/// A P-256 signature, r || s: what C_Sign returns.
+pub const SIGNATURE_LEN: usize = 64;
+
+pub struct SlotEntry {
+    pub description: String,
+    /// `None`: the key is gone (or could not be opened); the slot stays, empty.
+    pub token: Option<Token>,
+}
+
+struct SignOp {
+    mechanism: CK_MECHANISM_TYPE,
+    key_id: u8,
+    /// Data of SignUpdate, for the hashing mechanisms.
+    data: Vec<u8>,
+    /// 9C: the PIN was given again for this operation (CKU_CONTEXT_SPECIFIC).
+    always_authenticate: bool,
+    context_login: bool,
+}
+
+struct Session {
+    slot: CK_SLOT_ID,
+    flags: CK_FLAGS,
+    found: Option<Vec<CK_OBJECT_HANDLE>>,
+    sign: Option<SignOp>,
+}
+
+/// The module between C_Initialize and C_Finalize.
+pub struct Module {
+    /// The process that initialised it: a forked child must initialise its own.
+    pub pid: u32,
+    pub slots: Vec<SlotEntry>,
+    sessions: HashMap<CK_SESSION_HANDLE, Session>,
+    next_session: CK_SESSION_HANDLE,
+}
+
+/// What C_GetSessionInfo reports.
+pub struct SessionInfo {
+    pub slot: CK_SLOT_ID,
+    pub state: CK_STATE,
+    pub flags: CK_FLAGS,
+}
+
+/// What a C_Sign call gives back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignOut {
+    /// The caller asked for the length only (a null buffer): nothing was signed.
+    Length(usize),
+    Signature(Vec<u8>),
+}
+
+fn open(source: &Source) -> Result<Token, String> {
+    match source {
+        Source::Dir(dir) => {
+            let key = token_sim::VirtualKey::open(dir).map_err(|e| e.to_string())?;
+            let name = key.label().to_string();
+            Token::open(Box::new(key), &name).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The 32 bytes P-256 signs for `mechanism` over `data`: a digest given (CKM_ECDSA, cut or
+/// zero-padded on the left to the curve's size, as ECDSA reads it) or computed here.
+pub fn to_sign(mechanism: CK_MECHANISM_TYPE, data: &[u8]) -> Rv<[u8; 32]> {
+    let mut out = [0u8; 32];
+    match mechanism {
+        CKM_ECDSA => {
+            if data.is_empty() {
+                return Err(CKR_DATA_LEN_RANGE);
+            }
+            let n = data.len().min(32);
+            out[32 - n..].copy_from_slice(&data[..n]);
+        }
+        CKM_ECDSA_SHA256 => out.copy_from_slice(&sha2::Sha256::digest(data)),
+        CKM_ECDSA_SHA384 => out.copy_from_slice(&sha2::Sha384::digest(data)[..32]),
+        _ => return Err(CKR_MECHANISM_INVALID),
+    }
+    Ok(out)
+}
+
+impl Default for Module {
+    fn default() -> Module {
+        Module::new()
+    }
+}
+
+impl Module {
+    /// Open every configured key; one that cannot be opened leaves its slot empty, and says why.
+    pub fn new() -> Module {
+        let slots = config::sources()
+            .iter()
+            .map(|source| {
+                let token = match open(source) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!("{}: {e}; its slot stays empty", source.describe());
+                        None
+                    }
+                };
+                SlotEntry { description: source.describe(), token }
+            })
+            .collect();
+        Module { pid: std::process::id(), slots, sessions: HashMap::new(), next_session: 1 }
+    }
+
+    fn entry(&mut self, slot: CK_SLOT_ID) -> Rv<&mut SlotEntry> {
+        self.slots.get_mut(slot as usize).ok_or(CKR_SLOT_ID_INVALID)
+    }
+
+    pub fn token(&mut self, slot: CK_SLOT_ID) -> Rv<&mut Token> {
+        self.entry(slot)?.token.as_mut().ok_or(CKR_TOKEN_NOT_PRESENT)
+    }
+
+    pub fn slot_list(&self, token_present: bool) -> Vec<CK_SLOT_ID> {
+        (0..self.slots.len())
+            .filter(|&i| !token_present || self.slots[i].token.is_some())
+            .map(|i| i as CK_SLOT_ID)
+            .collect()
+    }
+
+    pub fn session_counts(&self, slot: CK_SLOT_ID) -> (usize, usize) {
+        let of = self.sessions.values().filter(|s| s.slot == slot);
+        let all = of.clone().count();
+        (all, of.filter(|s| s.flags & CKF_RW_SESSION != 0).count())
+    }
+
+    fn session(&mut self, h: CK_SESSION_HANDLE) -> Rv<&mut Session> {
+        self.sessions.get_mut(&h).ok_or(CKR_SESSION_HANDLE_INVALID)
+    }
+
+    pub fn open_session(&mut self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Rv<CK_SESSION_HANDLE> {
+        if flags & CKF_SERIAL_SESSION == 0 {
+            return Err(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
+        }
+        self.token(slot)?;
+        let h = self.next_session;
+        self.next_session += 1;
+        self.sessions.insert(h, Session { slot, flags, found: None, sign: None });
+        Ok(h)
+    }
+
+    pub fn close_session(&mut self, h: CK_SESSION_HANDLE) -> Rv<()> {
+        let s = self.sessions.remove(&h).ok_or(CKR_SESSION_HANDLE_INVALID)?;
+        // The last session of a token ends its login (PKCS#11 §5.6).
+        if !self.sessions.values().any(|o| o.slot == s.slot) {
+            if let Ok(t) = self.token(s.slot) {
+                if t.user_logged_in {
+                    let _ = t.logout();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn close_all(&mut self, slot: CK_SLOT_ID) -> Rv<()> {
+        self.entry(slot)?;
+        let mine: Vec<_> = self.sessions.iter().filter(|(_, s)| s.slot == slot).map(|(h, _)| *h).collect();
+        for h in mine {
+            self.close_session(h)?;
+        }
+        Ok(())
+    }
+
+    /// From the module's own state only: this never touches the card.
+    pub fn session_info(&mut self, h: CK_SESSION_HANDLE) -> Rv<SessionInfo> {
+        let (slot, flags) = {
+            let s = self.session(h)?;
+            (s.slot, s.flags)
+        };
+        let logged_in = self.slots.get(slot as usize).and_then(|e| e.token.as_ref()).is_some_and(|t| t.user_logged_in);
+        let rw = flags & CKF_RW_SESSION != 0;
+        let state = match (rw, logged_in) {
+            (false, false) => CKS_RO_PUBLIC_SESSION,
+            (false, true) => CKS_RO_USER_FUNCTIONS,
+            (true, false) => CKS_RW_PUBLIC_SESSION,
+            (true, true) => CKS_RW_USER_FUNCTIONS,
+        };
+        Ok(SessionInfo { slot, state, flags })
+    }
+
+    pub fn login(&mut self, h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Rv<()> {
+        let slot = self.session(h)?.slot;
+        match user {
+            CKU_USER => {
+                if self.token(slot)?.user_logged_in {
+                    return Err(CKR_USER_ALREADY_LOGGED_IN);
+                }
+                let t = self.token(slot)?;
+                t.verify(pin)?;
+                t.user_logged_in = true;
+                Ok(())
+            }
+            CKU_CONTEXT_SPECIFIC => {
+                let wants = self.session(h)?.sign.as_ref().is_some_and(|op| op.always_authenticate);
+                if !wants {
+                    return Err(CKR_OPERATION_NOT_INITIALIZED);
+                }
+                self.token(slot)?.verify(pin)?;
+                if let Some(op) = self.session(h)?.sign.as_mut() {
+                    op.context_login = true;
+                }
+                Ok(())
+            }
+            CKU_SO => Err(CKR_USER_TYPE_INVALID),
+            _ => Err(CKR_USER_TYPE_INVALID),
+        }
+    }
+
+    pub fn logout(&mut self, h: CK_SESSION_HANDLE) -> Rv<()> {
+        let slot = self.session(h)?.slot;
+        let t = self.token(slot)?;
+        if !t.user_logged_in {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        t.logout()
+    }
+
+    pub fn set_pin(&mut self, h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Rv<()> {
+        let s = self.session(h)?;
+        if s.flags & CKF_RW_SESSION == 0 {
+            return Err(CKR_SESSION_READ_ONLY);
+        }
+        let slot = s.slot;
+        self.token(slot)?.change_pin(old, new)
+    }
+
+    /// Whether `handle` names an object of the session's token that the session may see.
+    fn visible(&mut self, slot: CK_SLOT_ID, handle: CK_OBJECT_HANDLE) -> Rv<(u8, Kind)> {
+        let (s, id, kind) = objects::parse_handle(handle).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        let t = self.token(slot)?;
+        let content = t.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        if s != slot || !objects::kinds(content).contains(&kind) || (kind == Kind::Private && !t.user_logged_in) {
+            return Err(CKR_OBJECT_HANDLE_INVALID);
+        }
+        Ok((id, kind))
+    }
+
+    pub fn find_init(&mut self, h: CK_SESSION_HANDLE, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Rv<()> {
+        let slot = self.session(h)?.slot;
+        if self.session(h)?.found.is_some() {
+            return Err(CKR_OPERATION_ACTIVE);
+        }
+        let t = self.token(slot)?;
+        let mut found = Vec::new();
+        for c in &t.contents {
+            for kind in objects::kinds(c) {
+                if kind == Kind::Private && !t.user_logged_in {
+                    continue;
+                }
+                let all =
+                    template.iter().all(|(ty, want)| objects::attribute(c, kind, *ty) == Attr::Value(want.clone()));
+                if all {
+                    found.push(objects::handle(slot, c.id, kind));
+                }
+            }
+        }
+        self.session(h)?.found = Some(found);
+        Ok(())
+    }
+
+    pub fn find(&mut self, h: CK_SESSION_HANDLE, max: usize) -> Rv<Vec<CK_OBJECT_HANDLE>> {
+        let found = self.session(h)?.found.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        let n = max.min(found.len());
+        Ok(found.drain(..n).collect())
+    }
+
+    pub fn find_final(&mut self, h: CK_SESSION_HANDLE) -> Rv<()> {
+        self.session(h)?.found.take().map(|_| ()).ok_or(CKR_OPERATION_NOT_INITIALIZED)
+    }
+
+    pub fn attribute(&mut self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, t: CK_ATTRIBUTE_TYPE) -> Rv<Attr> {
+        let slot = self.session(h)?.slot;
+        let (id, kind) = self.visible(slot, object)?;
+        let c = self.token(slot)?.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        Ok(objects::attribute(c, kind, t))
+    }
+
+    pub fn sign_init(&mut self, h: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE) -> Rv<()> {
+        let slot = self.session(h)?.slot;
+        if self.session(h)?.sign.is_some() {
+            return Err(CKR_OPERATION_ACTIVE);
+        }
+        if !MECHANISMS.iter().any(|(m, _)| *m == mechanism) {
+            return Err(CKR_MECHANISM_INVALID);
+        }
+        if !self.token(slot)?.user_logged_in {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        let (id, kind) = self.visible(slot, key).map_err(|_| CKR_KEY_HANDLE_INVALID)?;
+        if kind != Kind::Private {
+            return Err(CKR_KEY_TYPE_INCONSISTENT);
+        }
+        let always = self.token(slot)?.content(id).is_some_and(|c| c.slot == proto::piv::Slot::Signature);
+        self.session(h)?.sign =
+            Some(SignOp { mechanism, key_id: id, data: Vec::new(), always_authenticate: always, context_login: false });
+        Ok(())
+    }
+
+    /// C_Sign: `room` is the caller's buffer size, `None` for a length query.
+    pub fn sign(&mut self, h: CK_SESSION_HANDLE, data: &[u8], room: Option<usize>) -> Rv<SignOut> {
+        if self.session(h)?.sign.as_ref().is_some_and(|op| !op.data.is_empty()) {
+            return Err(CKR_OPERATION_ACTIVE);
+        }
+        self.finish(h, Some(data), room)
+    }
+
+    pub fn sign_update(&mut self, h: CK_SESSION_HANDLE, part: &[u8]) -> Rv<()> {
+        let op = self.session(h)?.sign.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        if op.mechanism == CKM_ECDSA {
+            // A raw digest is one piece: no multi-part CKM_ECDSA.
+            self.session(h)?.sign = None;
+            return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
+        }
+        op.data.extend_from_slice(part);
+        Ok(())
+    }
+
+    pub fn sign_final(&mut self, h: CK_SESSION_HANDLE, room: Option<usize>) -> Rv<SignOut> {
+        self.finish(h, None, room)
+    }
+
+    /// The end of a signing operation: a length query or a short buffer keeps it going (so a
+    /// caller asking the size first does not sign twice); anything else ends it.
+    fn finish(&mut self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, room: Option<usize>) -> Rv<SignOut> {
+        let slot = self.session(h)?.slot;
+        let op = self.session(h)?.sign.as_ref().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        match room {
+            None => return Ok(SignOut::Length(SIGNATURE_LEN)),
+            Some(n) if n < SIGNATURE_LEN => return Err(CKR_BUFFER_TOO_SMALL),
+            Some(_) => {}
+        }
+        let op = SignOp { data: data.map(<[u8]>::to_vec).unwrap_or_else(|| op.data.clone()), ..*op };
+        self.session(h)?.sign = None;
+        if op.always_authenticate && !op.context_login {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        let digest = to_sign(op.mechanism, &op.data)?;
+        Ok(SignOut::Signature(self.token(slot)?.sign(op.key_id, &digest)?.to_vec()))
+    }
+
+    pub fn random(&mut self, h: CK_SESSION_HANDLE, n: usize) -> Rv<Vec<u8>> {
+        let slot = self.session(h)?.slot;
+        self.token(slot)?.random(n)
+    }
+}

@@ -1,0 +1,166 @@
+//! One key behind one slot: the host driver's PIV client over the key's transport (a virtual
+//! key in this process, or a reader), what the key holds, and whether the user is logged in.
+
+use cryptoki_sys::*;
+use der::Decode;
+use host_driver::{PinOutcome, Piv, PivError};
+use proto::secret::Pin;
+use proto::transport::{Transport, TransportError};
+
+use crate::objects::{SlotContent, SLOTS};
+
+/// A PKCS#11 result: the CK_RV a call answers when it is not CKR_OK.
+pub type Rv<T> = Result<T, CK_RV>;
+
+/// What a driver error is to a PKCS#11 caller.
+pub fn rv(e: &PivError) -> CK_RV {
+    match e {
+        PivError::Transport(TransportError::NoCard(_) | TransportError::Removed(_)) => CKR_DEVICE_REMOVED,
+        PivError::Transport(_) => CKR_DEVICE_ERROR,
+        PivError::NotAuthorized { .. } => CKR_USER_NOT_LOGGED_IN,
+        PivError::PinBlocked { .. } => CKR_PIN_LOCKED,
+        PivError::WrongSecret { .. } => CKR_PIN_INCORRECT,
+        PivError::MemoryFailure { .. } => CKR_DEVICE_MEMORY,
+        PivError::Input(_) => CKR_ARGUMENTS_BAD,
+        _ => CKR_DEVICE_ERROR,
+    }
+}
+
+/// A PIN as PIV takes it: 6 to 8 bytes (the card pads with FF).
+pub fn pin_of(bytes: &[u8]) -> Rv<Pin> {
+    if !(6..=8).contains(&bytes.len()) {
+        return Err(CKR_PIN_LEN_RANGE);
+    }
+    let s = std::str::from_utf8(bytes).map_err(|_| CKR_PIN_INVALID)?;
+    Ok(Pin::new(s.to_string()))
+}
+
+pub struct Token {
+    piv: Piv<Box<dyn Transport>>,
+    pub label: String,
+    pub serial: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub firmware: [u8; 2],
+    pub contents: Vec<SlotContent>,
+    pub user_logged_in: bool,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("label", &self.label).field("serial", &self.serial).finish()
+    }
+}
+
+/// The common name in a DER Name, if any.
+fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+    const CN: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
+    name.0.iter().flat_map(|rdn| rdn.0.iter()).find(|a| a.oid == CN).and_then(|a| {
+        der::asn1::Utf8StringRef::try_from(&a.value)
+            .map(|s| s.as_str().to_string())
+            .or_else(|_| der::asn1::PrintableStringRef::try_from(&a.value).map(|s| s.as_str().to_string()))
+            .ok()
+    })
+}
+
+impl Token {
+    /// Read what the key behind `transport` holds; `name` labels it when no certificate does.
+    pub fn open(transport: Box<dyn Transport>, name: &str) -> Result<Token, PivError> {
+        let mut piv = Piv::new(transport);
+        piv.select()?;
+        let version = piv.version().ok();
+        let serial = match piv.serial() {
+            Ok(s) => s.to_string(),
+            Err(_) => piv
+                .read_object(proto::piv::object::CHUID)?
+                .and_then(|c| proto::tlv::find(&c, 0x34).ok().flatten().map(|g| hex_upper(&g[..g.len().min(8)])))
+                .unwrap_or_else(|| "0".into()),
+        };
+        let mut contents = Vec::new();
+        for (slot, id, ..) in SLOTS {
+            let from_cert = piv.read_certificate(slot)?.and_then(|der| SlotContent::from_cert(slot, id, der));
+            let content = match from_cert {
+                Some(c) => Some(c),
+                // No certificate: a key the metadata shows is still a key (Yubico extension).
+                None => piv.metadata(slot.key_ref()).ok().and_then(|m| m.public_key).and_then(|point| {
+                    p256::PublicKey::from_sec1_bytes(&point).ok().map(|_| SlotContent::key_only(slot, id, point))
+                }),
+            };
+            contents.extend(content);
+        }
+        let label = contents
+            .iter()
+            .find_map(|c| c.cert.as_ref())
+            .and_then(|der| x509_cert::Certificate::from_der(der).ok())
+            .and_then(|c| common_name(&c.tbs_certificate.subject))
+            .unwrap_or_else(|| name.to_string());
+        let (manufacturer, model) = match version {
+            Some(_) => ("ukey".to_string(), "PIV, Yubico ext".to_string()),
+            None => ("ukey".to_string(), "PIV".to_string()),
+        };
+        Ok(Token {
+            piv,
+            label,
+            serial,
+            manufacturer,
+            model,
+            firmware: version.map(|v| [v[0], v[1]]).unwrap_or([0, 0]),
+            contents,
+            user_logged_in: false,
+        })
+    }
+
+    pub fn content(&self, id: u8) -> Option<&SlotContent> {
+        self.contents.iter().find(|c| c.id == id)
+    }
+
+    /// The PIN's state as token flags, read without spending a try (metadata where the key
+    /// has it, else an empty VERIFY, which cannot tell "low" without the total).
+    pub fn pin_flags(&mut self) -> Rv<CK_FLAGS> {
+        let (left, total) = self.piv.pin_retries().map_err(|e| rv(&e))?;
+        Ok(match left {
+            Some(0) => CKF_USER_PIN_LOCKED,
+            Some(1) => CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW,
+            Some(n) if total.is_some_and(|t| n < t) => CKF_USER_PIN_COUNT_LOW,
+            _ => 0,
+        })
+    }
+
+    /// VERIFY the PIN (C_Login, and the context-specific login before a 9C signature).
+    pub fn verify(&mut self, pin: &[u8]) -> Rv<()> {
+        let pin = pin_of(pin)?;
+        match self.piv.verify_pin(&pin).map_err(|e| rv(&e))? {
+            PinOutcome::Ok => Ok(()),
+            PinOutcome::WrongPin { .. } => Err(CKR_PIN_INCORRECT),
+            PinOutcome::Blocked => Err(CKR_PIN_LOCKED),
+        }
+    }
+
+    pub fn logout(&mut self) -> Rv<()> {
+        self.user_logged_in = false;
+        self.piv.logout().map_err(|e| rv(&e))
+    }
+
+    pub fn change_pin(&mut self, old: &[u8], new: &[u8]) -> Rv<()> {
+        let (old, new) = (pin_of(old)?, pin_of(new)?);
+        match self.piv.change_pin(&old, &new).map_err(|e| rv(&e))? {
+            PinOutcome::Ok => Ok(()),
+            PinOutcome::WrongPin { .. } => Err(CKR_PIN_INCORRECT),
+            PinOutcome::Blocked => Err(CKR_PIN_LOCKED),
+        }
+    }
+
+    /// ECDSA over a 32-byte digest with the key of `id`: r || s.
+    pub fn sign(&mut self, id: u8, digest: &[u8; 32]) -> Rv<[u8; 64]> {
+        let slot = self.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
+        self.piv.sign_digest(slot, digest).map(|s| s.raw).map_err(|e| rv(&e))
+    }
+
+    pub fn random(&mut self, n: usize) -> Rv<Vec<u8>> {
+        self.piv.random(n).map_err(|e| rv(&e))
+    }
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}

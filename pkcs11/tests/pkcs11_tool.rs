@@ -1,0 +1,206 @@
+//! The module judged by OpenSC's pkcs11-tool, unchanged, on virtual key directories: tokens
+//! listed, objects as OpenSC's PIV module names them, mechanisms, ECDSA signatures that
+//! openssl verifies with the certificate read back through the module, wrong PINs with the
+//! count flags, lockout, and a PIN change. Under CI=true a missing pkcs11-tool or openssl
+//! fails the test; elsewhere it says SKIPPED.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use proto::clock::FixedClock;
+use token_sim::scenario::{self, Scenario};
+use token_sim::{KeySpec, VirtualKey};
+
+/// The module as programs load it: the cdylib cargo builds beside this test's binary.
+fn module() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for dir in [deps, deps.parent().unwrap()] {
+        let so = dir.join("libukey_pkcs11.so");
+        if so.exists() {
+            return so;
+        }
+    }
+    panic!("libukey_pkcs11.so is not built beside {}", exe.display());
+}
+
+fn tools_ready() -> bool {
+    let have = |t: &str| {
+        Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success())
+    };
+    if have("pkcs11-tool") && have("openssl") {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("pkcs11-tool (opensc) and openssl are needed under CI");
+    }
+    eprintln!("SKIPPED: pkcs11-tool or openssl missing");
+    false
+}
+
+const NOW: u64 = 1_790_000_000;
+
+/// A key directory in `scenario`, its certificate from a CA made here.
+fn key(root: &Path, name: &str, s: Scenario) -> PathBuf {
+    let dir = root.join(name);
+    let ca = ca::Ca::create(&root.join(format!("{name}-ca")), "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
+    let clock = FixedClock(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let mut vk = VirtualKey::create(&dir, &KeySpec::default(), &clock).unwrap();
+    vk.card_mut()
+        .update_state(|st, rng| scenario::apply(st, s, Some(&ca), &format!("CN={name},O=Example"), &clock, rng))
+        .unwrap()
+        .unwrap();
+    dir
+}
+
+struct Out {
+    ok: bool,
+    text: String,
+}
+
+fn tool(keys: &[&Path], args: &[&str]) -> Out {
+    let joined: Vec<String> = keys.iter().map(|k| k.display().to_string()).collect();
+    let o = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(module())
+        .args(args)
+        .env("UKEY_PKCS11_KEYS", joined.join(":"))
+        .output()
+        .unwrap();
+    Out {
+        ok: o.status.success(),
+        text: format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+    }
+}
+
+fn ok(keys: &[&Path], args: &[&str]) -> String {
+    let o = tool(keys, args);
+    assert!(o.ok, "pkcs11-tool {args:?} failed:\n{}", o.text);
+    o.text
+}
+
+fn openssl(args: &[&str]) -> Out {
+    let o = Command::new("openssl").args(args).output().unwrap();
+    Out {
+        ok: o.status.success(),
+        text: format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+    }
+}
+
+#[test]
+fn tokens_objects_and_mechanisms_are_listed() {
+    if !tools_ready() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let alice = key(root.path(), "alice", Scenario::Full);
+    let fresh = key(root.path(), "blank", Scenario::Fresh);
+    let slots = ok(&[&alice, &fresh], &["-L"]);
+    assert!(slots.contains("token label        : alice"), "{slots}");
+    assert!(
+        slots.contains("token label        : blank"),
+        "a key without certificate is labelled by its directory: {slots}"
+    );
+    assert!(slots.contains("login required") && slots.contains("rng"), "{slots}");
+    let objects = ok(&[&alice], &["-O"]);
+    for want in
+        ["Certificate for PIV Authentication", "PIV AUTH pubkey", "SIGN pubkey", "KEY MAN pubkey", "CARD AUTH pubkey"]
+    {
+        assert!(objects.contains(want), "{want}:\n{objects}");
+    }
+    assert!(!objects.contains("Private Key Object"), "private keys are private until login:\n{objects}");
+    let logged_in = ok(&[&alice], &["-O", "--login", "--pin", "123456"]);
+    assert!(logged_in.contains("Private Key Object; EC") && logged_in.contains("PIV AUTH key"), "{logged_in}");
+    let mechanisms = ok(&[&alice], &["-M"]);
+    assert!(mechanisms.contains("ECDSA,") && mechanisms.contains("ECDSA-SHA256"), "{mechanisms}");
+}
+
+#[test]
+fn signatures_verify_with_the_certificate_read_back() {
+    if !tools_ready() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let alice = key(root.path(), "alice", Scenario::Provisioned);
+    let r = root.path();
+    std::fs::write(r.join("data"), b"the message ukey signs").unwrap();
+    ok(&[&alice], &["--read-object", "--type", "cert", "--id", "01", "-o", r.join("cert.der").to_str().unwrap()]);
+    let pubkey = openssl(&["x509", "-inform", "DER", "-in", r.join("cert.der").to_str().unwrap(), "-pubkey", "-noout"]);
+    assert!(pubkey.ok, "{}", pubkey.text);
+    std::fs::write(r.join("pub.pem"), &pubkey.text).unwrap();
+    for mech in ["ECDSA-SHA256", "ECDSA"] {
+        let input = if mech == "ECDSA" {
+            let d = openssl(&[
+                "dgst",
+                "-sha256",
+                "-binary",
+                "-out",
+                r.join("digest").to_str().unwrap(),
+                r.join("data").to_str().unwrap(),
+            ]);
+            assert!(d.ok, "{}", d.text);
+            r.join("digest")
+        } else {
+            r.join("data")
+        };
+        let sig = r.join(format!("{mech}.sig"));
+        ok(
+            &[&alice],
+            &[
+                "--login",
+                "--pin",
+                "123456",
+                "--sign",
+                "-m",
+                mech,
+                "--id",
+                "01",
+                "--signature-format",
+                "openssl",
+                "-i",
+                input.to_str().unwrap(),
+                "-o",
+                sig.to_str().unwrap(),
+            ],
+        );
+        let v = openssl(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            r.join("pub.pem").to_str().unwrap(),
+            "-signature",
+            sig.to_str().unwrap(),
+            r.join("data").to_str().unwrap(),
+        ]);
+        assert!(v.ok && v.text.contains("Verified OK"), "{mech}: {}", v.text);
+    }
+}
+
+#[test]
+fn wrong_pins_say_incorrect_then_locked_and_the_pin_changes() {
+    if !tools_ready() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let bob = key(root.path(), "bob", Scenario::Provisioned);
+    let wrong = tool(&[&bob], &["--login", "--pin", "000000", "-O"]);
+    assert!(!wrong.ok && wrong.text.contains("CKR_PIN_INCORRECT"), "{}", wrong.text);
+    let slots = ok(&[&bob], &["-L"]);
+    assert!(slots.contains("PIN count low"), "{slots}");
+    let _ = tool(&[&bob], &["--login", "--pin", "000000", "-O"]);
+    let slots = ok(&[&bob], &["-L"]);
+    assert!(slots.contains("final user PIN try"), "{slots}");
+    // The right PIN resets the count; a change takes, and the old PIN no longer works.
+    ok(&[&bob], &["--login", "--pin", "123456", "--change-pin", "--new-pin", "24681357"]);
+    let old = tool(&[&bob], &["--login", "--pin", "123456", "-O"]);
+    assert!(!old.ok && old.text.contains("CKR_PIN_INCORRECT"), "{}", old.text);
+    ok(&[&bob], &["--login", "--pin", "24681357", "-O"]);
+    for _ in 0..3 {
+        let _ = tool(&[&bob], &["--login", "--pin", "000000", "-O"]);
+    }
+    let locked = tool(&[&bob], &["--login", "--pin", "24681357", "-O"]);
+    assert!(!locked.ok && locked.text.contains("CKR_PIN_LOCKED"), "{}", locked.text);
+    assert!(ok(&[&bob], &["-L"]).contains("user PIN locked"));
+    let short = tool(&[&bob], &["--login", "--pin", "12345", "-O"]);
+    assert!(!short.ok && short.text.contains("CKR_PIN_LEN_RANGE"), "{}", short.text);
+}
