@@ -367,22 +367,90 @@ pub unsafe extern "C" fn C_GetAttributeValue(
     })
 }
 
+/// A template's attributes and values, copied out of the caller's memory.
+unsafe fn template(t: *const CK_ATTRIBUTE, count: CK_ULONG) -> Rv<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
+    if t.is_null() && count > 0 {
+        return Err(CKR_ARGUMENTS_BAD);
+    }
+    let attrs = if count == 0 { &[][..] } else { std::slice::from_raw_parts(t, count as usize) };
+    attrs.iter().map(|a| Ok((a.type_, bytes(a.pValue as *const u8, a.ulValueLen)?.to_vec()))).collect()
+}
+
 #[no_mangle]
-pub unsafe extern "C" fn C_FindObjectsInit(
+pub unsafe extern "C" fn C_FindObjectsInit(h: CK_SESSION_HANDLE, t: *mut CK_ATTRIBUTE, count: CK_ULONG) -> CK_RV {
+    guard(|| {
+        let wanted = template(t, count)?;
+        with(|m| m.find_init(h, &wanted))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_CreateObject(
     h: CK_SESSION_HANDLE,
-    template: *mut CK_ATTRIBUTE,
+    t: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
+    object: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     guard(|| {
-        if template.is_null() && count > 0 {
-            return Err(CKR_ARGUMENTS_BAD);
+        let object = out(object)?;
+        let t = template(t, count)?;
+        *object = with(|m| m.create_object(h, &t))?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DestroyObject(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CK_RV {
+    guard(|| with(|m| m.destroy_object(h, object)))
+}
+
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn C_GenerateKeyPair(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    public: *mut CK_ATTRIBUTE,
+    public_count: CK_ULONG,
+    private: *mut CK_ATTRIBUTE,
+    private_count: CK_ULONG,
+    public_key: *mut CK_OBJECT_HANDLE,
+    private_key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard(|| {
+        let mech = out(mechanism)?.mechanism;
+        let (public, private) = (template(public, public_count)?, template(private, private_count)?);
+        let (public_key, private_key) = (out(public_key)?, out(private_key)?);
+        (*public_key, *private_key) = with(|m| m.generate_key_pair(h, mech, &public, &private))?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DeriveKey(
+    h: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    base: CK_OBJECT_HANDLE,
+    t: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard(|| {
+        let mech = out(mechanism)?;
+        if mech.mechanism != CKM_ECDH1_DERIVE {
+            return Err(CKR_MECHANISM_INVALID);
         }
-        let attrs = if count == 0 { &[][..] } else { std::slice::from_raw_parts(template, count as usize) };
-        let mut wanted = Vec::new();
-        for a in attrs {
-            wanted.push((a.type_, bytes(a.pValue as *const u8, a.ulValueLen)?.to_vec()));
+        if mech.pParameter.is_null() || (mech.ulParameterLen as usize) < std::mem::size_of::<CK_ECDH1_DERIVE_PARAMS>() {
+            return Err(CKR_MECHANISM_PARAM_INVALID);
         }
-        with(|m| m.find_init(h, &wanted))
+        let params = &*(mech.pParameter as *const CK_ECDH1_DERIVE_PARAMS);
+        if params.kdf != CKD_NULL || params.ulSharedDataLen != 0 {
+            return Err(CKR_MECHANISM_PARAM_INVALID);
+        }
+        let peer = bytes(params.pPublicData, params.ulPublicDataLen)?.to_vec();
+        let t = template(t, count)?;
+        let key = out(key)?;
+        *key = with(|m| m.derive(h, base, &peer, &t))?;
+        Ok(())
     })
 }
 
@@ -595,9 +663,7 @@ not_supported! {
     C_InitPIN(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, CK_ULONG);
     C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_SetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE);
-    C_CreateObject(CK_SESSION_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
     C_CopyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
-    C_DestroyObject(CK_SESSION_HANDLE, CK_OBJECT_HANDLE);
     C_GetObjectSize(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ULONG);
     C_SetAttributeValue(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG);
     C_EncryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
@@ -626,10 +692,8 @@ not_supported! {
     C_SignEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_DecryptVerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_GenerateKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
-    C_GenerateKeyPair(CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE, *mut CK_OBJECT_HANDLE);
     C_WrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_UnwrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
-    C_DeriveKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
     C_GetFunctionStatus(CK_SESSION_HANDLE);
     C_CancelFunction(CK_SESSION_HANDLE);
     C_LoginUser(CK_SESSION_HANDLE, CK_USER_TYPE, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR, CK_ULONG);

@@ -11,7 +11,9 @@ use crate::objects::{self, Attr, Kind};
 use crate::token::{Rv, Token};
 
 /// Mechanisms every token has, with (min, max) key bits and flags.
-pub const MECHANISMS: [(CK_MECHANISM_TYPE, CK_FLAGS); 3] = [
+pub const MECHANISMS: [(CK_MECHANISM_TYPE, CK_FLAGS); 5] = [
+    (CKM_EC_KEY_PAIR_GEN, CKF_HW | CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDH1_DERIVE, CKF_HW | CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_ECDSA, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_ECDSA_SHA256, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_ECDSA_SHA384, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
@@ -41,6 +43,60 @@ struct Session {
     flags: CK_FLAGS,
     found: Option<Vec<CK_OBJECT_HANDLE>>,
     sign: Option<SignOp>,
+    /// Secrets C_DeriveKey made: session objects, gone with the session.
+    secrets: Vec<(CK_OBJECT_HANDLE, Secret)>,
+}
+
+/// A derived secret (ECDH), as a generic secret key object of its session.
+struct Secret {
+    value: zeroize::Zeroizing<Vec<u8>>,
+    /// Its value may be read (CKA_SENSITIVE false, CKA_EXTRACTABLE true, as asked).
+    readable: bool,
+}
+
+/// Handles of session objects carry this bit; token objects' never do.
+const SESSION_OBJECT: CK_OBJECT_HANDLE = 1 << 40;
+
+fn secret_attribute(s: &Secret, t: CK_ATTRIBUTE_TYPE) -> Attr {
+    let b = |v: bool| Attr::Value(vec![v as u8]);
+    let u = |v: CK_ULONG| Attr::Value(v.to_ne_bytes().to_vec());
+    match t {
+        CKA_CLASS => u(CKO_SECRET_KEY),
+        CKA_KEY_TYPE => u(CKK_GENERIC_SECRET),
+        CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_LOCAL => b(false),
+        CKA_LABEL => Attr::Value(b"ECDH secret".to_vec()),
+        CKA_ID => Attr::Value(Vec::new()),
+        CKA_VALUE_LEN => u(s.value.len() as CK_ULONG),
+        CKA_VALUE if s.readable => Attr::Value(s.value.to_vec()),
+        CKA_VALUE => Attr::Sensitive,
+        CKA_SENSITIVE | CKA_ALWAYS_SENSITIVE => b(!s.readable),
+        CKA_EXTRACTABLE => b(s.readable),
+        CKA_NEVER_EXTRACTABLE => b(false),
+        CKA_ENCRYPT | CKA_DECRYPT | CKA_SIGN | CKA_VERIFY | CKA_WRAP | CKA_UNWRAP | CKA_DERIVE => b(false),
+        _ => Attr::Invalid,
+    }
+}
+
+/// The value of attribute `t` in a template, if given.
+fn given(template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)], t: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+    template.iter().find(|(ty, _)| *ty == t).map(|(_, v)| v.as_slice())
+}
+
+fn flag(template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)], t: CK_ATTRIBUTE_TYPE) -> Option<bool> {
+    given(template, t).map(|v| v.first().is_some_and(|b| *b != 0))
+}
+
+/// The PIV slot a template names by CKA_ID (01 9A, 02 9C, 03 9D, 04 9E).
+fn piv_id(templates: &[&[(CK_ATTRIBUTE_TYPE, Vec<u8>)]]) -> Rv<u8> {
+    let id = templates.iter().find_map(|t| given(t, CKA_ID));
+    match id {
+        Some([id @ 1..=4]) => Ok(*id),
+        Some(_) => Err(CKR_ATTRIBUTE_VALUE_INVALID),
+        None => {
+            tracing::warn!("a key pair or certificate needs CKA_ID 01-04: it names the PIV slot (9A, 9C, 9D, 9E)");
+            Err(CKR_TEMPLATE_INCOMPLETE)
+        }
+    }
 }
 
 /// The module between C_Initialize and C_Finalize.
@@ -153,7 +209,10 @@ impl Module {
         self.token(slot)?;
         let h = self.next_session;
         self.next_session += 1;
-        self.sessions.insert(h, Session { slot, flags, found: None, sign: None });
+        if self.token(slot)?.so_logged_in && flags & CKF_RW_SESSION == 0 {
+            return Err(CKR_SESSION_READ_WRITE_SO_EXISTS);
+        }
+        self.sessions.insert(h, Session { slot, flags, found: None, sign: None, secrets: Vec::new() });
         Ok(h)
     }
 
@@ -162,7 +221,7 @@ impl Module {
         // The last session of a token ends its login (PKCS#11 §5.6).
         if !self.sessions.values().any(|o| o.slot == s.slot) {
             if let Ok(t) = self.token(s.slot) {
-                if t.user_logged_in {
+                if t.user_logged_in || t.so_logged_in {
                     let _ = t.logout();
                 }
             }
@@ -185,13 +244,15 @@ impl Module {
             let s = self.session(h)?;
             (s.slot, s.flags)
         };
-        let logged_in = self.slots.get(slot as usize).and_then(|e| e.token.as_ref()).is_some_and(|t| t.user_logged_in);
+        let token = self.slots.get(slot as usize).and_then(|e| e.token.as_ref());
+        let (user, so) = token.map_or((false, false), |t| (t.user_logged_in, t.so_logged_in));
         let rw = flags & CKF_RW_SESSION != 0;
-        let state = match (rw, logged_in) {
-            (false, false) => CKS_RO_PUBLIC_SESSION,
-            (false, true) => CKS_RO_USER_FUNCTIONS,
-            (true, false) => CKS_RW_PUBLIC_SESSION,
-            (true, true) => CKS_RW_USER_FUNCTIONS,
+        let state = match (rw, user, so) {
+            (_, _, true) => CKS_RW_SO_FUNCTIONS,
+            (false, false, _) => CKS_RO_PUBLIC_SESSION,
+            (false, true, _) => CKS_RO_USER_FUNCTIONS,
+            (true, false, _) => CKS_RW_PUBLIC_SESSION,
+            (true, true, _) => CKS_RW_USER_FUNCTIONS,
         };
         Ok(SessionInfo { slot, state, flags })
     }
@@ -202,6 +263,9 @@ impl Module {
             CKU_USER => {
                 if self.token(slot)?.user_logged_in {
                     return Err(CKR_USER_ALREADY_LOGGED_IN);
+                }
+                if self.token(slot)?.so_logged_in {
+                    return Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
                 }
                 let t = self.token(slot)?;
                 t.verify(pin)?;
@@ -219,7 +283,19 @@ impl Module {
                 }
                 Ok(())
             }
-            CKU_SO => Err(CKR_USER_TYPE_INVALID),
+            CKU_SO => {
+                let t = self.token(slot)?;
+                if t.so_logged_in {
+                    return Err(CKR_USER_ALREADY_LOGGED_IN);
+                }
+                if t.user_logged_in {
+                    return Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
+                }
+                if self.sessions.values().any(|s| s.slot == slot && s.flags & CKF_RW_SESSION == 0) {
+                    return Err(CKR_SESSION_READ_ONLY_EXISTS);
+                }
+                self.token(slot)?.so_login(pin)
+            }
             _ => Err(CKR_USER_TYPE_INVALID),
         }
     }
@@ -227,7 +303,7 @@ impl Module {
     pub fn logout(&mut self, h: CK_SESSION_HANDLE) -> Rv<()> {
         let slot = self.session(h)?.slot;
         let t = self.token(slot)?;
-        if !t.user_logged_in {
+        if !t.user_logged_in && !t.so_logged_in {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         t.logout()
@@ -287,6 +363,11 @@ impl Module {
     }
 
     pub fn attribute(&mut self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, t: CK_ATTRIBUTE_TYPE) -> Rv<Attr> {
+        if object & SESSION_OBJECT != 0 {
+            let s = self.session(h)?;
+            let (_, secret) = s.secrets.iter().find(|(o, _)| *o == object).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+            return Ok(secret_attribute(secret, t));
+        }
         let slot = self.session(h)?.slot;
         let (id, kind) = self.visible(slot, object)?;
         let c = self.token(slot)?.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
@@ -298,7 +379,7 @@ impl Module {
         if self.session(h)?.sign.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        if !MECHANISMS.iter().any(|(m, _)| *m == mechanism) {
+        if !matches!(mechanism, CKM_ECDSA | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384) {
             return Err(CKR_MECHANISM_INVALID);
         }
         if !self.token(slot)?.user_logged_in {
@@ -354,6 +435,117 @@ impl Module {
         }
         let digest = to_sign(op.mechanism, &op.data)?;
         Ok(SignOut::Signature(self.token(slot)?.sign(op.key_id, &digest)?.to_vec()))
+    }
+
+    /// The session's token, for what only the security officer (the management key) may do.
+    fn so_token(&mut self, h: CK_SESSION_HANDLE) -> Rv<&mut Token> {
+        let s = self.session(h)?;
+        if s.flags & CKF_RW_SESSION == 0 {
+            return Err(CKR_SESSION_READ_ONLY);
+        }
+        let slot = s.slot;
+        let t = self.token(slot)?;
+        if !t.so_logged_in {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        Ok(t)
+    }
+
+    /// C_GenerateKeyPair (CKM_EC_KEY_PAIR_GEN, P-256) in the PIV slot of the templates' CKA_ID:
+    /// the public and private key handles.
+    pub fn generate_key_pair(
+        &mut self,
+        h: CK_SESSION_HANDLE,
+        mechanism: CK_MECHANISM_TYPE,
+        public: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+        private: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Rv<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        if mechanism != CKM_EC_KEY_PAIR_GEN {
+            return Err(CKR_MECHANISM_INVALID);
+        }
+        if given(public, CKA_EC_PARAMS).is_some_and(|p| p != objects::P256_PARAMS) {
+            return Err(CKR_CURVE_NOT_SUPPORTED);
+        }
+        let id = piv_id(&[public, private])?;
+        let slot = self.session(h)?.slot;
+        self.so_token(h)?.generate(id)?;
+        Ok((objects::handle(slot, id, Kind::Public), objects::handle(slot, id, Kind::Private)))
+    }
+
+    /// C_CreateObject: an X.509 certificate, written to the PIV slot of its CKA_ID.
+    pub fn create_object(
+        &mut self,
+        h: CK_SESSION_HANDLE,
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Rv<CK_OBJECT_HANDLE> {
+        let class = given(template, CKA_CLASS).ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+        if class != CKO_CERTIFICATE.to_ne_bytes() {
+            return Err(CKR_ATTRIBUTE_VALUE_INVALID);
+        }
+        if given(template, CKA_CERTIFICATE_TYPE).is_some_and(|t| t != CKC_X_509.to_ne_bytes()) {
+            return Err(CKR_ATTRIBUTE_VALUE_INVALID);
+        }
+        let der = given(template, CKA_VALUE).ok_or(CKR_TEMPLATE_INCOMPLETE)?.to_vec();
+        let id = piv_id(&[template])?;
+        let slot = self.session(h)?.slot;
+        self.so_token(h)?.write_certificate(id, &der)?;
+        Ok(objects::handle(slot, id, Kind::Certificate))
+    }
+
+    /// C_DestroyObject: a certificate (deleted from the key), or a session's derived secret.
+    pub fn destroy_object(&mut self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Rv<()> {
+        if object & SESSION_OBJECT != 0 {
+            let s = self.session(h)?;
+            let before = s.secrets.len();
+            s.secrets.retain(|(o, _)| *o != object);
+            return if s.secrets.len() < before { Ok(()) } else { Err(CKR_OBJECT_HANDLE_INVALID) };
+        }
+        let slot = self.session(h)?.slot;
+        let (s, id, kind) = objects::parse_handle(object).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        if s != slot || self.token(slot)?.content(id).is_none_or(|c| c.cert.is_none() && kind == Kind::Certificate) {
+            return Err(CKR_OBJECT_HANDLE_INVALID);
+        }
+        if kind != Kind::Certificate {
+            // PIV has no way to delete a key pair.
+            return Err(CKR_ACTION_PROHIBITED);
+        }
+        self.so_token(h)?.delete_certificate(id)
+    }
+
+    /// C_DeriveKey with CKM_ECDH1_DERIVE (CKD_NULL): the shared secret as a session object.
+    pub fn derive(
+        &mut self,
+        h: CK_SESSION_HANDLE,
+        base: CK_OBJECT_HANDLE,
+        peer: &[u8],
+        template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Rv<CK_OBJECT_HANDLE> {
+        let slot = self.session(h)?.slot;
+        if !self.token(slot)?.user_logged_in {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        let (id, kind) = self.visible(slot, base).map_err(|_| CKR_KEY_HANDLE_INVALID)?;
+        if kind != Kind::Private {
+            return Err(CKR_KEY_TYPE_INCONSISTENT);
+        }
+        // The peer's point, raw or as a DER OCTET STRING.
+        let point = match peer {
+            [0x04, 0x41, rest @ ..] if rest.len() == 65 => rest,
+            p => p,
+        };
+        let mut value = self.token(slot)?.ecdh(id, point)?;
+        if let Some(len) = given(template, CKA_VALUE_LEN) {
+            let want = CK_ULONG::from_ne_bytes(len.try_into().map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?) as usize;
+            if want == 0 || want > value.len() {
+                return Err(CKR_ATTRIBUTE_VALUE_INVALID);
+            }
+            value.truncate(want);
+        }
+        let readable = flag(template, CKA_SENSITIVE) != Some(true) && flag(template, CKA_EXTRACTABLE) != Some(false);
+        let handle = SESSION_OBJECT | self.next_session;
+        self.next_session += 1;
+        self.session(h)?.secrets.push((handle, Secret { value: zeroize::Zeroizing::new(value), readable }));
+        Ok(handle)
     }
 
     pub fn random(&mut self, h: CK_SESSION_HANDLE, n: usize) -> Rv<Vec<u8>> {

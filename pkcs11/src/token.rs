@@ -44,6 +44,9 @@ pub struct Token {
     pub firmware: [u8; 2],
     pub contents: Vec<SlotContent>,
     pub user_logged_in: bool,
+    /// The security officer is the management key: authenticated, it may make keys and
+    /// write or delete certificates.
+    pub so_logged_in: bool,
 }
 
 impl std::fmt::Debug for Token {
@@ -78,15 +81,7 @@ impl Token {
         };
         let mut contents = Vec::new();
         for (slot, id, ..) in SLOTS {
-            let from_cert = piv.read_certificate(slot)?.and_then(|der| SlotContent::from_cert(slot, id, der));
-            let content = match from_cert {
-                Some(c) => Some(c),
-                // No certificate: a key the metadata shows is still a key (Yubico extension).
-                None => piv.metadata(slot.key_ref()).ok().and_then(|m| m.public_key).and_then(|point| {
-                    p256::PublicKey::from_sec1_bytes(&point).ok().map(|_| SlotContent::key_only(slot, id, point))
-                }),
-            };
-            contents.extend(content);
+            contents.extend(read_slot(&mut piv, slot, id)?);
         }
         let label = contents
             .iter()
@@ -107,11 +102,73 @@ impl Token {
             firmware: version.map(|v| [v[0], v[1]]).unwrap_or([0, 0]),
             contents,
             user_logged_in: false,
+            so_logged_in: false,
         })
     }
 
     pub fn content(&self, id: u8) -> Option<&SlotContent> {
         self.contents.iter().find(|c| c.id == id)
+    }
+
+    /// The SO's "PIN" is the management key in hex (48 digits for 3DES, 32/48/64 for AES as
+    /// the key's metadata says).
+    pub fn so_login(&mut self, hex: &[u8]) -> Rv<()> {
+        let text = std::str::from_utf8(hex).map_err(|_| CKR_PIN_INVALID)?;
+        let key = host_driver::MgmtKey::from_hex(text, None).map_err(|_| CKR_PIN_LEN_RANGE)?;
+        match self.piv.authenticate_auto(&key) {
+            Ok(()) => {
+                self.so_logged_in = true;
+                Ok(())
+            }
+            Err(PivError::NotAuthorized { .. }) => Err(CKR_PIN_INCORRECT),
+            Err(e) => Err(rv(&e)),
+        }
+    }
+
+    fn set_content(&mut self, content: SlotContent) {
+        self.contents.retain(|c| c.id != content.id);
+        self.contents.push(content);
+        self.contents.sort_by_key(|c| c.id);
+    }
+
+    /// GENERATE a P-256 key pair in the slot of CKA_ID `id`: its point. The slot's certificate,
+    /// if any, stays (and no longer matches, as on any PIV card).
+    pub fn generate(&mut self, id: u8) -> Rv<Vec<u8>> {
+        let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
+        let public = self.piv.generate(slot, None, None).map_err(|e| rv(&e))?;
+        let point = public.to_sec1_bytes().to_vec();
+        let mut content = self.content(id).cloned().unwrap_or_else(|| SlotContent::key_only(slot, id, point.clone()));
+        content.point = point.clone();
+        self.set_content(content);
+        Ok(point)
+    }
+
+    /// Write a certificate to the slot of `id`.
+    pub fn write_certificate(&mut self, id: u8, der: &[u8]) -> Rv<()> {
+        let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
+        let content = SlotContent::from_cert(slot, id, der.to_vec()).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?;
+        self.piv.write_certificate(slot, der).map_err(|e| rv(&e))?;
+        self.set_content(content);
+        Ok(())
+    }
+
+    /// Delete the certificate of `id`; its key stays.
+    pub fn delete_certificate(&mut self, id: u8) -> Rv<()> {
+        let slot = self.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?.slot;
+        self.piv.delete_certificate(slot).map_err(|e| rv(&e))?;
+        // Without its certificate the slot shows what its metadata says, or nothing.
+        self.contents.retain(|c| c.id != id);
+        if let Some(c) = read_slot(&mut self.piv, slot, id).map_err(|e| rv(&e))? {
+            self.set_content(c);
+        }
+        Ok(())
+    }
+
+    /// ECDH with the key of `id` and the peer's point: the shared x coordinate.
+    pub fn ecdh(&mut self, id: u8, peer: &[u8]) -> Rv<Vec<u8>> {
+        let slot = self.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
+        let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| CKR_MECHANISM_PARAM_INVALID)?;
+        self.piv.ecdh(slot, &peer).map_err(|e| rv(&e))
     }
 
     /// The PIN's state as token flags, read without spending a try (metadata where the key
@@ -138,6 +195,12 @@ impl Token {
 
     pub fn logout(&mut self) -> Rv<()> {
         self.user_logged_in = false;
+        if std::mem::take(&mut self.so_logged_in) {
+            // Management-key authentication ends only with a reset: reset and select again.
+            self.piv.transport().reset().map_err(|e| rv(&PivError::Transport(e)))?;
+            self.piv.select().map_err(|e| rv(&e))?;
+            return Ok(());
+        }
         self.piv.logout().map_err(|e| rv(&e))
     }
 
@@ -159,6 +222,21 @@ impl Token {
     pub fn random(&mut self, n: usize) -> Rv<Vec<u8>> {
         self.piv.random(n).map_err(|e| rv(&e))
     }
+}
+
+/// What PIV slot `slot` shows: its certificate's key and names, else a key its metadata shows
+/// (Yubico extension), else nothing.
+fn read_slot(
+    piv: &mut Piv<Box<dyn Transport>>,
+    slot: proto::piv::Slot,
+    id: u8,
+) -> Result<Option<SlotContent>, PivError> {
+    if let Some(c) = piv.read_certificate(slot)?.and_then(|der| SlotContent::from_cert(slot, id, der)) {
+        return Ok(Some(c));
+    }
+    Ok(piv.metadata(slot.key_ref()).ok().and_then(|m| m.public_key).and_then(|point| {
+        p256::PublicKey::from_sec1_bytes(&point).ok().map(|_| SlotContent::key_only(slot, id, point))
+    }))
 }
 
 fn hex_upper(b: &[u8]) -> String {

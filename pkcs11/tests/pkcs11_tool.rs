@@ -204,3 +204,119 @@ fn wrong_pins_say_incorrect_then_locked_and_the_pin_changes() {
     let short = tool(&[&bob], &["--login", "--pin", "12345", "-O"]);
     assert!(!short.ok && short.text.contains("CKR_PIN_LEN_RANGE"), "{}", short.text);
 }
+
+/// The factory management key: the security officer's "PIN".
+const SO_PIN: &str = "010203040506070801020304050607080102030405060708";
+
+#[test]
+fn the_pin_always_key_signs_after_a_context_login_and_ecdh_agrees_with_openssl() {
+    if !tools_ready() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let carol = key(root.path(), "carol", Scenario::Full);
+    let r = root.path();
+    let p = |name: &str| r.join(name).to_str().unwrap().to_string();
+    std::fs::write(r.join("data"), b"signed with 9C").unwrap();
+    ok(&[&carol], &["--read-object", "--type", "cert", "--id", "02", "-o", &p("sign.der")]);
+    std::fs::write(
+        r.join("sign.pem"),
+        openssl(&["x509", "-inform", "DER", "-in", &p("sign.der"), "-pubkey", "-noout"]).text,
+    )
+    .unwrap();
+    // pkcs11-tool sees CKA_ALWAYS_AUTHENTICATE and logs in again (context-specific) to sign.
+    ok(
+        &[&carol],
+        &[
+            "--login",
+            "--pin",
+            "123456",
+            "--sign",
+            "-m",
+            "ECDSA-SHA256",
+            "--id",
+            "02",
+            "--signature-format",
+            "openssl",
+            "-i",
+            &p("data"),
+            "-o",
+            &p("sign.sig"),
+        ],
+    );
+    let v = openssl(&["dgst", "-sha256", "-verify", &p("sign.pem"), "-signature", &p("sign.sig"), &p("data")]);
+    assert!(v.ok && v.text.contains("Verified OK"), "{}", v.text);
+
+    // ECDH with 9D: the secret the module derives is the one openssl computes.
+    ok(&[&carol], &["--read-object", "--type", "cert", "--id", "03", "-o", &p("kex.der")]);
+    std::fs::write(
+        r.join("kex.pem"),
+        openssl(&["x509", "-inform", "DER", "-in", &p("kex.der"), "-pubkey", "-noout"]).text,
+    )
+    .unwrap();
+    assert!(openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &p("peer.pem")]).ok);
+    assert!(openssl(&["ec", "-in", &p("peer.pem"), "-pubout", "-outform", "DER", "-out", &p("peer.der")]).ok);
+    let e =
+        openssl(&["pkeyutl", "-derive", "-inkey", &p("peer.pem"), "-peerkey", &p("kex.pem"), "-out", &p("expected")]);
+    assert!(e.ok, "{}", e.text);
+    ok(
+        &[&carol],
+        &[
+            "--login",
+            "--pin",
+            "123456",
+            "--derive",
+            "-m",
+            "ECDH1-DERIVE",
+            "--id",
+            "03",
+            "--input-file",
+            &p("peer.der"),
+            "--output-file",
+            &p("secret"),
+        ],
+    );
+    assert_eq!(std::fs::read(r.join("secret")).unwrap(), std::fs::read(r.join("expected")).unwrap());
+}
+
+#[test]
+fn the_security_officer_makes_keys_and_writes_and_deletes_certificates() {
+    if !tools_ready() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dave = key(root.path(), "dave", Scenario::Provisioned);
+    let r = root.path();
+    let p = |name: &str| r.join(name).to_str().unwrap().to_string();
+    let so = ["--login", "--login-type", "so", "--so-pin", SO_PIN];
+    // Without the management key: refused.
+    let refused =
+        tool(&[&dave], &["--keypairgen", "--key-type", "EC:prime256v1", "--id", "03", "--login", "--pin", "123456"]);
+    assert!(!refused.ok && refused.text.contains("CKR_USER_NOT_LOGGED_IN"), "{}", refused.text);
+    let wrong = tool(
+        &[&dave],
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "03",
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            &"00".repeat(24),
+        ],
+    );
+    assert!(!wrong.ok && wrong.text.contains("CKR_PIN_INCORRECT"), "{}", wrong.text);
+    let made = ok(&[&dave], &[&so[..], &["--keypairgen", "--key-type", "EC:prime256v1", "--id", "03"]].concat());
+    assert!(made.contains("Public Key Object; EC") && made.contains("KEY MAN pubkey"), "{made}");
+    let listed = ok(&[&dave], &["-O"]);
+    assert!(listed.contains("KEY MAN pubkey") && !listed.contains("Certificate for Key Management"), "{listed}");
+    // The 9A certificate, written to 9C too, shows there; deleted, it goes again.
+    ok(&[&dave], &["--read-object", "--type", "cert", "--id", "01", "-o", &p("auth.der")]);
+    ok(&[&dave], &[&so[..], &["--write-object", &p("auth.der"), "--type", "cert", "--id", "02"]].concat());
+    assert!(ok(&[&dave], &["-O"]).contains("Certificate for Digital Signature"));
+    ok(&[&dave], &[&so[..], &["--delete-object", "--type", "cert", "--id", "02"]].concat());
+    assert!(!ok(&[&dave], &["-O"]).contains("Certificate for Digital Signature"));
+}
