@@ -126,11 +126,10 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
             return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
         }
         // A forked child's copy of the parent's module is dropped without touching the keys
-        // the parent still uses.
-        if let Some(inherited) = m.take() {
-            std::mem::forget(inherited);
-        }
-        *m = Some(Module::new());
+        // the parent still uses (no state written, no lock let go).
+        let inherited = m.take();
+        *m = Some(Module::new(inherited.as_ref()));
+        std::mem::forget(inherited);
         Ok(())
     })
 }
@@ -178,7 +177,10 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSlotList(token_present: CK_BBOOL, list: *mut CK_SLOT_ID, count: *mut CK_ULONG) -> CK_RV {
     guard(|| {
-        let slots = with(|m| Ok(m.slot_list(token_present != 0)))?;
+        let slots = with(|m| {
+            m.refresh();
+            Ok(m.slot_list(token_present != 0))
+        })?;
         give_list(&slots, list, count)
     })
 }

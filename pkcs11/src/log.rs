@@ -28,7 +28,10 @@ pub fn init() {
         let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
         let _ = match file.and_then(|f| std::fs::OpenOptions::new().create(true).append(true).open(f).ok()) {
             Some(f) => builder.with_writer(std::sync::Mutex::new(f)).with_ansi(false).try_init(),
-            None => builder.with_writer(std::io::stderr).try_init(),
+            None => builder
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .try_init(),
         };
     });
 }

@@ -103,6 +103,8 @@ fn piv_id(templates: &[&[(CK_ATTRIBUTE_TYPE, Vec<u8>)]]) -> Rv<u8> {
 pub struct Module {
     /// The process that initialised it: a forked child must initialise its own.
     pub pid: u32,
+    /// Where each slot's token comes from (same order as `slots`).
+    pub sources: Vec<Source>,
     pub slots: Vec<SlotEntry>,
     sessions: HashMap<CK_SESSION_HANDLE, Session>,
     next_session: CK_SESSION_HANDLE,
@@ -123,13 +125,23 @@ pub enum SignOut {
     Signature(Vec<u8>),
 }
 
-fn open(source: &Source) -> Result<Token, String> {
+/// The token behind `source`: `Ok(None)` for a reader without a (PIV) card.
+fn open(source: &Source) -> Result<Option<Token>, String> {
     match source {
         Source::Dir(dir) => {
             let key = token_sim::VirtualKey::open(dir).map_err(|e| e.to_string())?;
             let name = key.label().to_string();
-            Token::open(Box::new(key), &name).map_err(|e| e.to_string())
+            Token::open(Box::new(key), &name).map(Some).map_err(|e| e.to_string())
         }
+        Source::Reader(name) => match host_driver::pcsc::PcscTransport::connect(name) {
+            Ok(t) => match Token::open(Box::new(t), name) {
+                Ok(t) => Ok(Some(t)),
+                Err(host_driver::PivError::NoPiv { .. }) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(host_driver::pcsc::PcscError::NoCard { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
     }
 }
 
@@ -154,27 +166,42 @@ pub fn to_sign(mechanism: CK_MECHANISM_TYPE, data: &[u8]) -> Rv<[u8; 32]> {
 
 impl Default for Module {
     fn default() -> Module {
-        Module::new()
+        Module::new(None)
     }
 }
 
 impl Module {
-    /// Open every configured key; one that cannot be opened leaves its slot empty, and says why.
-    pub fn new() -> Module {
-        let slots = config::sources()
+    /// Open every configured key; one that cannot be opened leaves its slot empty, and says
+    /// why. `parent`: in a forked child, the module the parent process had: the virtual keys it
+    /// holds stay the parent's (a key directory serves one process at a time), so their slots
+    /// are empty here at once rather than after waiting for the parent to let go.
+    pub fn new(parent: Option<&Module>) -> Module {
+        let sources = config::sources();
+        let slots = sources
             .iter()
             .map(|source| {
-                let token = match open(source) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        tracing::warn!("{}: {e}; its slot stays empty", source.describe());
+                let held = parent.filter(|p| p.sources.contains(source) && matches!(source, Source::Dir(_)));
+                let token = match held {
+                    Some(p) => {
+                        tracing::warn!(
+                            "{}: held by process {} (the parent); its slot stays empty here",
+                            source.describe(),
+                            p.pid
+                        );
                         None
                     }
+                    None => match open(source) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!("{}: {e}; its slot stays empty", source.describe());
+                            None
+                        }
+                    },
                 };
                 SlotEntry { description: source.describe(), token }
             })
             .collect();
-        Module { pid: std::process::id(), slots, sessions: HashMap::new(), next_session: 1 }
+        Module { pid: std::process::id(), sources, slots, sessions: HashMap::new(), next_session: 1 }
     }
 
     fn entry(&mut self, slot: CK_SLOT_ID) -> Rv<&mut SlotEntry> {
@@ -183,6 +210,24 @@ impl Module {
 
     pub fn token(&mut self, slot: CK_SLOT_ID) -> Rv<&mut Token> {
         self.entry(slot)?.token.as_mut().ok_or(CKR_TOKEN_NOT_PRESENT)
+    }
+
+    /// Readers: a card that came is opened, one that went leaves its slot empty (and its
+    /// sessions end). Key directories do not come and go.
+    pub fn refresh(&mut self) {
+        for i in 0..self.slots.len() {
+            let Source::Reader(_) = &self.sources[i] else { continue };
+            let gone = self.slots[i].token.as_mut().is_some_and(|t| !t.is_present());
+            if gone {
+                self.slots[i].token = None;
+                self.sessions.retain(|_, s| s.slot != i as CK_SLOT_ID);
+            }
+            if self.slots[i].token.is_none() {
+                if let Ok(Some(t)) = open(&self.sources[i]) {
+                    self.slots[i].token = Some(t);
+                }
+            }
+        }
     }
 
     pub fn slot_list(&self, token_present: bool) -> Vec<CK_SLOT_ID> {

@@ -106,6 +106,11 @@ impl Token {
         })
     }
 
+    /// Whether the key is still there (a card can leave its reader).
+    pub fn is_present(&mut self) -> bool {
+        self.piv.transport().is_present()
+    }
+
     pub fn content(&self, id: u8) -> Option<&SlotContent> {
         self.contents.iter().find(|c| c.id == id)
     }

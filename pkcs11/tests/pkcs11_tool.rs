@@ -65,6 +65,8 @@ fn tool(keys: &[&Path], args: &[&str]) -> Out {
         .arg(module())
         .args(args)
         .env("UKEY_PKCS11_KEYS", joined.join(":"))
+        // Directories only: the readers have their own test (pkcs11_reader.rs).
+        .env("UKEY_PKCS11_READERS", "off")
         .output()
         .unwrap();
     Out {
@@ -319,4 +321,18 @@ fn the_security_officer_makes_keys_and_writes_and_deletes_certificates() {
     assert!(ok(&[&dave], &["-O"]).contains("Certificate for Digital Signature"));
     ok(&[&dave], &[&so[..], &["--delete-object", "--type", "cert", "--id", "02"]].concat());
     assert!(!ok(&[&dave], &["-O"]).contains("Certificate for Digital Signature"));
+}
+
+#[test]
+fn a_forked_child_gets_its_own_module_and_the_parent_keeps_the_key() {
+    if !tools_ready() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let erin = key(root.path(), "erin", Scenario::Provisioned);
+    // The child initialises a fresh module at once (the parent keeps the key directory), and
+    // the parent goes on using the key after the child finalised.
+    let fork = ok(&[&erin], &["--test-fork", "-L"]);
+    assert!(fork.contains("forked child") && fork.contains("held by process"), "{fork}");
+    assert!(fork.contains("token label        : erin"), "{fork}");
 }
