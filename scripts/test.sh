@@ -25,6 +25,14 @@ declare -A NEED=(
   [chromium]=/usr/bin/chromium
   [chromium-driver]=/usr/bin/chromedriver
   [fonts-wqy-microhei]=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+  # The PKCS#11 module's judges: GnuTLS's p11tool, p11-kit, ssh (client, agent, a loopback
+  # sshd), NSS's modutil/certutil, OpenSSL's pkcs11 engine.
+  [gnutls-bin]=/usr/bin/p11tool
+  [p11-kit]=/usr/bin/p11-kit
+  [openssh-client]=/usr/bin/ssh-keygen
+  [openssh-server]=/usr/sbin/sshd
+  [libnss3-tools]=/usr/bin/modutil
+  [libengine-pkcs11-openssl]=/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so
 )
 missing=()
 for pkg in "${!NEED[@]}"; do

@@ -136,6 +136,16 @@ pub fn ec_point(point: &[u8]) -> Vec<u8> {
     der::asn1::OctetString::new(point.to_vec()).and_then(|o| o.to_der()).unwrap_or_default()
 }
 
+/// The SubjectPublicKeyInfo (DER) of a P-256 point: CKA_PUBLIC_KEY_INFO.
+pub fn spki(point: &[u8]) -> Vec<u8> {
+    use p256::pkcs8::EncodePublicKey;
+    p256::PublicKey::from_sec1_bytes(point)
+        .ok()
+        .and_then(|k| k.to_public_key_der().ok())
+        .map(|d| d.as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
 /// Attribute `t` of the `kind` object of slot content `c`.
 pub fn attribute(c: &SlotContent, kind: Kind, t: CK_ATTRIBUTE_TYPE) -> Attr {
     let (short, long) = c.names();
@@ -179,7 +189,9 @@ fn key_attribute(c: &SlotContent, kind: Kind, t: CK_ATTRIBUTE_TYPE) -> Attr {
     match t {
         CKA_KEY_TYPE => ulong(CKK_EC),
         CKA_EC_PARAMS => Attr::Value(P256_PARAMS.to_vec()),
+        // On the private key too: programs (GnuTLS) read the public half from the key they use.
         CKA_EC_POINT => Attr::Value(ec_point(&c.point)),
+        CKA_PUBLIC_KEY_INFO => Attr::Value(spki(&c.point)),
         CKA_LOCAL => boolean(false),
         CKA_DERIVE => boolean(private),
         CKA_SIGN => boolean(private),
