@@ -33,6 +33,8 @@ declare -A NEED=(
   [openssh-server]=/usr/sbin/sshd
   [libnss3-tools]=/usr/bin/modutil
   [libengine-pkcs11-openssl]=/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so
+  # `ukey bench pkcs11` measures the module against SoftHSMv2.
+  [softhsm2]=/usr/lib/softhsm/libsofthsm2.so
 )
 missing=()
 for pkg in "${!NEED[@]}"; do

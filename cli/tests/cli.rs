@@ -349,6 +349,30 @@ fn bench_keys_reports_small_idle_keys() {
     assert_eq!(out.status.code(), Some(2), "zero keys is refused");
 }
 
+/// `ukey bench pkcs11`: both modules sign, and the ratio is theirs. Needs SoftHSMv2 and the
+/// module built beside `ukey` (`cargo test --workspace` builds both).
+#[test]
+fn bench_pkcs11_signs_through_ukeys_module_and_softhsm() {
+    let module = std::path::Path::new(env!("CARGO_BIN_EXE_ukey")).with_file_name("libukey_pkcs11.so");
+    let softhsm = std::path::Path::new("/usr/lib/softhsm/libsofthsm2.so");
+    if !softhsm.exists() || !module.exists() {
+        assert!(std::env::var_os("CI").is_none(), "under CI the bench needs softhsm2 and {}", module.display());
+        eprintln!("SKIPPED: no SoftHSMv2 or no {}", module.display());
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        home.path(),
+        &["bench", "pkcs11", "--duration", "1", "--threads", "1", "--json", "--module", module.to_str().unwrap()],
+    ))
+    .unwrap();
+    let (u, s) = (v["ukey"]["signs_per_sec"].as_f64().unwrap(), v["softhsm"]["signs_per_sec"].as_f64().unwrap());
+    assert!(u > 0.0 && s > 0.0, "{v}");
+    let ratio = v["ratio_ukey_to_softhsm"].as_f64().unwrap();
+    assert!((ratio - u / s).abs() < 0.02, "{v}");
+    assert!(v["ukey"]["login_ms"].as_f64().unwrap() > 0.0, "{v}");
+}
+
 /// `ukey bench login` with more keys than workers: every key gets its own enterprise, user and
 /// binding, every login succeeds, and the report says what ran.
 #[test]

@@ -1,6 +1,16 @@
-//! Which keys the module shows: virtual key directories named in `UKEY_PKCS11_KEYS`
-//! (colon-separated, like PATH), one slot each, in that order; then every PC/SC reader when
-//! pcscd runs (`UKEY_PKCS11_READERS=off` leaves them out).
+//! Which keys the module shows: virtual key directories, one slot each, in order; then every
+//! PC/SC reader when pcscd runs. Set in the environment (`UKEY_PKCS11_KEYS`, colon-separated
+//! like PATH; `UKEY_PKCS11_READERS=off`), or in a file, `$UKEY_HOME/pkcs11.toml` (else
+//! `~/.ukey/pkcs11.toml`, or the file `UKEY_PKCS11_CONFIG` names):
+//!
+//! ```toml
+//! # Virtual key directories (`ukey sim new DIR`), one slot each; relative to this file.
+//! keys = ["keys/alice", "/srv/ukey/bob"]
+//! # PC/SC readers after them (default true).
+//! readers = true
+//! ```
+//!
+//! The environment wins over the file, setting by setting.
 
 use std::path::PathBuf;
 
@@ -8,6 +18,57 @@ use std::path::PathBuf;
 pub const KEYS_VAR: &str = "UKEY_PKCS11_KEYS";
 /// `off` (or `0`, `no`): no PC/SC readers.
 pub const READERS_VAR: &str = "UKEY_PKCS11_READERS";
+/// A configuration file other than `$UKEY_HOME/pkcs11.toml`.
+pub const CONFIG_VAR: &str = "UKEY_PKCS11_CONFIG";
+
+/// `pkcs11.toml`.
+#[derive(Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub keys: Option<Vec<PathBuf>>,
+    pub readers: Option<bool>,
+}
+
+impl File {
+    /// Parse `text`, from `path` (relative key directories are relative to its folder).
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<File, String> {
+        let mut f: File = toml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        if let Some(keys) = &mut f.keys {
+            for k in keys.iter_mut().filter(|k| k.is_relative()) {
+                *k = base.join(&*k);
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// Where the configuration file is.
+pub fn file_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(CONFIG_VAR) {
+        return Some(p.into());
+    }
+    let home = std::env::var_os("UKEY_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ukey")))?;
+    Some(home.join("pkcs11.toml"))
+}
+
+/// The configuration file, if there is one; a broken one is logged and ignored.
+fn file() -> File {
+    let Some(path) = file_path() else { return File::default() };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => File::parse(&text, &path).unwrap_or_else(|e| {
+            tracing::error!("ignoring the configuration file: {e}");
+            File::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os(CONFIG_VAR).is_none() => File::default(),
+        Err(e) => {
+            tracing::error!("cannot read {}: {e}", path.display());
+            File::default()
+        }
+    }
+}
 
 /// One source of a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +100,16 @@ pub fn readers_wanted(value: Option<&str>) -> bool {
 
 /// The sources this process is configured with: the directories, then the readers pcscd has.
 pub fn sources() -> Vec<Source> {
-    let mut all: Vec<Source> = std::env::var(KEYS_VAR).map(|v| parse_keys(&v)).unwrap_or_default();
-    if !readers_wanted(std::env::var(READERS_VAR).ok().as_deref()) {
+    let file = file();
+    let mut all: Vec<Source> = match std::env::var(KEYS_VAR) {
+        Ok(v) => parse_keys(&v),
+        Err(_) => file.keys.unwrap_or_default().into_iter().map(Source::Dir).collect(),
+    };
+    let readers = match std::env::var(READERS_VAR) {
+        Ok(v) => readers_wanted(Some(&v)),
+        Err(_) => file.readers.unwrap_or(true),
+    };
+    if !readers {
         return all;
     }
     match host_driver::pcsc::Pcsc::establish().and_then(|p| p.readers()) {
@@ -64,6 +133,16 @@ mod tests {
             vec![Source::Dir("/a/alice".into()), Source::Dir("/b/bob".into())]
         );
         assert!(parse_keys("").is_empty());
+    }
+
+    #[test]
+    fn the_file_names_keys_relative_to_itself_and_refuses_unknown_settings() {
+        let path = std::path::Path::new("/etc/ukey/pkcs11.toml");
+        let f = File::parse("keys = [\"keys/alice\", \"/srv/bob\"]\nreaders = false\n", path).unwrap();
+        assert_eq!(f.keys, Some(vec![PathBuf::from("/etc/ukey/keys/alice"), PathBuf::from("/srv/bob")]));
+        assert_eq!(f.readers, Some(false));
+        let e = File::parse("key = []", path).unwrap_err();
+        assert!(e.contains("/etc/ukey/pkcs11.toml") && e.contains("key"), "{e}");
     }
 
     #[test]

@@ -129,6 +129,7 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
         // the parent still uses (no state written, no lock let go).
         let inherited = m.take();
         *m = Some(Module::new(inherited.as_ref()));
+        crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::mem::forget(inherited);
         Ok(())
     })
@@ -144,6 +145,9 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
         match m.as_ref() {
             Some(x) if x.pid == std::process::id() => {
                 *m = None;
+                crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(m);
+                crate::events::wake_all();
                 Ok(())
             }
             _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
@@ -580,14 +584,22 @@ pub unsafe extern "C" fn C_GenerateRandom(h: CK_SESSION_HANDLE, buf: *mut CK_BYT
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_WaitForSlotEvent(flags: CK_FLAGS, _slot: *mut CK_SLOT_ID, _reserved: *mut c_void) -> CK_RV {
+pub unsafe extern "C" fn C_WaitForSlotEvent(flags: CK_FLAGS, slot: *mut CK_SLOT_ID, _reserved: *mut c_void) -> CK_RV {
     guard(|| {
-        with(|_| Ok(()))?;
-        // Keys in directories are never inserted or removed while the module runs.
-        if flags & CKF_DONT_BLOCK != 0 {
-            Err(CKR_NO_EVENT)
-        } else {
-            Err(CKR_FUNCTION_NOT_SUPPORTED)
+        let slot = out(slot)?;
+        let generation = crate::events::GENERATION.load(std::sync::atomic::Ordering::SeqCst);
+        loop {
+            if let Some(s) = with(|m| Ok(m.next_event()))? {
+                *slot = s;
+                return Ok(());
+            }
+            if flags & CKF_DONT_BLOCK != 0 {
+                return Err(CKR_NO_EVENT);
+            }
+            if crate::events::GENERATION.load(std::sync::atomic::Ordering::SeqCst) != generation {
+                return Err(CKR_CRYPTOKI_NOT_INITIALIZED);
+            }
+            crate::events::wait(generation);
         }
     })
 }

@@ -8,9 +8,11 @@
 //! - [`module`]: sessions, login, search, signing, in Rust types.
 //! - `ffi`: the C entry points (`C_GetFunctionList`, `C_GetInterface`, ...), the one place
 //!   with raw pointers; every entry point catches panics.
+//! - `events`: C_WaitForSlotEvent, woken by PC/SC and by C_Finalize.
 //! - [`log`](crate::log): `UKEY_PKCS11_LOG`.
 
 pub mod config;
+mod events;
 mod ffi;
 pub mod log;
 pub mod module;

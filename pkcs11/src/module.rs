@@ -108,6 +108,8 @@ pub struct Module {
     pub slots: Vec<SlotEntry>,
     sessions: HashMap<CK_SESSION_HANDLE, Session>,
     next_session: CK_SESSION_HANDLE,
+    /// Whether each slot had a token when the caller last heard (C_Initialize, or an event).
+    reported: Vec<bool>,
 }
 
 /// What C_GetSessionInfo reports.
@@ -177,7 +179,7 @@ impl Module {
     /// are empty here at once rather than after waiting for the parent to let go.
     pub fn new(parent: Option<&Module>) -> Module {
         let sources = config::sources();
-        let slots = sources
+        let slots: Vec<SlotEntry> = sources
             .iter()
             .map(|source| {
                 let held = parent.filter(|p| p.sources.contains(source) && matches!(source, Source::Dir(_)));
@@ -201,7 +203,8 @@ impl Module {
                 SlotEntry { description: source.describe(), token }
             })
             .collect();
-        Module { pid: std::process::id(), sources, slots, sessions: HashMap::new(), next_session: 1 }
+        let reported = slots.iter().map(|s: &SlotEntry| s.token.is_some()).collect();
+        Module { pid: std::process::id(), sources, slots, sessions: HashMap::new(), next_session: 1, reported }
     }
 
     fn entry(&mut self, slot: CK_SLOT_ID) -> Rv<&mut SlotEntry> {
@@ -228,6 +231,14 @@ impl Module {
                 }
             }
         }
+    }
+
+    /// The first slot whose token came or went since the caller last heard; it hears now.
+    pub fn next_event(&mut self) -> Option<CK_SLOT_ID> {
+        self.refresh();
+        let i = (0..self.slots.len()).find(|&i| self.slots[i].token.is_some() != self.reported[i])?;
+        self.reported[i] = self.slots[i].token.is_some();
+        Some(i as CK_SLOT_ID)
     }
 
     pub fn slot_list(&self, token_present: bool) -> Vec<CK_SLOT_ID> {

@@ -88,3 +88,62 @@ fn a_key_in_a_reader_is_a_token_that_signs() {
     let (ok, v) = run("openssl", &["dgst", "-sha256", "-verify", &p("pub.pem"), "-signature", &p("sig"), &p("data")]);
     assert!(ok && v.contains("Verified OK"), "{v}");
 }
+
+/// The module's function list, called as a C program would.
+fn functions() -> &'static cryptoki_sys::CK_FUNCTION_LIST {
+    let mut list = std::ptr::null_mut();
+    assert_eq!(unsafe { ukey_pkcs11::C_GetFunctionList(&mut list) }, cryptoki_sys::CKR_OK);
+    unsafe { &*list }
+}
+
+#[test]
+fn slot_events_follow_the_card_and_finalize_wakes_a_waiter() {
+    use cryptoki_sys::*;
+    let Some(_one) = begin() else { return };
+    std::env::remove_var("UKEY_PKCS11_KEYS");
+    std::env::set_var("UKEY_PKCS11_READERS", "on");
+    let now = FixedClock(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let served = Served::start(VirtualKey::in_memory(&KeySpec::default(), &now).unwrap(), 1);
+    let f = functions();
+    let wait = |flags| {
+        let mut slot = CK_ULONG::MAX;
+        let rv = unsafe { f.C_WaitForSlotEvent.unwrap()(flags, &mut slot, std::ptr::null_mut()) };
+        (rv, slot)
+    };
+    unsafe { assert_eq!(f.C_Initialize.unwrap()(std::ptr::null_mut()), CKR_OK) };
+    let slot_of = |name: &str| -> CK_SLOT_ID {
+        let mut n = 0;
+        unsafe { f.C_GetSlotList.unwrap()(0, std::ptr::null_mut(), &mut n) };
+        let mut ids = vec![0; n as usize];
+        unsafe { f.C_GetSlotList.unwrap()(0, ids.as_mut_ptr(), &mut n) };
+        *ids.iter()
+            .find(|&&id| {
+                let mut info: CK_SLOT_INFO = unsafe { std::mem::zeroed() };
+                unsafe { f.C_GetSlotInfo.unwrap()(id, &mut info) };
+                String::from_utf8_lossy(&info.slotDescription).trim_end() == name
+            })
+            .unwrap()
+    };
+    let ours = slot_of(READER[1]);
+    assert_eq!(wait(CKF_DONT_BLOCK).0, CKR_NO_EVENT, "nothing changed since C_Initialize");
+    // The card leaves: a blocked waiter hears of its slot.
+    let waiter = std::thread::spawn(move || wait(0));
+    served.inserted.send_replace(false);
+    assert_eq!(waiter.join().unwrap(), (CKR_OK, ours));
+    let mut info: CK_SLOT_INFO = unsafe { std::mem::zeroed() };
+    unsafe { f.C_GetSlotInfo.unwrap()(ours, &mut info) };
+    assert_eq!(info.flags & CKF_TOKEN_PRESENT, 0, "the slot stays, without its token");
+    // It comes back: the same slot, with a token again.
+    served.inserted.send_replace(true);
+    assert_eq!(wait(0), (CKR_OK, ours));
+    unsafe { f.C_GetSlotInfo.unwrap()(ours, &mut info) };
+    assert_ne!(info.flags & CKF_TOKEN_PRESENT, 0);
+    // C_Finalize wakes a waiter with nothing to hear, at once rather than at its next round.
+    // (The waiter has no way to say it is blocked: give it a moment to get there.)
+    let waiter = std::thread::spawn(move || wait(0));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let finalized = std::time::Instant::now();
+    unsafe { assert_eq!(f.C_Finalize.unwrap()(std::ptr::null_mut()), CKR_OK) };
+    assert_eq!(waiter.join().unwrap().0, CKR_CRYPTOKI_NOT_INITIALIZED);
+    assert!(finalized.elapsed() < std::time::Duration::from_millis(1500), "woken by C_Finalize, not by the round");
+}

@@ -1,9 +1,11 @@
 //! `ukey bench login`: N virtual keys doing full key logins (challenge from the portal, PIN
 //! and signature on the key through the agent, validation by the portal) over loopback, and —
 //! in the same run — the rate of bare P-256 sign+verify on this machine, for the ratio.
-//! `ukey bench keys` (module `keys`): what many keys in one process cost.
+//! `ukey bench keys` (module `keys`): what many keys in one process cost. `ukey bench pkcs11`
+//! (module `pkcs11`): ukey's PKCS#11 module against SoftHSMv2.
 
 mod keys;
+mod pkcs11;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +28,9 @@ pub enum BenchCommand {
     Login(LoginArgs),
     /// Memory per idle virtual key with N keys in one process, and per-key make / VERIFY / sign time
     Keys(keys::KeysArgs),
+    /// C_Sign per second through ukey's PKCS#11 module and through SoftHSMv2, same run, and
+    /// C_Login / C_FindObjects latency
+    Pkcs11(pkcs11::Pkcs11Args),
 }
 
 #[derive(Args, Debug)]
@@ -53,6 +58,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Login(a) => login(a),
         BenchCommand::Keys(a) => keys::keys(a),
+        BenchCommand::Pkcs11(a) => pkcs11::pkcs11(a),
     }
 }
 
