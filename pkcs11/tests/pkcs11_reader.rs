@@ -3,6 +3,7 @@
 //! openssl verifies the signature with the certificate read back. Needs pcscd with
 //! vsmartcard-vpcd, pkcs11-tool and openssl; under CI=true a missing one fails the test.
 
+mod common;
 #[path = "../../testsupport/served.rs"]
 mod served;
 #[path = "../../testsupport/vpcd.rs"]
@@ -10,17 +11,12 @@ mod vpcd_support;
 
 use std::process::Command;
 
+use common::module;
 use proto::clock::FixedClock;
 use served::Served;
 use token_sim::scenario::{self, Scenario};
 use token_sim::{KeySpec, VirtualKey};
 use vpcd_support::{begin, READER};
-
-fn module() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    [deps, deps.parent().unwrap()].iter().map(|d| d.join("libukey_pkcs11.so")).find(|p| p.exists()).unwrap()
-}
 
 fn run(program: &str, args: &[&str]) -> (bool, String) {
     let o = Command::new(program)

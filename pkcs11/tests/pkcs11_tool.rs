@@ -4,53 +4,21 @@
 //! count flags, lockout, and a PIN change. Under CI=true a missing pkcs11-tool or openssl
 //! fails the test; elsewhere it says SKIPPED.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-use proto::clock::FixedClock;
-use token_sim::scenario::{self, Scenario};
-use token_sim::{KeySpec, VirtualKey};
+use common::{have, module};
+use token_sim::scenario::Scenario;
 
-/// The module as programs load it: the cdylib cargo builds beside this test's binary.
-fn module() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    for dir in [deps, deps.parent().unwrap()] {
-        let so = dir.join("libukey_pkcs11.so");
-        if so.exists() {
-            return so;
-        }
-    }
-    panic!("libukey_pkcs11.so is not built beside {}", exe.display());
+/// A key directory in `s`, its holder named as the directory.
+fn key(root: &Path, name: &str, s: Scenario) -> std::path::PathBuf {
+    common::key(root, name, s, name)
 }
 
 fn tools_ready() -> bool {
-    let have = |t: &str| {
-        Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success())
-    };
-    if have("pkcs11-tool") && have("openssl") {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("pkcs11-tool (opensc) and openssl are needed under CI");
-    }
-    eprintln!("SKIPPED: pkcs11-tool or openssl missing");
-    false
-}
-
-const NOW: u64 = 1_790_000_000;
-
-/// A key directory in `scenario`, its certificate from a CA made here.
-fn key(root: &Path, name: &str, s: Scenario) -> PathBuf {
-    let dir = root.join(name);
-    let ca = ca::Ca::create(&root.join(format!("{name}-ca")), "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
-    let clock = FixedClock(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
-    let mut vk = VirtualKey::create(&dir, &KeySpec::default(), &clock).unwrap();
-    vk.card_mut()
-        .update_state(|st, rng| scenario::apply(st, s, Some(&ca), &format!("CN={name},O=Example"), &clock, rng))
-        .unwrap()
-        .unwrap();
-    dir
+    have(&["pkcs11-tool", "openssl"])
 }
 
 struct Out {

@@ -6,44 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use proto::clock::FixedClock;
-use token_sim::scenario::{self, Scenario};
-use token_sim::{KeySpec, VirtualKey};
+mod common;
 
-fn module() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    [deps, deps.parent().unwrap()].iter().map(|d| d.join("libukey_pkcs11.so")).find(|p| p.exists()).unwrap()
-}
-
-fn have(programs: &[&str]) -> bool {
-    let missing: Vec<&&str> = programs
-        .iter()
-        .filter(|t| {
-            !Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the PKCS#11 judges are needed under CI; missing {missing:?} (scripts/test.sh installs them)");
-    }
-    eprintln!("SKIPPED: missing {missing:?}");
-    false
-}
+use common::{have, module};
+use token_sim::scenario::Scenario;
 
 /// A key directory with keys and certificates in 9A, 9C, 9D, 9E.
 fn key(root: &Path) -> PathBuf {
-    let dir = root.join("key");
-    let ca = ca::Ca::create(&root.join("ca"), "CN=Test CA", 3650, &FixedClock(1_790_000_000)).unwrap();
-    let now = FixedClock(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
-    let mut vk = VirtualKey::create(&dir, &KeySpec::default(), &now).unwrap();
-    vk.card_mut()
-        .update_state(|st, rng| scenario::apply(st, Scenario::Full, Some(&ca), "CN=Li Lei,O=Example", &now, rng))
-        .unwrap()
-        .unwrap();
-    dir
+    common::key(root, "key", Scenario::Full, "Li Lei")
 }
 
 /// Run `program` with the module's environment: (success, stdout + stderr).

@@ -91,6 +91,19 @@ fn measure(p11: &Pkcs11, threads: usize, duration: Duration) -> Result<Figures> 
     Ok(Figures { signs_per_sec, login_ms, find_us })
 }
 
+/// Signatures per second of RustCrypto's p256 (RFC 6979, as the card signs) on one thread.
+fn bare_p256(duration: Duration) -> f64 {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    let key = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < duration {
+        let _: p256::ecdsa::Signature = key.sign_prehash(&[0x5A; 32]).expect("a 32-byte prehash signs");
+        n += 1;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 /// A SoftHSM token with a P-256 key pair, in `dir`.
 fn softhsm_token(path: &Path, dir: &Path) -> Result<Pkcs11> {
     let tokens = dir.join("tokens");
@@ -161,6 +174,8 @@ pub fn pkcs11(a: Pkcs11Args) -> Result<std::process::ExitCode> {
     let ukey = measure(&ukey_token(&module, &dir.path().join("ukey"))?, a.threads, duration)?;
     progress(&format!("SoftHSMv2: {} thread(s), {} s of C_Sign ...", a.threads, a.duration));
     let softhsm = measure(&softhsm_token(&a.softhsm, &dir.path().join("softhsm"))?, a.threads, duration)?;
+    progress(&format!("bare p256 (RustCrypto, the card's own signer): 1 thread, {} s ...", a.duration));
+    let bare = bare_p256(duration);
     let ratio = ukey.signs_per_sec / softhsm.signs_per_sec;
     let row = |f: &Figures| json!({"signs_per_sec": f.signs_per_sec.round(), "login_ms": (f.login_ms * 100.0).round() / 100.0, "find_objects_us": f.find_us.round()});
     if a.json {
@@ -169,6 +184,7 @@ pub fn pkcs11(a: Pkcs11Args) -> Result<std::process::ExitCode> {
             serde_json::to_string_pretty(&json!({
                 "threads": a.threads, "seconds": a.duration, "ukey": row(&ukey), "softhsm": row(&softhsm),
                 "ratio_ukey_to_softhsm": (ratio * 100.0).round() / 100.0,
+                "bare_p256_signs_per_sec_one_thread": bare.round(),
             }))?
         );
     } else {
@@ -177,6 +193,7 @@ pub fn pkcs11(a: Pkcs11Args) -> Result<std::process::ExitCode> {
             println!("{name:<12} {:>12.0} {:>12.2} {:>16.0}", f.signs_per_sec, f.login_ms, f.find_us);
         }
         println!("\nukey / SoftHSMv2 signs per second: {ratio:.2} ({} threads, ECDSA P-256 over a digest)", a.threads);
+        println!("bare p256 signing in this process, one thread: {bare:.0}/s (what one card can do at most)");
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
