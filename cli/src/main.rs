@@ -266,7 +266,18 @@ enum CaCommand {
     Issue(commands::CaIssueArgs),
 }
 
+/// A reader that goes away (`ukey sim info --json | head`) ends the program quietly, as it
+/// does any Unix tool, rather than as a panic in the middle of printing: Rust ignores SIGPIPE
+/// by default.
+fn default_sigpipe() {
+    // SAFETY: restores a signal's default disposition, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     // Logs (key inserted, pcscd lost, ...) go to stderr; RUST_LOG=debug shows more. Commands
     // that run the services in-process to print a report keep the services' news to warnings.

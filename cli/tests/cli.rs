@@ -349,6 +349,26 @@ fn bench_keys_reports_small_idle_keys() {
     assert_eq!(out.status.code(), Some(2), "zero keys is refused");
 }
 
+/// Output into a pipe whose reader has gone (`ukey ... | head`) ends ukey quietly, by SIGPIPE,
+/// not with a panic message.
+#[test]
+fn a_closed_pipe_ends_ukey_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ukey"))
+        .args(["conformance", "--list", "--json"])
+        .env("UKEY_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
+}
+
 /// `ukey bench pkcs11`: both modules sign, and the ratio is theirs. Needs SoftHSMv2 and the
 /// module built beside `ukey` (`cargo test --workspace` builds both).
 #[test]
