@@ -355,15 +355,16 @@ fn bench_keys_reports_small_idle_keys() {
 fn a_closed_pipe_ends_ukey_quietly() {
     use std::os::unix::process::ExitStatusExt;
     let home = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ukey"))
+    // The reader is gone before ukey writes a byte.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ukey"))
         .args(["conformance", "--list", "--json"])
         .env("UKEY_HOME", home.path())
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
     assert_eq!(out.status.signal(), Some(13), "ended by SIGPIPE: {:?}", out.status);
