@@ -86,14 +86,28 @@ fn a_key_in_a_reader_is_a_token_that_signs() {
     // The other programs find the reader's key through the module as well.
     if common::have(&["p11tool", "ssh-keygen"]) {
         let (ok, certs) = run("p11tool", &["--provider", m, "--list-all-certs"]);
-        assert!(ok && certs.contains("token=reader%20key") && certs.contains("Certificate for PIV Authentication"), "{certs}");
+        assert!(
+            ok && certs.contains("token=reader%20key") && certs.contains("Certificate for PIV Authentication"),
+            "{certs}"
+        );
         let (ok, test) = run(
             "p11tool",
-            &["--provider", m, "--login", "--set-pin", "123456", "--test-sign", "pkcs11:token=reader%20key;id=%01;type=private"],
+            &[
+                "--provider",
+                m,
+                "--login",
+                "--set-pin",
+                "123456",
+                "--test-sign",
+                "pkcs11:token=reader%20key;id=%01;type=private",
+            ],
         );
         assert!(ok && test.contains("Verifying against public key in the token... ok"), "{test}");
         let (ok, ssh) = run("ssh-keygen", &["-D", m]);
-        assert!(ok && ssh.lines().any(|l| l.starts_with("ecdsa-sha2-nistp256 ") && l.ends_with("PIV AUTH pubkey")), "{ssh}");
+        assert!(
+            ok && ssh.lines().any(|l| l.starts_with("ecdsa-sha2-nistp256 ") && l.ends_with("PIV AUTH pubkey")),
+            "{ssh}"
+        );
     }
 }
 
