@@ -430,9 +430,13 @@ impl<'a> Steps<'a> {
 
 /// The element went away between finding and reading it (the page reloaded): absent for now.
 fn gone(e: &fantoccini::error::CmdError) -> bool {
+    let text = e.to_string();
     e.is_no_such_element()
         || e.is_stale_element_reference()
-        || e.to_string().contains("does not belong to the document")
+        || text.contains("does not belong to the document")
+        // chromedriver's answer to a read that a navigation overtook: the page is changing,
+        // so the element is not there (yet); the callers poll.
+        || text.contains("aborted by navigation")
 }
 
 async fn reqwest_post(url: &str, body: Value) -> Value {
