@@ -371,10 +371,17 @@ fn a_closed_pipe_ends_ukey_quietly() {
 }
 
 /// `ukey bench pkcs11`: both modules sign, and the ratio is theirs. Needs SoftHSMv2 and the
-/// module built beside `ukey` (`cargo test --workspace` builds both).
+/// module. `cargo test --workspace` builds the module into target/debug/deps only (cargo
+/// copies a cdylib up beside `ukey` only when it is built for its own sake), so that copy is
+/// the fresh one; target/debug/ may hold a stale one from an earlier `cargo build`.
 #[test]
 fn bench_pkcs11_signs_through_ukeys_module_and_softhsm() {
-    let module = std::path::Path::new(env!("CARGO_BIN_EXE_ukey")).with_file_name("libukey_pkcs11.so");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_ukey")).parent().unwrap();
+    let module = [bin_dir.join("deps"), bin_dir.to_path_buf()]
+        .iter()
+        .map(|d| d.join("libukey_pkcs11.so"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| bin_dir.join("libukey_pkcs11.so"));
     let softhsm = std::path::Path::new("/usr/lib/softhsm/libsofthsm2.so");
     if !softhsm.exists() || !module.exists() {
         assert!(std::env::var_os("CI").is_none(), "under CI the bench needs softhsm2 and {}", module.display());
