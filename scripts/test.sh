@@ -94,6 +94,17 @@ if [ ! -f "$UKEY_AXE_JS" ]; then
   echo "!! no axe-core: the browser tests will say SKIPPED"
 fi
 
+# OpenSC's PKCS#11 conformance tester p11test judges the module. Debian does not package it, so
+# it is built from Debian's opensc source package, once per target directory.
+export UKEY_P11TEST="${CARGO_TARGET_DIR:-$PWD/target}/p11test/p11test"
+if [ ! -x "$UKEY_P11TEST" ]; then
+  echo "== building OpenSC's p11test into $(dirname "$UKEY_P11TEST")"
+  if ! bash scripts/p11test.sh "$(dirname "$UKEY_P11TEST")"; then
+    [ -n "${CI:-}" ] && { echo "could not build p11test" >&2; exit 1; }
+    echo "!! could not build p11test: the p11test runs will say SKIPPED"
+  fi
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied)"

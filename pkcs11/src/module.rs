@@ -135,7 +135,7 @@ fn open(source: &Source) -> Result<Option<Token>, String> {
             let name = key.label().to_string();
             Token::open(Box::new(key), &name).map(Some).map_err(|e| e.to_string())
         }
-        Source::Reader(name) => match host_driver::pcsc::PcscTransport::connect(name) {
+        Source::Reader(name) => match host_driver::pcsc::PcscTransport::connect_shared(name) {
             Ok(t) => match Token::open(Box::new(t), name) {
                 Ok(t) => Ok(Some(t)),
                 Err(host_driver::PivError::NoPiv { .. }) => Ok(None),

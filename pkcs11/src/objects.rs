@@ -193,7 +193,8 @@ fn key_attribute(c: &SlotContent, kind: Kind, t: CK_ATTRIBUTE_TYPE) -> Attr {
         CKA_EC_POINT => Attr::Value(ec_point(&c.point)),
         CKA_PUBLIC_KEY_INFO => Attr::Value(spki(&c.point)),
         CKA_LOCAL => boolean(false),
-        CKA_DERIVE => boolean(private),
+        // Both halves, as p11test's usage check wants: the pair agrees keys (ECDH) in every slot.
+        CKA_DERIVE => boolean(true),
         CKA_SIGN => boolean(private),
         CKA_VERIFY => boolean(!private),
         CKA_ENCRYPT | CKA_DECRYPT | CKA_WRAP | CKA_UNWRAP | CKA_SIGN_RECOVER | CKA_VERIFY_RECOVER => boolean(false),

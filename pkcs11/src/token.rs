@@ -5,7 +5,7 @@ use cryptoki_sys::*;
 use der::Decode;
 use host_driver::{PinOutcome, Piv, PivError};
 use proto::secret::Pin;
-use proto::transport::{Transport, TransportError};
+use proto::transport::{Hold, Transport, TransportError};
 
 use crate::objects::{SlotContent, SLOTS};
 
@@ -69,41 +69,70 @@ fn common_name(name: &x509_cert::name::Name) -> Option<String> {
 impl Token {
     /// Read what the key behind `transport` holds; `name` labels it when no certificate does.
     pub fn open(transport: Box<dyn Transport>, name: &str) -> Result<Token, PivError> {
-        let mut piv = Piv::new(transport);
+        let mut token = Token {
+            piv: Piv::new(transport),
+            label: String::new(),
+            serial: String::new(),
+            manufacturer: "ukey".into(),
+            model: String::new(),
+            firmware: [0, 0],
+            contents: Vec::new(),
+            user_logged_in: false,
+            so_logged_in: false,
+        };
+        token.piv.transport().hold()?;
+        let read = token.read(name);
+        token.piv.transport().release();
+        read.map(|()| token)
+    }
+
+    fn read(&mut self, name: &str) -> Result<(), PivError> {
+        let piv = &mut self.piv;
         piv.select()?;
         let version = piv.version().ok();
-        let serial = match piv.serial() {
+        self.serial = match piv.serial() {
             Ok(s) => s.to_string(),
             Err(_) => piv
                 .read_object(proto::piv::object::CHUID)?
                 .and_then(|c| proto::tlv::find(&c, 0x34).ok().flatten().map(|g| hex_upper(&g[..g.len().min(8)])))
                 .unwrap_or_else(|| "0".into()),
         };
-        let mut contents = Vec::new();
         for (slot, id, ..) in SLOTS {
-            contents.extend(read_slot(&mut piv, slot, id)?);
+            self.contents.extend(read_slot(piv, slot, id)?);
         }
-        let label = contents
+        self.label = self
+            .contents
             .iter()
             .find_map(|c| c.cert.as_ref())
             .and_then(|der| x509_cert::Certificate::from_der(der).ok())
             .and_then(|c| common_name(&c.tbs_certificate.subject))
             .unwrap_or_else(|| name.to_string());
-        let (manufacturer, model) = match version {
-            Some(_) => ("ukey".to_string(), "PIV, Yubico ext".to_string()),
-            None => ("ukey".to_string(), "PIV".to_string()),
-        };
-        Ok(Token {
-            piv,
-            label,
-            serial,
-            manufacturer,
-            model,
-            firmware: version.map(|v| [v[0], v[1]]).unwrap_or([0, 0]),
-            contents,
-            user_logged_in: false,
-            so_logged_in: false,
-        })
+        self.model = if version.is_some() { "PIV, Yubico ext" } else { "PIV" }.into();
+        self.firmware = version.map(|v| [v[0], v[1]]).unwrap_or([0, 0]);
+        Ok(())
+    }
+
+    /// Run one operation with the card held (a PC/SC transaction on a shared reader), so no
+    /// other program's commands come between its exchanges. If another program reset the card
+    /// since our last operation, this token's logins are gone with the card's security status,
+    /// and PIV is selected again. Without a reset PIV is not selected again: a SELECT would
+    /// spend the context-specific login a PIN-always key (9C) takes just before it signs, and
+    /// a USB-Key has no other application to switch to.
+    fn held<T>(&mut self, op: impl FnOnce(&mut Self) -> Rv<T>) -> Rv<T> {
+        match self.piv.transport().hold().map_err(|e| rv(&PivError::Transport(e)))? {
+            Hold::Alone | Hold::Shared { reset: false } => {}
+            Hold::Shared { reset: true } => {
+                self.user_logged_in = false;
+                self.so_logged_in = false;
+                if let Err(e) = self.piv.select() {
+                    self.piv.transport().release();
+                    return Err(rv(&e));
+                }
+            }
+        }
+        let out = op(self);
+        self.piv.transport().release();
+        out
     }
 
     /// Whether the key is still there (a card can leave its reader).
@@ -118,16 +147,18 @@ impl Token {
     /// The SO's "PIN" is the management key in hex (48 digits for 3DES, 32/48/64 for AES as
     /// the key's metadata says).
     pub fn so_login(&mut self, hex: &[u8]) -> Rv<()> {
-        let text = std::str::from_utf8(hex).map_err(|_| CKR_PIN_INVALID)?;
-        let key = host_driver::MgmtKey::from_hex(text, None).map_err(|_| CKR_PIN_LEN_RANGE)?;
-        match self.piv.authenticate_auto(&key) {
-            Ok(()) => {
-                self.so_logged_in = true;
-                Ok(())
+        self.held(|t| {
+            let text = std::str::from_utf8(hex).map_err(|_| CKR_PIN_INVALID)?;
+            let key = host_driver::MgmtKey::from_hex(text, None).map_err(|_| CKR_PIN_LEN_RANGE)?;
+            match t.piv.authenticate_auto(&key) {
+                Ok(()) => {
+                    t.so_logged_in = true;
+                    Ok(())
+                }
+                Err(PivError::NotAuthorized { .. }) => Err(CKR_PIN_INCORRECT),
+                Err(e) => Err(rv(&e)),
             }
-            Err(PivError::NotAuthorized { .. }) => Err(CKR_PIN_INCORRECT),
-            Err(e) => Err(rv(&e)),
-        }
+        })
     }
 
     fn set_content(&mut self, content: SlotContent) {
@@ -139,93 +170,111 @@ impl Token {
     /// GENERATE a P-256 key pair in the slot of CKA_ID `id`: its point. The slot's certificate,
     /// if any, stays (and no longer matches, as on any PIV card).
     pub fn generate(&mut self, id: u8) -> Rv<Vec<u8>> {
-        let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
-        let public = self.piv.generate(slot, None, None).map_err(|e| rv(&e))?;
-        let point = public.to_sec1_bytes().to_vec();
-        let mut content = self.content(id).cloned().unwrap_or_else(|| SlotContent::key_only(slot, id, point.clone()));
-        content.point = point.clone();
-        self.set_content(content);
-        Ok(point)
+        self.held(|t| {
+            let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
+            let public = t.piv.generate(slot, None, None).map_err(|e| rv(&e))?;
+            let point = public.to_sec1_bytes().to_vec();
+            let mut content = t.content(id).cloned().unwrap_or_else(|| SlotContent::key_only(slot, id, point.clone()));
+            content.point = point.clone();
+            t.set_content(content);
+            Ok(point)
+        })
     }
 
     /// Write a certificate to the slot of `id`.
     pub fn write_certificate(&mut self, id: u8, der: &[u8]) -> Rv<()> {
-        let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
-        let content = SlotContent::from_cert(slot, id, der.to_vec()).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?;
-        self.piv.write_certificate(slot, der).map_err(|e| rv(&e))?;
-        self.set_content(content);
-        Ok(())
+        self.held(|t| {
+            let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
+            let content = SlotContent::from_cert(slot, id, der.to_vec()).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?;
+            t.piv.write_certificate(slot, der).map_err(|e| rv(&e))?;
+            t.set_content(content);
+            Ok(())
+        })
     }
 
     /// Delete the certificate of `id`; its key stays.
     pub fn delete_certificate(&mut self, id: u8) -> Rv<()> {
-        let slot = self.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?.slot;
-        self.piv.delete_certificate(slot).map_err(|e| rv(&e))?;
-        // Without its certificate the slot shows what its metadata says, or nothing.
-        self.contents.retain(|c| c.id != id);
-        if let Some(c) = read_slot(&mut self.piv, slot, id).map_err(|e| rv(&e))? {
-            self.set_content(c);
-        }
-        Ok(())
+        self.held(|t| {
+            let slot = t.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?.slot;
+            t.piv.delete_certificate(slot).map_err(|e| rv(&e))?;
+            // Without its certificate the slot shows what its metadata says, or nothing.
+            t.contents.retain(|c| c.id != id);
+            if let Some(c) = read_slot(&mut t.piv, slot, id).map_err(|e| rv(&e))? {
+                t.set_content(c);
+            }
+            Ok(())
+        })
     }
 
     /// ECDH with the key of `id` and the peer's point: the shared x coordinate.
     pub fn ecdh(&mut self, id: u8, peer: &[u8]) -> Rv<Vec<u8>> {
-        let slot = self.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
-        let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| CKR_MECHANISM_PARAM_INVALID)?;
-        self.piv.ecdh(slot, &peer).map_err(|e| rv(&e))
+        self.held(|t| {
+            let slot = t.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
+            let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| CKR_MECHANISM_PARAM_INVALID)?;
+            t.piv.ecdh(slot, &peer).map_err(|e| rv(&e))
+        })
     }
 
     /// The PIN's state as token flags, read without spending a try (metadata where the key
     /// has it, else an empty VERIFY, which cannot tell "low" without the total).
     pub fn pin_flags(&mut self) -> Rv<CK_FLAGS> {
-        let (left, total) = self.piv.pin_retries().map_err(|e| rv(&e))?;
-        Ok(match left {
-            Some(0) => CKF_USER_PIN_LOCKED,
-            Some(1) => CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW,
-            Some(n) if total.is_some_and(|t| n < t) => CKF_USER_PIN_COUNT_LOW,
-            _ => 0,
+        self.held(|t| {
+            let (left, total) = t.piv.pin_retries().map_err(|e| rv(&e))?;
+            Ok(match left {
+                Some(0) => CKF_USER_PIN_LOCKED,
+                Some(1) => CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW,
+                Some(n) if total.is_some_and(|t| n < t) => CKF_USER_PIN_COUNT_LOW,
+                _ => 0,
+            })
         })
     }
 
     /// VERIFY the PIN (C_Login, and the context-specific login before a 9C signature).
     pub fn verify(&mut self, pin: &[u8]) -> Rv<()> {
-        let pin = pin_of(pin)?;
-        match self.piv.verify_pin(&pin).map_err(|e| rv(&e))? {
-            PinOutcome::Ok => Ok(()),
-            PinOutcome::WrongPin { .. } => Err(CKR_PIN_INCORRECT),
-            PinOutcome::Blocked => Err(CKR_PIN_LOCKED),
-        }
+        self.held(|t| {
+            let pin = pin_of(pin)?;
+            match t.piv.verify_pin(&pin).map_err(|e| rv(&e))? {
+                PinOutcome::Ok => Ok(()),
+                PinOutcome::WrongPin { .. } => Err(CKR_PIN_INCORRECT),
+                PinOutcome::Blocked => Err(CKR_PIN_LOCKED),
+            }
+        })
     }
 
     pub fn logout(&mut self) -> Rv<()> {
-        self.user_logged_in = false;
-        if std::mem::take(&mut self.so_logged_in) {
-            // Management-key authentication ends only with a reset: reset and select again.
-            self.piv.transport().reset().map_err(|e| rv(&PivError::Transport(e)))?;
-            self.piv.select().map_err(|e| rv(&e))?;
-            return Ok(());
-        }
-        self.piv.logout().map_err(|e| rv(&e))
+        self.held(|t| {
+            t.user_logged_in = false;
+            if std::mem::take(&mut t.so_logged_in) {
+                // Management-key authentication ends only with a reset: reset and select again.
+                t.piv.transport().reset().map_err(|e| rv(&PivError::Transport(e)))?;
+                t.piv.select().map_err(|e| rv(&e))?;
+                return Ok(());
+            }
+            t.piv.logout().map_err(|e| rv(&e))
+        })
     }
 
     pub fn change_pin(&mut self, old: &[u8], new: &[u8]) -> Rv<()> {
-        let (old, new) = (pin_of(old)?, pin_of(new)?);
-        match self.piv.change_pin(&old, &new).map_err(|e| rv(&e))? {
-            PinOutcome::Ok => Ok(()),
-            PinOutcome::WrongPin { .. } => Err(CKR_PIN_INCORRECT),
-            PinOutcome::Blocked => Err(CKR_PIN_LOCKED),
-        }
+        self.held(|t| {
+            let (old, new) = (pin_of(old)?, pin_of(new)?);
+            match t.piv.change_pin(&old, &new).map_err(|e| rv(&e))? {
+                PinOutcome::Ok => Ok(()),
+                PinOutcome::WrongPin { .. } => Err(CKR_PIN_INCORRECT),
+                PinOutcome::Blocked => Err(CKR_PIN_LOCKED),
+            }
+        })
     }
 
     /// ECDSA over a 32-byte digest with the key of `id`: r || s.
     pub fn sign(&mut self, id: u8, digest: &[u8; 32]) -> Rv<[u8; 64]> {
-        let slot = self.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
-        self.piv.sign_digest(slot, digest).map(|s| s.raw).map_err(|e| rv(&e))
+        self.held(|t| {
+            let slot = t.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
+            t.piv.sign_digest(slot, digest).map(|s| s.raw).map_err(|e| rv(&e))
+        })
     }
 
     pub fn random(&mut self, n: usize) -> Rv<Vec<u8>> {
-        self.piv.random(n).map_err(|e| rv(&e))
+        self.held(|t| t.piv.random(n).map_err(|e| rv(&e)))
     }
 }
 

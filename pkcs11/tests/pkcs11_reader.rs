@@ -1,7 +1,8 @@
 //! The module with a PIV key in a PC/SC reader (a virtual key served on vpcd through pcscd):
 //! pkcs11-tool lists the reader's token beside an empty reader, signs with its 9A key, and
 //! openssl verifies the signature with the certificate read back. Needs pcscd with
-//! vsmartcard-vpcd, pkcs11-tool and openssl; under CI=true a missing one fails the test.
+//! vsmartcard-vpcd, pkcs11-tool and openssl; under CI=true a missing one fails the test. The
+//! other programs (p11tool, NSS, ssh, OpenSSL, p11-kit) run on a reader key in tests/programs.rs.
 
 mod common;
 #[path = "../../testsupport/served.rs"]
@@ -109,6 +110,19 @@ fn a_key_in_a_reader_is_a_token_that_signs() {
             "{ssh}"
         );
     }
+}
+
+/// OpenSC's p11test on the module with the same kind of key in a vpcd reader: the results are
+/// the directory key's (`p11test_ref.json`; see tests/p11test.rs for what it records).
+#[test]
+fn p11test_on_a_reader_key_matches_the_reference() {
+    let Some(bin) = common::p11test::binary() else { return };
+    let Some(_one) = begin() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let key = VirtualKey::open(&common::key(root.path(), "key", Scenario::Full, "p11test user")).unwrap();
+    let _served = Served::start(key, 0);
+    let log = common::p11test::run(&bin, &module(), "123456", &[("UKEY_PKCS11_READERS", "on")], root.path());
+    common::p11test::assert_matches(&log, "p11test_ref.json");
 }
 
 /// The module's function list, called as a C program would.

@@ -20,6 +20,26 @@ pub trait Transport: Send {
     fn may_block(&self) -> bool {
         true
     }
+    /// Hold the card for one operation of several exchanges (a VERIFY and the signature it
+    /// allows, a chained write), so no other program's commands come between them, until
+    /// [`release`](Transport::release). A key only this process reaches needs no holding.
+    fn hold(&mut self) -> Result<Hold, TransportError> {
+        Ok(Hold::Alone)
+    }
+    /// End what [`hold`](Transport::hold) began.
+    fn release(&mut self) {}
+}
+
+/// What [`Transport::hold`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// No other program reaches the card between our operations: a key in this process, or a
+    /// transport that holds the card for its whole life.
+    Alone,
+    /// Other programs share the card and may have used it since our last operation (and
+    /// selected another application: select again). `reset`: one of them reset the card, so
+    /// the security status this program had (PIN verified, management key) is gone.
+    Shared { reset: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,5 +84,11 @@ impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {
     }
     fn may_block(&self) -> bool {
         (**self).may_block()
+    }
+    fn hold(&mut self) -> Result<Hold, TransportError> {
+        (**self).hold()
+    }
+    fn release(&mut self) {
+        (**self).release()
     }
 }

@@ -21,6 +21,11 @@ pub struct Pkcs11Args {
     /// Threads signing at once, each with its own session
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Virtual keys for ukey's module, the threads spread over them in turn. One key is one
+    /// card, which signs one command at a time as a real one does; SoftHSMv2 keeps one token
+    /// (its threads sign at once on it)
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub keys: usize,
     /// Seconds of signing per module
     #[arg(long, default_value_t = 5)]
     pub duration: u64,
@@ -44,22 +49,31 @@ struct Figures {
     find_us: f64,
 }
 
-/// Sign for `duration` with `threads` sessions on the first token of `p11`, logged in.
+/// Sign for `duration` with `threads` sessions, spread in turn over the tokens of `p11`, each
+/// logged in; the latencies are the first token's.
 fn measure(p11: &Pkcs11, threads: usize, duration: Duration) -> Result<Figures> {
-    let slot = *p11.get_slots_with_token()?.first().context("the module shows no token")?;
-    let first = p11.open_ro_session(slot)?;
-    first.login(UserType::User, Some(&AuthPin::new(PIN.into())))?;
-    let key = *first
-        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?
-        .first()
-        .context("no private key on the token")?;
+    let slots = p11.get_slots_with_token()?;
+    anyhow::ensure!(!slots.is_empty(), "the module shows no token");
+    let mut logged_in = Vec::new();
+    for &slot in &slots {
+        let session = p11.open_ro_session(slot)?;
+        session.login(UserType::User, Some(&AuthPin::new(PIN.into())))?;
+        let key = *session
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?
+            .first()
+            .context("no private key on the token")?;
+        logged_in.push((slot, key, session));
+    }
+    let targets: Vec<_> = logged_in.iter().map(|(slot, key, _)| (*slot, *key)).collect();
     let digest = [0x5Au8; 32];
     let count = AtomicU64::new(0);
     let started = Instant::now();
     std::thread::scope(|s| -> Result<()> {
         let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
+            .map(|i| {
+                let (slot, key) = targets[i % targets.len()];
+                let count = &count;
+                s.spawn(move || -> Result<()> {
                     let session = p11.open_ro_session(slot)?;
                     while started.elapsed() < duration {
                         session.sign(&Mechanism::Ecdsa, key, &digest)?;
@@ -76,6 +90,7 @@ fn measure(p11: &Pkcs11, threads: usize, duration: Duration) -> Result<Figures> 
     })?;
     let signs_per_sec = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     // Latency: logout + login on the first session, and a search for the private key.
+    let first = &logged_in[0].2;
     let rounds = 20;
     let t = Instant::now();
     for _ in 0..rounds {
@@ -91,7 +106,8 @@ fn measure(p11: &Pkcs11, threads: usize, duration: Duration) -> Result<Figures> 
     Ok(Figures { signs_per_sec, login_ms, find_us })
 }
 
-/// Signatures per second of RustCrypto's p256 (RFC 6979, as the card signs) on one thread.
+/// Signatures per second of RustCrypto's p256 SigningKey (RFC 6979, as the card signs, but
+/// without the card's generator table) on one thread.
 fn bare_p256(duration: Duration) -> f64 {
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     let key = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
@@ -136,18 +152,23 @@ fn softhsm_token(path: &Path, dir: &Path) -> Result<Pkcs11> {
     Ok(p11)
 }
 
-/// A virtual key directory with a 9A key and certificate, for ukey's module.
-fn ukey_token(module: &Path, dir: &Path) -> Result<Pkcs11> {
+/// `keys` virtual key directories, each with a 9A key and certificate, for ukey's module.
+fn ukey_token(module: &Path, dir: &Path, keys: usize) -> Result<Pkcs11> {
     use proto::clock::SystemClock;
     use token_sim::scenario::{self, Scenario};
     let ca = ca::Ca::create(&dir.join("ca"), "CN=bench CA", 3650, &SystemClock)?;
-    let key_dir = dir.join("key");
-    let mut key = token_sim::VirtualKey::create(&key_dir, &token_sim::KeySpec::default(), &SystemClock)?;
-    key.card_mut()
-        .update_state(|st, rng| scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=bench", &SystemClock, rng))
-        .map_err(|_| anyhow::anyhow!("writing the bench key"))??;
-    drop(key);
-    std::env::set_var("UKEY_PKCS11_KEYS", &key_dir);
+    let mut dirs = Vec::new();
+    for i in 0..keys {
+        let key_dir = dir.join(format!("key{i}"));
+        let mut key = token_sim::VirtualKey::create(&key_dir, &token_sim::KeySpec::default(), &SystemClock)?;
+        key.card_mut()
+            .update_state(|st, rng| {
+                scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=bench", &SystemClock, rng)
+            })
+            .map_err(|_| anyhow::anyhow!("writing the bench key"))??;
+        dirs.push(key_dir);
+    }
+    std::env::set_var("UKEY_PKCS11_KEYS", std::env::join_paths(&dirs)?);
     std::env::set_var("UKEY_PKCS11_READERS", "off");
     let p11 = Pkcs11::new(module)
         .with_context(|| format!("loading {} (build it: cargo build --release -p pkcs11)", module.display()))?;
@@ -156,12 +177,25 @@ fn ukey_token(module: &Path, dir: &Path) -> Result<Pkcs11> {
 }
 
 pub fn pkcs11(a: Pkcs11Args) -> Result<std::process::ExitCode> {
-    if a.threads == 0 || a.duration == 0 {
-        bail!("--threads and --duration must be at least 1");
+    if a.threads == 0 || a.duration == 0 || a.keys == 0 {
+        bail!("--threads, --keys and --duration must be at least 1");
+    }
+    if a.keys > 64 {
+        bail!("--keys is at most 64");
     }
     let module = match &a.module {
         Some(m) => m.clone(),
-        None => std::env::current_exe()?.with_file_name("libukey_pkcs11.so"),
+        // Beside ukey after `cargo build`; `cargo test` leaves it in deps/ only.
+        None => {
+            let exe = std::env::current_exe()?;
+            let beside = exe.with_file_name("libukey_pkcs11.so");
+            let deps = exe.with_file_name("deps").join("libukey_pkcs11.so");
+            if !beside.exists() && deps.exists() {
+                deps
+            } else {
+                beside
+            }
+        }
     };
     let dir = tempfile::tempdir()?;
     let duration = Duration::from_secs(a.duration);
@@ -170,11 +204,11 @@ pub fn pkcs11(a: Pkcs11Args) -> Result<std::process::ExitCode> {
             eprintln!("{what}");
         }
     };
-    progress(&format!("ukey: {} thread(s), {} s of C_Sign ...", a.threads, a.duration));
-    let ukey = measure(&ukey_token(&module, &dir.path().join("ukey"))?, a.threads, duration)?;
+    progress(&format!("ukey: {} thread(s) on {} key(s), {} s of C_Sign ...", a.threads, a.keys, a.duration));
+    let ukey = measure(&ukey_token(&module, &dir.path().join("ukey"), a.keys)?, a.threads, duration)?;
     progress(&format!("SoftHSMv2: {} thread(s), {} s of C_Sign ...", a.threads, a.duration));
     let softhsm = measure(&softhsm_token(&a.softhsm, &dir.path().join("softhsm"))?, a.threads, duration)?;
-    progress(&format!("bare p256 (RustCrypto, the card's own signer): 1 thread, {} s ...", a.duration));
+    progress(&format!("bare p256 (RustCrypto's SigningKey): 1 thread, {} s ...", a.duration));
     let bare = bare_p256(duration);
     let ratio = ukey.signs_per_sec / softhsm.signs_per_sec;
     let row = |f: &Figures| json!({"signs_per_sec": f.signs_per_sec.round(), "login_ms": (f.login_ms * 100.0).round() / 100.0, "find_objects_us": f.find_us.round()});
@@ -182,7 +216,7 @@ pub fn pkcs11(a: Pkcs11Args) -> Result<std::process::ExitCode> {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
-                "threads": a.threads, "seconds": a.duration, "ukey": row(&ukey), "softhsm": row(&softhsm),
+                "threads": a.threads, "keys": a.keys, "seconds": a.duration, "ukey": row(&ukey), "softhsm": row(&softhsm),
                 "ratio_ukey_to_softhsm": (ratio * 100.0).round() / 100.0,
                 "bare_p256_signs_per_sec_one_thread": bare.round(),
             }))?
@@ -192,8 +226,13 @@ pub fn pkcs11(a: Pkcs11Args) -> Result<std::process::ExitCode> {
         for (name, f) in [("ukey", &ukey), ("SoftHSMv2", &softhsm)] {
             println!("{name:<12} {:>12.0} {:>12.2} {:>16.0}", f.signs_per_sec, f.login_ms, f.find_us);
         }
-        println!("\nukey / SoftHSMv2 signs per second: {ratio:.2} ({} threads, ECDSA P-256 over a digest)", a.threads);
-        println!("bare p256 signing in this process, one thread: {bare:.0}/s (what one card can do at most)");
+        println!(
+            "\nukey / SoftHSMv2 signs per second: {ratio:.2} ({} threads, ukey on {} key(s), ECDSA P-256 over a digest)",
+            a.threads, a.keys
+        );
+        println!(
+            "bare p256 SigningKey in this process, one thread: {bare:.0}/s (the card signs with a generator table)"
+        );
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

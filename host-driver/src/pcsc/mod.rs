@@ -1,10 +1,14 @@
 //! Keys in PC/SC readers: real USB-Keys, and virtual keys served through vpcd.
 //!
 //! - [`Pcsc`]: a connection to the PC/SC service: readers, their state, connecting.
-//! - [`PcscTransport`]: one card, as a [`proto::Transport`]. It holds a PC/SC transaction for its
-//!   whole life, so no other program can slip commands between ours (a VERIFY and the SIGN
-//!   that needs it). It leaves the card unreset when dropped, so other programs' sessions
-//!   survive; log out (VERIFY P1=FF) before dropping it when a verified PIN must not linger.
+//! - [`PcscTransport`]: one card, as a [`proto::Transport`]. From [`PcscTransport::connect`] it
+//!   holds a PC/SC transaction for its whole life, so no other program can slip commands
+//!   between ours (a VERIFY and the SIGN that needs it): right for a command-line run. From
+//!   [`PcscTransport::connect_shared`] it holds one only from [`Transport::hold`] to
+//!   [`Transport::release`], one operation, as long-lived middleware must (a PKCS#11 module in
+//!   a browser beside OpenSC's). It leaves the card unreset when dropped, so other programs'
+//!   sessions survive; log out (VERIFY P1=FF) before dropping it when a verified PIN must not
+//!   linger.
 //! - [`Monitor`]: waits for cards to be inserted or removed and readers to come and go.
 //!
 //! The library is loaded at run time (see `ffi`): where pcsc-lite or pcscd is missing,
@@ -205,6 +209,8 @@ pub struct PcscTransport {
     protocol: DWORD,
     reader: String,
     in_transaction: bool,
+    /// Transactions per operation ([`Transport::hold`]) rather than for the whole life.
+    shared: bool,
 }
 
 // SAFETY: a card handle may be used from any thread; &mut self keeps it to one at a time.
@@ -217,6 +223,20 @@ impl PcscTransport {
     /// Connect (shared, T=1 or T=0) and begin a transaction, which waits while another program
     /// holds one.
     pub fn connect(reader: &str) -> Result<PcscTransport> {
+        let mut t = Self::connect_only(reader)?;
+        t.begin()?;
+        Ok(t)
+    }
+
+    /// Connect (shared, T=1 or T=0) without a transaction: one is held per operation, from
+    /// [`Transport::hold`] to [`Transport::release`]; other programs use the card between.
+    pub fn connect_shared(reader: &str) -> Result<PcscTransport> {
+        let mut t = Self::connect_only(reader)?;
+        t.shared = true;
+        Ok(t)
+    }
+
+    fn connect_only(reader: &str) -> Result<PcscTransport> {
         let ctx = Context::establish()?;
         let name = c_name(reader)?;
         let mut handle: SCARDHANDLE = 0;
@@ -241,20 +261,20 @@ impl PcscTransport {
             }
             _ => error::check("connect to the card", rv)?,
         }
-        let mut t = PcscTransport { ctx, handle, protocol, reader: reader.to_string(), in_transaction: false };
-        t.begin()?;
-        Ok(t)
+        Ok(PcscTransport { ctx, handle, protocol, reader: reader.to_string(), in_transaction: false, shared: false })
     }
 
     pub fn reader(&self) -> &str {
         &self.reader
     }
 
-    fn begin(&mut self) -> Result<()> {
+    /// Begin a transaction: whether someone reset the card since our last one.
+    fn begin(&mut self) -> Result<bool> {
         // SAFETY: handle is live.
         let rv = unsafe { (self.ctx.api.begin_transaction)(self.handle) };
-        if error::code(rv) == error::SCARD_W_RESET_CARD {
-            // Someone reset the card since we connected: acknowledge and try once more.
+        let reset = error::code(rv) == error::SCARD_W_RESET_CARD;
+        if reset {
+            // Someone reset the card since: acknowledge and try once more.
             self.reconnect(ffi::SCARD_LEAVE_CARD)?;
             // SAFETY: as above.
             let rv = unsafe { (self.ctx.api.begin_transaction)(self.handle) };
@@ -263,7 +283,7 @@ impl PcscTransport {
             error::check("begin a transaction", rv)?;
         }
         self.in_transaction = true;
-        Ok(())
+        Ok(reset)
     }
 
     fn end(&mut self, disposition: DWORD) {
@@ -359,9 +379,12 @@ impl Transport for PcscTransport {
     }
 
     fn reset(&mut self) -> std::result::Result<Vec<u8>, TransportError> {
+        let held = self.in_transaction;
         self.end(ffi::SCARD_LEAVE_CARD);
         self.reconnect(ffi::SCARD_RESET_CARD).map_err(|e| TransportError::Io(e.to_string()))?;
-        self.begin().map_err(|e| TransportError::Io(e.to_string()))?;
+        if held {
+            self.begin().map_err(|e| TransportError::Io(e.to_string()))?;
+        }
         match self.status() {
             Ok((true, atr)) => Ok(atr),
             Ok((false, _)) => Err(TransportError::NoCard(self.reader.clone())),
@@ -375,6 +398,23 @@ impl Transport for PcscTransport {
 
     fn name(&self) -> String {
         self.reader.clone()
+    }
+
+    fn hold(&mut self) -> std::result::Result<proto::transport::Hold, TransportError> {
+        if !self.shared {
+            return Ok(proto::transport::Hold::Alone);
+        }
+        match self.begin() {
+            Ok(reset) => Ok(proto::transport::Hold::Shared { reset }),
+            Err(_) if !self.is_present() => Err(TransportError::Removed(self.reader.clone())),
+            Err(e) => Err(TransportError::Io(e.to_string())),
+        }
+    }
+
+    fn release(&mut self) {
+        if self.shared {
+            self.end(ffi::SCARD_LEAVE_CARD);
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! What the module's tests share: where the module is, which programs are here, and keys.
 #![allow(dead_code)]
 
+pub mod p11test;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

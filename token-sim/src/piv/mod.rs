@@ -6,6 +6,7 @@ pub mod buf;
 pub mod card;
 pub mod command;
 pub mod exec;
+mod generator;
 pub mod objects;
 pub mod state;
 #[cfg(test)]

@@ -168,15 +168,25 @@ impl KeySlot {
         // The scalar was valid when stored, and a state file is validated on load.
         p256::SecretKey::from_bytes(&self.scalar.into()).expect("stored scalar is a valid P-256 key")
     }
-    /// ECDSA over a 32-byte prehash, deterministic k (RFC 6979), straight from the scalar.
+    /// ECDSA over a 32-byte prehash, deterministic k (RFC 6979), straight from the scalar: the
+    /// steps of ecdsa's `hazmat::sign_prehashed`, with k·G from [`generator`](super::generator).
     pub(crate) fn sign_prehash(&self, z: &[u8; 32]) -> Option<p256::ecdsa::Signature> {
-        use ecdsa::hazmat::SignPrimitive;
-        let scalar = *self.secret().to_nonzero_scalar();
-        scalar.try_sign_prehashed_rfc6979::<sha2::Sha256>(&(*z).into(), &[]).ok().map(|(sig, _)| sig)
+        use p256::elliptic_curve::{ops::Reduce, point::AffineCoordinates, Curve, FieldBytesEncoding, PrimeField};
+        use p256::{NistP256, Scalar, U256};
+        let d = *self.secret().to_nonzero_scalar();
+        let order = NistP256::ORDER.encode_field_bytes();
+        let k = rfc6979::generate_k::<Sha256, _>(&d.to_repr(), &order, &(*z).into(), &[]);
+        let k = Option::<Scalar>::from(Scalar::from_repr(k))?;
+        let k_inv = Option::<Scalar>::from(k.invert())?;
+        let r = <Scalar as Reduce<U256>>::reduce_bytes(&super::generator::mul(&k).to_affine().x());
+        let z = <Scalar as Reduce<U256>>::reduce_bytes(&(*z).into());
+        // from_scalars refuses r = 0 or s = 0.
+        p256::ecdsa::Signature::from_scalars(r, k_inv * (z + r * d)).ok()
     }
 
     pub fn public_point(&self) -> [u8; 65] {
-        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&self.secret().public_key(), false);
+        let public = super::generator::mul(&self.secret().to_nonzero_scalar()).to_affine();
+        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&public, false);
         let mut out = [0u8; 65];
         out.copy_from_slice(point.as_bytes());
         out
@@ -345,6 +355,26 @@ pub type Block = super::buf::Buf<16>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The card's signer (k·G from the generator table) gives exactly the signature ecdsa's own
+    /// RFC 6979 signer gives, and the public point is p256's.
+    #[test]
+    fn signatures_are_ecdsas_own_and_verify() {
+        use ecdsa::hazmat::SignPrimitive;
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        let mut rng = rand_core::OsRng;
+        for i in 0..32u8 {
+            let secret = p256::SecretKey::random(&mut rng);
+            let slot = KeySlot::new(&secret, PinPolicy::Once, TouchPolicy::Never, Origin::Generated);
+            let z: [u8; 32] = if i == 0 { [0xff; 32] } else { Sha256::digest([i]).into() };
+            let ours = slot.sign_prehash(&z).unwrap();
+            let (theirs, _) = secret.to_nonzero_scalar().try_sign_prehashed_rfc6979::<Sha256>(&z.into(), &[]).unwrap();
+            assert_eq!(ours, theirs);
+            let public = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false);
+            assert_eq!(slot.public_point()[..], public.as_bytes()[..]);
+            p256::ecdsa::VerifyingKey::from(secret.public_key()).verify_prehash(&z, &ours).unwrap();
+        }
+    }
 
     #[test]
     fn object_pool_replaces_deletes_and_compacts() {
