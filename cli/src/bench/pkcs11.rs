@@ -52,8 +52,14 @@ struct Figures {
 /// Sign for `duration` with `threads` sessions, spread in turn over the tokens of `p11`, each
 /// logged in; the latencies are the first token's.
 fn measure(p11: &Pkcs11, threads: usize, duration: Duration) -> Result<Figures> {
-    let slots = p11.get_slots_with_token()?;
-    anyhow::ensure!(!slots.is_empty(), "the module shows no token");
+    // Initialised tokens only: SoftHSM always shows one more, blank, for the next C_InitToken.
+    let mut slots = Vec::new();
+    for slot in p11.get_slots_with_token()? {
+        if p11.get_token_info(slot)?.token_initialized() {
+            slots.push(slot);
+        }
+    }
+    anyhow::ensure!(!slots.is_empty(), "the module shows no initialised token");
     let mut logged_in = Vec::new();
     for &slot in &slots {
         let session = p11.open_ro_session(slot)?;

@@ -2,14 +2,16 @@
 //!
 //! p256 0.13 multiplies the generator like any point: 256 doublings and 64 additions
 //! (primeorder carries a "TODO: precomputed basepoint tables"). With `std`, this module keeps
-//! a table of the generator's multiples, built once per process: the k·G of a signature is
-//! then 64 mixed additions and no doubling, which makes a signature about three times faster.
-//! Without `std` (firmware, where 72 KB of RAM for a table is too much) it is p256's own.
+//! a table of the generator's multiples, built once per process: k is cut into 52 signed 5-bit
+//! digits, and k·G is 52 mixed additions of table entries and no doubling, which makes a
+//! signature about three times faster. Without `std` (firmware, where 60 KB of RAM for a
+//! table is too much) it is p256's own.
 //!
 //! Written here because no well-kept P-256 crate has a fixed-base table for secret scalars.
 //! It uses only p256's group operations, which are constant time (complete addition formulas
-//! that also take the identity), and it reads every table entry of a window for each digit,
-//! so neither time nor memory access depends on the scalar.
+//! that also take the identity), it reads every table entry of a window for each digit and
+//! negates by selection, and the digits are recoded without branches, so neither time nor
+//! memory access depends on the scalar.
 
 use p256::{ProjectivePoint, Scalar};
 
@@ -28,16 +30,17 @@ pub(crate) fn mul(k: &Scalar) -> ProjectivePoint {
 
 #[cfg(feature = "std")]
 mod table {
-    use p256::elliptic_curve::group::Curve;
+    use p256::elliptic_curve::group::{Curve, Group};
     use p256::elliptic_curve::PrimeField;
     use p256::{AffinePoint, ProjectivePoint, Scalar};
     use std::sync::OnceLock;
-    use subtle::{ConditionallySelectable, ConstantTimeEq};
+    use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-    /// 4-bit digits of a 256-bit scalar.
-    const WINDOWS: usize = 64;
+    /// Signed 5-bit digits of a scalar below 2^256: 52 windows (260 bits); the top window holds
+    /// bit 255 and a carry, so it never carries out.
+    const WINDOWS: usize = 52;
 
-    /// `TABLE[w][d]` = d·16^w·G.
+    /// `TABLE[w][j]` = (j + 1)·32^w·G: the magnitudes 1 to 16 a digit can have.
     type Table = [[AffinePoint; 16]; WINDOWS];
 
     static TABLE: OnceLock<Box<Table>> = OnceLock::new();
@@ -46,13 +49,13 @@ mod table {
         let mut points = Vec::with_capacity(WINDOWS * 16);
         let mut base = ProjectivePoint::GENERATOR;
         for _ in 0..WINDOWS {
-            let mut multiple = ProjectivePoint::IDENTITY;
+            let mut multiple = base;
             for _ in 0..16 {
                 points.push(multiple);
                 multiple += base;
             }
-            // Sixteen additions of base: the next window's base.
-            base = multiple;
+            // 17·base now; the next window's base is 32·base.
+            base = base.double().double().double().double().double();
         }
         let mut affine = vec![AffinePoint::IDENTITY; points.len()];
         ProjectivePoint::batch_normalize(&points, &mut affine);
@@ -63,18 +66,31 @@ mod table {
         table
     }
 
+    /// Bits `at..at + 5` of the little-endian scalar `k` (zero past its end).
+    fn bits5(k: &[u8; 32], at: usize) -> u32 {
+        let byte = |i: usize| if i < 32 { k[i] as u32 } else { 0 };
+        ((byte(at / 8) | (byte(at / 8 + 1) << 8)) >> (at % 8)) & 0x1f
+    }
+
     pub(super) fn mul(k: &Scalar) -> ProjectivePoint {
         let table = TABLE.get_or_init(build);
-        // Big-endian bytes: window w is the low (even w) or high nibble of byte 31 - w/2.
-        let bytes = k.to_repr();
+        let mut le: [u8; 32] = k.to_repr().into();
+        le.reverse();
         let mut sum = ProjectivePoint::IDENTITY;
+        let mut carry = 0u32;
         for (w, row) in table.iter().enumerate() {
-            let byte = bytes[31 - w / 2];
-            let digit = if w % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+            // Digit in -16..=15 without branches: v in 0..=32; v >= 16 means v - 32, carry 1.
+            let v = bits5(&le, 5 * w) + carry;
+            carry = (v + 16) >> 5;
+            let negative = Choice::from(carry as u8);
+            // |digit|: v when v < 16, else 32 - v.
+            let magnitude = u32::conditional_select(&v, &(32 - v), negative);
             let mut entry = AffinePoint::IDENTITY;
-            for (d, point) in row.iter().enumerate() {
-                entry.conditional_assign(point, digit.ct_eq(&(d as u8)));
+            for (j, point) in row.iter().enumerate() {
+                entry.conditional_assign(point, magnitude.ct_eq(&(j as u32 + 1)));
             }
+            let negated = -entry;
+            entry.conditional_assign(&negated, negative);
             sum += &entry;
         }
         sum
