@@ -506,7 +506,9 @@ unsafe fn signature(result: SignOut, sig: *mut CK_BYTE, len: *mut CK_ULONG) -> R
             *len = n as CK_ULONG;
             Ok(())
         }
-        SignOut::Signature(s) => {
+        SignOut::Signature(pending) => {
+            // Outside the module's lock: other tokens' calls go on meanwhile.
+            let s = pending.run()?;
             std::ptr::copy_nonoverlapping(s.as_ptr(), sig, s.len());
             *len = s.len() as CK_ULONG;
             Ok(())

@@ -120,11 +120,11 @@ pub struct SessionInfo {
 }
 
 /// What a C_Sign call gives back.
-#[derive(Debug, PartialEq, Eq)]
 pub enum SignOut {
     /// The caller asked for the length only (a null buffer): nothing was signed.
     Length(usize),
-    Signature(Vec<u8>),
+    /// Computed by the caller after the module's lock is released.
+    Signature(crate::token::PendingSign),
 }
 
 /// The token behind `source`: `Ok(None)` for a reader without a (PIV) card.
@@ -212,7 +212,9 @@ impl Module {
     }
 
     pub fn token(&mut self, slot: CK_SLOT_ID) -> Rv<&mut Token> {
-        self.entry(slot)?.token.as_mut().ok_or(CKR_TOKEN_NOT_PRESENT)
+        let t = self.entry(slot)?.token.as_mut().ok_or(CKR_TOKEN_NOT_PRESENT)?;
+        t.sync_reset();
+        Ok(t)
     }
 
     /// Readers: a card that came is opened, one that went leaves its slot empty (and its
@@ -490,7 +492,7 @@ impl Module {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         let digest = to_sign(op.mechanism, &op.data)?;
-        Ok(SignOut::Signature(self.token(slot)?.sign(op.key_id, &digest)?.to_vec()))
+        Ok(SignOut::Signature(self.token(slot)?.signer(op.key_id, digest)?))
     }
 
     /// The session's token, for what only the security officer (the management key) may do.

@@ -6,6 +6,8 @@ use der::Decode;
 use host_driver::{PinOutcome, Piv, PivError};
 use proto::secret::Pin;
 use proto::transport::{Hold, Transport, TransportError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::objects::{SlotContent, SLOTS};
 
@@ -35,8 +37,59 @@ pub fn pin_of(bytes: &[u8]) -> Rv<Pin> {
     Ok(Pin::new(s.to_string()))
 }
 
+/// A token's card behind its own lock.
+type Card = Arc<Mutex<Piv<Box<dyn Transport>>>>;
+
+fn lock(card: &Card) -> MutexGuard<'_, Piv<Box<dyn Transport>>> {
+    card.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hold the card for one operation (a PC/SC transaction on a shared reader), so no other
+/// program's commands come between its exchanges. If another program reset the card since our
+/// last operation, the card's security status is gone with it (`reset_seen` records that, and
+/// the answer is true), and PIV is selected again. Without a reset PIV is not selected again:
+/// a SELECT would spend the context-specific login a PIN-always key (9C) takes just before it
+/// signs, and a USB-Key has no other application to switch to.
+fn hold(piv: &mut Piv<Box<dyn Transport>>, reset_seen: &AtomicBool) -> Rv<bool> {
+    match piv.transport().hold().map_err(|e| rv(&PivError::Transport(e)))? {
+        Hold::Alone | Hold::Shared { reset: false } => Ok(false),
+        Hold::Shared { reset: true } => {
+            reset_seen.store(true, Ordering::Relaxed);
+            if let Err(e) = piv.select() {
+                piv.transport().release();
+                return Err(rv(&e));
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// A signature decided under the module's lock (session, login, key checked) and computed
+/// after it is released, under the card's lock alone.
+pub struct PendingSign {
+    card: Card,
+    reset_seen: Arc<AtomicBool>,
+    slot: proto::piv::Slot,
+    digest: [u8; 32],
+}
+
+impl PendingSign {
+    /// r || s. After a reset by another program the card refuses (CKR_USER_NOT_LOGGED_IN).
+    pub fn run(self) -> Rv<[u8; 64]> {
+        let mut piv = lock(&self.card);
+        hold(&mut piv, &self.reset_seen)?;
+        let out = piv.sign_digest(self.slot, &self.digest).map(|s| s.raw).map_err(|e| rv(&e));
+        piv.transport().release();
+        out
+    }
+}
+
 pub struct Token {
-    piv: Piv<Box<dyn Transport>>,
+    /// The card, with a lock of its own: a signature runs on it without the module's lock, so
+    /// threads signing on different tokens do so at once (see [`PendingSign`]).
+    card: Card,
+    /// A [`PendingSign`] saw another program reset the card: the logins are gone.
+    reset_seen: Arc<AtomicBool>,
     pub label: String,
     pub serial: String,
     pub manufacturer: String,
@@ -70,7 +123,8 @@ impl Token {
     /// Read what the key behind `transport` holds; `name` labels it when no certificate does.
     pub fn open(transport: Box<dyn Transport>, name: &str) -> Result<Token, PivError> {
         let mut token = Token {
-            piv: Piv::new(transport),
+            card: Arc::new(Mutex::new(Piv::new(transport))),
+            reset_seen: Arc::new(AtomicBool::new(false)),
             label: String::new(),
             serial: String::new(),
             manufacturer: "ukey".into(),
@@ -80,14 +134,16 @@ impl Token {
             user_logged_in: false,
             so_logged_in: false,
         };
-        token.piv.transport().hold()?;
-        let read = token.read(name);
-        token.piv.transport().release();
+        let card = token.card.clone();
+        let mut piv = lock(&card);
+        piv.transport().hold()?;
+        let read = token.read(&mut piv, name);
+        piv.transport().release();
+        drop(piv);
         read.map(|()| token)
     }
 
-    fn read(&mut self, name: &str) -> Result<(), PivError> {
-        let piv = &mut self.piv;
+    fn read(&mut self, piv: &mut Piv<Box<dyn Transport>>, name: &str) -> Result<(), PivError> {
         piv.select()?;
         let version = piv.version().ok();
         self.serial = match piv.serial() {
@@ -112,32 +168,36 @@ impl Token {
         Ok(())
     }
 
-    /// Run one operation with the card held (a PC/SC transaction on a shared reader), so no
-    /// other program's commands come between its exchanges. If another program reset the card
-    /// since our last operation, this token's logins are gone with the card's security status,
-    /// and PIV is selected again. Without a reset PIV is not selected again: a SELECT would
-    /// spend the context-specific login a PIN-always key (9C) takes just before it signs, and
-    /// a USB-Key has no other application to switch to.
-    fn held<T>(&mut self, op: impl FnOnce(&mut Self) -> Rv<T>) -> Rv<T> {
-        match self.piv.transport().hold().map_err(|e| rv(&PivError::Transport(e)))? {
-            Hold::Alone | Hold::Shared { reset: false } => {}
-            Hold::Shared { reset: true } => {
-                self.user_logged_in = false;
-                self.so_logged_in = false;
-                if let Err(e) = self.piv.select() {
-                    self.piv.transport().release();
-                    return Err(rv(&e));
-                }
-            }
+    /// Run one operation with the card locked and held (see [`hold`]); a reset by another
+    /// program since the last one forgets this token's logins.
+    fn held<T>(&mut self, op: impl FnOnce(&mut Self, &mut Piv<Box<dyn Transport>>) -> Rv<T>) -> Rv<T> {
+        let card = self.card.clone();
+        let mut piv = lock(&card);
+        if hold(&mut piv, &self.reset_seen)? {
+            self.forget_logins();
         }
-        let out = op(self);
-        self.piv.transport().release();
+        let out = op(self, &mut piv);
+        piv.transport().release();
         out
+    }
+
+    /// The card was reset since the logins were made (seen here or by a [`PendingSign`]).
+    fn forget_logins(&mut self) {
+        self.reset_seen.store(false, Ordering::Relaxed);
+        self.user_logged_in = false;
+        self.so_logged_in = false;
+    }
+
+    /// Whether a [`PendingSign`] saw the card reset; if so the logins are forgotten now.
+    pub fn sync_reset(&mut self) {
+        if self.reset_seen.load(Ordering::Relaxed) {
+            self.forget_logins();
+        }
     }
 
     /// Whether the key is still there (a card can leave its reader).
     pub fn is_present(&mut self) -> bool {
-        self.piv.transport().is_present()
+        lock(&self.card).transport().is_present()
     }
 
     pub fn content(&self, id: u8) -> Option<&SlotContent> {
@@ -147,10 +207,10 @@ impl Token {
     /// The SO's "PIN" is the management key in hex (48 digits for 3DES, 32/48/64 for AES as
     /// the key's metadata says).
     pub fn so_login(&mut self, hex: &[u8]) -> Rv<()> {
-        self.held(|t| {
+        self.held(|t, piv| {
             let text = std::str::from_utf8(hex).map_err(|_| CKR_PIN_INVALID)?;
             let key = host_driver::MgmtKey::from_hex(text, None).map_err(|_| CKR_PIN_LEN_RANGE)?;
-            match t.piv.authenticate_auto(&key) {
+            match piv.authenticate_auto(&key) {
                 Ok(()) => {
                     t.so_logged_in = true;
                     Ok(())
@@ -170,9 +230,9 @@ impl Token {
     /// GENERATE a P-256 key pair in the slot of CKA_ID `id`: its point. The slot's certificate,
     /// if any, stays (and no longer matches, as on any PIV card).
     pub fn generate(&mut self, id: u8) -> Rv<Vec<u8>> {
-        self.held(|t| {
+        self.held(|t, piv| {
             let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
-            let public = t.piv.generate(slot, None, None).map_err(|e| rv(&e))?;
+            let public = piv.generate(slot, None, None).map_err(|e| rv(&e))?;
             let point = public.to_sec1_bytes().to_vec();
             let mut content = t.content(id).cloned().unwrap_or_else(|| SlotContent::key_only(slot, id, point.clone()));
             content.point = point.clone();
@@ -183,10 +243,10 @@ impl Token {
 
     /// Write a certificate to the slot of `id`.
     pub fn write_certificate(&mut self, id: u8, der: &[u8]) -> Rv<()> {
-        self.held(|t| {
+        self.held(|t, piv| {
             let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
             let content = SlotContent::from_cert(slot, id, der.to_vec()).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?;
-            t.piv.write_certificate(slot, der).map_err(|e| rv(&e))?;
+            piv.write_certificate(slot, der).map_err(|e| rv(&e))?;
             t.set_content(content);
             Ok(())
         })
@@ -194,12 +254,12 @@ impl Token {
 
     /// Delete the certificate of `id`; its key stays.
     pub fn delete_certificate(&mut self, id: u8) -> Rv<()> {
-        self.held(|t| {
+        self.held(|t, piv| {
             let slot = t.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?.slot;
-            t.piv.delete_certificate(slot).map_err(|e| rv(&e))?;
+            piv.delete_certificate(slot).map_err(|e| rv(&e))?;
             // Without its certificate the slot shows what its metadata says, or nothing.
             t.contents.retain(|c| c.id != id);
-            if let Some(c) = read_slot(&mut t.piv, slot, id).map_err(|e| rv(&e))? {
+            if let Some(c) = read_slot(piv, slot, id).map_err(|e| rv(&e))? {
                 t.set_content(c);
             }
             Ok(())
@@ -208,18 +268,18 @@ impl Token {
 
     /// ECDH with the key of `id` and the peer's point: the shared x coordinate.
     pub fn ecdh(&mut self, id: u8, peer: &[u8]) -> Rv<Vec<u8>> {
-        self.held(|t| {
+        self.held(|t, piv| {
             let slot = t.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
             let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| CKR_MECHANISM_PARAM_INVALID)?;
-            t.piv.ecdh(slot, &peer).map_err(|e| rv(&e))
+            piv.ecdh(slot, &peer).map_err(|e| rv(&e))
         })
     }
 
     /// The PIN's state as token flags, read without spending a try (metadata where the key
     /// has it, else an empty VERIFY, which cannot tell "low" without the total).
     pub fn pin_flags(&mut self) -> Rv<CK_FLAGS> {
-        self.held(|t| {
-            let (left, total) = t.piv.pin_retries().map_err(|e| rv(&e))?;
+        self.held(|_, piv| {
+            let (left, total) = piv.pin_retries().map_err(|e| rv(&e))?;
             Ok(match left {
                 Some(0) => CKF_USER_PIN_LOCKED,
                 Some(1) => CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW,
@@ -231,9 +291,9 @@ impl Token {
 
     /// VERIFY the PIN (C_Login, and the context-specific login before a 9C signature).
     pub fn verify(&mut self, pin: &[u8]) -> Rv<()> {
-        self.held(|t| {
+        self.held(|_, piv| {
             let pin = pin_of(pin)?;
-            match t.piv.verify_pin(&pin).map_err(|e| rv(&e))? {
+            match piv.verify_pin(&pin).map_err(|e| rv(&e))? {
                 PinOutcome::Ok => Ok(()),
                 PinOutcome::WrongPin { .. } => Err(CKR_PIN_INCORRECT),
                 PinOutcome::Blocked => Err(CKR_PIN_LOCKED),
@@ -242,22 +302,22 @@ impl Token {
     }
 
     pub fn logout(&mut self) -> Rv<()> {
-        self.held(|t| {
+        self.held(|t, piv| {
             t.user_logged_in = false;
             if std::mem::take(&mut t.so_logged_in) {
                 // Management-key authentication ends only with a reset: reset and select again.
-                t.piv.transport().reset().map_err(|e| rv(&PivError::Transport(e)))?;
-                t.piv.select().map_err(|e| rv(&e))?;
+                piv.transport().reset().map_err(|e| rv(&PivError::Transport(e)))?;
+                piv.select().map_err(|e| rv(&e))?;
                 return Ok(());
             }
-            t.piv.logout().map_err(|e| rv(&e))
+            piv.logout().map_err(|e| rv(&e))
         })
     }
 
     pub fn change_pin(&mut self, old: &[u8], new: &[u8]) -> Rv<()> {
-        self.held(|t| {
+        self.held(|_, piv| {
             let (old, new) = (pin_of(old)?, pin_of(new)?);
-            match t.piv.change_pin(&old, &new).map_err(|e| rv(&e))? {
+            match piv.change_pin(&old, &new).map_err(|e| rv(&e))? {
                 PinOutcome::Ok => Ok(()),
                 PinOutcome::WrongPin { .. } => Err(CKR_PIN_INCORRECT),
                 PinOutcome::Blocked => Err(CKR_PIN_LOCKED),
@@ -265,16 +325,14 @@ impl Token {
         })
     }
 
-    /// ECDSA over a 32-byte digest with the key of `id`: r || s.
-    pub fn sign(&mut self, id: u8, digest: &[u8; 32]) -> Rv<[u8; 64]> {
-        self.held(|t| {
-            let slot = t.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
-            t.piv.sign_digest(slot, digest).map(|s| s.raw).map_err(|e| rv(&e))
-        })
+    /// ECDSA over a 32-byte digest with the key of `id`, to be run without the module's lock.
+    pub fn signer(&self, id: u8, digest: [u8; 32]) -> Rv<PendingSign> {
+        let slot = self.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
+        Ok(PendingSign { card: self.card.clone(), reset_seen: self.reset_seen.clone(), slot, digest })
     }
 
     pub fn random(&mut self, n: usize) -> Rv<Vec<u8>> {
-        self.held(|t| t.piv.random(n).map_err(|e| rv(&e)))
+        self.held(|_, piv| piv.random(n).map_err(|e| rv(&e)))
     }
 }
 

@@ -304,3 +304,35 @@ fn a_forked_child_gets_its_own_module_and_the_parent_keeps_the_key() {
     assert!(fork.contains("forked child") && fork.contains("held by process"), "{fork}");
     assert!(fork.contains("token label        : erin"), "{fork}");
 }
+
+/// `--test-threads`: three threads call C_Initialize (with and without OS locking), C_GetInfo,
+/// C_GetSlotList and C_GetTokenInfo while the main thread initialises and lists; every thread
+/// ends with CKR_OK. (pkcs11-tool 0.23 waits 30 s of its own when a thread has not finished
+/// by the time the main thread is done; it does so with SoftHSMv2 as well.)
+#[test]
+fn pkcs11_tools_test_threads_all_end_with_ckr_ok() {
+    if !tools_ready() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let fay = key(root.path(), "fay", Scenario::Provisioned);
+    let out = ok(
+        &[&fay],
+        &[
+            "--test-threads",
+            "IL:GI:SL:T0",
+            "--test-threads",
+            "IN:GI:SL:T0",
+            "--test-threads",
+            "IL:SL:T0:GI",
+            "-L",
+            "-M",
+        ],
+    );
+    assert!(out.contains("test_threads all threads have ended with CKR_OK"), "{out}");
+    for t in 0..3 {
+        assert!(out.contains(&format!("Test thread {t} C_GetSlotList returned CKR_OK")), "thread {t}:\n{out}");
+        assert!(out.contains(&format!("test_threads thread:{t} state:-1, rv:CKR_OK")), "thread {t}:\n{out}");
+    }
+    assert_eq!(out.matches("token label        : fay").count(), 4, "three threads and the main one:\n{out}");
+}
