@@ -653,6 +653,18 @@ impl<T: Transport> Piv<T> {
         self.call("attest", ins::ATTEST, slot.key_ref(), 0, &[])
     }
 
+    /// Delete the key of `slot` (MOVE KEY with destination FF, YubiKey 5.7): needs the
+    /// management key. A card without it answers 6D00 (the error says "not supported").
+    pub fn delete_key(&mut self, slot: Slot) -> Result<()> {
+        self.call("delete key", ins::MOVE_KEY, 0xFF, slot.key_ref(), &[]).map(|_| ())
+    }
+
+    /// Move the key of `from` to the empty slot `to` (MOVE KEY, YubiKey 5.7): needs the
+    /// management key.
+    pub fn move_key(&mut self, from: Slot, to: Slot) -> Result<()> {
+        self.call("move key", ins::MOVE_KEY, to.key_ref(), from.key_ref(), &[]).map(|_| ())
+    }
+
     /// SET PIN RETRIES: needs management key and PIN; resets PIN and PUK to defaults.
     pub fn set_pin_retries(&mut self, pin: u8, puk: u8) -> Result<()> {
         self.call("set PIN retries", ins::SET_PIN_RETRIES, pin, puk, &[]).map(|_| ())

@@ -8,6 +8,10 @@
 //! keys = ["keys/alice", "/srv/ukey/bob"]
 //! # PC/SC readers after them (default true).
 //! readers = true
+//! # The keys' management key, hex (48 digits for 3DES): with it a logged-in user may generate
+//! # key pairs, delete keys (cards with MOVE KEY) and write or delete certificates without the
+//! # SO login. Whoever reads this file can do the same: keep it private (chmod 600).
+//! # mgmt_key = "010203040506070801020304050607080102030405060708"
 //! ```
 //!
 //! The environment wins over the file, setting by setting.
@@ -18,6 +22,8 @@ use std::path::PathBuf;
 pub const KEYS_VAR: &str = "UKEY_PKCS11_KEYS";
 /// `off` (or `0`, `no`): no PC/SC readers.
 pub const READERS_VAR: &str = "UKEY_PKCS11_READERS";
+/// The management key, hex (as `mgmt_key` in the file).
+pub const MGMT_KEY_VAR: &str = "UKEY_PKCS11_MGMT_KEY";
 /// A configuration file other than `$UKEY_HOME/pkcs11.toml`.
 pub const CONFIG_VAR: &str = "UKEY_PKCS11_CONFIG";
 
@@ -27,6 +33,7 @@ pub const CONFIG_VAR: &str = "UKEY_PKCS11_CONFIG";
 pub struct File {
     pub keys: Option<Vec<PathBuf>>,
     pub readers: Option<bool>,
+    pub mgmt_key: Option<String>,
 }
 
 impl File {
@@ -68,6 +75,15 @@ fn file() -> File {
             File::default()
         }
     }
+}
+
+/// The configured management key, if any ([`MGMT_KEY_VAR`], else the file's `mgmt_key`).
+pub fn mgmt_key() -> Option<zeroize::Zeroizing<String>> {
+    let key = match std::env::var(MGMT_KEY_VAR) {
+        Ok(v) => Some(v),
+        Err(_) => file().mgmt_key,
+    };
+    key.map(|k| zeroize::Zeroizing::new(k.trim().to_string())).filter(|k| !k.is_empty())
 }
 
 /// One source of a token.

@@ -11,10 +11,12 @@ use crate::objects::{self, Attr, Kind};
 use crate::token::{Rv, Token};
 
 /// Mechanisms every token has, with (min, max) key bits and flags.
-pub const MECHANISMS: [(CK_MECHANISM_TYPE, CK_FLAGS); 5] = [
+pub const MECHANISMS: [(CK_MECHANISM_TYPE, CK_FLAGS); 6] = [
     (CKM_EC_KEY_PAIR_GEN, CKF_HW | CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_ECDH1_DERIVE, CKF_HW | CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_ECDSA, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    // SHA-1 for the programs that still ask (OpenSC's PIV module offers it too).
+    (CKM_ECDSA_SHA1, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_ECDSA_SHA256, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_ECDSA_SHA384, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
 ];
@@ -110,6 +112,9 @@ pub struct Module {
     next_session: CK_SESSION_HANDLE,
     /// Whether each slot had a token when the caller last heard (C_Initialize, or an event).
     reported: Vec<bool>,
+    /// The management key from the configuration (`mgmt_key`): with it a logged-in user may
+    /// generate and delete keys and write certificates, without the SO login.
+    mgmt_key: Option<zeroize::Zeroizing<String>>,
 }
 
 /// What C_GetSessionInfo reports.
@@ -159,6 +164,8 @@ pub fn to_sign(mechanism: CK_MECHANISM_TYPE, data: &[u8]) -> Rv<[u8; 32]> {
             let n = data.len().min(32);
             out[32 - n..].copy_from_slice(&data[..n]);
         }
+        // A 20-byte hash is its own integer: zero-padded on the left.
+        CKM_ECDSA_SHA1 => out[12..].copy_from_slice(&sha1::Sha1::digest(data)),
         CKM_ECDSA_SHA256 => out.copy_from_slice(&sha2::Sha256::digest(data)),
         CKM_ECDSA_SHA384 => out.copy_from_slice(&sha2::Sha384::digest(data)[..32]),
         _ => return Err(CKR_MECHANISM_INVALID),
@@ -204,7 +211,15 @@ impl Module {
             })
             .collect();
         let reported = slots.iter().map(|s: &SlotEntry| s.token.is_some()).collect();
-        Module { pid: std::process::id(), sources, slots, sessions: HashMap::new(), next_session: 1, reported }
+        Module {
+            pid: std::process::id(),
+            sources,
+            slots,
+            sessions: HashMap::new(),
+            next_session: 1,
+            reported,
+            mgmt_key: config::mgmt_key(),
+        }
     }
 
     fn entry(&mut self, slot: CK_SLOT_ID) -> Rv<&mut SlotEntry> {
@@ -437,7 +452,7 @@ impl Module {
         if self.session(h)?.sign.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        if !matches!(mechanism, CKM_ECDSA | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384) {
+        if !matches!(mechanism, CKM_ECDSA | CKM_ECDSA_SHA1 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384) {
             return Err(CKR_MECHANISM_INVALID);
         }
         if !self.token(slot)?.user_logged_in {
@@ -502,10 +517,9 @@ impl Module {
             return Err(CKR_SESSION_READ_ONLY);
         }
         let slot = s.slot;
+        let configured = self.mgmt_key.clone();
         let t = self.token(slot)?;
-        if !t.so_logged_in {
-            return Err(CKR_USER_NOT_LOGGED_IN);
-        }
+        t.admin(configured.as_deref().map(String::as_str))?;
         Ok(t)
     }
 
@@ -563,11 +577,11 @@ impl Module {
         if s != slot || self.token(slot)?.content(id).is_none_or(|c| c.cert.is_none() && kind == Kind::Certificate) {
             return Err(CKR_OBJECT_HANDLE_INVALID);
         }
-        if kind != Kind::Certificate {
-            // PIV has no way to delete a key pair.
-            return Err(CKR_ACTION_PROHIBITED);
+        match kind {
+            Kind::Certificate => self.so_token(h)?.delete_certificate(id),
+            Kind::Private => self.so_token(h)?.delete_key(id),
+            Kind::Public => self.so_token(h)?.remove_public_key(id),
         }
-        self.so_token(h)?.delete_certificate(id)
     }
 
     /// C_DeriveKey with CKM_ECDH1_DERIVE (CKD_NULL): the shared secret as a session object.

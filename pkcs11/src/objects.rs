@@ -60,6 +60,11 @@ pub struct SlotContent {
     pub subject: Vec<u8>,
     pub issuer: Vec<u8>,
     pub serial: Vec<u8>,
+    /// The card holds the slot's private key (false once C_DestroyObject deleted it).
+    pub private_key: bool,
+    /// The public key object is there (false once C_DestroyObject removed it; a PIV public
+    /// key outlives its private key until then, as PKCS#11 objects are independent).
+    pub public_key: bool,
 }
 
 impl SlotContent {
@@ -77,12 +82,24 @@ impl SlotContent {
             serial: tbs.serial_number.to_der().ok()?,
             cert: Some(der),
             point,
+            private_key: true,
+            public_key: true,
         })
     }
 
     /// A key without a certificate (its point from the key's metadata or GENERATE).
     pub fn key_only(slot: Slot, id: u8, point: Vec<u8>) -> SlotContent {
-        SlotContent { slot, id, cert: None, point, subject: Vec::new(), issuer: Vec::new(), serial: Vec::new() }
+        SlotContent {
+            slot,
+            id,
+            cert: None,
+            point,
+            subject: Vec::new(),
+            issuer: Vec::new(),
+            serial: Vec::new(),
+            private_key: true,
+            public_key: true,
+        }
     }
 
     fn names(&self) -> (&'static str, &'static str) {
@@ -110,7 +127,12 @@ pub fn kinds(c: &SlotContent) -> Vec<Kind> {
     if c.cert.is_some() {
         k.push(Kind::Certificate);
     }
-    k.extend([Kind::Public, Kind::Private]);
+    if c.public_key {
+        k.push(Kind::Public);
+    }
+    if c.private_key {
+        k.push(Kind::Private);
+    }
     k
 }
 

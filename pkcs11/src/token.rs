@@ -236,6 +236,7 @@ impl Token {
             let point = public.to_sec1_bytes().to_vec();
             let mut content = t.content(id).cloned().unwrap_or_else(|| SlotContent::key_only(slot, id, point.clone()));
             content.point = point.clone();
+            (content.private_key, content.public_key) = (true, true);
             t.set_content(content);
             Ok(point)
         })
@@ -264,6 +265,56 @@ impl Token {
             }
             Ok(())
         })
+    }
+
+    /// What only the management key may do is allowed: the security officer logged in, or
+    /// the user logged in and the management key configured (`mgmt_key`), which is then used.
+    pub fn admin(&mut self, configured: Option<&str>) -> Rv<()> {
+        if self.so_logged_in {
+            return Ok(());
+        }
+        let Some(hex) = configured.filter(|_| self.user_logged_in) else { return Err(CKR_USER_NOT_LOGGED_IN) };
+        let key = host_driver::MgmtKey::from_hex(hex, None).map_err(|_| {
+            tracing::error!("the configured management key (mgmt_key) is not a key in hex");
+            CKR_GENERAL_ERROR
+        })?;
+        self.held(|_, piv| match piv.authenticate_auto(&key) {
+            Ok(()) => Ok(()),
+            Err(PivError::NotAuthorized { .. }) => {
+                tracing::error!("the configured management key (mgmt_key) is not this key's");
+                Err(CKR_PIN_INCORRECT)
+            }
+            Err(e) => Err(rv(&e)),
+        })
+    }
+
+    /// Delete the private key of `id` from the card (MOVE KEY, YubiKey 5.7; a card without it
+    /// refuses: CKR_ACTION_PROHIBITED). Its public key object stays until destroyed too.
+    pub fn delete_key(&mut self, id: u8) -> Rv<()> {
+        let slot = self.content(id).filter(|c| c.private_key).ok_or(CKR_OBJECT_HANDLE_INVALID)?.slot;
+        self.held(|t, piv| {
+            match piv.delete_key(slot) {
+                Ok(()) => {}
+                Err(PivError::NotSupported { .. }) => return Err(CKR_ACTION_PROHIBITED),
+                Err(e) => return Err(rv(&e)),
+            }
+            if let Some(c) = t.contents.iter_mut().find(|c| c.id == id) {
+                c.private_key = false;
+            }
+            Ok(())
+        })
+    }
+
+    /// Remove the public key object of `id`, whose private key is gone (a PIV public key is
+    /// part of its slot's key pair: while the private key is there it stays).
+    pub fn remove_public_key(&mut self, id: u8) -> Rv<()> {
+        let c = self.contents.iter_mut().find(|c| c.id == id && c.public_key).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        if c.private_key {
+            return Err(CKR_ACTION_PROHIBITED);
+        }
+        c.public_key = false;
+        self.contents.retain(|c| c.cert.is_some() || c.public_key || c.private_key);
+        Ok(())
     }
 
     /// ECDH with the key of `id` and the peer's point: the shared x coordinate.
@@ -343,7 +394,10 @@ fn read_slot(
     slot: proto::piv::Slot,
     id: u8,
 ) -> Result<Option<SlotContent>, PivError> {
-    if let Some(c) = piv.read_certificate(slot)?.and_then(|der| SlotContent::from_cert(slot, id, der)) {
+    if let Some(mut c) = piv.read_certificate(slot)?.and_then(|der| SlotContent::from_cert(slot, id, der)) {
+        // A certificate can outlive its key (deleted with MOVE KEY): metadata says, where the
+        // card has it; a card without metadata is taken to hold the key.
+        c.private_key = !matches!(piv.metadata(slot.key_ref()), Err(PivError::Empty { .. }));
         return Ok(Some(c));
     }
     Ok(piv.metadata(slot.key_ref()).ok().and_then(|m| m.public_key).and_then(|point| {

@@ -336,3 +336,40 @@ fn pkcs11_tools_test_threads_all_end_with_ckr_ok() {
     }
     assert_eq!(out.matches("token label        : fay").count(), 4, "three threads and the main one:\n{out}");
 }
+
+/// `--test-ec` on a blank key, with the management key in the module's configuration
+/// (`UKEY_PKCS11_MGMT_KEY`), so the logged-in user may make and delete keys: it generates a
+/// P-256 pair in 9D, reads its parameters and point, signs (ECDSA-SHA1, with a length query
+/// and a short buffer first), and destroys both keys, which deletes the key from the card
+/// (MOVE KEY). Without the configured key the same run stops at key generation.
+#[test]
+fn pkcs11_tools_test_ec_makes_signs_with_and_deletes_a_key() {
+    if !tools_ready() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let gil = key(root.path(), "gil", Scenario::Fresh);
+    let run = |mgmt: Option<&str>, args: &[&str]| {
+        let mut c = Command::new("pkcs11-tool");
+        c.arg("--module").arg(module()).args(args).env("UKEY_PKCS11_KEYS", &gil).env("UKEY_PKCS11_READERS", "off");
+        if let Some(k) = mgmt {
+            c.env("UKEY_PKCS11_MGMT_KEY", k);
+        }
+        let o = c.output().unwrap();
+        (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    let test_ec =
+        ["--login", "--pin", "123456", "--session-rw", "--test-ec", "--id", "03", "--key-type", "EC:prime256v1"];
+    let (ok, out) = run(None, &test_ec);
+    assert!(!ok && out.contains("C_GenerateKeyPair") && out.contains("CKR_USER_NOT_LOGGED_IN"), "{out}");
+    let mgmt = "010203040506070801020304050607080102030405060708";
+    let (ok, out) = run(Some(mgmt), &test_ec);
+    assert!(ok && out.contains("*** Doing a signature ***") && out.contains("==> OK"), "{out}");
+    assert!(!out.contains("C_Sign() didn't return CKR_BUFFER_TO_SMALL"), "{out}");
+    // The key is gone from the card: a new module sees no key objects in 9D.
+    let (ok, objects) = run(None, &["--login", "--pin", "123456", "-O"]);
+    assert!(ok && !objects.contains("KEY MAN"), "{objects}");
+    // A wrong configured key is refused like a wrong PIN.
+    let (ok, out) = run(Some("000000000000000000000000000000000000000000000000"), &test_ec);
+    assert!(!ok && out.contains("CKR_PIN_INCORRECT"), "{out}");
+}

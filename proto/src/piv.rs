@@ -25,10 +25,12 @@ pub mod ins {
     pub const ATTEST: u8 = 0xF9;
     pub const GET_SERIAL: u8 = 0xF8;
     pub const GET_METADATA: u8 = 0xF7;
+    /// MOVE KEY (firmware 5.7): P1 the destination slot, or FF to delete; P2 the source.
+    pub const MOVE_KEY: u8 = 0xF6;
 
     /// Whether `ins` is one of the Yubico extensions (absent on a plain PIV card).
     pub const fn is_yubico(ins: u8) -> bool {
-        matches!(ins, 0xF7..=0xFB | 0xFD..=0xFF)
+        matches!(ins, 0xF6..=0xFB | 0xFD..=0xFF)
     }
 }
 

@@ -27,7 +27,7 @@ pub trait Maker {
 #[macro_export]
 macro_rules! key_suite {
     ($maker:expr) => {
-        key_suite!(@ $maker; verify_pin_outcomes, change_and_unblock, management_key_auth_and_change, generate_sign_verify_with_p256, csr_from_the_card_is_issued_by_the_ca_and_stored_back, csr_without_pin_reports_the_card_error, self_signed_certificate_verifies, large_certificate_round_trips, yubico_extensions_and_plain_fallback, attestation_chains_to_the_f9_certificate, ecdh_and_random, random_keeps_management_key_authentication, random_with_an_aes_management_key, reset_after_blocking_both, set_pin_retries_through_the_driver);
+        key_suite!(@ $maker; verify_pin_outcomes, change_and_unblock, management_key_auth_and_change, generate_sign_verify_with_p256, csr_from_the_card_is_issued_by_the_ca_and_stored_back, csr_without_pin_reports_the_card_error, self_signed_certificate_verifies, large_certificate_round_trips, yubico_extensions_and_plain_fallback, attestation_chains_to_the_f9_certificate, ecdh_and_random, random_keeps_management_key_authentication, random_with_an_aes_management_key, reset_after_blocking_both, set_pin_retries_through_the_driver, move_and_delete_keys_need_the_management_key);
     };
     (@ $maker:expr; $($name:ident),*) => {
         $(
@@ -249,4 +249,29 @@ pub fn set_pin_retries_through_the_driver<M: Maker>(m: &M) {
     p.verify_pin(&"123456".into()).unwrap();
     p.set_pin_retries(5, 4).unwrap();
     assert_eq!(p.pin_retries().unwrap(), (Some(5), Some(5)));
+}
+
+/// MOVE KEY (Yubico 5.7): the management key moves a key to an empty slot or deletes it; a key
+/// never lands on another, a missing one is 6A88, and without the management key nothing moves.
+pub fn move_and_delete_keys_need_the_management_key<M: Maker>(m: &M) {
+    let mut p = m.fresh();
+    assert!(matches!(p.delete_key(Slot::Authentication), Err(PivError::NotAuthorized { .. })));
+    p.authenticate(&MgmtKey::default()).unwrap();
+    let public = p.generate(Slot::Authentication, None, None).unwrap();
+    p.move_key(Slot::Authentication, Slot::KeyManagement).unwrap();
+    assert!(matches!(p.metadata(0x9A), Err(PivError::Empty { .. })));
+    let moved = p.metadata(0x9D).unwrap().public_key.unwrap();
+    assert_eq!(p256::PublicKey::from_sec1_bytes(&moved).unwrap(), public);
+    p.generate(Slot::Authentication, None, None).unwrap();
+    assert!(matches!(
+        p.move_key(Slot::Authentication, Slot::KeyManagement),
+        Err(PivError::Card { sw: proto::Sw::CONDITIONS_NOT_SATISFIED, .. })
+    ));
+    p.delete_key(Slot::KeyManagement).unwrap();
+    assert!(matches!(p.metadata(0x9D), Err(PivError::Empty { .. })));
+    assert!(matches!(p.delete_key(Slot::KeyManagement), Err(PivError::Empty { .. })));
+    // The deleted key no longer signs; the new 9A key does.
+    p.verify_pin(&"123456".into()).unwrap();
+    assert!(p.sign_digest(Slot::KeyManagement, &[7; 32]).is_err());
+    p.sign_digest(Slot::Authentication, &[7; 32]).unwrap();
 }

@@ -36,24 +36,66 @@ pub enum AuthRequest<'a> {
 pub enum Command<'a> {
     SelectPiv,
     SelectOther,
-    GetData { tag: u32 },
-    PutData { tag: u32, value: &'a [u8] },
+    GetData {
+        tag: u32,
+    },
+    PutData {
+        tag: u32,
+        value: &'a [u8],
+    },
     VerifyStatus,
-    Verify { pin: PinBlock },
+    Verify {
+        pin: PinBlock,
+    },
     Logout,
-    ChangeReference { which: PinRef, old: PinBlock, new: PinBlock },
-    ResetRetry { puk: PinBlock, new_pin: PinBlock },
-    Generate { slot: Slot, pin_policy: Option<PinPolicy>, touch_policy: Option<TouchPolicy> },
-    Authenticate { alg: Algorithm, request: AuthRequest<'a> },
+    ChangeReference {
+        which: PinRef,
+        old: PinBlock,
+        new: PinBlock,
+    },
+    ResetRetry {
+        puk: PinBlock,
+        new_pin: PinBlock,
+    },
+    Generate {
+        slot: Slot,
+        pin_policy: Option<PinPolicy>,
+        touch_policy: Option<TouchPolicy>,
+    },
+    Authenticate {
+        alg: Algorithm,
+        request: AuthRequest<'a>,
+    },
     // Yubico extensions.
     GetVersion,
     GetSerial,
-    GetMetadata { reference: u8 },
-    SetMgmKey { alg: Algorithm, key: SecretRef<'a>, touch: bool },
-    ImportKey { slot: Slot, scalar: SecretRef<'a>, pin_policy: Option<PinPolicy>, touch_policy: Option<TouchPolicy> },
-    Attest { slot: Slot },
-    SetPinRetries { pin: u8, puk: u8 },
+    GetMetadata {
+        reference: u8,
+    },
+    SetMgmKey {
+        alg: Algorithm,
+        key: SecretRef<'a>,
+        touch: bool,
+    },
+    ImportKey {
+        slot: Slot,
+        scalar: SecretRef<'a>,
+        pin_policy: Option<PinPolicy>,
+        touch_policy: Option<TouchPolicy>,
+    },
+    Attest {
+        slot: Slot,
+    },
+    SetPinRetries {
+        pin: u8,
+        puk: u8,
+    },
     Reset,
+    /// Move the key of `from` to the empty slot `to`, or delete it (`to` None).
+    MoveKey {
+        from: Slot,
+        to: Option<Slot>,
+    },
 }
 
 impl<'a> Command<'a> {
@@ -98,6 +140,7 @@ impl<'a> Command<'a> {
                 _ => Err(Sw::INCORRECT_P1P2),
             },
             ins::SET_PIN_RETRIES => Ok(Command::SetPinRetries { pin: p1, puk: p2 }),
+            ins::MOVE_KEY => parse_move_key(p1, p2, data),
             ins::RESET => match (p1, p2) {
                 (0, 0) => Ok(Command::Reset),
                 _ => Err(Sw::INCORRECT_P1P2),
@@ -164,6 +207,24 @@ fn parse_verify<'a>(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'a>, Sw> {
         (0x00 | 0xFF, _) => Err(Sw::REFERENCE_NOT_FOUND),
         _ => Err(Sw::INCORRECT_P1P2),
     }
+}
+
+/// MOVE KEY: P2 the source slot; P1 FF (delete) or a destination other than the source.
+/// The attestation key (F9) may be deleted but not moved, and nothing moves into F9.
+fn parse_move_key<'a>(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'a>, Sw> {
+    if !data.is_empty() {
+        return Err(Sw::WRONG_LENGTH);
+    }
+    let from = Slot::from_key_ref(p2).ok_or(Sw::INCORRECT_P1P2)?;
+    let to = match p1 {
+        0xFF => None,
+        r => Some(
+            Slot::from_key_ref(r)
+                .filter(|to| *to != from && *to != Slot::Attestation && from != Slot::Attestation)
+                .ok_or(Sw::INCORRECT_P1P2)?,
+        ),
+    };
+    Ok(Command::MoveKey { from, to })
 }
 
 fn two_blocks(data: &[u8]) -> Result<(PinBlock, PinBlock), Sw> {

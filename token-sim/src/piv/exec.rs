@@ -122,6 +122,7 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
             Command::Attest { slot } => self.attest(slot, out),
             Command::SetPinRetries { pin, puk } => self.set_pin_retries(pin, puk),
             Command::Reset => self.reset(),
+            Command::MoveKey { from, to } => self.move_key(from, to),
         };
         match result {
             Ok(()) => Sw::OK,
@@ -361,6 +362,23 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         // Short length form, exactly `7F49 43 86 41 04..`: libykpiv reads fixed offsets.
         out.put(&[0x7F, 0x49, 0x43, 0x86, 0x41]).map_err(|_| Sw::UNKNOWN)?;
         out.put(point.as_bytes()).map_err(|_| Sw::UNKNOWN)
+    }
+
+    /// MOVE KEY (Yubico 5.7): the management key moves a slot's key to an empty slot, or
+    /// deletes it; what was there is gone for good.
+    fn move_key(&mut self, from: Slot, to: Option<Slot>) -> Res {
+        self.require_mgmt()?;
+        if self.state.keys[from.index()].is_none() {
+            return Err(Sw::REFERENCE_NOT_FOUND);
+        }
+        if to.is_some_and(|to| self.state.keys[to.index()].is_some()) {
+            return Err(Sw::CONDITIONS_NOT_SATISFIED);
+        }
+        let key = self.state.keys[from.index()].take();
+        if let Some(to) = to {
+            self.state.keys[to.index()] = key;
+        }
+        self.persist()
     }
 
     fn import_key(&mut self, slot: Slot, scalar: &[u8], pin: Option<PinPolicy>, touch: Option<TouchPolicy>) -> Res {
