@@ -2,10 +2,10 @@
 # Builds OpenSC's PKCS#11 conformance tester p11test, which Debian does not package, from
 # Debian's own opensc source package: `scripts/p11test.sh OUT_DIR` leaves OUT_DIR/p11test.
 #
-# deb-src is enabled for the one `apt-get update` that fetches the source index (an extra
-# source list given on the command line; /etc/apt stays as it was). p11test needs only OpenSSL
-# and cmocka: its Makefile.am compiles the files of src/tests/p11test with them alone, and the
-# only thing it reads from OpenSC's config.h is ENABLE_OPENSSL. So this compiles those files
+# deb-src is enabled for the one download of the source package (a source list of our own in
+# sources.list.d, removed again afterwards). p11test needs only OpenSSL and cmocka: its
+# Makefile.am compiles the files of src/tests/p11test with them alone, and the only thing it
+# reads from OpenSC's config.h is ENABLE_OPENSSL. So this compiles those files
 # directly instead of running OpenSC's autotools (which the release tarball leaves to the
 # builder) for a config.h with one line that matters.
 set -euo pipefail
@@ -30,7 +30,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# deb-src for this one download: a source list of our own beside the machine's, removed again
+# on the way out (the machine's lists, in whatever layout, stay as they are).
+src_list=/etc/apt/sources.list.d/ukey-p11test-deb-src.sources
+trap 'rm -rf "$work"; as_root rm -f "$src_list"' EXIT
 . /etc/os-release
 cat > "$work/deb-src.sources" <<EOF
 Types: deb-src
@@ -39,11 +42,11 @@ Suites: $VERSION_CODENAME $VERSION_CODENAME-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-# Dir::Etc::SourceList adds this file to the lists in sources.list.d, which stay as they are.
-apt_src=(-o "Dir::Etc::SourceList=$work/deb-src.sources")
-as_root apt-get "${apt_src[@]}" update -qq
+as_root cp "$work/deb-src.sources" "$src_list"
+as_root apt-get update -qq
 chmod 777 "$work"
-(cd "$work" && apt-get "${apt_src[@]}" source -qq --download-only opensc 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
+(cd "$work" && apt-get source -qq --download-only opensc 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
+as_root rm -f "$src_list"
 dsc="$(ls "$work"/opensc_*.dsc)"
 # The signature is Debian's; its keyring is not on every machine, and apt checked the hashes.
 dpkg-source --no-check -x "$dsc" "$work/opensc" >/dev/null
