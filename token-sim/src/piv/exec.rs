@@ -2,7 +2,6 @@
 //! The security rules of DESIGN.md live here: counters persisted before a PIN is compared,
 //! constant-time comparison, blocked stays blocked, private keys never leave.
 
-use p256::elliptic_curve::sec1::ToEncodedPoint;
 use rand_core::CryptoRngCore;
 
 use proto::piv::{defaults, key_ref, object, Algorithm, PinPolicy, Slot, TouchPolicy};
@@ -358,10 +357,11 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
         self.require_mgmt()?;
         let secret = p256::SecretKey::random(&mut self.rng);
         self.store_key(slot, &secret, pin, touch, Origin::Generated)?;
-        let point = secret.public_key().to_encoded_point(false);
+        // The stored key's point: k·G from the generator table (see piv/generator.rs).
+        let point = self.state.keys[slot.index()].as_ref().map(KeySlot::public_point).ok_or(Sw::UNKNOWN)?;
         // Short length form, exactly `7F49 43 86 41 04..`: libykpiv reads fixed offsets.
         out.put(&[0x7F, 0x49, 0x43, 0x86, 0x41]).map_err(|_| Sw::UNKNOWN)?;
-        out.put(point.as_bytes()).map_err(|_| Sw::UNKNOWN)
+        out.put(&point).map_err(|_| Sw::UNKNOWN)
     }
 
     /// MOVE KEY (Yubico 5.7): the management key moves a slot's key to an empty slot, or
