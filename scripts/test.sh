@@ -35,6 +35,8 @@ declare -A NEED=(
   [libengine-pkcs11-openssl]=/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so
   # `ukey bench pkcs11` measures the module against SoftHSMv2.
   [softhsm2]=/usr/lib/softhsm/libsofthsm2.so
+  # The USB/IP server's judge: `usbip list -r` (user space, no kernel module).
+  [usbip]=/usr/sbin/usbip
 )
 missing=()
 for pkg in "${!NEED[@]}"; do

@@ -3,7 +3,8 @@
 //! - [`piv`]: the PIV card application, `no_std` and allocation-free, storage and RNG injected.
 //! - `store` (std): the key's directory on disk: versioned file, atomic replace, fsync.
 //! - `virtual_key` (std): an in-process key implementing [`proto::Transport`].
-//! - `frontends` (feature vpcd): the key as a reader of the OS smart-card stack (vsmartcard vpcd).
+//! - `frontends` (std): the key as a reader of the OS smart-card stack (vsmartcard vpcd, feature
+//!   vpcd), and as a USB device over USB/IP (`frontends::usbip`: so far `usbip list`).
 //! - `scenario` (std): ready-made key states (fresh, provisioned, expiring, pin-locked, ...).
 //! - `faults` (std): defect profiles (a key wrong in one named way) and fault injection
 //!   (power loss at a write, storage errors, a slow card, removal mid-command).
@@ -19,7 +20,7 @@ pub mod piv;
 
 #[cfg(feature = "std")]
 pub mod faults;
-#[cfg(feature = "vpcd")]
+#[cfg(feature = "std")]
 pub mod frontends;
 #[cfg(feature = "std")]
 pub mod rng;

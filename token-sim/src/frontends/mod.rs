@@ -1,5 +1,7 @@
 //! How a virtual key is reached from outside this process. In-process use needs no front-end
 //! (`VirtualKey` is a `proto::Transport`); `vpcd` makes the key a reader of the OS PC/SC stack.
-//! A front-end moves bytes: it never interprets an APDU.
+//! A front-end moves bytes: it never interprets an APDU. `usbip` exports keys as USB devices.
 
+pub mod usbip;
+#[cfg(feature = "vpcd")]
 pub mod vpcd;
