@@ -77,15 +77,6 @@ fn file() -> File {
     }
 }
 
-/// The configured management key, if any ([`MGMT_KEY_VAR`], else the file's `mgmt_key`).
-pub fn mgmt_key() -> Option<zeroize::Zeroizing<String>> {
-    let key = match std::env::var(MGMT_KEY_VAR) {
-        Ok(v) => Some(v),
-        Err(_) => file().mgmt_key,
-    };
-    key.map(|k| zeroize::Zeroizing::new(k.trim().to_string())).filter(|k| !k.is_empty())
-}
-
 /// One source of a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -114,10 +105,24 @@ pub fn readers_wanted(value: Option<&str>) -> bool {
     !matches!(value.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Some("off" | "0" | "no" | "false"))
 }
 
-/// The sources this process is configured with: the directories, then the readers pcscd has.
-pub fn sources() -> Vec<Source> {
+/// What the module is configured with, from the environment and the file (read once).
+pub struct Settings {
+    /// The directories, then the readers pcscd has.
+    pub sources: Vec<Source>,
+    /// The management key ([`MGMT_KEY_VAR`], else the file's `mgmt_key`), if any.
+    pub mgmt_key: Option<zeroize::Zeroizing<String>>,
+}
+
+/// This process's settings.
+pub fn load() -> Settings {
     let file = file();
-    let mut all: Vec<Source> = match std::env::var(KEYS_VAR) {
+    let mgmt_key = match std::env::var(MGMT_KEY_VAR) {
+        Ok(v) => Some(v),
+        Err(_) => file.mgmt_key,
+    }
+    .map(|k| zeroize::Zeroizing::new(k.trim().to_string()))
+    .filter(|k| !k.is_empty());
+    let mut sources: Vec<Source> = match std::env::var(KEYS_VAR) {
         Ok(v) => parse_keys(&v),
         Err(_) => file.keys.unwrap_or_default().into_iter().map(Source::Dir).collect(),
     };
@@ -125,17 +130,16 @@ pub fn sources() -> Vec<Source> {
         Ok(v) => readers_wanted(Some(&v)),
         Err(_) => file.readers.unwrap_or(true),
     };
-    if !readers {
-        return all;
-    }
-    match host_driver::pcsc::Pcsc::establish().and_then(|p| p.readers()) {
-        Ok(names) => all.extend(names.into_iter().map(Source::Reader)),
-        Err(e) if all.is_empty() => {
-            tracing::warn!("no PC/SC readers ({e}) and no {KEYS_VAR}: the module has no slots")
+    if readers {
+        match host_driver::pcsc::Pcsc::establish().and_then(|p| p.readers()) {
+            Ok(names) => sources.extend(names.into_iter().map(Source::Reader)),
+            Err(e) if sources.is_empty() => {
+                tracing::warn!("no PC/SC readers ({e}) and no {KEYS_VAR}: the module has no slots")
+            }
+            Err(e) => tracing::info!("no PC/SC readers ({e}): only the key directories of {KEYS_VAR}"),
         }
-        Err(e) => tracing::info!("no PC/SC readers ({e}): only the key directories of {KEYS_VAR}"),
     }
-    all
+    Settings { sources, mgmt_key }
 }
 
 #[cfg(test)]

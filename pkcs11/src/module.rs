@@ -185,7 +185,7 @@ impl Module {
     /// holds stay the parent's (a key directory serves one process at a time), so their slots
     /// are empty here at once rather than after waiting for the parent to let go.
     pub fn new(parent: Option<&Module>) -> Module {
-        let sources = config::sources();
+        let config::Settings { sources, mgmt_key } = config::load();
         let slots: Vec<SlotEntry> = sources
             .iter()
             .map(|source| {
@@ -218,7 +218,7 @@ impl Module {
             sessions: HashMap::new(),
             next_session: 1,
             reported,
-            mgmt_key: config::mgmt_key(),
+            mgmt_key,
         }
     }
 

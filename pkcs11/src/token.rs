@@ -73,14 +73,25 @@ pub struct PendingSign {
     digest: [u8; 32],
 }
 
+/// `op` on the card, locked and held (see [`hold`]); it is told whether the card was reset.
+fn on_card<T>(
+    card: &Card,
+    reset_seen: &AtomicBool,
+    op: impl FnOnce(&mut Piv<Box<dyn Transport>>, bool) -> Rv<T>,
+) -> Rv<T> {
+    let mut piv = lock(card);
+    let reset = hold(&mut piv, reset_seen)?;
+    let out = op(&mut piv, reset);
+    piv.transport().release();
+    out
+}
+
 impl PendingSign {
     /// r || s. After a reset by another program the card refuses (CKR_USER_NOT_LOGGED_IN).
     pub fn run(self) -> Rv<[u8; 64]> {
-        let mut piv = lock(&self.card);
-        hold(&mut piv, &self.reset_seen)?;
-        let out = piv.sign_digest(self.slot, &self.digest).map(|s| s.raw).map_err(|e| rv(&e));
-        piv.transport().release();
-        out
+        on_card(&self.card, &self.reset_seen, |piv, _| {
+            piv.sign_digest(self.slot, &self.digest).map(|s| s.raw).map_err(|e| rv(&e))
+        })
     }
 }
 
@@ -171,14 +182,13 @@ impl Token {
     /// Run one operation with the card locked and held (see [`hold`]); a reset by another
     /// program since the last one forgets this token's logins.
     fn held<T>(&mut self, op: impl FnOnce(&mut Self, &mut Piv<Box<dyn Transport>>) -> Rv<T>) -> Rv<T> {
-        let card = self.card.clone();
-        let mut piv = lock(&card);
-        if hold(&mut piv, &self.reset_seen)? {
-            self.forget_logins();
-        }
-        let out = op(self, &mut piv);
-        piv.transport().release();
-        out
+        let (card, reset_seen) = (self.card.clone(), self.reset_seen.clone());
+        on_card(&card, &reset_seen, |piv, reset| {
+            if reset {
+                self.forget_logins();
+            }
+            op(self, piv)
+        })
     }
 
     /// The card was reset since the logins were made (seen here or by a [`PendingSign`]).

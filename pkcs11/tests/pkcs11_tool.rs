@@ -27,6 +27,11 @@ struct Out {
 }
 
 fn tool(keys: &[&Path], args: &[&str]) -> Out {
+    tool_env(keys, &[], args)
+}
+
+/// pkcs11-tool with more of the module's environment.
+fn tool_env(keys: &[&Path], env: &[(&str, &str)], args: &[&str]) -> Out {
     let joined: Vec<String> = keys.iter().map(|k| k.display().to_string()).collect();
     let o = Command::new("pkcs11-tool")
         .arg("--module")
@@ -35,6 +40,7 @@ fn tool(keys: &[&Path], args: &[&str]) -> Out {
         .env("UKEY_PKCS11_KEYS", joined.join(":"))
         // Directories only: the readers have their own test (pkcs11_reader.rs).
         .env("UKEY_PKCS11_READERS", "off")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Out {
@@ -350,13 +356,9 @@ fn pkcs11_tools_test_ec_makes_signs_with_and_deletes_a_key() {
     let root = tempfile::tempdir().unwrap();
     let gil = key(root.path(), "gil", Scenario::Fresh);
     let run = |mgmt: Option<&str>, args: &[&str]| {
-        let mut c = Command::new("pkcs11-tool");
-        c.arg("--module").arg(module()).args(args).env("UKEY_PKCS11_KEYS", &gil).env("UKEY_PKCS11_READERS", "off");
-        if let Some(k) = mgmt {
-            c.env("UKEY_PKCS11_MGMT_KEY", k);
-        }
-        let o = c.output().unwrap();
-        (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        let env: Vec<(&str, &str)> = mgmt.map(|k| ("UKEY_PKCS11_MGMT_KEY", k)).into_iter().collect();
+        let o = tool_env(&[&gil], &env, args);
+        (o.ok, o.text)
     };
     let test_ec =
         ["--login", "--pin", "123456", "--session-rw", "--test-ec", "--id", "03", "--key-type", "EC:prime256v1"];
