@@ -59,7 +59,8 @@ pub struct SimNewArgs {
     /// Initial PUK (6 to 8 characters)
     #[arg(long, default_value = "12345678", hide_default_value = true)]
     pub puk: Puk,
-    /// Initial management key, hex (default 010203..08 x3)
+    /// Initial management key, hex (default 010203..08 x3, for 3DES and AES-192; AES-128 and
+    /// AES-256 have no default)
     #[arg(long, value_name = "HEX")]
     pub mgmt_key: Option<KeyHex>,
     /// Management key algorithm: 3des, aes128, aes192, aes256
@@ -124,8 +125,9 @@ pub fn create_key(a: &SimNewArgs) -> Result<(u32, Scenario)> {
     let mgmt_alg = parse_alg(&a.mgmt_alg)?;
     let mgmt_key = match &a.mgmt_key {
         Some(h) => MgmtKey::from_hex(h.expose(), Some(mgmt_alg))?.bytes().into(),
-        None if mgmt_alg == Algorithm::Tdes => proto::piv::defaults::MANAGEMENT_KEY[..].into(),
-        None => bail!("a non-3DES management key needs --mgmt-key"),
+        // The well-known default fits 3DES and AES-192 (YubiKey 5.7 ships it as AES-192).
+        None if mgmt_alg.key_len() == Some(24) => proto::piv::defaults::MANAGEMENT_KEY[..].into(),
+        None => bail!("an AES-128 or AES-256 management key has no default: give it with --mgmt-key"),
     };
     let spec = KeySpec {
         pin: a.pin.clone(),

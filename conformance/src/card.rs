@@ -222,6 +222,12 @@ impl Card {
             Err(PivError::NotAuthorized { .. }) => {
                 Err(Verdict::Skipped("the management key given is not this key's; pass --mgmt-key".into()))
             }
+            Err(PivError::Input(why)) => Err(Verdict::Skipped(format!(
+                "the management key given does not fit the key's algorithm ({why}); pass --mgmt-key"
+            ))),
+            Err(PivError::Card { sw: Sw::INCORRECT_P1P2, .. }) => {
+                Err(crate::checks::other_algorithm(self.secrets.mgmt.bytes().len()))
+            }
             Err(e) => Err(Verdict::Fail(format!("management-key authentication: {e}"))),
         }
     }

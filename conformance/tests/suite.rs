@@ -259,3 +259,34 @@ fn an_object_a_check_changed_is_written_back_and_verified() {
     assert!(r.verified && r.keys_compared, "{r:?}");
     assert_eq!(card.piv().read_object(0x5FC102).unwrap().unwrap(), chuid);
 }
+
+#[test]
+fn a_plain_aes_128_key_without_its_management_key_is_skipped_not_failed() {
+    let aes = [0x42u8; 16];
+    let spec = KeySpec {
+        seed: Some(4),
+        flavor: Flavor::Plain,
+        mgmt_alg: proto::piv::Algorithm::Aes128,
+        mgmt_key: aes[..].into(),
+        ..KeySpec::default()
+    };
+    let fresh = || Box::new(VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap());
+    let only = Selection { only: vec!["mgmt-auth".into(), "put-data".into()], ..Selection::default() };
+    // The default key fits neither of the card's algorithms: the card answers 6A86 to 3DES and
+    // AES-192, which says nothing against the card.
+    let r = judge(fresh(), &only);
+    assert!(r.must_failures().is_empty(), "{}", r.table());
+    assert!(
+        matches!(verdict(&r, "PIV-MGMT-001"), Verdict::Skipped(why) if why.contains("--mgmt-key")),
+        "{}",
+        r.table()
+    );
+    assert!(matches!(verdict(&r, "PIV-PUT-001"), Verdict::Skipped(_)), "{}", r.table());
+    assert!(!r.conforms(), "skipped must-checks leave the run incomplete");
+    // With its key, every one of them runs and passes.
+    let secrets =
+        Secrets { mgmt: host_driver::MgmtKey::new(proto::piv::Algorithm::Aes128, &aes).unwrap(), ..Secrets::default() };
+    let r = run(&mut Card::new(fresh(), secrets), &only, &mut |_, _, _| {});
+    assert!(r.conforms(), "{}", r.table());
+    assert_eq!(verdict(&r, "PIV-MGMT-004"), &Verdict::Pass);
+}

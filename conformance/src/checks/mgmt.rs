@@ -25,6 +25,11 @@ fn witness(card: &mut Card) -> Result<(MgmtKey, Vec<u8>), Verdict> {
             key = key.with_alg(other).map_err(|e| Verdict::Fail(e.to_string()))?;
             continue;
         }
+        if sw == Sw::INCORRECT_P1P2 {
+            // Every algorithm a key of this length can be was refused: the key's management key
+            // is of another length, so the one given cannot be its own.
+            return Err(other_algorithm(card.secrets.mgmt.bytes().len()));
+        }
         if !sw.is_ok() {
             return Err(Verdict::Fail(format!("asking for a witness answered {:04X}", sw.0)));
         }
@@ -35,7 +40,19 @@ fn witness(card: &mut Card) -> Result<(MgmtKey, Vec<u8>), Verdict> {
             .ok_or_else(|| Verdict::Fail("no witness (80) in the answer".into()))?;
         return Ok((key, w.to_vec()));
     }
-    Err(Verdict::Fail("the key refuses both 24-byte algorithms".into()))
+    unreachable!("the loop returns on its second pass")
+}
+
+/// The verdict when the key refuses (6A86) every algorithm the given management key fits.
+pub(crate) fn other_algorithm(len: usize) -> Verdict {
+    let fits = match len {
+        24 => "3DES and AES-192",
+        16 => "AES-128",
+        _ => "AES-256",
+    };
+    Verdict::Skipped(format!(
+        "the key refuses {fits} for its management key (6A86): it has a key of another algorithm; pass --mgmt-key"
+    ))
 }
 
 /// The second step: the decrypted witness (as given) and our challenge.

@@ -63,6 +63,8 @@ macro_rules! tried {
 }
 pub(crate) use tried;
 
+pub(crate) use mgmt::other_algorithm;
+
 /// A short command APDU (CLA 00), through proto's encoder.
 fn apdu(ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<usize>) -> Vec<u8> {
     proto::apdu::CommandApdu::new(0x00, ins, p1, p2, data, le).to_vec()
