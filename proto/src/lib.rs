@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod apdu;
+pub mod ccid;
 pub mod clock;
 #[cfg(feature = "mgmt-cipher")]
 pub mod mgmt;
@@ -19,6 +20,8 @@ pub mod status;
 pub mod tlv;
 #[cfg(feature = "alloc")]
 pub mod transport;
+#[cfg(feature = "alloc")]
+pub mod usb;
 
 pub use apdu::{ApduError, CommandApdu};
 pub use clock::Clock;

@@ -20,7 +20,6 @@ pub mod piv;
 
 #[cfg(feature = "std")]
 pub mod faults;
-#[cfg(feature = "std")]
 pub mod frontends;
 #[cfg(feature = "std")]
 pub mod rng;

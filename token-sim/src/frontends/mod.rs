@@ -2,6 +2,8 @@
 //! (`VirtualKey` is a `proto::Transport`); `vpcd` makes the key a reader of the OS PC/SC stack.
 //! A front-end moves bytes: it never interprets an APDU. `usbip` exports keys as USB devices.
 
+pub mod ccid;
+#[cfg(feature = "std")]
 pub mod usbip;
 #[cfg(feature = "vpcd")]
 pub mod vpcd;
