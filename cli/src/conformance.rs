@@ -48,6 +48,11 @@ pub struct ConformanceArgs {
     /// removed-mid-command:N (counted from the first check)
     #[arg(long, value_name = "FAULT", requires = "sim")]
     fault: Option<String>,
+    /// With --reader: the key in that reader is served by `ukey sim serve` from DIR; the
+    /// suite may cut its power through the server's control socket (the check that a PIN's
+    /// try is written before the PIN is compared needs a hand on the power)
+    #[arg(long, value_name = "DIR", requires = "reader")]
+    power: Option<std::path::PathBuf>,
     /// Also run the destructive checks: GENERATE makes a key pair in retired slot 95 (in 9D on
     /// a card without retired slots); the PIN is blocked with wrong tries and unblocked with
     /// the PUK to the same PIN; RESET is tried with the PIN unblocked. Each is followed by
@@ -72,7 +77,9 @@ pub struct ConformanceArgs {
     /// The key's PIN (default 123456)
     #[arg(long, env = "UKEY_PIN", hide_env_values = true)]
     pin: Option<proto::secret::Pin>,
-    /// The key's PUK (default 12345678)
+    /// The key's PUK (default 12345678). Given, it is tried once even on a card that cannot
+    /// say how many PUK tries it has left (a plain PIV card), so the PUK checks run there;
+    /// a wrong one costs one of its tries
     #[arg(long, env = "UKEY_PUK", hide_env_values = true)]
     puk: Option<proto::secret::Puk>,
     #[command(flatten)]
@@ -96,8 +103,13 @@ struct NewKey {
 }
 
 pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
-    let selection =
-        Selection { only: a.only.clone(), skip: a.skip.clone(), destructive: a.destructive, throwaway: a.sim };
+    let selection = Selection {
+        only: a.only.clone(),
+        skip: a.skip.clone(),
+        destructive: a.destructive,
+        throwaway: a.sim,
+        try_puk: a.puk.is_some(),
+    };
     let unknown = selection.unknown();
     if !unknown.is_empty() {
         bail!("no check matches {}: see `ukey conformance --list`", unknown.join(", "));
@@ -148,6 +160,9 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
             f.arm(fault);
         }
         card = card.with_power(Box::new(f));
+    }
+    if let Some(dir) = &a.power {
+        card = card.with_power(Box::new(crate::serve::ServedPower::new(dir)?));
     }
     if a.destructive && !a.sim {
         confirmed(&mut card, a.confirm.as_deref())?;

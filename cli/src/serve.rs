@@ -42,6 +42,11 @@ pub enum ControlCommand {
     Remove,
     Insert,
     Status,
+    /// Cut the key's power during its next persistent write (a power switch for
+    /// `ukey conformance --reader NAME --power DIR`).
+    CutPower,
+    /// Nothing is cut any more.
+    RestorePower,
 }
 
 impl ControlCommand {
@@ -50,6 +55,8 @@ impl ControlCommand {
             "remove" => Some(ControlCommand::Remove),
             "insert" => Some(ControlCommand::Insert),
             "status" => Some(ControlCommand::Status),
+            "cut-power-at-next-write" => Some(ControlCommand::CutPower),
+            "restore-power" => Some(ControlCommand::RestorePower),
             _ => None,
         }
     }
@@ -58,6 +65,8 @@ impl ControlCommand {
             ControlCommand::Remove => "remove",
             ControlCommand::Insert => "insert",
             ControlCommand::Status => "status",
+            ControlCommand::CutPower => "cut-power-at-next-write",
+            ControlCommand::RestorePower => "restore-power",
         }
     }
 }
@@ -137,6 +146,8 @@ async fn serve_all(keys: Vec<VirtualKey>, dirs: Vec<PathBuf>, addrs: Vec<String>
     let mut served = Vec::new();
     for ((key, dir), addr) in keys.into_iter().zip(dirs).zip(addrs) {
         let serial = key.serial();
+        let mut key = key;
+        let power = key.faults();
         let key = token_sim::SharedKey::new(key);
         let (inserted_tx, inserted_rx) = watch::channel(inserted);
         let (state_tx, state_rx) = watch::channel(LinkState::Connecting);
@@ -144,7 +155,7 @@ async fn serve_all(keys: Vec<VirtualKey>, dirs: Vec<PathBuf>, addrs: Vec<String>
         let task = tokio::spawn(vpcd::serve(key, addr.clone(), control, state_tx));
         let reader = reader_name(&addr).map(|r| format!(" (reader \"{r}\")")).unwrap_or_default();
         println!("serving {} (serial {serial}) on vpcd {addr}{reader}", dir.display());
-        let socket = match control_socket(&dir, inserted_tx.clone(), state_rx.clone(), shutdown_rx.clone()) {
+        let socket = match control_socket(&dir, inserted_tx.clone(), state_rx.clone(), shutdown_rx.clone(), power) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!(
@@ -190,12 +201,14 @@ async fn wait_for_stop(served: &[Served]) -> Result<()> {
     }
 }
 
-/// Listen on DIR/serve.sock for one-line commands: remove, insert, status.
+/// Listen on DIR/serve.sock for one-line commands: remove, insert, status, and the power
+/// switch's cut-power-at-next-write and restore-power.
 fn control_socket(
     dir: &Path,
     inserted: watch::Sender<bool>,
     state: watch::Receiver<LinkState>,
     mut shutdown: watch::Receiver<bool>,
+    power: token_sim::faults::Faults,
 ) -> Result<PathBuf> {
     let path = dir.join(CONTROL_SOCKET);
     // A socket file left by a server that died: the key's lock (held now) proves nobody serves it.
@@ -210,7 +223,7 @@ fn control_socket(
                 _ = shutdown.changed() => return,
             };
             let Ok((stream, _)) = conn else { continue };
-            let (inserted, mut state) = (inserted.clone(), state.clone());
+            let (inserted, mut state, mut power) = (inserted.clone(), state.clone(), power.clone());
             tokio::spawn(async move {
                 let (rd, mut wr) = stream.into_split();
                 let mut line = String::new();
@@ -227,7 +240,18 @@ fn control_socket(
                         settle(&mut state, |s| s == LinkState::Connected).await
                     }
                     Some(ControlCommand::Status) => format!("ok {}", state_word(*state.borrow())),
-                    None => format!("error unknown command {:?}: use remove, insert or status", line.trim()),
+                    Some(ControlCommand::CutPower) => {
+                        proto::transport::PowerSwitch::cut_at_next_write(&mut power);
+                        "ok power cut at the next write".to_string()
+                    }
+                    Some(ControlCommand::RestorePower) => {
+                        proto::transport::PowerSwitch::cancel(&mut power);
+                        "ok power restored".to_string()
+                    }
+                    None => format!(
+                        "error unknown command {:?}: use remove, insert, status, cut-power-at-next-write or restore-power",
+                        line.trim()
+                    ),
                 };
                 let _ = wr.write_all(format!("{answer}\n").as_bytes()).await;
             });
@@ -265,6 +289,31 @@ pub fn send(dir: &Path, cmd: ControlCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The power switch of a key a running `ukey sim serve` holds, worked through its control
+/// socket: the conformance suite's hand on a served key's power.
+pub struct ServedPower(PathBuf);
+
+impl ServedPower {
+    /// The switch of the key served from `dir`; an error unless a server answers there.
+    pub fn new(dir: &Path) -> Result<ServedPower> {
+        ask(dir, ControlCommand::Status)?;
+        Ok(ServedPower(dir.to_path_buf()))
+    }
+}
+
+impl proto::transport::PowerSwitch for ServedPower {
+    fn cut_at_next_write(&mut self) {
+        if let Err(e) = ask(&self.0, ControlCommand::CutPower) {
+            tracing::warn!("could not arm the power cut of {}: {e:#}", self.0.display());
+        }
+    }
+    fn cancel(&mut self) {
+        if let Err(e) = ask(&self.0, ControlCommand::RestorePower) {
+            tracing::warn!("could not restore the power of {}: {e:#}", self.0.display());
+        }
+    }
+}
+
 /// Where a running `ukey sim serve` has this key, if one is serving it.
 pub fn served_state(dir: &Path) -> Option<String> {
     if !dir.join(CONTROL_SOCKET).exists() {
@@ -279,7 +328,13 @@ mod tests {
 
     #[test]
     fn control_words_round_trip() {
-        for c in [ControlCommand::Remove, ControlCommand::Insert, ControlCommand::Status] {
+        for c in [
+            ControlCommand::Remove,
+            ControlCommand::Insert,
+            ControlCommand::Status,
+            ControlCommand::CutPower,
+            ControlCommand::RestorePower,
+        ] {
             assert_eq!(ControlCommand::parse(&format!("{}\n", c.word())), Some(c));
         }
         assert_eq!(ControlCommand::parse("eject"), None);

@@ -816,8 +816,8 @@ fn flows_validate_a_running_portal_agent_and_key_in_a_reader() {
 /// Yubico extensions reported as not supported.
 /// Every defect profile, served through pcscd, is caught by `ukey conformance --reader` with
 /// the destructive checks on: the check that names its symptom fails, and the run exits 1.
-/// The one defect in the card's storage needs the power cut at a write, which no reader can
-/// do: there the check says "not supported" (it is caught in-process, conformance/tests).
+/// The one defect in the card's storage needs the power cut at a write: the suite gets a hand
+/// on the served key's power with --power DIR, through `ukey sim serve`'s control socket.
 #[test]
 fn every_defect_is_caught_through_a_pcsc_reader() {
     let Some((_one, home)) = setup() else { return };
@@ -829,26 +829,31 @@ fn every_defect_is_caught_through_a_pcsc_reader() {
         .iter()
         .map(|d| (d["name"].as_str().unwrap().to_string(), d["caught_by"].as_str().unwrap().to_string()))
         .collect();
-    assert_eq!(defects.len(), 15);
+    assert_eq!(defects.len(), 18);
     for (n, (defect, caught_by)) in defects.iter().enumerate() {
-        let key = new_key(h, &format!("d{n}"), &["--scenario", "provisioned", "--seed", &(40 + n).to_string()]);
+        let key = new_key(h, &format!("d{n}"), &["--scenario", "full", "--seed", &(40 + n).to_string()]);
         let serial = json(&ukey(h, &["sim", "info", "--key", key.to_str().unwrap(), "--json"]))["serial"]
             .as_str()
             .unwrap()
             .to_string();
         let _serve = Serve::start_with(h, &[&key], &["--defect", defect]);
-        let out = ukey(h, &["conformance", "--reader", READER[0], "--destructive", "--confirm", &serial, "--json"]);
+        // --power: the suite's hand on the served key's power, through the server's control
+        // socket (decrement-after-compare is caught only by cutting it).
+        let out = ukey(
+            h,
+            &[
+                "conformance",
+                "--reader",
+                READER[0],
+                "--power",
+                key.to_str().unwrap(),
+                "--destructive",
+                "--confirm",
+                &serial,
+                "--json",
+            ],
+        );
         let v = json(&out);
-        let verdict = |id: &str| {
-            let o = v["outcomes"].as_array().unwrap().iter().find(|o| o["id"] == id).unwrap_or_else(|| panic!("{id}"));
-            (o["verdict"]["result"].as_str().unwrap().to_string(), o["verdict"]["detail"].to_string())
-        };
-        if defect == "decrement-after-compare" {
-            assert_eq!(out.status.code(), Some(0), "{defect}: {v:#}");
-            let (result, why) = verdict(caught_by);
-            assert!(result == "not_supported" && why.contains("power"), "{defect}: {result} {why}");
-            continue;
-        }
         assert_eq!(out.status.code(), Some(1), "{defect}: {v:#}");
         let must_failed: Vec<&serde_json::Value> = v["outcomes"]
             .as_array()
@@ -900,8 +905,9 @@ fn conformance_through_a_pcsc_reader() {
         v["outcomes"].as_array().unwrap().iter().filter(|o| o["verdict"]["result"] == "skipped").collect();
     // Skipped: what needs the PUK, and the destructive checks (no --destructive here).
     let needs_puk_or_leave =
-        |o: &&serde_json::Value| o["id"].as_str().unwrap().starts_with("PIV-RESET-") || o["destructive"] == true;
+        |o: &&serde_json::Value| o["verdict"]["detail"].as_str().unwrap().contains("PUK") || o["destructive"] == true;
     assert!(skipped.iter().all(needs_puk_or_leave), "{skipped:#?}");
+    assert!(skipped.iter().any(|o| o["id"] == "PIV-RESET-002"), "{skipped:#?}");
     let yk_checks: Vec<&serde_json::Value> = v["outcomes"]
         .as_array()
         .unwrap()
@@ -909,4 +915,26 @@ fn conformance_through_a_pcsc_reader() {
         .filter(|o| o["family"] == "yubico" && o["destructive"] == false)
         .collect();
     assert!(yk_checks.iter().all(|o| o["verdict"]["result"] == "not_supported"), "{yk_checks:#?}");
+    // Given its PUK, the plain card is judged whole, with the reports written.
+    let out = ukey(
+        h,
+        &[
+            "conformance",
+            "--reader",
+            READER[1],
+            "--puk",
+            "12345678",
+            "--json",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let left_out = v["outcomes"].as_array().unwrap().iter().filter(|o| o["verdict"]["result"] == "skipped");
+    assert!(left_out.clone().all(|o| o["destructive"] == true), "only destructive checks are left out: {v:#}");
+    assert!(fs::read_to_string(&junit).unwrap().contains("failures=\"0\""));
+    assert!(fs::read_to_string(&html).unwrap().contains(READER[1]));
 }

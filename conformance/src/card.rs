@@ -78,13 +78,25 @@ pub struct Card {
     pub probe_failed: Option<String>,
     /// A hand on the key's power, when it has one (a simulated key).
     power: Option<Box<dyn PowerSwitch>>,
+    /// The key was made for this run: checks that leave it changed for good may run.
+    pub throwaway: bool,
 }
 
 impl Card {
     pub fn new(transport: Box<dyn Transport>, secrets: Secrets) -> Card {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let piv = Piv::new(Recorder { inner: transport, seen: seen.clone() });
-        Card { piv, seen, secrets, atr: Vec::new(), pin_ok: None, puk_ok: None, probe_failed: None, power: None }
+        Card {
+            piv,
+            seen,
+            secrets,
+            atr: Vec::new(),
+            pin_ok: None,
+            puk_ok: None,
+            probe_failed: None,
+            power: None,
+            throwaway: false,
+        }
     }
 
     /// The key's power can be cut by the suite (a simulated key): the checks of what a card

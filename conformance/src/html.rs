@@ -92,6 +92,10 @@ impl Report {
                 name: format!("{} {}", o.id, o.title),
                 millis: o.millis,
                 result: match &o.verdict {
+                    // A check that passed but left the key changed fails as a test case.
+                    Verdict::Pass if o.restoration.as_ref().is_some_and(|r| !r.verified) => CaseResult::Failure(
+                        format!("restoration: {}", o.restoration.as_ref().map(|r| r.summary()).unwrap_or_default()),
+                    ),
                     Verdict::Pass => CaseResult::Pass,
                     Verdict::Fail(why) => CaseResult::Failure(format!("[{}] {why}", o.severity.name())),
                     Verdict::NotSupported(why) => CaseResult::Skipped(format!("not supported: {why}")),

@@ -103,6 +103,7 @@ impl Report {
             "must_failed": self.must_failures().len(),
             "not_supported": self.count("not supported"),
             "skipped": self.count("skipped"),
+            "unrestored": self.unrestored().len(),
             "conforms": self.conforms(),
         })
     }
@@ -131,7 +132,12 @@ impl Report {
     /// Whether every must-check that applies to this key passed (a feature the key lacks is
     /// not supported, not failed; a must-check skipped leaves the question open).
     pub fn conforms(&self) -> bool {
-        self.must_failures().is_empty() && self.must_skipped().is_empty()
+        self.must_failures().is_empty() && self.must_skipped().is_empty() && self.unrestored().is_empty()
+    }
+
+    /// The destructive checks after which the key could not be shown to be as it was found.
+    pub fn unrestored(&self) -> Vec<&Outcome> {
+        self.outcomes.iter().filter(|o| o.restoration.as_ref().is_some_and(|r| !r.verified)).collect()
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -172,6 +178,8 @@ impl Report {
         ));
         out.push_str(if self.conforms() {
             "every must-check that applies passed\n"
+        } else if !self.unrestored().is_empty() && self.must_failures().is_empty() {
+            "the key was not shown to be put back as it was found (see \"restored:\" above)\n"
         } else if self.must_failures().is_empty() {
             "incomplete: must-checks were skipped (see why above)\n"
         } else {

@@ -16,6 +16,9 @@ pub struct Selection {
     /// The key was made for this run (`--sim`): destructive checks run, and the PUK is tried
     /// even where its count cannot be read.
     pub throwaway: bool,
+    /// The PUK was typed for this key (`--puk`): it is tried once even where its count cannot
+    /// be read (a plain PIV card); a wrong one costs one of its tries.
+    pub try_puk: bool,
 }
 
 fn matches(pattern: &str, check: &Check) -> bool {
@@ -42,11 +45,12 @@ impl Selection {
 /// Run the selected checks, each from a fresh reset and SELECT, calling `progress` after each.
 pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usize, usize, &Outcome)) -> Report {
     let key = identify(card);
+    card.throwaway = selection.throwaway;
     // What the checks may do with the PIN and PUK is settled once, before any of them.
     if let Err(e) = card.probe_pin() {
         card.probe_failed = Some(e);
     }
-    if let Err(e) = card.probe_puk(selection.throwaway) {
+    if let Err(e) = card.probe_puk(selection.throwaway || selection.try_puk) {
         card.probe_failed.get_or_insert(e);
     }
     let destructive = selection.destructive || selection.throwaway;

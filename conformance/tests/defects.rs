@@ -16,7 +16,7 @@ fn key() -> VirtualKey {
     let mut vk = VirtualKey::in_memory(&KeySpec { seed: Some(4), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
     vk.card_mut()
         .update_state(|st, rng| {
-            scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=Zhang San,O=Example", &FixedClock(NOW), rng)
+            scenario::apply(st, Scenario::Full, Some(&ca), "CN=Zhang San,O=Example", &FixedClock(NOW), rng)
         })
         .unwrap()
         .unwrap();
@@ -41,6 +41,9 @@ fn symptom(d: Defect) -> &'static str {
         Defect::CounterResetOnSelect => "SELECT gives spent tries back",
         Defect::DecrementAfterCompare => "compares the PIN before it writes the try",
         Defect::ResetWithPinUnblocked => "the key was wiped",
+        Defect::AcceptsWitnessPrefix => "one byte short",
+        Defect::PinAlwaysIgnored => "PIN-always ignored",
+        Defect::LeIgnored => "Le ignored",
     }
 }
 

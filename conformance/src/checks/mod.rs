@@ -81,6 +81,16 @@ fn pin_status(card: &mut Card) -> Result<u16, Verdict> {
     card.raw(&[0x00, 0x20, 0x00, 0x80]).map(|(_, sw)| sw.0).map_err(Verdict::Fail)
 }
 
+/// Whether a try may be risked: the PIN is known to be right and two or more tries are left.
+fn spendable_pin(card: &mut Card) -> Result<(), Verdict> {
+    card.pin_usable()?;
+    match pin_status(card)? {
+        w if w & 0xFFF0 == 0x63C0 && w & 0x0F >= 2 => Ok(()),
+        0x9000 => Ok(()),
+        w => Err(Verdict::Skipped(format!("the PIN has fewer than two tries left ({w:04X}): none is risked"))),
+    }
+}
+
 /// A PIN as VERIFY sends it: the digits, padded with FF to 8 bytes.
 fn pin_block(pin: &[u8]) -> Vec<u8> {
     let mut b = pin.to_vec();

@@ -347,7 +347,8 @@ pub const CHECKS: &[Check] = &[
         title: "the 9A certificate is within its validity period",
         clause: "SP 800-73-4 Part 1 §3.1; RFC 5280 §4.1.2.5",
         family: Family::Objects,
-        severity: Severity::Must,
+        // An expired certificate is the key's state, not its conformance: a warning.
+        severity: Severity::Should,
         destructive: false,
         run: cert_valid_now,
     },

@@ -117,8 +117,60 @@ fn puk_short_new(card: &mut Card) -> Verdict {
     v
 }
 
+fn puk_change_and_back(card: &mut Card) -> Verdict {
+    tried!(card.puk_usable());
+    let puk = card.secrets.puk.expose().to_string();
+    let other = if puk == "86427531" { "97531864" } else { "86427531" };
+    let (_, sw) = step!(card.raw(&apdu(0x24, 0x81, puk.as_bytes(), other.as_bytes())));
+    if sw.0 != 0x9000 {
+        return Verdict::Fail(format!("CHANGE REFERENCE DATA of the PUK with the right PUK answered {:04X}", sw.0));
+    }
+    // The old PUK no longer opens it; the new one changes it back (a wrong try is refunded by
+    // the right one that follows).
+    let (_, old) = step!(card.raw(&apdu(0x24, 0x81, puk.as_bytes(), puk.as_bytes())));
+    let (_, back) = step!(card.raw(&apdu(0x24, 0x81, other.as_bytes(), puk.as_bytes())));
+    if back.0 != 0x9000 {
+        return Verdict::Fail(format!("changing the PUK back answered {:04X}: the PUK is now {other}", back.0));
+    }
+    if old.0 == 0x9000 {
+        return Verdict::Fail("after the change the old PUK still opened it".into());
+    }
+    if old.0 & 0xFFF0 == 0x63C0 {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("the old PUK after the change answered {:04X}, not 63Cx", old.0))
+    }
+}
+
+fn puk_lockout(card: &mut Card) -> Verdict {
+    if !card.throwaway {
+        // A blocked PUK stays blocked: only a reset of the whole key undoes it.
+        return Verdict::Skipped("blocks the PUK for good: only on a key made for the run (--sim)".into());
+    }
+    tried!(card.puk_usable());
+    let puk = card.secrets.puk.expose().to_string();
+    let pin = card.secrets.pin.expose().to_string();
+    let wrong = if puk == "87654321" { "11223344" } else { "87654321" };
+    let mut said = Vec::new();
+    loop {
+        let (_, sw) = step!(card.raw(&apdu(0x2C, 0x80, wrong.as_bytes(), pin.as_bytes())));
+        said.push(sw.0);
+        if sw.0 == 0x6983 || sw.0 == 0x63C0 || said.len() >= 16 {
+            break;
+        }
+    }
+    let (_, right) = step!(card.raw(&apdu(0x2C, 0x80, puk.as_bytes(), pin.as_bytes())));
+    if right.0 == 0x9000 {
+        return Verdict::Fail(format!("after wrong PUKs ({said:04X?}) the right PUK still reset the PIN"));
+    }
+    expect(right, &[0x6983], &format!("the right PUK once blocked (after {said:04X?})"))
+}
+
 fn wrong_reference(card: &mut Card) -> Verdict {
-    let (_, sw) = step!(card.raw(&apdu(0x24, 0x9B, b"123456", b"654321")));
+    // Old and new are the key's own PIN: a card that took 9B for its PIN changes nothing.
+    tried!(super::spendable_pin(card));
+    let pin = card.secrets.pin.expose().as_bytes().to_vec();
+    let (_, sw) = step!(card.raw(&apdu(0x24, 0x9B, &pin, &pin)));
     expect(sw, &[0x6A88, 0x6A86, 0x6A80], "CHANGE REFERENCE DATA of key reference 9B (not a PIN)")
 }
 
@@ -185,5 +237,23 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Must,
         destructive: false,
         run: puk_short_new,
+    },
+    Check {
+        id: "PIV-CHANGE-005",
+        title: "CHANGE REFERENCE DATA of the PUK changes it (and back); the old PUK is refused",
+        clause: "SP 800-73-4 Part 2 §3.2.2",
+        family: Family::PinMgmt,
+        severity: Severity::Must,
+        destructive: false,
+        run: puk_change_and_back,
+    },
+    Check {
+        id: "PIV-RESET-004",
+        title: "wrong PUKs block it; a blocked PUK refuses even the right PUK (6983)",
+        clause: "SP 800-73-4 Part 2 §3.2.3",
+        family: Family::PinMgmt,
+        severity: Severity::Must,
+        destructive: true,
+        run: puk_lockout,
     },
 ];

@@ -1,5 +1,7 @@
 //! Malformed and unknown commands get ISO 7816-4's status words, and leave the key as it was.
 
+use proto::status::Sw;
+
 use super::{expect, step, tried};
 use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
@@ -71,6 +73,8 @@ fn wrong_slot(card: &mut Card) -> Verdict {
 }
 
 fn oversized_pin(card: &mut Card) -> Verdict {
+    // A try this spends must be given back: only with the PIN at hand and two tries left.
+    tried!(super::spendable_pin(card));
     let before = tried!(super::pin_status(card));
     // An extended APDU with 300 bytes of "PIN".
     let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x00, 0x01, 0x2C];
@@ -81,12 +85,15 @@ fn oversized_pin(card: &mut Card) -> Verdict {
         return Verdict::Fail("a 300-byte PIN was accepted".into());
     }
     if after != before {
+        let _ = card.verify_pin();
         return Verdict::Fail(format!("a 300-byte PIN spent a try ({before:04X} -> {after:04X})"));
     }
     Verdict::Pass
 }
 
 fn chained_verify(card: &mut Card) -> Verdict {
+    // A try this spends must be given back: only with the PIN at hand and two tries left.
+    tried!(super::spendable_pin(card));
     let before = tried!(super::pin_status(card));
     let mut apdu = vec![0x10, 0x20, 0x00, 0x80, 0x08];
     apdu.extend([0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0xFF, 0xFF]);
@@ -96,6 +103,7 @@ fn chained_verify(card: &mut Card) -> Verdict {
     let _ = card.raw(&[0x00, 0x02, 0x00, 0x00]);
     let after = tried!(super::pin_status(card));
     if after != before {
+        let _ = card.verify_pin();
         return Verdict::Fail(format!("a chained VERIFY piece counted as a try ({before:04X} -> {after:04X})"));
     }
     Verdict::Pass
@@ -113,6 +121,26 @@ fn tag_out_of_range(card: &mut Card) -> Verdict {
     let (_, sw) = step!(card.raw(&[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC2, 0x00, 0x00]));
     if sw.0 == 0x9000 {
         return Verdict::Fail("GET DATA of 5FC200, outside PIV's object tags, answered 9000".into());
+    }
+    Verdict::Pass
+}
+
+fn le_respected(card: &mut Card) -> Verdict {
+    // The CHUID is longer than 16 bytes on every PIV card: Le 16 must not bring more.
+    let mut apdu = super::get_data_apdu(0x5FC102);
+    if let Some(le) = apdu.last_mut() {
+        *le = 0x10;
+    }
+    let (resp, sw) = step!(card.raw(&apdu));
+    if sw == Sw::FILE_NOT_FOUND {
+        return Verdict::NotSupported("no CHUID to read".into());
+    }
+    if resp.len() > 16 {
+        return Verdict::Fail(format!(
+            "GET DATA with Le 16 was answered with {} bytes ({:04X}): Le ignored",
+            resp.len(),
+            sw.0
+        ));
     }
     Verdict::Pass
 }
@@ -225,5 +253,14 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Should,
         destructive: false,
         run: tag_out_of_range,
+    },
+    Check {
+        id: "PIV-ROBUST-013",
+        title: "an answer never carries more bytes than Le asked for",
+        clause: "ISO 7816-4 §5.1 (Ne); SP 800-73-4 Part 2 §3.1.2",
+        family: Family::Robustness,
+        severity: Severity::Must,
+        destructive: false,
+        run: le_respected,
     },
 ];

@@ -91,7 +91,7 @@ fn verified_status(card: &mut Card) -> Verdict {
 }
 
 fn short_pin(card: &mut Card) -> Verdict {
-    let before = tried!(tries(card));
+    let before = tried!(spendable(card));
     let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &pin_block(b"12345"))));
     let after = tried!(tries(card));
     if after != before {
@@ -102,7 +102,7 @@ fn short_pin(card: &mut Card) -> Verdict {
 }
 
 fn bad_length(card: &mut Card) -> Verdict {
-    let before = tried!(tries(card));
+    let before = tried!(spendable(card));
     let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &[0x31; 7])));
     let after = tried!(tries(card));
     if after != before {
@@ -176,7 +176,9 @@ fn lockout(card: &mut Card) -> Verdict {
 fn spent_before_compare(card: &mut Card) -> Verdict {
     let before = tried!(spendable(card));
     if !card.cut_power_at_next_write() {
-        return Verdict::NotSupported("needs a key whose power the suite can cut (a simulated key, --sim)".into());
+        return Verdict::NotSupported(
+            "needs a key whose power the suite can cut (--sim, or a served key with --power DIR)".into(),
+        );
     }
     let block = pin_block(card.secrets.pin.expose().as_bytes());
     let answer = card.raw(&verify_apdu(0x00, 0x80, &block));
@@ -189,7 +191,14 @@ fn spent_before_compare(card: &mut Card) -> Verdict {
             sw.0
         ));
     }
-    step!(card.fresh());
+    // A key in a reader comes back from the power loss as a new insertion: give it a moment.
+    let back = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(e) = card.fresh() {
+        if std::time::Instant::now() >= back {
+            return Verdict::Fail(format!("the key did not come back from the power loss: {e}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let after = tried!(tries(card));
     if let Err(v) = restore(card) {
         return v;
@@ -229,7 +238,10 @@ fn wrong_p1(card: &mut Card) -> Verdict {
 }
 
 fn puk_not_verifiable(card: &mut Card) -> Verdict {
-    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x81, &pin_block(b"12345678"))));
+    // The right PUK, known to be right: a card that counted VERIFY 81 as a PUK try spends none.
+    tried!(card.puk_usable());
+    let block = pin_block(card.secrets.puk.expose().as_bytes());
+    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x81, &block)));
     if sw.0 == 0x9000 {
         return Verdict::Fail("VERIFY of the PUK (81) answered 9000: the PUK may only reset the PIN".into());
     }

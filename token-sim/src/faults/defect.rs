@@ -43,10 +43,17 @@ pub enum Defect {
     DecrementAfterCompare,
     /// RESET (Yubico FB) wipes the key though its PIN and PUK are not blocked.
     ResetWithPinUnblocked,
+    /// The second step of management-key authentication answers 9000 to a witness shorter
+    /// than the block (a card comparing only the bytes sent: CVE-2025-25201's class).
+    AcceptsWitnessPrefix,
+    /// 9C signs without the PIN just before it: the key sends the last PIN again itself.
+    PinAlwaysIgnored,
+    /// A response longer than Le comes whole, as if Le had been 0 (extended).
+    LeIgnored,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 15] = [
+    pub const ALL: [Defect; 18] = [
         Defect::AcceptsAnyMgmtKey,
         Defect::NoRetryDecrement,
         Defect::WrongSwWhenBlocked,
@@ -62,6 +69,9 @@ impl Defect {
         Defect::CounterResetOnSelect,
         Defect::DecrementAfterCompare,
         Defect::ResetWithPinUnblocked,
+        Defect::AcceptsWitnessPrefix,
+        Defect::PinAlwaysIgnored,
+        Defect::LeIgnored,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +91,9 @@ impl Defect {
             Defect::CounterResetOnSelect => "counter-reset-on-select",
             Defect::DecrementAfterCompare => "decrement-after-compare",
             Defect::ResetWithPinUnblocked => "reset-with-pin-unblocked",
+            Defect::AcceptsWitnessPrefix => "accepts-witness-prefix",
+            Defect::PinAlwaysIgnored => "pin-always-ignored",
+            Defect::LeIgnored => "le-ignored",
         }
     }
 
@@ -101,6 +114,9 @@ impl Defect {
             Defect::CounterResetOnSelect => "after SELECT the PIN reports all its tries again",
             Defect::DecrementAfterCompare => "VERIFY writes the try after comparing, and only when wrong",
             Defect::ResetWithPinUnblocked => "RESET wipes the key though PIN and PUK are not blocked",
+            Defect::AcceptsWitnessPrefix => "9B authentication answers 9000 to a witness shorter than the block",
+            Defect::PinAlwaysIgnored => "9C signs again without a new PIN (PIN-always ignored)",
+            Defect::LeIgnored => "answers longer than Le come whole",
         }
     }
 
@@ -120,6 +136,9 @@ impl Defect {
             Defect::CounterResetOnSelect => "PIV-VERIFY-013",
             Defect::DecrementAfterCompare => "PIV-VERIFY-012",
             Defect::ResetWithPinUnblocked => "PIV-YK-008",
+            Defect::AcceptsWitnessPrefix => "PIV-MGMT-003",
+            Defect::PinAlwaysIgnored => "PIV-SIGN-003",
+            Defect::LeIgnored => "PIV-ROBUST-013",
         }
     }
 
@@ -152,6 +171,8 @@ pub(crate) struct DefectLayer {
     last_count: Option<u8>,
     /// Wrong PINs since the last SELECT (for the counter that SELECT "resets").
     since_select: Option<u8>,
+    /// The last VERIFY that opened the PIN, command and all (for PIN-always ignored).
+    last_verify: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 /// Values no PIN or PUK is likely to be, to block them; the second is tried when the first
@@ -165,6 +186,18 @@ fn sw(answer: &[u8]) -> u16 {
     }
 }
 
+/// A command whose Le asks for fewer than 256 bytes.
+fn le_below_256(apdu: &[u8]) -> bool {
+    proto::apdu::CommandApdu::parse(apdu).is_ok_and(|a| a.le.is_some_and(|le| le < 256))
+}
+
+/// A second 9B step (7C with 80 and 81) whose witness (80) is shorter than any block.
+fn short_witness(apdu: &[u8]) -> bool {
+    // 00 87 alg 9B Lc 7C len 80 wlen ...
+    matches!(apdu.get(5..9), Some([0x7C, _, 0x80, w]) if *w > 0 && *w < 8)
+        || matches!(apdu.get(5..9), Some([0x7C, _, 0x80, w]) if *w > 8 && *w < 16)
+}
+
 fn with_sw(mut answer: Vec<u8>, sw: u16) -> Vec<u8> {
     let n = answer.len().saturating_sub(2);
     answer.truncate(n);
@@ -174,7 +207,7 @@ fn with_sw(mut answer: Vec<u8>, sw: u16) -> Vec<u8> {
 
 impl DefectLayer {
     pub fn new(defect: Defect) -> DefectLayer {
-        DefectLayer { defect, last_count: None, since_select: None }
+        DefectLayer { defect, last_count: None, since_select: None, last_verify: None }
     }
 
     pub fn defect(&self) -> Defect {
@@ -185,6 +218,7 @@ impl DefectLayer {
     pub fn reset(&mut self) {
         self.last_count = None;
         self.since_select = None;
+        self.last_verify = None;
     }
 
     /// One command through the defect; `card` runs an APDU on the card behind it.
@@ -197,6 +231,32 @@ impl DefectLayer {
                 if ins == 0x87 && p2 == 0x9B && apdu.len() > 8 && apdu[7] == 0x80 && apdu[8] > 0 =>
             {
                 return vec![0x90, 0x00];
+            }
+            Defect::AcceptsWitnessPrefix if ins == 0x87 && p2 == 0x9B && short_witness(apdu) => {
+                return vec![0x90, 0x00];
+            }
+            Defect::PinAlwaysIgnored if verify_pin && apdu.len() > 5 => {
+                let answer = card(apdu);
+                if sw(&answer) == 0x9000 {
+                    self.last_verify = Some(zeroize::Zeroizing::new(apdu.to_vec()));
+                }
+                return answer;
+            }
+            Defect::PinAlwaysIgnored if ins == 0x87 && p2 == 0x9C => {
+                if let Some(v) = self.last_verify.clone() {
+                    let _ = card(&v);
+                }
+            }
+            Defect::LeIgnored if ins != 0xC0 && le_below_256(apdu) => {
+                // Gather what the card has, as if Le had asked for all of it.
+                let mut answer = card(apdu);
+                let mut whole = Vec::new();
+                while sw(&answer) & 0xFF00 == 0x6100 {
+                    whole.extend_from_slice(&answer[..answer.len() - 2]);
+                    answer = card(&[0x00, 0xC0, 0x00, 0x00, 0x00]);
+                }
+                whole.extend_from_slice(&answer);
+                return whole;
             }
             Defect::GetDataIgnoresP1P2 if ins == 0xCB && (p1, p2) != (0x3F, 0xFF) => {
                 let mut fixed = apdu.to_vec();

@@ -195,6 +195,9 @@ pub async fn serve(key: SharedKey, addr: String, mut control: Control, state: wa
             SessionEnd::Removed => tracing::info!(key = %label, %addr, "key removed"),
             SessionEnd::Shutdown => tracing::info!(key = %label, %addr, "shutting down: key disconnected"),
             SessionEnd::Lost(e) => tracing::warn!(key = %label, %addr, "lost pcscd ({e}); reconnecting"),
+            SessionEnd::PowerLost => {
+                tracing::warn!(key = %label, %addr, "the card lost power in a command: out and back in")
+            }
         }
     }
     state.send_replace(LinkState::Stopped);
@@ -204,6 +207,8 @@ enum SessionEnd {
     Removed,
     Shutdown,
     Lost(io::Error),
+    /// The card went mute in a command: the connection is dropped and made again at once.
+    PowerLost,
 }
 
 /// pcscd polls a connected card every few hundred milliseconds; silence this long means the
@@ -253,6 +258,11 @@ async fn session(key: &SharedKey, stream: &mut TcpStream, control: &mut Control)
             }
         };
         if let Some(reply) = reply {
+            if reply.is_empty() {
+                // The card lost its power in the command (an injected fault): a reader sees a
+                // mute card, and vpcd has no word for that; the card leaves and comes back.
+                return SessionEnd::PowerLost;
+            }
             if let Err(e) = stream.write_all(&encode(&reply)).await {
                 return SessionEnd::Lost(e);
             }
