@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser};
 use conformance::{catalog, Card, Secrets, Selection};
-use host_driver::pcsc::Pcsc;
 use proto::{Clock, Transport};
 
 use crate::KeyArgs;
@@ -34,7 +33,7 @@ pub struct ConformanceArgs {
     key: KeyArgs,
     /// Judge a fresh virtual key made for the run (scenario full: keys and certificates in
     /// 9A, 9C, 9D and 9E)
-    #[arg(long, conflicts_with_all = ["key", "reader"])]
+    #[arg(long, conflicts_with_all = ["key", "reader", "ccid"])]
     sim: bool,
     /// With --sim: a plain PIV card, without the Yubico extensions
     #[arg(long, requires = "sim")]
@@ -136,15 +135,10 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         faults = Some(key.faults());
         Box::new(key)
     } else {
-        match (&a.key.key, &a.key.reader) {
-            (Some(dir), _) => Box::new(crate::open::open_dir(dir)?),
-            (None, Some(reader)) => {
-                let pcsc = Pcsc::establish()?;
-                let name = pcsc.find_reader(reader)?;
-                Box::new(pcsc.connect(&name)?)
-            }
-            (None, None) => bail!("which key? --sim, --key DIR or --reader NAME (see `ukey keys`)"),
+        if a.key.key.is_none() && a.key.reader.is_none() && a.key.ccid.is_none() {
+            bail!("which key? --sim, --key DIR, --reader NAME (see `ukey keys`) or --ccid DIR");
         }
+        crate::open::transport(&a.key)?
     };
     let mut secrets = Secrets::default();
     if let Some(p) = a.pin {

@@ -77,7 +77,8 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-/// Which key a command works on: a virtual key's directory, or a key in a PC/SC reader.
+/// Which key a command works on: a virtual key's directory, a key in a PC/SC reader, or a
+/// virtual key as a USB CCID device.
 #[derive(Args, Debug, Clone)]
 pub struct KeyArgs {
     /// Directory of a virtual key (made with `ukey sim new`)
@@ -87,11 +88,16 @@ pub struct KeyArgs {
     /// Real keys, and virtual keys served with `ukey sim serve`
     #[arg(long, value_name = "NAME", env = "UKEY_READER")]
     pub reader: Option<String>,
+    /// Directory of a virtual key reached as a USB CCID token: plugged into a software USB bus
+    /// in this process and driven through the host's CCID transport (descriptors, power,
+    /// XfrBlock), the way a real token's driver talks to it
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["key", "reader"])]
+    pub ccid: Option<PathBuf>,
 }
 
 impl KeyArgs {
     pub fn dir(dir: &std::path::Path) -> KeyArgs {
-        KeyArgs { key: Some(dir.to_path_buf()), reader: None }
+        KeyArgs { key: Some(dir.to_path_buf()), reader: None, ccid: None }
     }
 }
 

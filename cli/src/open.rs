@@ -1,12 +1,16 @@
-//! Reaching the key a command names: a virtual key's directory (in this process) or a reader
-//! (PC/SC). Everything after this point sees only a `Transport`.
+//! Reaching the key a command names: a virtual key's directory (in this process), a reader
+//! (PC/SC), or a virtual key as a USB CCID token on the software bus. Everything after this
+//! point sees only a `Transport`.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use host_driver::ccid::CcidTransport;
 use host_driver::pcsc::Pcsc;
 use host_driver::Piv;
 use proto::Transport;
+use token_sim::frontends::ccid::bus::HostEnd;
+use token_sim::frontends::ccid::device::Plugged;
 use token_sim::VirtualKey;
 
 use crate::serve;
@@ -39,19 +43,59 @@ impl Drop for Session {
     }
 }
 
-/// Open the key named on the command line and select PIV on it.
-pub fn open(key: &KeyArgs) -> Result<AnyKey> {
-    let transport: Box<dyn Transport> = match (&key.key, &key.reader) {
-        (Some(dir), _) => Box::new(open_dir(dir)?),
-        (None, Some(reader)) => {
+/// The transport to the key named on the command line.
+pub fn transport(key: &KeyArgs) -> Result<Box<dyn Transport>> {
+    Ok(match (&key.key, &key.reader, &key.ccid) {
+        (Some(dir), _, _) => Box::new(open_dir(dir)?),
+        (None, Some(reader), _) => {
             let pcsc = Pcsc::establish()?;
             let name = pcsc.find_reader(reader)?;
             Box::new(pcsc.connect(&name)?)
         }
-        (None, None) => {
-            bail!("which key? give --key DIR (a virtual key) or --reader NAME (a key in a reader; see `ukey keys`)")
-        }
-    };
+        (None, None, Some(dir)) => Box::new(CcidKey::plug(open_dir(dir)?)?),
+        (None, None, None) => bail!(
+            "which key? give --key DIR (a virtual key), --reader NAME (a key in a reader; see `ukey keys`) \
+             or --ccid DIR (a virtual key as a USB token)"
+        ),
+    })
+}
+
+/// A virtual key plugged into the software USB bus, driven through CCID. The key is unplugged
+/// when this is dropped.
+pub struct CcidKey {
+    transport: CcidTransport<HostEnd>,
+    _plugged: Plugged,
+}
+
+impl CcidKey {
+    pub fn plug(key: VirtualKey) -> Result<CcidKey> {
+        let plugged = Plugged::new(token_sim::SharedKey::new(key));
+        let transport = CcidTransport::open(plugged.host()).context("driving the key through CCID")?;
+        Ok(CcidKey { transport, _plugged: plugged })
+    }
+}
+
+impl Transport for CcidKey {
+    fn transmit(&mut self, apdu: &[u8]) -> std::result::Result<Vec<u8>, proto::TransportError> {
+        self.transport.transmit(apdu)
+    }
+    fn reset(&mut self) -> std::result::Result<Vec<u8>, proto::TransportError> {
+        self.transport.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        self.transport.is_present()
+    }
+    fn name(&self) -> String {
+        self.transport.name()
+    }
+    fn may_block(&self) -> bool {
+        true
+    }
+}
+
+/// Open the key named on the command line and select PIV on it.
+pub fn open(key: &KeyArgs) -> Result<AnyKey> {
+    let transport = transport(key)?;
     let name = transport.name();
     let mut piv = Piv::new(transport);
     piv.select().with_context(|| format!("{name}: the key did not answer SELECT PIV"))?;
@@ -72,10 +116,11 @@ pub fn open_dir(dir: &Path) -> Result<VirtualKey> {
 
 /// What a person calls the key of these arguments.
 pub fn label(key: &KeyArgs) -> String {
-    match (&key.key, &key.reader) {
-        (Some(dir), _) => dir_label(dir),
-        (None, Some(r)) => r.clone(),
-        (None, None) => "key".into(),
+    match (&key.key, &key.reader, &key.ccid) {
+        (Some(dir), _, _) => dir_label(dir),
+        (None, Some(r), _) => r.clone(),
+        (None, None, Some(dir)) => format!("{} (CCID)", dir_label(dir)),
+        (None, None, None) => "key".into(),
     }
 }
 

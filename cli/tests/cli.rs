@@ -579,3 +579,26 @@ fn a_defective_sim_key_does_not_conform() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ukey sim defects"));
 }
+
+#[test]
+fn key_commands_reach_a_virtual_key_as_a_usb_ccid_token() {
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("k");
+    let k = key.to_str().unwrap();
+    ok(home.path(), &["sim", "new", k, "--scenario", "provisioned", "--seed", "9"]);
+    // A wrong PIN through CCID is counted on the key itself.
+    let out = ukey(home.path(), &["pin", "verify", "--ccid", k, "--pin", "000000"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("2 attempt(s) left"), "{said}");
+    let retries = json(&ukey(home.path(), &["pin", "retries", "--key", k, "--json"]));
+    assert_eq!(retries["retries_left"], 2);
+    ok(home.path(), &["pin", "verify", "--ccid", k, "--pin", "123456"]);
+    // The whole suite through the software USB bus.
+    let out = ukey(home.path(), &["conformance", "--ccid", k, "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(v["key"]["name"].as_str().unwrap().contains("CCID"), "{}", v["key"]["name"]);
+    let out = ukey(home.path(), &["pin", "verify", "--ccid", k, "--key", k, "--pin", "123456"]);
+    assert!(!out.status.success(), "one key at a time");
+}

@@ -1,8 +1,10 @@
 //! The host side of ukey ("certificate application environment"): a PIV client that speaks
-//! to any key through [`proto::Transport`] — a virtual key in this process, a reader via PC/SC —
+//! to any key through [`proto::Transport`] — a virtual key in this process, a reader via PC/SC,
+//! a USB CCID device (`ccid`, over the software bus or USB/IP) —
 //! and never knows which one it has.
 
 pub mod agent;
+pub mod ccid;
 pub mod certinfo;
 pub mod csr;
 pub mod error;

@@ -311,6 +311,9 @@ impl Slot {
             return;
         }
         self.state = State::Idle;
+        // The command may have carried a PIN or a key: gone once answered.
+        zeroize::Zeroize::zeroize(&mut self.apdu[..]);
+        self.apdu.clear();
         let seq = self.seq;
         match (job, done) {
             (_, Done::Absent) => {

@@ -4,22 +4,16 @@
 //!
 //! - [`wire`]: the protocol's messages, parsed and written (no I/O).
 //! - [`server`]: answers `usbip list` (OP_REQ_DEVLIST) with the exported keys. Importing one
-//!   (`usbip attach`) needs the key's CCID device on a software USB bus, which is not built
-//!   yet: the server refuses an import with USB/IP's error status and says so in its log.
+//!   (`usbip attach`) will carry URBs to the key's CCID device on the software bus
+//!   (`frontends::ccid`); until that is wired the server refuses an import with USB/IP's error
+//!   status and says so in its log.
 
 pub mod server;
 pub mod wire;
 
 use wire::DeviceRecord;
 
-/// pid.codes' vendor id (the open-source hardware registry).
-pub const VENDOR_ID: u16 = 0x1209;
-/// A product id pid.codes reserves for private testing (0x0001-0x0010): ukey's keys are test
-/// devices. libccid opens only the VID/PIDs in its Info.plist, so a host that should use a
-/// served key with pcscd adds this pair there.
-pub const PRODUCT_ID: u16 = 0x0001;
-/// bcdDevice: release 1.00.
-pub const DEVICE_RELEASE: u16 = 0x0100;
+pub use super::ccid::{DEVICE_RELEASE, PRODUCT_ID, VENDOR_ID};
 /// The smart-card (CCID) interface class.
 pub const CCID_CLASS: [u8; 3] = [0x0B, 0x00, 0x00];
 /// Default listening address (USB/IP's port on loopback).

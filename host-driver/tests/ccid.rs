@@ -1,0 +1,136 @@
+//! The driver over USB CCID: the whole key suite through the card's software USB bus
+//! (usb-device and the CCID class on one side, the host's CCID transport on the other), and
+//! what is CCID's own: descriptors read and honoured, power cycling the card's security
+//! status away, chaining both ways, time extensions for a slow card, aborts.
+
+mod suite;
+
+use std::time::Duration;
+
+use host_driver::ccid::CcidTransport;
+use host_driver::{PinOutcome, PinStatus, Piv};
+use proto::ccid::features;
+use proto::clock::FixedClock;
+use proto::transport::{Transport, TransportError};
+use suite::{Maker, NOW};
+use token_sim::faults::Fault;
+use token_sim::frontends::ccid::bus::HostEnd;
+use token_sim::frontends::ccid::device::Plugged;
+use token_sim::{KeySpec, SharedKey, VirtualKey};
+
+/// A key plugged into the software bus, driven through CCID; unplugged when dropped.
+pub struct OverCcid {
+    transport: CcidTransport<HostEnd>,
+    key: SharedKey,
+    _plugged: Plugged,
+}
+
+impl Transport for OverCcid {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.transport.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.transport.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        self.transport.is_present()
+    }
+    fn name(&self) -> String {
+        self.transport.name()
+    }
+}
+
+fn plug(spec: KeySpec, extension_after: Duration) -> OverCcid {
+    let key = SharedKey::new(VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap());
+    let plugged = Plugged::with_time_extension(key.clone(), extension_after);
+    let transport = CcidTransport::open(plugged.host()).unwrap();
+    OverCcid { transport, key, _plugged: plugged }
+}
+
+struct ViaCcid;
+
+impl Maker for ViaCcid {
+    type T = OverCcid;
+    fn make(&self, spec: KeySpec) -> Piv<OverCcid> {
+        Piv::new(plug(spec, Duration::from_millis(500)))
+    }
+}
+
+key_suite!(ViaCcid);
+
+#[test]
+fn the_class_descriptor_is_read_and_the_card_answers_its_own_atr() {
+    let mut k = plug(KeySpec { seed: Some(2), ..KeySpec::default() }, Duration::from_millis(500));
+    let d = k.transport.interface().descriptor;
+    assert_eq!(d.level(), features::LEVEL_EXTENDED_APDU);
+    assert_eq!(d.max_message_len, 1034);
+    assert_eq!(d.protocols, 2, "T=1");
+    assert!(k.transport.name().contains(&k.key.lock().serial().to_string()), "{}", k.transport.name());
+    assert_eq!(k.transport.reset().unwrap(), token_sim::piv::card::ATR.to_vec());
+    assert_eq!(k.transport.parameters().unwrap().0, 1, "T=1 parameters");
+}
+
+#[test]
+fn a_power_cycle_ends_the_pin_verification() {
+    let mut p = Piv::new(plug(KeySpec { seed: Some(3), ..KeySpec::default() }, Duration::from_millis(500)));
+    assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Ok);
+    assert_eq!(p.pin_status().unwrap(), PinStatus::Verified);
+    p.transport().transport.power_off().unwrap();
+    assert!(matches!(p.pin_status(), Err(host_driver::PivError::Transport(TransportError::Reset(_)))));
+    p.transport().reset().unwrap();
+    p.select().unwrap();
+    assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
+}
+
+#[test]
+fn extended_apdus_longer_than_a_message_are_chained_both_ways() {
+    let mut p = Piv::new(plug(KeySpec { seed: Some(4), ..KeySpec::default() }, Duration::from_millis(500)));
+    p.authenticate(&host_driver::MgmtKey::default()).unwrap();
+    // 3000 bytes in one extended APDU: three XfrBlocks to the reader; read back likewise.
+    let body: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let mut data = vec![0x5C, 0x03, 0x5F, 0xC1, 0x05, 0x53, 0x82, 0x0B, 0xB8];
+    data.extend(&body);
+    let mut apdu = vec![0x00, 0xDB, 0x3F, 0xFF, 0x00];
+    apdu.extend((data.len() as u16).to_be_bytes());
+    apdu.extend(&data);
+    let t = p.transport();
+    assert_eq!(t.transmit(&apdu).unwrap(), [0x90, 0x00]);
+    let r = t.transmit(&[0x00, 0xCB, 0x3F, 0xFF, 0x00, 0x00, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x05, 0x00, 0x00]).unwrap();
+    assert_eq!(&r[r.len() - 2..], [0x90, 0x00]);
+    assert!(r.len() > 1034, "longer than one message: {}", r.len());
+    assert!(r.windows(body.len()).any(|w| w == &body[..]), "the object came back whole");
+}
+
+#[test]
+fn a_slow_card_sends_time_extensions_and_still_answers() {
+    let mut k = plug(KeySpec { seed: Some(5), ..KeySpec::default() }, Duration::from_millis(40));
+    k.key.lock().faults().arm(Fault::Slow(Duration::from_millis(300)));
+    k.transport.set_timeout(Duration::from_millis(150));
+    let r = k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]).unwrap();
+    assert_eq!(&r[..], [0x63, 0xC3]);
+    assert!(k.transport.time_extensions >= 2, "{} time extensions", k.transport.time_extensions);
+}
+
+#[test]
+fn a_reader_that_does_not_answer_in_time_is_aborted_and_the_next_command_works() {
+    // No time extension before 10 s: the host gives up first and aborts.
+    let mut k = plug(KeySpec { seed: Some(6), ..KeySpec::default() }, Duration::from_secs(10));
+    k.key.lock().faults().arm(Fault::Slow(Duration::from_millis(400)));
+    k.transport.set_timeout(Duration::from_millis(100));
+    let e = k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]).unwrap_err();
+    assert!(e.to_string().contains("aborted"), "{e}");
+    k.key.lock().faults().disarm();
+    k.transport.set_timeout(Duration::from_secs(5));
+    // The late answer to the aborted command is never taken for this one's.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]).unwrap();
+    assert_eq!(&r[..], [0x63, 0xC3]);
+}
+
+#[test]
+fn an_unplugged_key_is_a_removed_card() {
+    let mut k = plug(KeySpec { seed: Some(7), ..KeySpec::default() }, Duration::from_millis(500));
+    k._plugged.host().unplug();
+    assert!(matches!(k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]), Err(TransportError::Removed(_))));
+    assert!(!k.transport.is_present());
+}
