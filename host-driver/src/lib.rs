@@ -14,6 +14,7 @@ pub mod login_token;
 pub mod mgmt;
 pub mod pcsc;
 pub mod piv;
+pub mod usbip;
 
 pub use error::PivError;
 pub use keys::{inspect, KeyInfo};

@@ -103,9 +103,11 @@ fn extended_apdus_longer_than_a_message_are_chained_both_ways() {
 
 #[test]
 fn a_slow_card_sends_time_extensions_and_still_answers() {
-    let mut k = plug(KeySpec { seed: Some(5), ..KeySpec::default() }, Duration::from_millis(40));
-    k.key.lock().faults().arm(Fault::Slow(Duration::from_millis(300)));
-    k.transport.set_timeout(Duration::from_millis(150));
+    // The card takes 1.5 s; the host waits 1 s for a reply: only the extensions (every
+    // 100 ms) keep it waiting.
+    let mut k = plug(KeySpec { seed: Some(5), ..KeySpec::default() }, Duration::from_millis(100));
+    k.key.lock().faults().arm(Fault::Slow(Duration::from_millis(1500)));
+    k.transport.set_timeout(Duration::from_secs(1));
     let r = k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]).unwrap();
     assert_eq!(&r[..], [0x63, 0xC3]);
     assert!(k.transport.time_extensions >= 2, "{} time extensions", k.transport.time_extensions);
@@ -133,4 +135,85 @@ fn an_unplugged_key_is_a_removed_card() {
     k._plugged.host().unplug();
     assert!(matches!(k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]), Err(TransportError::Removed(_))));
     assert!(!k.transport.is_present());
+}
+
+/// The same suite with the USB/IP protocol between the CCID transport and the device: ukey's
+/// USB/IP server on loopback, the driver's user-space USB/IP client.
+mod over_usbip {
+    use super::*;
+    use host_driver::usbip::UsbipLink;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use token_sim::frontends::usbip::server::{self, KeyExports};
+
+    pub struct ViaUsbip;
+
+    /// A key exported by a USB/IP server of its own, imported and driven through CCID.
+    pub struct Imported {
+        transport: CcidTransport<UsbipLink>,
+        pub key: SharedKey,
+        pub addr: String,
+    }
+
+    impl Transport for Imported {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+            self.transport.transmit(apdu)
+        }
+        fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+            self.transport.reset()
+        }
+        fn is_present(&mut self) -> bool {
+            self.transport.is_present()
+        }
+        fn name(&self) -> String {
+            self.transport.name()
+        }
+    }
+
+    pub fn import(spec: KeySpec) -> Imported {
+        let key = SharedKey::new(VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let exports = Arc::new(KeyExports::new(vec![key.clone()]));
+        std::thread::spawn(move || server::serve(listener, exports));
+        let link = UsbipLink::import(&addr, "1-1").unwrap();
+        Imported { transport: CcidTransport::open(link).unwrap(), key, addr }
+    }
+
+    impl Maker for ViaUsbip {
+        type T = Imported;
+        fn make(&self, spec: KeySpec) -> Piv<Imported> {
+            Piv::new(import(spec))
+        }
+    }
+
+    use super::suite;
+    key_suite!(ViaUsbip);
+
+    #[test]
+    fn a_key_is_imported_once_at_a_time_and_a_timed_out_urb_is_unlinked() {
+        let mut k = import(KeySpec { seed: Some(8), ..KeySpec::default() });
+        assert!(k.transport.name().contains("usbip"), "{}", k.transport.name());
+        let again = UsbipLink::import(&k.addr, "1-1").err().expect("attached already");
+        assert!(again.to_string().contains("refused"), "{again}");
+        assert!(UsbipLink::import(&k.addr, "1-2").is_err(), "no such key");
+        // A slow card with no time extension yet: the host's IN URB times out, is unlinked,
+        // and the late answer is not taken for the next command's.
+        k.key.lock().faults().arm(Fault::Slow(Duration::from_millis(300)));
+        k.transport.set_timeout(Duration::from_millis(100));
+        assert!(k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]).is_err());
+        k.key.lock().faults().disarm();
+        k.transport.set_timeout(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]).unwrap(), [0x63, 0xC3]);
+        // Detached, the key can be imported again.
+        drop(k.transport);
+        let link = (0..50)
+            .find_map(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                UsbipLink::import(&k.addr, "1-1").ok()
+            })
+            .expect("importable again after the detach");
+        drop(link);
+    }
 }

@@ -22,6 +22,8 @@ pub mod tlv;
 pub mod transport;
 #[cfg(feature = "alloc")]
 pub mod usb;
+#[cfg(feature = "std")]
+pub mod usbip;
 
 pub use apdu::{ApduError, CommandApdu};
 pub use clock::Clock;

@@ -5,6 +5,7 @@
 //! for the host's packets, the host side for the device's.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -301,6 +302,51 @@ impl HostEnd {
         drop(st);
         self.shared.changed.notify_all();
         Ok((p, max))
+    }
+
+    /// One IN transfer like [`UsbLink::bulk_in`], with no deadline: it waits until the device
+    /// sends, or `cancelled` is set (then `None`; call [`HostEnd::poke`] after setting it).
+    /// Once a packet is taken the transfer is finished, cancelled or not.
+    pub fn bulk_in_unless(
+        &self,
+        endpoint: u8,
+        max: usize,
+        cancelled: &AtomicBool,
+    ) -> Result<Option<Vec<u8>>, LinkError> {
+        let ep = (endpoint & 0x0F) as usize;
+        let mut data = Vec::new();
+        loop {
+            let mut st = self.shared.wait_until(None, |st| {
+                st.gone
+                    || (data.is_empty() && cancelled.load(Ordering::SeqCst))
+                    || st.inp[ep].as_ref().is_none_or(|e| e.packet.is_some() || e.stalled)
+            });
+            if st.gone {
+                return Err(LinkError::Disconnected);
+            }
+            let e = st.inp[ep].as_mut().ok_or_else(|| LinkError::Io(format!("no IN endpoint {ep}")))?;
+            if e.stalled {
+                return Err(LinkError::Stall);
+            }
+            let packet = e.max as usize;
+            let Some(p) = e.packet.take() else {
+                // Cancelled before anything came.
+                return Ok(None);
+            };
+            st.in_complete |= 1 << ep;
+            drop(st);
+            self.shared.changed.notify_all();
+            data.extend_from_slice(&p);
+            if p.len() < packet || data.len() >= max {
+                return Ok(Some(data));
+            }
+        }
+    }
+
+    /// Wake every waiter to look at its conditions again (after a cancellation).
+    pub fn poke(&self) {
+        // Under the lock: a waiter between its check and its wait cannot miss this.
+        self.shared.update(|_| ());
     }
 
     /// Whether the IN endpoint `ep` is an interrupt endpoint.

@@ -126,7 +126,7 @@ fn run(shared: Arc<Shared>, key: SharedKey, serial: String, after: Duration, rea
             class.slot.finish(id, done);
             working_since = None;
         }
-        if let Some((id, work)) = class.slot.pending_work() {
+        while let Some((id, work)) = class.slot.pending_work() {
             let job = match work {
                 Work::PowerOn => Job::PowerOn,
                 Work::PowerOff => Job::PowerOff,

@@ -38,8 +38,6 @@ pub enum Done<'a> {
 enum Job {
     PowerOn,
     PowerOff,
-    /// A USB reset: the card is powered off and nobody is answered.
-    Reset,
     Apdu,
 }
 
@@ -95,6 +93,9 @@ pub struct Slot {
     aborting: Option<u8>,
     /// A bulk PC_to_RDR_Abort came first: answered when the control request follows.
     bulk_abort: Option<u8>,
+    /// A USB reset happened: the card must lose power before anything else reaches it.
+    /// Not a command of the host's: it never makes the slot busy, and nobody is answered.
+    reset_due: bool,
 }
 
 impl Default for Slot {
@@ -121,6 +122,7 @@ impl Slot {
             replies: Deque::new(),
             aborting: None,
             bulk_abort: None,
+            reset_due: false,
         }
     }
 
@@ -290,15 +292,19 @@ impl Slot {
 
     /// The card's work, once: the id to finish it with, and what to do.
     pub fn pending_work(&mut self) -> Option<(u32, Work<'_>)> {
+        if core::mem::take(&mut self.reset_due) {
+            // Id 0 is never work of the host's: its result is dropped.
+            return Some((0, Work::PowerOff));
+        }
         let State::Ready(job) = self.state else { return None };
-        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id = self.next_id.wrapping_add(1).max(1);
         let id = self.next_id;
         self.state = State::Working(job, id);
         Some((
             id,
             match job {
                 Job::PowerOn => Work::PowerOn,
-                Job::PowerOff | Job::Reset => Work::PowerOff,
+                Job::PowerOff => Work::PowerOff,
                 Job::Apdu => Work::Apdu(&self.apdu),
             },
         ))
@@ -318,13 +324,10 @@ impl Slot {
         match (job, done) {
             (_, Done::Absent) => {
                 self.powered = false;
-                if job != Job::Reset {
-                    let kind = if job == Job::PowerOff { cmd::ICC_POWER_OFF } else { cmd::XFR_BLOCK };
-                    let status = Status { icc: Icc::Absent, outcome: Outcome::Failed };
-                    self.fail_with(kind, seq, status, error::ICC_MUTE);
-                }
+                let kind = if job == Job::PowerOff { cmd::ICC_POWER_OFF } else { cmd::XFR_BLOCK };
+                let status = Status { icc: Icc::Absent, outcome: Outcome::Failed };
+                self.fail_with(kind, seq, status, error::ICC_MUTE);
             }
-            (Job::Reset, _) => self.powered = false,
             (Job::PowerOff, _) => {
                 self.powered = false;
                 let status = self.ok();
@@ -378,9 +381,7 @@ impl Slot {
             return;
         }
         // Whatever was going on is dropped: its result, if it comes, is ignored.
-        if !matches!(self.state, State::Ready(Job::Reset) | State::Working(Job::Reset, _)) {
-            self.state = State::Idle;
-        }
+        self.state = State::Idle;
         self.apdu.clear();
         self.replies.clear();
         if self.bulk_abort == Some(seq) {
@@ -398,7 +399,9 @@ impl Slot {
         self.apdu.clear();
         self.aborting = None;
         self.bulk_abort = None;
-        self.state = State::Ready(Job::Reset);
+        self.state = State::Idle;
+        self.powered = false;
+        self.reset_due = true;
     }
 
     /// Write the next reply into `out` (cleared first); false when there is none.
@@ -556,7 +559,11 @@ mod tests {
         s.command(&msg(cmd::ICC_POWER_ON, 0, [0; 3], &[]));
         work(&mut s);
         s.usb_reset();
-        assert!(matches!(s.pending_work(), Some((_, Work::PowerOff))));
-        assert!(replies(&mut s).is_empty());
+        // The host may already ask: the slot is not busy with the reset.
+        s.command(&msg(cmd::ICC_POWER_ON, 1, [0; 3], &[]));
+        assert!(matches!(s.pending_work(), Some((0, Work::PowerOff))), "the power cut goes first");
+        s.finish(0, Done::PoweredOff);
+        work(&mut s);
+        assert_eq!(replies(&mut s), [msg(reply::DATA_BLOCK, 1, [0, 0, 0], &[0x3B, 0x80, 0x80, 0x01, 0x01])]);
     }
 }

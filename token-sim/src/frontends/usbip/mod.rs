@@ -9,7 +9,9 @@
 //!   status and says so in its log.
 
 pub mod server;
-pub mod wire;
+pub mod session;
+/// The wire protocol lives in proto, shared with the host driver's USB/IP client.
+pub use proto::usbip as wire;
 
 use wire::DeviceRecord;
 

@@ -1,12 +1,35 @@
-//! The USB/IP server's connection handling: one request per connection before any device is
-//! imported, as `usbip list` and `usbip attach` send them. A bad or truncated frame ends that
-//! connection with a log line; nothing a client sends can panic the server.
+//! The USB/IP server's connection handling: one operation request per connection, as
+//! `usbip list` and `usbip attach` send them; after an accepted import the connection carries
+//! that device's URBs (`session`). A bad or truncated frame ends that connection with a log
+//! line; nothing a client sends can panic the server.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
+use proto::Transport;
+
 use super::wire::{encode_devlist, encode_import, DeviceRecord, FrameError, OpRequest};
+use crate::frontends::ccid::device::Plugged;
+
+/// The keys a server exports.
+pub trait Exports: Send + Sync {
+    /// What `usbip list` shows now.
+    fn list(&self) -> Vec<DeviceRecord>;
+    /// Plug the key of `busid` into a software bus for one importer; `None` when there is no
+    /// such key or it is attached already.
+    fn plug(&self, busid: &str) -> Option<(DeviceRecord, Plugged, Box<dyn FnOnce() + Send>)>;
+}
+
+/// Listed, but not importable (tests of `usbip list`).
+impl<F: Fn() -> Vec<DeviceRecord> + Send + Sync> Exports for F {
+    fn list(&self) -> Vec<DeviceRecord> {
+        self()
+    }
+    fn plug(&self, _busid: &str) -> Option<(DeviceRecord, Plugged, Box<dyn FnOnce() + Send>)> {
+        None
+    }
+}
 
 /// Why a connection ended before its request was answered.
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +45,21 @@ pub enum ConnectionError {
 /// What a connection asked for, as the log tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Served {
-    DevList { devices: usize },
-    ImportRefused { busid: String },
+    DevList {
+        devices: usize,
+    },
+    ImportRefused {
+        busid: String,
+    },
+    /// The device was imported, and its URBs carried until the client left.
+    Detached {
+        busid: String,
+    },
 }
 
-/// Read one operation request from `stream` (however the bytes arrive) and answer it with
-/// `devices`, the keys exported now.
-pub fn answer(stream: &mut TcpStream, devices: &[DeviceRecord]) -> Result<Served, ConnectionError> {
+/// Read one operation request from `stream` (however the bytes arrive) and answer it from
+/// `exports`; an accepted import goes on to carry the device's URBs.
+pub fn answer(stream: &mut TcpStream, exports: &dyn Exports) -> Result<Served, ConnectionError> {
     let mut buf = Vec::new();
     let request = loop {
         match OpRequest::parse(&buf) {
@@ -46,33 +77,81 @@ pub fn answer(stream: &mut TcpStream, devices: &[DeviceRecord]) -> Result<Served
     };
     match request {
         OpRequest::DevList => {
-            stream.write_all(&encode_devlist(devices))?;
+            let devices = exports.list();
+            stream.write_all(&encode_devlist(&devices))?;
             Ok(Served::DevList { devices: devices.len() })
         }
-        OpRequest::Import { busid } => {
-            // The device behind an import (CCID on a software USB bus) is not built yet.
-            stream.write_all(&encode_import(None))?;
-            Ok(Served::ImportRefused { busid })
-        }
+        OpRequest::Import { busid } => match exports.plug(&busid) {
+            None => {
+                stream.write_all(&encode_import(None))?;
+                Ok(Served::ImportRefused { busid })
+            }
+            Some((record, plugged, release)) => {
+                let _ = stream.set_nodelay(true);
+                stream.write_all(&encode_import(Some(&record)))?;
+                let r = super::session::run(stream.try_clone()?, plugged.host());
+                // Unplugged before the key is free for the next importer.
+                drop(plugged);
+                release();
+                r.map(|()| Served::Detached { busid })
+            }
+        },
     }
 }
 
 /// Serve `listener` until it fails: each connection on its own thread, answered from
-/// `devices()` at the time it comes.
-pub fn serve(listener: TcpListener, devices: Arc<dyn Fn() -> Vec<DeviceRecord> + Send + Sync>) -> std::io::Result<()> {
+/// `exports` at the time it comes.
+pub fn serve(listener: TcpListener, exports: Arc<dyn Exports>) -> std::io::Result<()> {
     for stream in listener.incoming() {
         let mut stream = stream?;
-        let devices = devices.clone();
+        let exports = exports.clone();
         std::thread::spawn(move || {
             let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-            match answer(&mut stream, &devices()) {
+            match answer(&mut stream, &*exports) {
                 Ok(Served::DevList { devices }) => tracing::info!("usbip {peer}: listed {devices} key(s)"),
-                Ok(Served::ImportRefused { busid }) => tracing::warn!(
-                    "usbip {peer}: import of {busid} refused: attaching needs the CCID device, which ukey does not serve yet"
-                ),
+                Ok(Served::ImportRefused { busid }) => {
+                    tracing::warn!("usbip {peer}: import of {busid} refused: no such key, or it is attached already")
+                }
+                Ok(Served::Detached { busid }) => tracing::info!("usbip {peer}: {busid} detached"),
                 Err(e) => tracing::warn!("usbip {peer}: connection closed: {e}"),
             }
         });
     }
     Ok(())
+}
+
+/// Virtual keys exported as bus ids 1-1, 1-2, ...: each importable by one client at a time.
+pub struct KeyExports {
+    keys: Vec<crate::SharedKey>,
+    attached: Arc<std::sync::Mutex<Vec<bool>>>,
+}
+
+impl KeyExports {
+    pub fn new(keys: Vec<crate::SharedKey>) -> KeyExports {
+        let n = keys.len();
+        KeyExports { keys, attached: Arc::new(std::sync::Mutex::new(vec![false; n])) }
+    }
+}
+
+impl Exports for KeyExports {
+    fn list(&self) -> Vec<DeviceRecord> {
+        // A key pulled out (`ukey sim remove`) is a device unplugged: not listed.
+        (1..).zip(&self.keys).filter(|(_, k)| k.lock().is_present()).map(|(n, _)| super::device_record(n)).collect()
+    }
+
+    fn plug(&self, busid: &str) -> Option<(DeviceRecord, Plugged, Box<dyn FnOnce() + Send>)> {
+        let n: u32 = busid.strip_prefix("1-")?.parse().ok()?;
+        let i = usize::try_from(n).ok()?.checked_sub(1)?;
+        let key = self.keys.get(i)?.clone();
+        if !key.lock().is_present() {
+            return None;
+        }
+        let mut attached = self.attached.lock().unwrap_or_else(|p| p.into_inner());
+        if std::mem::replace(&mut attached[i], true) {
+            return None;
+        }
+        let flags = self.attached.clone();
+        let release = Box::new(move || flags.lock().unwrap_or_else(|p| p.into_inner())[i] = false);
+        Some((super::device_record(n), Plugged::new(key), release))
+    }
 }

@@ -264,6 +264,59 @@ pub fn encode_import(device: Option<&DeviceRecord>) -> Vec<u8> {
     out
 }
 
+/// OP_REP_IMPORT back: the device, or `None` when the server refused (status not 0).
+/// `Incomplete` until the whole reply is there.
+pub fn parse_import(buf: &[u8]) -> Result<(Option<DeviceRecord>, usize), FrameError> {
+    let mut r = Reader { buf, at: 0 };
+    let (version, code, status) = (r.u16()?, r.u16()?, r.u32()?);
+    if version != VERSION {
+        return Err(FrameError::Version(version));
+    }
+    if code != OP_REP_IMPORT {
+        return Err(FrameError::UnknownOp(code));
+    }
+    if status != 0 {
+        return Ok((None, r.at));
+    }
+    let d = DeviceRecord::parse(&mut r)?;
+    Ok((Some(d), r.at))
+}
+
+/// What a server sends back for a URB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrbReply {
+    Submit { seqnum: u32, status: i32, actual_length: u32, data: Vec<u8> },
+    Unlink { seqnum: u32, status: i32 },
+}
+
+impl UrbReply {
+    /// One reply from the start of `buf`; `is_in(seqnum)` says whether that URB was an IN
+    /// transfer (whose RET_SUBMIT carries `actual_length` bytes of data).
+    pub fn parse(buf: &[u8], is_in: impl Fn(u32) -> bool) -> Result<(UrbReply, usize), FrameError> {
+        let mut r = Reader { buf, at: 0 };
+        let command = r.u32()?;
+        let (seqnum, _devid, _direction, _ep) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+        match command {
+            RET_SUBMIT => {
+                let status = r.u32()? as i32;
+                let actual_length = r.u32()?;
+                r.take(URB_HEADER - 28)?;
+                if actual_length > MAX_TRANSFER {
+                    return Err(FrameError::TooLarge(actual_length));
+                }
+                let data = if is_in(seqnum) { r.take(actual_length as usize)?.to_vec() } else { Vec::new() };
+                Ok((UrbReply::Submit { seqnum, status, actual_length, data }, r.at))
+            }
+            RET_UNLINK => {
+                let status = r.u32()? as i32;
+                r.take(URB_HEADER - 24)?;
+                Ok((UrbReply::Unlink { seqnum, status }, r.at))
+            }
+            c => Err(FrameError::UnknownCommand(c)),
+        }
+    }
+}
+
 fn urb_header(out: &mut Vec<u8>, command: u32, h: &UrbHeader) {
     for v in [command, h.seqnum, h.devid, h.direction, h.ep] {
         out.extend_from_slice(&v.to_be_bytes());
@@ -434,6 +487,24 @@ mod tests {
                 }),
             (header(), any::<u32>()).prop_map(|(header, unlink_seqnum)| UrbCommand::Unlink { header, unlink_seqnum }),
         ]
+    }
+
+    #[test]
+    fn replies_parse_back() {
+        let submit = encode_ret_submit(7, -32, 3, &[1, 2, 3]);
+        assert_eq!(
+            UrbReply::parse(&submit, |_| true).unwrap(),
+            (UrbReply::Submit { seqnum: 7, status: -32, actual_length: 3, data: vec![1, 2, 3] }, 51)
+        );
+        let unlink = encode_ret_unlink(9, -104);
+        assert_eq!(UrbReply::parse(&unlink, |_| false).unwrap(), (UrbReply::Unlink { seqnum: 9, status: -104 }, 48));
+        assert_eq!(parse_import(&encode_import(None)).unwrap(), (None, 8));
+        let d = DeviceRecord { interfaces: vec![[0; 3]], ..ukey_record() };
+        let (back, n) = parse_import(&encode_import(Some(&d))).unwrap();
+        assert_eq!((back.unwrap().busid, n), (d.busid.clone(), 8 + DEVICE_RECORD));
+        for cut in 0..submit.len() {
+            assert!(matches!(UrbReply::parse(&submit[..cut], |_| true), Err(FrameError::Incomplete { .. })), "{cut}");
+        }
     }
 
     proptest! {
