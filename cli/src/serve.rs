@@ -1,4 +1,5 @@
-//! `ukey sim serve`: virtual keys as readers of the OS smart-card stack (pcscd + vpcd), and
+//! `ukey sim serve`: virtual keys as readers of the OS smart-card stack (pcscd + vpcd) or as
+//! USB CCID tokens over USB/IP (`--usbip`), and
 //! `ukey sim remove|insert|status`, which steer a running server through the key's control socket.
 
 use std::io::{BufRead, BufReader, Write};
@@ -34,6 +35,13 @@ pub struct ServeArgs {
     /// or `ukey conformance --reader` notices; the key files are not changed by it
     #[arg(long, value_name = "NAME")]
     pub defect: Option<String>,
+    /// Serve the keys as USB CCID tokens over USB/IP instead, on ADDR (default
+    /// 127.0.0.1:3240): bus ids 1-1, 1-2, ... in key order, for `usbip list -r HOST` and
+    /// `usbip attach -r HOST -b 1-N` (the host then needs vhci-hcd, and pcscd's libccid with
+    /// 1209:0001 in its Info.plist). USB/IP has no authentication: whoever reaches ADDR can use
+    /// the keys, so keep it on loopback unless the network is yours
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = token_sim::frontends::usbip::DEFAULT_ADDR, conflicts_with = "vpcd")]
+    pub usbip: Option<String>,
 }
 
 /// A control command sent to a running `ukey sim serve`.
@@ -132,6 +140,9 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         }
         keys.push(key);
     }
+    if let Some(addr) = &a.usbip {
+        return serve_usbip(keys, &a.dirs, addr);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Card commands run on blocking threads; give them room like the test threads get.
@@ -139,6 +150,26 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve_all(keys, a.dirs, addrs, !a.removed))
+}
+
+/// The keys as USB devices over USB/IP until the process is stopped.
+fn serve_usbip(keys: Vec<VirtualKey>, dirs: &[PathBuf], addr: &str) -> Result<ExitCode> {
+    use token_sim::frontends::usbip::server::{self, KeyExports};
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr} for USB/IP"))?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "warning: USB/IP on {local} has no authentication: anyone who reaches it can use these keys (PIN still needed)"
+        );
+    }
+    for (n, (key, dir)) in keys.iter().zip(dirs).enumerate() {
+        println!("serving {} (serial {}) on usbip {local} as bus id 1-{}", dir.display(), key.serial(), n + 1);
+    }
+    println!("Ctrl-C stops; `usbip list -r {}` lists them", local.ip());
+    let _ = std::io::stdout().flush();
+    let shared = keys.into_iter().map(token_sim::SharedKey::new).collect();
+    server::serve(listener, std::sync::Arc::new(KeyExports::new(shared))).context("serving USB/IP")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve_all(keys: Vec<VirtualKey>, dirs: Vec<PathBuf>, addrs: Vec<String>, inserted: bool) -> Result<ExitCode> {

@@ -602,3 +602,45 @@ fn key_commands_reach_a_virtual_key_as_a_usb_ccid_token() {
     let out = ukey(home.path(), &["pin", "verify", "--ccid", k, "--key", k, "--pin", "123456"]);
     assert!(!out.status.success(), "one key at a time");
 }
+
+#[test]
+fn sim_serve_usbip_exports_the_keys_as_usb_tokens() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().unwrap();
+    let (a, b) = (home.path().join("a"), home.path().join("b"));
+    ok(home.path(), &["sim", "new", a.to_str().unwrap(), "--scenario", "provisioned", "--seed", "10"]);
+    ok(home.path(), &["sim", "new", b.to_str().unwrap(), "--seed", "11"]);
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_ukey"))
+        .env("UKEY_HOME", home.path())
+        .args(["sim", "serve", "--usbip", "127.0.0.1:0", a.to_str().unwrap(), b.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let _serve = Kill(serve);
+    let addr = first.split("on usbip ").nth(1).and_then(|r| r.split(' ').next()).unwrap().to_string();
+    // Debian's usbip lists both; under CI it must be there.
+    if std::path::Path::new("/usr/sbin/usbip").exists() {
+        let port = addr.rsplit(':').next().unwrap();
+        let out =
+            Command::new("/usr/sbin/usbip").args(["--tcp-port", port, "list", "-r", "127.0.0.1"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("1-1: ") && text.contains("1-2: ") && text.contains("(1209:0001)"), "{text}");
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "under CI the usbip package is needed");
+    }
+    // The first key, imported over USB/IP and driven through CCID, verifies its PIN.
+    let link = host_driver::usbip::UsbipLink::import(&addr, "1-1").unwrap();
+    let mut piv = host_driver::Piv::new(host_driver::ccid::CcidTransport::open(link).unwrap());
+    piv.select().unwrap();
+    assert_eq!(piv.verify_pin(&"000000".into()).unwrap(), host_driver::PinOutcome::WrongPin { retries_left: 2 });
+    assert_eq!(piv.verify_pin(&"123456".into()).unwrap(), host_driver::PinOutcome::Ok);
+}

@@ -1,7 +1,8 @@
 //! The USB/IP server judged by Debian's `usbip` (user space; no kernel module needed):
 //! `usbip list -r` shows every exported key with pid.codes' VID/PID and the smart-card
-//! interface class; an import is refused with USB/IP's error status (the CCID device behind
-//! it is not built yet); a garbage request closes its connection and the server goes on.
+//! interface class; an import of a device the server does not offer is refused with USB/IP's
+//! error status; a garbage request closes its connection and the server goes on. (Imports
+//! that succeed are in host-driver/tests/ccid.rs and cli/tests/cli.rs.)
 //! Under CI=true a missing `usbip` fails the test.
 
 use std::io::{Read, Write};

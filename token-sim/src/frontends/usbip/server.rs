@@ -12,13 +12,20 @@ use proto::Transport;
 use super::wire::{encode_devlist, encode_import, DeviceRecord, FrameError, OpRequest};
 use crate::frontends::ccid::device::Plugged;
 
+/// A key plugged in for one importer, and what frees it for the next.
+pub struct Import {
+    pub record: DeviceRecord,
+    pub plugged: Plugged,
+    pub release: Box<dyn FnOnce() + Send>,
+}
+
 /// The keys a server exports.
 pub trait Exports: Send + Sync {
     /// What `usbip list` shows now.
     fn list(&self) -> Vec<DeviceRecord>;
     /// Plug the key of `busid` into a software bus for one importer; `None` when there is no
     /// such key or it is attached already.
-    fn plug(&self, busid: &str) -> Option<(DeviceRecord, Plugged, Box<dyn FnOnce() + Send>)>;
+    fn plug(&self, busid: &str) -> Option<Import>;
 }
 
 /// Listed, but not importable (tests of `usbip list`).
@@ -26,7 +33,7 @@ impl<F: Fn() -> Vec<DeviceRecord> + Send + Sync> Exports for F {
     fn list(&self) -> Vec<DeviceRecord> {
         self()
     }
-    fn plug(&self, _busid: &str) -> Option<(DeviceRecord, Plugged, Box<dyn FnOnce() + Send>)> {
+    fn plug(&self, _busid: &str) -> Option<Import> {
         None
     }
 }
@@ -86,7 +93,7 @@ pub fn answer(stream: &mut TcpStream, exports: &dyn Exports) -> Result<Served, C
                 stream.write_all(&encode_import(None))?;
                 Ok(Served::ImportRefused { busid })
             }
-            Some((record, plugged, release)) => {
+            Some(Import { record, plugged, release }) => {
                 let _ = stream.set_nodelay(true);
                 stream.write_all(&encode_import(Some(&record)))?;
                 let r = super::session::run(stream.try_clone()?, plugged.host());
@@ -139,7 +146,7 @@ impl Exports for KeyExports {
         (1..).zip(&self.keys).filter(|(_, k)| k.lock().is_present()).map(|(n, _)| super::device_record(n)).collect()
     }
 
-    fn plug(&self, busid: &str) -> Option<(DeviceRecord, Plugged, Box<dyn FnOnce() + Send>)> {
+    fn plug(&self, busid: &str) -> Option<Import> {
         let n: u32 = busid.strip_prefix("1-")?.parse().ok()?;
         let i = usize::try_from(n).ok()?.checked_sub(1)?;
         let key = self.keys.get(i)?.clone();
@@ -152,6 +159,6 @@ impl Exports for KeyExports {
         }
         let flags = self.attached.clone();
         let release = Box::new(move || flags.lock().unwrap_or_else(|p| p.into_inner())[i] = false);
-        Some((super::device_record(n), Plugged::new(key), release))
+        Some(Import { record: super::device_record(n), plugged: Plugged::new(key), release })
     }
 }
