@@ -107,6 +107,15 @@ if [ ! -x "$UKEY_P11TEST" ]; then
   fi
 fi
 
+# The USB/IP judge with a real kernel: a QEMU guest (Debian's kernel, a busybox initramfs
+# with usbip and socat) attaches a served key over virtio-serial (cli/tests/qemu.rs).
+export UKEY_QEMU_GUEST="${CARGO_TARGET_DIR:-$PWD/target}/qemu-guest"
+echo "== building the QEMU guest into $UKEY_QEMU_GUEST"
+if ! bash scripts/qemu-guest.sh "$UKEY_QEMU_GUEST"; then
+  [ -n "${CI:-}" ] && { echo "could not build the QEMU guest" >&2; exit 1; }
+  echo "!! could not build the QEMU guest: the kernel USB/IP test will say SKIPPED"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied)"
