@@ -29,7 +29,12 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 # The kernel Debian's metapackage points at today.
-kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+kernel_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+kpkg=$(kernel_pkg)
+if [ -z "$kpkg" ]; then
+  as_root apt-get update -qq
+  kpkg=$(kernel_pkg)
+fi
 [ -n "$kpkg" ] || { echo "qemu-guest: no kernel package behind linux-image-amd64 (apt-get update?)" >&2; exit 1; }
 apt-get download "$kpkg" >/dev/null 2>&1 || { as_root apt-get update -qq && apt-get download "$kpkg" >/dev/null; }
 dpkg-deb -x ./"$kpkg"_*.deb kernel
