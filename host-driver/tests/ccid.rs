@@ -18,14 +18,15 @@ use token_sim::frontends::ccid::bus::HostEnd;
 use token_sim::frontends::ccid::device::Plugged;
 use token_sim::{KeySpec, SharedKey, VirtualKey};
 
-/// A key plugged into the software bus, driven through CCID; unplugged when dropped.
-pub struct OverCcid {
-    transport: CcidTransport<HostEnd>,
+/// A key driven through CCID over some link, with whatever keeps its device alive.
+pub struct Driven<T: Transport> {
+    transport: T,
     key: SharedKey,
-    _plugged: Plugged,
+    plugged: Option<Plugged>,
+    addr: String,
 }
 
-impl Transport for OverCcid {
+impl<T: Transport> Transport for Driven<T> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
         self.transport.transmit(apdu)
     }
@@ -40,11 +41,14 @@ impl Transport for OverCcid {
     }
 }
 
+/// A key plugged into the software bus, driven through CCID; unplugged when dropped.
+pub type OverCcid = Driven<CcidTransport<HostEnd>>;
+
 fn plug(spec: KeySpec, extension_after: Duration) -> OverCcid {
     let key = SharedKey::new(VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap());
     let plugged = Plugged::with_time_extension(key.clone(), extension_after);
     let transport = CcidTransport::open(plugged.host()).unwrap();
-    OverCcid { transport, key, _plugged: plugged }
+    Driven { transport, key, plugged: Some(plugged), addr: String::new() }
 }
 
 struct ViaCcid;
@@ -132,7 +136,7 @@ fn a_reader_that_does_not_answer_in_time_is_aborted_and_the_next_command_works()
 #[test]
 fn an_unplugged_key_is_a_removed_card() {
     let mut k = plug(KeySpec { seed: Some(7), ..KeySpec::default() }, Duration::from_millis(500));
-    k._plugged.host().unplug();
+    k.plugged.as_ref().unwrap().host().unplug();
     assert!(matches!(k.transport.transmit(&[0x00, 0x20, 0x00, 0x80]), Err(TransportError::Removed(_))));
     assert!(!k.transport.is_present());
 }
@@ -149,26 +153,7 @@ mod over_usbip {
     pub struct ViaUsbip;
 
     /// A key exported by a USB/IP server of its own, imported and driven through CCID.
-    pub struct Imported {
-        transport: CcidTransport<UsbipLink>,
-        pub key: SharedKey,
-        pub addr: String,
-    }
-
-    impl Transport for Imported {
-        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-            self.transport.transmit(apdu)
-        }
-        fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-            self.transport.reset()
-        }
-        fn is_present(&mut self) -> bool {
-            self.transport.is_present()
-        }
-        fn name(&self) -> String {
-            self.transport.name()
-        }
-    }
+    pub type Imported = Driven<CcidTransport<UsbipLink>>;
 
     pub fn import(spec: KeySpec) -> Imported {
         let key = SharedKey::new(VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap());
@@ -177,7 +162,7 @@ mod over_usbip {
         let exports = Arc::new(KeyExports::new(vec![key.clone()]));
         std::thread::spawn(move || server::serve(listener, exports));
         let link = UsbipLink::import(&addr, "1-1").unwrap();
-        Imported { transport: CcidTransport::open(link).unwrap(), key, addr }
+        Driven { transport: CcidTransport::open(link).unwrap(), key, plugged: None, addr }
     }
 
     impl Maker for ViaUsbip {
