@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the QEMU guest that judges ukey's USB/IP export with a real Linux kernel's USB stack:
+# Builds the QEMU guest that judges ukey's USB/IP export with a real Linux kernel's USB stack
+# and a user's smart-card stack (pcscd with libccid, OpenSC):
 # Debian's own kernel (linux-image-amd64, downloaded with apt-get download and unpacked with
-# dpkg-deb, never installed) and a busybox initramfs holding usbip, socat and the modules the
+# dpkg-deb, never installed) and a busybox initramfs holding usbip, socat, pcscd, libccid and
+# OpenSC (copied with their libraries from this machine's Debian packages) and the modules the
 # guest needs (virtio console, usbcore, usbip-core, vhci-hcd). The guest has no network card:
 # the USB/IP stream comes over a virtio-serial port, which socat in the guest offers on its own
 # 127.0.0.1:3240 to `usbip attach`. What the guest sees is printed on its serial console,
@@ -18,7 +20,8 @@ fi
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
 for p in qemu-system-x86:/usr/bin/qemu-system-x86_64 busybox-static:/bin/busybox socat:/usr/bin/socat \
-         usbip:/usr/sbin/usbip cpio:/usr/bin/cpio; do
+         usbip:/usr/sbin/usbip cpio:/usr/bin/cpio pcscd:/usr/sbin/pcscd libccid:/usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist \
+         opensc:/usr/bin/pkcs11-tool; do
   [ -e "${p#*:}" ] || need+=("${p%%:*}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -55,6 +58,22 @@ add_bin() {
 }
 add_bin /usr/sbin/usbip
 add_bin /usr/bin/socat
+# The smart-card stack a user's machine has: pcscd with libccid, and OpenSC.
+add_bin /usr/sbin/pcscd
+add_bin /usr/bin/opensc-tool
+add_bin /usr/bin/pkcs11-tool
+bundle=/usr/lib/pcsc/drivers/ifd-ccid.bundle
+add_bin $bundle/Contents/Linux/libccid.so
+add_bin /usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so
+add_bin /usr/lib/x86_64-linux-gnu/libpcsclite.so.1
+# glibc loads it at run time for pthread_exit (pcscd's threads).
+add_bin /lib/x86_64-linux-gnu/libgcc_s.so.1
+# libccid opens only the readers its Info.plist names: ukey's pid.codes test pair goes first
+# in each of the three parallel lists.
+sed -e '/<key>ifdVendorID<\/key>/{n;a\		<string>0x1209</string>
+}' -e '/<key>ifdProductID<\/key>/{n;a\		<string>0x0001</string>
+}' -e '/<key>ifdFriendlyName<\/key>/{n;a\		<string>ukey</string>
+}' $bundle/Contents/Info.plist > "$root$bundle/Contents/Info.plist"
 for m in virtio/virtio_ring virtio/virtio virtio/virtio_pci_modern_dev virtio/virtio_pci_legacy_dev \
          virtio/virtio_pci char/virtio_console usb/common/usb-common usb/core/usbcore \
          usb/usbip/usbip-core usb/usbip/vhci-hcd; do
@@ -100,6 +119,25 @@ if [ -n "$dev" ]; then
 else
   say "no device 1209 enumerated"
 fi
+mkdir -p /run/pcscd /var/run/pcscd
+pcscd --foreground > /tmp/pcscd.log 2>&1 &
+readers=
+for i in $(seq 200); do
+  readers=$(opensc-tool -l 2>/dev/null | grep -i ukey)
+  [ -n "$readers" ] && break
+  sleep 0.1
+done
+say "reader: $readers"
+p11=/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so
+printf 'signed in the guest by the served key' > /tmp/data
+pkcs11-tool --module $p11 --login --pin 123456 --sign --id 01 -m ECDSA-SHA256 --signature-format openssl \
+  -i /tmp/data -o /tmp/sig > /tmp/sign.log 2>&1
+say "sign rc=$?"
+pkcs11-tool --module $p11 --read-object --type cert --id 01 -o /tmp/cert.der > /tmp/read.log 2>&1
+say "read rc=$?"
+say "signature $(hexdump -v -e '/1 "%02x"' /tmp/sig 2>/dev/null)"
+say "certificate $(hexdump -v -e '/1 "%02x"' /tmp/cert.der 2>/dev/null)"
+[ -s /tmp/sig ] || { sed 's/^/ukey-guest: sign log: /' /tmp/sign.log; tail -20 /tmp/pcscd.log | sed 's/^/ukey-guest: pcscd log: /'; }
 say done
 poweroff -f
 INIT

@@ -644,3 +644,20 @@ fn sim_serve_usbip_exports_the_keys_as_usb_tokens() {
     assert_eq!(piv.verify_pin(&"000000".into()).unwrap(), host_driver::PinOutcome::WrongPin { retries_left: 2 });
     assert_eq!(piv.verify_pin(&"123456".into()).unwrap(), host_driver::PinOutcome::Ok);
 }
+
+#[test]
+fn bench_transports_measures_every_way_to_the_key() {
+    let home = tempfile::tempdir().unwrap();
+    let out = ukey(home.path(), &["bench", "transports", "--rounds", "10", "--json"]);
+    let v = json(&out);
+    assert!(out.status.success(), "{v:#}");
+    let names: Vec<&str> =
+        v["transports"].as_array().unwrap().iter().map(|t| t["transport"].as_str().unwrap()).collect();
+    assert!(names.len() >= 3, "{names:?}");
+    assert_eq!(&names[..3], ["in-process", "CCID, software USB bus", "CCID over USB/IP (loopback)"]);
+    for t in v["transports"].as_array().unwrap() {
+        assert!(t["sign"]["p50_us"].as_f64().unwrap() > 0.0 && t["apdu"]["p50_us"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    // Every transport is either measured or said to be skipped.
+    assert_eq!(names.len() + v["skipped"].as_array().unwrap().len(), 4, "{v:#}");
+}

@@ -1,10 +1,12 @@
-//! USB/IP judged by a real kernel: a QEMU guest (TCG, no network card) running Debian's own
-//! kernel attaches a key that `ukey sim serve --usbip` exports. The USB/IP stream goes over a
-//! virtio-serial port: QEMU's chardev is a Unix socket here, relayed to the server's TCP port;
-//! in the guest socat offers the port on 127.0.0.1:3240 to `usbip attach`. The guest's vhci-hcd
-//! and usbcore then enumerate the device (descriptors, SET_CONFIGURATION), and the guest prints
-//! what sysfs shows of it on its serial console. The guest is built by scripts/qemu-guest.sh
-//! (scripts/test.sh exports UKEY_QEMU_GUEST); under CI=true it must be there.
+//! USB/IP judged by a real kernel and a user's smart-card stack: a QEMU guest (TCG, no network
+//! card) running Debian's own kernel attaches a key that `ukey sim serve --usbip` exports. The
+//! USB/IP stream goes over a virtio-serial port: QEMU's chardev is a Unix socket here, relayed
+//! to the server's TCP port; in the guest socat offers the port on 127.0.0.1:3240 to
+//! `usbip attach`. The guest's vhci-hcd and usbcore enumerate the device, pcscd's libccid makes
+//! it a reader, OpenSC's pkcs11-tool logs in and signs with 9A and reads the certificate, and
+//! the guest prints it all on its serial console; here openssl verifies the signature with that
+//! certificate. The guest is built by scripts/qemu-guest.sh (scripts/test.sh exports
+//! UKEY_QEMU_GUEST); under CI=true it must be there.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -53,7 +55,7 @@ fn relay(unix: UnixStream, tcp: std::net::TcpStream) {
 }
 
 #[test]
-fn a_linux_guest_attaches_a_served_key_and_its_usb_stack_enumerates_it() {
+fn a_linux_guest_attaches_a_served_key_and_pcscd_libccid_and_opensc_sign_with_it() {
     let Some(guest) = guest() else { return };
     let home = tempfile::tempdir().unwrap();
     let key = home.path().join("k");
@@ -134,5 +136,35 @@ fn a_linux_guest_attaches_a_served_key_and_its_usb_stack_enumerates_it() {
     );
     assert!(text.contains("ukey-guest: interface class=0b endpoints=03"), "{text}");
     assert!(text.contains("configuration=1"), "{text}");
+    // pcscd's libccid in the guest made it a reader, OpenSC logged in and signed with 9A.
+    assert!(text.contains("ukey-guest: reader: ") && text.contains("ukey [ukey CCID]"), "{text}");
+    assert!(text.contains("ukey-guest: sign rc=0") && text.contains("ukey-guest: read rc=0"), "{text}");
+    let hex_after = |tag: &str| -> Vec<u8> {
+        let line = said.iter().find_map(|l| l.split(&format!("ukey-guest: {tag} ")).nth(1)).unwrap_or("");
+        (0..line.len() / 2).map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).unwrap()).collect()
+    };
+    let (sig, cert) = (hex_after("signature"), hex_after("certificate"));
+    assert!(!sig.is_empty() && !cert.is_empty(), "{text}");
+    // The host verifies the guest's signature with the certificate the guest read through CCID.
+    let dir = home.path();
+    std::fs::write(dir.join("sig"), &sig).unwrap();
+    std::fs::write(dir.join("cert.der"), &cert).unwrap();
+    std::fs::write(dir.join("data"), b"signed in the guest by the served key").unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    openssl(&["x509", "-inform", "DER", "-in", "cert.der", "-pubkey", "-noout", "-out", "pub.pem"]);
+    let verified = openssl(&["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig", "data"]);
+    assert!(verified.contains("Verified OK"), "{verified}");
+    // And it is the key's own 9A certificate.
+    let subject = openssl(&["x509", "-inform", "DER", "-in", "cert.der", "-noout", "-subject"]);
+    assert!(subject.contains("ukey test user"), "{subject}");
     eprintln!("guest run {took:.1?}: {guest_lines:#?}");
 }

@@ -6,6 +6,7 @@
 
 mod keys;
 mod pkcs11;
+mod transports;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,9 @@ pub enum BenchCommand {
     /// C_Sign per second through ukey's PKCS#11 module and through SoftHSMv2, same run, and
     /// C_Login / C_FindObjects latency
     Pkcs11(pkcs11::Pkcs11Args),
+    /// One APDU and one signature round trip through each way of reaching a key, same run:
+    /// in-process, USB CCID on the software bus, CCID over USB/IP on loopback, pcscd + vpcd
+    Transports(transports::TransportsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -59,6 +63,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Login(a) => login(a),
         BenchCommand::Keys(a) => keys::keys(a),
         BenchCommand::Pkcs11(a) => pkcs11::pkcs11(a),
+        BenchCommand::Transports(a) => transports::transports(a),
     }
 }
 
