@@ -36,12 +36,14 @@ pub struct TransportsArgs {
 
 /// Something to keep alive while a transport is measured (a served device, a runtime).
 type Keep = Box<dyn std::any::Any>;
+/// A transport to measure and what keeps it alive.
+type Reached = (Box<dyn Transport>, Keep);
 
 fn fresh_key() -> Result<VirtualKey> {
     VirtualKey::in_memory(&KeySpec::default(), &SystemClock).context("making a key")
 }
 
-fn usbip(key: VirtualKey) -> Result<(Box<dyn Transport>, Keep)> {
+fn usbip(key: VirtualKey) -> Result<Reached> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?.to_string();
     let exports = Arc::new(KeyExports::new(vec![SharedKey::new(key)]));
@@ -51,7 +53,7 @@ fn usbip(key: VirtualKey) -> Result<(Box<dyn Transport>, Keep)> {
 }
 
 /// The key served to vpcd's first reader, when pcscd shows it empty.
-fn vpcd(key: VirtualKey) -> Result<Option<(Box<dyn Transport>, Keep, String)>> {
+fn vpcd(key: VirtualKey) -> Result<Option<(Reached, String)>> {
     let Ok(pcsc) = Pcsc::establish() else { return Ok(None) };
     let reader = "Virtual PCD 00 00";
     let Some(state) = pcsc.reader_states()?.into_iter().find(|s| s.name == reader) else { return Ok(None) };
@@ -71,7 +73,7 @@ fn vpcd(key: VirtualKey) -> Result<Option<(Box<dyn Transport>, Keep, String)>> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let transport = pcsc.connect(reader)?;
-    Ok(Some((Box::new(transport), Box::new((runtime, shutdown_tx, _inserted_tx)), reader.into())))
+    Ok(Some(((Box::new(transport), Box::new((runtime, shutdown_tx, _inserted_tx))), reader.into())))
 }
 
 /// Time `rounds` APDUs and signatures on `t`: (APDU ns, signature ns), each sorted.
@@ -109,7 +111,7 @@ fn summary(ns: &[u64]) -> Value {
 pub fn transports(a: TransportsArgs) -> Result<ExitCode> {
     let mut rows: Vec<(String, Value, Value)> = Vec::new();
     let mut skipped = Vec::new();
-    let mut run = |name: &str, made: Result<(Box<dyn Transport>, Keep)>| -> Result<()> {
+    let mut run = |name: &str, made: Result<Reached>| -> Result<()> {
         let (t, keep) = made?;
         let (apdu, sign) = measure(t, a.rounds).with_context(|| format!("measuring {name}"))?;
         drop(keep);
@@ -124,7 +126,7 @@ pub fn transports(a: TransportsArgs) -> Result<ExitCode> {
     )?;
     run("CCID over USB/IP (loopback)", fresh_key().and_then(usbip))?;
     match vpcd(fresh_key()?)? {
-        Some((t, keep, reader)) => run(&format!("pcscd + vpcd ({reader})"), Ok((t, keep)))?,
+        Some((reached, reader)) => run(&format!("pcscd + vpcd ({reader})"), Ok(reached))?,
         None => skipped.push("pcscd + vpcd: pcscd is not running with an empty \"Virtual PCD 00 00\""),
     }
     let base = (
