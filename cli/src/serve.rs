@@ -168,8 +168,56 @@ fn serve_usbip(keys: Vec<VirtualKey>, dirs: &[PathBuf], addr: &str) -> Result<Ex
     println!("Ctrl-C stops; `usbip list -r {}` lists them", local.ip());
     let _ = std::io::stdout().flush();
     let shared = keys.into_iter().map(token_sim::SharedKey::new).collect();
-    server::serve(listener, std::sync::Arc::new(KeyExports::new(shared))).context("serving USB/IP")?;
+    let exports = std::sync::Arc::new(KeyExports::new(shared));
+    for (i, dir) in dirs.iter().enumerate() {
+        if let Err(e) = usbip_control_socket(dir, i, exports.clone()) {
+            eprintln!(
+                "warning: no control socket for {}: {e:#}; `ukey sim remove/insert` will not reach it",
+                dir.display()
+            );
+        }
+    }
+    server::serve(listener, exports).context("serving USB/IP")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// DIR/serve.sock for a key served over USB/IP: `remove` is a USB disconnect (the importer's
+/// connection closes, the key leaves DEVLIST), `insert` exports it again, `status` says which.
+fn usbip_control_socket(
+    dir: &Path,
+    i: usize,
+    exports: std::sync::Arc<token_sim::frontends::usbip::server::KeyExports>,
+) -> Result<()> {
+    let path = dir.join(CONTROL_SOCKET);
+    if path.exists() {
+        std::fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let listener =
+        std::os::unix::net::UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut line = String::new();
+            if BufReader::new(&conn).read_line(&mut line).is_err() {
+                continue;
+            }
+            let answer = match ControlCommand::parse(&line) {
+                Some(ControlCommand::Remove) => {
+                    exports.remove(i);
+                    format!("ok {}", exports.state(i))
+                }
+                Some(ControlCommand::Insert) => {
+                    exports.insert(i);
+                    format!("ok {}", exports.state(i))
+                }
+                Some(ControlCommand::Status) => format!("ok {}", exports.state(i)),
+                Some(c) => format!("error {} is for keys served to vpcd", c.word()),
+                None => format!("error unknown command {:?}: use remove, insert or status", line.trim()),
+            };
+            let _ = writeln!(conn, "{answer}");
+        }
+    });
+    Ok(())
 }
 
 async fn serve_all(keys: Vec<VirtualKey>, dirs: Vec<PathBuf>, addrs: Vec<String>, inserted: bool) -> Result<ExitCode> {

@@ -643,6 +643,24 @@ fn sim_serve_usbip_exports_the_keys_as_usb_tokens() {
     piv.select().unwrap();
     assert_eq!(piv.verify_pin(&"000000".into()).unwrap(), host_driver::PinOutcome::WrongPin { retries_left: 2 });
     assert_eq!(piv.verify_pin(&"123456".into()).unwrap(), host_driver::PinOutcome::Ok);
+    assert!(ok(home.path(), &["sim", "status", a.to_str().unwrap()]).contains("attached as 1-1"));
+    // Pulled out: a USB disconnect for the importer, and gone from the list.
+    assert!(ok(home.path(), &["sim", "remove", a.to_str().unwrap()]).contains("removed"));
+    assert!(piv.pin_status().is_err(), "the attached key is gone");
+    assert!(host_driver::usbip::UsbipLink::import(&addr, "1-1").is_err(), "not importable while out");
+    if std::path::Path::new("/usr/sbin/usbip").exists() {
+        let port = addr.rsplit(':').next().unwrap();
+        let out =
+            Command::new("/usr/sbin/usbip").args(["--tcp-port", port, "list", "-r", "127.0.0.1"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("1-1: ") && text.contains("1-2: "), "{text}");
+    }
+    // Plugged back in: exported again, and the PIN's count is the key's own.
+    assert!(ok(home.path(), &["sim", "insert", a.to_str().unwrap()]).contains("exported as 1-1"));
+    let link = host_driver::usbip::UsbipLink::import(&addr, "1-1").unwrap();
+    let mut piv = host_driver::Piv::new(host_driver::ccid::CcidTransport::open(link).unwrap());
+    piv.select().unwrap();
+    assert_eq!(piv.pin_status().unwrap(), host_driver::PinStatus::NotVerified { retries_left: 3 });
 }
 
 #[test]

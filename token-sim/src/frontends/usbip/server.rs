@@ -26,6 +26,8 @@ pub trait Exports: Send + Sync {
     /// Plug the key of `busid` into a software bus for one importer; `None` when there is no
     /// such key or it is attached already.
     fn plug(&self, busid: &str) -> Option<Import>;
+    /// The importer's connection, once the import is answered (to close it on a disconnect).
+    fn attached(&self, _busid: &str, _stream: TcpStream) {}
 }
 
 /// Listed, but not importable (tests of `usbip list`).
@@ -96,6 +98,7 @@ pub fn answer(stream: &mut TcpStream, exports: &dyn Exports) -> Result<Served, C
             Some(Import { record, plugged, release }) => {
                 let _ = stream.set_nodelay(true);
                 stream.write_all(&encode_import(Some(&record)))?;
+                exports.attached(&busid, stream.try_clone()?);
                 let r = super::session::run(stream.try_clone()?, plugged.host());
                 // Unplugged before the key is free for the next importer.
                 drop(plugged);
@@ -128,37 +131,90 @@ pub fn serve(listener: TcpListener, exports: Arc<dyn Exports>) -> std::io::Resul
 }
 
 /// Virtual keys exported as bus ids 1-1, 1-2, ...: each importable by one client at a time.
+/// Pulling a key out ([`KeyExports::remove`]) is a USB disconnect: its importer's connection
+/// is closed and the key is no longer listed until it is put back.
 pub struct KeyExports {
     keys: Vec<crate::SharedKey>,
-    attached: Arc<std::sync::Mutex<Vec<bool>>>,
+    attached: Arc<std::sync::Mutex<Vec<Option<Attachment>>>>,
+}
+
+/// An importer's hold on a key: the connection to close and the device to unplug.
+struct Attachment {
+    host: crate::frontends::ccid::bus::HostEnd,
+    stream: Option<TcpStream>,
 }
 
 impl KeyExports {
     pub fn new(keys: Vec<crate::SharedKey>) -> KeyExports {
         let n = keys.len();
-        KeyExports { keys, attached: Arc::new(std::sync::Mutex::new(vec![false; n])) }
+        KeyExports { keys, attached: Arc::new(std::sync::Mutex::new((0..n).map(|_| None).collect())) }
+    }
+
+    fn index(busid: &str) -> Option<usize> {
+        let n: usize = busid.strip_prefix("1-")?.parse().ok()?;
+        n.checked_sub(1)
+    }
+
+    /// Pull key `i` (from 0) out: a USB disconnect for whoever has it attached.
+    pub fn remove(&self, i: usize) {
+        if let Some(k) = self.keys.get(i) {
+            k.lock().remove();
+        }
+        let held = self.attached.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i).and_then(Option::take);
+        if let Some(a) = held {
+            if let Some(s) = &a.stream {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            a.host.unplug();
+        }
+    }
+
+    /// Put key `i` back: listed and importable again.
+    pub fn insert(&self, i: usize) {
+        if let Some(k) = self.keys.get(i) {
+            k.lock().insert();
+        }
+    }
+
+    /// Where key `i` stands: "removed", "exported as 1-N" or "attached as 1-N".
+    pub fn state(&self, i: usize) -> String {
+        let present = self.keys.get(i).is_some_and(|k| k.lock().is_present());
+        let attached = self.attached.lock().unwrap_or_else(|p| p.into_inner()).get(i).is_some_and(Option::is_some);
+        match (present, attached) {
+            (false, _) => "removed".into(),
+            (true, false) => format!("inserted, exported as 1-{}", i + 1),
+            (true, true) => format!("inserted, attached as 1-{}", i + 1),
+        }
     }
 }
 
 impl Exports for KeyExports {
     fn list(&self) -> Vec<DeviceRecord> {
-        // A key pulled out (`ukey sim remove`) is a device unplugged: not listed.
+        // A key pulled out is a device unplugged: not listed.
         (1..).zip(&self.keys).filter(|(_, k)| k.lock().is_present()).map(|(n, _)| super::device_record(n)).collect()
     }
 
     fn plug(&self, busid: &str) -> Option<Import> {
-        let n: u32 = busid.strip_prefix("1-")?.parse().ok()?;
-        let i = usize::try_from(n).ok()?.checked_sub(1)?;
+        let i = Self::index(busid)?;
         let key = self.keys.get(i)?.clone();
         if !key.lock().is_present() {
             return None;
         }
         let mut attached = self.attached.lock().unwrap_or_else(|p| p.into_inner());
-        if std::mem::replace(&mut attached[i], true) {
+        if attached[i].is_some() {
             return None;
         }
+        let plugged = Plugged::new(key);
+        attached[i] = Some(Attachment { host: plugged.host(), stream: None });
         let flags = self.attached.clone();
-        let release = Box::new(move || flags.lock().unwrap_or_else(|p| p.into_inner())[i] = false);
-        Some(Import { record: super::device_record(n), plugged: Plugged::new(key), release })
+        let release = Box::new(move || flags.lock().unwrap_or_else(|p| p.into_inner())[i] = None);
+        Some(Import { record: super::device_record(i as u32 + 1), plugged, release })
+    }
+
+    fn attached(&self, busid: &str, stream: TcpStream) {
+        let Some(i) = Self::index(busid) else { return };
+        if let Some(Some(a)) = self.attached.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+            a.stream = Some(stream);
+        }
     }
 }
