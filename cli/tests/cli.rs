@@ -644,6 +644,12 @@ fn sim_serve_usbip_exports_the_keys_as_usb_tokens() {
     assert_eq!(piv.verify_pin(&"000000".into()).unwrap(), host_driver::PinOutcome::WrongPin { retries_left: 2 });
     assert_eq!(piv.verify_pin(&"123456".into()).unwrap(), host_driver::PinOutcome::Ok);
     assert!(ok(home.path(), &["sim", "status", a.to_str().unwrap()]).contains("attached as 1-1"));
+    // The second key, attached at the same time as the first, is a device of its own.
+    let other = host_driver::usbip::UsbipLink::import(&addr, "1-2").unwrap();
+    let mut second = host_driver::Piv::new(host_driver::ccid::CcidTransport::open(other).unwrap());
+    second.select().unwrap();
+    assert_eq!(second.pin_status().unwrap(), host_driver::PinStatus::NotVerified { retries_left: 3 });
+    assert_eq!(piv.pin_status().unwrap(), host_driver::PinStatus::Verified);
     // Pulled out: a USB disconnect for the importer, and gone from the list.
     assert!(ok(home.path(), &["sim", "remove", a.to_str().unwrap()]).contains("removed"));
     assert!(piv.pin_status().is_err(), "the attached key is gone");
