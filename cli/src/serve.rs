@@ -162,11 +162,14 @@ fn serve_usbip(keys: Vec<VirtualKey>, dirs: &[PathBuf], addr: &str) -> Result<Ex
             "warning: USB/IP on {local} has no authentication: anyone who reaches it can use these keys (PIN still needed)"
         );
     }
+    // A reader that stops listening (`| head -1`) must not stop the server: output is best effort.
+    let mut out = std::io::stdout();
     for (n, (key, dir)) in keys.iter().zip(dirs).enumerate() {
-        println!("serving {} (serial {}) on usbip {local} as bus id 1-{}", dir.display(), key.serial(), n + 1);
+        let _ =
+            writeln!(out, "serving {} (serial {}) on usbip {local} as bus id 1-{}", dir.display(), key.serial(), n + 1);
     }
-    println!("Ctrl-C stops; `usbip list -r {}` lists them", local.ip());
-    let _ = std::io::stdout().flush();
+    let _ = writeln!(out, "Ctrl-C stops; `usbip list -r {}` lists them", local.ip());
+    let _ = out.flush();
     let shared = keys.into_iter().map(token_sim::SharedKey::new).collect();
     let exports = std::sync::Arc::new(KeyExports::new(shared));
     for (i, dir) in dirs.iter().enumerate() {

@@ -75,7 +75,11 @@ fn a_linux_guest_attaches_a_served_key_and_pcscd_libccid_and_opensc_sign_with_it
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let first = BufReader::new(serve.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    let mut out = BufReader::new(serve.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    // Keep reading what the server says: a closed pipe must not be what ends it.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let _serve = Kill(serve);
     let addr = first.split("on usbip ").nth(1).and_then(|r| r.split(' ').next()).unwrap().to_string();
 
