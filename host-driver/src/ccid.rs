@@ -44,8 +44,10 @@ pub fn find_interface(config: &[u8]) -> Result<CcidInterface, CcidError> {
         return Err(bad("no configuration descriptor"));
     }
     let configuration = config[5];
-    let mut found: Option<CcidInterface> = None;
-    let mut in_ccid = false;
+    // The interface number, class descriptor and endpoints of the first class-0x0B interface.
+    let mut interface: Option<u8> = None;
+    let mut descriptor: Option<ClassDescriptor> = None;
+    let (mut bulk_out, mut bulk_in, mut interrupt) = (0, 0, None);
     let mut i = 0;
     while i < config.len() {
         let len = config[i] as usize;
@@ -53,77 +55,40 @@ pub fn find_interface(config: &[u8]) -> Result<CcidInterface, CcidError> {
             return Err(bad("a descriptor runs past the configuration"));
         }
         let d = &config[i..i + len];
+        let in_ccid = interface.is_some();
         match d[1] {
             // INTERFACE: class 0x0B is ours; anything after another interface is not.
             4 if len >= 9 => {
-                if found.is_some() && in_ccid {
+                if in_ccid {
                     break;
                 }
-                in_ccid = d[5] == ccid::CLASS;
-                if in_ccid {
-                    found = Some(CcidInterface {
-                        configuration,
-                        interface: d[2],
-                        descriptor: EMPTY,
-                        bulk_out: 0,
-                        bulk_in: 0,
-                        interrupt: None,
-                    });
+                if d[5] == ccid::CLASS {
+                    interface = Some(d[2]);
                 }
             }
             ccid::DESCRIPTOR_TYPE if in_ccid => {
-                let desc = ClassDescriptor::parse(d).ok_or_else(|| bad("the CCID class descriptor is not 54 bytes"))?;
-                if let Some(f) = found.as_mut() {
-                    f.descriptor = desc;
-                }
+                descriptor =
+                    Some(ClassDescriptor::parse(d).ok_or_else(|| bad("the CCID class descriptor is not 54 bytes"))?);
             }
             // ENDPOINT: address, attributes (transfer type in bits 0-1).
-            5 if in_ccid && len >= 7 => {
-                if let Some(f) = found.as_mut() {
-                    match (d[3] & 0x03, d[2] & 0x80 != 0) {
-                        (2, false) => f.bulk_out = d[2],
-                        (2, true) => f.bulk_in = d[2],
-                        (3, true) => f.interrupt = Some(d[2]),
-                        _ => {}
-                    }
-                }
-            }
+            5 if in_ccid && len >= 7 => match (d[3] & 0x03, d[2] & 0x80 != 0) {
+                (2, false) => bulk_out = d[2],
+                (2, true) => bulk_in = d[2],
+                (3, true) => interrupt = Some(d[2]),
+                _ => {}
+            },
             _ => {}
         }
         i += len;
     }
-    let f = found.ok_or_else(|| CcidError::Unsupported("no interface of class 0x0B (smart card)".into()))?;
-    if f.descriptor == EMPTY {
-        return Err(bad("the CCID interface has no class descriptor"));
-    }
-    if f.bulk_in == 0 || f.bulk_out == 0 {
+    let interface =
+        interface.ok_or_else(|| CcidError::Unsupported("no interface of class 0x0B (smart card)".into()))?;
+    let descriptor = descriptor.ok_or_else(|| bad("the CCID interface has no class descriptor"))?;
+    if bulk_in == 0 || bulk_out == 0 {
         return Err(bad("the CCID interface lacks a bulk IN or OUT endpoint"));
     }
-    Ok(f)
+    Ok(CcidInterface { configuration, interface, descriptor, bulk_out, bulk_in, interrupt })
 }
-
-const EMPTY: ClassDescriptor = ClassDescriptor {
-    bcd_ccid: 0,
-    max_slot_index: 0,
-    voltage_support: 0,
-    protocols: 0,
-    default_clock: 0,
-    maximum_clock: 0,
-    num_clocks: 0,
-    data_rate: 0,
-    max_data_rate: 0,
-    num_data_rates: 0,
-    max_ifsd: 0,
-    synch_protocols: 0,
-    mechanical: 0,
-    features: 0,
-    max_message_len: 0,
-    class_get_response: 0,
-    class_envelope: 0,
-    lcd_layout: 0,
-    pin_support: 0,
-    max_busy_slots: 0,
-};
 
 /// One reader's slot 0, as a [`Transport`].
 pub struct CcidTransport<L: UsbLink> {

@@ -284,10 +284,18 @@ impl HostEnd {
         })
     }
 
-    /// One IN packet from endpoint `ep`, waiting until `deadline`.
-    fn take(&self, ep: usize, deadline: Instant) -> Result<(Packet, usize), LinkError> {
-        let mut st = self.shared.wait_until(Some(deadline), |st| {
-            st.gone || st.inp[ep].as_ref().is_none_or(|e| e.packet.is_some() || e.stalled)
+    /// One IN packet from endpoint `ep`, with its endpoint's packet size; `None` when
+    /// `deadline` passed or `cancelled` was set first.
+    fn take(
+        &self,
+        ep: usize,
+        deadline: Option<Instant>,
+        cancelled: Option<&AtomicBool>,
+    ) -> Result<Option<(Packet, usize)>, LinkError> {
+        let mut st = self.shared.wait_until(deadline, |st| {
+            st.gone
+                || cancelled.is_some_and(|c| c.load(Ordering::SeqCst))
+                || st.inp[ep].as_ref().is_none_or(|e| e.packet.is_some() || e.stalled)
         });
         if st.gone {
             return Err(LinkError::Disconnected);
@@ -297,11 +305,38 @@ impl HostEnd {
             return Err(LinkError::Stall);
         }
         let max = e.max as usize;
-        let Some(p) = e.packet.take() else { return Err(LinkError::Timeout) };
+        let Some(p) = e.packet.take() else { return Ok(None) };
         st.in_complete |= 1 << ep;
         drop(st);
         self.shared.changed.notify_all();
-        Ok((p, max))
+        Ok(Some((p, max)))
+    }
+
+    /// One IN transfer of up to `max` bytes, ending at a short packet. `None` when `deadline`
+    /// passed or `cancelled` was set before anything came; once a packet is taken the
+    /// transfer is finished, cancelled or not.
+    fn transfer_in(
+        &self,
+        endpoint: u8,
+        max: usize,
+        deadline: Option<Instant>,
+        cancelled: Option<&AtomicBool>,
+    ) -> Result<Option<Vec<u8>>, LinkError> {
+        let ep = (endpoint & 0x0F) as usize;
+        let mut data = Vec::new();
+        loop {
+            let cancel = if data.is_empty() { cancelled } else { None };
+            let Some((p, packet)) = self.take(ep, deadline, cancel)? else {
+                if data.is_empty() {
+                    return Ok(None);
+                }
+                return Err(LinkError::Io("a transfer stopped in the middle".into()));
+            };
+            data.extend_from_slice(&p);
+            if p.len() < packet || data.len() >= max {
+                return Ok(Some(data));
+            }
+        }
     }
 
     /// One IN transfer like [`UsbLink::bulk_in`], with no deadline: it waits until the device
@@ -313,34 +348,7 @@ impl HostEnd {
         max: usize,
         cancelled: &AtomicBool,
     ) -> Result<Option<Vec<u8>>, LinkError> {
-        let ep = (endpoint & 0x0F) as usize;
-        let mut data = Vec::new();
-        loop {
-            let mut st = self.shared.wait_until(None, |st| {
-                st.gone
-                    || (data.is_empty() && cancelled.load(Ordering::SeqCst))
-                    || st.inp[ep].as_ref().is_none_or(|e| e.packet.is_some() || e.stalled)
-            });
-            if st.gone {
-                return Err(LinkError::Disconnected);
-            }
-            let e = st.inp[ep].as_mut().ok_or_else(|| LinkError::Io(format!("no IN endpoint {ep}")))?;
-            if e.stalled {
-                return Err(LinkError::Stall);
-            }
-            let packet = e.max as usize;
-            let Some(p) = e.packet.take() else {
-                // Cancelled before anything came.
-                return Ok(None);
-            };
-            st.in_complete |= 1 << ep;
-            drop(st);
-            self.shared.changed.notify_all();
-            data.extend_from_slice(&p);
-            if p.len() < packet || data.len() >= max {
-                return Ok(Some(data));
-            }
-        }
+        self.transfer_in(endpoint, max, None, Some(cancelled))
     }
 
     /// Wake every waiter to look at its conditions again (after a cancellation).
@@ -375,7 +383,7 @@ impl UsbLink for HostEnd {
         let deadline = Instant::now() + CONTROL_TIMEOUT;
         let mut data = Vec::new();
         while data.len() < setup.length as usize {
-            let (p, max) = self.take(0, deadline)?;
+            let (p, max) = self.take(0, Some(deadline), None)?.ok_or(LinkError::Timeout)?;
             data.extend_from_slice(&p);
             if p.len() < max {
                 break;
@@ -392,7 +400,7 @@ impl UsbLink for HostEnd {
             self.send(0, false, data)?;
         }
         // STATUS stage: the device's zero-length IN.
-        let (p, _) = self.take(0, Instant::now() + CONTROL_TIMEOUT)?;
+        let (p, _) = self.take(0, Some(Instant::now() + CONTROL_TIMEOUT), None)?.ok_or(LinkError::Timeout)?;
         if !p.is_empty() {
             return Err(LinkError::Io(format!("a status stage of {} bytes", p.len())));
         }
@@ -404,22 +412,7 @@ impl UsbLink for HostEnd {
     }
 
     fn bulk_in(&mut self, endpoint: u8, max: usize, timeout: Duration) -> Result<Vec<u8>, LinkError> {
-        let deadline = Instant::now() + timeout;
-        let ep = (endpoint & 0x0F) as usize;
-        let mut data = Vec::new();
-        loop {
-            let (p, packet) = match self.take(ep, deadline) {
-                Ok(v) => v,
-                Err(LinkError::Timeout) if !data.is_empty() => {
-                    return Err(LinkError::Io("a transfer stopped in the middle".into()))
-                }
-                Err(e) => return Err(e),
-            };
-            data.extend_from_slice(&p);
-            if p.len() < packet || data.len() >= max {
-                return Ok(data);
-            }
-        }
+        self.transfer_in(endpoint, max, Some(Instant::now() + timeout), None)?.ok_or(LinkError::Timeout)
     }
 
     fn name(&self) -> String {
