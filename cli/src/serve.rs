@@ -35,13 +35,23 @@ pub struct ServeArgs {
     /// or `ukey conformance --reader` notices; the key files are not changed by it
     #[arg(long, value_name = "NAME")]
     pub defect: Option<String>,
-    /// Serve the keys as USB CCID tokens over USB/IP instead, on ADDR (default
-    /// 127.0.0.1:3240): bus ids 1-1, 1-2, ... in key order, for `usbip list -r HOST` and
-    /// `usbip attach -r HOST -b 1-N` (the host then needs vhci-hcd, and pcscd's libccid with
-    /// 1209:0001 in its Info.plist). USB/IP has no authentication: whoever reaches ADDR can use
-    /// the keys, so keep it on loopback unless the network is yours
+    /// Serve the keys as USB CCID tokens over USB/IP instead, on ADDR: HOST:PORT (default
+    /// 127.0.0.1:3240) or unix:PATH (a 0600 socket, for a relay such as a VM's serial port).
+    /// Bus ids 1-1, 1-2, ... in key order, for `usbip list -r HOST` and `usbip attach -r HOST
+    /// -b 1-N` (the host then needs vhci-hcd, and pcscd's libccid with 1209:0001 in its
+    /// Info.plist). Only processes of the user running this server are answered (their uid is
+    /// checked on every connection); another user's connection is closed unread and logged
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = token_sim::frontends::usbip::DEFAULT_ADDR, conflicts_with = "vpcd")]
     pub usbip: Option<String>,
+    /// Also answer other machines (needed for an ADDR off loopback). USB/IP has no
+    /// authentication: anyone who reaches ADDR can then block a key's PIN and PUK and reset
+    /// it, no PIN needed. Use it only on a network that is yours
+    #[arg(long, requires = "usbip")]
+    pub usbip_allow_remote: bool,
+    /// Detach an importer that submitted nothing and has nothing pending for SECS seconds
+    /// (0: never), freeing the key for the next
+    #[arg(long, value_name = "SECS", default_value_t = token_sim::frontends::usbip::server::DEFAULT_IDLE.as_secs(), requires = "usbip")]
+    pub usbip_idle: u64,
 }
 
 /// A control command sent to a running `ukey sim serve`.
@@ -141,7 +151,8 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         keys.push(key);
     }
     if let Some(addr) = &a.usbip {
-        return serve_usbip(keys, &a.dirs, addr);
+        let idle = (a.usbip_idle > 0).then(|| Duration::from_secs(a.usbip_idle));
+        return serve_usbip(keys, &a.dirs, addr, a.usbip_allow_remote, idle);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -153,22 +164,39 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
 }
 
 /// The keys as USB devices over USB/IP until the process is stopped.
-fn serve_usbip(keys: Vec<VirtualKey>, dirs: &[PathBuf], addr: &str) -> Result<ExitCode> {
-    use token_sim::frontends::usbip::server::{self, KeyExports};
-    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr} for USB/IP"))?;
-    let local = listener.local_addr()?;
-    if !local.ip().is_loopback() {
+fn serve_usbip(
+    keys: Vec<VirtualKey>,
+    dirs: &[PathBuf],
+    addr: &str,
+    allow_remote: bool,
+    idle: Option<Duration>,
+) -> Result<ExitCode> {
+    use token_sim::frontends::usbip::conn::{Endpoint, Listener};
+    use token_sim::frontends::usbip::server::{self, KeyExports, Policy};
+    let listener = Listener::bind(&Endpoint::parse(addr)).with_context(|| format!("listening on {addr} for USB/IP"))?;
+    let shown = listener.describe();
+    if let Some(local) = listener.tcp_addr().filter(|a| !a.ip().is_loopback()) {
+        if !allow_remote {
+            bail!(
+                "USB/IP on {local} is reachable from other machines, and USB/IP has no authentication: \
+                 serve on 127.0.0.1 or unix:PATH, or pass --usbip-allow-remote if the network is yours"
+            );
+        }
+    }
+    if allow_remote {
         eprintln!(
-            "warning: USB/IP on {local} has no authentication: anyone who reaches it can use these keys (PIN still needed)"
+            "warning: USB/IP on {shown} answers other machines, with no authentication: anyone who reaches it can \
+             block these keys' PIN and PUK and reset them (no PIN needed); local users other than uid {} are still refused",
+            localpeer::own_uid()
         );
     }
     // A reader that stops listening (`| head -1`) must not stop the server: output is best effort.
     let mut out = std::io::stdout();
     for (n, (key, dir)) in keys.iter().zip(dirs).enumerate() {
         let _ =
-            writeln!(out, "serving {} (serial {}) on usbip {local} as bus id 1-{}", dir.display(), key.serial(), n + 1);
+            writeln!(out, "serving {} (serial {}) on usbip {shown} as bus id 1-{}", dir.display(), key.serial(), n + 1);
     }
-    let _ = writeln!(out, "Ctrl-C stops; `usbip list -r {}` lists them", local.ip());
+    let _ = writeln!(out, "only uid {}'s processes are answered; Ctrl-C stops", localpeer::own_uid());
     let _ = out.flush();
     let shared = keys.into_iter().map(token_sim::SharedKey::new).collect();
     let exports = std::sync::Arc::new(KeyExports::new(shared));
@@ -180,7 +208,8 @@ fn serve_usbip(keys: Vec<VirtualKey>, dirs: &[PathBuf], addr: &str) -> Result<Ex
             );
         }
     }
-    server::serve(listener, exports).context("serving USB/IP")?;
+    let policy = Policy { rule: localpeer::OwnerOnly::new().allowing_remote(allow_remote), idle, ..Policy::default() };
+    server::serve(listener, exports, policy);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -200,6 +229,10 @@ fn usbip_control_socket(
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
+            if let Err(refused) = localpeer::OwnerOnly::new().admit_unix(&conn) {
+                tracing::warn!("control socket: refused {refused}");
+                continue;
+            }
             let mut line = String::new();
             if BufReader::new(&conn).read_line(&mut line).is_err() {
                 continue;
@@ -305,6 +338,10 @@ fn control_socket(
                 _ = shutdown.changed() => return,
             };
             let Ok((stream, _)) = conn else { continue };
+            if let Err(refused) = localpeer::OwnerOnly::new().admit_unix(&stream) {
+                tracing::warn!("control socket: refused {refused}");
+                continue;
+            }
             let (inserted, mut state, mut power) = (inserted.clone(), state.clone(), power.clone());
             tokio::spawn(async move {
                 let (rd, mut wr) = stream.into_split();

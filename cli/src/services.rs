@@ -258,7 +258,9 @@ pub struct AgentArgs {
     /// Loopback address to listen on
     #[arg(long, default_value = "127.0.0.1:7781")]
     pub listen: SocketAddr,
-    /// Origins whose pages may use the agent (repeatable; default http://127.0.0.1:8080)
+    /// Origins whose pages may use the agent, e.g. http://127.0.0.1:8080 (repeatable). None by
+    /// default: without it no web page may call the agent (its own 证书助手 page still works).
+    /// Only this user's programs are answered, whatever origin they claim
     #[arg(long = "allow-origin", value_name = "URL")]
     pub allow_origin: Vec<String>,
     /// Directories of virtual keys to offer besides the PC/SC readers (default $UKEY_HOME/keys)
@@ -336,12 +338,18 @@ impl KeyProvider for MachineKeys {
 
 pub fn agent(a: AgentArgs) -> Result<ExitCode> {
     anyhow::ensure!(a.listen.ip().is_loopback(), "the agent listens on loopback only, not {}", a.listen);
-    let origins = if a.allow_origin.is_empty() { vec!["http://127.0.0.1:8080".to_string()] } else { a.allow_origin };
+    let origins = a.allow_origin;
     let dirs = if a.keys.is_empty() { vec![home::keys_dir()] } else { a.keys };
     runtime()?.block_on(async {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
-        println!("agent on http://{} for {}; keys: PC/SC readers and {}", a.listen, origins.join(", "), dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+        let pages = if origins.is_empty() { "no web page (give --allow-origin URL)".to_string() } else { origins.join(", ") };
+        println!(
+            "agent on http://{} for {pages}, answering uid {} only; keys: PC/SC readers and {}",
+            a.listen,
+            localpeer::own_uid(),
+            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
         println!("certificate assistant (证书助手): http://{}/", a.listen);
         let config = AgentConfig {
             management_key: crate::commands::mgmt_key(&a.mgmt)?,

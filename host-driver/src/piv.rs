@@ -310,6 +310,16 @@ impl<T: Transport> Piv<T> {
         }
     }
 
+    /// The PUK's remaining tries, spending none: from metadata; `None` when the card has no
+    /// metadata (nothing else counts PUK tries without risking one).
+    pub fn puk_retries(&mut self) -> Result<Option<u8>> {
+        match self.metadata(key_ref::PUK) {
+            Ok(m) => Ok(m.retries_remaining),
+            Err(PivError::NotSupported { .. }) | Err(PivError::Card { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     // ---- management key ----
 
     /// Mutual authentication with the management key (9B), as libykpiv does it.

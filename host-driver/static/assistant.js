@@ -7,7 +7,7 @@ const T = {
     validity: '有效期', daysLeft: '剩余天数', days: '天', expired: '已过期', tries: 'PIN剩余次数', noCert: '无证书',
     change: '修改USB-Key密码', oldPin: '原密码', newPin: '新密码', repeat: '确认新密码', changeBtn: '修改密码',
     unblock: '解锁USB-Key', puk: 'PUK码', unblockBtn: '解锁', mismatch: '两次输入的新密码不一致',
-    to: '至', network: '无法连接证书应用环境',
+    to: '至', network: '无法连接证书应用环境', confirmLast: '确认使用最后一次机会',
   },
   en: {
     title: 'Certificate assistant', none: 'No USB-Key found: insert one into a USB port', unreadable: 'This USB-Key cannot be read',
@@ -15,7 +15,7 @@ const T = {
     validity: 'Valid', daysLeft: 'Days left', days: 'days', expired: 'expired', tries: 'PIN tries left', noCert: 'no certificate',
     change: 'Change the USB-Key PIN', oldPin: 'Current PIN', newPin: 'New PIN', repeat: 'New PIN again', changeBtn: 'Change PIN',
     unblock: 'Unblock the USB-Key', puk: 'PUK', unblockBtn: 'Unblock', mismatch: 'The two new PINs differ',
-    to: 'to', network: 'The agent does not answer',
+    to: 'to', network: 'The agent does not answer', confirmLast: 'Use the last attempt',
   },
 };
 const lang = document.documentElement.lang === 'en' ? 'en' : 'zh-CN';
@@ -70,12 +70,23 @@ function pinForm(key, n, kind) {
       out.textContent = t.mismatch;
       return;
     }
+    // The last try of the PIN or the PUK is spent only after the user saw the warning and
+    // submitted again (the agent refuses it otherwise).
+    const button = document.getElementById(`${p}-submit`);
+    const last_try = form.dataset.lastTry === '1';
     const r = kind === 'change'
-      ? await call('/assistant/pin/change', { key_id: key.id, old_pin: v('old'), new_pin: v('new') })
-      : await call('/assistant/pin/unblock', { key_id: key.id, puk: v('puk'), new_pin: v('new') });
+      ? await call('/assistant/pin/change', { key_id: key.id, old_pin: v('old'), new_pin: v('new'), last_try })
+      : await call('/assistant/pin/unblock', { key_id: key.id, puk: v('puk'), new_pin: v('new'), last_try });
     out.className = 'result ' + (r.ok ? 'good' : 'bad');
     out.dataset.code = r.code || '';
     out.textContent = r.message;
+    if (r.code === 'last_try') {
+      form.dataset.lastTry = '1';
+      button.textContent = t.confirmLast;
+      return;
+    }
+    delete form.dataset.lastTry;
+    button.textContent = kind === 'change' ? t.changeBtn : t.unblockBtn;
     for (const id of ['old', 'puk', 'new', 'repeat']) {
       const input = document.getElementById(`${p}-${id}`);
       if (input) input.value = '';

@@ -446,3 +446,58 @@ fn the_assistant_changes_pins_for_its_own_page_only() {
         assert!(csp.contains("connect-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     });
 }
+
+/// A request names a key the agent offers, or nothing happens: a `dir:` path or a reader the
+/// agent does not list is not opened, not even to fail a PIN.
+#[test]
+fn only_keys_the_agent_lists_can_be_named() {
+    rt().block_on(async {
+        let s = start().await;
+        let own = Some(s.base.as_str());
+        for id in ["dir:/tmp/ukey-not-listed", "reader:Virtual PCD 00 00", "bob"] {
+            let body = json!({"key_id": id, "pin": "000000", "nonce": "n"});
+            let (st, v) = call("POST", &format!("{}/sign", s.base), Some(PORTAL), None, Some(body)).await;
+            assert_eq!((st, v["code"].as_str()), (404, Some("no_key")), "{id}: {v}");
+            let body = json!({"key_id": id, "puk": "00000000", "new_pin": "123456"});
+            let (st, v) = call("POST", &format!("{}/assistant/pin/unblock", s.base), own, None, Some(body)).await;
+            assert_eq!((st, v["code"].as_str()), (404, Some("no_key")), "{id}: {v}");
+        }
+    });
+}
+
+/// The assistant's change PIN and unblock spend a last try only when the user confirmed it,
+/// as a login does: the PIN's last try for change PIN, the PUK's for unblock (a wrong last PUK
+/// leaves a key nobody can unblock).
+#[test]
+fn the_assistant_spends_a_last_pin_or_puk_try_only_when_confirmed() {
+    rt().block_on(async {
+        let s = start().await;
+        let ivan = key(&s.ca, Scenario::Pin1Left, 3);
+        s.keys.keys().push(("ivan".into(), ivan.clone()));
+        let own = Some(s.base.as_str());
+        let change = format!("{}/assistant/pin/change", s.base);
+        let body = json!({"key_id": "ivan", "old_pin": "000000", "new_pin": "24681357"});
+        let (st, v) = call("POST", &change, own, None, Some(body)).await;
+        assert_eq!((st, v["code"].as_str(), v["secret"].as_str()), (409, Some("last_try"), Some("pin")), "{v}");
+        let mut piv = host_driver::Piv::new(ivan.clone());
+        piv.select().unwrap();
+        assert_eq!(piv.pin_retries().unwrap().0, Some(1), "no PIN try spent");
+
+        let unblock = format!("{}/assistant/pin/unblock", s.base);
+        let bad = json!({"key_id": "ivan", "puk": "87654321", "new_pin": "123456"});
+        for left in [2, 1] {
+            let (st, v) = call("POST", &unblock, own, None, Some(bad.clone())).await;
+            assert_eq!((st, v["attempts_left"].as_u64()), (401, Some(left)), "{v}");
+        }
+        let (st, v) = call("POST", &unblock, own, None, Some(bad.clone())).await;
+        assert_eq!((st, v["code"].as_str(), v["secret"].as_str()), (409, Some("last_try"), Some("puk")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("最后一次机会"), "{v}");
+        piv.select().unwrap();
+        assert_eq!(piv.puk_retries().unwrap(), Some(1), "no PUK try spent");
+        let good = json!({"key_id": "ivan", "puk": "12345678", "new_pin": "123456", "last_try": true});
+        let (st, v) = call("POST", &unblock, own, None, Some(good)).await;
+        assert_eq!((st, v["code"].as_str()), (200, Some("pin_unblocked")), "confirmed, the right PUK works: {v}");
+        piv.select().unwrap();
+        assert_eq!(piv.puk_retries().unwrap(), Some(3));
+    });
+}

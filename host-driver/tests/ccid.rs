@@ -160,7 +160,7 @@ mod over_usbip {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let exports = Arc::new(KeyExports::new(vec![key.clone()]));
-        std::thread::spawn(move || server::serve(listener, exports));
+        std::thread::spawn(move || server::serve(listener, exports, server::Policy::default()));
         let link = UsbipLink::import(&addr, "1-1").unwrap();
         Driven { transport: CcidTransport::open(link).unwrap(), key, plugged: None, addr }
     }

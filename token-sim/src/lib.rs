@@ -4,7 +4,7 @@
 //! - `store` (std): the key's directory on disk: versioned file, atomic replace, fsync.
 //! - `virtual_key` (std): an in-process key implementing [`proto::Transport`].
 //! - `frontends` (std): the key as a reader of the OS smart-card stack (vsmartcard vpcd, feature
-//!   vpcd), and as a USB device over USB/IP (`frontends::usbip`: so far `usbip list`).
+//!   vpcd), and as a USB CCID device over USB/IP (`frontends::usbip`), owner-only.
 //! - `scenario` (std): ready-made key states (fresh, provisioned, expiring, pin-locked, ...).
 //! - `faults` (std): defect profiles (a key wrong in one named way) and fault injection
 //!   (power loss at a write, storage errors, a slow card, removal mid-command).

@@ -27,7 +27,9 @@ fn usbip_list_shows_every_served_key_and_bad_requests_only_end_their_connection(
     let Some(usbip) = usbip() else { return };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || server::serve(listener, Arc::new(|| vec![device_record(1), device_record(2)])));
+    std::thread::spawn(move || {
+        server::serve(listener, Arc::new(|| vec![device_record(1), device_record(2)]), server::Policy::default())
+    });
 
     // Garbage first: that connection ends, the server stays.
     let mut bad = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -47,7 +47,7 @@ fn usbip(key: VirtualKey) -> Result<Reached> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?.to_string();
     let exports = Arc::new(KeyExports::new(vec![SharedKey::new(key)]));
-    std::thread::spawn(move || server::serve(listener, exports));
+    std::thread::spawn(move || server::serve(listener, exports, server::Policy::default()));
     let link = UsbipLink::import(&addr, "1-1").context("importing the key over USB/IP")?;
     Ok((Box::new(CcidTransport::open(link).context("CCID over USB/IP")?), Box::new(())))
 }

@@ -114,6 +114,9 @@ pub(super) struct ChangePin {
     key_id: String,
     old_pin: Pin,
     new_pin: Pin,
+    /// The user confirmed spending the PIN's last try.
+    #[serde(default)]
+    last_try: bool,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +124,9 @@ pub(super) struct Unblock {
     key_id: String,
     puk: Puk,
     new_pin: Pin,
+    /// The user confirmed spending the PUK's last try.
+    #[serde(default)]
+    last_try: bool,
 }
 
 fn bad_pin(lang: Lang) -> Response {
@@ -145,9 +151,7 @@ pub(super) async fn change_pin(State(a): State<Arc<Agent>>, headers: HeaderMap, 
     }
     let key_id = req.key_id.clone();
     let done = on_key(&a.keys, &key_id, move |keys| {
-        let t = keys.open(&req.key_id).map_err(KeyError::NoKey)?;
-        let mut piv = Piv::new(t);
-        piv.select().map_err(KeyError::key)?;
+        let mut piv = super::open_guarded(keys, &req.key_id, req.last_try)?;
         match piv.change_pin(&req.old_pin, &req.new_pin) {
             Ok(PinOutcome::Ok) => Ok(()),
             Ok(PinOutcome::WrongPin { retries_left }) => Err(KeyError::WrongPin(retries_left)),
@@ -183,6 +187,12 @@ pub(super) async fn unblock(State(a): State<Arc<Agent>>, headers: HeaderMap, bod
         let t = keys.open(&req.key_id).map_err(|e| Err(KeyError::NoKey(e)))?;
         let mut piv = Piv::new(t);
         piv.select().map_err(|e| Err(KeyError::key(e)))?;
+        // The PUK's tries, counted without spending one (a card without metadata cannot say).
+        match piv.puk_retries().map_err(|e| Err(KeyError::key(e)))? {
+            Some(0) => return Err(Ok(0)),
+            Some(1) if !req.last_try => return Err(Err(KeyError::PukLastTry)),
+            _ => {}
+        }
         match piv.unblock_pin(&req.puk, &req.new_pin) {
             Ok(PinOutcome::Ok) => Ok(()),
             // The counts are the PUK's.

@@ -17,16 +17,19 @@
 //!   and PIN tries, change PIN, unblock with the PUK (`POST /assistant/keys|pin/change|
 //!   pin/unblock`, answered for the agent's own origin only).
 //!
-//! Every request must name a loopback Host (no DNS rebinding) and an allowed Origin (the
-//! assistant's page itself excepted: a browser navigating sends none). PINs are never logged
-//! or kept: they go to the key and are dropped.
+//! Every connection must come from a process of the user running the agent (`localpeer`: the
+//! peer's uid, from `/proc/net/tcp`); another user's requests are answered 403 whatever
+//! headers they carry. Every request must then name a loopback Host (no DNS rebinding) and an
+//! allowed Origin (the assistant's page itself excepted: a browser navigating sends none);
+//! there is no default origin. A `key_id` must be one the agent lists at that moment. PINs
+//! are never logged or kept: they go to the key and are dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -80,6 +83,11 @@ pub trait KeyProvider: Send + Sync + 'static {
     fn wait_change(&self, _timeout: Duration) -> bool {
         false
     }
+    /// Whether key `id` is among [`KeyProvider::list`]'s now (a provider with many keys
+    /// answers this without listing them all).
+    fn contains(&self, id: &str) -> bool {
+        self.list().iter().any(|k| k.id == id)
+    }
 }
 
 /// Keys handed to the agent by this process (tests, `ukey flows`, `ukey bench login`): id ->
@@ -129,11 +137,39 @@ impl<T: Transport + Clone + Send + 'static> KeyProvider for FixedKeys<T> {
     fn may_block(&self, id: &str) -> bool {
         self.with(id, |k| k.may_block()).unwrap_or(true)
     }
+    fn contains(&self, id: &str) -> bool {
+        self.with(id, |_| ()).is_some()
+    }
+}
+
+/// The keys of a provider, reachable only while it lists them: a request cannot name a key
+/// (a `dir:` path, a reader) the agent does not offer.
+struct Listed(Arc<dyn KeyProvider>);
+
+impl KeyProvider for Listed {
+    fn list(&self) -> Vec<KeyRef> {
+        self.0.list()
+    }
+    fn open(&self, id: &str) -> Result<Box<dyn Transport>, String> {
+        if !self.0.contains(id) {
+            return Err(format!("no key {id} is present"));
+        }
+        self.0.open(id)
+    }
+    fn may_block(&self, id: &str) -> bool {
+        self.0.may_block(id)
+    }
+    fn wait_change(&self, timeout: Duration) -> bool {
+        self.0.wait_change(timeout)
+    }
+    fn contains(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Origins whose pages may use the agent (default: the portal's).
+    /// Origins whose pages may use the agent (none by default: a portal is named explicitly).
     pub allowed_origins: Vec<String>,
     /// How often key presence is checked for events (at the latest: a provider that watches
     /// readers reports their changes at once).
@@ -176,9 +212,11 @@ pub struct KeySummary {
     pub error: Option<String>,
 }
 
-/// The agent's routes; spawns the presence poller on the current runtime.
-pub fn router(keys: Arc<dyn KeyProvider>, config: AgentConfig) -> Router {
+/// The agent's routes; spawns the presence poller on the current runtime. Served only through
+/// [`serve`], which tells each request who called.
+fn router(keys: Arc<dyn KeyProvider>, config: AgentConfig) -> Router {
     let (events, _) = broadcast::channel(64);
+    let keys: Arc<dyn KeyProvider> = Arc::new(Listed(keys));
     let agent = Arc::new(Agent { keys, config, events });
     tokio::spawn(poll_presence(agent.clone()));
     Router::new()
@@ -198,13 +236,54 @@ pub fn router(keys: Arc<dyn KeyProvider>, config: AgentConfig) -> Router {
         .with_state(agent)
 }
 
-/// Serve on `listener` (bind it to 127.0.0.1) until dropped.
+/// Serve on `listener` (bind it to 127.0.0.1) until dropped: only this user's processes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     keys: Arc<dyn KeyProvider>,
     config: AgentConfig,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(keys, config)).await
+    let listener = OwnerListener { inner: listener, rule: localpeer::OwnerOnly::new() };
+    axum::serve(listener, router(keys, config).into_make_service_with_connect_info::<Caller>()).await
+}
+
+/// Who is on the other end of a request's connection, as the owner-only rule judged it when
+/// the connection was accepted.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub addr: std::net::SocketAddr,
+    /// Why the rule refused this caller; `None`: admitted.
+    refused: Option<Arc<str>>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, OwnerListener>> for Caller {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, OwnerListener>) -> Caller {
+        stream.remote_addr().clone()
+    }
+}
+
+/// A TCP listener that judges each connection's peer as it accepts it.
+struct OwnerListener {
+    inner: tokio::net::TcpListener,
+    rule: localpeer::OwnerOnly,
+}
+
+impl axum::serve::Listener for OwnerListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = Caller;
+
+    async fn accept(&mut self) -> (Self::Io, Caller) {
+        // axum's accept waits out errors (out of file descriptors, say) and never fails.
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let judged = io
+            .local_addr()
+            .map_err(|e| e.to_string())
+            .and_then(|local| self.rule.admit_tcp(local, addr).map_err(|e| e.to_string()));
+        (io, Caller { addr, refused: judged.err().map(Arc::from) })
+    }
+
+    fn local_addr(&self) -> std::io::Result<Caller> {
+        Ok(Caller { addr: self.inner.local_addr()?, refused: None })
+    }
 }
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
@@ -219,8 +298,18 @@ fn loopback_host(host: &str) -> bool {
     matches!(name, "127.0.0.1" | "localhost" | "::1")
 }
 
-/// Host must be loopback, Origin must be allowed; CORS answers for allowed origins only.
+/// The caller must be this user's process, Host must be loopback, Origin must be allowed;
+/// CORS answers for allowed origins only.
 async fn guard(State(a): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    // First, whatever the headers say: they are the caller's to forge.
+    match req.extensions().get::<ConnectInfo<Caller>>() {
+        Some(ConnectInfo(Caller { refused: None, .. })) => {}
+        Some(ConnectInfo(Caller { refused: Some(why), .. })) => {
+            tracing::warn!("agent: refused {why}");
+            return refuse(StatusCode::FORBIDDEN, "other_user", "the agent answers only its own user's programs");
+        }
+        None => return refuse(StatusCode::FORBIDDEN, "other_user", "the caller could not be identified"),
+    }
     let headers = req.headers();
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !loopback_host(host) {
@@ -332,6 +421,8 @@ enum KeyError {
     PinLocked,
     /// One PIN try is left and the request did not say the user accepted spending it.
     LastTry,
+    /// The same for the PUK's last try (a wrong one leaves the key impossible to unblock).
+    PukLastTry,
     NoCertificate,
     /// 9A already holds a certificate and the page did not ask to replace it.
     SlotInUse,
@@ -377,6 +468,20 @@ fn with_pin<T>(
     last_try: bool,
     op: impl FnOnce(&mut Piv<Box<dyn Transport>>) -> Result<T, KeyError>,
 ) -> Result<T, KeyError> {
+    let mut piv = open_guarded(keys, key_id, last_try)?;
+    let result = match piv.verify_pin(pin) {
+        Ok(PinOutcome::Ok) => op(&mut piv),
+        Ok(PinOutcome::WrongPin { retries_left }) => Err(KeyError::WrongPin(retries_left)),
+        Ok(PinOutcome::Blocked) | Err(PivError::PinBlocked { .. }) => Err(KeyError::PinLocked),
+        Err(e) => Err(KeyError::key(e)),
+    };
+    let _ = piv.logout();
+    result
+}
+
+/// Open key `key_id` and select PIV on it, refusing when the PIN is blocked, or has one try
+/// left that the request did not say the user accepted spending.
+fn open_guarded(keys: &dyn KeyProvider, key_id: &str, last_try: bool) -> Result<Piv<Box<dyn Transport>>, KeyError> {
     let t = keys.open(key_id).map_err(KeyError::NoKey)?;
     let mut piv = Piv::new(t);
     piv.select().map_err(KeyError::key)?;
@@ -386,14 +491,7 @@ fn with_pin<T>(
         crate::PinStatus::Blocked => return Err(KeyError::PinLocked),
         _ => {}
     }
-    let result = match piv.verify_pin(pin) {
-        Ok(PinOutcome::Ok) => op(&mut piv),
-        Ok(PinOutcome::WrongPin { retries_left }) => Err(KeyError::WrongPin(retries_left)),
-        Ok(PinOutcome::Blocked) | Err(PivError::PinBlocked { .. }) => Err(KeyError::PinLocked),
-        Err(e) => Err(KeyError::key(e)),
-    };
-    let _ = piv.logout();
-    result
+    Ok(piv)
 }
 
 /// The answer for a failed key operation, in the page's language.
@@ -420,7 +518,15 @@ fn key_error(e: KeyError, lang: Lang, key_id: &str) -> Response {
                 Lang::Zh => "USB-Key密码只剩最后一次机会，再次输错将锁定USB-Key。请确认密码无误后再提交",
                 Lang::En => "Only one PIN attempt is left: a wrong PIN locks the USB-Key. Confirm to use the last attempt",
             };
-            let body = json!({"ok": false, "code": "last_try", "attempts_left": 1, "message": message});
+            let body = json!({"ok": false, "code": "last_try", "secret": "pin", "attempts_left": 1, "message": message});
+            (StatusCode::CONFLICT, Json(body)).into_response()
+        }
+        KeyError::PukLastTry => {
+            let message = match lang {
+                Lang::Zh => "PUK码只剩最后一次机会，再次输错USB-Key将无法解锁。请确认PUK码无误后再提交",
+                Lang::En => "Only one PUK attempt is left: a wrong PUK leaves the USB-Key impossible to unblock. Confirm to use the last attempt",
+            };
+            let body = json!({"ok": false, "code": "last_try", "secret": "puk", "attempts_left": 1, "message": message});
             (StatusCode::CONFLICT, Json(body)).into_response()
         }
         KeyError::NoCertificate => refuse(StatusCode::CONFLICT, "no_certificate", "the key has no certificate in slot 9A"),

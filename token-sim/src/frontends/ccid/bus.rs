@@ -394,7 +394,13 @@ impl UsbLink for HostEnd {
         Ok(data)
     }
 
+    /// Data that is not the length the SETUP announces stalls before anything is sent: the
+    /// device's control pipe never sees a DATA stage that disagrees with its SETUP (more than
+    /// wLength once wedged endpoint 0 of usb-device).
     fn control_out(&mut self, setup: Setup, data: &[u8]) -> Result<(), LinkError> {
+        if data.len() != setup.length as usize {
+            return Err(LinkError::Stall);
+        }
         self.send(0, true, &setup.to_bytes())?;
         if !data.is_empty() {
             self.send(0, false, data)?;
@@ -407,8 +413,30 @@ impl UsbLink for HostEnd {
         Ok(())
     }
 
+    /// Completes once the device has taken every packet, as a host controller completes an
+    /// OUT transfer when its packets are acknowledged: a host that sends faster than the device
+    /// reads is held back, never queued without bound. What the device has not taken by the
+    /// deadline is dropped with the transfer.
     fn bulk_out(&mut self, endpoint: u8, data: &[u8]) -> Result<(), LinkError> {
-        self.send((endpoint & 0x0F) as usize, false, data)
+        let ep = (endpoint & 0x0F) as usize;
+        self.send(ep, false, data)?;
+        let deadline = Instant::now() + CONTROL_TIMEOUT;
+        let mut st = self.shared.wait_until(Some(deadline), |st| {
+            st.gone || st.out[ep].as_ref().is_none_or(|e| e.stalled || e.queue.is_empty())
+        });
+        if st.gone {
+            return Err(LinkError::Disconnected);
+        }
+        let Some(e) = st.out[ep].as_mut() else { return Err(LinkError::Disconnected) };
+        if e.stalled {
+            e.queue.clear();
+            return Err(LinkError::Stall);
+        }
+        if !e.queue.is_empty() {
+            e.queue.clear();
+            return Err(LinkError::Timeout);
+        }
+        Ok(())
     }
 
     fn bulk_in(&mut self, endpoint: u8, max: usize, timeout: Duration) -> Result<Vec<u8>, LinkError> {

@@ -413,10 +413,18 @@ impl Slot {
                 let _ = out.extend_from_slice(&ccid::reply_header(kind, seq, 0, status, error, specific));
             }
             Reply::Data { seq, start, len, chain, atr } => {
+                let src = if atr { &self.atr[..] } else { &self.response[..] };
+                // A piece queued for a response that a later command has since replaced (a
+                // host that sent on without reading) no longer has its bytes: it fails.
+                let Some(piece) = start.checked_add(len).and_then(|end| src.get(start..end)) else {
+                    let status = self.failed();
+                    let h = ccid::reply_header(reply::DATA_BLOCK, seq, 0, status, error::HW_ERROR, 0);
+                    let _ = out.extend_from_slice(&h);
+                    return true;
+                };
                 let status = self.ok();
                 let _ = out.extend_from_slice(&ccid::reply_header(reply::DATA_BLOCK, seq, len, status, 0, chain as u8));
-                let src = if atr { &self.atr[..] } else { &self.response[..] };
-                let _ = out.extend_from_slice(&src[start..start + len]);
+                let _ = out.extend_from_slice(piece);
             }
             Reply::Parameters { seq } => {
                 let status = self.ok();
@@ -522,6 +530,25 @@ mod tests {
         }
         assert_eq!(&back[..2500], &apdu[..]);
         assert_eq!(&back[2500..], [0x90, 0x00]);
+    }
+
+    #[test]
+    fn a_piece_of_a_replaced_response_fails_instead_of_panicking() {
+        let mut s = Slot::new();
+        s.command(&msg(cmd::ICC_POWER_ON, 0, [0; 3], &[]));
+        work(&mut s);
+        replies(&mut s);
+        // A long response: its first piece is queued, and the host does not read it...
+        let apdu: std::vec::Vec<u8> = (0..MAX_DATA as u32 + 100).map(|i| i as u8).collect();
+        s.command(&msg(cmd::XFR_BLOCK, 1, [0; 3], &apdu));
+        work(&mut s);
+        // ...but sends a short command on, whose answer replaces the response.
+        s.command(&msg(cmd::XFR_BLOCK, 2, [0; 3], &[0, 0xB0, 0, 0]));
+        work(&mut s);
+        let r = replies(&mut s);
+        assert_eq!(r.len(), 2);
+        assert_eq!(&r[0][..10], [0x80, 0, 0, 0, 0, 0, 1, 0x40, error::HW_ERROR, 0], "the stale piece fails");
+        assert_eq!(ccid::split(&r[1]).unwrap().1, [0, 0xB0, 0, 0, 0x90, 0x00], "the new answer is whole");
     }
 
     #[test]

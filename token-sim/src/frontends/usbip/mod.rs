@@ -1,13 +1,18 @@
 //! USB/IP: a virtual key exported as a USB device to another machine's (or a VM's) kernel,
-//! whose `usbip attach` makes it a local USB smart-card reader. USB/IP has no authentication:
-//! whoever reaches the port can use the key, so the server listens on loopback unless told.
+//! whose `usbip attach` makes it a local USB smart-card reader. USB/IP has no authentication of
+//! its own, so the server admits only processes of the user who runs it (`localpeer`: the
+//! peer's uid from `/proc/net/tcp`, or `SO_PEERCRED` on a Unix socket); other machines only
+//! when told to (`--usbip-allow-remote`), and it then says that anyone who reaches it may use
+//! the keys.
 //!
 //! - [`wire`]: the protocol's messages, parsed and written (no I/O).
-//! - [`server`]: answers `usbip list` (OP_REQ_DEVLIST) with the exported keys. Importing one
-//!   (`usbip attach`) will carry URBs to the key's CCID device on the software bus
-//!   (`frontends::ccid`); until that is wired the server refuses an import with USB/IP's error
-//!   status and says so in its log.
+//! - [`conn`]: where importers connect (TCP or a 0600 Unix socket) and the owner-only rule.
+//! - [`server`]: answers `usbip list` (OP_REQ_DEVLIST) and imports (`usbip attach`); a
+//!   connection idle too long is closed; a failed accept is waited out.
+//! - [`session`]: an imported device's URBs carried to its CCID device on the software bus,
+//!   with bounded queues.
 
+pub mod conn;
 pub mod server;
 pub mod session;
 /// The wire protocol lives in proto, shared with the host driver's USB/IP client.

@@ -1,14 +1,17 @@
 //! The USB/IP server's connection handling: one operation request per connection, as
 //! `usbip list` and `usbip attach` send them; after an accepted import the connection carries
-//! that device's URBs (`session`). A bad or truncated frame ends that connection with a log
-//! line; nothing a client sends can panic the server.
+//! that device's URBs (`session`). Every connection first passes the owner-only rule (only the
+//! serving user's processes; remote hosts only when allowed); a bad, truncated or idle
+//! connection ends with a log line; nothing a client sends can panic or stop the server.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
+use std::time::Duration;
 
+use localpeer::OwnerOnly;
 use proto::Transport;
 
+use super::conn::{Conn, Listener};
 use super::wire::{encode_devlist, encode_import, DeviceRecord, FrameError, OpRequest};
 use crate::frontends::ccid::device::Plugged;
 
@@ -27,7 +30,7 @@ pub trait Exports: Send + Sync {
     /// such key or it is attached already.
     fn plug(&self, busid: &str) -> Option<Import>;
     /// The importer's connection, once the import is answered (to close it on a disconnect).
-    fn attached(&self, _busid: &str, _stream: TcpStream) {}
+    fn attached(&self, _busid: &str, _conn: Conn) {}
 }
 
 /// Listed, but not importable (tests of `usbip list`).
@@ -40,15 +43,47 @@ impl<F: Fn() -> Vec<DeviceRecord> + Send + Sync> Exports for F {
     }
 }
 
+/// How a server treats its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Who may connect at all.
+    pub rule: OwnerOnly,
+    /// How long a new connection may take to send its request.
+    pub request_timeout: Duration,
+    /// An imported device with no URB submitted and none pending for this long is detached
+    /// (its connection closed, the key free for the next importer). `None`: never.
+    pub idle: Option<Duration>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { rule: OwnerOnly::new(), request_timeout: Duration::from_secs(10), idle: Some(DEFAULT_IDLE) }
+    }
+}
+
+/// Default of [`Policy::idle`]: five minutes.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
+
 /// Why a connection ended before its request was answered.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     #[error("the client closed the connection mid-request")]
     Closed,
+    #[error("no request within {0:?}")]
+    NoRequest(Duration),
+    #[error("idle for {0:?} with nothing pending: detached")]
+    Idle(Duration),
     #[error("bad request: {0}")]
     Frame(#[from] FrameError),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// Whether an I/O error is a read timeout (the two kinds the platforms use).
+pub(super) fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
 
 /// What a connection asked for, as the log tells it.
@@ -66,16 +101,21 @@ pub enum Served {
     },
 }
 
-/// Read one operation request from `stream` (however the bytes arrive) and answer it from
+/// Read one operation request from `conn` (however the bytes arrive) and answer it from
 /// `exports`; an accepted import goes on to carry the device's URBs.
-pub fn answer(stream: &mut TcpStream, exports: &dyn Exports) -> Result<Served, ConnectionError> {
+pub fn answer(conn: &mut Conn, exports: &dyn Exports, policy: &Policy) -> Result<Served, ConnectionError> {
+    conn.set_read_timeout(Some(policy.request_timeout))?;
     let mut buf = Vec::new();
     let request = loop {
         match OpRequest::parse(&buf) {
             Ok((request, _)) => break request,
             Err(FrameError::Incomplete { need }) => {
                 let mut more = vec![0; need];
-                let n = stream.read(&mut more)?;
+                let n = match conn.read(&mut more) {
+                    Ok(n) => n,
+                    Err(e) if timed_out(&e) => return Err(ConnectionError::NoRequest(policy.request_timeout)),
+                    Err(e) => return Err(e.into()),
+                };
                 if n == 0 {
                     return Err(ConnectionError::Closed);
                 }
@@ -87,19 +127,21 @@ pub fn answer(stream: &mut TcpStream, exports: &dyn Exports) -> Result<Served, C
     match request {
         OpRequest::DevList => {
             let devices = exports.list();
-            stream.write_all(&encode_devlist(&devices))?;
+            conn.write_all(&encode_devlist(&devices))?;
             Ok(Served::DevList { devices: devices.len() })
         }
         OpRequest::Import { busid } => match exports.plug(&busid) {
             None => {
-                stream.write_all(&encode_import(None))?;
+                conn.write_all(&encode_import(None))?;
                 Ok(Served::ImportRefused { busid })
             }
             Some(Import { record, plugged, release }) => {
-                let _ = stream.set_nodelay(true);
-                stream.write_all(&encode_import(Some(&record)))?;
-                exports.attached(&busid, stream.try_clone()?);
-                let r = super::session::run(stream.try_clone()?, plugged.host());
+                conn.set_nodelay();
+                let r = (|| {
+                    conn.write_all(&encode_import(Some(&record)))?;
+                    exports.attached(&busid, conn.try_clone()?);
+                    super::session::run(conn.try_clone()?, plugged.host(), policy.idle)
+                })();
                 // Unplugged before the key is free for the next importer.
                 drop(plugged);
                 release();
@@ -109,15 +151,38 @@ pub fn answer(stream: &mut TcpStream, exports: &dyn Exports) -> Result<Served, C
     }
 }
 
-/// Serve `listener` until it fails: each connection on its own thread, answered from
-/// `exports` at the time it comes.
-pub fn serve(listener: TcpListener, exports: Arc<dyn Exports>) -> std::io::Result<()> {
-    for stream in listener.incoming() {
-        let mut stream = stream?;
+/// The first wait after a failed accept, and the longest.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// Serve `listener` for ever: each admitted connection on its own thread, answered from
+/// `exports` at the time it comes. A failed accept (out of file descriptors, say) or a thread
+/// that cannot start is logged and waited out, never the end of the server.
+pub fn serve(listener: impl Into<Listener>, exports: Arc<dyn Exports>, policy: Policy) {
+    let listener = listener.into();
+    let mut backoff = BACKOFF.0;
+    loop {
+        let conn = match listener.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+            Err(e) => {
+                tracing::warn!("usbip: accepting a connection failed: {e}; trying again in {backoff:?}");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(BACKOFF.1);
+                continue;
+            }
+        };
+        backoff = BACKOFF.0;
+        let peer = conn.peer();
+        // Before any byte is read: another user's request never reaches a key.
+        if let Err(refused) = conn.admit(&policy.rule) {
+            tracing::warn!("usbip: refused {refused}");
+            conn.shutdown();
+            continue;
+        }
         let exports = exports.clone();
-        std::thread::spawn(move || {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-            match answer(&mut stream, &*exports) {
+        let started = std::thread::Builder::new().name(format!("usbip {peer}")).spawn(move || {
+            let mut conn = conn;
+            match answer(&mut conn, &*exports, &policy) {
                 Ok(Served::DevList { devices }) => tracing::info!("usbip {peer}: listed {devices} key(s)"),
                 Ok(Served::ImportRefused { busid }) => {
                     tracing::warn!("usbip {peer}: import of {busid} refused: no such key, or it is attached already")
@@ -126,8 +191,12 @@ pub fn serve(listener: TcpListener, exports: Arc<dyn Exports>) -> std::io::Resul
                 Err(e) => tracing::warn!("usbip {peer}: connection closed: {e}"),
             }
         });
+        if let Err(e) = started {
+            tracing::warn!("usbip: no thread for a connection: {e}; trying again in {backoff:?}");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(BACKOFF.1);
+        }
     }
-    Ok(())
 }
 
 /// Virtual keys exported as bus ids 1-1, 1-2, ...: each importable by one client at a time.
@@ -141,7 +210,7 @@ pub struct KeyExports {
 /// An importer's hold on a key: the connection to close and the device to unplug.
 struct Attachment {
     host: crate::frontends::ccid::bus::HostEnd,
-    stream: Option<TcpStream>,
+    conn: Option<Conn>,
 }
 
 impl KeyExports {
@@ -162,8 +231,8 @@ impl KeyExports {
         }
         let held = self.attached.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i).and_then(Option::take);
         if let Some(a) = held {
-            if let Some(s) = &a.stream {
-                let _ = s.shutdown(std::net::Shutdown::Both);
+            if let Some(c) = &a.conn {
+                c.shutdown();
             }
             a.host.unplug();
         }
@@ -205,16 +274,16 @@ impl Exports for KeyExports {
             return None;
         }
         let plugged = Plugged::new(key);
-        attached[i] = Some(Attachment { host: plugged.host(), stream: None });
+        attached[i] = Some(Attachment { host: plugged.host(), conn: None });
         let flags = self.attached.clone();
         let release = Box::new(move || flags.lock().unwrap_or_else(|p| p.into_inner())[i] = None);
         Some(Import { record: super::device_record(i as u32 + 1), plugged, release })
     }
 
-    fn attached(&self, busid: &str, stream: TcpStream) {
+    fn attached(&self, busid: &str, conn: Conn) {
         let Some(i) = Self::index(busid) else { return };
         if let Some(Some(a)) = self.attached.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
-            a.stream = Some(stream);
+            a.conn = Some(conn);
         }
     }
 }
