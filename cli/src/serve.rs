@@ -208,7 +208,10 @@ fn serve_usbip(
             );
         }
     }
-    let policy = Policy { rule: localpeer::OwnerOnly::new().allowing_remote(allow_remote), idle, ..Policy::default() };
+    let mut policy =
+        Policy { rule: localpeer::OwnerOnly::new().allowing_remote(allow_remote), idle, ..Policy::default() };
+    // A connection that has not even sent its request is idle too.
+    policy.request_timeout = idle.map_or(policy.request_timeout, |i| i.min(policy.request_timeout));
     server::serve(listener, exports, policy);
     Ok(ExitCode::SUCCESS)
 }

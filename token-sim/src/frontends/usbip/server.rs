@@ -5,8 +5,9 @@
 //! connection ends with a log line; nothing a client sends can panic or stop the server.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use localpeer::OwnerOnly;
 use proto::Transport;
@@ -53,12 +54,33 @@ pub struct Policy {
     /// An imported device with no URB submitted and none pending for this long is detached
     /// (its connection closed, the key free for the next importer). `None`: never.
     pub idle: Option<Duration>,
+    /// Connections served at once; more are closed as they come. The default leaves the
+    /// keys their own file descriptors (a key's state is written through a temp file, and a
+    /// key whose write fails refuses everything until it is put back).
+    pub max_connections: usize,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { rule: OwnerOnly::new(), request_timeout: Duration::from_secs(10), idle: Some(DEFAULT_IDLE) }
+        Policy {
+            rule: OwnerOnly::new(),
+            request_timeout: Duration::from_secs(10),
+            idle: Some(DEFAULT_IDLE),
+            max_connections: connection_budget(),
+        }
     }
+}
+
+/// File descriptors kept for everything but connections: key files, logs, the control sockets.
+const FD_RESERVE: u64 = 64;
+/// Descriptors one imported connection holds (the socket, and its clones for the writer, the
+/// session and the key's unplug).
+const FDS_PER_CONNECTION: u64 = 4;
+
+/// What the open-file limit leaves for connections.
+pub fn connection_budget() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(u64::MAX);
+    (limit.saturating_sub(FD_RESERVE) / FDS_PER_CONNECTION).clamp(1, 4096) as usize
 }
 
 /// Default of [`Policy::idle`]: five minutes.
@@ -160,6 +182,8 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from
 pub fn serve(listener: impl Into<Listener>, exports: Arc<dyn Exports>, policy: Policy) {
     let listener = listener.into();
     let mut backoff = BACKOFF.0;
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut last_full: Option<Instant> = None;
     loop {
         let conn = match listener.accept() {
             Ok(c) => c,
@@ -179,8 +203,19 @@ pub fn serve(listener: impl Into<Listener>, exports: Arc<dyn Exports>, policy: P
             conn.shutdown();
             continue;
         }
+        if open.load(Ordering::SeqCst) >= policy.max_connections {
+            // Said once a second at most: a flood must not fill the log either.
+            if last_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!("usbip: {} connections open already; closing new ones", policy.max_connections);
+                last_full = Some(Instant::now());
+            }
+            conn.shutdown();
+            continue;
+        }
         let exports = exports.clone();
+        let counted = Counted::new(&open);
         let started = std::thread::Builder::new().name(format!("usbip {peer}")).spawn(move || {
+            let _counted = counted;
             let mut conn = conn;
             match answer(&mut conn, &*exports, &policy) {
                 Ok(Served::DevList { devices }) => tracing::info!("usbip {peer}: listed {devices} key(s)"),
@@ -196,6 +231,22 @@ pub fn serve(listener: impl Into<Listener>, exports: Arc<dyn Exports>, policy: P
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(BACKOFF.1);
         }
+    }
+}
+
+/// One open connection, counted while it lives.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(open: &Arc<AtomicUsize>) -> Counted {
+        open.fetch_add(1, Ordering::SeqCst);
+        Counted(open.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
