@@ -3,8 +3,9 @@
 //! CCID driver does: reads the device and class descriptors and honours them (exchange level,
 //! dwMaxCCIDMessageLength), powers the card (PC_to_RDR_IccPowerOn/Off), asks its state
 //! (GetSlotStatus), sends APDUs in XfrBlocks (chained at the extended APDU level when longer
-//! than one message, both ways), checks every reply's bSeq, waits through time extensions,
-//! and aborts (control request and bulk Abort) a command the reader does not answer.
+//! than one message, both ways), checks every reply's bSeq, waits through time extensions
+//! (for [`DEFAULT_MAX_WAIT`] at most), bounds a chained response ([`MAX_RESPONSE`]), and
+//! aborts (control request and bulk Abort) a command the reader does not answer.
 
 use std::time::Duration;
 
@@ -14,6 +15,13 @@ use proto::usb::{Setup, UsbError, UsbLink};
 
 /// How long one reply may take, time extensions aside (each one restarts it).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a command may take with all its time extensions: a reader that asks for more
+/// time for ever is aborted then (an RSA 4096 key generation takes a minute or two).
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(300);
+/// The longest response a chained reply may build: an extended APDU's 65,536 bytes and SW.
+pub const MAX_RESPONSE: usize = 65_538;
+/// The most pieces a chained reply may come in (empty pieces count too).
+pub const MAX_PIECES: usize = 4096;
 
 /// What opening a CCID reader can run into.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +106,7 @@ pub struct CcidTransport<L: UsbLink> {
     seq: u8,
     powered: bool,
     timeout: Duration,
+    max_wait: Duration,
     /// Time extensions the reader asked for so far (for tests and diagnostics).
     pub time_extensions: u32,
 }
@@ -138,8 +147,16 @@ impl<L: UsbLink> CcidTransport<L> {
             Some(s) => format!("CCID reader {s} ({})", link.name()),
             None => format!("CCID reader ({})", link.name()),
         };
-        let mut t =
-            CcidTransport { link, iface, name, seq: 0, powered: false, timeout: DEFAULT_TIMEOUT, time_extensions: 0 };
+        let mut t = CcidTransport {
+            link,
+            iface,
+            name,
+            seq: 0,
+            powered: false,
+            timeout: DEFAULT_TIMEOUT,
+            max_wait: DEFAULT_MAX_WAIT,
+            time_extensions: 0,
+        };
         t.power_on().map_err(|e| CcidError::Unsupported(format!("powering the card: {e}")))?;
         Ok(t)
     }
@@ -147,6 +164,11 @@ impl<L: UsbLink> CcidTransport<L> {
     /// How long one reply may take before the command is aborted (time extensions restart it).
     pub fn set_timeout(&mut self, t: Duration) {
         self.timeout = t;
+    }
+
+    /// How long a command may take with every time extension the reader asks for.
+    pub fn set_max_wait(&mut self, t: Duration) {
+        self.max_wait = t;
     }
 
     pub fn interface(&self) -> &CcidInterface {
@@ -174,6 +196,7 @@ impl<L: UsbLink> CcidTransport<L> {
         self.link.bulk_out(self.iface.bulk_out, &msg).map_err(|e| self.io(e))?;
         let max = self.iface.descriptor.max_message_len as usize + 64;
         let mut stale = 0;
+        let started = std::time::Instant::now();
         loop {
             let r = match self.link.bulk_in(self.iface.bulk_in, max, self.timeout) {
                 Ok(r) => r,
@@ -201,6 +224,13 @@ impl<L: UsbLink> CcidTransport<L> {
             let status = Status::parse(rh.params[0]).map_err(|e| TransportError::Io(format!("{}: {e}", self.name)))?;
             if status.outcome == Outcome::TimeExtension {
                 self.time_extensions += 1;
+                if started.elapsed() >= self.max_wait {
+                    self.abort(seq);
+                    return Err(TransportError::Io(format!(
+                        "{} asked for more time for {:?}: the command was aborted",
+                        self.name, self.max_wait
+                    )));
+                }
                 continue;
             }
             return Ok((rh, rd.to_vec()));
@@ -323,8 +353,18 @@ impl<L: UsbLink> CcidTransport<L> {
             last = Some((h, data));
         }
         let (mut h, mut response) = last.expect("at least one piece");
-        // The response, in pieces when the reader chains it.
+        // The response, in pieces when the reader chains it: never longer than an extended
+        // APDU's, nor in more pieces than that could need.
+        let mut pieces = 1;
         loop {
+            if response.len() > MAX_RESPONSE || pieces > MAX_PIECES {
+                return Err(TransportError::Io(format!(
+                    "{}: a chained response past {MAX_RESPONSE} bytes or {MAX_PIECES} pieces ({} bytes in {pieces})",
+                    self.name,
+                    response.len()
+                )));
+            }
+            pieces += 1;
             match Chain::parse(h.params[2].into()) {
                 Some(Chain::Whole | Chain::Ends) => break,
                 Some(Chain::Begins | Chain::Continues) => {

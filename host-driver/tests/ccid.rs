@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use host_driver::ccid::CcidTransport;
 use host_driver::{PinOutcome, PinStatus, Piv};
-use proto::ccid::features;
+use proto::ccid::{features, Icc, Outcome, Status};
 use proto::clock::FixedClock;
 use proto::transport::{Transport, TransportError};
 use suite::{Maker, NOW};
@@ -200,5 +200,80 @@ mod over_usbip {
             })
             .expect("importable again after the detach");
         drop(link);
+    }
+}
+
+/// A reader that lies: it answers every XfrBlock itself (the key's own answer is never read),
+/// with a time extension for ever or a chained response that never ends.
+struct Rogue {
+    inner: HostEnd,
+    lie: Option<Lie>,
+    last: (u8, u8),
+}
+
+#[derive(Clone, Copy)]
+enum Lie {
+    MoreTime,
+    EndlessChain { piece: usize },
+}
+
+impl proto::usb::UsbLink for Rogue {
+    fn control_in(&mut self, setup: proto::usb::Setup) -> Result<Vec<u8>, proto::usb::UsbError> {
+        self.inner.control_in(setup)
+    }
+    fn control_out(&mut self, setup: proto::usb::Setup, data: &[u8]) -> Result<(), proto::usb::UsbError> {
+        self.inner.control_out(setup, data)
+    }
+    fn bulk_out(&mut self, ep: u8, data: &[u8]) -> Result<(), proto::usb::UsbError> {
+        // (message type, bSeq) of what the host sent last.
+        self.last = (data[0], data[6]);
+        self.inner.bulk_out(ep, data)
+    }
+    fn bulk_in(&mut self, ep: u8, max: usize, timeout: Duration) -> Result<Vec<u8>, proto::usb::UsbError> {
+        let (kind, seq) = self.last;
+        match self.lie {
+            Some(Lie::MoreTime) if kind == proto::ccid::cmd::XFR_BLOCK => {
+                let status = Status { icc: Icc::Active, outcome: Outcome::TimeExtension };
+                Ok(proto::ccid::reply_header(proto::ccid::reply::DATA_BLOCK, seq, 0, status, 1, 0).to_vec())
+            }
+            Some(Lie::EndlessChain { piece }) if kind == proto::ccid::cmd::XFR_BLOCK => {
+                let status = Status { icc: Icc::Active, outcome: Outcome::Ok };
+                let continues = proto::ccid::Chain::Continues as u8;
+                let mut r = proto::ccid::reply_header(proto::ccid::reply::DATA_BLOCK, seq, piece, status, 0, continues)
+                    .to_vec();
+                r.resize(r.len() + piece, 0x55);
+                Ok(r)
+            }
+            _ => self.inner.bulk_in(ep, max, timeout),
+        }
+    }
+    fn name(&self) -> String {
+        "rogue reader".into()
+    }
+}
+
+/// Time extensions are waited through for a bounded time in all, and a chained response is
+/// bounded in bytes and in pieces: a reader that never finishes gets an error, not a hang or
+/// an ever-growing buffer.
+#[test]
+fn a_reader_that_never_finishes_is_bounded() {
+    for lie in [Lie::MoreTime, Lie::EndlessChain { piece: 1024 }, Lie::EndlessChain { piece: 0 }] {
+        let key = SharedKey::new(VirtualKey::in_memory(&KeySpec::default(), &FixedClock(NOW)).unwrap());
+        let plugged = Plugged::new(key);
+        // Opening powers the card (IccPowerOn, answered honestly); the lie is in XfrBlocks.
+        let mut t = CcidTransport::open(Rogue { inner: plugged.host(), lie: Some(lie), last: (0, 0) }).unwrap();
+        t.set_max_wait(Duration::from_millis(300));
+        let select = [0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
+        let started = std::time::Instant::now();
+        let e = t.transmit(&select).unwrap_err();
+        let text = e.to_string();
+        match lie {
+            Lie::MoreTime => {
+                assert!(text.contains("more time"), "{text}");
+                assert!(t.time_extensions > 0);
+            }
+            Lie::EndlessChain { .. } => assert!(text.contains("chained response past"), "{text}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "bounded in time too: {:?}", started.elapsed());
     }
 }
