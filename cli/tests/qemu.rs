@@ -1,8 +1,8 @@
 //! USB/IP judged by a real kernel and a user's smart-card stack: a QEMU guest (TCG, no network
 //! card) running Debian's own kernel attaches a key that `ukey sim serve --usbip` exports. The
 //! USB/IP stream goes over a virtio-serial port: QEMU's chardev is a Unix socket here, relayed
-//! to the server's TCP port; in the guest socat offers the port on 127.0.0.1:3240 to
-//! `usbip attach`. The guest's vhci-hcd and usbcore enumerate the device, pcscd's libccid makes
+//! to the server's own Unix socket (`--usbip unix:PATH`, 0600); in the guest socat offers the
+//! port on 127.0.0.1:3240 to `usbip attach`. The guest's vhci-hcd and usbcore enumerate the device, pcscd's libccid makes
 //! it a reader, OpenSC's pkcs11-tool logs in and signs with 9A and reads the certificate, and
 //! the guest prints it all on its serial console; here openssl verifies the signature with that
 //! certificate. The guest is built by scripts/qemu-guest.sh (scripts/test.sh exports
@@ -36,10 +36,10 @@ fn guest() -> Option<PathBuf> {
     }
 }
 
-/// Copy bytes both ways between the QEMU chardev socket and the USB/IP server.
-fn relay(unix: UnixStream, tcp: std::net::TcpStream) {
-    let (mut u2, mut t2) = (unix.try_clone().unwrap(), tcp.try_clone().unwrap());
-    let (mut u, mut t) = (unix, tcp);
+/// Copy bytes both ways between the QEMU chardev socket and the USB/IP server's socket.
+fn relay(unix: UnixStream, server: UnixStream) {
+    let (mut u2, mut t2) = (unix.try_clone().unwrap(), server.try_clone().unwrap());
+    let (mut u, mut t) = (unix, server);
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut u, &mut t2);
         let _ = t2.shutdown(std::net::Shutdown::Both);
@@ -71,7 +71,8 @@ fn a_linux_guest_attaches_a_served_key_and_pcscd_libccid_and_opensc_sign_with_it
         .unwrap_or_default();
     let mut serve = Command::new(env!("CARGO_BIN_EXE_ukey"))
         .env("UKEY_HOME", home.path())
-        .args(["sim", "serve", "--usbip", "127.0.0.1:0", key.to_str().unwrap()])
+        .args(["sim", "serve", "--usbip", &format!("unix:{}", home.path().join("ukey-usbip.sock").display())])
+        .arg(&key)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -81,7 +82,7 @@ fn a_linux_guest_attaches_a_served_key_and_pcscd_libccid_and_opensc_sign_with_it
     // Keep reading what the server says: a closed pipe must not be what ends it.
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let _serve = Kill(serve);
-    let addr = first.split("on usbip ").nth(1).and_then(|r| r.split(' ').next()).unwrap().to_string();
+    let addr = first.split("on usbip unix:").nth(1).and_then(|r| r.split(' ').next()).unwrap().to_string();
 
     let sock = home.path().join("usbip.sock");
     let started = Instant::now();
@@ -108,7 +109,7 @@ fn a_linux_guest_attaches_a_served_key_and_pcscd_libccid_and_opensc_sign_with_it
         assert!(Instant::now() < deadline, "QEMU never opened {}", sock.display());
         std::thread::sleep(Duration::from_millis(50));
     };
-    relay(unix, std::net::TcpStream::connect(&addr).unwrap());
+    relay(unix, UnixStream::connect(&addr).unwrap());
 
     // The console, line by line, until the guest is done (or three minutes pass: TCG is slow
     // on a busy machine).
