@@ -163,8 +163,16 @@ fn random_serial() -> SerialNumber {
     SerialNumber::new(&bytes).expect("16-byte positive serial is valid")
 }
 
-fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<()> {
+/// Write `path` whole or not at all: a temp file beside it (0600 when `private`, from the first
+/// byte), synced, renamed over `path`, and the directory synced. A reader never sees half a
+/// file, whoever else is starting at the same moment.
+fn write_atomic(path: &Path, contents: &[u8], private: bool) -> Result<()> {
     let io = |source| CaError::Io { action: "write", path: path.to_path_buf(), source };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut nonce = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), u64::from_le_bytes(nonce)));
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -173,23 +181,57 @@ fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<()> {
         opts.mode(0o600);
     }
     let _ = private;
-    let mut f = opts.open(path).map_err(io)?;
-    f.write_all(contents).map_err(io)?;
-    f.sync_all().map_err(io)
+    let written = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written.map_err(io)
+}
+
+/// Held while a CA directory is created: of processes starting together, one creates it and
+/// the others wait, then open what it made.
+fn creation_lock(dir: &Path) -> Result<fs::File> {
+    let path = dir.join(".lock");
+    let io = |source| CaError::Io { action: "lock", path: path.clone(), source };
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts.open(&path).map_err(io)?;
+    f.lock().map_err(io)?;
+    Ok(f)
+}
+
+fn private_dir(dir: &Path) -> Result<()> {
+    // The directory holds the CA's private key: private from the start, whatever the umask.
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| CaError::Io { action: "create", path: dir.into(), source })
 }
 
 impl Ca {
     /// Create a new CA in `dir` (made if missing) with a self-signed root valid for `days`.
     pub fn create(dir: &Path, subject: &str, days: u64, clock: &dyn Clock) -> Result<Ca> {
+        private_dir(dir)?;
+        let _lock = creation_lock(dir)?;
+        Ca::create_locked(dir, subject, days, clock)
+    }
+
+    fn create_locked(dir: &Path, subject: &str, days: u64, clock: &dyn Clock) -> Result<Ca> {
         if dir.join(KEY_FILE).exists() {
             return Err(CaError::Exists { path: dir.to_path_buf() });
         }
-        // The directory holds the CA's private key: private from the start, whatever the umask.
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).map_err(|source| CaError::Io { action: "create", path: dir.into(), source })?;
         let key = SigningKey::random(&mut rand::rngs::OsRng);
         let now = clock.now_unix();
         let validity =
@@ -202,8 +244,9 @@ impl Ca {
         let cert = builder.build::<DerSignature>().map_err(|e| CaError::Build(e.to_string()))?;
         let key_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| CaError::Build(e.to_string()))?;
         let cert_pem = cert.to_pem(der::pem::LineEnding::LF).map_err(|e| CaError::Build(e.to_string()))?;
-        write_file(&dir.join(KEY_FILE), key_pem.as_bytes(), true)?;
-        write_file(&dir.join(CERT_FILE), cert_pem.as_bytes(), false)?;
+        // The certificate first: the key file's presence says the CA is whole.
+        write_atomic(&dir.join(CERT_FILE), cert_pem.as_bytes(), false)?;
+        write_atomic(&dir.join(KEY_FILE), key_pem.as_bytes(), true)?;
         Ok(Ca { dir: dir.to_path_buf(), key, cert, crl_url: None })
     }
 
@@ -227,11 +270,18 @@ impl Ca {
     }
 
     /// Open the CA in `dir`, creating it first if there is none.
+    /// Processes that start together agree on one CA: the first creates it under the
+    /// directory's lock, the others open it once made.
     pub fn open_or_create(dir: &Path, subject: &str, days: u64, clock: &dyn Clock) -> Result<Ca> {
+        if dir.join(KEY_FILE).exists() {
+            return Ca::open(dir);
+        }
+        private_dir(dir)?;
+        let _lock = creation_lock(dir)?;
         if dir.join(KEY_FILE).exists() {
             Ca::open(dir)
         } else {
-            Ca::create(dir, subject, days, clock)
+            Ca::create_locked(dir, subject, days, clock)
         }
     }
 

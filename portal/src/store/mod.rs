@@ -31,6 +31,8 @@ pub enum StoreError {
     Audit(String),
     #[error("{what} {value:?} not found")]
     NotFound { what: &'static str, value: String },
+    #[error("the database file's lock: {0}")]
+    Io(std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -274,6 +276,36 @@ pub struct Store {
     backend: Backend,
 }
 
+/// An exclusive lock on `PATH.lock` beside a SQLite file while it is opened and migrated
+/// (`None` for an in-memory database). sqlx's SQLite migrator takes no lock of its own, so two
+/// processes migrating a new file at once could both try the first migration.
+async fn sqlite_first_use_lock(path: &str) -> Result<Option<std::fs::File>> {
+    let file = path.split('?').next().unwrap_or(path);
+    if file.is_empty() || file.starts_with(':') || path.contains("mode=memory") {
+        return Ok(None);
+    }
+    let lock_path = format!("{file}.lock");
+    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        // The folder too (a fresh $UKEY_HOME), private like the rest of it.
+        if let Some(parent) = std::path::Path::new(&lock_path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            let mut dirs = std::fs::DirBuilder::new();
+            dirs.recursive(true);
+            std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+            dirs.create(parent)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let f = opts.open(&lock_path)?;
+        f.lock()?;
+        Ok(f)
+    })
+    .await
+    .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    .map_err(StoreError::Io)?;
+    Ok(Some(lock))
+}
+
 /// Read-only connections SQLite gets beside its writer.
 const SQLITE_READERS: usize = 4;
 
@@ -296,13 +328,17 @@ impl Store {
             // WAL, and a login's commits touch a few small rows; measured with `ukey bench
             // login`, WAL writes 70 -> 26 MB/s and 3-8% more logins. Photos (up to 2 MiB)
             // then span more overflow pages, read once per staff review.
+            // Portals starting together on one new file: one creates and migrates it, the
+            // others wait for it here, then find the schema up to date.
+            let _first_use = sqlite_first_use_lock(path).await?;
             let mut writer = sqlite_conn(
                 &url,
                 &[
+                    // First: the pragmas after it may wait on another process's lock.
+                    "PRAGMA busy_timeout=5000",
                     "PRAGMA page_size=1024",
                     "PRAGMA journal_mode=WAL",
                     "PRAGMA synchronous=NORMAL",
-                    "PRAGMA busy_timeout=5000",
                     "PRAGMA wal_autocheckpoint=0",
                     "PRAGMA journal_size_limit=67108864",
                 ],
