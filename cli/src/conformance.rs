@@ -23,9 +23,10 @@ use crate::KeyArgs;
 ///   ukey conformance --reader NAME --destructive --confirm 12345678   # also GENERATE, lockout
 ///
 /// Exit status 0 only when every must-check that applies passed (a feature the key lacks is
-/// "not supported", not a failure). Checks need the key's PIN and management key (factory
-/// defaults unless given); one lacking what it needs says "skipped", and the run is then
-/// incomplete (exit 1).
+/// "not supported", not a failure). Checks need the key's PIN and PUK (--pin, --puk: never
+/// guessed) and management key (factory default unless given); one lacking what it needs says
+/// "skipped", and the run is then incomplete (exit 1). A PIN or PUK try a check spends is
+/// given back; the report lists anything the run did to them and could not undo.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ConformanceArgs {
@@ -73,12 +74,14 @@ pub struct ConformanceArgs {
     /// Leave these checks out (same forms as --only)
     #[arg(long, value_delimiter = ',', value_name = "CHECKS")]
     skip: Vec<String>,
-    /// The key's PIN (default 123456)
+    /// The key's PIN. Not given, no check sends it (with --sim the factory 123456 is the
+    /// key's own). Given, it is tried once on first need, only with two or more tries left;
+    /// every try a check spends is given back with it, and what could not be is reported
     #[arg(long, env = "UKEY_PIN", hide_env_values = true)]
     pin: Option<proto::secret::Pin>,
-    /// The key's PUK (default 12345678). Given, it is tried once even on a card that cannot
-    /// say how many PUK tries it has left (a plain PIV card), so the PUK checks run there;
-    /// a wrong one costs one of its tries
+    /// The key's PUK (not given: not sent; --sim: 12345678). Given, it is tried once even on a
+    /// card that cannot say how many PUK tries it has left (a plain PIV card), so the PUK
+    /// checks run there; a wrong one costs one of its tries, which the report says
     #[arg(long, env = "UKEY_PUK", hide_env_values = true)]
     puk: Option<proto::secret::Puk>,
     #[command(flatten)]
@@ -140,12 +143,16 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         }
         crate::open::transport(&a.key)?
     };
+    // A PIN or PUK not given is never sent to a key someone owns (on --sim the factory
+    // values are the key's own).
     let mut secrets = Secrets::default();
     if let Some(p) = a.pin {
         secrets.pin = p;
+        secrets.pin_given = true;
     }
     if let Some(p) = a.puk {
         secrets.puk = p;
+        secrets.puk_given = true;
     }
     secrets.mgmt = crate::commands::mgmt_key(&a.mgmt)?;
     let mut card = Card::new(transport, secrets);

@@ -514,11 +514,18 @@ fn conformance_judges_a_key_and_its_exit_status_says_whether_it_conforms() {
     let verify2 = v["outcomes"].as_array().unwrap().iter().find(|o| o["id"] == "PIV-VERIFY-003").unwrap();
     assert_eq!(verify2["verdict"]["result"], "skipped", "{verify2}");
     assert!(verify2["verdict"]["detail"].as_str().unwrap().contains("--pin"));
-    // Finding the PIN wrong cost one try, not one per check.
+    // A PIN not given is never sent (the factory one is not guessed): no try spent.
+    let retries = json(&ukey(home.path(), &["pin", "retries", "--key", k, "--json"]));
+    assert_eq!(retries["retries_left"], 3);
+    // A wrong one given costs one try, found out once, not one per check; the report says so.
+    let out = ukey(home.path(), &["conformance", "--key", k, "--pin", "11112222", "--only", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert!(v["secrets"].to_string().contains("not this key's"), "{}", v["secrets"]);
     let retries = json(&ukey(home.path(), &["pin", "retries", "--key", k, "--json"]));
     assert_eq!(retries["retries_left"], 2);
-    // With it: every must-check that applies passes, and the key's answers are in the report.
-    let out = ukey(home.path(), &["conformance", "--key", k, "--pin", "24681357", "--json"]);
+    // With them: every must-check that applies passes, and the key's answers are in the report.
+    let out = ukey(home.path(), &["conformance", "--key", k, "--pin", "24681357", "--puk", "12345678", "--json"]);
     let v = json(&out);
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["summary"]["conforms"], true);
@@ -545,7 +552,22 @@ fn destructive_conformance_needs_the_serial_typed_back_and_puts_the_pin_back() {
     assert!(said.contains("--confirm") && said.contains("12345678"), "{said}");
     let out = ukey(home.path(), &["conformance", "--key", k, "--destructive", "--confirm", "87654321"]);
     assert_ne!(out.status.code(), Some(0), "the wrong serial is refused");
-    let out = ukey(home.path(), &["conformance", "--key", k, "--destructive", "--confirm", "12345678", "--json"]);
+    let out = ukey(
+        home.path(),
+        &[
+            "conformance",
+            "--key",
+            k,
+            "--destructive",
+            "--confirm",
+            "12345678",
+            "--pin",
+            "123456",
+            "--puk",
+            "12345678",
+            "--json",
+        ],
+    );
     let v = json(&out);
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     let lockout = v["outcomes"].as_array().unwrap().iter().find(|o| o["id"] == "PIV-VERIFY-009").unwrap();
@@ -595,7 +617,7 @@ fn key_commands_reach_a_virtual_key_as_a_usb_ccid_token() {
     assert_eq!(retries["retries_left"], 2);
     ok(home.path(), &["pin", "verify", "--ccid", k, "--pin", "123456"]);
     // The whole suite through the software USB bus.
-    let out = ukey(home.path(), &["conformance", "--ccid", k, "--json"]);
+    let out = ukey(home.path(), &["conformance", "--ccid", k, "--pin", "123456", "--puk", "12345678", "--json"]);
     let v = json(&out);
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert!(v["key"]["name"].as_str().unwrap().contains("CCID"), "{}", v["key"]["name"]);

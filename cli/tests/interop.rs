@@ -850,6 +850,10 @@ fn every_defect_is_caught_through_a_pcsc_reader() {
                 "--destructive",
                 "--confirm",
                 &serial,
+                "--pin",
+                "123456",
+                "--puk",
+                "12345678",
                 "--json",
             ],
         );
@@ -879,6 +883,10 @@ fn conformance_through_a_pcsc_reader() {
             "conformance",
             "--reader",
             READER[0],
+            "--pin",
+            "123456",
+            "--puk",
+            "12345678",
             "--json",
             "--junit",
             junit.to_str().unwrap(),
@@ -895,7 +903,7 @@ fn conformance_through_a_pcsc_reader() {
     let page = fs::read_to_string(&html).unwrap();
     assert!(page.contains("every must-check that applies passed") && page.contains(READER[0]));
     assert_eq!(v["summary"]["failed"], 0, "{v:#}");
-    let out = ukey(h, &["conformance", "--reader", READER[1], "--json"]);
+    let out = ukey(h, &["conformance", "--reader", READER[1], "--pin", "123456", "--json"]);
     let v = json(&out);
     // A plain card cannot say how many PUK tries it has: the PUK is not risked, and the run
     // says it is incomplete rather than passing without those checks.
@@ -922,6 +930,8 @@ fn conformance_through_a_pcsc_reader() {
             "conformance",
             "--reader",
             READER[1],
+            "--pin",
+            "123456",
             "--puk",
             "12345678",
             "--json",

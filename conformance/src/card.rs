@@ -8,14 +8,19 @@ use proto::secret::{Pin, Puk};
 use proto::status::Sw;
 use proto::transport::{PowerSwitch, Transport, TransportError};
 
+use crate::guard::{Change, Known, Secret, SharedGate, Use};
 use crate::report::Verdict;
 
-/// The key's secrets as the person running the suite gives them (default: factory values).
+/// The key's secrets as the person running the suite gives them. A PIN or PUK not given is
+/// never sent to a key someone owns (the factory value stands in only on a key made for the
+/// run); the management key defaults to the factory one (a wrong one costs no try).
 #[derive(Clone, Debug)]
 pub struct Secrets {
     pub pin: Pin,
     pub puk: Puk,
     pub mgmt: MgmtKey,
+    pub pin_given: bool,
+    pub puk_given: bool,
 }
 
 impl Default for Secrets {
@@ -25,18 +30,33 @@ impl Default for Secrets {
             pin: Pin::new(s(proto::piv::defaults::PIN)),
             puk: Puk::new(s(proto::piv::defaults::PUK)),
             mgmt: MgmtKey::default(),
+            pin_given: false,
+            puk_given: false,
         }
     }
 }
 
-/// A transport that notes the status word of every answer.
+impl Secrets {
+    /// The factory PIN and PUK, given as this key's (a key known to have them).
+    pub fn factory() -> Secrets {
+        Secrets { pin_given: true, puk_given: true, ..Secrets::default() }
+    }
+}
+
+/// A transport that notes the status word of every answer, under the guard's gate.
 pub struct Recorder {
     inner: Box<dyn Transport>,
     seen: Arc<Mutex<Vec<u16>>>,
+    gate: SharedGate,
 }
 
 impl Transport for Recorder {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if !self.gate.admits(apdu) {
+            return Err(TransportError::Io(
+                "the suite's guard stopped an APDU carrying a PIN or PUK outside its rules".into(),
+            ));
+        }
         let r = self.inner.transmit(apdu)?;
         if r.len() >= 2 {
             let sw = u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]]);
@@ -65,37 +85,46 @@ pub type Answer = (Vec<u8>, Sw);
 pub struct Card {
     piv: Piv<Recorder>,
     seen: Arc<Mutex<Vec<u16>>>,
+    gate: SharedGate,
     pub secrets: Secrets,
     /// The ATR of the last reset.
     pub atr: Vec<u8>,
-    /// Whether the PIN given is this key's, found once before the checks ([`Card::probe_pin`]):
-    /// no check sends a PIN that is not known to be right, so a wrong `--pin` costs one try,
-    /// not one per check.
-    pub pin_ok: Option<bool>,
-    /// The same for the PUK ([`Card::probe_puk`]).
-    pub puk_ok: Option<bool>,
-    /// Why the PIN or PUK could not be tried, when the key failed while they were.
-    pub probe_failed: Option<String>,
+    pin: Known,
+    puk: Known,
+    /// The PUK may be tried once where its count cannot be read (it was typed for this key).
+    pub try_puk: bool,
+    /// What the run did to the PIN and PUK and did not undo.
+    changes: Vec<Change>,
+    /// The check running (for the ledger).
+    pub during: String,
     /// A hand on the key's power, when it has one (a simulated key).
     power: Option<Box<dyn PowerSwitch>>,
     /// The key was made for this run: checks that leave it changed for good may run.
     pub throwaway: bool,
+    /// Destructive checks were allowed (they may reset the key).
+    pub leave: bool,
 }
 
 impl Card {
     pub fn new(transport: Box<dyn Transport>, secrets: Secrets) -> Card {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let piv = Piv::new(Recorder { inner: transport, seen: seen.clone() });
+        let gate = SharedGate::default();
+        let piv = Piv::new(Recorder { inner: transport, seen: seen.clone(), gate: gate.clone() });
+        let known = |given: bool| if given { Known::Untried } else { Known::NotGiven };
         Card {
             piv,
             seen,
+            gate,
+            pin: known(secrets.pin_given),
+            puk: known(secrets.puk_given),
             secrets,
             atr: Vec::new(),
-            pin_ok: None,
-            puk_ok: None,
-            probe_failed: None,
+            try_puk: false,
+            changes: Vec::new(),
+            during: "before the checks".into(),
             power: None,
             throwaway: false,
+            leave: false,
         }
     }
 
@@ -172,61 +201,6 @@ impl Card {
         std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The PIN's tries left, read without spending one (VERIFY with no data).
-    pub fn pin_tries(&mut self) -> Result<Option<u8>, String> {
-        match self.piv.pin_status() {
-            Ok(host_driver::PinStatus::NotVerified { retries_left }) => Ok(Some(retries_left)),
-            Ok(host_driver::PinStatus::Verified) => Ok(None),
-            Ok(host_driver::PinStatus::Blocked) => Ok(Some(0)),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    /// Try the given PIN once, if at least two tries are left (a wrong one must not lock the
-    /// key): what the checks then know of it. The card is left fresh.
-    pub fn probe_pin(&mut self) -> Result<(), String> {
-        self.fresh()?;
-        self.pin_ok = match self.pin_tries()? {
-            Some(n) if n >= 2 => Some(matches!(self.verify_pin_now()?, host_driver::PinOutcome::Ok)),
-            Some(_) => None,
-            None => Some(true),
-        };
-        self.fresh()
-    }
-
-    /// Try the given PUK once (CHANGE REFERENCE DATA to itself, which also resets its
-    /// counter), if the key's metadata says at least two tries are left, or `throwaway` (a
-    /// key made for the run): PIV has no way to read the PUK's count without spending a try.
-    pub fn probe_puk(&mut self, throwaway: bool) -> Result<(), String> {
-        self.fresh()?;
-        let left = self.piv.metadata(0x81).ok().and_then(|m| m.retries_remaining);
-        self.puk_ok = if throwaway || left.is_some_and(|n| n >= 2) {
-            let puk = self.secrets.puk.clone();
-            match self.piv.change_puk(&puk, &puk) {
-                Ok(host_driver::PinOutcome::Ok) => Some(true),
-                Ok(_) => Some(false),
-                Err(e) => return Err(e.to_string()),
-            }
-        } else {
-            None
-        };
-        self.fresh()
-    }
-
-    /// Why the PUK may not be sent, if it may not.
-    pub fn puk_usable(&self) -> Result<(), Verdict> {
-        match self.puk_ok {
-            Some(true) => Ok(()),
-            Some(false) => {
-                Err(Verdict::Skipped("the PUK given is not this key's (one try spent finding out); pass --puk".into()))
-            }
-            None => Err(Verdict::Skipped(match &self.probe_failed {
-                Some(e) => format!("the PUK could not be tried: {e}"),
-                None => "the PUK was not tried: the key cannot say how many tries it has left".into(),
-            })),
-        }
-    }
-
     /// Authenticate with the given management key; a verdict when it is not this key's.
     pub fn mgmt_auth(&mut self) -> Result<(), Verdict> {
         match self.authenticate() {
@@ -244,32 +218,288 @@ impl Card {
         }
     }
 
-    /// Why the PIN may not be sent, if it may not.
-    pub fn pin_usable(&self) -> Result<(), Verdict> {
-        match self.pin_ok {
-            Some(true) => Ok(()),
-            Some(false) => {
-                Err(Verdict::Skipped("the PIN given is not this key's (one try spent finding out); pass --pin".into()))
-            }
-            None => Err(Verdict::Skipped(match &self.probe_failed {
-                Some(e) => format!("the PIN could not be tried: {e}"),
-                None => "the PIN was not tried: fewer than two tries left".into(),
-            })),
+    /// The secret's tries left, read without spending one: the PIN's from VERIFY with no data
+    /// (`None` while it is verified), the PUK's from GET METADATA (`None` without it).
+    pub fn tries(&mut self, s: Secret) -> Result<Option<u8>, String> {
+        match s {
+            Secret::Pin => match self.piv.pin_status() {
+                Ok(host_driver::PinStatus::NotVerified { retries_left }) => Ok(Some(retries_left)),
+                Ok(host_driver::PinStatus::Verified) => Ok(None),
+                Ok(host_driver::PinStatus::Blocked) => Ok(Some(0)),
+                Err(e) => Err(e.to_string()),
+            },
+            Secret::Puk => Ok(self.piv.metadata(0x81).ok().and_then(|m| m.retries_remaining)),
         }
     }
 
-    fn verify_pin_now(&mut self) -> Result<host_driver::PinOutcome, String> {
-        let pin = self.secrets.pin.clone();
-        self.piv.verify_pin(&pin).map_err(|e| e.to_string())
+    /// The PIN's tries left (see [`Card::tries`]).
+    pub fn pin_tries(&mut self) -> Result<Option<u8>, String> {
+        self.tries(Secret::Pin)
+    }
+
+    fn known(&mut self, s: Secret) -> &mut Known {
+        match s {
+            Secret::Pin => &mut self.pin,
+            Secret::Puk => &mut self.puk,
+        }
+    }
+
+    /// Whether the given secret may be sent: known right, found out now on first need (and
+    /// only where two or more tries are left, so a wrong one cannot block the key). The key
+    /// is left fresh when it was tried.
+    pub fn usable(&mut self, s: Secret) -> Result<(), Verdict> {
+        let name = s.name();
+        let flag = if s == Secret::Pin { "--pin" } else { "--puk" };
+        match self.known(s).clone() {
+            Known::Right => Ok(()),
+            Known::NotGiven if !self.throwaway => Err(Verdict::Skipped(format!(
+                "no {name} given: pass {flag} (the factory value is never tried on a key someone owns)"
+            ))),
+            Known::NotGiven | Known::Untried => {
+                let found = self.find_out(s);
+                *self.known(s) = found;
+                self.usable(s)
+            }
+            Known::Wrong => Err(Verdict::Skipped(format!(
+                "the {name} given is not this key's (one try spent finding out); pass {flag}"
+            ))),
+            Known::Untriable(why) => Err(Verdict::Skipped(format!("the {name} was not tried: {why}"))),
+            Known::Stopped(why) => Err(Verdict::Skipped(format!("no more {name} use in this run: {why}"))),
+        }
+    }
+
+    /// Try the given secret once, where that is safe.
+    fn find_out(&mut self, s: Secret) -> Known {
+        if let Err(e) = self.fresh() {
+            return Known::Untriable(e);
+        }
+        let tries = match self.tries(s) {
+            Ok(t) => t,
+            Err(e) => return Known::Untriable(e),
+        };
+        let allowed = match (s, tries) {
+            (_, Some(n)) if n >= 2 => true,
+            (_, Some(n)) => return Known::Untriable(format!("only {n} tries left, and a wrong one must not block it")),
+            (Secret::Pin, None) => return Known::Untriable("the key does not say how many tries are left".into()),
+            (Secret::Puk, None) => self.throwaway || self.try_puk,
+        };
+        if !allowed {
+            return Known::Untriable(
+                "the key cannot say how many PUK tries it has left: pass --puk to try it once anyway".into(),
+            );
+        }
+        let apdu = self.right_apdu(s);
+        let sw = self.through_gate(&apdu).map(|(_, sw)| sw);
+        let found = match sw {
+            Ok(sw) if sw.0 == 0x9000 => Known::Right,
+            Ok(sw) if sw.0 & 0xFFF0 == 0x63C0 || sw.0 == 0x6983 => Known::Wrong,
+            Ok(sw) => Known::Untriable(format!("trying it answered {:04X}", sw.0)),
+            Err(e) => Known::Untriable(e),
+        };
+        let _ = self.fresh();
+        found
+    }
+
+    /// The APDU that sends the given secret as itself: VERIFY of the PIN; CHANGE REFERENCE
+    /// DATA of the PUK to itself (which also resets its count).
+    fn right_apdu(&self, s: Secret) -> Vec<u8> {
+        let block = pin_block;
+        match s {
+            Secret::Pin => {
+                let mut a = vec![0x00, 0x20, 0x00, 0x80, 0x08];
+                a.extend(block(self.secrets.pin.expose()));
+                a
+            }
+            Secret::Puk => {
+                let mut a = vec![0x00, 0x24, 0x00, 0x81, 0x10];
+                a.extend(block(self.secrets.puk.expose()));
+                a.extend(block(self.secrets.puk.expose()));
+                a
+            }
+        }
+    }
+
+    /// One APDU through the gate.
+    fn through_gate(&mut self, apdu: &[u8]) -> Result<Answer, String> {
+        let gate = self.gate.clone();
+        gate.through(|| self.raw(apdu))
+    }
+
+    /// Send an APDU that carries a PIN or PUK, under the rules: [`Use::Right`] once the
+    /// secret is known right (if the key refuses it then, the secret is used no more in this
+    /// run); [`Use::Risk`] only with two or more tries left (a PUK's count unreadable: only on
+    /// a key made for the run) and the right one at hand, which gives the try back after the
+    /// check; [`Use::Exhaust`] as it says. The outer error: the rules say no (a verdict); the
+    /// inner result: what the key answered, or why it did not.
+    pub fn send_secret(&mut self, how: Use, apdu: &[u8]) -> Result<Result<Answer, String>, Verdict> {
+        let s = match how {
+            Use::Right(s) | Use::Risk(s) | Use::Exhaust(s) => s,
+        };
+        self.usable(s)?;
+        match how {
+            Use::Right(_) => {}
+            Use::Risk(_) => match self.tries(s).map_err(Verdict::Fail)? {
+                Some(n) if n >= 2 => {}
+                None if s == Secret::Puk && self.throwaway => {}
+                Some(n) => {
+                    return Err(Verdict::Skipped(format!(
+                        "the {} has {n} tries left: none is risked below two",
+                        s.name()
+                    )))
+                }
+                None => {
+                    return Err(Verdict::Skipped(format!(
+                        "the {}'s tries cannot be read now: none is risked",
+                        s.name()
+                    )))
+                }
+            },
+            Use::Exhaust(Secret::Pin) => {
+                if !(self.leave || self.throwaway) {
+                    return Err(Verdict::Skipped("blocks the PIN: only with --destructive".into()));
+                }
+                self.usable(Secret::Puk)?;
+            }
+            Use::Exhaust(Secret::Puk) => {
+                if !self.throwaway {
+                    return Err(Verdict::Skipped(
+                        "blocks the PUK for good: only on a key made for the run (--sim)".into(),
+                    ));
+                }
+            }
+        }
+        let answer = self.through_gate(apdu);
+        if let (Use::Right(_), Ok((_, sw))) = (how, &answer) {
+            if sw.0 & 0xFFF0 == 0x63C0 || sw.0 == 0x6983 {
+                self.stop(s, format!("the {} given, right before, was refused ({:04X})", s.name(), sw.0));
+            }
+        }
+        Ok(answer)
+    }
+
+    /// A check changed `s` to `current` (a value it chose, the key accepted): change it back
+    /// to the one given, trying twice (after a fresh reset) when the key does not answer. The
+    /// report names the value the secret is left with when that fails, and the secret is used
+    /// no more.
+    pub fn put_back(&mut self, s: Secret, current: &str) -> Result<(), String> {
+        let given = match s {
+            Secret::Pin => self.secrets.pin.expose().to_string(),
+            Secret::Puk => self.secrets.puk.expose().to_string(),
+        };
+        let mut data = pin_block(current);
+        data.extend(pin_block(&given));
+        let mut apdu = vec![0x00, 0x24, 0x00, s.reference(), data.len() as u8];
+        apdu.extend(data);
+        let mut last = String::new();
+        for _ in 0..2 {
+            match self.through_gate(&apdu) {
+                Ok((_, sw)) if sw.0 == 0x9000 => {
+                    *self.known(s) = Known::Right;
+                    return Ok(());
+                }
+                Ok((_, sw)) => last = format!("changing it back answered {:04X}", sw.0),
+                Err(e) => last = format!("changing it back: {e}"),
+            }
+            let _ = self.fresh();
+        }
+        self.stop(s, format!("the {} is now {current} ({last})", s.name()));
+        Err(format!("the {} is now {current}: {last}", s.name()))
+    }
+
+    /// After the given PIN was refused, see whether the key took `candidate` (a value a check
+    /// sent as a new PIN, which a broken key may have taken while saying no): VERIFY with it,
+    /// only with two or more tries left, and if it is the PIN now, put the given one back.
+    pub fn recover_pin(&mut self, candidate: &str) -> Result<(), String> {
+        let _ = self.fresh();
+        match self.tries(Secret::Pin)? {
+            Some(n) if n >= 2 => {}
+            n => return Err(format!("{n:?} tries left: {candidate} is not tried")),
+        }
+        let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x08];
+        apdu.extend(pin_block(candidate));
+        let (_, sw) = self.through_gate(&apdu)?;
+        if sw.0 != 0x9000 {
+            return Err(format!("{candidate} is not the PIN either ({:04X})", sw.0));
+        }
+        self.note(Secret::Pin, format!("the key had taken {candidate} as the PIN; put back to the one given"));
+        self.put_back(Secret::Pin, candidate)
+    }
+
+    /// An APDU that resets the key's secrets (Yubico RESET, SET PIN RETRIES): for destructive
+    /// checks only, run with leave.
+    pub fn send_reset(&mut self, apdu: &[u8]) -> Result<Answer, Verdict> {
+        if !(self.leave || self.throwaway) {
+            return Err(Verdict::Skipped("resets the key: only with --destructive".into()));
+        }
+        self.through_gate(apdu).map_err(Verdict::Fail)
+    }
+
+    /// Give back the tries a check spent: the right secret once more (the PIN verified, the
+    /// PUK changed to itself), which resets the count.
+    pub fn give_back(&mut self, s: Secret) -> Result<(), String> {
+        if self.known(s) != &Known::Right {
+            return Err(format!("the right {} is not known", s.name()));
+        }
+        self.fresh()?;
+        let apdu = self.right_apdu(s);
+        let (_, sw) = self.through_gate(&apdu)?;
+        if sw.0 == 0x9000 {
+            Ok(())
+        } else {
+            let why = format!("the {} given, right before, was refused ({:04X})", s.name(), sw.0);
+            self.stop(s, why.clone());
+            Err(why)
+        }
+    }
+
+    /// No more use of `s` in this run, and why (in the report).
+    pub fn stop(&mut self, s: Secret, why: String) {
+        let during = self.during.clone();
+        *self.known(s) = Known::Stopped(format!("{why} during {during}"));
+        self.changes.push(Change { secret: s, during, what: why });
+    }
+
+    /// Write down a change the run made to `s` and did not undo.
+    pub fn note(&mut self, s: Secret, what: String) {
+        self.changes.push(Change { secret: s, during: self.during.clone(), what });
+    }
+
+    /// What the run did to the PIN and PUK and did not undo.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// APDUs the gate stopped: a check that tried to send a secret around the rules.
+    pub fn guard_refused(&self) -> Vec<String> {
+        self.gate.refused()
+    }
+
+    /// What is known of `s` (for the runner).
+    pub fn knowledge(&self, s: Secret) -> &Known {
+        match s {
+            Secret::Pin => &self.pin,
+            Secret::Puk => &self.puk,
+        }
+    }
+
+    /// Why the PUK may not be sent, if it may not.
+    pub fn puk_usable(&mut self) -> Result<(), Verdict> {
+        self.usable(Secret::Puk)
+    }
+
+    /// Why the PIN may not be sent, if it may not.
+    pub fn pin_usable(&mut self) -> Result<(), Verdict> {
+        self.usable(Secret::Pin)
     }
 
     /// VERIFY with the given PIN, once it is known to be right.
     pub fn verify_pin(&mut self) -> Result<(), Verdict> {
-        self.pin_usable()?;
-        match self.verify_pin_now() {
-            Ok(host_driver::PinOutcome::Ok) => Ok(()),
-            Ok(other) => Err(Verdict::Fail(format!("the PIN that worked before is refused now: {other:?}"))),
-            Err(e) => Err(Verdict::Fail(e)),
+        let apdu = self.right_apdu(Secret::Pin);
+        let (_, sw) = self.send_secret(Use::Right(Secret::Pin), &apdu)?.map_err(Verdict::Fail)?;
+        if sw.0 == 0x9000 {
+            Ok(())
+        } else {
+            Err(Verdict::Fail(format!("the PIN that worked before is refused now ({:04X})", sw.0)))
         }
     }
 
@@ -278,4 +508,11 @@ impl Card {
         let key = self.secrets.mgmt.clone();
         self.piv.authenticate_auto(&key)
     }
+}
+
+/// A PIN or PUK as the card takes it: the characters, padded with FF to 8 bytes.
+pub fn pin_block(value: &str) -> Vec<u8> {
+    let mut b = value.as_bytes().to_vec();
+    b.resize(8, 0xFF);
+    b
 }

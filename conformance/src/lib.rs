@@ -17,12 +17,14 @@
 //!   bind, key login and its outcomes, unbind) against a portal and its agent, over HTTP.
 //!
 //! Checks never guess secrets: they use the PIN, PUK and management key they are given
-//! ([`card::Secrets`], the factory defaults unless told otherwise), and one that would need a
-//! secret it lacks says "skipped" with why.
+//! ([`card::Secrets`]; a PIN or PUK not given is not sent, except to a key made for the run),
+//! and one that would need a secret it lacks says "skipped" with why. [`guard`] holds the
+//! rules every PIN or PUK sent follows, and the ledger of what the run did not undo.
 
 pub mod card;
 pub mod catalog;
 mod checks;
+pub mod guard;
 mod html;
 pub mod junit;
 pub mod report;

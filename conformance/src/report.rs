@@ -91,6 +91,12 @@ pub struct KeyIdentity {
 pub struct Report {
     pub key: KeyIdentity,
     pub outcomes: Vec<Outcome>,
+    /// What the run did to the key's PIN and PUK and did not undo (empty: tries and values
+    /// are as found).
+    pub secrets: Vec<crate::guard::Change>,
+    /// APDUs carrying a PIN or PUK that the guard stopped (a check going around its rules: a
+    /// bug of the suite, never sent to the key).
+    pub guard_refused: Vec<String>,
 }
 
 /// The JSON form adds the totals and the verdict.
@@ -166,6 +172,12 @@ impl Report {
             if let Some(r) = &o.restoration {
                 out.push_str(&format!("{:<41}restored: {}\n", "", r.summary()));
             }
+        }
+        for c in &self.secrets {
+            out.push_str(&format!("{}: {} (during {})\n", c.secret.name(), c.what, c.during));
+        }
+        if !self.guard_refused.is_empty() {
+            out.push_str(&format!("the guard stopped PIN/PUK APDUs: {}\n", self.guard_refused.join(", ")));
         }
         out.push_str(&format!(
             "{} checks: {} passed, {} failed ({} must), {} not supported, {} skipped\n",

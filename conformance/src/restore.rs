@@ -22,11 +22,16 @@ const OBJECTS: [(u32, &str); 8] = [
 /// The slots whose keys a check may replace.
 const SLOTS: [(u8, &str); 5] = [(0x9A, "9A"), (0x9C, "9C"), (0x9D, "9D"), (0x9E, "9E"), (0x95, "95")];
 
+/// An object as read: present, absent, or why it could not be read.
+type Read = Result<Option<Vec<u8>>, String>;
+
 /// What could be read of the key before a destructive check.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pin_tries: Option<u8>,
-    objects: Vec<(u32, &'static str, Option<Vec<u8>>)>,
+    /// Each object as read: `Err` when it could not be read (never written back: PUT DATA of
+    /// nothing would delete what may have been there).
+    objects: Vec<(u32, &'static str, Read)>,
     /// Public keys from the metadata (a Yubico extension; empty without it).
     keys: Vec<(&'static str, Option<Vec<u8>>)>,
 }
@@ -76,7 +81,10 @@ impl Restoration {
 fn read(card: &mut Card) -> Snapshot {
     let _ = card.fresh();
     let pin_tries = card.pin_tries().ok().flatten();
-    let objects = OBJECTS.iter().map(|&(tag, name)| (tag, name, card.piv().read_object(tag).ok().flatten())).collect();
+    let objects = OBJECTS
+        .iter()
+        .map(|&(tag, name)| (tag, name, card.piv().read_object(tag).map_err(|e| e.to_string())))
+        .collect();
     let keys = SLOTS
         .iter()
         .filter_map(|&(r, name)| match card.piv().metadata(r) {
@@ -105,8 +113,14 @@ pub fn restore(card: &mut Card, before: &Snapshot) -> Restoration {
         problems: Vec::new(),
         keys_compared: !before.keys.is_empty(),
     };
-    let changed: Vec<_> =
-        before.objects.iter().zip(&after.objects).filter(|(b, a)| b.2 != a.2).map(|(b, _)| b.clone()).collect();
+    let mut changed = Vec::new();
+    for (b, a) in before.objects.iter().zip(&after.objects) {
+        match &b.2 {
+            Ok(found) if Ok(found) != a.2.as_ref() => changed.push((b.0, b.1, found.clone())),
+            Ok(_) => {}
+            Err(e) => r.problems.push(format!("{} could not be read before ({e}): not put back", b.1)),
+        }
+    }
     if !changed.is_empty() {
         match card.authenticate() {
             Ok(()) => {
@@ -128,17 +142,18 @@ pub fn restore(card: &mut Card, before: &Snapshot) -> Restoration {
         }
     }
     // The PIN: the check puts it back itself (unblocks it with the PUK); here it is verified.
-    if card.pin_ok == Some(true) {
+    let pin_known = card.knowledge(crate::guard::Secret::Pin) == &crate::guard::Known::Right;
+    if pin_known {
         if let Err(v) = card.verify_pin() {
             r.problems.push(format!("the PIN no longer verifies: {}", v.detail()));
         }
     }
     let again = read(card);
-    if card.pin_ok == Some(true) && again.pin_tries.is_some() && again.pin_tries < before.pin_tries {
+    if pin_known && again.pin_tries.is_some() && again.pin_tries < before.pin_tries {
         r.problems.push(format!("the PIN has {:?} tries left, not {:?}", again.pin_tries, before.pin_tries));
     }
     for ((_, name, b), (_, _, a)) in before.objects.iter().zip(&again.objects) {
-        if b != a {
+        if b.is_ok() && b != a {
             r.problems.push(format!("{name} differs from what was found"));
         }
     }

@@ -46,14 +46,9 @@ impl Selection {
 pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usize, usize, &Outcome)) -> Report {
     let key = identify(card);
     card.throwaway = selection.throwaway;
-    // What the checks may do with the PIN and PUK is settled once, before any of them.
-    if let Err(e) = card.probe_pin() {
-        card.probe_failed = Some(e);
-    }
-    if let Err(e) = card.probe_puk(selection.throwaway || selection.try_puk) {
-        card.probe_failed.get_or_insert(e);
-    }
+    card.try_puk = selection.try_puk;
     let destructive = selection.destructive || selection.throwaway;
+    card.leave = destructive;
     let chosen: Vec<Check> = catalog().into_iter().filter(|c| selection.picks(c)).collect();
     let mut outcomes = Vec::new();
     let mut gone: Option<String> = None;
@@ -71,9 +66,13 @@ pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usiz
         } else if check.destructive && !destructive {
             Verdict::Skipped("destructive: run with --destructive".into())
         } else {
+            card.during = check.id.to_string();
+            // Every check is bracketed by the PIN's and PUK's tries: what it spent is given
+            // back after it, or written down.
+            let tries = crate::guard::Tries::read(card);
             // A destructive check is bracketed: the key read before, put back and read again after.
             let before = check.destructive.then(|| crate::restore::snapshot(card));
-            let verdict = match card.fresh() {
+            let verdict = match tries.as_ref().map_err(String::clone).and_then(|_| card.fresh()) {
                 Ok(()) => {
                     card.take_seen();
                     (check.run)(card)
@@ -82,6 +81,9 @@ pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usiz
             };
             let seen = card.take_seen();
             restoration = before.map(|b| crate::restore::restore(card, &b));
+            if let Ok(tries) = tries {
+                tries.settle(card);
+            }
             card.take_seen();
             for sw in seen {
                 card.note_seen(sw);
@@ -93,7 +95,7 @@ pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usiz
         progress(n + 1, chosen.len(), &outcome);
         outcomes.push(outcome);
     }
-    Report { key, outcomes }
+    Report { key, outcomes, secrets: card.changes().to_vec(), guard_refused: card.guard_refused() }
 }
 
 /// Who the key says it is (what it cannot say stays empty).

@@ -52,7 +52,7 @@ fn every_defect_profile_fails_the_must_check_that_names_it() {
     let clean = {
         let mut k = key();
         let power = Box::new(k.faults());
-        let mut card = Card::new(Box::new(k), Secrets::default()).with_power(power);
+        let mut card = Card::new(Box::new(k), Secrets::factory()).with_power(power);
         run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {})
     };
     assert!(clean.conforms(), "the key under the defects is clean: {}", clean.table());
@@ -60,7 +60,7 @@ fn every_defect_profile_fails_the_must_check_that_names_it() {
         let mut k = key();
         k.set_defect(Some(d));
         let power = Box::new(k.faults());
-        let mut card = Card::new(Box::new(k), Secrets::default()).with_power(power);
+        let mut card = Card::new(Box::new(k), Secrets::factory()).with_power(power);
         let r = run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {});
         let (id, symptom) = (d.caught_by(), symptom(d));
         let o = r.outcomes.iter().find(|o| o.id == id).unwrap();

@@ -12,7 +12,7 @@ fn judge(fault: Fault) -> Report {
         VirtualKey::in_memory(&KeySpec { seed: Some(9), ..KeySpec::default() }, &FixedClock(1_790_000_000)).unwrap();
     let faults = k.faults();
     faults.arm(fault);
-    let mut card = Card::new(Box::new(k), Secrets::default()).with_power(Box::new(faults));
+    let mut card = Card::new(Box::new(k), Secrets::factory()).with_power(Box::new(faults));
     run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {})
 }
 
@@ -38,12 +38,23 @@ fn a_power_loss_fails_the_check_it_hit_and_the_rest_judge_the_key_again() {
 }
 
 #[test]
-fn a_storage_error_fails_every_check_with_the_memory_failure() {
+fn a_storage_error_fails_every_check_from_the_first_write_on_with_the_memory_failure() {
+    // Nothing is written before a check needs the PIN (it is found out then, not up front):
+    // the checks before that read only, and pass; from the first write the key answers 6581
+    // to everything, and every check says so.
     let r = judge(Fault::StorageError);
-    let failed = failures(&r);
     assert!(!r.conforms());
-    assert_eq!(failed.len(), r.outcomes.len(), "{}", r.table());
-    assert!(failed.iter().all(|(_, why)| why.contains("6581")), "{failed:?}");
+    let first = r.outcomes.iter().position(|o| matches!(o.verdict, Verdict::Fail(_))).expect("a failure");
+    for o in &r.outcomes[first..] {
+        let why = o.verdict.detail();
+        assert!(
+            matches!(o.verdict, Verdict::Fail(_) | Verdict::Skipped(_)) && why.contains("6581"),
+            "{}: {why}\n{}",
+            o.id,
+            r.table()
+        );
+    }
+    assert!(failures(&r).len() > r.outcomes.len() / 2, "{}", r.table());
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn key(flavor: Flavor) -> VirtualKey {
 }
 
 fn judge(t: Box<dyn Transport>, selection: &Selection) -> Report {
-    let mut card = Card::new(t, Secrets::default());
+    let mut card = Card::new(t, Secrets::factory());
     run(&mut card, selection, &mut |_, _, _| {})
 }
 
@@ -248,8 +248,8 @@ fn destructive_checks_report_how_the_key_was_put_back() {
 
 #[test]
 fn an_object_a_check_changed_is_written_back_and_verified() {
-    let mut card = Card::new(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), Secrets::default());
-    card.probe_pin().unwrap();
+    let mut card = Card::new(Box::new(key(Flavor::Yubico { version: [5, 4, 3] })), Secrets::factory());
+    card.pin_usable().unwrap();
     let before = conformance::restore::snapshot(&mut card);
     let chuid = card.piv().read_object(0x5FC102).unwrap().unwrap();
     card.authenticate().unwrap();
@@ -285,7 +285,7 @@ fn a_plain_aes_128_key_without_its_management_key_is_skipped_not_failed() {
     assert!(!r.conforms(), "skipped must-checks leave the run incomplete");
     // With its key, every one of them runs and passes.
     let secrets =
-        Secrets { mgmt: host_driver::MgmtKey::new(proto::piv::Algorithm::Aes128, &aes).unwrap(), ..Secrets::default() };
+        Secrets { mgmt: host_driver::MgmtKey::new(proto::piv::Algorithm::Aes128, &aes).unwrap(), ..Secrets::factory() };
     let r = run(&mut Card::new(fresh(), secrets), &only, &mut |_, _, _| {});
     assert!(r.conforms(), "{}", r.table());
     assert_eq!(verdict(&r, "PIV-MGMT-004"), &Verdict::Pass);

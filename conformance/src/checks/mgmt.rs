@@ -162,6 +162,13 @@ fn no_witness_asked(card: &mut Card) -> Verdict {
 }
 
 fn reset_drops_authentication(card: &mut Card) -> Verdict {
+    // The scratch object must be free: the undo below deletes it.
+    match card.piv().read_object(0x5FC120) {
+        Ok(None) => {}
+        Ok(Some(_)) => return Verdict::Skipped("object 5FC120 holds data: it is not used as scratch".into()),
+        Err(e) => return Verdict::Skipped(format!("object 5FC120 cannot be read ({e}): it is not used as scratch")),
+    }
+    step!(card.fresh());
     tried!(card.mgmt_auth());
     step!(card.fresh());
     // A scratch object write: refused now that the authentication is gone.

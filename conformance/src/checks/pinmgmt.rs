@@ -2,8 +2,9 @@
 //! back: the PIN changed is changed again to the one given, the PIN unblocked is set to it.
 
 use super::{expect, pin_block, step, tried, wrong_pin};
-use crate::card::Card;
+use crate::card::{Answer, Card};
 use crate::catalog::{Check, Family, Severity};
+use crate::guard::{Secret, Use};
 use crate::report::Verdict;
 
 /// CHANGE REFERENCE DATA or RESET RETRY COUNTER (`ins`) of `p2` with two PIN blocks.
@@ -13,10 +14,20 @@ fn apdu(ins: u8, p2: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
     super::apdu(ins, 0x00, p2, &data, None)
 }
 
+/// Send under the guard's rules (see [`crate::guard`]).
+fn send(card: &mut Card, how: Use, apdu: &[u8]) -> Result<Result<Answer, String>, Verdict> {
+    card.send_secret(how, apdu)
+}
+
 /// The given PIN still verifies (nothing changed it).
 fn pin_still_works(card: &mut Card) -> Result<(), Verdict> {
     card.fresh().map_err(Verdict::Fail)?;
     card.verify_pin()
+}
+
+/// A change the key took: put the given value back at once, or say what it is now.
+fn put_back(card: &mut Card, s: Secret, now: &str) -> Result<(), Verdict> {
+    card.put_back(s, now).map_err(Verdict::Fail)
 }
 
 fn change_wrong_old(card: &mut Card) -> Verdict {
@@ -26,23 +37,38 @@ fn change_wrong_old(card: &mut Card) -> Verdict {
         return Verdict::Skipped(format!("fewer than two PIN tries left ({before:04X})"));
     }
     let pin = card.secrets.pin.expose().to_string();
-    let (_, sw) = step!(card.raw(&apdu(0x24, 0x80, wrong_pin(&pin).as_bytes(), b"13572468")));
-    tried!(pin_still_works(card));
-    if sw.0 == 0x9000 {
-        return Verdict::Fail("CHANGE REFERENCE DATA accepted a wrong old PIN".into());
+    let new = if pin == "13572468" { "24681357" } else { "13572468" };
+    let answer =
+        tried!(send(card, Use::Risk(Secret::Pin), &apdu(0x24, 0x80, wrong_pin(&pin).as_bytes(), new.as_bytes())));
+    if let Ok((_, sw)) = &answer {
+        if sw.0 == 0x9000 {
+            tried!(put_back(card, Secret::Pin, new));
+            return Verdict::Fail("CHANGE REFERENCE DATA accepted a wrong old PIN (the PIN was put back)".into());
+        }
     }
+    if let Err(v) = pin_still_works(card) {
+        // Refused now: a key may have taken the new PIN while saying no.
+        return match card.recover_pin(new) {
+            Ok(()) => Verdict::Fail(format!(
+                "CHANGE REFERENCE DATA with a wrong old PIN changed the PIN to {new} while refusing it (put back)"
+            )),
+            Err(e) => Verdict::Fail(format!("{}; {e}", v.detail())),
+        };
+    }
+    let (_, sw) = step!(answer);
     expect(sw, &[before - 1], "CHANGE REFERENCE DATA with a wrong old PIN (one try spent)")
 }
 
 fn change_short_new(card: &mut Card) -> Verdict {
     tried!(card.pin_usable());
     let pin = card.secrets.pin.expose().to_string();
-    let (_, sw) = step!(card.raw(&apdu(0x24, 0x80, pin.as_bytes(), b"12345")));
-    let v = expect(sw, &[0x6A80], "CHANGE REFERENCE DATA to a 5-digit PIN");
-    if sw.0 == 0x9000 {
-        // Put the given PIN back before saying so.
-        let _ = card.raw(&apdu(0x24, 0x80, b"12345", pin.as_bytes()));
+    let answer = tried!(send(card, Use::Right(Secret::Pin), &apdu(0x24, 0x80, pin.as_bytes(), b"12345")));
+    if matches!(&answer, Ok((_, sw)) if sw.0 == 0x9000) {
+        // The key took a 5-digit PIN: the given one back before anything else.
+        tried!(put_back(card, Secret::Pin, "12345"));
     }
+    let (_, sw) = step!(answer);
+    let v = expect(sw, &[0x6A80], "CHANGE REFERENCE DATA to a 5-digit PIN");
     tried!(pin_still_works(card));
     v
 }
@@ -51,33 +77,34 @@ fn change_and_back(card: &mut Card) -> Verdict {
     tried!(card.pin_usable());
     let pin = card.secrets.pin.expose().to_string();
     let other = if pin == "13572468" { "24681357" } else { "13572468" };
-    let (_, sw) = step!(card.raw(&apdu(0x24, 0x80, pin.as_bytes(), other.as_bytes())));
+    let answer = tried!(send(card, Use::Right(Secret::Pin), &apdu(0x24, 0x80, pin.as_bytes(), other.as_bytes())));
+    let (_, sw) = step!(answer);
     if sw.0 != 0x9000 {
         return Verdict::Fail(format!("CHANGE REFERENCE DATA with the right PIN answered {:04X}", sw.0));
     }
-    step!(card.fresh());
-    let (_, with_new) = step!(card.raw(&{ super::apdu(0x20, 0x00, 0x80, &pin_block(other.as_bytes()), None) }));
-    let (_, back) = step!(card.raw(&apdu(0x24, 0x80, other.as_bytes(), pin.as_bytes())));
-    if back.0 != 0x9000 {
-        return Verdict::Fail(format!("changing the PIN back answered {:04X}: the PIN is now {other}", back.0));
+    // Back at once: CHANGE REFERENCE DATA from the new PIN, which the key accepts only if the
+    // new one is its PIN now.
+    if let Err(e) = card.put_back(Secret::Pin, other) {
+        return Verdict::Fail(format!("the new PIN did not change back: {e}"));
     }
     tried!(pin_still_works(card));
-    expect(with_new, &[0x9000], "VERIFY with the new PIN")
+    Verdict::Pass
 }
 
 fn puk_wrong(card: &mut Card) -> Verdict {
     tried!(card.puk_usable());
+    tried!(card.pin_usable());
     let puk = card.secrets.puk.expose().to_string();
     let pin = card.secrets.pin.expose().to_string();
     let wrong = if puk == "87654321" { "11223344" } else { "87654321" };
-    let (_, sw) = step!(card.raw(&apdu(0x2C, 0x80, wrong.as_bytes(), pin.as_bytes())));
+    let (_, sw) =
+        step!(tried!(send(card, Use::Risk(Secret::Puk), &apdu(0x2C, 0x80, wrong.as_bytes(), pin.as_bytes()))));
     // The right PUK to itself resets its count.
-    let (_, reset) = step!(card.raw(&apdu(0x24, 0x81, puk.as_bytes(), puk.as_bytes())));
+    if let Err(e) = card.give_back(Secret::Puk) {
+        return Verdict::Fail(format!("the right PUK after a wrong one: {e}"));
+    }
     if sw.0 == 0x9000 {
         return Verdict::Fail("RESET RETRY COUNTER accepted a wrong PUK".into());
-    }
-    if reset.0 != 0x9000 {
-        return Verdict::Fail(format!("the right PUK after a wrong one answered {:04X}", reset.0));
     }
     if sw.0 & 0xFFF0 == 0x63C0 {
         Verdict::Pass
@@ -91,7 +118,7 @@ fn unblock_sets_pin(card: &mut Card) -> Verdict {
     tried!(card.pin_usable());
     let puk = card.secrets.puk.expose().to_string();
     let pin = card.secrets.pin.expose().to_string();
-    let (_, sw) = step!(card.raw(&apdu(0x2C, 0x80, puk.as_bytes(), pin.as_bytes())));
+    let (_, sw) = step!(tried!(send(card, Use::Right(Secret::Puk), &apdu(0x2C, 0x80, puk.as_bytes(), pin.as_bytes()))));
     let v = expect(sw, &[0x9000], "RESET RETRY COUNTER with the right PUK");
     if v != Verdict::Pass {
         return v;
@@ -106,12 +133,13 @@ fn unblock_sets_pin(card: &mut Card) -> Verdict {
 
 fn puk_short_new(card: &mut Card) -> Verdict {
     tried!(card.puk_usable());
+    tried!(card.pin_usable());
     let puk = card.secrets.puk.expose().to_string();
-    let (_, sw) = step!(card.raw(&apdu(0x2C, 0x80, puk.as_bytes(), b"12345")));
-    if sw.0 == 0x9000 {
-        let pin = card.secrets.pin.expose().to_string();
-        let _ = card.raw(&apdu(0x2C, 0x80, puk.as_bytes(), pin.as_bytes()));
+    let answer = tried!(send(card, Use::Right(Secret::Puk), &apdu(0x2C, 0x80, puk.as_bytes(), b"12345")));
+    if matches!(&answer, Ok((_, sw)) if sw.0 == 0x9000) {
+        tried!(put_back(card, Secret::Pin, "12345"));
     }
+    let (_, sw) = step!(answer);
     let v = expect(sw, &[0x6A80], "RESET RETRY COUNTER to a 5-digit PIN");
     tried!(pin_still_works(card));
     v
@@ -121,17 +149,22 @@ fn puk_change_and_back(card: &mut Card) -> Verdict {
     tried!(card.puk_usable());
     let puk = card.secrets.puk.expose().to_string();
     let other = if puk == "86427531" { "97531864" } else { "86427531" };
-    let (_, sw) = step!(card.raw(&apdu(0x24, 0x81, puk.as_bytes(), other.as_bytes())));
+    let (_, sw) =
+        step!(tried!(send(card, Use::Right(Secret::Puk), &apdu(0x24, 0x81, puk.as_bytes(), other.as_bytes()))));
     if sw.0 != 0x9000 {
         return Verdict::Fail(format!("CHANGE REFERENCE DATA of the PUK with the right PUK answered {:04X}", sw.0));
     }
-    // The old PUK no longer opens it; the new one changes it back (a wrong try is refunded by
-    // the right one that follows).
-    let (_, old) = step!(card.raw(&apdu(0x24, 0x81, puk.as_bytes(), puk.as_bytes())));
-    let (_, back) = step!(card.raw(&apdu(0x24, 0x81, other.as_bytes(), puk.as_bytes())));
-    if back.0 != 0x9000 {
-        return Verdict::Fail(format!("changing the PUK back answered {:04X}: the PUK is now {other}", back.0));
+    // The old PUK no longer opens it (a wrong try now, refunded by the change back); the
+    // change back comes whatever that answered, or if it did not answer.
+    let old = card.send_secret(Use::Risk(Secret::Puk), &apdu(0x24, 0x81, puk.as_bytes(), puk.as_bytes()));
+    // (A key that took the old PUK again has it back already.)
+    let took_old = matches!(&old, Ok(Ok((_, sw))) if sw.0 == 0x9000);
+    if !took_old {
+        if let Err(e) = card.put_back(Secret::Puk, other) {
+            return Verdict::Fail(format!("the PUK did not change back: {e}"));
+        }
     }
+    let (_, old) = step!(tried!(old));
     if old.0 == 0x9000 {
         return Verdict::Fail("after the change the old PUK still opened it".into());
     }
@@ -148,18 +181,22 @@ fn puk_lockout(card: &mut Card) -> Verdict {
         return Verdict::Skipped("blocks the PUK for good: only on a key made for the run (--sim)".into());
     }
     tried!(card.puk_usable());
+    tried!(card.pin_usable());
     let puk = card.secrets.puk.expose().to_string();
     let pin = card.secrets.pin.expose().to_string();
     let wrong = if puk == "87654321" { "11223344" } else { "87654321" };
     let mut said = Vec::new();
     loop {
-        let (_, sw) = step!(card.raw(&apdu(0x2C, 0x80, wrong.as_bytes(), pin.as_bytes())));
+        let (_, sw) =
+            step!(tried!(send(card, Use::Exhaust(Secret::Puk), &apdu(0x2C, 0x80, wrong.as_bytes(), pin.as_bytes()))));
         said.push(sw.0);
         if sw.0 == 0x6983 || sw.0 == 0x63C0 || said.len() >= 16 {
             break;
         }
     }
-    let (_, right) = step!(card.raw(&apdu(0x2C, 0x80, puk.as_bytes(), pin.as_bytes())));
+    let (_, right) =
+        step!(tried!(send(card, Use::Exhaust(Secret::Puk), &apdu(0x2C, 0x80, puk.as_bytes(), pin.as_bytes()))));
+    card.stop(Secret::Puk, "blocked on purpose (a key made for the run)".into());
     if right.0 == 0x9000 {
         return Verdict::Fail(format!("after wrong PUKs ({said:04X?}) the right PUK still reset the PIN"));
     }
@@ -170,7 +207,7 @@ fn wrong_reference(card: &mut Card) -> Verdict {
     // Old and new are the key's own PIN: a card that took 9B for its PIN changes nothing.
     tried!(super::spendable_pin(card));
     let pin = card.secrets.pin.expose().as_bytes().to_vec();
-    let (_, sw) = step!(card.raw(&apdu(0x24, 0x9B, &pin, &pin)));
+    let (_, sw) = step!(tried!(send(card, Use::Risk(Secret::Pin), &apdu(0x24, 0x9B, &pin, &pin))));
     expect(sw, &[0x6A88, 0x6A86, 0x6A80], "CHANGE REFERENCE DATA of key reference 9B (not a PIN)")
 }
 

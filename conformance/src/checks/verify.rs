@@ -3,6 +3,7 @@
 use super::{expect, pin_block, step, tried, wrong_pin};
 use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
+use crate::guard::{Secret, Use};
 use crate::report::Verdict;
 
 const STATUS: [u8; 4] = [0x00, 0x20, 0x00, 0x80];
@@ -30,16 +31,19 @@ fn spendable(card: &mut Card) -> Result<u8, Verdict> {
     Ok(n)
 }
 
-/// The right PIN (known right: [`Card::pin_usable`]): resets the count.
+/// A VERIFY that may spend a try (given back after the check).
+fn risk(card: &mut Card, apdu: &[u8]) -> Result<Result<crate::card::Answer, String>, Verdict> {
+    card.send_secret(Use::Risk(Secret::Pin), apdu)
+}
+
+/// A wrong PIN's block.
+fn wrong_block(card: &Card) -> Vec<u8> {
+    pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes())
+}
+
+/// The right PIN (known right): resets the count.
 fn restore(card: &mut Card) -> Result<(), Verdict> {
-    card.pin_usable()?;
-    let block = pin_block(card.secrets.pin.expose().as_bytes());
-    let (_, sw) = card.raw(&verify_apdu(0x00, 0x80, &block)).map_err(Verdict::Fail)?;
-    if sw.0 == 0x9000 {
-        Ok(())
-    } else {
-        Err(Verdict::Fail(format!("the PIN that worked before is refused now ({:04X})", sw.0)))
-    }
+    card.verify_pin()
 }
 
 fn status_query(card: &mut Card) -> Verdict {
@@ -53,8 +57,8 @@ fn status_query(card: &mut Card) -> Verdict {
 
 fn decrement(card: &mut Card) -> Verdict {
     let before = tried!(spendable(card));
-    let wrong = pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes());
-    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &wrong)));
+    let wrong = wrong_block(card);
+    let (_, sw) = step!(tried!(risk(card, &verify_apdu(0x00, 0x80, &wrong))));
     let said = if sw.0 & 0xFFF0 == 0x63C0 { Some((sw.0 & 0x0F) as u8) } else { None };
     let after = tried!(tries(card));
     if let Err(v) = restore(card) {
@@ -69,8 +73,8 @@ fn decrement(card: &mut Card) -> Verdict {
 
 fn reset_on_success(card: &mut Card) -> Verdict {
     let before = tried!(spendable(card));
-    let wrong = pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes());
-    step!(card.raw(&verify_apdu(0x00, 0x80, &wrong)));
+    let wrong = wrong_block(card);
+    step!(tried!(risk(card, &verify_apdu(0x00, 0x80, &wrong))));
     if let Err(v) = restore(card) {
         return v;
     }
@@ -92,10 +96,9 @@ fn verified_status(card: &mut Card) -> Verdict {
 
 fn short_pin(card: &mut Card) -> Verdict {
     let before = tried!(spendable(card));
-    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &pin_block(b"12345"))));
+    let (_, sw) = step!(tried!(risk(card, &verify_apdu(0x00, 0x80, &pin_block(b"12345")))));
     let after = tried!(tries(card));
     if after != before {
-        let _ = restore(card);
         return Verdict::Fail(format!("a 5-digit PIN spent a try ({before} -> {after})"));
     }
     expect(sw, &[0x6A80], "VERIFY with a PIN of 5 digits")
@@ -103,10 +106,9 @@ fn short_pin(card: &mut Card) -> Verdict {
 
 fn bad_length(card: &mut Card) -> Verdict {
     let before = tried!(spendable(card));
-    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &[0x31; 7])));
+    let (_, sw) = step!(tried!(risk(card, &verify_apdu(0x00, 0x80, &[0x31; 7]))));
     let after = tried!(tries(card));
     if after != before {
-        let _ = restore(card);
         return Verdict::Fail(format!("a 7-byte PIN block spent a try ({before} -> {after})"));
     }
     expect(sw, &[0x6A80, 0x6700], "VERIFY with a 7-byte PIN block")
@@ -130,7 +132,10 @@ fn logout(card: &mut Card) -> Verdict {
 }
 
 fn wrong_reference(card: &mut Card) -> Verdict {
-    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x8F, &pin_block(b"123456"))));
+    // Not the PIN: a key that took 8F for its PIN spends a try, which is given back.
+    tried!(spendable(card));
+    let wrong = wrong_block(card);
+    let (_, sw) = step!(tried!(risk(card, &verify_apdu(0x00, 0x8F, &wrong))));
     expect(sw, &[0x6A88, 0x6A86], "VERIFY of key reference 8F, which PIV does not define")
 }
 
@@ -138,23 +143,23 @@ fn lockout(card: &mut Card) -> Verdict {
     tried!(card.pin_usable());
     tried!(card.puk_usable());
     let mut left = tried!(tries(card));
-    let wrong = pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes());
+    let wrong = wrong_block(card);
     let mut said = Vec::new();
     while left > 0 && said.len() < 16 {
-        let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x80, &wrong)));
+        let (_, sw) = step!(tried!(card.send_secret(Use::Exhaust(Secret::Pin), &verify_apdu(0x00, 0x80, &wrong))));
         said.push(sw.0);
         left = tried!(tries(card));
     }
-    // Blocked: even the right PIN is refused with 6983.
+    // Blocked: even the right PIN is refused with 6983 (not a refusal of the PIN given).
     let block = pin_block(card.secrets.pin.expose().as_bytes());
-    let (_, right) = step!(card.raw(&verify_apdu(0x00, 0x80, &block)));
+    let (_, right) = step!(tried!(card.send_secret(Use::Exhaust(Secret::Pin), &verify_apdu(0x00, 0x80, &block))));
     // Put it back: RESET RETRY COUNTER with the PUK, to the same PIN.
     let mut data = pin_block(card.secrets.puk.expose().as_bytes());
     data.extend(&block);
-    let mut apdu = vec![0x00, 0x2C, 0x00, 0x80, data.len() as u8];
-    apdu.extend(data);
-    let (_, restored) = step!(card.raw(&apdu));
+    let (_, restored) =
+        step!(tried!(card.send_secret(Use::Right(Secret::Puk), &super::apdu(0x2C, 0x00, 0x80, &data, None))));
     if restored.0 != 0x9000 {
+        card.stop(Secret::Pin, format!("left blocked: unblocking with the PUK answered {:04X}", restored.0));
         return Verdict::Fail(format!("unblocking with the PUK answered {:04X}: the PIN stays blocked", restored.0));
     }
     if let Err(v) = restore(card) {
@@ -181,10 +186,10 @@ fn spent_before_compare(card: &mut Card) -> Verdict {
         );
     }
     let block = pin_block(card.secrets.pin.expose().as_bytes());
-    let answer = card.raw(&verify_apdu(0x00, 0x80, &block));
+    // A try may be lost with the power: a risk, given back after the check.
+    let answer = tried!(risk(card, &verify_apdu(0x00, 0x80, &block)));
     card.cancel_power_cut();
     if let Ok((_, sw)) = answer {
-        let _ = restore(card);
         return Verdict::Fail(format!(
             "with the power cut at the card's next write, VERIFY of the right PIN still answered {:04X}: \
              the key compares the PIN before it writes the try down (a cut timed on that write is a free guess)",
@@ -213,8 +218,8 @@ fn spent_before_compare(card: &mut Card) -> Verdict {
 /// SELECT starts no new count: a wrong PIN stays spent across it.
 fn select_keeps_count(card: &mut Card) -> Verdict {
     let before = tried!(spendable(card));
-    let wrong = pin_block(wrong_pin(card.secrets.pin.expose()).as_bytes());
-    step!(card.raw(&verify_apdu(0x00, 0x80, &wrong)));
+    let wrong = wrong_block(card);
+    step!(tried!(risk(card, &verify_apdu(0x00, 0x80, &wrong))));
     let (_, sw) = step!(card.raw(&super::apdu(0xA4, 0x04, 0x00, &proto::piv::PIV_AID, Some(256))));
     let after = tried!(tries(card));
     if let Err(v) = restore(card) {
@@ -233,7 +238,10 @@ fn select_keeps_count(card: &mut Card) -> Verdict {
 }
 
 fn wrong_p1(card: &mut Card) -> Verdict {
-    let (_, sw) = step!(card.raw(&verify_apdu(0x01, 0x80, &pin_block(b"123456"))));
+    // Not the PIN: a key that ignores P1 spends a try, which is given back.
+    tried!(spendable(card));
+    let wrong = wrong_block(card);
+    let (_, sw) = step!(tried!(risk(card, &verify_apdu(0x01, 0x80, &wrong))));
     expect(sw, &[0x6A86], "VERIFY with P1 other than 00 or FF")
 }
 
@@ -241,7 +249,7 @@ fn puk_not_verifiable(card: &mut Card) -> Verdict {
     // The right PUK, known to be right: a card that counted VERIFY 81 as a PUK try spends none.
     tried!(card.puk_usable());
     let block = pin_block(card.secrets.puk.expose().as_bytes());
-    let (_, sw) = step!(card.raw(&verify_apdu(0x00, 0x81, &block)));
+    let (_, sw) = step!(tried!(card.send_secret(Use::Right(Secret::Puk), &verify_apdu(0x00, 0x81, &block))));
     if sw.0 == 0x9000 {
         return Verdict::Fail("VERIFY of the PUK (81) answered 9000: the PUK may only reset the PIN".into());
     }

@@ -4,9 +4,10 @@
 use der::{Decode, Encode};
 use proto::piv::Slot;
 
-use super::step;
+use super::{step, tried};
 use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
+use crate::guard::Secret;
 use crate::report::Verdict;
 
 /// An instruction the key does not know: not supported.
@@ -21,7 +22,18 @@ fn reset_refused(card: &mut Card) -> Verdict {
     if unsupported(sw.0) {
         return Verdict::NotSupported(format!("no Yubico extensions (GET VERSION {:04X})", sw.0));
     }
-    let (_, sw) = step!(card.raw(&[0x00, 0xFB, 0x00, 0x00]));
+    // The assertion needs the PIN known unblocked: on a key whose PIN and PUK happen to be
+    // both blocked a RESET is right to wipe it.
+    match card.tries(Secret::Pin) {
+        Ok(Some(n)) if n > 0 => {}
+        Ok(n) => {
+            return Verdict::Skipped(format!(
+                "needs the PIN known unblocked (its tries: {n:?}): RESET might rightly wipe the key"
+            ))
+        }
+        Err(e) => return Verdict::Fail(e),
+    }
+    let (_, sw) = tried!(card.send_reset(&[0x00, 0xFB, 0x00, 0x00]));
     match sw.0 {
         0x6985 => Verdict::Pass,
         0x9000 => Verdict::Fail("RESET answered 9000 with the PIN and PUK not blocked: the key was wiped".into()),
