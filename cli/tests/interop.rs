@@ -815,7 +815,8 @@ fn flows_validate_a_running_portal_agent_and_key_in_a_reader() {
 /// pcscd like a hardware token, conforms; a plain PIV card on the second reader does too, its
 /// Yubico extensions reported as not supported.
 /// Every defect profile, served through pcscd, is caught by `ukey conformance --reader` with
-/// the destructive checks on: the check that names its symptom fails, and the run exits 1.
+/// the destructive checks on: the check that names its symptom fails (and the run exits 1 when
+/// that check is a must).
 /// The one defect in the card's storage needs the power cut at a write: the suite gets a hand
 /// on the served key's power with --power DIR, through `ukey sim serve`'s control socket.
 #[test]
@@ -858,14 +859,13 @@ fn every_defect_is_caught_through_a_pcsc_reader() {
             ],
         );
         let v = json(&out);
-        assert_eq!(out.status.code(), Some(1), "{defect}: {v:#}");
-        let must_failed: Vec<&serde_json::Value> = v["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|o| o["severity"] == "must" && o["verdict"]["result"] == "fail")
-            .collect();
-        assert!(must_failed.iter().any(|o| o["id"] == caught_by.as_str()), "{defect}: {caught_by} did not fail: {v:#}");
+        let caught = v["outcomes"].as_array().unwrap().iter().find(|o| o["id"] == caught_by.as_str()).unwrap();
+        assert_eq!(caught["verdict"]["result"], "fail", "{defect}: {caught_by} did not fail: {v:#}");
+        // A must-check failed: the key does not conform, exit 1 (a should-check's failure is
+        // reported and leaves the exit status to the musts).
+        if caught["severity"] == "must" {
+            assert_eq!(out.status.code(), Some(1), "{defect}: {v:#}");
+        }
     }
 }
 

@@ -48,7 +48,7 @@ fn symptom(d: Defect) -> &'static str {
 }
 
 #[test]
-fn every_defect_profile_fails_the_must_check_that_names_it() {
+fn every_defect_profile_fails_the_check_that_names_it() {
     let clean = {
         let mut k = key();
         let power = Box::new(k.faults());
@@ -64,11 +64,15 @@ fn every_defect_profile_fails_the_must_check_that_names_it() {
         let r = run(&mut card, &Selection { throwaway: true, ..Selection::default() }, &mut |_, _, _| {});
         let (id, symptom) = (d.caught_by(), symptom(d));
         let o = r.outcomes.iter().find(|o| o.id == id).unwrap();
-        assert_eq!(o.severity, Severity::Must, "{}: {id} is a must-check", d.name());
         match &o.verdict {
             Verdict::Fail(why) => assert!(why.contains(symptom), "{}: {id} says {why:?}, not {symptom:?}", d.name()),
             other => panic!("{}: {id} is {other:?}, not a failure:\n{}", d.name(), r.table()),
         }
-        assert!(!r.conforms(), "{}", d.name());
+        // Where the standard says "shall", the key then does not conform; a should-check's
+        // failure (a status word the standard does not mandate, a Yubico extension, ukey's own
+        // anti-tearing rule) is reported without deciding that.
+        if o.severity == Severity::Must {
+            assert!(!r.conforms(), "{}", d.name());
+        }
     }
 }

@@ -6,7 +6,7 @@
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use proto::piv::Slot;
 
-use super::{expect, step, tried};
+use super::{refused, step, tried};
 use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
 use crate::report::Verdict;
@@ -65,7 +65,7 @@ fn needs_management_key(card: &mut Card) -> Verdict {
     if sw.0 == 0x9000 {
         return Verdict::Fail("GENERATE without management-key authentication made a key".into());
     }
-    expect(sw, &[0x6982], "GENERATE before management-key authentication")
+    refused(sw, "GENERATE before management-key authentication")
 }
 
 fn returned_point_is_p256(card: &mut Card) -> Verdict {
@@ -116,7 +116,7 @@ pub const CHECKS: &[Check] = &[
     },
     Check {
         id: "PIV-GEN-004",
-        title: "GENERATE needs management-key authentication (6982)",
+        title: "GENERATE needs management-key authentication",
         clause: "SP 800-73-4 Part 1 §3",
         family: Family::Generate,
         severity: Severity::Must,

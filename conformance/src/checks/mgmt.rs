@@ -201,9 +201,9 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-MGMT-001",
         title: "mutual authentication with the management key succeeds and the key proves itself",
-        clause: "SP 800-73-4 Part 2 Appendix A.3",
+        clause: "SP 800-73-4 Part 2 Appendix A (informative): mutual authentication with 9B",
         family: Family::MgmtAuth,
-        severity: Severity::Must,
+        severity: Severity::Should,
         destructive: false,
         run: mutual,
     },
@@ -246,9 +246,9 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-MGMT-006",
         title: "a card reset ends the management-key authentication",
-        clause: "SP 800-73-4 Part 2 §3.2.4; ISO 7816-4 §5.4",
+        clause: "ISO 7816-4 (security status after a reset); no SP 800-73-4 shall found",
         family: Family::MgmtAuth,
-        severity: Severity::Must,
+        severity: Severity::Should,
         destructive: false,
         run: reset_drops_authentication,
     },

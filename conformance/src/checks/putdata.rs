@@ -2,7 +2,7 @@
 //! The checks write to an object the key does not hold (a retired-key certificate's) and delete
 //! it after: the key is left as it was found.
 
-use super::{expect, step, tried};
+use super::{refused, step, tried};
 use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
 use crate::report::Verdict;
@@ -73,7 +73,7 @@ fn needs_management_key(card: &mut Card) -> Verdict {
         }
         return Verdict::Fail("PUT DATA without management-key authentication was accepted".into());
     }
-    expect(sw, &[0x6982], "PUT DATA before management-key authentication")
+    refused(sw, "PUT DATA before management-key authentication")
 }
 
 fn extended_length(card: &mut Card) -> Verdict {
@@ -96,7 +96,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-PUT-001",
         title: "PUT DATA writes an object that GET DATA reads back, and an empty one deletes it",
-        clause: "SP 800-73-4 Part 2 §3.3.2",
+        clause: "SP 800-73-4 Part 2 §3.3.1: PUT DATA completely replaces the object's content",
         family: Family::PutData,
         severity: Severity::Must,
         destructive: false,
@@ -113,7 +113,7 @@ pub const CHECKS: &[Check] = &[
     },
     Check {
         id: "PIV-PUT-003",
-        title: "PUT DATA needs management-key authentication (6982)",
+        title: "PUT DATA needs management-key authentication",
         clause: "SP 800-73-4 Part 1 §3, Part 2 §3.3.2",
         family: Family::PutData,
         severity: Severity::Must,

@@ -6,7 +6,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePublicKey;
 use proto::piv::Slot;
 
-use super::{expect, step, tried};
+use super::{refused, step, tried};
 use crate::card::Card;
 use crate::catalog::{Check, Family, Severity};
 use crate::report::Verdict;
@@ -66,7 +66,7 @@ fn needs_pin(card: &mut Card) -> Verdict {
     let _ = tried!(certificate_key(card, Slot::Authentication));
     match step!(sign(card, Slot::Authentication, &[0x42; 32])) {
         Ok(_) => Verdict::Fail("9A signed without the PIN".into()),
-        Err(sw) => expect(proto::status::Sw(sw), &[0x6982], "signing with 9A before the PIN"),
+        Err(sw) => refused(proto::status::Sw(sw), "signing with 9A before the PIN"),
     }
 }
 
@@ -83,7 +83,7 @@ fn pin_always(card: &mut Card) -> Verdict {
     }
     match step!(sign(card, Slot::Signature, &[0x43; 32])) {
         Ok(_) => Verdict::Fail("9C signed twice on one PIN verification (PIN-always ignored)".into()),
-        Err(sw) => expect(proto::status::Sw(sw), &[0x6982], "a second 9C signature without the PIN again"),
+        Err(sw) => refused(proto::status::Sw(sw), "a second 9C signature without the PIN again"),
     }
 }
 
@@ -109,7 +109,7 @@ fn logout_drops_pin(card: &mut Card) -> Verdict {
     }
     match step!(sign(card, Slot::Authentication, &[0x42; 32])) {
         Ok(_) => Verdict::Fail("9A signed after the PIN was logged out".into()),
-        Err(sw) => expect(proto::status::Sw(sw), &[0x6982], "signing with 9A after the PIN logout"),
+        Err(sw) => refused(proto::status::Sw(sw), "signing with 9A after the PIN logout"),
     }
 }
 
@@ -134,8 +134,8 @@ pub const CHECKS: &[Check] = &[
     },
     Check {
         id: "PIV-SIGN-002",
-        title: "9A does not sign before the PIN (6982)",
-        clause: "SP 800-73-4 Part 1 §3.1.1 Table 4",
+        title: "9A does not sign before the PIN",
+        clause: "SP 800-73-4 Part 1 §5.1 key references (9A: PIN; 9C: PIN always), Part 2 §2.4.1",
         family: Family::Sign,
         severity: Severity::Must,
         destructive: false,
@@ -144,7 +144,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-SIGN-003",
         title: "9C signs once per PIN verification (PIN always)",
-        clause: "SP 800-73-4 Part 1 §3.1.1 Table 4",
+        clause: "SP 800-73-4 Part 1 §5.1 key references (9A: PIN; 9C: PIN always), Part 2 §2.4.1",
         family: Family::Sign,
         severity: Severity::Must,
         destructive: false,
@@ -153,7 +153,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-SIGN-004",
         title: "9E (card authentication) signs without a PIN, verifiably",
-        clause: "SP 800-73-4 Part 1 §3.1.1 Table 4",
+        clause: "SP 800-73-4 Part 1 §5.1 key references (9A: PIN; 9C: PIN always), Part 2 §2.4.1",
         family: Family::Sign,
         severity: Severity::Must,
         destructive: false,

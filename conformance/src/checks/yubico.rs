@@ -168,9 +168,9 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-YK-003",
         title: "where the key has metadata, the PIN's counts the same tries as VERIFY",
-        clause: "Yubico PIV extension (INS F7)",
+        clause: "Yubico PIV extension GET METADATA (INS F7); not SP 800-73-4",
         family: Family::Yubico,
-        severity: Severity::Must,
+        severity: Severity::Should,
         destructive: false,
         run: pin_metadata,
     },
@@ -213,9 +213,9 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: "PIV-YK-008",
         title: "RESET is refused (6985) while the PIN and PUK are not both blocked",
-        clause: "Yubico PIV extension (INS FB)",
+        clause: "Yubico PIV extension RESET (INS FB); not SP 800-73-4",
         family: Family::Yubico,
-        severity: Severity::Must,
+        severity: Severity::Should,
         destructive: true,
         run: reset_refused,
     },
