@@ -67,23 +67,6 @@ unsafe fn out<'a, T>(p: *mut T) -> Rv<&'a mut T> {
     p.as_mut().ok_or(CKR_ARGUMENTS_BAD)
 }
 
-/// The two-call convention: with a null buffer say the length; with a buffer too small say
-/// so (and the length); else copy.
-unsafe fn give(value: &[u8], buf: *mut u8, len: *mut CK_ULONG) -> Rv<()> {
-    let len = out(len)?;
-    if buf.is_null() {
-        *len = value.len() as CK_ULONG;
-        return Ok(());
-    }
-    if (*len as usize) < value.len() {
-        *len = value.len() as CK_ULONG;
-        return Err(CKR_BUFFER_TOO_SMALL);
-    }
-    std::ptr::copy_nonoverlapping(value.as_ptr(), buf, value.len());
-    *len = value.len() as CK_ULONG;
-    Ok(())
-}
-
 /// A list by the two-call convention.
 unsafe fn give_list<T: Copy>(items: &[T], buf: *mut T, count: *mut CK_ULONG) -> Rv<()> {
     let count = out(count)?;
@@ -276,7 +259,7 @@ pub unsafe extern "C" fn C_SetPIN(
     new_len: CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        let (old, new) = (bytes(old, old_len)?, bytes(new, new_len)?);
+        let (old, new) = (pin_bytes(old, old_len)?, pin_bytes(new, new_len)?);
         with(|m| m.set_pin(h, old, new))
     })
 }
@@ -323,7 +306,7 @@ pub unsafe extern "C" fn C_Login(
     len: CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        let pin = zeroize::Zeroizing::new(bytes(pin, len)?.to_vec());
+        let pin = zeroize::Zeroizing::new(pin_bytes(pin, len)?.to_vec());
         with(|m| m.login(h, user, &pin))
     })
 }
@@ -345,41 +328,106 @@ pub unsafe extern "C" fn C_GetAttributeValue(
             return Err(CKR_ARGUMENTS_BAD);
         }
         let template = if count == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(template, count as usize) };
-        // Every attribute is answered; the call's result is the worst of them (§5.7).
+        let types: Vec<CK_ATTRIBUTE_TYPE> = template.iter().map(|a| a.type_).collect();
+        let values = with(|m| m.attributes(h, object, &types))?;
+        // Every attribute is answered; the call says the first that could not be (§5.7 lets it
+        // say any of them).
         let mut result = Ok(());
-        for a in template.iter_mut() {
-            let value = with(|m| m.attribute(h, object, a.type_))?;
-            let outcome = match value {
-                Attr::Value(v) => {
-                    let mut len = a.ulValueLen;
-                    let r = give(&v, a.pValue as *mut u8, &mut len);
-                    a.ulValueLen = len;
-                    r
-                }
-                Attr::Sensitive => {
-                    a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
-                    Err(CKR_ATTRIBUTE_SENSITIVE)
-                }
-                Attr::Invalid => {
-                    a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
-                    Err(CKR_ATTRIBUTE_TYPE_INVALID)
-                }
-            };
-            if let Err(rv) = outcome {
-                result = Err(rv);
+        for (a, value) in template.iter_mut().zip(values) {
+            if let Err(rv) = give_attribute(a, value) {
+                result = result.and(Err(rv));
             }
         }
         result
     })
 }
 
-/// A template's attributes and values, copied out of the caller's memory.
+/// One attribute of C_GetAttributeValue, as PKCS#11 3.0 §5.7 lists the cases: a sensitive or
+/// unknown attribute, or a buffer too short for the value, gets CK_UNAVAILABLE_INFORMATION; a
+/// null buffer gets the length; else the value is copied. Exactly the value's bytes are written:
+/// a ulValueLen larger than the caller's real buffer is never written up to.
+unsafe fn give_attribute(a: &mut CK_ATTRIBUTE, value: Attr) -> Rv<()> {
+    let (len, rv) = match value {
+        Attr::Sensitive => (CK_UNAVAILABLE_INFORMATION, Err(CKR_ATTRIBUTE_SENSITIVE)),
+        Attr::Invalid => (CK_UNAVAILABLE_INFORMATION, Err(CKR_ATTRIBUTE_TYPE_INVALID)),
+        Attr::Value(v) if a.pValue.is_null() => (v.len() as CK_ULONG, Ok(())),
+        Attr::Value(v) if (a.ulValueLen as usize) < v.len() => (CK_UNAVAILABLE_INFORMATION, Err(CKR_BUFFER_TOO_SMALL)),
+        Attr::Value(v) => {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), a.pValue as *mut u8, v.len());
+            (v.len() as CK_ULONG, Ok(()))
+        }
+    };
+    a.ulValueLen = len;
+    rv
+}
+
+/// A template's attributes and values, copied out of the caller's memory. A ulValueLen is
+/// believed only as far as the attribute can go ([`attribute_len_ok`]): past that the module
+/// would read memory the caller never gave it.
 unsafe fn template(t: *const CK_ATTRIBUTE, count: CK_ULONG) -> Rv<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
     if t.is_null() && count > 0 {
         return Err(CKR_ARGUMENTS_BAD);
     }
     let attrs = if count == 0 { &[][..] } else { std::slice::from_raw_parts(t, count as usize) };
-    attrs.iter().map(|a| Ok((a.type_, bytes(a.pValue as *const u8, a.ulValueLen)?.to_vec()))).collect()
+    attrs
+        .iter()
+        .map(|a| {
+            if !attribute_len_ok(a.type_, a.ulValueLen) {
+                return Err(CKR_ATTRIBUTE_VALUE_INVALID);
+            }
+            Ok((a.type_, bytes(a.pValue as *const u8, a.ulValueLen)?.to_vec()))
+        })
+        .collect()
+}
+
+/// The longest value of any attribute: a certificate, which a PIV data object holds (4 KiB
+/// on the virtual key, about 3 KiB on a YubiKey), with room to spare.
+const MAX_VALUE_LEN: CK_ULONG = 16 * 1024;
+
+/// Whether `len` can be the length of a value of attribute `t`: a CK_ULONG's size for the
+/// numbers, one byte for the booleans, at most [`MAX_VALUE_LEN`] for the rest.
+fn attribute_len_ok(t: CK_ATTRIBUTE_TYPE, len: CK_ULONG) -> bool {
+    match t {
+        CKA_CLASS
+        | CKA_KEY_TYPE
+        | CKA_CERTIFICATE_TYPE
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_VALUE_LEN
+        | CKA_KEY_GEN_MECHANISM => len as usize == std::mem::size_of::<CK_ULONG>(),
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_TRUSTED
+        | CKA_LOCAL
+        | CKA_SENSITIVE
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_EXTRACTABLE
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_ALWAYS_AUTHENTICATE
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_SIGN
+        | CKA_VERIFY
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY_RECOVER
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_DERIVE => len == 1,
+        _ => len <= MAX_VALUE_LEN,
+    }
+}
+
+/// The longest PIN or SO PIN (a management key in hex, 64 digits for AES-256) worth reading.
+const MAX_PIN_LEN: CK_ULONG = 64;
+
+/// A PIN from the caller: one longer than any PIN or key is refused before it is read.
+unsafe fn pin_bytes<'a>(p: *const u8, n: CK_ULONG) -> Rv<&'a [u8]> {
+    if n > MAX_PIN_LEN {
+        return Err(CKR_PIN_LEN_RANGE);
+    }
+    bytes(p, n)
 }
 
 #[no_mangle]
@@ -450,6 +498,10 @@ pub unsafe extern "C" fn C_DeriveKey(
         }
         let params = &*(mech.pParameter as *const CK_ECDH1_DERIVE_PARAMS);
         if params.kdf != CKD_NULL || params.ulSharedDataLen != 0 {
+            return Err(CKR_MECHANISM_PARAM_INVALID);
+        }
+        // A P-256 point, raw (65 bytes) or in its DER OCTET STRING (67): nothing longer is read.
+        if params.ulPublicDataLen > 67 {
             return Err(CKR_MECHANISM_PARAM_INVALID);
         }
         let peer = bytes(params.pPublicData, params.ulPublicDataLen)?.to_vec();

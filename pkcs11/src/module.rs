@@ -435,16 +435,22 @@ impl Module {
         self.session(h)?.found.take().map(|_| ()).ok_or(CKR_OPERATION_NOT_INITIALIZED)
     }
 
-    pub fn attribute(&mut self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, t: CK_ATTRIBUTE_TYPE) -> Rv<Attr> {
+    /// Attributes `types` of `object`, each a value or why there is none.
+    pub fn attributes(
+        &mut self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        types: &[CK_ATTRIBUTE_TYPE],
+    ) -> Rv<Vec<Attr>> {
         if object & SESSION_OBJECT != 0 {
             let s = self.session(h)?;
             let (_, secret) = s.secrets.iter().find(|(o, _)| *o == object).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
-            return Ok(secret_attribute(secret, t));
+            return Ok(types.iter().map(|t| secret_attribute(secret, *t)).collect());
         }
         let slot = self.session(h)?.slot;
         let (id, kind) = self.visible(slot, object)?;
         let c = self.token(slot)?.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
-        Ok(objects::attribute(c, kind, t))
+        Ok(types.iter().map(|t| objects::attribute(c, kind, *t)).collect())
     }
 
     pub fn sign_init(&mut self, h: CK_SESSION_HANDLE, mechanism: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE) -> Rv<()> {
