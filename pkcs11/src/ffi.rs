@@ -127,10 +127,12 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
         let mut m = lock();
         match m.as_ref() {
             Some(x) if x.pid == std::process::id() => {
-                *m = None;
+                let module = m.take();
                 crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 drop(m);
                 crate::events::wake_all();
+                // The tokens are logged out, so the cards are left locked.
+                module.into_iter().for_each(Module::finalize);
                 Ok(())
             }
             _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),

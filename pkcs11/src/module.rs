@@ -222,6 +222,19 @@ impl Module {
         }
     }
 
+    /// C_Finalize: every logged-in token is logged out (its PIN session ends on the card), so
+    /// the key is left locked for whoever uses it next; then the keys are let go.
+    pub fn finalize(mut self) {
+        for t in self.slots.iter_mut().filter_map(|s| s.token.as_mut()) {
+            t.sync_reset();
+            if t.user_logged_in || t.so_logged_in {
+                if let Err(rv) = t.logout() {
+                    tracing::warn!("{}: logging out at C_Finalize failed ({rv:#x})", t.label);
+                }
+            }
+        }
+    }
+
     fn entry(&mut self, slot: CK_SLOT_ID) -> Rv<&mut SlotEntry> {
         self.slots.get_mut(slot as usize).ok_or(CKR_SLOT_ID_INVALID)
     }
@@ -516,17 +529,18 @@ impl Module {
         Ok(SignOut::Signature(self.token(slot)?.signer(op.key_id, digest)?))
     }
 
-    /// The session's token, for what only the security officer (the management key) may do.
-    fn so_token(&mut self, h: CK_SESSION_HANDLE) -> Rv<&mut Token> {
+    /// The session's token, for what only the security officer (the management key) may do,
+    /// and the configured management key: see [`Token::as_admin`].
+    fn so_token(&mut self, h: CK_SESSION_HANDLE) -> Rv<(&mut Token, Option<&str>)> {
         let s = self.session(h)?;
         if s.flags & CKF_RW_SESSION == 0 {
             return Err(CKR_SESSION_READ_ONLY);
         }
         let slot = s.slot;
-        let configured = self.mgmt_key.clone();
-        let t = self.token(slot)?;
-        t.admin(configured.as_deref().map(String::as_str))?;
-        Ok(t)
+        let t = self.slots.get_mut(slot as usize).ok_or(CKR_SLOT_ID_INVALID)?.token.as_mut();
+        let t = t.ok_or(CKR_TOKEN_NOT_PRESENT)?;
+        t.sync_reset();
+        Ok((t, self.mgmt_key.as_deref().map(String::as_str)))
     }
 
     /// C_GenerateKeyPair (CKM_EC_KEY_PAIR_GEN, P-256) in the PIV slot of the templates' CKA_ID:
@@ -546,7 +560,8 @@ impl Module {
         }
         let id = piv_id(&[public, private])?;
         let slot = self.session(h)?.slot;
-        self.so_token(h)?.generate(id)?;
+        let (t, configured) = self.so_token(h)?;
+        t.generate(configured, id)?;
         Ok((objects::handle(slot, id, Kind::Public), objects::handle(slot, id, Kind::Private)))
     }
 
@@ -566,7 +581,8 @@ impl Module {
         let der = given(template, CKA_VALUE).ok_or(CKR_TEMPLATE_INCOMPLETE)?.to_vec();
         let id = piv_id(&[template])?;
         let slot = self.session(h)?.slot;
-        self.so_token(h)?.write_certificate(id, &der)?;
+        let (t, configured) = self.so_token(h)?;
+        t.write_certificate(configured, id, &der)?;
         Ok(objects::handle(slot, id, Kind::Certificate))
     }
 
@@ -583,10 +599,11 @@ impl Module {
         if s != slot || self.token(slot)?.content(id).is_none_or(|c| c.cert.is_none() && kind == Kind::Certificate) {
             return Err(CKR_OBJECT_HANDLE_INVALID);
         }
+        let (t, configured) = self.so_token(h)?;
         match kind {
-            Kind::Certificate => self.so_token(h)?.delete_certificate(id),
-            Kind::Private => self.so_token(h)?.delete_key(id),
-            Kind::Public => self.so_token(h)?.remove_public_key(id),
+            Kind::Certificate => t.delete_certificate(configured, id),
+            Kind::Private => t.delete_key(configured, id),
+            Kind::Public => t.remove_public_key(configured, id),
         }
     }
 
