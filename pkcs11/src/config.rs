@@ -10,11 +10,13 @@
 //! readers = true
 //! # The keys' management key, hex (48 digits for 3DES): with it a logged-in user may generate
 //! # key pairs, delete keys (cards with MOVE KEY) and write or delete certificates without the
-//! # SO login. Whoever reads this file can do the same: keep it private (chmod 600).
+//! # SO login. Whoever reads this file can do the same: a file with a key that group or others
+//! # may read is refused whole (chmod 600 it).
 //! # mgmt_key = "010203040506070801020304050607080102030405060708"
 //! ```
 //!
-//! The environment wins over the file, setting by setting.
+//! The environment wins over the file, setting by setting. A file that cannot be parsed is
+//! reported by line and column, never by its text, and ignored.
 
 use std::path::PathBuf;
 
@@ -36,15 +38,95 @@ pub struct File {
     pub mgmt_key: Option<String>,
 }
 
+/// The settings a file may have: the only words of the file an error may name.
+const SETTINGS: [&str; 3] = ["keys", "readers", "mgmt_key"];
+
+/// Why the configuration file is not used. Never carries the file's text: toml's own errors
+/// quote the offending line, and that line may be a mistyped `mgmt_key`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}{}: {what}", path.display(), at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        /// Line and column (from 1) where the parser stopped, when it says.
+        at: Option<(usize, usize)>,
+        what: String,
+    },
+    #[error(
+        "{} holds a management key (mgmt_key) and group or others may read it (mode {mode:03o}): the file is \
+         ignored; make it private with: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    Exposed { path: PathBuf, mode: u32 },
+}
+
+/// A description of a parse error in `text` at byte `at`, built from fixed words only (and the
+/// name of the setting on that line, when it is one of [`SETTINGS`]).
+fn describe(text: &str, at: Option<usize>) -> String {
+    let what = if toml::from_str::<toml::Table>(text).is_err() {
+        "not valid TOML (a string needs quotes, a list its brackets)"
+    } else {
+        "an unknown setting or a value of the wrong type (keys: a list of directories; readers: true or \
+         false; mgmt_key: hex digits in quotes)"
+    };
+    let line = at.map(|i| {
+        let start = text[..i.min(text.len())].rfind('\n').map_or(0, |n| n + 1);
+        text[start..].lines().next().unwrap_or("")
+    });
+    let setting = line.and_then(|l| {
+        let name = l.split('=').next().unwrap_or("").trim();
+        SETTINGS.iter().find(|s| **s == name)
+    });
+    match setting {
+        Some(s) => format!("{what}; in the setting {s}"),
+        None => what.to_string(),
+    }
+}
+
+/// Line and column (from 1) of byte `at` in `text`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+}
+
 impl File {
     /// Parse `text`, from `path` (relative key directories are relative to its folder).
-    pub fn parse(text: &str, path: &std::path::Path) -> Result<File, String> {
-        let mut f: File = toml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<File, ConfigError> {
+        let mut f: File = toml::from_str(text).map_err(|e| {
+            let start = e.span().map(|s| s.start);
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                at: start.map(|i| line_column(text, i)),
+                what: describe(text, start),
+            }
+        })?;
         let base = path.parent().unwrap_or(std::path::Path::new("."));
         if let Some(keys) = &mut f.keys {
             for k in keys.iter_mut().filter(|k| k.is_relative()) {
                 *k = base.join(&*k);
             }
+        }
+        Ok(f)
+    }
+
+    /// Read and parse the file at `path`. A file holding a management key must be its owner's
+    /// alone (mode & 0o077 == 0): whoever reads the key can make and delete keys on the card.
+    pub fn read(path: &std::path::Path) -> Result<File, ConfigError> {
+        use std::io::Read;
+        use std::os::unix::fs::PermissionsExt;
+        let read = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        let mut file = std::fs::File::open(path).map_err(read)?;
+        // The mode of the file read, not of whatever is at the path a moment later.
+        let mode = file.metadata().map_err(read)?.permissions().mode() & 0o777;
+        let mut text = zeroize::Zeroizing::new(String::new());
+        file.read_to_string(&mut text).map_err(read)?;
+        let f = File::parse(&text, path)?;
+        if f.mgmt_key.is_some() && mode & 0o077 != 0 {
+            return Err(ConfigError::Exposed { path: path.to_path_buf(), mode });
         }
         Ok(f)
     }
@@ -61,17 +143,18 @@ pub fn file_path() -> Option<PathBuf> {
     Some(home.join("pkcs11.toml"))
 }
 
-/// The configuration file, if there is one; a broken one is logged and ignored.
+/// The configuration file, if there is one; one that cannot be used is logged and ignored.
 fn file() -> File {
     let Some(path) = file_path() else { return File::default() };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => File::parse(&text, &path).unwrap_or_else(|e| {
-            tracing::error!("ignoring the configuration file: {e}");
+    match File::read(&path) {
+        Ok(f) => f,
+        Err(ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && std::env::var_os(CONFIG_VAR).is_none() =>
+        {
             File::default()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os(CONFIG_VAR).is_none() => File::default(),
+        }
         Err(e) => {
-            tracing::error!("cannot read {}: {e}", path.display());
+            tracing::error!("ignoring the configuration file: {e}");
             File::default()
         }
     }
@@ -161,8 +244,32 @@ mod tests {
         let f = File::parse("keys = [\"keys/alice\", \"/srv/bob\"]\nreaders = false\n", path).unwrap();
         assert_eq!(f.keys, Some(vec![PathBuf::from("/etc/ukey/keys/alice"), PathBuf::from("/srv/bob")]));
         assert_eq!(f.readers, Some(false));
-        let e = File::parse("key = []", path).unwrap_err();
-        assert!(e.contains("/etc/ukey/pkcs11.toml") && e.contains("key"), "{e}");
+        let e = File::parse("key = []", path).unwrap_err().to_string();
+        assert!(e.starts_with("/etc/ukey/pkcs11.toml:1:1: an unknown setting"), "{e}");
+    }
+
+    #[test]
+    fn a_parse_error_names_line_and_column_and_never_the_text() {
+        let path = std::path::Path::new("/etc/ukey/pkcs11.toml");
+        let secret = "0102030405060708a1a2a3a4a5a6a7a8b1b2b3b4b5b6b7b8";
+        for text in [
+            format!("readers = false\nmgmt_key = {secret}\n"),
+            format!("readers = false\nmgmt_key = \"{secret}\n"),
+            format!("readers = false\nmgmt_key = [\"{secret}\"]\n"),
+            format!("readers = false\nmgmt_kye = \"{secret}\"\n"),
+            "mgmt_key = 123456\n".to_string(),
+        ] {
+            let e = File::parse(&text, path).unwrap_err().to_string();
+            assert!(e.starts_with("/etc/ukey/pkcs11.toml:"), "{e}");
+            assert!(!e.contains("0102") && !e.contains("123456") && !e.contains("mgmt_kye"), "{e}");
+        }
+        let e = File::parse(&format!("readers = false\nmgmt_key = {secret}\n"), path).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/ukey/pkcs11.toml:2:")
+                && e.contains(": not valid TOML")
+                && e.ends_with("setting mgmt_key"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,23 +1,62 @@
 //! The functions a PKCS#11 caller gets from `C_GetFunctionList` (2.40) and `C_GetInterface`
 //! (3.0): the one place with raw pointers. Each takes its C arguments apart, runs the
-//! operation on the [`Module`] under one lock, and writes the results back; a panic inside is
+//! operation on its slot ([`Slot`], under the slot's lock) or on the [`Module`] (under the
+//! module's lock, held only to find a slot), and writes the results back; a panic inside is
 //! caught and answered CKR_GENERAL_ERROR, never unwound into the caller.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
+use std::cell::RefCell;
 use std::os::raw::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 
 use cryptoki_sys::*;
 
-use crate::module::{Module, SignOut, MECHANISMS};
+use crate::module::{Module, MECHANISMS};
 use crate::objects::Attr;
+use crate::slot::{SignOut, Slot, SlotState};
 use crate::token::Rv;
 
-static MODULE: Mutex<Option<Module>> = Mutex::new(None);
+/// The module of this process, if initialised.
+enum State {
+    Off,
+    /// C_Initialize of process `pid` is opening the keys (without the lock: a reader another
+    /// program holds makes it wait).
+    Opening {
+        pid: u32,
+    },
+    On(Module),
+}
 
-fn lock() -> MutexGuard<'static, Option<Module>> {
+static MODULE: Mutex<State> = Mutex::new(State::Off);
+/// Notified when an [`State::Opening`] ends.
+static OPENED: Condvar = Condvar::new();
+
+fn lock() -> MutexGuard<'static, State> {
     MODULE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The module's lock, held by the thread calling fork() from just before to just after it.
+    static FORKING: RefCell<Option<MutexGuard<'static, State>>> = const { RefCell::new(None) };
+}
+
+/// A fork() while another thread holds the module's lock would give the child a lock no thread
+/// of its own can let go, and its C_Initialize would wait forever. So the lock is taken before
+/// any fork and let go after it, in parent and child (pthread_atfork). It is only ever held
+/// briefly (never while a card is used), so a fork waits little.
+fn watch_forks() {
+    extern "C" fn before() {
+        let _ = FORKING.try_with(|f| *f.borrow_mut() = Some(lock()));
+    }
+    extern "C" fn after() {
+        let _ = FORKING.try_with(|f| drop(f.borrow_mut().take()));
+    }
+    static ONCE: Once = Once::new();
+    // Safety: the handlers are plain functions of this library; glibc drops them if it is unloaded.
+    ONCE.call_once(|| unsafe {
+        libc::pthread_atfork(Some(before), Some(after), Some(after));
+    });
 }
 
 /// Run `f` with a panic guard.
@@ -33,12 +72,50 @@ fn guard(f: impl FnOnce() -> Rv<()>) -> CK_RV {
 }
 
 /// Run `f` on the initialised module (of this process: a forked child has none until it
-/// calls C_Initialize itself).
+/// calls C_Initialize itself), under the module's lock: `f` must not touch a card.
 fn with<T>(f: impl FnOnce(&mut Module) -> Rv<T>) -> Rv<T> {
-    let mut m = lock();
-    match m.as_mut() {
-        Some(m) if m.pid == std::process::id() => f(m),
+    match &mut *lock() {
+        State::On(m) if m.pid == std::process::id() => f(m),
         _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
+    }
+}
+
+/// The slot `id`, found under the module's lock.
+fn slot(id: CK_SLOT_ID) -> Rv<Arc<Slot>> {
+    with(|m| m.slot(id))
+}
+
+/// Run `f` on slot `id`, under that slot's lock alone.
+fn on_slot<T>(id: CK_SLOT_ID, f: impl FnOnce(&mut SlotState) -> Rv<T>) -> Rv<T> {
+    slot(id)?.run(f)
+}
+
+/// Run `f` on the slot of session `h`, under that slot's lock alone.
+fn on_session<T>(h: CK_SESSION_HANDLE, f: impl FnOnce(&mut SlotState) -> Rv<T>) -> Rv<T> {
+    with(|m| m.slot_of_session(h))?.run(f)
+}
+
+/// Readers' cards that came or went (see [`Slot::refresh`]), outside the module's lock.
+fn refresh() -> Rv<()> {
+    let mut ended = Vec::new();
+    for (slot, source) in with(|m| Ok(m.readers()))? {
+        ended.extend(slot.refresh(&source));
+    }
+    if !ended.is_empty() {
+        with(|m| {
+            m.unroute(&ended);
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Slot `id` has a token (known without waiting for an operation on it).
+fn present(id: CK_SLOT_ID) -> Rv<()> {
+    if slot(id)?.is_present() {
+        Ok(())
+    } else {
+        Err(CKR_TOKEN_NOT_PRESENT)
     }
 }
 
@@ -65,23 +142,6 @@ unsafe fn bytes<'a>(p: *const u8, n: CK_ULONG) -> Rv<&'a [u8]> {
 
 unsafe fn out<'a, T>(p: *mut T) -> Rv<&'a mut T> {
     p.as_mut().ok_or(CKR_ARGUMENTS_BAD)
-}
-
-/// The two-call convention: with a null buffer say the length; with a buffer too small say
-/// so (and the length); else copy.
-unsafe fn give(value: &[u8], buf: *mut u8, len: *mut CK_ULONG) -> Rv<()> {
-    let len = out(len)?;
-    if buf.is_null() {
-        *len = value.len() as CK_ULONG;
-        return Ok(());
-    }
-    if (*len as usize) < value.len() {
-        *len = value.len() as CK_ULONG;
-        return Err(CKR_BUFFER_TOO_SMALL);
-    }
-    std::ptr::copy_nonoverlapping(value.as_ptr(), buf, value.len());
-    *len = value.len() as CK_ULONG;
-    Ok(())
 }
 
 /// A list by the two-call convention.
@@ -121,16 +181,42 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
             }
         }
         crate::log::init();
-        let mut m = lock();
-        if m.as_ref().is_some_and(|m| m.pid == std::process::id()) {
-            return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+        watch_forks();
+        let me = std::process::id();
+        let inherited = {
+            let mut m = lock();
+            loop {
+                match &*m {
+                    State::On(x) if x.pid == me => return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+                    // Another thread is initialising: its module is this caller's too.
+                    State::Opening { pid } if *pid == me => m = OPENED.wait(m).unwrap_or_else(|p| p.into_inner()),
+                    _ => break,
+                }
+            }
+            std::mem::replace(&mut *m, State::Opening { pid: me })
+        };
+        // Should opening panic, the module is off again rather than opening for ever.
+        struct Opening(bool);
+        impl Drop for Opening {
+            fn drop(&mut self) {
+                if !self.0 {
+                    *lock() = State::Off;
+                    OPENED.notify_all();
+                }
+            }
         }
+        let mut opening = Opening(false);
         // A forked child's copy of the parent's module is dropped without touching the keys
         // the parent still uses (no state written, no lock let go).
-        let inherited = m.take();
-        *m = Some(Module::new(inherited.as_ref()));
+        let parent = std::mem::ManuallyDrop::new(match inherited {
+            State::On(p) => Some(p),
+            _ => None,
+        });
+        let module = Module::new(parent.as_ref());
+        *lock() = State::On(module);
+        opening.0 = true;
         crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        std::mem::forget(inherited);
+        OPENED.notify_all();
         Ok(())
     })
 }
@@ -141,17 +227,20 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
         if !reserved.is_null() {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let mut m = lock();
-        match m.as_ref() {
-            Some(x) if x.pid == std::process::id() => {
-                *m = None;
-                crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                drop(m);
-                crate::events::wake_all();
-                Ok(())
+        let module = {
+            let mut m = lock();
+            match &*m {
+                State::On(x) if x.pid == std::process::id() => {}
+                _ => return Err(CKR_CRYPTOKI_NOT_INITIALIZED),
             }
-            _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
-        }
+            let State::On(module) = std::mem::replace(&mut *m, State::Off) else { unreachable!() };
+            crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            module
+        };
+        crate::events::wake_all();
+        // The tokens are logged out, so the cards are left locked.
+        module.finalize();
+        Ok(())
     })
 }
 
@@ -181,21 +270,17 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSlotList(token_present: CK_BBOOL, list: *mut CK_SLOT_ID, count: *mut CK_ULONG) -> CK_RV {
     guard(|| {
-        let slots = with(|m| {
-            m.refresh();
-            Ok(m.slot_list(token_present != 0))
-        })?;
+        refresh()?;
+        let slots = with(|m| Ok(m.slot_list(token_present != 0)))?;
         give_list(&slots, list, count)
     })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
+pub unsafe extern "C" fn C_GetSlotInfo(slot_id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
     guard(|| {
-        let (description, present) = with(|m| {
-            let e = m.slots.get(slot as usize).ok_or(CKR_SLOT_ID_INVALID)?;
-            Ok((e.description.clone(), e.token.is_some()))
-        })?;
+        let s = slot(slot_id)?;
+        let (description, present) = (s.description.clone(), s.is_present());
         *out(info)? = CK_SLOT_INFO {
             slotDescription: pad(&description),
             manufacturerID: pad("ukey"),
@@ -210,9 +295,9 @@ pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO
 #[no_mangle]
 pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
     guard(|| {
-        let filled = with(|m| {
-            let (sessions, rw) = m.session_counts(slot);
-            let t = m.token(slot)?;
+        let filled = on_slot(slot, |s| {
+            let (sessions, rw) = s.session_counts();
+            let t = s.token()?;
             let pin = t.pin_flags()?;
             Ok(CK_TOKEN_INFO {
                 label: pad(&t.label),
@@ -247,7 +332,7 @@ pub unsafe extern "C" fn C_GetMechanismList(
     count: *mut CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        with(|m| m.token(slot).map(|_| ()))?;
+        present(slot)?;
         let all: Vec<CK_MECHANISM_TYPE> = MECHANISMS.iter().map(|(m, _)| *m).collect();
         give_list(&all, list, count)
     })
@@ -260,7 +345,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
     info: *mut CK_MECHANISM_INFO,
 ) -> CK_RV {
     guard(|| {
-        with(|m| m.token(slot).map(|_| ()))?;
+        present(slot)?;
         let (_, flags) = MECHANISMS.iter().find(|(m, _)| *m == kind).ok_or(CKR_MECHANISM_INVALID)?;
         *out(info)? = CK_MECHANISM_INFO { ulMinKeySize: 256, ulMaxKeySize: 256, flags: *flags };
         Ok(())
@@ -276,8 +361,8 @@ pub unsafe extern "C" fn C_SetPIN(
     new_len: CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        let (old, new) = (bytes(old, old_len)?, bytes(new, new_len)?);
-        with(|m| m.set_pin(h, old, new))
+        let (old, new) = (pin_bytes(old, old_len)?, pin_bytes(new, new_len)?);
+        on_session(h, |s| s.set_pin(h, old, new))
     })
 }
 
@@ -291,25 +376,42 @@ pub unsafe extern "C" fn C_OpenSession(
 ) -> CK_RV {
     guard(|| {
         let session = out(session)?;
-        *session = with(|m| m.open_session(slot, flags))?;
+        let h = on_slot(slot, |s| s.open_session(flags))?;
+        with(|m| {
+            m.route(h, slot);
+            Ok(())
+        })?;
+        *session = h;
         Ok(())
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_CloseSession(h: CK_SESSION_HANDLE) -> CK_RV {
-    guard(|| with(|m| m.close_session(h)))
+    guard(|| {
+        on_session(h, |s| s.close_session(h))?;
+        with(|m| {
+            m.unroute(&[h]);
+            Ok(())
+        })
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_CloseAllSessions(slot: CK_SLOT_ID) -> CK_RV {
-    guard(|| with(|m| m.close_all(slot)))
+    guard(|| {
+        let ended = on_slot(slot, |s| s.close_all())?;
+        with(|m| {
+            m.unroute(&ended);
+            Ok(())
+        })
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSessionInfo(h: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO) -> CK_RV {
     guard(|| {
-        let s = with(|m| m.session_info(h))?;
+        let s = on_session(h, |s| s.session_info(h))?;
         *out(info)? = CK_SESSION_INFO { slotID: s.slot, state: s.state, flags: s.flags, ulDeviceError: 0 };
         Ok(())
     })
@@ -323,14 +425,14 @@ pub unsafe extern "C" fn C_Login(
     len: CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        let pin = zeroize::Zeroizing::new(bytes(pin, len)?.to_vec());
-        with(|m| m.login(h, user, &pin))
+        let pin = zeroize::Zeroizing::new(pin_bytes(pin, len)?.to_vec());
+        on_session(h, |s| s.login(h, user, &pin))
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_Logout(h: CK_SESSION_HANDLE) -> CK_RV {
-    guard(|| with(|m| m.logout(h)))
+    guard(|| on_session(h, |s| s.logout(h)))
 }
 
 #[no_mangle]
@@ -345,48 +447,113 @@ pub unsafe extern "C" fn C_GetAttributeValue(
             return Err(CKR_ARGUMENTS_BAD);
         }
         let template = if count == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(template, count as usize) };
-        // Every attribute is answered; the call's result is the worst of them (§5.7).
+        let types: Vec<CK_ATTRIBUTE_TYPE> = template.iter().map(|a| a.type_).collect();
+        let values = on_session(h, |s| s.attributes(h, object, &types))?;
+        // Every attribute is answered; the call says the first that could not be (§5.7 lets it
+        // say any of them).
         let mut result = Ok(());
-        for a in template.iter_mut() {
-            let value = with(|m| m.attribute(h, object, a.type_))?;
-            let outcome = match value {
-                Attr::Value(v) => {
-                    let mut len = a.ulValueLen;
-                    let r = give(&v, a.pValue as *mut u8, &mut len);
-                    a.ulValueLen = len;
-                    r
-                }
-                Attr::Sensitive => {
-                    a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
-                    Err(CKR_ATTRIBUTE_SENSITIVE)
-                }
-                Attr::Invalid => {
-                    a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
-                    Err(CKR_ATTRIBUTE_TYPE_INVALID)
-                }
-            };
-            if let Err(rv) = outcome {
-                result = Err(rv);
+        for (a, value) in template.iter_mut().zip(values) {
+            if let Err(rv) = give_attribute(a, value) {
+                result = result.and(Err(rv));
             }
         }
         result
     })
 }
 
-/// A template's attributes and values, copied out of the caller's memory.
+/// One attribute of C_GetAttributeValue, as PKCS#11 3.0 §5.7 lists the cases: a sensitive or
+/// unknown attribute, or a buffer too short for the value, gets CK_UNAVAILABLE_INFORMATION; a
+/// null buffer gets the length; else the value is copied. Exactly the value's bytes are written:
+/// a ulValueLen larger than the caller's real buffer is never written up to.
+unsafe fn give_attribute(a: &mut CK_ATTRIBUTE, value: Attr) -> Rv<()> {
+    let (len, rv) = match value {
+        Attr::Sensitive => (CK_UNAVAILABLE_INFORMATION, Err(CKR_ATTRIBUTE_SENSITIVE)),
+        Attr::Invalid => (CK_UNAVAILABLE_INFORMATION, Err(CKR_ATTRIBUTE_TYPE_INVALID)),
+        Attr::Value(v) if a.pValue.is_null() => (v.len() as CK_ULONG, Ok(())),
+        Attr::Value(v) if (a.ulValueLen as usize) < v.len() => (CK_UNAVAILABLE_INFORMATION, Err(CKR_BUFFER_TOO_SMALL)),
+        Attr::Value(v) => {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), a.pValue as *mut u8, v.len());
+            (v.len() as CK_ULONG, Ok(()))
+        }
+    };
+    a.ulValueLen = len;
+    rv
+}
+
+/// A template's attributes and values, copied out of the caller's memory. A ulValueLen is
+/// believed only as far as the attribute can go ([`attribute_len_ok`]): past that the module
+/// would read memory the caller never gave it.
 unsafe fn template(t: *const CK_ATTRIBUTE, count: CK_ULONG) -> Rv<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
     if t.is_null() && count > 0 {
         return Err(CKR_ARGUMENTS_BAD);
     }
     let attrs = if count == 0 { &[][..] } else { std::slice::from_raw_parts(t, count as usize) };
-    attrs.iter().map(|a| Ok((a.type_, bytes(a.pValue as *const u8, a.ulValueLen)?.to_vec()))).collect()
+    attrs
+        .iter()
+        .map(|a| {
+            if !attribute_len_ok(a.type_, a.ulValueLen) {
+                return Err(CKR_ATTRIBUTE_VALUE_INVALID);
+            }
+            Ok((a.type_, bytes(a.pValue as *const u8, a.ulValueLen)?.to_vec()))
+        })
+        .collect()
+}
+
+/// The longest value of any attribute: a certificate, which a PIV data object holds (4 KiB
+/// on the virtual key, about 3 KiB on a YubiKey), with room to spare.
+const MAX_VALUE_LEN: CK_ULONG = 16 * 1024;
+
+/// Whether `len` can be the length of a value of attribute `t`: a CK_ULONG's size for the
+/// numbers, one byte for the booleans, at most [`MAX_VALUE_LEN`] for the rest.
+fn attribute_len_ok(t: CK_ATTRIBUTE_TYPE, len: CK_ULONG) -> bool {
+    match t {
+        CKA_CLASS
+        | CKA_KEY_TYPE
+        | CKA_CERTIFICATE_TYPE
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_VALUE_LEN
+        | CKA_KEY_GEN_MECHANISM => len as usize == std::mem::size_of::<CK_ULONG>(),
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_TRUSTED
+        | CKA_LOCAL
+        | CKA_SENSITIVE
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_EXTRACTABLE
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_ALWAYS_AUTHENTICATE
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_SIGN
+        | CKA_VERIFY
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY_RECOVER
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_DERIVE => len == 1,
+        _ => len <= MAX_VALUE_LEN,
+    }
+}
+
+/// The longest PIN or SO PIN (a management key in hex, 64 digits for AES-256) worth reading.
+const MAX_PIN_LEN: CK_ULONG = 64;
+
+/// A PIN from the caller: one longer than any PIN or key is refused before it is read.
+unsafe fn pin_bytes<'a>(p: *const u8, n: CK_ULONG) -> Rv<&'a [u8]> {
+    if n > MAX_PIN_LEN {
+        return Err(CKR_PIN_LEN_RANGE);
+    }
+    bytes(p, n)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_FindObjectsInit(h: CK_SESSION_HANDLE, t: *mut CK_ATTRIBUTE, count: CK_ULONG) -> CK_RV {
     guard(|| {
         let wanted = template(t, count)?;
-        with(|m| m.find_init(h, &wanted))
+        on_session(h, |s| s.find_init(h, &wanted))
     })
 }
 
@@ -400,14 +567,14 @@ pub unsafe extern "C" fn C_CreateObject(
     guard(|| {
         let object = out(object)?;
         let t = template(t, count)?;
-        *object = with(|m| m.create_object(h, &t))?;
+        *object = on_session(h, |s| s.create_object(h, &t))?;
         Ok(())
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_DestroyObject(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CK_RV {
-    guard(|| with(|m| m.destroy_object(h, object)))
+    guard(|| on_session(h, |s| s.destroy_object(h, object)))
 }
 
 #[no_mangle]
@@ -426,7 +593,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         let mech = out(mechanism)?.mechanism;
         let (public, private) = (template(public, public_count)?, template(private, private_count)?);
         let (public_key, private_key) = (out(public_key)?, out(private_key)?);
-        (*public_key, *private_key) = with(|m| m.generate_key_pair(h, mech, &public, &private))?;
+        (*public_key, *private_key) = on_session(h, |s| s.generate_key_pair(h, mech, &public, &private))?;
         Ok(())
     })
 }
@@ -452,10 +619,14 @@ pub unsafe extern "C" fn C_DeriveKey(
         if params.kdf != CKD_NULL || params.ulSharedDataLen != 0 {
             return Err(CKR_MECHANISM_PARAM_INVALID);
         }
+        // A P-256 point, raw (65 bytes) or in its DER OCTET STRING (67): nothing longer is read.
+        if params.ulPublicDataLen > 67 {
+            return Err(CKR_MECHANISM_PARAM_INVALID);
+        }
         let peer = bytes(params.pPublicData, params.ulPublicDataLen)?.to_vec();
         let t = template(t, count)?;
         let key = out(key)?;
-        *key = with(|m| m.derive(h, base, &peer, &t))?;
+        *key = on_session(h, |s| s.derive(h, base, &peer, &t))?;
         Ok(())
     })
 }
@@ -472,7 +643,7 @@ pub unsafe extern "C" fn C_FindObjects(
         if objects.is_null() && max > 0 {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let found = with(|m| m.find(h, max as usize))?;
+        let found = on_session(h, |s| s.find(h, max as usize))?;
         if !found.is_empty() {
             std::ptr::copy_nonoverlapping(found.as_ptr(), objects, found.len());
         }
@@ -483,7 +654,7 @@ pub unsafe extern "C" fn C_FindObjects(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_FindObjectsFinal(h: CK_SESSION_HANDLE) -> CK_RV {
-    guard(|| with(|m| m.find_final(h)))
+    guard(|| on_session(h, |s| s.find_final(h)))
 }
 
 #[no_mangle]
@@ -494,7 +665,7 @@ pub unsafe extern "C" fn C_SignInit(
 ) -> CK_RV {
     guard(|| {
         let mech = out(mechanism)?.mechanism;
-        with(|m| m.sign_init(h, mech, key))
+        on_session(h, |s| s.sign_init(h, mech, key))
     })
 }
 
@@ -507,7 +678,7 @@ unsafe fn signature(result: SignOut, sig: *mut CK_BYTE, len: *mut CK_ULONG) -> R
             Ok(())
         }
         SignOut::Signature(pending) => {
-            // Outside the module's lock: other tokens' calls go on meanwhile.
+            // Outside the slot's lock: the token's other calls go on meanwhile.
             let s = pending.run()?;
             std::ptr::copy_nonoverlapping(s.as_ptr(), sig, s.len());
             *len = s.len() as CK_ULONG;
@@ -533,9 +704,9 @@ pub unsafe extern "C" fn C_Sign(
     guard(|| {
         let data = bytes(data, data_len)?;
         let space = room(sig, sig_len)?;
-        match with(|m| m.sign(h, data, space)) {
+        match on_session(h, |s| s.sign(h, data, space)) {
             Err(CKR_BUFFER_TOO_SMALL) => {
-                *out(sig_len)? = crate::module::SIGNATURE_LEN as CK_ULONG;
+                *out(sig_len)? = crate::slot::SIGNATURE_LEN as CK_ULONG;
                 Err(CKR_BUFFER_TOO_SMALL)
             }
             r => signature(r?, sig, sig_len),
@@ -547,7 +718,7 @@ pub unsafe extern "C" fn C_Sign(
 pub unsafe extern "C" fn C_SignUpdate(h: CK_SESSION_HANDLE, part: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
     guard(|| {
         let part = bytes(part, len)?;
-        with(|m| m.sign_update(h, part))
+        on_session(h, |s| s.sign_update(h, part))
     })
 }
 
@@ -555,9 +726,9 @@ pub unsafe extern "C" fn C_SignUpdate(h: CK_SESSION_HANDLE, part: *mut CK_BYTE, 
 pub unsafe extern "C" fn C_SignFinal(h: CK_SESSION_HANDLE, sig: *mut CK_BYTE, sig_len: *mut CK_ULONG) -> CK_RV {
     guard(|| {
         let space = room(sig, sig_len)?;
-        match with(|m| m.sign_final(h, space)) {
+        match on_session(h, |s| s.sign_final(h, space)) {
             Err(CKR_BUFFER_TOO_SMALL) => {
-                *out(sig_len)? = crate::module::SIGNATURE_LEN as CK_ULONG;
+                *out(sig_len)? = crate::slot::SIGNATURE_LEN as CK_ULONG;
                 Err(CKR_BUFFER_TOO_SMALL)
             }
             r => signature(r?, sig, sig_len),
@@ -568,7 +739,7 @@ pub unsafe extern "C" fn C_SignFinal(h: CK_SESSION_HANDLE, sig: *mut CK_BYTE, si
 #[no_mangle]
 pub unsafe extern "C" fn C_SeedRandom(h: CK_SESSION_HANDLE, _seed: *mut CK_BYTE, _len: CK_ULONG) -> CK_RV {
     guard(|| {
-        with(|m| m.session_info(h).map(|_| ()))?;
+        on_session(h, |s| s.session_info(h).map(|_| ()))?;
         Err(CKR_RANDOM_SEED_NOT_SUPPORTED)
     })
 }
@@ -579,7 +750,7 @@ pub unsafe extern "C" fn C_GenerateRandom(h: CK_SESSION_HANDLE, buf: *mut CK_BYT
         if buf.is_null() && len > 0 {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let r = with(|m| m.random(h, len as usize))?;
+        let r = on_session(h, |s| s.random(h, len as usize))?;
         std::ptr::copy_nonoverlapping(r.as_ptr(), buf, r.len().min(len as usize));
         Ok(())
     })
@@ -591,6 +762,7 @@ pub unsafe extern "C" fn C_WaitForSlotEvent(flags: CK_FLAGS, slot: *mut CK_SLOT_
         let slot = out(slot)?;
         let generation = crate::events::GENERATION.load(std::sync::atomic::Ordering::SeqCst);
         loop {
+            refresh()?;
             if let Some(s) = with(|m| Ok(m.next_event()))? {
                 *slot = s;
                 return Ok(());
@@ -769,3 +941,34 @@ function_lists!(
     C_SignMessage, C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
     C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread holds the module's lock (as a call does, briefly) while another forks: the
+    /// child finds the lock free. Without the fork handlers it would be taken for ever.
+    #[test]
+    fn a_child_forked_while_another_thread_holds_the_modules_lock_finds_it_free() {
+        watch_forks();
+        let (held, hold) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let guard = lock();
+            held.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(guard);
+        });
+        hold.recv().unwrap();
+        // Safety: the child only tries the lock and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let free = MODULE.try_lock().is_ok();
+            unsafe { libc::_exit(if free { 0 } else { 1 }) };
+        }
+        holder.join().unwrap();
+        let mut status = 0;
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child found the lock taken");
+    }
+}

@@ -3,7 +3,7 @@
 
 use cryptoki_sys::*;
 use der::Decode;
-use host_driver::{PinOutcome, Piv, PivError};
+use host_driver::{MgmtKey, PinOutcome, Piv, PivError};
 use proto::secret::Pin;
 use proto::transport::{Hold, Transport, TransportError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,7 +64,7 @@ fn hold(piv: &mut Piv<Box<dyn Transport>>, reset_seen: &AtomicBool) -> Rv<bool> 
     }
 }
 
-/// A signature decided under the module's lock (session, login, key checked) and computed
+/// A signature decided under the slot's lock (session, login, key checked) and computed
 /// after it is released, under the card's lock alone.
 pub struct PendingSign {
     card: Card,
@@ -96,8 +96,8 @@ impl PendingSign {
 }
 
 pub struct Token {
-    /// The card, with a lock of its own: a signature runs on it without the module's lock, so
-    /// threads signing on different tokens do so at once (see [`PendingSign`]).
+    /// The card, with a lock of its own: a signature runs on it without the slot's lock, so
+    /// the token's other calls go on meanwhile (see [`PendingSign`]).
     card: Card,
     /// A [`PendingSign`] saw another program reset the card: the logins are gone.
     reset_seen: Arc<AtomicBool>,
@@ -108,9 +108,12 @@ pub struct Token {
     pub firmware: [u8; 2],
     pub contents: Vec<SlotContent>,
     pub user_logged_in: bool,
-    /// The security officer is the management key: authenticated, it may make keys and
-    /// write or delete certificates.
+    /// The security officer is the management key: logged in, it may make keys and write or
+    /// delete certificates.
     pub so_logged_in: bool,
+    /// The SO's management key, checked at C_Login: the card is authenticated with it for one
+    /// operation at a time (see [`Token::as_admin`]), never between them.
+    so_key: Option<MgmtKey>,
 }
 
 impl std::fmt::Debug for Token {
@@ -144,6 +147,7 @@ impl Token {
             contents: Vec::new(),
             user_logged_in: false,
             so_logged_in: false,
+            so_key: None,
         };
         let card = token.card.clone();
         let mut piv = lock(&card);
@@ -196,6 +200,7 @@ impl Token {
         self.reset_seen.store(false, Ordering::Relaxed);
         self.user_logged_in = false;
         self.so_logged_in = false;
+        self.so_key = None;
     }
 
     /// Whether a [`PendingSign`] saw the card reset; if so the logins are forgotten now.
@@ -205,9 +210,15 @@ impl Token {
         }
     }
 
-    /// Whether the key is still there (a card can leave its reader).
+    /// Whether the key is still there (a card can leave its reader). A card busy with a
+    /// signature (which may wait for the reader) is taken to be there: that signature finds
+    /// out for itself if it is not.
     pub fn is_present(&mut self) -> bool {
-        lock(&self.card).transport().is_present()
+        match self.card.try_lock() {
+            Ok(mut piv) => piv.transport().is_present(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().transport().is_present(),
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        }
     }
 
     pub fn content(&self, id: u8) -> Option<&SlotContent> {
@@ -215,20 +226,83 @@ impl Token {
     }
 
     /// The SO's "PIN" is the management key in hex (48 digits for 3DES, 32/48/64 for AES as
-    /// the key's metadata says).
+    /// the key's metadata says). It is checked on the card, which drops the authentication
+    /// again at once: admin operations authenticate for themselves.
     pub fn so_login(&mut self, hex: &[u8]) -> Rv<()> {
+        let text = std::str::from_utf8(hex).map_err(|_| CKR_PIN_INVALID)?;
+        let key = MgmtKey::from_hex(text, None).map_err(|_| CKR_PIN_LEN_RANGE)?;
         self.held(|t, piv| {
-            let text = std::str::from_utf8(hex).map_err(|_| CKR_PIN_INVALID)?;
-            let key = host_driver::MgmtKey::from_hex(text, None).map_err(|_| CKR_PIN_LEN_RANGE)?;
-            match piv.authenticate_auto(&key) {
-                Ok(()) => {
-                    t.so_logged_in = true;
-                    Ok(())
-                }
-                Err(PivError::NotAuthorized { .. }) => Err(CKR_PIN_INCORRECT),
-                Err(e) => Err(rv(&e)),
-            }
+            piv.authenticate_auto(&key).map_err(|e| match e {
+                PivError::NotAuthorized { .. } => CKR_PIN_INCORRECT,
+                e => rv(&e),
+            })?;
+            t.end_mgmt(piv, &key)?;
+            (t.so_logged_in, t.so_key) = (true, Some(key));
+            Ok(())
         })
+    }
+
+    /// Run `op` with the card authenticated with the management key, for `op` alone: the SO's
+    /// key, or for a logged-in user the configured one (`mgmt_key`). The authentication ends
+    /// when `op` does, whatever its outcome, so between operations other programs on a shared
+    /// reader find the card locked.
+    pub fn as_admin<T>(
+        &mut self,
+        configured: Option<&str>,
+        op: impl FnOnce(&mut Self, &mut Piv<Box<dyn Transport>>) -> Rv<T>,
+    ) -> Rv<T> {
+        let key = match (&self.so_key, configured) {
+            (Some(k), _) => k.clone(),
+            (None, Some(hex)) if self.user_logged_in => MgmtKey::from_hex(hex, None).map_err(|_| {
+                tracing::error!("the configured management key (mgmt_key) is not a key in hex");
+                CKR_GENERAL_ERROR
+            })?,
+            _ => return Err(CKR_USER_NOT_LOGGED_IN),
+        };
+        self.held(|t, piv| {
+            piv.authenticate_auto(&key).map_err(|e| match e {
+                PivError::NotAuthorized { .. } => {
+                    if t.so_key.is_none() {
+                        tracing::error!("the configured management key (mgmt_key) is not this key's");
+                    }
+                    CKR_PIN_INCORRECT
+                }
+                e => rv(&e),
+            })?;
+            let out = op(t, piv);
+            t.end_mgmt(piv, &key)?;
+            out
+        })
+    }
+
+    /// End the management-key authentication made with `key`. A PIV card drops it at any new
+    /// 9B step (host-driver's `Piv::random` relies on the same rule), so a challenge is asked
+    /// and left unanswered: the PIN stays verified. Should the card not take the step, it is
+    /// reset, which ends every login (the module forgets them too).
+    fn end_mgmt(&mut self, piv: &mut Piv<Box<dyn Transport>>, key: &MgmtKey) -> Rv<()> {
+        use proto::piv::{ins, key_ref};
+        use proto::Sw;
+        // A 24-byte key may be 3DES or AES-192 (authenticate_auto tries both): the card
+        // answers 6A86 to the algorithm it does not have.
+        let twin = match key.alg {
+            proto::piv::Algorithm::Tdes => Some(proto::piv::Algorithm::Aes192),
+            proto::piv::Algorithm::Aes192 => Some(proto::piv::Algorithm::Tdes),
+            _ => None,
+        };
+        for alg in std::iter::once(key.alg).chain(twin) {
+            let step =
+                piv.exchange(ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x81, 0x00]);
+            match step {
+                Ok((_, sw)) if sw == Sw::INCORRECT_P1P2 => continue,
+                Ok(_) => return Ok(()),
+                Err(e) => tracing::warn!("ending the management-key authentication failed ({e}): resetting the card"),
+            }
+            break;
+        }
+        self.forget_logins();
+        piv.transport().reset().map_err(|e| rv(&PivError::Transport(e)))?;
+        piv.select().map_err(|e| rv(&e))?;
+        Ok(())
     }
 
     fn set_content(&mut self, content: SlotContent) {
@@ -238,10 +312,11 @@ impl Token {
     }
 
     /// GENERATE a P-256 key pair in the slot of CKA_ID `id`: its point. The slot's certificate,
-    /// if any, stays (and no longer matches, as on any PIV card).
-    pub fn generate(&mut self, id: u8) -> Rv<Vec<u8>> {
-        self.held(|t, piv| {
-            let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
+    /// if any, stays (and no longer matches, as on any PIV card). `configured`: see
+    /// [`Token::as_admin`], as for every operation below.
+    pub fn generate(&mut self, configured: Option<&str>, id: u8) -> Rv<Vec<u8>> {
+        let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
+        self.as_admin(configured, |t, piv| {
             let public = piv.generate(slot, None, None).map_err(|e| rv(&e))?;
             let point = public.to_sec1_bytes().to_vec();
             let mut content = t.content(id).cloned().unwrap_or_else(|| SlotContent::key_only(slot, id, point.clone()));
@@ -253,10 +328,10 @@ impl Token {
     }
 
     /// Write a certificate to the slot of `id`.
-    pub fn write_certificate(&mut self, id: u8, der: &[u8]) -> Rv<()> {
-        self.held(|t, piv| {
-            let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
-            let content = SlotContent::from_cert(slot, id, der.to_vec()).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?;
+    pub fn write_certificate(&mut self, configured: Option<&str>, id: u8, der: &[u8]) -> Rv<()> {
+        let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
+        let content = SlotContent::from_cert(slot, id, der.to_vec()).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?;
+        self.as_admin(configured, |t, piv| {
             piv.write_certificate(slot, der).map_err(|e| rv(&e))?;
             t.set_content(content);
             Ok(())
@@ -264,9 +339,9 @@ impl Token {
     }
 
     /// Delete the certificate of `id`; its key stays.
-    pub fn delete_certificate(&mut self, id: u8) -> Rv<()> {
-        self.held(|t, piv| {
-            let slot = t.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?.slot;
+    pub fn delete_certificate(&mut self, configured: Option<&str>, id: u8) -> Rv<()> {
+        let slot = self.content(id).ok_or(CKR_OBJECT_HANDLE_INVALID)?.slot;
+        self.as_admin(configured, |t, piv| {
             piv.delete_certificate(slot).map_err(|e| rv(&e))?;
             // Without its certificate the slot shows what its metadata says, or nothing.
             t.contents.retain(|c| c.id != id);
@@ -277,32 +352,11 @@ impl Token {
         })
     }
 
-    /// What only the management key may do is allowed: the security officer logged in, or
-    /// the user logged in and the management key configured (`mgmt_key`), which is then used.
-    pub fn admin(&mut self, configured: Option<&str>) -> Rv<()> {
-        if self.so_logged_in {
-            return Ok(());
-        }
-        let Some(hex) = configured.filter(|_| self.user_logged_in) else { return Err(CKR_USER_NOT_LOGGED_IN) };
-        let key = host_driver::MgmtKey::from_hex(hex, None).map_err(|_| {
-            tracing::error!("the configured management key (mgmt_key) is not a key in hex");
-            CKR_GENERAL_ERROR
-        })?;
-        self.held(|_, piv| match piv.authenticate_auto(&key) {
-            Ok(()) => Ok(()),
-            Err(PivError::NotAuthorized { .. }) => {
-                tracing::error!("the configured management key (mgmt_key) is not this key's");
-                Err(CKR_PIN_INCORRECT)
-            }
-            Err(e) => Err(rv(&e)),
-        })
-    }
-
     /// Delete the private key of `id` from the card (MOVE KEY, YubiKey 5.7; a card without it
     /// refuses: CKR_ACTION_PROHIBITED). Its public key object stays until destroyed too.
-    pub fn delete_key(&mut self, id: u8) -> Rv<()> {
+    pub fn delete_key(&mut self, configured: Option<&str>, id: u8) -> Rv<()> {
         let slot = self.content(id).filter(|c| c.private_key).ok_or(CKR_OBJECT_HANDLE_INVALID)?.slot;
-        self.held(|t, piv| {
+        self.as_admin(configured, |t, piv| {
             match piv.delete_key(slot) {
                 Ok(()) => {}
                 Err(PivError::NotSupported { .. }) => return Err(CKR_ACTION_PROHIBITED),
@@ -316,15 +370,18 @@ impl Token {
     }
 
     /// Remove the public key object of `id`, whose private key is gone (a PIV public key is
-    /// part of its slot's key pair: while the private key is there it stays).
-    pub fn remove_public_key(&mut self, id: u8) -> Rv<()> {
-        let c = self.contents.iter_mut().find(|c| c.id == id && c.public_key).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
-        if c.private_key {
-            return Err(CKR_ACTION_PROHIBITED);
-        }
-        c.public_key = false;
-        self.contents.retain(|c| c.cert.is_some() || c.public_key || c.private_key);
-        Ok(())
+    /// part of its slot's key pair: while the private key is there it stays). Nothing changes
+    /// on the card, but only the security officer may do it, as any destruction.
+    pub fn remove_public_key(&mut self, configured: Option<&str>, id: u8) -> Rv<()> {
+        self.as_admin(configured, |t, _| {
+            let c = t.contents.iter_mut().find(|c| c.id == id && c.public_key).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+            if c.private_key {
+                return Err(CKR_ACTION_PROHIBITED);
+            }
+            c.public_key = false;
+            t.contents.retain(|c| c.cert.is_some() || c.public_key || c.private_key);
+            Ok(())
+        })
     }
 
     /// ECDH with the key of `id` and the peer's point: the shared x coordinate.
@@ -362,13 +419,14 @@ impl Token {
         })
     }
 
+    /// C_Logout (and C_Finalize, and the close of a token's last session). The SO's key is
+    /// forgotten: the card holds no management-key authentication between operations. The
+    /// user's PIN session ends on the card (VERIFY P1=FF).
     pub fn logout(&mut self) -> Rv<()> {
         self.held(|t, piv| {
             t.user_logged_in = false;
             if std::mem::take(&mut t.so_logged_in) {
-                // Management-key authentication ends only with a reset: reset and select again.
-                piv.transport().reset().map_err(|e| rv(&PivError::Transport(e)))?;
-                piv.select().map_err(|e| rv(&e))?;
+                t.so_key = None;
                 return Ok(());
             }
             piv.logout().map_err(|e| rv(&e))
@@ -386,7 +444,7 @@ impl Token {
         })
     }
 
-    /// ECDSA over a 32-byte digest with the key of `id`, to be run without the module's lock.
+    /// ECDSA over a 32-byte digest with the key of `id`, to be run without the slot's lock.
     pub fn signer(&self, id: u8, digest: [u8; 32]) -> Rv<PendingSign> {
         let slot = self.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
         Ok(PendingSign { card: self.card.clone(), reset_seen: self.reset_seen.clone(), slot, digest })
