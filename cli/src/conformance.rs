@@ -81,7 +81,9 @@ pub struct ConformanceArgs {
     pin: Option<proto::secret::Pin>,
     /// The key's PUK (not given: not sent; --sim: 12345678). Given, it is tried once even on a
     /// card that cannot say how many PUK tries it has left (a plain PIV card), so the PUK
-    /// checks run there; a wrong one costs one of its tries, which the report says
+    /// checks run there (each wrong PUK they send is given back at once by the right one; a
+    /// card allowing fewer than two PUK tries would be blocked); a wrong --puk costs one of its
+    /// tries, which the report says
     #[arg(long, env = "UKEY_PUK", hide_env_values = true)]
     puk: Option<proto::secret::Puk>,
     #[command(flatten)]

@@ -340,7 +340,10 @@ impl Card {
             Use::Right(_) => {}
             Use::Risk(_) => match self.tries(s).map_err(Verdict::Fail)? {
                 Some(n) if n >= 2 => {}
-                None if s == Secret::Puk && self.throwaway => {}
+                // A card that cannot tell its PUK's tries (a plain PIV card): only on a key
+                // made for the run, or with --puk typed for it. The given PUK was right when
+                // last sent, which reset its count; each wrong try is given back at once.
+                None if s == Secret::Puk && (self.throwaway || self.try_puk) => {}
                 Some(n) => {
                     return Err(Verdict::Skipped(format!(
                         "the {} has {n} tries left: none is risked below two",

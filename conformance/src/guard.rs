@@ -49,7 +49,8 @@ pub enum Use {
     Right(Secret),
     /// It may spend a try of the secret (a wrong or malformed value, on purpose): only with
     /// two or more tries left and the right one at hand, which the runner sends after the
-    /// check to give the try back.
+    /// check to give the try back. (A PUK whose count the card cannot tell: only on a key
+    /// made for the run, or with `--puk` typed for it.)
     Risk(Secret),
     /// It spends the secret's last tries on purpose (a lockout check): the PIN only with
     /// destructive checks allowed and the PUK known right to unblock it; the PUK, which

@@ -373,6 +373,22 @@ impl<T: Transport> Piv<T> {
         Ok(())
     }
 
+    /// End the management-key authentication this client made, without a card reset (a PIN
+    /// verified stays verified): a new 9B challenge step, never answered, which the card takes
+    /// as the start of another authentication and so drops the one it held (the rule
+    /// [`Piv::random`] relies on too). A card that refuses the step (6A86: another algorithm)
+    /// is an error, and the caller should reset it.
+    pub fn end_mgmt_authentication(&mut self) -> Result<()> {
+        let alg = self.mgmt_alg.unwrap_or(Algorithm::Tdes);
+        let (_, sw) =
+            self.exchange(ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x81, 0x00])?;
+        self.mgmt_authenticated = false;
+        if sw == Sw::INCORRECT_P1P2 {
+            return Err(PivError::from_sw("ending the management-key authentication", sw));
+        }
+        Ok(())
+    }
+
     /// Whether this client authenticated with the management key and the card may still hold
     /// that authentication (a reset of the card through [`Piv::transport`] is not seen here).
     pub fn is_mgmt_authenticated(&self) -> bool {

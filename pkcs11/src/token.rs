@@ -236,7 +236,7 @@ impl Token {
                 PivError::NotAuthorized { .. } => CKR_PIN_INCORRECT,
                 e => rv(&e),
             })?;
-            t.end_mgmt(piv, &key)?;
+            t.end_mgmt(piv)?;
             (t.so_logged_in, t.so_key) = (true, Some(key));
             Ok(())
         })
@@ -270,34 +270,18 @@ impl Token {
                 e => rv(&e),
             })?;
             let out = op(t, piv);
-            t.end_mgmt(piv, &key)?;
+            t.end_mgmt(piv)?;
             out
         })
     }
 
-    /// End the management-key authentication made with `key`. A PIV card drops it at any new
-    /// 9B step (host-driver's `Piv::random` relies on the same rule), so a challenge is asked
-    /// and left unanswered: the PIN stays verified. Should the card not take the step, it is
-    /// reset, which ends every login (the module forgets them too).
-    fn end_mgmt(&mut self, piv: &mut Piv<Box<dyn Transport>>, key: &MgmtKey) -> Rv<()> {
-        use proto::piv::{ins, key_ref};
-        use proto::Sw;
-        // A 24-byte key may be 3DES or AES-192 (authenticate_auto tries both): the card
-        // answers 6A86 to the algorithm it does not have.
-        let twin = match key.alg {
-            proto::piv::Algorithm::Tdes => Some(proto::piv::Algorithm::Aes192),
-            proto::piv::Algorithm::Aes192 => Some(proto::piv::Algorithm::Tdes),
-            _ => None,
-        };
-        for alg in std::iter::once(key.alg).chain(twin) {
-            let step =
-                piv.exchange(ins::GENERAL_AUTHENTICATE, alg as u8, key_ref::MANAGEMENT, &[0x7C, 0x02, 0x81, 0x00]);
-            match step {
-                Ok((_, sw)) if sw == Sw::INCORRECT_P1P2 => continue,
-                Ok(_) => return Ok(()),
-                Err(e) => tracing::warn!("ending the management-key authentication failed ({e}): resetting the card"),
-            }
-            break;
+    /// End the management-key authentication (`Piv::end_mgmt_authentication`: an unanswered
+    /// 9B step; the PIN stays verified). Should the card not take the step, it is reset, which
+    /// ends every login (the module forgets them too).
+    fn end_mgmt(&mut self, piv: &mut Piv<Box<dyn Transport>>) -> Rv<()> {
+        match piv.end_mgmt_authentication() {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::warn!("ending the management-key authentication failed ({e}): resetting the card"),
         }
         self.forget_logins();
         piv.transport().reset().map_err(|e| rv(&PivError::Transport(e)))?;
