@@ -5,7 +5,7 @@
 //! - [`catalog`]: every check, with its stable ID, title, clause, severity, family, and whether
 //!   it changes the key beyond what it puts back.
 //! - [`card`]: the key under test, reached through host-driver's `Transport` (in-process, a
-//!   PC/SC reader, later CCID), with every status word it answered recorded per check.
+//!   PC/SC reader, or a USB CCID token), with every status word it answered recorded per check.
 //! - [`runner`]: runs a selection of the catalog, each check from a fresh reset and SELECT.
 //! - [`restore`]: after each destructive check, the key put back as found (objects rewritten,
 //!   the PIN verified) and read again; what PIV cannot put back (a replaced private key) is

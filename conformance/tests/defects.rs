@@ -1,6 +1,6 @@
 //! Every defect profile of token-sim is caught: run on a key made for the run (so the
-//! destructive checks run too), each defect fails at least one must-check, the one that names
-//! its symptom.
+//! destructive checks run too), each defect fails the check that names its symptom, and where
+//! that check is a must the key does not conform.
 
 use conformance::{run, Card, Secrets, Selection, Severity, Verdict};
 use proto::clock::FixedClock;

@@ -1,5 +1,6 @@
 //! Key tests every transport must pass: the same assertions run against an in-process key
-//! (driver.rs) and against a virtual key in a PC/SC reader (pcsc.rs).
+//! (driver.rs), a virtual key in a PC/SC reader (pcsc.rs), and a virtual key as a USB CCID
+//! token on the software bus and over USB/IP (ccid.rs).
 #![allow(dead_code)]
 
 use host_driver::certinfo::{public_key, CertInfo};
