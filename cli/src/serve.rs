@@ -39,8 +39,9 @@ pub struct ServeArgs {
     /// 127.0.0.1:3240) or unix:PATH (a 0600 socket, for a relay such as a VM's serial port).
     /// Bus ids 1-1, 1-2, ... in key order, for `usbip list -r HOST` and `usbip attach -r HOST
     /// -b 1-N` (the host then needs vhci-hcd, and pcscd's libccid with 1209:0001 in its
-    /// Info.plist). Only processes of the user running this server are answered (their uid is
-    /// checked on every connection); another user's connection is closed unread and logged
+    /// Info.plist). Only processes of the user running this server are answered, and root's
+    /// (`sudo usbip attach` imports for the kernel); the uid is checked on every connection,
+    /// and another user's connection is closed unread and logged
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = token_sim::frontends::usbip::DEFAULT_ADDR, conflicts_with = "vpcd")]
     pub usbip: Option<String>,
     /// Also answer other machines (needed for an ADDR off loopback). USB/IP has no
@@ -196,7 +197,7 @@ fn serve_usbip(
         let _ =
             writeln!(out, "serving {} (serial {}) on usbip {shown} as bus id 1-{}", dir.display(), key.serial(), n + 1);
     }
-    let _ = writeln!(out, "only uid {}'s processes are answered; Ctrl-C stops", localpeer::own_uid());
+    let _ = writeln!(out, "only uid {}'s (and root's) processes are answered; Ctrl-C stops", localpeer::own_uid());
     let _ = out.flush();
     let shared = keys.into_iter().map(token_sim::SharedKey::new).collect();
     let exports = std::sync::Arc::new(KeyExports::new(shared));
@@ -208,8 +209,8 @@ fn serve_usbip(
             );
         }
     }
-    let mut policy =
-        Policy { rule: localpeer::OwnerOnly::new().allowing_remote(allow_remote), idle, ..Policy::default() };
+    let mut policy = Policy { idle, ..Policy::default() };
+    policy.rule = policy.rule.allowing_remote(allow_remote);
     // A connection that has not even sent its request is idle too.
     policy.request_timeout = idle.map_or(policy.request_timeout, |i| i.min(policy.request_timeout));
     server::serve(listener, exports, policy);

@@ -126,11 +126,18 @@ fn urb_floods_keep_the_servers_memory_bounded() {
     real_client(&addr).unwrap();
     let before = peak_kib(pid);
 
-    let mut c = TcpStream::connect(&addr).unwrap();
-    c.write_all(&OpRequest::Import { busid: "1-1".into() }.encode()).unwrap();
-    let mut reply = [0u8; 320];
-    c.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply[4..8], [0, 0, 0, 0], "imported");
+    // The real client's import ends when the server has seen it leave: until then the key is
+    // attached and another import is refused (8 bytes, status 1).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        let mut c = TcpStream::connect(&addr).unwrap();
+        c.write_all(&OpRequest::Import { busid: "1-1".into() }.encode()).unwrap();
+        let mut reply = [0u8; 320];
+        if c.read_exact(&mut reply).is_ok() && reply[4..8] == [0, 0, 0, 0] {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "the key never came free for the flood's import");
+    };
     // Replies drained (not parsed) on their own thread, as fast as they come.
     let mut rx = c.try_clone().unwrap();
     std::thread::spawn(move || {

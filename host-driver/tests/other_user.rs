@@ -203,3 +203,62 @@ fn child_calls_the_agent() {
         println!("child: {method} {path} {status} {code}");
     }
 }
+
+/// `sudo usbip attach` imports for the kernel as root: a server run by another user (nobody
+/// here) admits root too, and the key answers it.
+#[test]
+fn a_server_admits_root_for_the_kernels_import() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "under CI the other-user tests run as root");
+        eprintln!("SKIPPED: not root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("other-user");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new("setpriv")
+        .args([&format!("--reuid={NOBODY}"), &format!("--regid={NOBODY}"), "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["--exact", "child_serves_a_key", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(TARGET, "serve")
+        .env("HOME", "/")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let addr = loop {
+        let line = lines.next().expect("the child says where it serves").unwrap();
+        if let Some(a) = line.split("child: serving on ").nth(1) {
+            break a.trim().to_string();
+        }
+    };
+    let link = UsbipLink::import(&addr, "1-1");
+    let verified = link.map(|l| {
+        let mut piv = Piv::new(CcidTransport::open(l).unwrap());
+        piv.select().unwrap();
+        piv.verify_pin(&Pin::new("123456")).unwrap()
+    });
+    drop(child.stdin.take());
+    let _ = child.wait();
+    assert!(matches!(verified, Ok(host_driver::PinOutcome::Ok)), "root's import: {verified:?}");
+}
+
+/// The other user's side: serve a key until stdin closes.
+#[test]
+#[ignore = "run as nobody by a_server_admits_root_for_the_kernels_import"]
+fn child_serves_a_key() {
+    if std::env::var(TARGET).as_deref() != Ok("serve") {
+        return;
+    }
+    let key = SharedKey::new(VirtualKey::in_memory(&KeySpec::default(), &FixedClock(NOW)).unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    println!("child: serving on {}", listener.local_addr().unwrap());
+    let exports = Arc::new(KeyExports::new(vec![key]));
+    std::thread::spawn(move || server::serve(listener, exports, server::Policy::default()));
+    let mut sink = String::new();
+    let _ = std::io::stdin().read_to_string(&mut sink);
+}

@@ -47,6 +47,7 @@ pub enum Refused {
 pub struct OwnerOnly {
     owner: Uid,
     allow_remote: bool,
+    admit_root: bool,
 }
 
 impl Default for OwnerOnly {
@@ -58,7 +59,13 @@ impl Default for OwnerOnly {
 impl OwnerOnly {
     /// This process's user only.
     pub fn new() -> OwnerOnly {
-        OwnerOnly { owner: own_uid(), allow_remote: false }
+        OwnerOnly { owner: own_uid(), allow_remote: false, admit_root: false }
+    }
+
+    /// Also admit root, which can read the owner's files and processes anyway: a kernel's
+    /// USB/IP import is made by `sudo usbip attach`, whose socket is root's.
+    pub fn admitting_root(self, admit: bool) -> OwnerOnly {
+        OwnerOnly { admit_root: admit, ..self }
     }
 
     /// Also admit connections from other machines (`--usbip-allow-remote`).
@@ -73,7 +80,7 @@ impl OwnerOnly {
     /// Admit `peer`, or say why not.
     pub fn admit(&self, peer: Peer, name: impl std::fmt::Display) -> Result<(), Refused> {
         match peer {
-            Peer::Local { uid } if uid == self.owner => Ok(()),
+            Peer::Local { uid } if uid == self.owner || (self.admit_root && uid == 0) => Ok(()),
             Peer::Local { uid } => Err(Refused::OtherUser { peer: name.to_string(), uid, owner: self.owner }),
             Peer::Remote if self.allow_remote => Ok(()),
             Peer::Remote => Err(Refused::Remote { peer: name.to_string() }),

@@ -50,3 +50,14 @@ fn a_peer_that_has_hung_up_is_not_admitted() {
     let gone = "127.0.0.1:1".parse().unwrap();
     assert!(OwnerOnly::new().admit_tcp(local, gone).is_err());
 }
+
+#[test]
+fn root_only_when_asked() {
+    let rule = OwnerOnly::new();
+    if rule.owner() == 0 {
+        return; // root is the owner here: nothing to tell apart
+    }
+    assert!(rule.admit(Peer::Local { uid: 0 }, "x").is_err());
+    assert!(rule.admitting_root(true).admit(Peer::Local { uid: 0 }, "x").is_ok());
+    assert!(rule.admitting_root(true).admit(Peer::Local { uid: rule.owner() + 1 }, "x").is_err());
+}

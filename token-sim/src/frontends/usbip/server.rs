@@ -63,7 +63,9 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            rule: OwnerOnly::new(),
+            // Root too: `sudo usbip attach` imports for the kernel (root reads the keys'
+            // files anyway); any other user is refused.
+            rule: OwnerOnly::new().admitting_root(true),
             request_timeout: Duration::from_secs(10),
             idle: Some(DEFAULT_IDLE),
             max_connections: connection_budget(),
