@@ -52,29 +52,34 @@ fn state(key: &SharedKey) -> (Option<u8>, Option<u8>, bool) {
     (pin, puk, cert)
 }
 
-/// Run `test` of this binary as nobody with `target` to attack; its stdout and stderr.
-/// `None` (skipped) when this process cannot change user.
-fn as_nobody(test: &str, target: &str) -> Option<String> {
+/// This test binary's `test`, to run as nobody with `target` to attack (a copy where nobody
+/// can run it: the build directory may be closed to others). `None` (skipped) when this
+/// process cannot change user.
+fn as_nobody_command(test: &str, target: &str) -> Option<(Command, tempfile::TempDir)> {
     if !is_root() {
         assert!(std::env::var_os("CI").is_none(), "under CI the other-user tests run as root (to become nobody)");
         eprintln!("SKIPPED: not root, cannot become another user");
         return None;
     }
-    // The binary where nobody can run it (the build directory may be closed to others).
     let dir = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let exe: PathBuf = dir.path().join("other-user");
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("setpriv")
-        .args([&format!("--reuid={NOBODY}"), &format!("--regid={NOBODY}"), "--clear-groups", "--"])
+    let mut cmd = Command::new("setpriv");
+    cmd.args([&format!("--reuid={NOBODY}"), &format!("--regid={NOBODY}"), "--clear-groups", "--"])
         .arg(&exe)
         .args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
         .env(TARGET, target)
-        .env("HOME", "/")
-        .output()
-        .expect("setpriv (util-linux) runs");
+        .env("HOME", "/");
+    Some((cmd, dir))
+}
+
+/// Run `test` as nobody to its end: its stdout and stderr.
+fn as_nobody(test: &str, target: &str) -> Option<String> {
+    let (mut cmd, _dir) = as_nobody_command(test, target)?;
+    let out = cmd.output().expect("setpriv (util-linux) runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the child as nobody failed:\n{text}");
     Some(text)
@@ -208,27 +213,8 @@ fn child_calls_the_agent() {
 /// here) admits root too, and the key answers it.
 #[test]
 fn a_server_admits_root_for_the_kernels_import() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "under CI the other-user tests run as root");
-        eprintln!("SKIPPED: not root");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("other-user");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = Command::new("setpriv")
-        .args([&format!("--reuid={NOBODY}"), &format!("--regid={NOBODY}"), "--clear-groups", "--"])
-        .arg(&exe)
-        .args(["--exact", "child_serves_a_key", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(TARGET, "serve")
-        .env("HOME", "/")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let Some((mut cmd, _dir)) = as_nobody_command("child_serves_a_key", "serve") else { return };
+    let mut child = cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
     let addr = loop {
         let line = lines.next().expect("the child says where it serves").unwrap();
