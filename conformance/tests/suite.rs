@@ -298,3 +298,23 @@ fn a_plain_aes_128_key_without_its_management_key_is_skipped_not_failed() {
     assert!(r.conforms(), "{}", r.table());
     assert_eq!(verdict(&r, "PIV-MGMT-004"), &Verdict::Pass);
 }
+
+/// Optional features a card may lack are "not supported", not failed musts: the optional
+/// object 5FC120 the PUT DATA checks write to (6A82), and P-256 for GENERATE (6A80; SP 800-78
+/// allows a card with RSA-2048 alone). (The fault changes the card's answer after it took the
+/// command, so each check gets a fresh key.)
+#[test]
+fn a_card_without_the_scratch_object_or_p256_is_not_failed() {
+    for only in ["PIV-PUT-001", "PIV-PUT-002", "PIV-GEN-001", "PIV-GEN-002", "PIV-GEN-003"] {
+        let r = judge(
+            defective(|apdu, answer| match apdu.get(1) {
+                Some(0xDB) if apdu.windows(3).any(|w| w == [0x5F, 0xC1, 0x20]) => vec![0x6A, 0x82],
+                Some(0x47) => vec![0x6A, 0x80],
+                _ => answer,
+            }),
+            &Selection { only: vec![only.into()], throwaway: true, ..Selection::default() },
+        );
+        let o = &r.outcomes[0];
+        assert!(matches!(o.verdict, Verdict::NotSupported(_)), "{}: {:?}\n{}", o.id, o.verdict, r.table());
+    }
+}

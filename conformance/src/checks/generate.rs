@@ -25,6 +25,11 @@ fn generate(card: &mut Card) -> Result<(Slot, p256::PublicKey), Verdict> {
             Err(host_driver::PivError::Card { sw, .. })
                 if slot == SPARE && matches!(sw.0, 0x6A80 | 0x6A86 | 0x6A88) => {}
             Err(e) if slot == SPARE && e.is_not_supported() => {}
+            // No P-256 on this card (SP 800-78 also allows RSA-2048 alone): these checks, which
+            // use P-256, do not apply.
+            Err(host_driver::PivError::Card { sw, .. }) if matches!(sw.0, 0x6A80 | 0x6A86) => {
+                return Err(Verdict::NotSupported(format!("GENERATE of a P-256 key answered {:04X}", sw.0)));
+            }
             Err(e) => return Err(Verdict::Fail(format!("GENERATE in {:02X}: {e}", slot.key_ref()))),
         }
     }
@@ -74,6 +79,9 @@ fn returned_point_is_p256(card: &mut Card) -> Verdict {
     let (mut resp, mut sw) = step!(card.cmd(0x47, 0x00, SPARE.key_ref(), &data));
     if matches!(sw.0, 0x6A80 | 0x6A86 | 0x6A88) {
         (resp, sw) = step!(card.cmd(0x47, 0x00, 0x9D, &data));
+    }
+    if matches!(sw.0, 0x6A80 | 0x6A86) {
+        return Verdict::NotSupported(format!("GENERATE of a P-256 key answered {:04X}", sw.0));
     }
     if sw.0 != 0x9000 {
         return Verdict::Fail(format!("GENERATE answered {:04X}", sw.0));
