@@ -17,10 +17,7 @@ pub fn pcscd_ready() -> bool {
         Ok(r) => format!("pcscd has no vpcd readers (readers: {r:?}); install vsmartcard-vpcd and restart pcscd"),
         Err(e) => e.to_string(),
     };
-    if std::env::var_os("CI").is_some() {
-        panic!("PC/SC tests need pcscd with vsmartcard-vpcd under CI: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
+    testsupport::skip(format_args!("pcscd with vsmartcard-vpcd ({why})"));
     false
 }
 

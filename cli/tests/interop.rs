@@ -42,10 +42,7 @@ fn tools_ready() -> bool {
         return true;
     }
     let why = format!("missing {missing:?}{}", if module { "" } else { " and opensc-pkcs11.so" });
-    if std::env::var_os("CI").is_some() {
-        panic!("interop tests need the third-party tools under CI: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
+    testsupport::skip(format_args!("the third-party tools: {why}"));
     false
 }
 
@@ -676,8 +673,7 @@ fn the_key_comes_back_when_pcscd_restarts() {
     // Restarting the system's pcscd needs root (CI runs as root).
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
     if !root {
-        assert!(std::env::var_os("CI").is_none(), "restarting pcscd needs root under CI");
-        eprintln!("SKIPPED: restarting pcscd needs root");
+        testsupport::skip("root, to restart pcscd");
         return;
     }
     let h = home.path();

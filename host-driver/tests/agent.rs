@@ -189,8 +189,7 @@ fn openssl_verifies_csr(der: &[u8]) -> Option<bool> {
     match out {
         Ok(o) => Some(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("verify OK")),
         Err(_) => {
-            assert!(std::env::var_os("CI").is_none(), "openssl is needed under CI");
-            eprintln!("SKIPPED (openssl judge): openssl not installed");
+            testsupport::skip("openssl as the judge (not installed)");
             None
         }
     }
