@@ -51,7 +51,7 @@ pub struct SimNewArgs {
     pub factory: Option<PathBuf>,
     /// Subject of the scenario's certificate. The default names the demo enterprise of `ukey
     /// portal seed` by its credit code (organizationIdentifier), which binding checks
-    #[arg(long, default_value = "CN=ukey test user,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司")]
+    #[arg(long, default_value = portal::seed::DEFAULT_SUBJECT)]
     pub subject: String,
     /// Initial PIN (6 to 8 characters)
     #[arg(long, default_value = "123456", hide_default_value = true)]

@@ -10,10 +10,8 @@ use anyhow::{bail, Context, Result};
 /// Passwords of the demo's users (loopback only, printed for the person trying it).
 const USER_PASSWORD: &str = "Demo-Pass1";
 const STAFF_PASSWORD: &str = "Review-Pass1";
-const SUBJECTS: [(&str, &str); 2] = [
-    ("zhangsan", "CN=张三,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司"),
-    ("lisi", "CN=李四,organizationIdentifier=91350100M000100Y43,O=示例科技有限公司"),
-];
+/// The two keys: each directory's name, and its holder in the demo enterprise.
+const HOLDERS: [(&str, &str); 2] = [("zhangsan", "张三"), ("lisi", "李四")];
 
 pub struct WebDemo {
     pub dir: Option<PathBuf>,
@@ -118,11 +116,12 @@ pub fn run(d: WebDemo) -> Result<ExitCode> {
 
     let keys = home.join("keys");
     let mut dirs = Vec::new();
-    for (name, subject) in SUBJECTS {
+    for (name, holder) in HOLDERS {
         let dir = keys.join(name);
         if !dir.join(token_sim::store::STATE_FILE).exists() {
             let d = dir.to_str().context("a key directory path that is UTF-8")?;
-            run_ok(&home, &["sim", "new", d, "--scenario", "provisioned", "--subject", subject])?;
+            let subject = portal::seed::subject(holder, false);
+            run_ok(&home, &["sim", "new", d, "--scenario", "provisioned", "--subject", &subject])?;
         }
         dirs.push(dir);
     }

@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use clap::Args;
-use conformance::system::{self, Browser, Cast, System, CREDIT_CODE, OTHER_CREDIT_CODE, PIN};
+use conformance::system::{self, Browser, Cast, System, PIN};
 use host_driver::agent::{AgentConfig, FixedKeys};
 use host_driver::Piv;
 use portal::api::{Portal, State};
 use portal::config::Config;
-use portal::password::{self, Cost};
+use portal::password::Cost;
 use portal::store::Store;
 use proto::clock::SystemClock;
 use proto::secret::{Password, Pin};
@@ -164,21 +164,13 @@ pub(crate) async fn setup_with(
     )?);
     let url = db.map(str::to_string).unwrap_or_else(|| format!("sqlite:{}", dir.path().join("portal.db").display()));
     let store = Store::open(&url).await.with_context(|| format!("opening {url}"))?;
-    let e = match store.create_enterprise("示例科技有限公司", CREDIT_CODE, now as i64).await {
+    let seeded = match portal::seed::seed(&store, PASSWORD, Some(STAFF_PASSWORD), Cost::FAST, now as i64).await {
         Err(portal::store::StoreError::Exists { .. }) => anyhow::bail!(
             "{url} already holds the flows' demo enterprise (from an earlier run): give an empty database"
         ),
         r => r?,
     };
-    store.create_user(&e.id, "zhangsan", "张三", &password::hash(PASSWORD, Cost::FAST), now as i64).await?;
-    let staff = store
-        .create_user(&e.id, "lisi", "李四（审核员）", &password::hash(STAFF_PASSWORD, Cost::FAST), now as i64)
-        .await?;
-    store.set_role(&staff.id, "staff").await?;
-    let mut accounts = Vec::new();
-    for name in ["财务账号", "申报账号"] {
-        accounts.push(store.create_account(&e.id, name, now as i64).await?.id);
-    }
+    let accounts: Vec<String> = seeded.accounts.into_iter().map(|a| a.id).collect();
     let keys = Arc::new(InProcessKeys::default());
     for (i, (id, s)) in key_list.iter().enumerate() {
         let spec = KeySpec { seed: Some(100 + i as u64), factory: Some(factory.clone()), ..KeySpec::default() };
@@ -186,10 +178,8 @@ pub(crate) async fn setup_with(
         // Certificates name their enterprise by credit code (binding checks it).
         let subject = if let Some(given) = subjects.and_then(|s| s.get(i)) {
             given.clone()
-        } else if id == FOREIGN_KEY {
-            format!("CN={id},organizationIdentifier={OTHER_CREDIT_CODE},O=另一家科技有限公司")
         } else {
-            format!("CN={id},organizationIdentifier={CREDIT_CODE},O=示例科技有限公司")
+            portal::seed::subject(id, id == FOREIGN_KEY)
         };
         vk.card_mut()
             .update_state(|st, rng| scenario::apply(st, *s, Some(&ca), &subject, &clock, rng))

@@ -13,7 +13,7 @@ use host_driver::agent::{AgentConfig, KeyProvider, KeyRef};
 use host_driver::pcsc::{Monitor, Pcsc, PcscTransport};
 use portal::api::Portal;
 use portal::config::Config;
-use portal::password::{self, Cost};
+use portal::password::Cost;
 use portal::store::Store;
 use proto::clock::SystemClock;
 use proto::{Clock, Transport};
@@ -235,20 +235,16 @@ async fn portal_seed(a: PortalSeedArgs) -> Result<ExitCode> {
     let url = a.db.url();
     let store = Store::open(&url).await.with_context(|| format!("opening the portal database {url}"))?;
     let now = SystemClock.now_unix() as i64;
-    let e = store.create_enterprise("示例科技有限公司", "91350100M000100Y43", now).await?;
-    store.create_user(&e.id, "zhangsan", "张三", &password::hash(a.password.expose(), Cost::DEFAULT), now).await?;
-    for name in ["财务账号", "申报账号"] {
-        store.create_account(&e.id, name, now).await?;
-    }
-    if let Some(p) = &a.staff_password {
-        let staff =
-            store.create_user(&e.id, "lisi", "李四（审核员）", &password::hash(p.expose(), Cost::DEFAULT), now).await?;
-        store.set_role(&staff.id, "staff").await?;
-    }
-    let staff = if a.staff_password.is_some() { ", staff lisi" } else { "" };
+    let staff_password = a.staff_password.as_ref().map(|p| p.expose());
+    let s = portal::seed::seed(&store, a.password.expose(), staff_password, Cost::DEFAULT, now).await?;
+    let staff = s.staff.map(|u| format!(", staff {}", u.username)).unwrap_or_default();
+    let accounts: Vec<&str> = s.accounts.iter().map(|a| a.name.as_str()).collect();
     println!(
-        "seeded {url}: enterprise {} ({}), user zhangsan{staff}, accounts 财务账号, 申报账号",
-        e.name, e.credit_code
+        "seeded {url}: enterprise {} ({}), user {}{staff}, accounts {}",
+        s.enterprise.name,
+        s.enterprise.credit_code,
+        s.user.username,
+        accounts.join(", ")
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -705,3 +705,11 @@ fn bench_transports_measures_every_way_to_the_key() {
     // Every transport is either measured or said to be skipped.
     assert_eq!(names.len() + v["skipped"].as_array().unwrap().len(), 4, "{v:#}");
 }
+
+/// The system family is a client of any portal seeded with the demo enterprise: what it
+/// expects is what `portal::seed` makes (conformance does not depend on the portal crate).
+#[test]
+fn the_system_flows_expect_the_demo_seeds_enterprise() {
+    assert_eq!(conformance::system::CREDIT_CODE, portal::seed::CREDIT_CODE);
+    assert_eq!(conformance::system::OTHER_CREDIT_CODE, portal::seed::OTHER_CREDIT_CODE);
+}

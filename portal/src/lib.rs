@@ -13,6 +13,7 @@
 //! - [`attestation`]: certificates only for key pairs generated on a USB-Key.
 //! - [`enrollment`]: the certificate application's stages, form, photos and SMS codes.
 //! - [`photo`]: ID photos decoded under limits and re-encoded.
+//! - [`seed`]: the demo enterprise, its users and accounts, defined once.
 //! - [`payment`]: payment methods and the provider's signed notifications (simulated in test
 //!   mode).
 
@@ -27,6 +28,7 @@ pub mod password;
 pub mod payment;
 pub mod photo;
 pub mod ratelimit;
+pub mod seed;
 pub mod service;
 pub mod store;
 pub mod tls;

@@ -23,7 +23,9 @@ use fail::{bail, ensure, Context, Result};
 /// The PIN the flows' virtual keys have (the factory default).
 pub const PIN: &str = "123456";
 /// The flows' enterprise (the demo's) and another one, by unified social credit code: an
-/// application must not name the other, a key issued to it must not bind.
+/// application must not name the other, a key issued to it must not bind. They are what
+/// `portal::seed` makes (the system family is a client and does not depend on the portal
+/// crate; cli's tests check the two agree).
 pub const CREDIT_CODE: &str = "91350100M000100Y43";
 pub const OTHER_CREDIT_CODE: &str = "91110000600037341L";
 

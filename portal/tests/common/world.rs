@@ -22,9 +22,9 @@ pub const DAY: u64 = 86_400;
 pub const PASSWORD: &str = "s3cret-pass";
 pub const STAFF_PASSWORD: &str = "review-pass";
 /// The test enterprise's unified social credit code (what its keys' certificates name).
-pub const CREDIT_CODE: &str = "91350100M000100Y43";
+pub const CREDIT_CODE: &str = portal::seed::CREDIT_CODE;
 /// Another enterprise's (valid check character too).
-pub const OTHER_CREDIT_CODE: &str = "91110000600037341L";
+pub const OTHER_CREDIT_CODE: &str = portal::seed::OTHER_CREDIT_CODE;
 
 /// The handler's ID number in applications (valid check digit), and another person's.
 pub const HOLDER_ID: &str = "11010519491231002X";
@@ -70,18 +70,9 @@ impl World {
             )
             .unwrap(),
         );
-        let e = store.create_enterprise("示例科技有限公司", CREDIT_CODE, T0 as i64).await.unwrap();
-        store
-            .create_user(&e.id, "zhangsan", "张三", &password::hash("s3cret-pass", Cost::FAST), T0 as i64)
-            .await
-            .unwrap();
-        let staff = store
-            .create_user(&e.id, "lisi", "李四（审核员）", &password::hash(STAFF_PASSWORD, Cost::FAST), T0 as i64)
-            .await
-            .unwrap();
-        store.set_role(&staff.id, "staff").await.unwrap();
-        let a1 = store.create_account(&e.id, "财务账号", T0 as i64).await.unwrap();
-        let a2 = store.create_account(&e.id, "申报账号", T0 as i64).await.unwrap();
+        let seeded =
+            portal::seed::seed(&store, "s3cret-pass", Some(STAFF_PASSWORD), Cost::FAST, T0 as i64).await.unwrap();
+        let (a1, a2) = (seeded.accounts[0].clone(), seeded.accounts[1].clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = Config::new(&base);
