@@ -117,14 +117,14 @@ pub fn tcp_peer(local: SocketAddr, peer: SocketAddr) -> std::io::Result<Peer> {
     let mut rows = procfs::net::tcp().map_err(std::io::Error::other)?;
     // A v6 table read fails where IPv6 is off; the v4 table then holds every socket.
     rows.extend(procfs::net::tcp6().unwrap_or_default());
-    Ok(match find_owner(rows.iter().map(|r| (r.local_address, r.remote_address, r.uid)), local, peer) {
+    Ok(match find_owner(rows.iter().map(|r| (r.local_address, r.remote_address, r.uid, r.inode)), local, peer) {
         Some(uid) => Peer::Local { uid },
         None if peer.ip().is_loopback() || peer.ip() == local.ip() => {
-            // A loopback peer is on this machine by definition; if its socket is gone it has
-            // already hung up, and there is nothing to answer.
+            // A loopback peer is on this machine by definition; if no process holds its socket
+            // it has already hung up, and what it sent is not answered.
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                "its socket is not in /proc/net/tcp (closed already, or in another network namespace)",
+                "no process holds its socket (closed already, or in another network namespace)",
             ));
         }
         None => Peer::Remote,

@@ -16,16 +16,20 @@ fn canonical(a: SocketAddr) -> SocketAddr {
     }
 }
 
+/// One row of `/proc/net/tcp`: local and remote address, the owner's uid, the socket's inode.
+pub type Row = (SocketAddr, SocketAddr, Uid, u64);
+
 /// The owner of the socket that is the other end of the connection `local` <- `peer`: the row
-/// whose local address is `peer` and whose remote address is `local`. Rows are (local,
-/// remote, uid) as `/proc/net/tcp` gives them.
-pub fn find_owner(
-    rows: impl IntoIterator<Item = (SocketAddr, SocketAddr, Uid)>,
-    local: SocketAddr,
-    peer: SocketAddr,
-) -> Option<Uid> {
+/// whose local address is `peer` and whose remote address is `local`, held by a process. A
+/// row without an inode is a socket no process holds any more (closed: an orphan, or a
+/// time-wait entry, which the kernel lists with uid 0): no peer, so a client that sent its
+/// bytes and hung up before the server looked is never taken for root or anyone else.
+pub fn find_owner(rows: impl IntoIterator<Item = Row>, local: SocketAddr, peer: SocketAddr) -> Option<Uid> {
     let (local, peer) = (canonical(local), canonical(peer));
-    rows.into_iter().find(|&(l, r, _)| canonical(l) == peer && canonical(r) == local).map(|(_, _, uid)| uid)
+    rows.into_iter()
+        .filter(|&(_, _, _, inode)| inode != 0)
+        .find(|&(l, r, _, _)| canonical(l) == peer && canonical(r) == local)
+        .map(|(_, _, uid, _)| uid)
 }
 
 #[cfg(test)]
@@ -41,18 +45,25 @@ mod tests {
         let server = a("127.0.0.1:3240");
         let client = a("127.0.0.1:50000");
         let rows = [
-            (server, a("0.0.0.0:0"), 1000),    // the listener
-            (server, client, 1000),            // the accepted socket: the server's own
-            (client, server, 65534),           // the client's socket
-            (a("127.0.0.1:50001"), server, 0), // another client
+            (server, a("0.0.0.0:0"), 1000, 11),    // the listener
+            (server, client, 1000, 12),            // the accepted socket: the server's own
+            (client, server, 65534, 13),           // the client's socket
+            (a("127.0.0.1:50001"), server, 0, 14), // another client
         ];
         assert_eq!(find_owner(rows, server, client), Some(65534));
         assert_eq!(find_owner(rows, server, a("127.0.0.1:50002")), None);
     }
 
     #[test]
+    fn a_closed_socket_is_no_peer() {
+        let (server, client) = (a("127.0.0.1:3240"), a("127.0.0.1:50000"));
+        // A client that wrote and closed: its time-wait entry says uid 0, inode 0.
+        assert_eq!(find_owner([(client, server, 0, 0)], server, client), None);
+    }
+
+    #[test]
     fn v4_mapped_matches_v4() {
-        let rows = [(a("127.0.0.1:50000"), a("127.0.0.1:3240"), 7)];
+        let rows = [(a("127.0.0.1:50000"), a("127.0.0.1:3240"), 7, 1)];
         assert_eq!(find_owner(rows, a("[::ffff:127.0.0.1]:3240"), a("[::ffff:127.0.0.1]:50000")), Some(7));
     }
 }

@@ -61,3 +61,16 @@ fn root_only_when_asked() {
     assert!(rule.admitting_root(true).admit(Peer::Local { uid: 0 }, "x").is_ok());
     assert!(rule.admitting_root(true).admit(Peer::Local { uid: rule.owner() + 1 }, "x").is_err());
 }
+
+#[test]
+fn a_client_that_hung_up_before_the_accept_is_not_admitted() {
+    // It wrote its request and closed: no process holds its socket any more (the kernel lists
+    // such sockets without an inode, a time-wait one even as uid 0), so nothing it sent may be
+    // taken for its owner's, whoever that was.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    std::io::Write::write_all(&mut client, b"a blind request").unwrap();
+    drop(client);
+    let (server, peer) = listener.accept().unwrap();
+    assert!(OwnerOnly::new().admit_tcp(server.local_addr().unwrap(), peer).is_err());
+}
