@@ -237,8 +237,10 @@ fn usbip_control_socket(
                 tracing::warn!("control socket: refused {refused}");
                 continue;
             }
+            // One short line, soon: a stuck client must not hold the only accept thread.
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
             let mut line = String::new();
-            if BufReader::new(&conn).read_line(&mut line).is_err() {
+            if BufReader::new(std::io::Read::take(&conn, 256)).read_line(&mut line).is_err() {
                 continue;
             }
             let answer = match ControlCommand::parse(&line) {
@@ -350,7 +352,9 @@ fn control_socket(
             tokio::spawn(async move {
                 let (rd, mut wr) = stream.into_split();
                 let mut line = String::new();
-                if tokio::io::BufReader::new(rd).read_line(&mut line).await.is_err() {
+                let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(rd, 256));
+                let read = reader.read_line(&mut line);
+                if !matches!(tokio::time::timeout(Duration::from_secs(2), read).await, Ok(Ok(_))) {
                     return;
                 }
                 let answer = match ControlCommand::parse(&line) {

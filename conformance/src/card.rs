@@ -393,14 +393,28 @@ impl Card {
         data.extend(pin_block(&given));
         let mut apdu = vec![0x00, 0x24, 0x00, s.reference(), data.len() as u8];
         apdu.extend(data);
+        // A wrong `current` (a key that said it changed and did not) costs a try: only with
+        // two or more left.
+        let _ = self.fresh();
+        if let Ok(Some(n)) = self.tries(s) {
+            if n < 2 {
+                let why = format!("the {} may now be {current}: {n} tries left, not risked to find out", s.name());
+                self.stop(s, why.clone());
+                return Err(why);
+            }
+        }
         let mut last = String::new();
+        // Twice only when the key did not answer; a refusal is its answer.
         for _ in 0..2 {
             match self.through_gate(&apdu) {
                 Ok((_, sw)) if sw.0 == 0x9000 => {
                     *self.known(s) = Known::Right;
                     return Ok(());
                 }
-                Ok((_, sw)) => last = format!("changing it back answered {:04X}", sw.0),
+                Ok((_, sw)) => {
+                    last = format!("changing it back answered {:04X}", sw.0);
+                    break;
+                }
                 Err(e) => last = format!("changing it back: {e}"),
             }
             let _ = self.fresh();

@@ -164,8 +164,18 @@ impl Tries {
     /// After the check: tries it spent are given back with the right secret; what cannot be
     /// given back, and any other change of count, goes in the ledger.
     pub fn settle(&self, card: &mut crate::Card) {
-        // A key gone or failing says so in the checks; nothing here to settle with.
-        let Ok(now) = Tries::read(card) else { return };
+        let now = match Tries::read(card) {
+            Ok(t) => t,
+            Err(e) => {
+                // A key gone or failing says so in its checks; the ledger says what is unknown.
+                for s in [Secret::Pin, Secret::Puk] {
+                    if self.of(s).is_some() {
+                        card.note(s, format!("{} tries unreadable after the check ({e}): not settled", s.name()));
+                    }
+                }
+                return;
+            }
+        };
         for s in [Secret::Pin, Secret::Puk] {
             let (Some(before), Some(mut after)) = (self.of(s), now.of(s)) else { continue };
             if after < before {

@@ -500,3 +500,62 @@ fn the_assistant_spends_a_last_pin_or_puk_try_only_when_confirmed() {
         assert_eq!(piv.puk_retries().unwrap(), Some(3));
     });
 }
+
+/// A key that is slow to say its PIN count (as a key in a busy reader can be), reached on a
+/// blocking thread: two requests read the count before either spends a try, unless the agent
+/// gives the key to one request at a time.
+#[derive(Clone)]
+struct SlowCount(SharedKey);
+
+impl proto::Transport for SlowCount {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, proto::TransportError> {
+        if apdu.len() == 4 && apdu[1] == 0x20 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.0.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, proto::TransportError> {
+        self.0.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        self.0.is_present()
+    }
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn may_block(&self) -> bool {
+        true
+    }
+}
+
+/// Two wrong PINs at once with two tries left: one request at a time uses a key, so the second
+/// sees the last try and asks for confirmation instead of spending it (a script firing
+/// requests in parallel cannot lock the key past the last-try guard).
+#[test]
+fn two_requests_at_once_cannot_both_spend_the_second_last_try() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca::Ca::create(dir.path(), "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
+        let key = key(&ca, Scenario::Provisioned, 4);
+        let mut piv = host_driver::Piv::new(key.clone());
+        piv.select().unwrap();
+        let wrong = piv.verify_pin(&proto::secret::Pin::new("000000")).unwrap();
+        assert_eq!(wrong, host_driver::PinOutcome::WrongPin { retries_left: 2 });
+        let keys = Arc::new(FixedKeys::<SlowCount>::default());
+        keys.keys().push(("olga".into(), SlowCount(key.clone())));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(agent::serve(listener, keys, AgentConfig::new(vec![PORTAL.into()])));
+        let sign = format!("{base}/sign");
+        let body = json!({"key_id": "olga", "pin": "000000", "nonce": "n"});
+        let (a, b) = tokio::join!(
+            call("POST", &sign, Some(PORTAL), None, Some(body.clone())),
+            call("POST", &sign, Some(PORTAL), None, Some(body.clone()))
+        );
+        let mut codes = [a.1["code"].as_str().unwrap().to_string(), b.1["code"].as_str().unwrap().to_string()];
+        codes.sort();
+        assert_eq!(codes, ["last_try", "wrong_pin"], "{a:?} {b:?}");
+        piv.select().unwrap();
+        assert_eq!(piv.pin_retries().unwrap().0, Some(1), "one try left, not none");
+    });
+}

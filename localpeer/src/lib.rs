@@ -16,7 +16,7 @@ use std::os::fd::AsFd;
 
 mod tcp;
 
-pub use tcp::find_owner;
+pub use tcp::{closed_here, find_owner};
 
 /// A user id.
 pub type Uid = u32;
@@ -117,9 +117,17 @@ pub fn tcp_peer(local: SocketAddr, peer: SocketAddr) -> std::io::Result<Peer> {
     let mut rows = procfs::net::tcp().map_err(std::io::Error::other)?;
     // A v6 table read fails where IPv6 is off; the v4 table then holds every socket.
     rows.extend(procfs::net::tcp6().unwrap_or_default());
-    Ok(match find_owner(rows.iter().map(|r| (r.local_address, r.remote_address, r.uid, r.inode)), local, peer) {
+    let table = || rows.iter().map(|r| (r.local_address, r.remote_address, r.uid, r.inode));
+    Ok(match find_owner(table(), local, peer) {
         Some(uid) => Peer::Local { uid },
-        None if peer.ip().is_loopback() || peer.ip() == local.ip() => {
+        // Closed, from any address of this machine: never taken for a remote peer.
+        None if closed_here(table(), local, peer) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no process holds its socket (closed already)",
+            ));
+        }
+        None if peer.ip().to_canonical().is_loopback() || peer.ip().to_canonical() == local.ip().to_canonical() => {
             // A loopback peer is on this machine by definition; if no process holds its socket
             // it has already hung up, and what it sent is not answered.
             return Err(std::io::Error::new(

@@ -4,16 +4,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::Uid;
 
-/// v4-mapped v6 addresses (a dual-stack listener's view of a v4 client) as plain v4, so both
-/// ends of one connection compare equal whichever table each is in.
-fn canonical(a: SocketAddr) -> SocketAddr {
-    match a.ip() {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
-            None => a,
-        },
-        IpAddr::V4(_) => a,
-    }
+/// An address as both tables agree on it: v4-mapped v6 (a dual-stack listener's view of a v4
+/// client) as plain v4, and only address and port (the tables carry no scope id or flow
+/// label), so both ends of one connection compare equal whichever table each is in.
+fn canonical(a: SocketAddr) -> (IpAddr, u16) {
+    (a.ip().to_canonical(), a.port())
 }
 
 /// One row of `/proc/net/tcp`: local and remote address, the owner's uid, the socket's inode.
@@ -25,11 +20,17 @@ pub type Row = (SocketAddr, SocketAddr, Uid, u64);
 /// time-wait entry, which the kernel lists with uid 0): no peer, so a client that sent its
 /// bytes and hung up before the server looked is never taken for root or anyone else.
 pub fn find_owner(rows: impl IntoIterator<Item = Row>, local: SocketAddr, peer: SocketAddr) -> Option<Uid> {
+    peer_rows(rows, local, peer).find(|&(_, _, _, inode)| inode != 0).map(|(_, _, uid, _)| uid)
+}
+
+/// Whether the peer's socket is on this machine but closed (a row, and no process holds it).
+pub fn closed_here(rows: impl IntoIterator<Item = Row>, local: SocketAddr, peer: SocketAddr) -> bool {
+    peer_rows(rows, local, peer).any(|(_, _, _, inode)| inode == 0)
+}
+
+fn peer_rows(rows: impl IntoIterator<Item = Row>, local: SocketAddr, peer: SocketAddr) -> impl Iterator<Item = Row> {
     let (local, peer) = (canonical(local), canonical(peer));
-    rows.into_iter()
-        .filter(|&(_, _, _, inode)| inode != 0)
-        .find(|&(l, r, _, _)| canonical(l) == peer && canonical(r) == local)
-        .map(|(_, _, uid, _)| uid)
+    rows.into_iter().filter(move |&(l, r, _, _)| canonical(l) == peer && canonical(r) == local)
 }
 
 #[cfg(test)]

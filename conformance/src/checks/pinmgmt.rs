@@ -33,8 +33,10 @@ fn put_back(card: &mut Card, s: Secret, now: &str) -> Result<(), Verdict> {
 fn change_wrong_old(card: &mut Card) -> Verdict {
     tried!(card.pin_usable());
     let before = tried!(super::pin_status(card));
-    if before & 0xFFF0 != 0x63C0 || before & 0x0F < 2 {
-        return Verdict::Skipped(format!("fewer than two PIN tries left ({before:04X})"));
+    // Three: the wrong old PIN spends one, and a key that took the new PIN while refusing
+    // costs one more when the given PIN is tried after it.
+    if before & 0xFFF0 != 0x63C0 || before & 0x0F < 3 {
+        return Verdict::Skipped(format!("fewer than three PIN tries left ({before:04X})"));
     }
     let pin = card.secrets.pin.expose().to_string();
     let new = if pin == "13572468" { "24681357" } else { "13572468" };

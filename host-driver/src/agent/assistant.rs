@@ -187,10 +187,11 @@ pub(super) async fn unblock(State(a): State<Arc<Agent>>, headers: HeaderMap, bod
         let t = keys.open(&req.key_id).map_err(|e| Err(KeyError::NoKey(e)))?;
         let mut piv = Piv::new(t);
         piv.select().map_err(|e| Err(KeyError::key(e)))?;
-        // The PUK's tries, counted without spending one (a card without metadata cannot say).
+        // The PUK's tries, counted without spending one. A card without metadata cannot say:
+        // any try may be its last, so it is asked for as one.
         match piv.puk_retries().map_err(|e| Err(KeyError::key(e)))? {
             Some(0) => return Err(Ok(0)),
-            Some(1) if !req.last_try => return Err(Err(KeyError::PukLastTry)),
+            Some(1) | None if !req.last_try => return Err(Err(KeyError::PukLastTry)),
             _ => {}
         }
         match piv.unblock_pin(&req.puk, &req.new_pin) {

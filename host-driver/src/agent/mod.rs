@@ -143,8 +143,66 @@ impl<T: Transport + Clone + Send + 'static> KeyProvider for FixedKeys<T> {
 }
 
 /// The keys of a provider, reachable only while it lists them: a request cannot name a key
-/// (a `dir:` path, a reader) the agent does not offer.
-struct Listed(Arc<dyn KeyProvider>);
+/// (a `dir:` path, a reader) the agent does not offer. A key is used by one request at a time
+/// (its transport holds the key's turn until dropped): a last-try guard reads the count and
+/// spends the try with no other request in between, so two requests at once cannot both
+/// spend "the second-last" try.
+struct Listed(Arc<dyn KeyProvider>, Arc<Turns>);
+
+/// Whose turn each key is: ids of the keys in use.
+#[derive(Default)]
+struct Turns {
+    busy: std::sync::Mutex<std::collections::HashSet<String>>,
+    freed: std::sync::Condvar,
+}
+
+impl Turns {
+    fn take(self: &Arc<Self>, id: &str) -> Turn {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while busy.contains(id) {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.insert(id.to_string());
+        Turn { turns: self.clone(), id: id.to_string() }
+    }
+}
+
+/// A key's turn, given back when dropped.
+struct Turn {
+    turns: Arc<Turns>,
+    id: String,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.turns.busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        self.turns.freed.notify_all();
+    }
+}
+
+/// A key's transport holding its turn.
+struct Held {
+    inner: Box<dyn Transport>,
+    _turn: Turn,
+}
+
+impl Transport for Held {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, proto::TransportError> {
+        self.inner.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, proto::TransportError> {
+        self.inner.reset()
+    }
+    fn is_present(&mut self) -> bool {
+        self.inner.is_present()
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn may_block(&self) -> bool {
+        self.inner.may_block()
+    }
+}
 
 impl KeyProvider for Listed {
     fn list(&self) -> Vec<KeyRef> {
@@ -154,7 +212,8 @@ impl KeyProvider for Listed {
         if !self.0.contains(id) {
             return Err(format!("no key {id} is present"));
         }
-        self.0.open(id)
+        let turn = self.1.take(id);
+        Ok(Box::new(Held { inner: self.0.open(id)?, _turn: turn }))
     }
     fn may_block(&self, id: &str) -> bool {
         self.0.may_block(id)
@@ -216,7 +275,7 @@ pub struct KeySummary {
 /// [`serve`], which tells each request who called.
 fn router(keys: Arc<dyn KeyProvider>, config: AgentConfig) -> Router {
     let (events, _) = broadcast::channel(64);
-    let keys: Arc<dyn KeyProvider> = Arc::new(Listed(keys));
+    let keys: Arc<dyn KeyProvider> = Arc::new(Listed(keys, Arc::default()));
     let agent = Arc::new(Agent { keys, config, events });
     tokio::spawn(poll_presence(agent.clone()));
     Router::new()
@@ -255,6 +314,21 @@ pub struct Caller {
     refused: Option<Arc<str>>,
 }
 
+/// Answer another user's connection 403 and close it: its request is read (for at most two
+/// seconds, 8 KiB) so that closing does not reset the connection before the answer is read.
+async fn refuse_connection(mut io: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = [0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_secs(2), io.read(&mut request)).await;
+    let body = r#"{"ok":false,"code":"other_user","message":"the agent answers only its own user's programs"}"#;
+    let answer = format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), io.write_all(answer.as_bytes())).await;
+    let _ = io.shutdown().await;
+}
+
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, OwnerListener>> for Caller {
     fn connect_info(stream: axum::serve::IncomingStream<'_, OwnerListener>) -> Caller {
         stream.remote_addr().clone()
@@ -272,13 +346,23 @@ impl axum::serve::Listener for OwnerListener {
     type Addr = Caller;
 
     async fn accept(&mut self) -> (Self::Io, Caller) {
-        // axum's accept waits out errors (out of file descriptors, say) and never fails.
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        let judged = io
-            .local_addr()
-            .map_err(|e| e.to_string())
-            .and_then(|local| self.rule.admit_tcp(local, addr).map_err(|e| e.to_string()));
-        (io, Caller { addr, refused: judged.err().map(Arc::from) })
+        loop {
+            // axum's accept waits out errors (out of file descriptors, say) and never fails.
+            let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            let judged = io
+                .local_addr()
+                .map_err(|e| e.to_string())
+                .and_then(|local| self.rule.admit_tcp(local, addr).map_err(|e| e.to_string()));
+            match judged {
+                Ok(()) => return (io, Caller { addr, refused: None }),
+                // Another user's connection never reaches the HTTP server: it is answered 403
+                // here and closed within seconds, so held connections cannot starve the agent.
+                Err(why) => {
+                    tracing::warn!("agent: refused {why}");
+                    tokio::spawn(refuse_connection(io));
+                }
+            }
+        }
     }
 
     fn local_addr(&self) -> std::io::Result<Caller> {

@@ -285,6 +285,7 @@ async fn sqlite_first_use_lock(path: &str) -> Result<Option<std::fs::File>> {
         return Ok(None);
     }
     let lock_path = format!("{file}.lock");
+    let database = file.to_string();
     let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
         // The folder too (a fresh $UKEY_HOME), private like the rest of it.
         if let Some(parent) = std::path::Path::new(&lock_path).parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -293,11 +294,17 @@ async fn sqlite_first_use_lock(path: &str) -> Result<Option<std::fs::File>> {
             std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
             dirs.create(parent)?;
         }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.read(true).write(true).create(true).truncate(false);
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let f = opts.open(&lock_path)?;
+        let private = |path: &str| {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.read(true).write(true).create(true).truncate(false);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            opts.open(path)
+        };
+        let f = private(&lock_path)?;
         f.lock()?;
+        // The database itself 0600 from the first byte (it holds password hashes and sessions),
+        // whatever the umask; SQLite then opens the file it finds.
+        private(&database)?;
         Ok(f)
     })
     .await

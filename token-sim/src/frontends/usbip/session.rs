@@ -28,6 +28,9 @@ const ECONNRESET: i32 = -104;
 const ESHUTDOWN: i32 = -108;
 const ETIMEDOUT: i32 = -110;
 
+/// How long a completion may wait for the client to read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// IN URBs an endpoint holds at once; more are refused with -ENOMEM, as a host controller out
 /// of transfer descriptors would. Kernels queue a handful.
 pub const MAX_PENDING_IN: usize = 32;
@@ -45,7 +48,10 @@ struct Shared {
 impl Shared {
     fn send(&self, bytes: &[u8]) {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = out.write_all(bytes);
+        if out.write_all(bytes).is_err() {
+            // The client is gone or not reading: end the session (the reader sees it closed).
+            out.shutdown();
+        }
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u32, PendingIn>> {
@@ -65,6 +71,9 @@ fn status_of(e: &UsbError) -> i32 {
 /// (with `idle`) until no URB came and none was pending for that long.
 pub fn run(mut conn: Conn, host: HostEnd, idle: Option<Duration>) -> Result<(), ConnectionError> {
     conn.set_read_timeout(idle)?;
+    // A client that stops reading its completions must not hold the key: a write that cannot
+    // go out in this time ends the session.
+    conn.set_write_timeout(Some(idle.unwrap_or(WRITE_TIMEOUT).min(WRITE_TIMEOUT)))?;
     let shared = Arc::new(Shared { out: Mutex::new(conn.try_clone()?), pending: Mutex::new(HashMap::new()) });
     let mut workers: HashMap<u8, mpsc::SyncSender<(u32, usize, Arc<AtomicBool>)>> = HashMap::new();
     let mut buf = Vec::new();
