@@ -303,19 +303,10 @@ impl Card {
     /// The APDU that sends the given secret as itself: VERIFY of the PIN; CHANGE REFERENCE
     /// DATA of the PUK to itself (which also resets its count).
     fn right_apdu(&self, s: Secret) -> Vec<u8> {
-        let block = pin_block;
+        let (pin, puk) = (self.secrets.pin.expose().as_bytes(), self.secrets.puk.expose().as_bytes());
         match s {
-            Secret::Pin => {
-                let mut a = vec![0x00, 0x20, 0x00, 0x80, 0x08];
-                a.extend(block(self.secrets.pin.expose()));
-                a
-            }
-            Secret::Puk => {
-                let mut a = vec![0x00, 0x24, 0x00, 0x81, 0x10];
-                a.extend(block(self.secrets.puk.expose()));
-                a.extend(block(self.secrets.puk.expose()));
-                a
-            }
+            Secret::Pin => [&[0x00, 0x20, 0x00, 0x80, 0x08][..], &pin_block(pin)].concat(),
+            Secret::Puk => [&[0x00, 0x24, 0x00, 0x81, 0x10][..], &pin_block(puk), &pin_block(puk)].concat(),
         }
     }
 
@@ -389,8 +380,8 @@ impl Card {
             Secret::Pin => self.secrets.pin.expose().to_string(),
             Secret::Puk => self.secrets.puk.expose().to_string(),
         };
-        let mut data = pin_block(current);
-        data.extend(pin_block(&given));
+        let mut data = pin_block(current.as_bytes());
+        data.extend(pin_block(given.as_bytes()));
         let mut apdu = vec![0x00, 0x24, 0x00, s.reference(), data.len() as u8];
         apdu.extend(data);
         // A wrong `current` (a key that said it changed and did not) costs a try: only with
@@ -433,7 +424,7 @@ impl Card {
             n => return Err(format!("{n:?} tries left: {candidate} is not tried")),
         }
         let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x08];
-        apdu.extend(pin_block(candidate));
+        apdu.extend(pin_block(candidate.as_bytes()));
         let (_, sw) = self.through_gate(&apdu)?;
         if sw.0 != 0x9000 {
             return Err(format!("{candidate} is not the PIN either ({:04X})", sw.0));
@@ -528,8 +519,8 @@ impl Card {
 }
 
 /// A PIN or PUK as the card takes it: the characters, padded with FF to 8 bytes.
-pub fn pin_block(value: &str) -> Vec<u8> {
-    let mut b = value.as_bytes().to_vec();
+pub fn pin_block(value: &[u8]) -> Vec<u8> {
+    let mut b = value.to_vec();
     b.resize(8, 0xFF);
     b
 }

@@ -101,12 +101,7 @@ fn spendable_pin(card: &mut Card) -> Result<(), Verdict> {
     }
 }
 
-/// A PIN as VERIFY sends it: the digits, padded with FF to 8 bytes.
-fn pin_block(pin: &[u8]) -> Vec<u8> {
-    let mut b = pin.to_vec();
-    b.resize(8, 0xFF);
-    b
-}
+use crate::card::pin_block;
 
 /// A PIN that is not the given one (for counting checks).
 fn wrong_pin(right: &str) -> &'static str {
