@@ -1,23 +1,62 @@
 //! The functions a PKCS#11 caller gets from `C_GetFunctionList` (2.40) and `C_GetInterface`
 //! (3.0): the one place with raw pointers. Each takes its C arguments apart, runs the
-//! operation on the [`Module`] under one lock, and writes the results back; a panic inside is
+//! operation on its slot ([`Slot`], under the slot's lock) or on the [`Module`] (under the
+//! module's lock, held only to find a slot), and writes the results back; a panic inside is
 //! caught and answered CKR_GENERAL_ERROR, never unwound into the caller.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
+use std::cell::RefCell;
 use std::os::raw::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 
 use cryptoki_sys::*;
 
-use crate::module::{Module, SignOut, MECHANISMS};
+use crate::module::{Module, MECHANISMS};
 use crate::objects::Attr;
+use crate::slot::{SignOut, Slot, SlotState};
 use crate::token::Rv;
 
-static MODULE: Mutex<Option<Module>> = Mutex::new(None);
+/// The module of this process, if initialised.
+enum State {
+    Off,
+    /// C_Initialize of process `pid` is opening the keys (without the lock: a reader another
+    /// program holds makes it wait).
+    Opening {
+        pid: u32,
+    },
+    On(Module),
+}
 
-fn lock() -> MutexGuard<'static, Option<Module>> {
+static MODULE: Mutex<State> = Mutex::new(State::Off);
+/// Notified when an [`State::Opening`] ends.
+static OPENED: Condvar = Condvar::new();
+
+fn lock() -> MutexGuard<'static, State> {
     MODULE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The module's lock, held by the thread calling fork() from just before to just after it.
+    static FORKING: RefCell<Option<MutexGuard<'static, State>>> = const { RefCell::new(None) };
+}
+
+/// A fork() while another thread holds the module's lock would give the child a lock no thread
+/// of its own can let go, and its C_Initialize would wait forever. So the lock is taken before
+/// any fork and let go after it, in parent and child (pthread_atfork). It is only ever held
+/// briefly (never while a card is used), so a fork waits little.
+fn watch_forks() {
+    extern "C" fn before() {
+        let _ = FORKING.try_with(|f| *f.borrow_mut() = Some(lock()));
+    }
+    extern "C" fn after() {
+        let _ = FORKING.try_with(|f| drop(f.borrow_mut().take()));
+    }
+    static ONCE: Once = Once::new();
+    // Safety: the handlers are plain functions of this library; glibc drops them if it is unloaded.
+    ONCE.call_once(|| unsafe {
+        libc::pthread_atfork(Some(before), Some(after), Some(after));
+    });
 }
 
 /// Run `f` with a panic guard.
@@ -33,12 +72,50 @@ fn guard(f: impl FnOnce() -> Rv<()>) -> CK_RV {
 }
 
 /// Run `f` on the initialised module (of this process: a forked child has none until it
-/// calls C_Initialize itself).
+/// calls C_Initialize itself), under the module's lock: `f` must not touch a card.
 fn with<T>(f: impl FnOnce(&mut Module) -> Rv<T>) -> Rv<T> {
-    let mut m = lock();
-    match m.as_mut() {
-        Some(m) if m.pid == std::process::id() => f(m),
+    match &mut *lock() {
+        State::On(m) if m.pid == std::process::id() => f(m),
         _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
+    }
+}
+
+/// The slot `id`, found under the module's lock.
+fn slot(id: CK_SLOT_ID) -> Rv<Arc<Slot>> {
+    with(|m| m.slot(id))
+}
+
+/// Run `f` on slot `id`, under that slot's lock alone.
+fn on_slot<T>(id: CK_SLOT_ID, f: impl FnOnce(&mut SlotState) -> Rv<T>) -> Rv<T> {
+    slot(id)?.run(f)
+}
+
+/// Run `f` on the slot of session `h`, under that slot's lock alone.
+fn on_session<T>(h: CK_SESSION_HANDLE, f: impl FnOnce(&mut SlotState) -> Rv<T>) -> Rv<T> {
+    with(|m| m.slot_of_session(h))?.run(f)
+}
+
+/// Readers' cards that came or went (see [`Slot::refresh`]), outside the module's lock.
+fn refresh() -> Rv<()> {
+    let mut ended = Vec::new();
+    for (slot, source) in with(|m| Ok(m.readers()))? {
+        ended.extend(slot.refresh(&source));
+    }
+    if !ended.is_empty() {
+        with(|m| {
+            m.unroute(&ended);
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Slot `id` has a token (known without waiting for an operation on it).
+fn present(id: CK_SLOT_ID) -> Rv<()> {
+    if slot(id)?.is_present() {
+        Ok(())
+    } else {
+        Err(CKR_TOKEN_NOT_PRESENT)
     }
 }
 
@@ -104,16 +181,43 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
             }
         }
         crate::log::init();
-        let mut m = lock();
-        if m.as_ref().is_some_and(|m| m.pid == std::process::id()) {
-            return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
+        watch_forks();
+        let me = std::process::id();
+        let inherited = {
+            let mut m = lock();
+            loop {
+                match &*m {
+                    State::On(x) if x.pid == me => return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+                    // Another thread is initialising: its module is this caller's too.
+                    State::Opening { pid } if *pid == me => m = OPENED.wait(m).unwrap_or_else(|p| p.into_inner()),
+                    _ => break,
+                }
+            }
+            std::mem::replace(&mut *m, State::Opening { pid: me })
+        };
+        // Should opening panic, the module is off again rather than opening for ever.
+        struct Opening(bool);
+        impl Drop for Opening {
+            fn drop(&mut self) {
+                if !self.0 {
+                    *lock() = State::Off;
+                    OPENED.notify_all();
+                }
+            }
         }
+        let mut opening = Opening(false);
         // A forked child's copy of the parent's module is dropped without touching the keys
         // the parent still uses (no state written, no lock let go).
-        let inherited = m.take();
-        *m = Some(Module::new(inherited.as_ref()));
+        let parent = match inherited {
+            State::On(p) => Some(p),
+            _ => None,
+        };
+        let module = Module::new(parent.as_ref());
+        std::mem::forget(parent);
+        *lock() = State::On(module);
+        opening.0 = true;
         crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        std::mem::forget(inherited);
+        OPENED.notify_all();
         Ok(())
     })
 }
@@ -124,19 +228,20 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
         if !reserved.is_null() {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let mut m = lock();
-        match m.as_ref() {
-            Some(x) if x.pid == std::process::id() => {
-                let module = m.take();
-                crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                drop(m);
-                crate::events::wake_all();
-                // The tokens are logged out, so the cards are left locked.
-                module.into_iter().for_each(Module::finalize);
-                Ok(())
+        let module = {
+            let mut m = lock();
+            match &*m {
+                State::On(x) if x.pid == std::process::id() => {}
+                _ => return Err(CKR_CRYPTOKI_NOT_INITIALIZED),
             }
-            _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
-        }
+            let State::On(module) = std::mem::replace(&mut *m, State::Off) else { unreachable!() };
+            crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            module
+        };
+        crate::events::wake_all();
+        // The tokens are logged out, so the cards are left locked.
+        module.finalize();
+        Ok(())
     })
 }
 
@@ -166,21 +271,17 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSlotList(token_present: CK_BBOOL, list: *mut CK_SLOT_ID, count: *mut CK_ULONG) -> CK_RV {
     guard(|| {
-        let slots = with(|m| {
-            m.refresh();
-            Ok(m.slot_list(token_present != 0))
-        })?;
+        refresh()?;
+        let slots = with(|m| Ok(m.slot_list(token_present != 0)))?;
         give_list(&slots, list, count)
     })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
+pub unsafe extern "C" fn C_GetSlotInfo(slot_id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
     guard(|| {
-        let (description, present) = with(|m| {
-            let e = m.slots.get(slot as usize).ok_or(CKR_SLOT_ID_INVALID)?;
-            Ok((e.description.clone(), e.token.is_some()))
-        })?;
+        let s = slot(slot_id)?;
+        let (description, present) = (s.description.clone(), s.is_present());
         *out(info)? = CK_SLOT_INFO {
             slotDescription: pad(&description),
             manufacturerID: pad("ukey"),
@@ -195,9 +296,9 @@ pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO
 #[no_mangle]
 pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
     guard(|| {
-        let filled = with(|m| {
-            let (sessions, rw) = m.session_counts(slot);
-            let t = m.token(slot)?;
+        let filled = on_slot(slot, |s| {
+            let (sessions, rw) = s.session_counts();
+            let t = s.token()?;
             let pin = t.pin_flags()?;
             Ok(CK_TOKEN_INFO {
                 label: pad(&t.label),
@@ -232,7 +333,7 @@ pub unsafe extern "C" fn C_GetMechanismList(
     count: *mut CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        with(|m| m.token(slot).map(|_| ()))?;
+        present(slot)?;
         let all: Vec<CK_MECHANISM_TYPE> = MECHANISMS.iter().map(|(m, _)| *m).collect();
         give_list(&all, list, count)
     })
@@ -245,7 +346,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
     info: *mut CK_MECHANISM_INFO,
 ) -> CK_RV {
     guard(|| {
-        with(|m| m.token(slot).map(|_| ()))?;
+        present(slot)?;
         let (_, flags) = MECHANISMS.iter().find(|(m, _)| *m == kind).ok_or(CKR_MECHANISM_INVALID)?;
         *out(info)? = CK_MECHANISM_INFO { ulMinKeySize: 256, ulMaxKeySize: 256, flags: *flags };
         Ok(())
@@ -262,7 +363,7 @@ pub unsafe extern "C" fn C_SetPIN(
 ) -> CK_RV {
     guard(|| {
         let (old, new) = (pin_bytes(old, old_len)?, pin_bytes(new, new_len)?);
-        with(|m| m.set_pin(h, old, new))
+        on_session(h, |s| s.set_pin(h, old, new))
     })
 }
 
@@ -276,25 +377,42 @@ pub unsafe extern "C" fn C_OpenSession(
 ) -> CK_RV {
     guard(|| {
         let session = out(session)?;
-        *session = with(|m| m.open_session(slot, flags))?;
+        let h = on_slot(slot, |s| s.open_session(flags))?;
+        with(|m| {
+            m.route(h, slot);
+            Ok(())
+        })?;
+        *session = h;
         Ok(())
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_CloseSession(h: CK_SESSION_HANDLE) -> CK_RV {
-    guard(|| with(|m| m.close_session(h)))
+    guard(|| {
+        on_session(h, |s| s.close_session(h))?;
+        with(|m| {
+            m.unroute(&[h]);
+            Ok(())
+        })
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_CloseAllSessions(slot: CK_SLOT_ID) -> CK_RV {
-    guard(|| with(|m| m.close_all(slot)))
+    guard(|| {
+        let ended = on_slot(slot, |s| s.close_all())?;
+        with(|m| {
+            m.unroute(&ended);
+            Ok(())
+        })
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSessionInfo(h: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO) -> CK_RV {
     guard(|| {
-        let s = with(|m| m.session_info(h))?;
+        let s = on_session(h, |s| s.session_info(h))?;
         *out(info)? = CK_SESSION_INFO { slotID: s.slot, state: s.state, flags: s.flags, ulDeviceError: 0 };
         Ok(())
     })
@@ -309,13 +427,13 @@ pub unsafe extern "C" fn C_Login(
 ) -> CK_RV {
     guard(|| {
         let pin = zeroize::Zeroizing::new(pin_bytes(pin, len)?.to_vec());
-        with(|m| m.login(h, user, &pin))
+        on_session(h, |s| s.login(h, user, &pin))
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_Logout(h: CK_SESSION_HANDLE) -> CK_RV {
-    guard(|| with(|m| m.logout(h)))
+    guard(|| on_session(h, |s| s.logout(h)))
 }
 
 #[no_mangle]
@@ -331,7 +449,7 @@ pub unsafe extern "C" fn C_GetAttributeValue(
         }
         let template = if count == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(template, count as usize) };
         let types: Vec<CK_ATTRIBUTE_TYPE> = template.iter().map(|a| a.type_).collect();
-        let values = with(|m| m.attributes(h, object, &types))?;
+        let values = on_session(h, |s| s.attributes(h, object, &types))?;
         // Every attribute is answered; the call says the first that could not be (§5.7 lets it
         // say any of them).
         let mut result = Ok(());
@@ -436,7 +554,7 @@ unsafe fn pin_bytes<'a>(p: *const u8, n: CK_ULONG) -> Rv<&'a [u8]> {
 pub unsafe extern "C" fn C_FindObjectsInit(h: CK_SESSION_HANDLE, t: *mut CK_ATTRIBUTE, count: CK_ULONG) -> CK_RV {
     guard(|| {
         let wanted = template(t, count)?;
-        with(|m| m.find_init(h, &wanted))
+        on_session(h, |s| s.find_init(h, &wanted))
     })
 }
 
@@ -450,14 +568,14 @@ pub unsafe extern "C" fn C_CreateObject(
     guard(|| {
         let object = out(object)?;
         let t = template(t, count)?;
-        *object = with(|m| m.create_object(h, &t))?;
+        *object = on_session(h, |s| s.create_object(h, &t))?;
         Ok(())
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_DestroyObject(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CK_RV {
-    guard(|| with(|m| m.destroy_object(h, object)))
+    guard(|| on_session(h, |s| s.destroy_object(h, object)))
 }
 
 #[no_mangle]
@@ -476,7 +594,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         let mech = out(mechanism)?.mechanism;
         let (public, private) = (template(public, public_count)?, template(private, private_count)?);
         let (public_key, private_key) = (out(public_key)?, out(private_key)?);
-        (*public_key, *private_key) = with(|m| m.generate_key_pair(h, mech, &public, &private))?;
+        (*public_key, *private_key) = on_session(h, |s| s.generate_key_pair(h, mech, &public, &private))?;
         Ok(())
     })
 }
@@ -509,7 +627,7 @@ pub unsafe extern "C" fn C_DeriveKey(
         let peer = bytes(params.pPublicData, params.ulPublicDataLen)?.to_vec();
         let t = template(t, count)?;
         let key = out(key)?;
-        *key = with(|m| m.derive(h, base, &peer, &t))?;
+        *key = on_session(h, |s| s.derive(h, base, &peer, &t))?;
         Ok(())
     })
 }
@@ -526,7 +644,7 @@ pub unsafe extern "C" fn C_FindObjects(
         if objects.is_null() && max > 0 {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let found = with(|m| m.find(h, max as usize))?;
+        let found = on_session(h, |s| s.find(h, max as usize))?;
         if !found.is_empty() {
             std::ptr::copy_nonoverlapping(found.as_ptr(), objects, found.len());
         }
@@ -537,7 +655,7 @@ pub unsafe extern "C" fn C_FindObjects(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_FindObjectsFinal(h: CK_SESSION_HANDLE) -> CK_RV {
-    guard(|| with(|m| m.find_final(h)))
+    guard(|| on_session(h, |s| s.find_final(h)))
 }
 
 #[no_mangle]
@@ -548,7 +666,7 @@ pub unsafe extern "C" fn C_SignInit(
 ) -> CK_RV {
     guard(|| {
         let mech = out(mechanism)?.mechanism;
-        with(|m| m.sign_init(h, mech, key))
+        on_session(h, |s| s.sign_init(h, mech, key))
     })
 }
 
@@ -561,7 +679,7 @@ unsafe fn signature(result: SignOut, sig: *mut CK_BYTE, len: *mut CK_ULONG) -> R
             Ok(())
         }
         SignOut::Signature(pending) => {
-            // Outside the module's lock: other tokens' calls go on meanwhile.
+            // Outside the slot's lock: the token's other calls go on meanwhile.
             let s = pending.run()?;
             std::ptr::copy_nonoverlapping(s.as_ptr(), sig, s.len());
             *len = s.len() as CK_ULONG;
@@ -587,9 +705,9 @@ pub unsafe extern "C" fn C_Sign(
     guard(|| {
         let data = bytes(data, data_len)?;
         let space = room(sig, sig_len)?;
-        match with(|m| m.sign(h, data, space)) {
+        match on_session(h, |s| s.sign(h, data, space)) {
             Err(CKR_BUFFER_TOO_SMALL) => {
-                *out(sig_len)? = crate::module::SIGNATURE_LEN as CK_ULONG;
+                *out(sig_len)? = crate::slot::SIGNATURE_LEN as CK_ULONG;
                 Err(CKR_BUFFER_TOO_SMALL)
             }
             r => signature(r?, sig, sig_len),
@@ -601,7 +719,7 @@ pub unsafe extern "C" fn C_Sign(
 pub unsafe extern "C" fn C_SignUpdate(h: CK_SESSION_HANDLE, part: *mut CK_BYTE, len: CK_ULONG) -> CK_RV {
     guard(|| {
         let part = bytes(part, len)?;
-        with(|m| m.sign_update(h, part))
+        on_session(h, |s| s.sign_update(h, part))
     })
 }
 
@@ -609,9 +727,9 @@ pub unsafe extern "C" fn C_SignUpdate(h: CK_SESSION_HANDLE, part: *mut CK_BYTE, 
 pub unsafe extern "C" fn C_SignFinal(h: CK_SESSION_HANDLE, sig: *mut CK_BYTE, sig_len: *mut CK_ULONG) -> CK_RV {
     guard(|| {
         let space = room(sig, sig_len)?;
-        match with(|m| m.sign_final(h, space)) {
+        match on_session(h, |s| s.sign_final(h, space)) {
             Err(CKR_BUFFER_TOO_SMALL) => {
-                *out(sig_len)? = crate::module::SIGNATURE_LEN as CK_ULONG;
+                *out(sig_len)? = crate::slot::SIGNATURE_LEN as CK_ULONG;
                 Err(CKR_BUFFER_TOO_SMALL)
             }
             r => signature(r?, sig, sig_len),
@@ -622,7 +740,7 @@ pub unsafe extern "C" fn C_SignFinal(h: CK_SESSION_HANDLE, sig: *mut CK_BYTE, si
 #[no_mangle]
 pub unsafe extern "C" fn C_SeedRandom(h: CK_SESSION_HANDLE, _seed: *mut CK_BYTE, _len: CK_ULONG) -> CK_RV {
     guard(|| {
-        with(|m| m.session_info(h).map(|_| ()))?;
+        on_session(h, |s| s.session_info(h).map(|_| ()))?;
         Err(CKR_RANDOM_SEED_NOT_SUPPORTED)
     })
 }
@@ -633,7 +751,7 @@ pub unsafe extern "C" fn C_GenerateRandom(h: CK_SESSION_HANDLE, buf: *mut CK_BYT
         if buf.is_null() && len > 0 {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let r = with(|m| m.random(h, len as usize))?;
+        let r = on_session(h, |s| s.random(h, len as usize))?;
         std::ptr::copy_nonoverlapping(r.as_ptr(), buf, r.len().min(len as usize));
         Ok(())
     })
@@ -645,6 +763,7 @@ pub unsafe extern "C" fn C_WaitForSlotEvent(flags: CK_FLAGS, slot: *mut CK_SLOT_
         let slot = out(slot)?;
         let generation = crate::events::GENERATION.load(std::sync::atomic::Ordering::SeqCst);
         loop {
+            refresh()?;
             if let Some(s) = with(|m| Ok(m.next_event()))? {
                 *slot = s;
                 return Ok(());
@@ -823,3 +942,34 @@ function_lists!(
     C_SignMessage, C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
     C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread holds the module's lock (as a call does, briefly) while another forks: the
+    /// child finds the lock free. Without the fork handlers it would be taken for ever.
+    #[test]
+    fn a_child_forked_while_another_thread_holds_the_modules_lock_finds_it_free() {
+        watch_forks();
+        let (held, hold) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let guard = lock();
+            held.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(guard);
+        });
+        hold.recv().unwrap();
+        // Safety: the child only tries the lock and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let free = MODULE.try_lock().is_ok();
+            unsafe { libc::_exit(if free { 0 } else { 1 }) };
+        }
+        holder.join().unwrap();
+        let mut status = 0;
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child found the lock taken");
+    }
+}

@@ -64,7 +64,7 @@ fn hold(piv: &mut Piv<Box<dyn Transport>>, reset_seen: &AtomicBool) -> Rv<bool> 
     }
 }
 
-/// A signature decided under the module's lock (session, login, key checked) and computed
+/// A signature decided under the slot's lock (session, login, key checked) and computed
 /// after it is released, under the card's lock alone.
 pub struct PendingSign {
     card: Card,
@@ -96,8 +96,8 @@ impl PendingSign {
 }
 
 pub struct Token {
-    /// The card, with a lock of its own: a signature runs on it without the module's lock, so
-    /// threads signing on different tokens do so at once (see [`PendingSign`]).
+    /// The card, with a lock of its own: a signature runs on it without the slot's lock, so
+    /// the token's other calls go on meanwhile (see [`PendingSign`]).
     card: Card,
     /// A [`PendingSign`] saw another program reset the card: the logins are gone.
     reset_seen: Arc<AtomicBool>,
@@ -210,9 +210,15 @@ impl Token {
         }
     }
 
-    /// Whether the key is still there (a card can leave its reader).
+    /// Whether the key is still there (a card can leave its reader). A card busy with a
+    /// signature (which may wait for the reader) is taken to be there: that signature finds
+    /// out for itself if it is not.
     pub fn is_present(&mut self) -> bool {
-        lock(&self.card).transport().is_present()
+        match self.card.try_lock() {
+            Ok(mut piv) => piv.transport().is_present(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().transport().is_present(),
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        }
     }
 
     pub fn content(&self, id: u8) -> Option<&SlotContent> {
@@ -422,7 +428,7 @@ impl Token {
         })
     }
 
-    /// ECDSA over a 32-byte digest with the key of `id`, to be run without the module's lock.
+    /// ECDSA over a 32-byte digest with the key of `id`, to be run without the slot's lock.
     pub fn signer(&self, id: u8, digest: [u8; 32]) -> Rv<PendingSign> {
         let slot = self.content(id).ok_or(CKR_KEY_HANDLE_INVALID)?.slot;
         Ok(PendingSign { card: self.card.clone(), reset_seen: self.reset_seen.clone(), slot, digest })

@@ -1,7 +1,10 @@
 //! A key in a PC/SC reader is shared with every other program on the machine. The module leaves
 //! it locked for them: a management-key authentication lasts one admin operation, and
 //! C_Finalize ends the PIN session; seen from a second PC/SC connection, as another program
-//! sees the card. Needs pcscd with vsmartcard-vpcd; under CI=true a missing one fails the test.
+//! sees the card. And while another program holds the reader (a PC/SC transaction), a call
+//! that waits for it waits alone: the module answers other calls, and a process forked
+//! meanwhile initialises its own module. Needs pcscd with vsmartcard-vpcd; under CI=true a
+//! missing one fails the test.
 
 mod common;
 #[path = "../../testsupport/served.rs"]
@@ -10,12 +13,15 @@ mod served;
 mod vpcd_support;
 
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use cryptoki_sys::*;
 use host_driver::pcsc::PcscTransport;
 use host_driver::{PinStatus, Piv, PivError};
 use proto::piv::object::CHUID;
+use proto::transport::{Hold, Transport};
 use served::Served;
+use token_sim::scenario::Scenario;
 use token_sim::{KeySpec, VirtualKey};
 use vpcd_support::{begin, READER};
 
@@ -128,4 +134,94 @@ fn the_card_is_left_locked_after_each_admin_operation_and_after_c_finalize() {
     unsafe { assert_eq!(f.C_Finalize.unwrap()(ptr::null_mut()), CKR_OK) };
     assert!(!other.pin_verified(), "C_Finalize left the PIN verified on the card");
     std::env::remove_var("UKEY_PKCS11_MGMT_KEY");
+}
+
+/// Fork: the child runs `body` and exits with its verdict. The parent waits `within` for it:
+/// `Some(verdict)`, or `None` when the child had not ended by then (it is killed).
+fn in_child(body: impl FnOnce() -> bool, within: Duration) -> Option<bool> {
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(false);
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let deadline = Instant::now() + within;
+    let mut status = 0;
+    loop {
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            return Some(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        }
+        if Instant::now() > deadline {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn while_another_program_holds_the_reader_the_module_answers_and_a_forked_child_initialises() {
+    let Some(_one) = begin() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let dir = common::key(root.path(), "child-key", Scenario::Provisioned, "child");
+    std::env::remove_var("UKEY_PKCS11_KEYS");
+    std::env::remove_var("UKEY_PKCS11_MGMT_KEY");
+    std::env::set_var("UKEY_PKCS11_READERS", "on");
+    let _served = serve();
+    let f = f();
+    unsafe { assert_eq!(f.C_Initialize.unwrap()(ptr::null_mut()), CKR_OK) };
+    let slot = slot_of(READER[0]);
+    let mut h = 0;
+    unsafe { assert_eq!(f.C_OpenSession.unwrap()(slot, CKF_SERIAL_SESSION, ptr::null_mut(), None, &mut h), CKR_OK) };
+
+    // Another program holds the card, so a login on its token waits.
+    let mut holder = PcscTransport::connect_shared(READER[0]).unwrap();
+    assert!(matches!(holder.hold().unwrap(), Hold::Shared { .. }));
+    let waiter = std::thread::spawn(move || login(h, CKU_USER, "123456"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!waiter.is_finished(), "the login waits for the other program's transaction");
+
+    // Meanwhile the module answers another thread...
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lister = std::thread::spawn(move || {
+        let mut n = 0;
+        let rv = unsafe { f.C_GetSlotList.unwrap()(0, ptr::null_mut(), &mut n) };
+        let _ = tx.send((rv, n));
+    });
+    let listed = rx.recv_timeout(Duration::from_secs(5));
+    // ...and a child forked now initialises a module of its own (on a key directory: the
+    // reader is still held). The parent's module read its settings at C_Initialize.
+    std::env::set_var("UKEY_PKCS11_KEYS", &dir);
+    std::env::set_var("UKEY_PKCS11_READERS", "off");
+    // (Forked from a thread of its own: should fork() itself wait for the module, this test
+    // still ends, by letting the other program go.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    let forker = std::thread::spawn(move || {
+        let child = in_child(
+            || unsafe {
+                let mut n = 0;
+                f.C_Initialize.unwrap()(ptr::null_mut()) == CKR_OK
+                    && f.C_GetSlotList.unwrap()(1, ptr::null_mut(), &mut n) == CKR_OK
+                    && n == 1
+                    && f.C_Finalize.unwrap()(ptr::null_mut()) == CKR_OK
+            },
+            Duration::from_secs(10),
+        );
+        let _ = tx.send(child);
+    });
+    let child = rx.recv_timeout(Duration::from_secs(12)).ok().flatten();
+
+    holder.release();
+    assert_eq!(waiter.join().unwrap(), CKR_OK, "the login goes on once the other program lets go");
+    lister.join().unwrap();
+    forker.join().unwrap();
+    assert!(
+        matches!(listed, Ok((CKR_OK, n)) if n >= 1) && child == Some(true),
+        "while a login waited for the reader: C_GetSlotList answered {listed:?} (Err: not within 5 s); \
+         the forked child's C_Initialize and C_GetSlotList: {child:?} (None: no fork, or not done, within 10 s)"
+    );
+    unsafe { assert_eq!(f.C_Finalize.unwrap()(ptr::null_mut()), CKR_OK) };
 }
