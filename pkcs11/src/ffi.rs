@@ -208,12 +208,11 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
         let mut opening = Opening(false);
         // A forked child's copy of the parent's module is dropped without touching the keys
         // the parent still uses (no state written, no lock let go).
-        let parent = match inherited {
+        let parent = std::mem::ManuallyDrop::new(match inherited {
             State::On(p) => Some(p),
             _ => None,
-        };
+        });
         let module = Module::new(parent.as_ref());
-        std::mem::forget(parent);
         *lock() = State::On(module);
         opening.0 = true;
         crate::events::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
