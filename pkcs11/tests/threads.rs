@@ -1,7 +1,8 @@
 //! The module under concurrent sessions, called through its own function list as a C caller
 //! would: eight threads, each with its own session on one token, sign at once; every
 //! signature verifies with the token's public key, and the login one thread made holds for
-//! all (PKCS#11 logs in per token, not per session).
+//! all (PKCS#11 logs in per token, not per session); the token's info, asked meanwhile, stays
+//! the token's.
 
 use std::ptr;
 
@@ -64,6 +65,10 @@ fn eight_threads_sign_at_once_and_every_signature_verifies() {
                     f.C_FindObjectsFinal.unwrap()(h);
                     let mut out = Vec::new();
                     for i in 0..10u8 {
+                        // The token's info, asked while the other threads sign: the CN's label.
+                        let mut info: CK_TOKEN_INFO = std::mem::zeroed();
+                        assert_eq!(f.C_GetTokenInfo.unwrap()(0, &mut info), CKR_OK);
+                        assert_eq!(String::from_utf8_lossy(&info.label).trim_end(), "t");
                         let mut digest = [t; 32];
                         digest[0] = i;
                         let mut mech =
