@@ -120,11 +120,12 @@ fn hex_head(apdu: &[u8]) -> String {
 }
 
 /// Whether an APDU carries a PIN or PUK (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER
-/// with any data, of any class, chained pieces included) or resets them (Yubico SET PIN
-/// RETRIES, RESET).
+/// with any data, of any class, chained pieces included, and their odd-INS forms 21/25/2D,
+/// which a lenient card may take as the even ones), may wrap one (ENVELOPE C2/C3) or resets
+/// them (Yubico SET PIN RETRIES, RESET).
 pub fn touches_secrets(apdu: &[u8]) -> bool {
     match apdu.get(1) {
-        Some(0x20 | 0x24 | 0x2C) => apdu.len() > 5,
+        Some(0x20 | 0x21 | 0x24 | 0x25 | 0x2C | 0x2D | 0xC2 | 0xC3) => apdu.len() > 5,
         Some(0xFA | 0xFB) => true,
         _ => false,
     }
@@ -216,6 +217,10 @@ mod tests {
         assert!(touches_secrets(&[0x10, 0x20, 0x00, 0x80, 0x08, 1, 2, 3, 4, 5, 6, 7, 8]), "a chained piece");
         assert!(touches_secrets(&[0x00, 0x2C, 0x00, 0x80, 0x01, 0x00]));
         assert!(touches_secrets(&[0x00, 0xFB, 0x00, 0x00]), "RESET");
+        for ins in [0x21, 0x25, 0x2D] {
+            assert!(touches_secrets(&[0x00, ins, 0x00, 0x80, 0x03, 0x81, 0x01, 0x31]), "odd INS {ins:02X}");
+        }
+        assert!(touches_secrets(&[0x00, 0xC2, 0x00, 0x00, 0x05, 0x00, 0x20, 0x00, 0x80, 0x00]), "ENVELOPE");
         assert!(!touches_secrets(&[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02]));
         let gate = Gate::default();
         assert!(!gate.admits(&[0x00, 0x24, 0x00, 0x80, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));

@@ -125,10 +125,18 @@ pub fn run(mut conn: Conn, host: HostEnd, idle: Option<Duration>) -> Result<(), 
                     let flag = Arc::new(AtomicBool::new(false));
                     pending.insert(seq, (ep, flag.clone()));
                     drop(pending);
-                    let worker = workers.entry(ep).or_insert_with(|| in_worker(ep, host.clone(), shared.clone()));
+                    if !workers.contains_key(&ep) {
+                        match in_worker(ep, host.clone(), shared.clone()) {
+                            Ok(w) => drop(workers.insert(ep, w)),
+                            // No thread to be had (a process at its limit): this URB is
+                            // refused like a full queue, and the next one tries again.
+                            Err(e) => tracing::warn!("USB/IP: no worker for endpoint {ep:#04x}: {e}"),
+                        }
+                    }
                     // Bounded, and never waited on: a queue still full of unlinked URBs
                     // behind one the device has not answered refuses this one.
-                    if worker.try_send((seq, max, flag)).is_err() {
+                    let queued = workers.get(&ep).is_some_and(|w| w.try_send((seq, max, flag)).is_ok());
+                    if !queued {
                         shared.pending().remove(&seq);
                         shared.send(&encode_ret_submit(seq, ENOMEM, 0, &[]));
                     }
@@ -175,9 +183,13 @@ fn control(host: &HostEnd, seq: u32, setup: &[u8; 8], buffer_length: u32, data: 
 }
 
 /// The worker of one IN endpoint: its pending URBs, completed in the order they came.
-fn in_worker(ep: u8, host: HostEnd, shared: Arc<Shared>) -> mpsc::SyncSender<(u32, usize, Arc<AtomicBool>)> {
+fn in_worker(
+    ep: u8,
+    host: HostEnd,
+    shared: Arc<Shared>,
+) -> std::io::Result<mpsc::SyncSender<(u32, usize, Arc<AtomicBool>)>> {
     let (tx, rx) = mpsc::sync_channel::<(u32, usize, Arc<AtomicBool>)>(MAX_PENDING_IN);
-    std::thread::spawn(move || {
+    std::thread::Builder::new().name(format!("usbip in {ep:#04x}")).spawn(move || {
         for (seq, max, cancelled) in rx {
             if cancelled.load(Ordering::SeqCst) {
                 continue;
@@ -194,6 +206,6 @@ fn in_worker(ep: u8, host: HostEnd, shared: Arc<Shared>) -> mpsc::SyncSender<(u3
             }
             drop(pending);
         }
-    });
-    tx
+    })?;
+    Ok(tx)
 }
