@@ -88,7 +88,7 @@ fn read(card: &mut Card) -> Snapshot {
     let keys = SLOTS
         .iter()
         .filter_map(|&(r, name)| match card.piv().metadata(r) {
-            Ok(m) => Some((name, m.public_key)),
+            Ok(m) => Some((name, m.public_key.map(|p| p.to_vec()))),
             Err(e) if e.is_not_supported() => None,
             Err(_) => Some((name, None)),
         })

@@ -458,19 +458,24 @@ fn a_16_byte_key_refused_for_its_algorithm_is_not_retried_as_3des() {
 
 #[test]
 fn metadata_tells_policies_origin_and_public_key_and_import_is_real() {
+    use proto::piv::metadata::Origin;
     use proto::piv::{PinPolicy, TouchPolicy};
     let mut p = InProcess.make(KeySpec { seed: Some(34), ..KeySpec::default() });
     p.select().unwrap();
     p.authenticate(&MgmtKey::default()).unwrap();
     let public = p.generate(Slot::Signature, Some(PinPolicy::Always), Some(TouchPolicy::Never)).unwrap();
     let m = p.metadata(Slot::Signature.key_ref()).unwrap();
-    assert_eq!((m.pin_policy, m.touch_policy, m.origin), (Some(3), Some(1), Some(1)), "{m:?}");
+    assert_eq!(
+        (m.pin_policy, m.touch_policy, m.origin),
+        (Some(PinPolicy::Always), Some(TouchPolicy::Never), Some(Origin::Generated)),
+        "{m:?}"
+    );
     assert_eq!(m.public_key.as_deref(), Some(public.to_sec1_bytes().as_ref()));
 
     let sk = p256::SecretKey::random(&mut rand_core::OsRng);
     p.import_key(Slot::KeyManagement, &sk, Some(PinPolicy::Once), None).unwrap();
     let m = p.metadata(Slot::KeyManagement.key_ref()).unwrap();
-    assert_eq!((m.pin_policy, m.origin), (Some(2), Some(2)), "imported: {m:?}");
+    assert_eq!((m.pin_policy, m.origin), (Some(PinPolicy::Once), Some(Origin::Imported)), "imported: {m:?}");
     assert_eq!(m.public_key.as_deref(), Some(sk.public_key().to_sec1_bytes().as_ref()));
     p.verify_pin(&"123456".into()).unwrap();
     let sig = p.sign_digest(Slot::KeyManagement, &[7u8; 32]).unwrap();

@@ -453,7 +453,7 @@ fn read_slot(
         return Ok(Some(c));
     }
     Ok(piv.metadata(slot.key_ref()).ok().and_then(|m| m.public_key).and_then(|point| {
-        p256::PublicKey::from_sec1_bytes(&point).ok().map(|_| SlotContent::key_only(slot, id, point))
+        p256::PublicKey::from_sec1_bytes(&point).ok().map(|_| SlotContent::key_only(slot, id, point.to_vec()))
     }))
 }
 

@@ -29,7 +29,8 @@ fn eight_threads_sign_at_once_and_every_signature_verifies() {
         .update_state(|st, rng| scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=t", &now, rng))
         .unwrap()
         .unwrap();
-    let cert = token_sim::piv::cert_from_object(vk.card().state().object(0x5FC105).unwrap()).unwrap().to_vec();
+    let cert =
+        proto::piv::cert_object::decode(vk.card().state().object(0x5FC105).unwrap()).unwrap().certificate.to_vec();
     drop(vk);
     let public = host_driver::certinfo::public_key(&cert).unwrap();
     std::env::set_var("UKEY_PKCS11_KEYS", &dir);

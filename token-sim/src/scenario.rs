@@ -8,9 +8,9 @@ use p256::pkcs8::EncodePublicKey;
 use proto::piv::{PinPolicy, Slot, TouchPolicy};
 use proto::Clock;
 
-use crate::piv::objects::certificate_object;
 use crate::piv::state::{KeySlot, Origin, PersistentState};
 use crate::rng::SimRng;
+use proto::piv::cert_object;
 
 pub const DAY: u64 = 86_400;
 
@@ -124,7 +124,9 @@ pub fn apply(
         let spki = secret.public_key().to_public_key_der().map_err(|_| ScenarioError::TooLarge)?;
         let cert = ca.issue(&name, spki.as_bytes(), not_before, not_after)?;
         state.keys[slot.index()] = Some(KeySlot::new(&secret, pin_policy, TouchPolicy::Never, Origin::Generated));
-        state.set_object(slot.certificate_object(), &certificate_object(&cert)).map_err(|_| ScenarioError::TooLarge)?;
+        state
+            .set_object(slot.certificate_object(), &cert_object::encode(&cert))
+            .map_err(|_| ScenarioError::TooLarge)?;
     }
     match scenario {
         Scenario::Pin1Left => state.pin.counter.remaining = 1,
@@ -167,7 +169,7 @@ mod tests {
         let not_after = |st: &PersistentState| {
             use der::Decode;
             let obj = st.object(Slot::Authentication.certificate_object()).unwrap();
-            let der = crate::piv::cert_from_object(obj).unwrap();
+            let der = cert_object::decode(obj).unwrap().certificate;
             x509_cert::Certificate::from_der(der)
                 .unwrap()
                 .tbs_certificate

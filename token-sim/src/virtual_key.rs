@@ -156,7 +156,7 @@ pub fn manufacture(spec: &KeySpec, rng: &mut SimRng, clock: &dyn Clock) -> Resul
     };
     state.keys[Slot::Attestation.index()] = Some(f9);
     state
-        .set_object(object::ATTESTATION_CERT, &piv::objects::certificate_object(&cert))
+        .set_object(object::ATTESTATION_CERT, &proto::piv::cert_object::encode(&cert))
         .map_err(|_| KeyError::Spec("attestation certificate too large".into()))?;
     Ok(state)
 }

@@ -47,7 +47,7 @@ fn attest(c: &mut Card<NoStorage, SimRng>, slot: u8) -> (Vec<u8>, Vec<u8>) {
     }
     assert_eq!(s, Sw::OK, "ATTEST {slot:02x}");
     let (f9, _) = read_object(c, 0x5FFF01);
-    (d, token_sim::piv::cert_from_object(&f9).unwrap().to_vec())
+    (d, proto::piv::cert_object::decode(&f9).unwrap().certificate.to_vec())
 }
 
 #[test]

@@ -644,7 +644,7 @@ fn attestation_certificate_is_signed_by_the_f9_key() {
     assert_eq!(s, Sw::OK);
     let cert = x509_cert::Certificate::from_der(&cert_der).expect("attestation is a DER certificate");
     let (f9_obj, _) = read_object(&mut c, 0x5FFF01);
-    let f9_der = token_sim::piv::cert_from_object(&f9_obj).unwrap();
+    let f9_der = proto::piv::cert_object::decode(&f9_obj).unwrap().certificate;
     let f9 = x509_cert::Certificate::from_der(f9_der).unwrap();
     assert_eq!(cert.tbs_certificate.issuer, f9.tbs_certificate.subject);
     let f9_key =

@@ -1,6 +1,7 @@
 //! GET DATA: the objects a PIV card carries, and the status words of the command.
 
 use der::Decode;
+use proto::piv::cert_object;
 use proto::tlv;
 
 use super::{expect, get_data_apdu, step, tried};
@@ -133,18 +134,16 @@ fn certificate_9a(card: &mut Card) -> Verdict {
         Ok(None) => return Verdict::NotSupported("no certificate in 9A".into()),
         Err(v) => return v,
     };
-    let der = match tlv::find(&body, 0x70) {
-        Ok(Some(d)) => d,
-        _ => return Verdict::Fail("the certificate object has no certificate (70)".into()),
+    let object = match cert_object::decode_body(&body) {
+        Ok(o) => o,
+        Err(_) => return Verdict::Fail("the certificate object has no certificate (70)".into()),
     };
-    match tlv::find(&body, 0x71) {
-        Ok(Some(info)) if info.len() == 1 && info[0] & 0x01 == 0 => {}
-        Ok(Some(info)) if info.len() == 1 => {
-            return Verdict::NotSupported(format!("a compressed certificate (71 = {:02X})", info[0]))
-        }
+    match object.cert_info {
+        Some([info]) if info & 0x01 == 0 => {}
+        Some([info]) => return Verdict::NotSupported(format!("a compressed certificate (71 = {info:02X})")),
         _ => return Verdict::Fail("no one-byte CertInfo (71)".into()),
     }
-    match x509_cert::Certificate::from_der(der) {
+    match x509_cert::Certificate::from_der(object.certificate) {
         Ok(_) => Verdict::Pass,
         Err(e) => Verdict::Fail(format!("the 9A certificate does not parse as X.509: {e}")),
     }

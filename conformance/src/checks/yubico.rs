@@ -2,7 +2,8 @@
 //! key without one says "not supported": that is no failure.
 
 use der::{Decode, Encode};
-use proto::piv::Slot;
+use proto::piv::metadata::KeyAlgorithm;
+use proto::piv::{Algorithm, Slot};
 
 use super::{step, tried};
 use crate::card::Card;
@@ -108,9 +109,11 @@ fn slot_metadata(card: &mut Card) -> Verdict {
     let has_cert = matches!(card.piv().read_certificate(Slot::Authentication), Ok(Some(_)));
     match card.piv().metadata(0x9A) {
         Ok(m) => match (m.algorithm, m.public_key) {
-            (Some(0x11), Some(point)) if point.len() == 65 => Verdict::Pass,
-            (Some(0x11), _) => Verdict::Fail("9A's metadata names P-256 but gives no 65-byte public point".into()),
-            (Some(a), _) => Verdict::NotSupported(format!("9A holds algorithm {a:02X}, not P-256")),
+            (Some(KeyAlgorithm::Piv(Algorithm::EccP256)), Some(point)) if point.len() == 65 => Verdict::Pass,
+            (Some(KeyAlgorithm::Piv(Algorithm::EccP256)), _) => {
+                Verdict::Fail("9A's metadata names P-256 but gives no 65-byte public point".into())
+            }
+            (Some(a), _) => Verdict::NotSupported(format!("9A holds algorithm {:02X}, not P-256", a.byte())),
             (None, _) => Verdict::Fail("9A's metadata has no algorithm (01)".into()),
         },
         Err(e) if e.is_not_supported() => Verdict::NotSupported("no GET METADATA".into()),
@@ -122,8 +125,8 @@ fn slot_metadata(card: &mut Card) -> Verdict {
 fn management_metadata(card: &mut Card) -> Verdict {
     match card.piv().metadata(0x9B) {
         Ok(m) => match m.algorithm {
-            Some(0x03 | 0x08 | 0x0A | 0x0C) => Verdict::Pass,
-            Some(a) => Verdict::Fail(format!("the management key's metadata names algorithm {a:02X}")),
+            Some(KeyAlgorithm::Piv(a)) if a.block_len().is_some() => Verdict::Pass,
+            Some(a) => Verdict::Fail(format!("the management key's metadata names algorithm {:02X}", a.byte())),
             None => Verdict::Fail("the management key's metadata has no algorithm (01)".into()),
         },
         Err(e) if e.is_not_supported() => Verdict::NotSupported("no GET METADATA".into()),

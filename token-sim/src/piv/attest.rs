@@ -230,7 +230,7 @@ pub fn write_attestation(
     issuer_object: &[u8],
     out: &mut Reply,
 ) -> Result<(), Sw> {
-    let issuer_der = super::cert_from_object(issuer_object).ok_or(Sw::REFERENCE_NOT_FOUND)?;
+    let issuer_der = proto::piv::cert_object::decode(issuer_object).map_err(|_| Sw::REFERENCE_NOT_FOUND)?.certificate;
     let issuer = CertView::from_der(issuer_der).map_err(|_| Sw::REFERENCE_NOT_FOUND)?;
     let mut issuer_name = [0u8; 256];
     let issuer_name = issuer.tbs.subject.encode_to_slice(&mut issuer_name).map_err(|_| Sw::UNKNOWN)?;

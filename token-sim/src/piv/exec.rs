@@ -436,31 +436,46 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
     // ---- Yubico administration ----
 
     fn metadata(&self, reference: u8, out: &mut Reply) -> Res {
-        let put = |out: &mut Reply, tag: u32, value: &[u8]| tlv::write(out, tag, value).map_err(|_| Sw::UNKNOWN);
-        match reference {
+        use proto::piv::metadata::{KeyAlgorithm, Metadata, Origin as MetaOrigin};
+        let m = match reference {
             key_ref::PIN | key_ref::PUK => {
                 let cred = if reference == key_ref::PIN { &self.state.pin } else { &self.state.puk };
-                put(out, 0x01, &[0xFF])?;
-                put(out, 0x05, &[cred.is_default as u8])?;
-                put(out, 0x06, &[cred.counter.limit, cred.counter.remaining])
+                Metadata {
+                    algorithm: Some(KeyAlgorithm::Pin),
+                    is_default: Some(cred.is_default),
+                    retries_total: Some(cred.counter.limit),
+                    retries_remaining: Some(cred.counter.remaining),
+                    ..Default::default()
+                }
             }
             key_ref::MANAGEMENT => {
                 let m = &self.state.mgmt;
-                put(out, 0x01, &[m.alg])?;
-                put(out, 0x02, &[0x00, if m.touch { 2 } else { 1 }])?;
-                put(out, 0x05, &[m.is_default() as u8])
+                Metadata {
+                    algorithm: Some(KeyAlgorithm::from_byte(m.alg)),
+                    has_policy: true,
+                    touch_policy: Some(if m.touch { TouchPolicy::Always } else { TouchPolicy::Never }),
+                    is_default: Some(m.is_default()),
+                    ..Default::default()
+                }
             }
             r => {
                 let slot = Slot::from_key_ref(r).ok_or(Sw::REFERENCE_NOT_FOUND)?;
                 let key = self.state.key(slot).ok_or(Sw::REFERENCE_NOT_FOUND)?;
-                put(out, 0x01, &[Algorithm::EccP256 as u8])?;
-                put(out, 0x02, &[key.pin_policy, key.touch_policy])?;
-                put(out, 0x03, &[key.origin as u8])?;
-                let mut point: heapless::Vec<u8, 72> = heapless::Vec::new();
-                tlv::write(&mut point, 0x86, &key.public_point()).map_err(|_| Sw::UNKNOWN)?;
-                put(out, 0x04, &point)
+                Metadata {
+                    algorithm: Some(KeyAlgorithm::Piv(Algorithm::EccP256)),
+                    has_policy: true,
+                    pin_policy: PinPolicy::from_byte(key.pin_policy),
+                    touch_policy: TouchPolicy::from_byte(key.touch_policy),
+                    origin: Some(match key.origin {
+                        super::state::Origin::Generated => MetaOrigin::Generated,
+                        super::state::Origin::Imported => MetaOrigin::Imported,
+                    }),
+                    public_key: heapless::Vec::from_slice(&key.public_point()).ok(),
+                    ..Default::default()
+                }
             }
-        }
+        };
+        m.encode(out).map_err(|_| Sw::UNKNOWN)
     }
 
     fn set_pin_retries(&mut self, pin: u8, puk: u8) -> Res {

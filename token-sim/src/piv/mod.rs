@@ -42,9 +42,3 @@ impl Storage for NoStorage {
         Ok(())
     }
 }
-
-/// The DER certificate inside a certificate object `53 { 70 DER, 71 .., FE .. }`.
-pub fn cert_from_object(object: &[u8]) -> Option<&[u8]> {
-    let body = proto::tlv::parse_exact(object, 0x53).ok()?;
-    proto::tlv::find(body, 0x70).ok()?
-}

@@ -90,16 +90,6 @@ pub fn key_history() -> heapless::Vec<u8, 16> {
     out
 }
 
-/// Certificate object: `53 { 70 <DER>, 71 01 00, FE 00 }`.
-#[cfg(feature = "std")]
-pub fn certificate_object(der: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(der.len() + 8);
-    let _ = tlv::write(&mut body, 0x70, der);
-    let _ = tlv::write(&mut body, 0x71, &[0x00]);
-    let _ = tlv::write(&mut body, 0xFE, &[]);
-    tlv::to_vec(0x53, &body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,8 @@
-//! PIV constants (NIST SP 800-73-4) and the Yubico extensions most host tools rely on.
+//! PIV constants (NIST SP 800-73-4) and the Yubico extensions most host tools rely on, and
+//! the data formats card and host both speak ([`cert_object`], [`metadata`]).
+
+pub mod cert_object;
+pub mod metadata;
 
 /// PIV application identifier, with version: A0 00 00 03 08 00 00 10 00 01 00.
 pub const PIV_AID: [u8; 11] = [0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00];
