@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use host_driver::certinfo::{self, format_time, CertInfo};
+use host_driver::piv::OldCertificate;
 use host_driver::{csr, inspect, KeyInfo, MgmtKey, PinOutcome, Piv};
 use p256::pkcs8::EncodePublicKey;
 use proto::clock::SystemClock;
@@ -493,29 +494,22 @@ pub fn key_generate(a: GenerateArgs) -> Result<ExitCode> {
         Some(o) => bail!("unknown touch policy {o:?}: use never, always or cached"),
     };
     let mut piv = open(&a.key)?;
-    let old_cert = piv.read_certificate(a.slot)?;
     piv.authenticate_auto(&mgmt_key(&a.mgmt)?)?;
-    let public = piv.generate(a.slot, pin, touch)?;
+    let new = piv.regenerate(a.slot, pin, touch, OldCertificate::RemoveIfStale)?;
     // The public key first: on a card without metadata this output is the only place it is
     // known, so nothing that can fail after the generation may come before it.
-    let pem = public.to_public_key_pem(p256::pkcs8::LineEnding::LF)?;
+    let pem = new.public.to_public_key_pem(p256::pkcs8::LineEnding::LF)?;
     write_or_print(a.out.as_deref(), pem.as_bytes())?;
-    if let Some(der) = old_cert {
-        // Its key is gone: left in the slot it would name a key the card no longer has (and be
-        // taken for the slot's key by every program that reads the certificate for it).
-        if certinfo::public_key(&der).ok() != Some(public) {
-            match piv.delete_certificate(a.slot) {
-                Ok(()) => eprintln!(
-                    "removed the certificate that was in slot {}: it named the key pair just replaced",
-                    a.slot
-                ),
-                Err(e) => eprintln!(
-                    "warning: slot {} still holds the certificate of the key pair just replaced ({e}); \
-                     delete or replace it with `ukey cert import`",
-                    a.slot
-                ),
-            }
+    match new.stale_certificate {
+        None => {}
+        Some(Ok(())) => {
+            eprintln!("removed the certificate that was in slot {}: it named the key pair just replaced", a.slot)
         }
+        Some(Err(e)) => eprintln!(
+            "warning: slot {} still holds the certificate of the key pair just replaced ({e}); delete or replace \
+             it with `ukey cert import`",
+            a.slot
+        ),
     }
     if let Err(host_driver::PivError::NotSupported { sw, .. }) = piv.metadata(a.slot.key_ref()) {
         let kept = match &a.out {
@@ -581,59 +575,47 @@ enum SlotKey<'a> {
     Unknown(String),
 }
 
-/// The public key of the key in `slot`, from where a card offers it: `--pubkey FILE` (checked
-/// against the card's metadata when the card has them), else the metadata (Yubico GET
-/// METADATA), else the slot's certificate. A slot the metadata report empty is an error.
+/// The public key of the key in `slot`, as the driver finds it ([`Piv::slot_public_key`]:
+/// `--pubkey FILE`, else the metadata, else the certificate), with the CLI's words for what
+/// is missing.
 fn slot_public_key<'a>(piv: &mut AnyKey, slot: Slot, file: Option<&'a Path>) -> Result<SlotKey<'a>> {
+    use host_driver::piv::{KeySource as From, MetadataGap, SlotKey as Found};
     use host_driver::PivError;
-    let (from_card, why) = match piv.metadata(slot.key_ref()) {
-        Ok(m) => match m.public_key {
-            Some(point) => (
-                Some(p256::PublicKey::from_sec1_bytes(&point).context("the card's metadata hold no P-256 public key")?),
-                String::new(),
-            ),
-            None => (None, format!("the card's metadata for slot {slot} give no public key")),
-        },
+    let given = file.map(read_public_key).transpose()?;
+    let found = match piv.slot_public_key(slot, given) {
         Err(PivError::Empty { .. }) => {
             bail!("slot {slot} has no key (generate one with `ukey key generate --slot {slot}`)")
         }
-        Err(PivError::NotSupported { sw, .. }) => (
-            None,
-            format!(
-                "reading it from the card needs the Yubico GET METADATA extension (INS F7), which this card does \
-                 not have (it answered {})",
-                sw_text(sw)
-            ),
-        ),
-        Err(PivError::Card { sw, .. }) => {
-            (None, format!("the card refused Yubico GET METADATA (INS F7): it answered {}", sw_text(sw)))
-        }
-        Err(e) => return Err(e.into()),
+        found => found?,
     };
-    if let Some(path) = file {
-        let given = read_public_key(path)?;
-        if from_card.is_some_and(|card| card != given) {
-            bail!(
-                "the public key in {} is not the key in slot {slot} (the card's metadata name another one)",
-                path.display()
-            );
+    Ok(match found {
+        Found::Known(public, From::Given) => SlotKey::Known(public, KeySource::File(file.expect("given from a file"))),
+        Found::Known(public, From::Metadata) => SlotKey::Known(public, KeySource::Metadata),
+        Found::Known(public, From::Certificate) => SlotKey::Known(public, KeySource::Certificate),
+        Found::Contradicted { .. } => bail!(
+            "the public key in {} is not the key in slot {slot} (the card's metadata name another one)",
+            file.expect("given from a file").display()
+        ),
+        Found::Unknown { metadata, certificate } => {
+            let why = match metadata {
+                MetadataGap::NoPublicKey => format!("the card's metadata for slot {slot} give no public key"),
+                MetadataGap::NotSupported(sw) => format!(
+                    "reading it from the card needs the Yubico GET METADATA extension (INS F7), which this card \
+                     does not have (it answered {})",
+                    sw_text(sw)
+                ),
+                MetadataGap::Refused(sw) => {
+                    format!("the card refused Yubico GET METADATA (INS F7): it answered {}", sw_text(sw))
+                }
+            };
+            SlotKey::Unknown(match certificate {
+                Some(e) => format!(
+                    "the public key of slot {slot} is not known: {why}, and the slot's certificate names no P-256 \
+                     key ({e})"
+                ),
+                None => format!("the public key of slot {slot} is not known: {why}, and the slot holds no certificate"),
+            })
         }
-        return Ok(SlotKey::Known(given, KeySource::File(path)));
-    }
-    if let Some(public) = from_card {
-        return Ok(SlotKey::Known(public, KeySource::Metadata));
-    }
-    Ok(match piv.read_certificate(slot)? {
-        Some(der) => match certinfo::public_key(&der) {
-            Ok(public) => SlotKey::Known(public, KeySource::Certificate),
-            Err(e) => SlotKey::Unknown(format!(
-                "the public key of slot {slot} is not known: {why}, and the slot's certificate names no P-256 key \
-                 ({e})"
-            )),
-        },
-        None => SlotKey::Unknown(format!(
-            "the public key of slot {slot} is not known: {why}, and the slot holds no certificate"
-        )),
     })
 }
 

@@ -28,6 +28,8 @@ pub enum PivError {
     NoPiv { sw: Sw },
     #[error("the key in slot {slot} is not the public key given for it (its signature does not verify with that key)")]
     NotTheSlotKey { slot: proto::piv::Slot },
+    #[error("slot {slot} holds a certificate: its key pair is not replaced without asking")]
+    SlotInUse { slot: proto::piv::Slot },
     #[error("invalid input: {0}")]
     Input(String),
 }

@@ -484,3 +484,35 @@ fn metadata_tells_policies_origin_and_public_key_and_import_is_real() {
         .verify_prehash(&[7u8; 32], &p256::ecdsa::Signature::from_slice(&sig.raw).unwrap())
         .expect("the imported key signs");
 }
+
+/// Replacing a slot's key pair treats its certificate as the caller's policy says: kept,
+/// removed (it names the old key), or the replacement refused with the key untouched.
+#[test]
+fn regenerate_keeps_removes_or_refuses_by_the_callers_policy() {
+    use host_driver::piv::OldCertificate;
+    let mut p = InProcess.make(KeySpec { seed: Some(35), ..KeySpec::default() });
+    p.select().unwrap();
+    p.authenticate(&MgmtKey::default()).unwrap();
+    let first = p.regenerate(Slot::Authentication, None, None, OldCertificate::RefuseIfPresent).unwrap();
+    assert!(first.stale_certificate.is_none(), "an empty slot has no certificate to treat");
+    // Any certificate will do (here a CA's own): the slot's key is not the one it names.
+    let dir = tempfile::tempdir().unwrap();
+    let cert = ca::Ca::create(dir.path(), "CN=Test CA", 30, &FixedClock(NOW)).unwrap().certificate_der();
+    p.write_certificate(Slot::Authentication, &cert).unwrap();
+
+    match p.regenerate(Slot::Authentication, None, None, OldCertificate::RefuseIfPresent) {
+        Err(PivError::SlotInUse { slot: Slot::Authentication }) => {}
+        other => panic!("expected SlotInUse, got {other:?}"),
+    }
+    let m = p.metadata(Slot::Authentication.key_ref()).unwrap();
+    assert_eq!(m.public_key.as_deref(), Some(first.public.to_sec1_bytes().as_ref()), "the key is untouched");
+
+    let kept = p.regenerate(Slot::Authentication, None, None, OldCertificate::Keep).unwrap();
+    assert!(kept.stale_certificate.is_none());
+    assert_eq!(p.read_certificate(Slot::Authentication).unwrap(), Some(cert.clone()), "kept");
+
+    let removed = p.regenerate(Slot::Authentication, None, None, OldCertificate::RemoveIfStale).unwrap();
+    assert!(matches!(removed.stale_certificate, Some(Ok(()))), "{removed:?}");
+    assert_eq!(p.read_certificate(Slot::Authentication).unwrap(), None, "removed");
+    assert_ne!(removed.public, kept.public);
+}

@@ -3,6 +3,7 @@
 
 use cryptoki_sys::*;
 use der::Decode;
+use host_driver::piv::OldCertificate;
 use host_driver::{MgmtKey, PinOutcome, Piv, PivError};
 use proto::secret::Pin;
 use proto::transport::{Hold, Transport, TransportError};
@@ -296,12 +297,13 @@ impl Token {
     }
 
     /// GENERATE a P-256 key pair in the slot of CKA_ID `id`: its point. The slot's certificate,
-    /// if any, stays (and no longer matches, as on any PIV card). `configured`: see
+    /// if any, stays ([`OldCertificate::Keep`]: it is an object of its own, which the
+    /// application deletes or replaces, as on any PIV card). `configured`: see
     /// [`Token::as_admin`], as for every operation below.
     pub fn generate(&mut self, configured: Option<&str>, id: u8) -> Rv<Vec<u8>> {
         let (slot, ..) = SLOTS.iter().copied().find(|(_, i, ..)| *i == id).ok_or(CKR_TEMPLATE_INCONSISTENT)?;
         self.as_admin(configured, |t, piv| {
-            let public = piv.generate(slot, None, None).map_err(|e| rv(&e))?;
+            let public = piv.regenerate(slot, None, None, OldCertificate::Keep).map_err(|e| rv(&e))?.public;
             let point = public.to_sec1_bytes().to_vec();
             let mut content = t.content(id).cloned().unwrap_or_else(|| SlotContent::key_only(slot, id, point.clone()));
             content.point = point.clone();

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{key_error, on_key, refuse, request_lang, with_pin, Agent, KeyError, KeyProvider};
+use crate::piv::{OldCertificate, Regenerated};
 use crate::{MgmtKey, Piv, PivError};
 
 /// What a CSR names when the page gives no subject (the CA names the certificate anyway).
@@ -87,16 +88,14 @@ fn keypair_blocking(keys: &dyn KeyProvider, mgmt: &MgmtKey, req: &KeypairRequest
     let subject = req.subject.as_deref().unwrap_or(DEFAULT_SUBJECT);
     // The PIN first: replacing a key pair (and so its certificate) is the holder's decision.
     with_pin(keys, &req.key_id, &req.pin, req.last_try, |piv| {
-        let had_cert = piv.read_certificate(Slot::Authentication).map_err(KeyError::key)?.is_some();
-        if had_cert && !req.replace {
-            return Err(KeyError::SlotInUse);
-        }
         authenticate(piv, mgmt)?;
-        let public = piv.generate(Slot::Authentication, None, None).map_err(KeyError::key)?;
-        if had_cert {
-            // Its key is gone: a certificate left in 9A would name a key the card no longer has.
-            piv.delete_certificate(Slot::Authentication).map_err(KeyError::key)?;
-        }
+        let old = if req.replace { OldCertificate::RemoveIfStale } else { OldCertificate::RefuseIfPresent };
+        let public = match piv.regenerate(Slot::Authentication, None, None, old) {
+            Ok(Regenerated { public, stale_certificate: None | Some(Ok(())) }) => public,
+            Ok(Regenerated { stale_certificate: Some(Err(e)), .. }) => return Err(KeyError::key(e)),
+            Err(PivError::SlotInUse { .. }) => return Err(KeyError::SlotInUse),
+            Err(e) => return Err(KeyError::key(e)),
+        };
         let csr =
             crate::csr::certificate_request(piv, Slot::Authentication, &public, subject).map_err(|e| match e {
                 PivError::Input(m) => KeyError::BadInput(m),

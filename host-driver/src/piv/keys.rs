@@ -1,8 +1,9 @@
-//! The slots' key pairs: generate, import, sign, ECDH.
+//! The slots' key pairs: generate (and replace, under one policy for the old certificate),
+//! import, sign, ECDH.
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use proto::piv::{ins, Algorithm, PinPolicy, Slot, TouchPolicy};
-use proto::{tlv, Transport};
+use proto::{tlv, Sw, Transport};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -18,7 +19,127 @@ pub struct EcdsaSignature {
     pub raw: [u8; 64],
 }
 
+/// Where a slot's public key was learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// The caller's (a file the user kept), agreeing with the metadata where the card has them.
+    Given,
+    /// The card's metadata (Yubico GET METADATA).
+    Metadata,
+    /// The certificate in the slot (which names the slot's key only until it is replaced).
+    Certificate,
+}
+
+/// Why the metadata did not tell a slot's public key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataGap {
+    /// The card has metadata, without a public key for the slot.
+    NoPublicKey,
+    /// No GET METADATA (a plain PIV card): what it answered.
+    NotSupported(Sw),
+    /// The card refused GET METADATA for the slot.
+    Refused(Sw),
+}
+
+/// What is known about the public key of a slot's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotKey {
+    Known(p256::PublicKey, KeySource),
+    /// Nothing on the card tells it: why the metadata did not, and the slot's certificate
+    /// (`None`: there is none; `Some(why)`: it names no P-256 key).
+    Unknown {
+        metadata: MetadataGap,
+        certificate: Option<String>,
+    },
+    /// The given key is not the one the card's metadata name for the slot.
+    Contradicted {
+        given: p256::PublicKey,
+        card: p256::PublicKey,
+    },
+}
+
+/// What becomes of a slot's certificate when its key pair is replaced. Each caller states
+/// its own: the CLI and the agent remove it (a certificate left behind names a key the card
+/// no longer has, and every program reading the slot takes it for the slot's key); the agent
+/// first refuses unless the holder asked to replace; the PKCS#11 module keeps it (there a
+/// certificate is an object of its own, which the application deletes or replaces, as with
+/// any PIV card's module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OldCertificate {
+    Keep,
+    /// Deleted when it does not name the new key (which, for a new pair, it never does).
+    RemoveIfStale,
+    /// The slot is not regenerated while it holds a certificate ([`PivError::SlotInUse`]).
+    RefuseIfPresent,
+}
+
+/// A slot's new key pair, and what became of its old certificate.
+#[derive(Debug)]
+pub struct Regenerated {
+    pub public: p256::PublicKey,
+    /// `Some` when a stale certificate was there: removed (`Ok`), or not (`Err`). Not an
+    /// error of the regeneration: the new key exists either way, and its public key must
+    /// reach the caller (on a card without metadata nothing else can tell it later).
+    pub stale_certificate: Option<Result<()>>,
+}
+
 impl<T: Transport> Piv<T> {
+    /// The public key of the key in `slot`, from where a card offers it: `given` (checked
+    /// against the card's metadata when the card has them), else the metadata, else the slot's
+    /// certificate. A slot the metadata report empty is [`PivError::Empty`].
+    pub fn slot_public_key(&mut self, slot: Slot, given: Option<p256::PublicKey>) -> Result<SlotKey> {
+        let (from_card, gap) = match self.metadata(slot.key_ref()) {
+            Ok(m) => match m.public_key {
+                Some(point) => (
+                    Some(p256::PublicKey::from_sec1_bytes(&point).map_err(|_| {
+                        PivError::malformed("get metadata", format!("slot {slot}'s public key is not a P-256 point"))
+                    })?),
+                    MetadataGap::NoPublicKey,
+                ),
+                None => (None, MetadataGap::NoPublicKey),
+            },
+            Err(e @ PivError::Empty { .. }) => return Err(e),
+            Err(PivError::NotSupported { sw, .. }) => (None, MetadataGap::NotSupported(sw)),
+            Err(PivError::Card { sw, .. }) => (None, MetadataGap::Refused(sw)),
+            Err(e) => return Err(e),
+        };
+        match (given, from_card) {
+            (Some(given), Some(card)) if given != card => return Ok(SlotKey::Contradicted { given, card }),
+            (Some(given), _) => return Ok(SlotKey::Known(given, KeySource::Given)),
+            (None, Some(card)) => return Ok(SlotKey::Known(card, KeySource::Metadata)),
+            (None, None) => {}
+        }
+        Ok(match self.read_certificate(slot)? {
+            Some(der) => match crate::certinfo::public_key(&der) {
+                Ok(public) => SlotKey::Known(public, KeySource::Certificate),
+                Err(e) => SlotKey::Unknown { metadata: gap, certificate: Some(e.to_string()) },
+            },
+            None => SlotKey::Unknown { metadata: gap, certificate: None },
+        })
+    }
+
+    /// Replace the key pair in `slot` (GENERATE, after management-key authentication), and
+    /// treat the certificate there as `old` says.
+    pub fn regenerate(
+        &mut self,
+        slot: Slot,
+        pin: Option<PinPolicy>,
+        touch: Option<TouchPolicy>,
+        old: OldCertificate,
+    ) -> Result<Regenerated> {
+        let certificate = match old {
+            OldCertificate::Keep => None,
+            _ => self.read_certificate(slot)?,
+        };
+        if old == OldCertificate::RefuseIfPresent && certificate.is_some() {
+            return Err(PivError::SlotInUse { slot });
+        }
+        let public = self.generate(slot, pin, touch)?;
+        let stale = certificate.filter(|der| crate::certinfo::public_key(der).ok() != Some(public));
+        let stale_certificate = stale.map(|_| self.delete_certificate(slot));
+        Ok(Regenerated { public, stale_certificate })
+    }
+
     /// GENERATE ASYMMETRIC KEY PAIR (P-256). Needs management-key authentication.
     pub fn generate(
         &mut self,

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::{PivError, Result};
 
-pub use keys::EcdsaSignature;
+pub use keys::{EcdsaSignature, KeySource, MetadataGap, OldCertificate, Regenerated, SlotKey};
 pub use pin::{PinOutcome, PinStatus};
 /// GET METADATA, decoded: proto's one definition, shared with the card.
 pub use proto::piv::metadata::{KeyAlgorithm, Metadata, Origin};
