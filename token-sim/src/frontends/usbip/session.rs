@@ -125,9 +125,9 @@ pub fn run(mut conn: Conn, host: HostEnd, idle: Option<Duration>) -> Result<(), 
                     let flag = Arc::new(AtomicBool::new(false));
                     pending.insert(seq, (ep, flag.clone()));
                     drop(pending);
-                    if !workers.contains_key(&ep) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = workers.entry(ep) {
                         match in_worker(ep, host.clone(), shared.clone()) {
-                            Ok(w) => drop(workers.insert(ep, w)),
+                            Ok(w) => drop(slot.insert(w)),
                             // No thread to be had (a process at its limit): this URB is
                             // refused like a full queue, and the next one tries again.
                             Err(e) => tracing::warn!("USB/IP: no worker for endpoint {ep:#04x}: {e}"),
