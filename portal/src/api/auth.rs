@@ -31,7 +31,8 @@ pub async fn session(S(p): S<State>, Extension(client): Extension<ClientAddr>, h
             ));
         }
         p.limit_to("new_session", &client.key(), p.config.sessions_per_address_per_minute).await?;
-        let (s, cookie) = p.rotate(None, None, None).await?;
+        let (s, token) = p.rotate(None, None, None).await?;
+        let cookie = p.set_cookie(&token);
         Ok((json!({"ok": true, "code": "session", "csrf": s.csrf, "user": null, "account_id": null}), Some(cookie)))
     }
     .await;
@@ -76,7 +77,7 @@ pub async fn password_login(
                 "accounts": done.accounts,
             }),
         );
-        cookie = Some(done.cookie);
+        cookie = Some(p.set_cookie(&done.token));
         Ok(v)
     }
     .await;

@@ -6,19 +6,18 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ok, ApiError, Body, Portal, Reply, State};
+use super::{lang, ok, Body, Portal, Reply, State};
+use crate::app::Refusal;
 use crate::client::ClientAddr;
 use crate::messages::Msg;
 use crate::store::{Account, AccountBinding, Session, User};
 use crate::token::AuthToken;
 
-pub(crate) use crate::service::binding::login_required;
-
 impl Portal {
     /// The request's session, if it is a password login's.
-    pub(crate) async fn logged_in(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
-        let s = self.current(headers).await?.ok_or_else(login_required)?;
-        s.user_id.as_ref().ok_or_else(login_required)?;
+    pub(crate) async fn logged_in(&self, headers: &HeaderMap) -> Result<Session, Refusal> {
+        let s = self.current(headers).await?.ok_or_else(Refusal::login_required)?;
+        s.user_id.as_ref().ok_or_else(Refusal::login_required)?;
         Ok(s)
     }
 }
@@ -26,8 +25,8 @@ impl Portal {
 impl Portal {
     /// The password-logged-in user of this request, their enterprise's accounts and what is
     /// bound to each: the accounts page and `GET /api/accounts` both show this.
-    pub(crate) async fn my_accounts(&self, headers: &HeaderMap) -> Result<(User, Vec<AccountBinding>), ApiError> {
-        let s = self.current(headers).await?.ok_or_else(login_required)?;
+    pub(crate) async fn my_accounts(&self, headers: &HeaderMap) -> Result<(User, Vec<AccountBinding>), Refusal> {
+        let s = self.current(headers).await?.ok_or_else(Refusal::login_required)?;
         let user = self.user_of(&s).await?;
         let accounts = self.store.accounts(&user.enterprise_id).await?;
         Ok((user, accounts))
@@ -37,10 +36,7 @@ impl Portal {
 impl Portal {
     /// Who this request's session is: the user (password login) and the account (key
     /// login), either or both; `None` for a session that logged in to nothing.
-    pub(crate) async fn whoami(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<Option<(Option<User>, Option<Account>)>, ApiError> {
+    pub(crate) async fn whoami(&self, headers: &HeaderMap) -> Result<Option<(Option<User>, Option<Account>)>, Refusal> {
         let Some(s) = self.current(headers).await? else { return Ok(None) };
         let user = match &s.user_id {
             Some(id) => self.store.user_by_id(id).await?,

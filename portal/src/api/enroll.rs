@@ -5,13 +5,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State as S};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{lang, ok, ApiError, Body, Portal, Reply, State};
+use super::{lang, ok, Body, Portal, Reply, State};
+use crate::app::{Kind, Refusal};
 use crate::client::ClientAddr;
 use crate::enrollment::{self, Form, Stage};
 use crate::messages::{Lang, Msg};
@@ -34,8 +35,8 @@ fn next_steps(stage: Stage) -> &'static [&'static str] {
 impl Portal {
     /// The request's user and their application `id`: the application pages and
     /// `GET /api/applications/{id}` show this.
-    pub(crate) async fn my_application(&self, headers: &HeaderMap, id: &str) -> Result<(User, Application), ApiError> {
-        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
+    pub(crate) async fn my_application(&self, headers: &HeaderMap, id: &str) -> Result<(User, Application), Refusal> {
+        let s = self.current(headers).await?.ok_or_else(Refusal::login_required)?;
         self.own_application(&s, id).await
     }
 
@@ -43,23 +44,23 @@ impl Portal {
     pub(crate) async fn me_and_enterprise(
         &self,
         headers: &HeaderMap,
-    ) -> Result<(User, crate::store::Enterprise), ApiError> {
-        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
+    ) -> Result<(User, crate::store::Enterprise), Refusal> {
+        let s = self.current(headers).await?.ok_or_else(Refusal::login_required)?;
         let user = self.user_of(&s).await?;
         let e = self.enterprise_of(&user).await?;
         Ok((user, e))
     }
 
     /// The request's user and their applications, newest first.
-    pub(crate) async fn my_applications(&self, headers: &HeaderMap) -> Result<(User, Vec<Application>), ApiError> {
-        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
+    pub(crate) async fn my_applications(&self, headers: &HeaderMap) -> Result<(User, Vec<Application>), Refusal> {
+        let s = self.current(headers).await?.ok_or_else(Refusal::login_required)?;
         let user = self.user_of(&s).await?;
         let apps = self.store.applications_of(&user.id).await?;
         Ok((user, apps))
     }
 
     /// An application as its pages show it.
-    pub(crate) async fn application_view(&self, a: &Application, lang: Lang) -> Result<Value, ApiError> {
+    pub(crate) async fn application_view(&self, a: &Application, lang: Lang) -> Result<Value, Refusal> {
         let photos = self.store.photos(&a.id).await?;
         let certificate = match &a.fingerprint {
             Some(fp) => self.store.certificate(fp).await?.map(|c| c.der_b64),
@@ -165,7 +166,7 @@ pub async fn upload_photo(
         let s = p.guarded(&headers).await?;
         // Read at most one byte past the limit: a larger body is refused without being held.
         let upload = match axum::body::to_bytes(body, p.config.enroll.photo_max_bytes + 1).await {
-            Ok(b) => Upload::Bytes(b),
+            Ok(b) => Upload::Bytes(b.into()),
             Err(_) => Upload::TooLarge,
         };
         let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -199,11 +200,10 @@ pub async fn submit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
     let lang = lang(&headers);
     Reply::of(lang, async {
         let s = p.guarded(&headers).await?;
-        let csr = B64.decode(req.csr.trim()).map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", "csr must be a base64 DER PKCS#10 request")
-        })?;
-        let not_base64 =
-            |name| ApiError::new(StatusCode::BAD_REQUEST, "bad_attestation", format!("{name} must be base64 DER"));
+        let csr = B64
+            .decode(req.csr.trim())
+            .map_err(|_| Refusal::new(Kind::Malformed, "bad_csr", "csr must be a base64 DER PKCS#10 request"))?;
+        let not_base64 = |name| Refusal::new(Kind::Malformed, "bad_attestation", format!("{name} must be base64 DER"));
         let attestation = base64_field("attestation", req.attestation.as_deref()).map_err(not_base64)?;
         let f9 = base64_field("attestation_f9", req.attestation_f9.as_deref()).map_err(not_base64)?;
         let (key, sent) = p.submit_application(&s, &id, &csr, attestation.as_deref(), f9.as_deref()).await?;

@@ -68,13 +68,3 @@ pub async fn key_login(
     .await;
     Reply { lang, result, cookie }
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(crate::api::day(0), "1970-01-01");
-        assert_eq!(crate::api::day(1_790_000_000), "2026-09-21");
-        assert_eq!(crate::api::day(951_782_400), "2000-02-29");
-    }
-}

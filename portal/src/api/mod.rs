@@ -17,94 +17,21 @@ pub mod pki;
 mod sandbox;
 pub(crate) mod staff;
 
-use std::sync::Arc;
-
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine;
-use proto::Clock;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::app::{Kind, Refusal};
 use crate::messages::{Lang, Msg};
 use crate::ratelimit::RateLimits;
-use crate::store::{KeyStanding, Session, Store, StoreError};
+use crate::store::{KeyStanding, Session};
 
 pub const COOKIE: &str = "ukey_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Everything a request handler needs.
-pub struct Portal {
-    pub store: Store,
-    /// The CA's public key: what login certificates must chain to.
-    pub ca: p256::ecdsa::VerifyingKey,
-    /// The CA itself: issues the certificates of approved applications.
-    pub issuer: Arc<ca::Ca>,
-    pub clock: Arc<dyn Clock + Send + Sync>,
-    pub config: Config,
-    pub limits: RateLimits,
-    /// Password hashing, off the async workers and capped.
-    pub hasher: crate::password::Hasher,
-    /// SHA-256 of certificates already found signed by our CA (bounded).
-    chain_ok: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
-    crl_cache: tokio::sync::Mutex<Option<pki::CachedCrl>>,
-    /// Photo decodes running at once (each may take ~170 MB): as many as password hashes.
-    pub(crate) photo_slots: tokio::sync::Semaphore,
-}
-
-const CHAIN_CACHE_MAX: usize = 100_000;
-
-pub type State = Arc<Portal>;
-
-impl Portal {
-    pub fn new(store: Store, issuer: Arc<ca::Ca>, clock: Arc<dyn Clock + Send + Sync>, config: Config) -> State {
-        let limits = RateLimits::for_backend(store.backend());
-        let hasher = crate::password::Hasher::new(config.hash_slots, config.password_cost, config.hash_wait);
-        let photo_slots = config.hash_slots.max(1);
-        Arc::new(Portal {
-            store,
-            ca: *issuer.verifying_key(),
-            issuer,
-            clock,
-            config,
-            limits,
-            hasher,
-            chain_ok: Default::default(),
-            crl_cache: Default::default(),
-            photo_slots: tokio::sync::Semaphore::new(photo_slots),
-        })
-    }
-
-    /// Whether `der` is signed by our CA, remembering the answer for certificates that are.
-    pub fn issued_by_ca(&self, der: &[u8]) -> bool {
-        let h: [u8; 32] = Sha256::digest(der).into();
-        if self.chain_ok.lock().unwrap_or_else(|p| p.into_inner()).contains(&h) {
-            return true;
-        }
-        let ok = ca::verify_signed_by(der, &self.ca);
-        if ok {
-            let mut c = self.chain_ok.lock().unwrap_or_else(|p| p.into_inner());
-            if c.len() >= CHAIN_CACHE_MAX {
-                c.clear();
-            }
-            c.insert(h);
-        }
-        ok
-    }
-
-    pub fn now(&self) -> i64 {
-        self.clock.now_unix() as i64
-    }
-
-    /// Write an audit row; a failing audit write fails the request (no unaudited flow).
-    pub(crate) async fn audit(&self, actor: &str, action: &str, outcome: &str, detail: &str) -> Result<(), ApiError> {
-        self.store.audit(actor, action, outcome, detail, self.now()).await.map_err(ApiError::from)
-    }
-}
+pub use crate::app::{Portal, State};
 
 /// Serve the API and the pages over https on `listener` until the future is dropped.
 pub async fn serve_tls(listener: crate::tls::TlsListener, state: State) -> std::io::Result<()> {
@@ -213,74 +140,44 @@ pub fn router(state: State) -> Router {
         .with_state(state)
 }
 
-/// The calendar day (UTC) of a unix time, as messages print it.
-pub(crate) fn day(unix: i64) -> String {
-    let t = host_driver::certinfo::format_time(unix.max(0) as u64);
-    t.get(..10).unwrap_or(&t).to_string()
-}
-
-/// A refusal: status, stable code, message (or a user-facing [`Msg`]), extra fields.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub msg: Option<Msg>,
-    pub extra: Value,
-    /// The form fields refused, and why (each gets its message in the caller's language).
-    pub fields: Vec<crate::enrollment::FieldProblem>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), msg: None, extra: json!({}), fields: Vec::new() }
-    }
-    pub fn user(status: StatusCode, msg: Msg) -> ApiError {
-        ApiError {
-            status,
-            code: msg.code(),
-            message: String::new(),
-            msg: Some(msg),
-            extra: json!({}),
-            fields: Vec::new(),
-        }
-    }
-    pub fn with(mut self, extra: Value) -> ApiError {
-        self.extra = extra;
-        self
-    }
-    /// A refused form: every wrong field.
-    pub fn with_fields(mut self, fields: Vec<crate::enrollment::FieldProblem>) -> ApiError {
-        self.fields = fields;
-        self
-    }
-    fn body(&self, lang: Lang) -> Value {
-        let mut v = json!({
-            "ok": false,
-            "code": self.code,
-            "message": self.msg.as_ref().map(|m| m.text(lang)).unwrap_or_else(|| self.message.clone()),
-        });
-        merge(&mut v, &self.extra);
-        if !self.fields.is_empty() {
-            let fields: Vec<Value> = self
-                .fields
-                .iter()
-                .map(|p| {
-                    let message = crate::messages::field_problem(p.field, p.error, lang);
-                    json!({"field": p.field, "error": p.error, "message": message})
-                })
-                .collect();
-            v["fields"] = json!(fields);
-        }
-        v
+/// The HTTP status of a refusal of `kind`: the one place the API chooses it.
+pub fn status(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::Malformed => StatusCode::BAD_REQUEST,
+        Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        tracing::error!("store: {e}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the portal's log")
+/// A refusal's JSON body in `lang`: `ok: false`, its code and message, its extra fields,
+/// and each refused form field with its message.
+fn refusal_body(r: &Refusal, lang: Lang) -> Value {
+    let mut v = json!({
+        "ok": false,
+        "code": r.code,
+        "message": r.msg.as_ref().map(|m| m.text(lang)).unwrap_or_else(|| r.message.clone()),
+    });
+    merge(&mut v, &r.extra);
+    if !r.fields.is_empty() {
+        let fields: Vec<Value> = r
+            .fields
+            .iter()
+            .map(|p| {
+                let message = crate::messages::field_problem(p.field, p.error, lang);
+                json!({"field": p.field, "error": p.error, "message": message})
+            })
+            .collect();
+        v["fields"] = json!(fields);
     }
+    v
 }
 
 fn merge(into: &mut Value, extra: &Value) {
@@ -315,13 +212,13 @@ where
 /// A JSON answer in the caller's language, with any cookie to set.
 pub struct Reply {
     pub lang: Lang,
-    pub result: Result<Value, ApiError>,
+    pub result: Result<Value, Refusal>,
     pub cookie: Option<String>,
 }
 
 impl Reply {
     /// The answer of `body` in `lang`, without a cookie: what most endpoints give.
-    pub async fn of(lang: Lang, body: impl std::future::Future<Output = Result<Value, ApiError>>) -> Reply {
+    pub async fn of(lang: Lang, body: impl std::future::Future<Output = Result<Value, Refusal>>) -> Reply {
         Reply { lang, result: body.await, cookie: None }
     }
 }
@@ -330,7 +227,7 @@ impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let (status, body) = match self.result {
             Ok(v) => (StatusCode::OK, v),
-            Err(e) => (e.status, e.body(self.lang)),
+            Err(r) => (status(r.kind), refusal_body(&r, self.lang)),
         };
         let retry_after = body["retry_after"].as_i64().filter(|_| status == StatusCode::TOO_MANY_REQUESTS);
         let mut resp = (status, Json(body)).into_response();
@@ -373,69 +270,27 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
-/// A fresh random token (cookie value, CSRF token, nonce), base64url.
-pub fn random_token() -> String {
-    B64URL.encode(rand::random::<[u8; 32]>())
-}
-
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
     cookie(headers, COOKIE)
 }
 
 impl Portal {
-    fn set_cookie(&self, token: &str) -> String {
+    pub(crate) fn set_cookie(&self, token: &str) -> String {
         let secure = if self.config.origin.starts_with("https://") { "; Secure" } else { "" };
         format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", self.config.session_secs)
     }
 
     /// The caller's live session, if the cookie names one.
-    pub(crate) async fn current(&self, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
+    pub(crate) async fn current(&self, headers: &HeaderMap) -> Result<Option<Session>, Refusal> {
         match cookie_token(headers) {
-            Some(t) => Ok(self.store.session(&hash_token(&t), self.now()).await?),
+            Some(t) => Ok(self.store.session(&crate::secret::hash_token(&t), self.now()).await?),
             None => Ok(None),
         }
     }
 
-    /// A new session (new token, new CSRF token) replacing `old`: called at every login, so a
-    /// token planted before login is worthless after it.
-    pub(crate) async fn rotate(
-        &self,
-        old: Option<&Session>,
-        user_id: Option<String>,
-        account_id: Option<String>,
-    ) -> Result<(Session, String), ApiError> {
-        let (s, token) = self.new_session(user_id, account_id);
-        let replaced = match old {
-            Some(o) => self.store.rotate_session(&o.token_hash, &s).await?,
-            None => false,
-        };
-        if !replaced {
-            self.store.put_session(&s, self.now()).await?;
-        }
-        Ok((s, self.set_cookie(&token)))
-    }
-
-    /// A fresh session and the cookie token that names it.
-    pub(crate) fn new_session(&self, user_id: Option<String>, account_id: Option<String>) -> (Session, String) {
-        let token = random_token();
-        let s = Session {
-            token_hash: hash_token(&token),
-            user_id,
-            account_id,
-            csrf: random_token(),
-            expires_at: self.now() + self.config.session_secs,
-            challenge: None,
-        };
-        (s, token)
-    }
-
     /// A state-changing request: it must come with a live session and its CSRF token.
-    pub(crate) async fn guarded(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
-        let s = self.current(headers).await?.ok_or_else(no_session)?;
+    pub(crate) async fn guarded(&self, headers: &HeaderMap) -> Result<Session, Refusal> {
+        let s = self.current(headers).await?.ok_or_else(Refusal::no_session)?;
         self.check_csrf(headers, &s).await?;
         Ok(s)
     }
@@ -446,9 +301,10 @@ impl Portal {
         &self,
         headers: &HeaderMap,
         fingerprint: &str,
-    ) -> Result<(Session, Option<KeyStanding>), ApiError> {
-        let hash = cookie_token(headers).map(|t| hash_token(&t)).ok_or_else(no_session)?;
-        let (s, standing) = self.store.session_and_key(&hash, self.now(), fingerprint).await?.ok_or_else(no_session)?;
+    ) -> Result<(Session, Option<KeyStanding>), Refusal> {
+        let hash = cookie_token(headers).map(|t| crate::secret::hash_token(&t)).ok_or_else(Refusal::no_session)?;
+        let (s, standing) =
+            self.store.session_and_key(&hash, self.now(), fingerprint).await?.ok_or_else(Refusal::no_session)?;
         self.check_csrf(headers, &s).await?;
         Ok((s, standing))
     }
@@ -462,9 +318,9 @@ impl Portal {
         headers: &HeaderMap,
         client: &crate::client::ClientAddr,
         action: &'static str,
-        checked: impl std::future::Future<Output = Result<T, ApiError>>,
-    ) -> Result<T, ApiError> {
-        let session = cookie_token(headers).map(|t| hash_token(&t)).ok_or_else(no_session)?;
+        checked: impl std::future::Future<Output = Result<T, Refusal>>,
+    ) -> Result<T, Refusal> {
+        let session = cookie_token(headers).map(|t| crate::secret::hash_token(&t)).ok_or_else(Refusal::no_session)?;
         let addr = client.key();
         let (checked, limited) = tokio::join!(checked, self.limit_both(action, &session, &addr));
         let checked = checked?;
@@ -472,49 +328,12 @@ impl Portal {
         Ok(checked)
     }
 
-    async fn check_csrf(&self, headers: &HeaderMap, s: &Session) -> Result<(), ApiError> {
+    async fn check_csrf(&self, headers: &HeaderMap, s: &Session) -> Result<(), Refusal> {
         let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !bool::from(subtle_eq(sent.as_bytes(), s.csrf.as_bytes())) {
+        if !bool::from(crate::secret::subtle_eq(sent.as_bytes(), s.csrf.as_bytes())) {
             self.audit("-", "csrf", "refused", "missing or wrong CSRF token").await?;
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token"));
+            return Err(Refusal::new(Kind::Forbidden, "csrf", "missing or wrong X-CSRF-Token"));
         }
         Ok(())
     }
-
-    /// Count the request against `action`'s limit for `who` (a session, a user) and for the
-    /// client's address `addr`; refused (429, audited) when either is over.
-    pub(crate) async fn limit_both(&self, action: &'static str, who: &str, addr: &str) -> Result<(), ApiError> {
-        let (a, b) = tokio::join!(
-            self.limit_to(action, who, self.config.rate_per_minute),
-            self.limit_to(action, addr, self.config.rate_per_address_per_minute)
-        );
-        a.and(b)
-    }
-
-    /// Count one request of `action` by `client`; refused once `per_minute` came this minute.
-    pub(crate) async fn limit_to(&self, action: &'static str, client: &str, per_minute: u32) -> Result<(), ApiError> {
-        let allowed = match &self.limits {
-            RateLimits::InProcess(r) => r.allow(action, client, per_minute, self.now()),
-            RateLimits::Shared => self.store.count_request(action, client, self.now() / 60).await? <= per_minute as i64,
-        };
-        if allowed {
-            return Ok(());
-        }
-        self.audit(client, action, "refused", "rate limited").await?;
-        let wait = 60 - self.now().rem_euclid(60);
-        Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; wait a minute")
-            .with(json!({"retry_after": wait})))
-    }
-}
-
-pub(crate) fn no_session() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "no_session", "no session: GET /api/session first")
-}
-
-pub(crate) fn subtle_eq(a: &[u8], b: &[u8]) -> subtle::Choice {
-    use subtle::ConstantTimeEq;
-    if a.len() != b.len() {
-        return subtle::Choice::from(0);
-    }
-    a.ct_eq(b)
 }

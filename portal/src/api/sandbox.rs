@@ -3,11 +3,12 @@
 //! without the sandbox does not have these routes at all.
 
 use axum::extract::{Path, Query, State as S};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ApiError, Reply, State};
+use super::{lang, Reply, State};
+use crate::app::{Kind, Refusal};
 use crate::payment;
 
 /// `POST /api/sandbox/pay/{payment_id}`: the user pays at the simulated provider, which
@@ -16,11 +17,8 @@ use crate::payment;
 pub async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
     let lang = lang(&headers);
     Reply::of(lang, async {
-        let pay = p
-            .store
-            .payment(&id)
-            .await?
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_payment", "no such payment"))?;
+        let pay =
+            p.store.payment(&id).await?.ok_or_else(|| Refusal::new(Kind::NotFound, "no_payment", "no such payment"))?;
         let (body, signature) = payment::simulate_success(&p.config.payment_secret, &pay.id, pay.amount_fen);
         let mut answer = super::enroll::notified(p.payment_notified(&body, &signature).await?);
         // The exact bytes signed: a replay must send them unchanged.

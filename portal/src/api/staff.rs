@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ok, ApiError, Body, Portal, Reply, State};
+use super::{lang, ok, Body, Portal, Reply, State};
+use crate::app::Refusal;
 use crate::enrollment::Stage;
 use crate::messages::Msg;
 use crate::store::{Application, CertRecord, User};
@@ -18,7 +19,7 @@ impl Portal {
         &self,
         headers: &HeaderMap,
         id: &str,
-    ) -> Result<(Application, Option<CertRecord>), ApiError> {
+    ) -> Result<(Application, Option<CertRecord>), Refusal> {
         let s = self.logged_in(headers).await?;
         self.staff_view(&s, id).await
     }
@@ -28,7 +29,7 @@ impl Portal {
         &self,
         headers: &HeaderMap,
         stage: Option<&str>,
-    ) -> Result<(User, Stage, Vec<Application>), ApiError> {
+    ) -> Result<(User, Stage, Vec<Application>), Refusal> {
         let s = self.logged_in(headers).await?;
         self.queue_at(&s, stage).await
     }

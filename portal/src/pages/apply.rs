@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
 use super::{api_error_page, html, refused, script_json, Layout, Text};
-use crate::api::{day, lang, State};
+use crate::api::{lang, State};
 use crate::enrollment::{self, Form, Side, Stage};
-use crate::messages::stage_name;
+use crate::messages::{day, stage_name};
 use crate::store::Application;
 
 #[derive(Template)]

@@ -215,7 +215,7 @@ fn side_name(side: crate::enrollment::Side) -> &'static str {
 }
 
 /// Not logged in with a password: the login page; anything else refused: an error page.
-pub(super) fn refused(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
+pub(super) fn refused(headers: &HeaderMap, e: crate::app::Refusal) -> Response {
     if e.code == "login_required" {
         return Redirect::to("/").into_response();
     }
@@ -223,12 +223,12 @@ pub(super) fn refused(headers: &HeaderMap, e: crate::api::ApiError) -> Response 
 }
 
 /// A refusal of the API's calls, as a page (its message in the caller's language).
-pub(super) fn api_error_page(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
+pub(super) fn api_error_page(headers: &HeaderMap, e: crate::app::Refusal) -> Response {
     let t = Text { lang: lang(headers) };
     let message = e.msg.as_ref().map(|m| m.text(t.lang)).unwrap_or_else(|| e.message.clone());
     let page = ErrorPage { layout: Layout { t, path: "/".into() }, message };
     let mut resp = html(page.render(), "");
-    *resp.status_mut() = e.status;
+    *resp.status_mut() = crate::api::status(e.kind);
     resp
 }
 

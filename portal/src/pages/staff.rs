@@ -10,9 +10,9 @@ use serde_json::json;
 
 use super::{html, refused, script_json, Layout, Text};
 use crate::api::staff::QueueQuery;
-use crate::api::{day, lang, State};
+use crate::api::{lang, State};
 use crate::enrollment::{self, Form, Side, Stage};
-use crate::messages::stage_name;
+use crate::messages::{day, stage_name};
 
 /// The stages staff look at, in the queue's tabs.
 const QUEUE_STAGES: [Stage; 3] = [Stage::UnderReview, Stage::Issued, Stage::Rejected];
