@@ -5,6 +5,7 @@
 //! - [`app`]: the portal below its adapters: state, clock, audit, sessions, limits, and the
 //!   status-free refusal the rules answer with.
 //! - [`service`]: the business rules the API and the pages both call.
+//! - [`web`]: the router and the extractors the two adapters share (language, session).
 //! - [`api`]: the HTTP/JSON API (axum): sessions, CSRF, login, bind, unbind.
 //! - [`pages`]: the web pages (server-rendered, askama) over the same API and the agent.
 //! - [`store`]: persistence, SQLite by default and PostgreSQL by URL, one code path.
@@ -39,5 +40,9 @@ pub mod store;
 pub mod tls;
 pub mod token;
 pub mod validate;
+pub mod web;
+
+pub use app::{Portal, State};
 
 pub use store::{Backend, Store, StoreError};
+pub use web::{serve, serve_tls};

@@ -6,10 +6,7 @@ use axum::extract::State as S;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::State;
-
-pub const CRL_PATH: &str = "/pki/ca.crl";
-pub const CA_PATH: &str = "/pki/ca.crt";
+use crate::app::State;
 
 fn der_response(content_type: &'static str, der: Vec<u8>, max_age: u64) -> Response {
     let mut r = der.into_response();

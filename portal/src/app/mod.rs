@@ -8,12 +8,15 @@
 //! - `sessions`: new sessions and their rotation at every login.
 //! - `limits`: requests counted per action and client.
 //! - `crl`: the CA's revocation list, made on demand and cached.
+//! - [`housekeeping`]: expired sessions and old counts deleted now and then.
 
 mod crl;
+mod housekeeping;
 mod limits;
 mod portal;
 mod refusal;
 mod sessions;
 
+pub use housekeeping::housekeeping;
 pub use portal::{Portal, State};
 pub use refusal::{Kind, Refusal};

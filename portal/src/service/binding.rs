@@ -6,7 +6,7 @@ use super::keylogin::Standing;
 use crate::app::{Kind, Portal, Refusal};
 
 use crate::messages::Msg;
-use crate::store::{AccountBinding, Enterprise, Session, User};
+use crate::store::{Account, AccountBinding, Enterprise, Session, User};
 use crate::token::AuthToken;
 
 /// Most accounts one bind or unbind names (an enterprise has a handful).
@@ -40,6 +40,28 @@ impl Portal {
 }
 
 impl Portal {
+    /// The user of session `s`, their enterprise's accounts and what is bound to each: the
+    /// accounts page and `GET /api/accounts` both show this.
+    pub async fn my_accounts(&self, s: &Session) -> Result<(User, Vec<AccountBinding>), Refusal> {
+        let user = self.user_of(s).await?;
+        let accounts = self.store.accounts(&user.enterprise_id).await?;
+        Ok((user, accounts))
+    }
+
+    /// Who session `s` is: the user (password login) and the account (key login), either or
+    /// both; `None` for a session that logged in to nothing.
+    pub async fn whoami(&self, s: &Session) -> Result<Option<(Option<User>, Option<Account>)>, Refusal> {
+        let user = match &s.user_id {
+            Some(id) => self.store.user_by_id(id).await?,
+            None => None,
+        };
+        let account = match &s.account_id {
+            Some(id) => self.store.account_by_id(id).await?,
+            None => None,
+        };
+        Ok((user.is_some() || account.is_some()).then_some((user, account)))
+    }
+
     /// Bind the key that answered the challenge `nonce` with `token` to `account_ids` of the
     /// user's enterprise. How many bindings are new, and those accounts as they are now.
     pub async fn bind_key(

@@ -55,6 +55,20 @@ impl Portal {
         }
     }
 
+    /// The user of session `s` and their enterprise (the form shows its name and credit code).
+    pub async fn me_and_enterprise(&self, s: &Session) -> Result<(User, crate::store::Enterprise), Refusal> {
+        let user = self.user_of(s).await?;
+        let e = self.enterprise_of(&user).await?;
+        Ok((user, e))
+    }
+
+    /// The user of session `s` and their applications, newest first.
+    pub async fn my_applications(&self, s: &Session) -> Result<(User, Vec<Application>), Refusal> {
+        let user = self.user_of(s).await?;
+        let apps = self.store.applications_of(&user.id).await?;
+        Ok((user, apps))
+    }
+
     /// A refused form: 422 with every wrong field and what to fix, audited.
     async fn check_form(&self, user: &User, form: &Form) -> Result<Form, Refusal> {
         let e = self.enterprise_of(user).await?;
