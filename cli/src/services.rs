@@ -11,10 +11,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use host_driver::agent::{AgentConfig, KeyProvider, KeyRef};
 use host_driver::pcsc::{Monitor, Pcsc, PcscTransport};
-use portal::api::Portal;
 use portal::config::Config;
 use portal::password::Cost;
 use portal::store::Store;
+use portal::Portal;
 use proto::clock::SystemClock;
 use proto::{Clock, Transport};
 
@@ -220,8 +220,8 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
     }
     let served = async {
         match tls {
-            Some(config) => portal::api::serve_tls(portal::tls::TlsListener::new(listener, config)?, state).await,
-            None => portal::api::serve(listener, state).await,
+            Some(config) => portal::serve_tls(portal::tls::TlsListener::new(listener, config)?, state).await,
+            None => portal::serve(listener, state).await,
         }
     };
     tokio::select! {

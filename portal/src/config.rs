@@ -2,6 +2,11 @@
 
 use crate::password::Cost;
 
+/// Where relying parties fetch the CA's CRL and certificate without logging in: stable paths
+/// under the origin, named in every certificate the CA issues.
+pub const CRL_PATH: &str = "/pki/ca.crl";
+pub const CA_PATH: &str = "/pki/ca.crt";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The portal's own origin, e.g. `https://portal.example` (what keys sign for; never
@@ -118,7 +123,7 @@ impl Config {
     /// Where the portal publishes its CA's CRL: what the CA names in every certificate
     /// (`Ca::with_crl_url(config.crl_url())`).
     pub fn crl_url(&self) -> String {
-        format!("{}{}", self.origin, crate::api::pki::CRL_PATH)
+        format!("{}{}", self.origin, CRL_PATH)
     }
 
     /// How long a client waits after its `failures`-th wrong password in a row for one

@@ -1,7 +1,7 @@
 //! The certificate application (证书新办) as the user manual walks it: fill the form, review
 //! the order (confirm, or go back and edit), upload the ID photos, confirm by SMS code, pay,
 //! wait for staff review; on approval the CA issues a certificate for the key pair generated
-//! on the key. This module holds the rules; `api::enroll` runs them over HTTP and `store`
+//! on the key. This module holds the rules; `service::enroll` applies them and `store`
 //! keeps them.
 
 use serde::{Deserialize, Serialize};

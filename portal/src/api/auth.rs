@@ -1,22 +1,28 @@
 //! Sessions and password login.
 
 use axum::extract::{Extension, State as S};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ok, Body, Reply, State};
+use super::reply::{ok, Body, Reply};
+use crate::app::State;
 use crate::client::ClientAddr;
 use crate::messages::Msg;
+use crate::web::lang::Language;
+use crate::web::session::{clear_cookie, set_cookie, Caller};
 use proto::secret::Password;
 
 /// `GET /api/session`: who is logged in, and the CSRF token for the next POST. Starts an
 /// anonymous session when there is none; new sessions are limited per client address, so
 /// "fresh session, challenge, repeat" cannot dodge the per-session limits.
-pub async fn session(S(p): S<State>, Extension(client): Extension<ClientAddr>, headers: HeaderMap) -> Reply {
-    let lang = lang(&headers);
+pub async fn session(
+    S(p): S<State>,
+    Extension(client): Extension<ClientAddr>,
+    Language(lang): Language,
+    caller: Caller,
+) -> Reply {
     let result = async {
-        if let Some(s) = p.current(&headers).await? {
+        if let Some(s) = caller.session(&p).await? {
             let user = match &s.user_id {
                 Some(id) => p
                     .store
@@ -31,7 +37,8 @@ pub async fn session(S(p): S<State>, Extension(client): Extension<ClientAddr>, h
             ));
         }
         p.limit_to("new_session", &client.key(), p.config.sessions_per_address_per_minute).await?;
-        let (s, cookie) = p.rotate(None, None, None).await?;
+        let (s, token) = p.rotate(None, None, None).await?;
+        let cookie = set_cookie(&p, &token);
         Ok((json!({"ok": true, "code": "session", "csrf": s.csrf, "user": null, "account_id": null}), Some(cookie)))
     }
     .await;
@@ -56,13 +63,13 @@ pub struct PasswordLogin {
 pub async fn password_login(
     S(p): S<State>,
     Extension(client): Extension<ClientAddr>,
-    headers: HeaderMap,
+    Language(lang): Language,
+    caller: Caller,
     Body(req): Body<PasswordLogin>,
 ) -> Reply {
-    let lang = lang(&headers);
     let mut cookie = None;
     let result = async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let done = p.log_in_with_password(&s, &client.key(), &req.username, &req.password).await?;
         let msg = if done.any_bound() { Msg::LoggedIn } else { Msg::NoBindingYet };
         let u = &done.user;
@@ -76,7 +83,7 @@ pub async fn password_login(
                 "accounts": done.accounts,
             }),
         );
-        cookie = Some(done.cookie);
+        cookie = Some(set_cookie(&p, &done.token));
         Ok(v)
     }
     .await;
@@ -84,14 +91,13 @@ pub async fn password_login(
 }
 
 /// `POST /api/logout`.
-pub async fn logout(S(p): S<State>, headers: HeaderMap) -> Reply {
-    let lang = lang(&headers);
+pub async fn logout(S(p): S<State>, Language(lang): Language, caller: Caller) -> Reply {
     let result = async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         p.log_out(&s).await?;
         Ok(json!({"ok": true, "code": "logged_out", "message": ""}))
     }
     .await;
     // Expire the cookie in the browser too.
-    Reply { lang, result, cookie: Some(format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", super::COOKIE)) }
+    Reply { lang, result, cookie: Some(clear_cookie()) }
 }

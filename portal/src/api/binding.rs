@@ -2,63 +2,21 @@
 //! possession of the key), unbind. The rules are [`service::binding`](crate::service::binding)'s.
 
 use axum::extract::{Extension, State as S};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ok, ApiError, Body, Portal, Reply, State};
+use super::reply::{ok, Body, Reply};
+use crate::app::State;
 use crate::client::ClientAddr;
 use crate::messages::Msg;
-use crate::store::{Account, AccountBinding, Session, User};
 use crate::token::AuthToken;
-
-pub(crate) use crate::service::binding::login_required;
-
-impl Portal {
-    /// The request's session, if it is a password login's.
-    pub(crate) async fn logged_in(&self, headers: &HeaderMap) -> Result<Session, ApiError> {
-        let s = self.current(headers).await?.ok_or_else(login_required)?;
-        s.user_id.as_ref().ok_or_else(login_required)?;
-        Ok(s)
-    }
-}
-
-impl Portal {
-    /// The password-logged-in user of this request, their enterprise's accounts and what is
-    /// bound to each: the accounts page and `GET /api/accounts` both show this.
-    pub(crate) async fn my_accounts(&self, headers: &HeaderMap) -> Result<(User, Vec<AccountBinding>), ApiError> {
-        let s = self.current(headers).await?.ok_or_else(login_required)?;
-        let user = self.user_of(&s).await?;
-        let accounts = self.store.accounts(&user.enterprise_id).await?;
-        Ok((user, accounts))
-    }
-}
-
-impl Portal {
-    /// Who this request's session is: the user (password login) and the account (key
-    /// login), either or both; `None` for a session that logged in to nothing.
-    pub(crate) async fn whoami(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<Option<(Option<User>, Option<Account>)>, ApiError> {
-        let Some(s) = self.current(headers).await? else { return Ok(None) };
-        let user = match &s.user_id {
-            Some(id) => self.store.user_by_id(id).await?,
-            None => None,
-        };
-        let account = match &s.account_id {
-            Some(id) => self.store.account_by_id(id).await?,
-            None => None,
-        };
-        Ok((user.is_some() || account.is_some()).then_some((user, account)))
-    }
-}
+use crate::web::lang::Language;
+use crate::web::session::Caller;
 
 /// `GET /api/accounts`: the enterprise's accounts and what is bound to each.
-pub async fn accounts(S(p): S<State>, headers: HeaderMap) -> Reply {
-    let lang = lang(&headers);
+pub async fn accounts(S(p): S<State>, Language(lang): Language, caller: Caller) -> Reply {
     Reply::of(lang, async {
-        let (_, accounts) = p.my_accounts(&headers).await?;
+        let (_, accounts) = p.my_accounts(&caller.logged_in(&p).await?).await?;
         Ok(json!({"ok": true, "code": "accounts", "message": "", "accounts": accounts}))
     })
     .await
@@ -76,12 +34,12 @@ pub struct Bind {
 pub async fn bind(
     S(p): S<State>,
     Extension(client): Extension<ClientAddr>,
-    headers: HeaderMap,
+    Language(lang): Language,
+    caller: Caller,
     Body(req): Body<Bind>,
 ) -> Reply {
-    let lang = lang(&headers);
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let (added, accounts) = p.bind_key(&s, &client.key(), &req.account_ids, &req.nonce, &req.token).await?;
         Ok(ok(lang, &Msg::Bound { count: req.account_ids.len() }, json!({"added": added, "accounts": accounts})))
     })
@@ -94,10 +52,9 @@ pub struct Unbind {
 }
 
 /// `POST /api/unbind`.
-pub async fn unbind(S(p): S<State>, headers: HeaderMap, Body(req): Body<Unbind>) -> Reply {
-    let lang = lang(&headers);
+pub async fn unbind(S(p): S<State>, Language(lang): Language, caller: Caller, Body(req): Body<Unbind>) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let (removed, accounts) = p.unbind_accounts(&s, &req.account_ids).await?;
         Ok(ok(lang, &Msg::Unbound { count: req.account_ids.len() }, json!({"removed": removed, "accounts": accounts})))
     })

@@ -5,18 +5,21 @@
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State as S};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{lang, ok, ApiError, Body, Portal, Reply, State};
+use super::reply::{ok, Body, Reply};
+use crate::app::{Kind, Portal, Refusal, State};
 use crate::client::ClientAddr;
 use crate::enrollment::{self, Form, Stage};
 use crate::messages::{Lang, Msg};
 use crate::service::enroll::{wrong_stage, Notified, SmsSent, Upload};
-use crate::store::{Application, User};
+use crate::store::Application;
+use crate::web::lang::Language;
+use crate::web::session::Caller;
 
 /// What the user can do next at each stage (pages show these buttons).
 fn next_steps(stage: Stage) -> &'static [&'static str] {
@@ -32,34 +35,8 @@ fn next_steps(stage: Stage) -> &'static [&'static str] {
 }
 
 impl Portal {
-    /// The request's user and their application `id`: the application pages and
-    /// `GET /api/applications/{id}` show this.
-    pub(crate) async fn my_application(&self, headers: &HeaderMap, id: &str) -> Result<(User, Application), ApiError> {
-        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
-        self.own_application(&s, id).await
-    }
-
-    /// The request's user and their enterprise (the form shows its name and credit code).
-    pub(crate) async fn me_and_enterprise(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<(User, crate::store::Enterprise), ApiError> {
-        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
-        let user = self.user_of(&s).await?;
-        let e = self.enterprise_of(&user).await?;
-        Ok((user, e))
-    }
-
-    /// The request's user and their applications, newest first.
-    pub(crate) async fn my_applications(&self, headers: &HeaderMap) -> Result<(User, Vec<Application>), ApiError> {
-        let s = self.current(headers).await?.ok_or_else(super::binding::login_required)?;
-        let user = self.user_of(&s).await?;
-        let apps = self.store.applications_of(&user.id).await?;
-        Ok((user, apps))
-    }
-
     /// An application as its pages show it.
-    pub(crate) async fn application_view(&self, a: &Application, lang: Lang) -> Result<Value, ApiError> {
+    pub(crate) async fn application_view(&self, a: &Application, lang: Lang) -> Result<Value, Refusal> {
         let photos = self.store.photos(&a.id).await?;
         let certificate = match &a.fingerprint {
             Some(fp) => self.store.certificate(fp).await?.map(|c| c.der_b64),
@@ -94,12 +71,12 @@ fn sms_sent(sent: &SmsSent, lang: Lang) -> Value {
 pub async fn create(
     S(p): S<State>,
     Extension(client): Extension<ClientAddr>,
-    headers: HeaderMap,
+    Language(lang): Language,
+    caller: Caller,
     Body(form): Body<Form>,
 ) -> Reply {
-    let lang = lang(&headers);
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let a = p.file_application(&s, &client.key(), &form).await?;
         Ok(ok(lang, &Msg::OrderReview, json!({"application": p.application_view(&a, lang).await?})))
     })
@@ -107,10 +84,9 @@ pub async fn create(
 }
 
 /// `GET /api/applications`: the caller's applications, newest first.
-pub async fn list(S(p): S<State>, headers: HeaderMap) -> Reply {
-    let lang = lang(&headers);
+pub async fn list(S(p): S<State>, Language(lang): Language, caller: Caller) -> Reply {
     Reply::of(lang, async {
-        let (_, apps) = p.my_applications(&headers).await?;
+        let (_, apps) = p.my_applications(&caller.logged_in(&p).await?).await?;
         let mut out = Vec::new();
         for a in &apps {
             out.push(p.application_view(a, lang).await?);
@@ -121,20 +97,24 @@ pub async fn list(S(p): S<State>, headers: HeaderMap) -> Reply {
 }
 
 /// `GET /api/applications/{id}`.
-pub async fn show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let lang = lang(&headers);
+pub async fn show(S(p): S<State>, Language(lang): Language, caller: Caller, Path(id): Path<String>) -> Reply {
     Reply::of(lang, async {
-        let (_, a) = p.my_application(&headers, &id).await?;
+        let (_, a) = p.own_application(&caller.logged_in(&p).await?, &id).await?;
         Ok(json!({"ok": true, "code": "application", "message": "", "application": p.application_view(&a, lang).await?}))
     })
     .await
 }
 
 /// `POST /api/applications/{id}/form`: "go back and edit" (返回修改), while at review.
-pub async fn edit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, Body(form): Body<Form>) -> Reply {
-    let lang = lang(&headers);
+pub async fn edit(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(form): Body<Form>,
+) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let a = p.edit_application(&s, &id, &form).await?;
         Ok(ok(lang, &Msg::OrderReview, json!({"application": p.application_view(&a, lang).await?})))
     })
@@ -142,10 +122,9 @@ pub async fn edit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, Bo
 }
 
 /// `POST /api/applications/{id}/confirm`: confirm the order (确认订单).
-pub async fn confirm(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let lang = lang(&headers);
+pub async fn confirm(S(p): S<State>, Language(lang): Language, caller: Caller, Path(id): Path<String>) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         p.confirm_order(&s, &id).await?;
         Ok(ok(lang, &Msg::OrderConfirmed, json!({"stage": Stage::Photos})))
     })
@@ -156,16 +135,17 @@ pub async fn confirm(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>)
 /// with its Content-Type. JPEG or PNG, judged by its bytes, within the configured size.
 pub async fn upload_photo(
     S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
     headers: HeaderMap,
     Path((id, side)): Path<(String, String)>,
     body: axum::body::Body,
 ) -> Reply {
-    let lang = lang(&headers);
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         // Read at most one byte past the limit: a larger body is refused without being held.
         let upload = match axum::body::to_bytes(body, p.config.enroll.photo_max_bytes + 1).await {
-            Ok(b) => Upload::Bytes(b),
+            Ok(b) => Upload::Bytes(b.into()),
             Err(_) => Upload::TooLarge,
         };
         let declared = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -195,15 +175,19 @@ fn base64_field(name: &'static str, value: Option<&str>) -> Result<Option<Vec<u8
 
 /// `POST /api/applications/{id}/submit`: confirm the application (确认申请) with the key's
 /// certificate request; an SMS code goes to the handler's mobile.
-pub async fn submit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, Body(req): Body<Submit>) -> Reply {
-    let lang = lang(&headers);
+pub async fn submit(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<Submit>,
+) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
-        let csr = B64.decode(req.csr.trim()).map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", "csr must be a base64 DER PKCS#10 request")
-        })?;
-        let not_base64 =
-            |name| ApiError::new(StatusCode::BAD_REQUEST, "bad_attestation", format!("{name} must be base64 DER"));
+        let s = caller.guarded(&p).await?;
+        let csr = B64
+            .decode(req.csr.trim())
+            .map_err(|_| Refusal::new(Kind::Malformed, "bad_csr", "csr must be a base64 DER PKCS#10 request"))?;
+        let not_base64 = |name| Refusal::new(Kind::Malformed, "bad_attestation", format!("{name} must be base64 DER"));
         let attestation = base64_field("attestation", req.attestation.as_deref()).map_err(not_base64)?;
         let f9 = base64_field("attestation_f9", req.attestation_f9.as_deref()).map_err(not_base64)?;
         let (key, sent) = p.submit_application(&s, &id, &csr, attestation.as_deref(), f9.as_deref()).await?;
@@ -216,10 +200,9 @@ pub async fn submit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, 
 
 /// `POST /api/applications/{id}/sms/resend`: a new code (the old one stops working), at most
 /// one per configured interval.
-pub async fn resend_sms(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let lang = lang(&headers);
+pub async fn resend_sms(S(p): S<State>, Language(lang): Language, caller: Caller, Path(id): Path<String>) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         Ok(sms_sent(&p.resend_sms_code(&s, &id).await?, lang))
     })
     .await
@@ -231,10 +214,15 @@ pub struct SmsCode {
 }
 
 /// `POST /api/applications/{id}/sms/verify`: the code from the SMS (签名确认).
-pub async fn verify_sms(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, Body(req): Body<SmsCode>) -> Reply {
-    let lang = lang(&headers);
+pub async fn verify_sms(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<SmsCode>,
+) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let a = p.verify_sms_code(&s, &id, &req.code).await?;
         Ok(ok(lang, &Msg::SmsConfirmed, json!({"stage": Stage::Payment, "amount": enrollment::yuan(a.amount_fen)})))
     })
@@ -248,10 +236,15 @@ pub struct Pay {
 }
 
 /// `POST /api/applications/{id}/pay`: open a payment with the chosen provider.
-pub async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, Body(req): Body<Pay>) -> Reply {
-    let lang = lang(&headers);
+pub async fn pay(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<Pay>,
+) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let (a, method, pay) = p.open_payment(&s, &id, &req.method).await?;
         let amount = enrollment::yuan(a.amount_fen);
         let msg = Msg::PayWith { method_zh: method.name_zh(), method_en: method.name_en(), amount };
@@ -273,18 +266,16 @@ pub(crate) fn notified(n: Notified) -> Value {
 
 /// `POST /api/payments/notify`: the payment provider's callback, signed with the shared
 /// secret (header `X-Pay-Signature`). Idempotent: a repeat is acknowledged and changes nothing.
-pub async fn notify(S(p): S<State>, headers: HeaderMap, body: Bytes) -> Reply {
-    let lang = lang(&headers);
+pub async fn notify(S(p): S<State>, Language(lang): Language, headers: HeaderMap, body: Bytes) -> Reply {
     let sig = headers.get(crate::payment::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     Reply::of(lang, async { p.payment_notified(&body, sig).await.map(notified) }).await
 }
 
 /// `GET /api/applications/{id}/receipt`: the application form's receipt (《单位数字证书申请表》
 /// 回执), once paid.
-pub async fn receipt(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let lang = lang(&headers);
+pub async fn receipt(S(p): S<State>, Language(lang): Language, caller: Caller, Path(id): Path<String>) -> Reply {
     Reply::of(lang, async {
-        let (_, a) = p.my_application(&headers, &id).await?;
+        let (_, a) = p.own_application(&caller.logged_in(&p).await?, &id).await?;
         let lines = p.receipt_lines(&a).ok_or_else(|| wrong_stage(a.stage))?;
         let text = std::iter::once("《单位数字证书申请表》回执".to_string())
             .chain(lines.iter().map(|(k, v)| format!("{k}：{v}")))

@@ -2,21 +2,27 @@
 //! The rules are [`service::keylogin`](crate::service::keylogin)'s.
 
 use axum::extract::{Extension, State as S};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ok, Body, Reply, State};
+use super::reply::{ok, Body, Reply};
+use crate::app::State;
 use crate::client::ClientAddr;
 use crate::service::keylogin::Standing;
 use crate::token::{self, AuthToken};
+use crate::web::lang::Language;
+use crate::web::session::{set_cookie, Caller};
 
 /// `POST /api/challenge`: 32 random bytes, single use, valid for five minutes, held by this
 /// session (a new challenge replaces the last) together with the portal's own origin.
-pub async fn challenge(S(p): S<State>, Extension(client): Extension<ClientAddr>, headers: HeaderMap) -> Reply {
-    let lang = lang(&headers);
+pub async fn challenge(
+    S(p): S<State>,
+    Extension(client): Extension<ClientAddr>,
+    Language(lang): Language,
+    caller: Caller,
+) -> Reply {
     Reply::of(lang, async {
-        let s = p.limited_session(&headers, &client, "challenge", p.guarded(&headers)).await?;
+        let s = caller.limited(&p, &client, "challenge", caller.guarded(&p)).await?;
         let c = p.new_challenge(&s).await?;
         Ok(json!({"ok": true, "code": "challenge", "message": "", "nonce": c.nonce, "origin": c.origin, "expires_at": c.expires_at}))
     })
@@ -35,25 +41,25 @@ pub struct KeyLogin {
 pub async fn key_login(
     S(p): S<State>,
     Extension(client): Extension<ClientAddr>,
-    headers: HeaderMap,
+    Language(lang): Language,
+    caller: Caller,
     Body(req): Body<KeyLogin>,
 ) -> Reply {
-    let lang = lang(&headers);
     let mut cookie = None;
     let result = async {
         // The session and the key's standing in one read (the login's hot path).
         let session = async {
             Ok(match token::claimed_fingerprint(&req.token) {
                 Some(fingerprint) => {
-                    let (s, standing) = p.guarded_with_key(&headers, &fingerprint).await?;
+                    let (s, standing) = caller.guarded_with_key(&p, &fingerprint).await?;
                     (s, Standing::Read { fingerprint, standing })
                 }
-                None => (p.guarded(&headers).await?, Standing::Unread),
+                None => (caller.guarded(&p).await?, Standing::Unread),
             })
         };
-        let (s, known) = p.limited_session(&headers, &client, "key_login", session).await?;
+        let (s, known) = caller.limited(&p, &client, "key_login", session).await?;
         let done = p.log_in_with_key(&s, known, &req.nonce, &req.token, req.account_id.as_deref()).await?;
-        cookie = Some(p.set_cookie(&done.token));
+        cookie = Some(set_cookie(&p, &done.token));
         let v = &done.verified;
         Ok(ok(
             lang,
@@ -67,14 +73,4 @@ pub async fn key_login(
     }
     .await;
     Reply { lang, result, cookie }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(crate::api::day(0), "1970-01-01");
-        assert_eq!(crate::api::day(1_790_000_000), "2026-09-21");
-        assert_eq!(crate::api::day(951_782_400), "2000-02-29");
-    }
 }

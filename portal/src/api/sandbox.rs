@@ -3,24 +3,21 @@
 //! without the sandbox does not have these routes at all.
 
 use axum::extract::{Path, Query, State as S};
-use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ApiError, Reply, State};
+use super::reply::Reply;
+use crate::app::{Kind, Refusal, State};
 use crate::payment;
+use crate::web::lang::Language;
 
 /// `POST /api/sandbox/pay/{payment_id}`: the user pays at the simulated provider, which
 /// delivers its signed notification to the portal. Answers that notification and its
 /// signature too, so a test can deliver it again (providers do).
-pub async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let lang = lang(&headers);
+pub async fn pay(S(p): S<State>, Language(lang): Language, Path(id): Path<String>) -> Reply {
     Reply::of(lang, async {
-        let pay = p
-            .store
-            .payment(&id)
-            .await?
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_payment", "no such payment"))?;
+        let pay =
+            p.store.payment(&id).await?.ok_or_else(|| Refusal::new(Kind::NotFound, "no_payment", "no such payment"))?;
         let (body, signature) = payment::simulate_success(&p.config.payment_secret, &pay.id, pay.amount_fen);
         let mut answer = super::enroll::notified(p.payment_notified(&body, &signature).await?);
         // The exact bytes signed: a replay must send them unchanged.
@@ -38,8 +35,7 @@ pub struct OutboxQuery {
 
 /// `GET /api/sandbox/outbox?to=RECIPIENT`: SMS and email sent to a number or address, newest
 /// first.
-pub async fn outbox(S(p): S<State>, headers: HeaderMap, Query(q): Query<OutboxQuery>) -> Reply {
-    let lang = lang(&headers);
+pub async fn outbox(S(p): S<State>, Language(lang): Language, Query(q): Query<OutboxQuery>) -> Reply {
     Reply::of(lang, async {
         let messages = p.store.outbox_for(q.to.trim()).await?;
         Ok(json!({"ok": true, "code": "outbox", "message": "", "messages": messages}))

@@ -2,48 +2,27 @@
 //! rules are [`service::staff`](crate::service::staff)'s; these find the caller and answer.
 
 use axum::extract::{Path, Query, State as S};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lang, ok, ApiError, Body, Portal, Reply, State};
+use super::reply::{ok, Body, Reply};
+use crate::app::State;
 use crate::enrollment::Stage;
 use crate::messages::Msg;
-use crate::store::{Application, CertRecord, User};
-
-impl Portal {
-    /// Application `id` as the request's staff member sees it, with its certificate.
-    pub(crate) async fn staff_application(
-        &self,
-        headers: &HeaderMap,
-        id: &str,
-    ) -> Result<(Application, Option<CertRecord>), ApiError> {
-        let s = self.logged_in(headers).await?;
-        self.staff_view(&s, id).await
-    }
-
-    /// The queue at `stage` for the request's staff member, and who that is.
-    pub(crate) async fn staff_queue(
-        &self,
-        headers: &HeaderMap,
-        stage: Option<&str>,
-    ) -> Result<(User, Stage, Vec<Application>), ApiError> {
-        let s = self.logged_in(headers).await?;
-        self.queue_at(&s, stage).await
-    }
-}
+use crate::web::lang::Language;
+use crate::web::session::Caller;
 
 #[derive(Deserialize)]
 pub struct QueueQuery {
-    pub(crate) stage: Option<String>,
+    stage: Option<String>,
 }
 
 /// `GET /api/staff/applications?stage=under_review`: the queue, oldest first.
-pub async fn queue(S(p): S<State>, headers: HeaderMap, Query(q): Query<QueueQuery>) -> Reply {
-    let lang = lang(&headers);
+pub async fn queue(S(p): S<State>, Language(lang): Language, caller: Caller, Query(q): Query<QueueQuery>) -> Reply {
     Reply::of(lang, async {
-        let (_, _, apps) = p.staff_queue(&headers, q.stage.as_deref()).await?;
+        let (_, _, apps) = p.queue_at(&caller.logged_in(&p).await?, q.stage.as_deref()).await?;
         let mut out = Vec::new();
         for a in &apps {
             out.push(p.application_view(a, lang).await?);
@@ -54,10 +33,14 @@ pub async fn queue(S(p): S<State>, headers: HeaderMap, Query(q): Query<QueueQuer
 }
 
 /// `GET /api/staff/applications/{id}/photos/{side}`: the uploaded image.
-pub async fn photo(S(p): S<State>, headers: HeaderMap, Path((id, side)): Path<(String, String)>) -> Response {
-    let lang = lang(&headers);
+pub async fn photo(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Path((id, side)): Path<(String, String)>,
+) -> Response {
     let result = async {
-        let s = p.logged_in(&headers).await?;
+        let s = caller.logged_in(&p).await?;
         p.staff_photo(&s, &id, &side).await
     }
     .await;
@@ -85,10 +68,9 @@ pub async fn photo(S(p): S<State>, headers: HeaderMap, Path((id, side)): Path<(S
 }
 
 /// `POST /api/staff/applications/{id}/approve`: issue the certificate.
-pub async fn approve(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let lang = lang(&headers);
+pub async fn approve(S(p): S<State>, Language(lang): Language, caller: Caller, Path(id): Path<String>) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let a = p.approve_application(&s, &id).await?;
         Ok(ok(lang, &Msg::Approved, json!({"application": p.application_view(&a, lang).await?})))
     })
@@ -101,10 +83,15 @@ pub struct Reject {
 }
 
 /// `POST /api/staff/applications/{id}/reject {reason}`.
-pub async fn reject(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>, Body(req): Body<Reject>) -> Reply {
-    let lang = lang(&headers);
+pub async fn reject(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<Reject>,
+) -> Reply {
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let reason = p.reject_application(&s, &id, &req.reason).await?;
         Ok(ok(lang, &Msg::Rejected { reason }, json!({"stage": Stage::Rejected})))
     })
@@ -122,13 +109,13 @@ pub struct Revoke {
 /// in, and the next CRL lists it.
 pub async fn revoke(
     S(p): S<State>,
-    headers: HeaderMap,
+    Language(lang): Language,
+    caller: Caller,
     Path(fingerprint): Path<String>,
     Body(req): Body<Revoke>,
 ) -> Reply {
-    let lang = lang(&headers);
     Reply::of(lang, async {
-        let s = p.guarded(&headers).await?;
+        let s = caller.guarded(&p).await?;
         let reason = p.revoke_certificate(&s, &fingerprint, &req.reason).await?;
         Ok(ok(lang, &Msg::Revoked { reason: reason.into() }, json!({"fingerprint": fingerprint})))
     })

@@ -309,6 +309,12 @@ impl Msg {
     }
 }
 
+/// The calendar day (UTC) of a unix time, as messages print it.
+pub fn day(unix: i64) -> String {
+    let t = host_driver::certinfo::format_time(unix.max(0) as u64);
+    t.get(..10).unwrap_or(&t).to_string()
+}
+
 /// An application stage as the user's pages name it.
 /// A stage's name in `lang`: the manual's words in Chinese, the stage's code in English.
 pub fn stage_name(stage: &str, lang: Lang) -> &'static str {
@@ -386,5 +392,12 @@ mod tests {
             .contains("bind the key to an account first, by logging in with your password"));
         let e = Msg::CertExpiring { date: "2026-12-01".into(), days: 6 };
         assert!(e.text(Lang::Zh).contains("2026-12-01") && e.text(Lang::En).contains("6 days left"));
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(1_790_000_000), "2026-09-21");
+        assert_eq!(day(951_782_400), "2000-02-29");
     }
 }

@@ -6,15 +6,17 @@
 
 use askama::Template;
 use axum::extract::{Path, State as S};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
-use super::{api_error_page, html, refused, script_json, Layout, Text};
-use crate::api::{day, lang, State};
+use super::render::{html, refusal_page, refused, script_json, side_name, Layout};
+use crate::app::State;
 use crate::enrollment::{self, Form, Side, Stage};
-use crate::messages::stage_name;
+use crate::messages::text::Text;
+use crate::messages::{day, stage_name};
 use crate::store::Application;
+use crate::web::lang::Language;
+use crate::web::session::Caller;
 
 #[derive(Template)]
 #[template(path = "apply_form.html")]
@@ -65,11 +67,11 @@ fn apply_config(t: Text, agent: &str, certificate: Option<&str>) -> String {
     script_json(&json!({"agent": agent, "texts": t.texts(APPLY_SCRIPT_TEXTS), "certificate": certificate}))
 }
 
-pub(super) async fn new(S(p): S<State>, headers: HeaderMap) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (_, e) = match p.me_and_enterprise(&headers).await {
+pub(super) async fn new(S(p): S<State>, Language(lang): Language, caller: Caller) -> Response {
+    let t = Text { lang };
+    let (_, e) = match async { p.me_and_enterprise(&caller.logged_in(&p).await?).await }.await {
         Ok(v) => v,
-        Err(e) => return refused(&headers, e),
+        Err(e) => return refused(lang, e),
     };
     let f = Form { organisation: e.name, credit_code: e.credit_code, ..Default::default() };
     let page = ApplyForm {
@@ -82,11 +84,11 @@ pub(super) async fn new(S(p): S<State>, headers: HeaderMap) -> Response {
     html(page.render(), &p.config.agent_url)
 }
 
-pub(super) async fn edit(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (_, a) = match p.my_application(&headers, &id).await {
+pub(super) async fn edit(S(p): S<State>, Language(lang): Language, caller: Caller, Path(id): Path<String>) -> Response {
+    let t = Text { lang };
+    let (_, a) = match async { p.own_application(&caller.logged_in(&p).await?, &id).await }.await {
         Ok(v) => v,
-        Err(e) => return refused(&headers, e),
+        Err(e) => return refused(lang, e),
     };
     if a.stage != Stage::Review {
         return Redirect::to(&format!("/apply/{}", a.id)).into_response();
@@ -126,26 +128,26 @@ struct ApplyShow {
     config: String,
 }
 
-pub(super) async fn show(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (_, a) = match p.my_application(&headers, &id).await {
+pub(super) async fn show(S(p): S<State>, Language(lang): Language, caller: Caller, Path(id): Path<String>) -> Response {
+    let t = Text { lang };
+    let (_, a) = match async { p.own_application(&caller.logged_in(&p).await?, &id).await }.await {
         Ok(v) => v,
-        Err(e) => return refused(&headers, e),
+        Err(e) => return refused(lang, e),
     };
     let have = match p.store.photos(&a.id).await {
         Ok(h) => h,
-        Err(e) => return api_error_page(&headers, e.into()),
+        Err(e) => return refusal_page(lang, e.into()),
     };
     let cert = match &a.fingerprint {
         Some(fp) => match p.store.certificate(fp).await {
             Ok(c) => c,
-            Err(e) => return api_error_page(&headers, e.into()),
+            Err(e) => return refusal_page(lang, e.into()),
         },
         None => None,
     };
     let photos = Side::ALL
         .iter()
-        .map(|side| (side.as_str(), super::side_name(*side), have.iter().any(|ph| ph.side == side.as_str())))
+        .map(|side| (side.as_str(), side_name(*side), have.iter().any(|ph| ph.side == side.as_str())))
         .collect();
     let method = a.pay_method.as_deref().and_then(crate::payment::Method::parse);
     let page = ApplyShow {
@@ -183,11 +185,16 @@ struct ReceiptPage {
 
 /// 《单位数字证书申请表》回执, once paid: a page made to be printed (print CSS: no header, no
 /// buttons).
-pub(super) async fn receipt(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (_, a) = match p.my_application(&headers, &id).await {
+pub(super) async fn receipt(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let t = Text { lang };
+    let (_, a) = match async { p.own_application(&caller.logged_in(&p).await?, &id).await }.await {
         Ok(v) => v,
-        Err(e) => return refused(&headers, e),
+        Err(e) => return refused(lang, e),
     };
     // Not paid yet: no receipt, the application's page says where it stands.
     let Some(lines) = p.receipt_lines(&a) else { return Redirect::to(&format!("/apply/{}", a.id)).into_response() };
@@ -220,11 +227,11 @@ fn listed(a: &Application, t: Text) -> Listed {
 }
 
 /// The user's applications and where each stands (申请状态), newest first.
-pub(super) async fn list(S(p): S<State>, headers: HeaderMap) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let apps = match p.my_applications(&headers).await {
+pub(super) async fn list(S(p): S<State>, Language(lang): Language, caller: Caller) -> Response {
+    let t = Text { lang };
+    let apps = match async { p.my_applications(&caller.logged_in(&p).await?).await }.await {
         Ok((_, apps)) => apps,
-        Err(e) => return refused(&headers, e),
+        Err(e) => return refused(lang, e),
     };
     let page = ApplicationsPage {
         layout: Layout { t, path: "/applications".into() },

@@ -22,19 +22,24 @@
 //! Anything else outside `/api` is an error page, never raw JSON.
 
 mod apply;
+mod render;
 mod sandbox;
 mod staff;
 
 use askama::Template;
 use axum::extract::{Path, Query, State as S};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::api::{lang, State, LANG_COOKIE};
-pub use crate::messages::text::Text;
+use crate::app::State;
+use crate::messages::text::Text;
+use crate::messages::Lang;
+use crate::web::lang::{Language, LANG_COOKIE};
+use crate::web::session::Caller;
+use render::{error_page, html, refusal_page, refused, script_json, Layout};
 
 /// The pages; `sandbox`: also the stand-ins for the payment app and the outbox.
 pub fn router(sandbox: bool) -> Router<State> {
@@ -57,13 +62,6 @@ pub fn router(sandbox: bool) -> Router<State> {
         return r;
     }
     r.route("/sandbox/pay/{payment}", get(sandbox::pay)).route("/sandbox/outbox", get(sandbox::outbox))
-}
-
-/// What every page's layout needs.
-pub struct Layout {
-    pub t: Text,
-    /// This page's path, for the language switch to come back to.
-    pub path: String,
 }
 
 #[derive(Template)]
@@ -89,8 +87,8 @@ const LOGIN_SCRIPT_TEXTS: &[&str] = &[
     "error.network",
 ];
 
-async fn login(S(p): S<State>, headers: HeaderMap) -> Response {
-    let t = Text { lang: lang(&headers) };
+async fn login(S(p): S<State>, Language(lang): Language) -> Response {
+    let t = Text { lang };
     let config = serde_json::json!({"agent": p.config.agent_url, "texts": t.texts(LOGIN_SCRIPT_TEXTS)});
     let page = LoginPage { layout: Layout { t, path: "/".into() }, config: script_json(&config) };
     html(page.render(), &p.config.agent_url)
@@ -106,9 +104,15 @@ struct HomePage {
 
 /// The system page: who is logged in; the login's message (an expiry reminder) is shown by
 /// its script from what the login page left in sessionStorage.
-async fn home(S(p): S<State>, headers: HeaderMap) -> Response {
-    let t = Text { lang: lang(&headers) };
-    match p.whoami(&headers).await {
+async fn home(S(p): S<State>, Language(lang): Language, caller: Caller) -> Response {
+    let t = Text { lang };
+    let who = async {
+        match caller.session(&p).await? {
+            Some(s) => p.whoami(&s).await,
+            None => Ok(None),
+        }
+    };
+    match who.await {
         Ok(Some((user, account))) => {
             let page = HomePage {
                 layout: Layout { t, path: "/home".into() },
@@ -118,7 +122,7 @@ async fn home(S(p): S<State>, headers: HeaderMap) -> Response {
             html(page.render(), &p.config.agent_url)
         }
         Ok(None) => Redirect::to("/").into_response(),
-        Err(e) => api_error_page(&headers, e),
+        Err(e) => refusal_page(lang, e),
     }
 }
 
@@ -162,20 +166,20 @@ const ACCOUNTS_SCRIPT_TEXTS: &[&str] = &[
     "error.network",
 ];
 
-async fn accounts(S(p): S<State>, headers: HeaderMap) -> Response {
-    account_page(p, headers, false).await
+async fn accounts(S(p): S<State>, Language(lang): Language, caller: Caller) -> Response {
+    account_page(p, lang, caller, false).await
 }
 
-async fn unbind(S(p): S<State>, headers: HeaderMap) -> Response {
-    account_page(p, headers, true).await
+async fn unbind(S(p): S<State>, Language(lang): Language, caller: Caller) -> Response {
+    account_page(p, lang, caller, true).await
 }
 
 /// The accounts page or the unbind page: the same call as `GET /api/accounts`.
-async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (user, accounts) = match p.my_accounts(&headers).await {
+async fn account_page(p: State, lang: Lang, caller: Caller, unbinding: bool) -> Response {
+    let t = Text { lang };
+    let (user, accounts) = match async { p.my_accounts(&caller.logged_in(&p).await?).await }.await {
         Ok(v) => v,
-        Err(e) => return refused(&headers, e),
+        Err(e) => return refused(lang, e),
     };
     let rows: Vec<Row> = accounts
         .into_iter()
@@ -206,32 +210,6 @@ async fn account_page(p: State, headers: HeaderMap, unbinding: bool) -> Response
     html(page.render(), &p.config.agent_url)
 }
 
-/// The text key of an ID card side's name.
-fn side_name(side: crate::enrollment::Side) -> &'static str {
-    match side {
-        crate::enrollment::Side::Front => "apply.photo.front",
-        crate::enrollment::Side::Back => "apply.photo.back",
-    }
-}
-
-/// Not logged in with a password: the login page; anything else refused: an error page.
-pub(super) fn refused(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
-    if e.code == "login_required" {
-        return Redirect::to("/").into_response();
-    }
-    api_error_page(headers, e)
-}
-
-/// A refusal of the API's calls, as a page (its message in the caller's language).
-pub(super) fn api_error_page(headers: &HeaderMap, e: crate::api::ApiError) -> Response {
-    let t = Text { lang: lang(headers) };
-    let message = e.msg.as_ref().map(|m| m.text(t.lang)).unwrap_or_else(|| e.message.clone());
-    let page = ErrorPage { layout: Layout { t, path: "/".into() }, message };
-    let mut resp = html(page.render(), "");
-    *resp.status_mut() = e.status;
-    resp
-}
-
 #[derive(Template)]
 #[template(path = "agent_help.html")]
 struct AgentHelpPage {
@@ -240,42 +218,20 @@ struct AgentHelpPage {
     agent_listen: String,
 }
 
-async fn agent_help(S(p): S<State>, headers: HeaderMap) -> Response {
-    let t = Text { lang: lang(&headers) };
+async fn agent_help(S(p): S<State>, Language(lang): Language) -> Response {
+    let t = Text { lang };
     let agent_listen = p.config.agent_url.trim_start_matches("http://").trim_start_matches("https://").to_string();
     let page = AgentHelpPage { layout: Layout { t, path: "/help/agent".into() }, agent_listen };
     html(page.render(), &p.config.agent_url)
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    layout: Layout,
-    message: String,
-}
-
-/// An error as a page: status, and a message in the caller's language.
-pub fn error_page(headers: &HeaderMap, status: StatusCode, message_key: &str) -> Response {
-    let t = Text { lang: lang(headers) };
-    let page = ErrorPage { layout: Layout { t, path: "/".into() }, message: t.get(message_key).to_string() };
-    let mut resp = html(page.render(), "");
-    *resp.status_mut() = status;
-    resp
-}
-
-/// JSON for a `<script type="application/json">` element: `<` escaped, so no value can end
-/// the element.
-pub(super) fn script_json(v: &serde_json::Value) -> String {
-    v.to_string().replace('<', "\\u003c")
-}
-
 /// Unknown paths: a page for people, JSON for the API's clients.
-pub async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> Response {
+pub async fn not_found(Language(lang): Language, uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
         let body = serde_json::json!({"ok": false, "code": "not_found", "message": "no such endpoint"});
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
-    error_page(&headers, StatusCode::NOT_FOUND, "error.not_found")
+    error_page(lang, StatusCode::NOT_FOUND, "error.not_found")
 }
 
 #[derive(Deserialize)]
@@ -306,7 +262,7 @@ fn local_path(p: &str) -> bool {
 }
 
 /// The scripts and the style sheet, compiled in.
-async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+async fn asset(Path(file): Path<String>, Language(lang): Language) -> Response {
     let (body, kind): (&'static str, &'static str) = match file.as_str() {
         // The agent's page-side library, the very file the agent serves at /ukey.js.
         "ukey.js" => (host_driver::agent::CLIENT_JS, "text/javascript; charset=utf-8"),
@@ -318,37 +274,13 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
         "staff.js" => (include_str!("../../static/staff.js"), "text/javascript; charset=utf-8"),
         "sandbox.js" => (include_str!("../../static/sandbox.js"), "text/javascript; charset=utf-8"),
         "ukey.css" => (include_str!("../../static/ukey.css"), "text/css; charset=utf-8"),
-        _ => return error_page(&headers, StatusCode::NOT_FOUND, "error.not_found"),
+        _ => return error_page(lang, StatusCode::NOT_FOUND, "error.not_found"),
     };
     let mut resp = body.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     // Built into the binary: a new binary may change them, so browsers ask again each time.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
-}
-
-/// A rendered page with the pages' security policy: scripts and styles from this site only,
-/// and connections to this site and to the local agent.
-pub(super) fn html(rendered: askama::Result<String>, agent_url: &str) -> Response {
-    let body = match rendered {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!("rendering a page: {e}");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the portal's log").into_response();
-        }
-    };
-    let mut resp = Html(body).into_response();
-    let ws = agent_url.replacen("http", "ws", 1);
-    let csp = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self' {agent_url} {ws}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    );
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 

@@ -4,15 +4,17 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State as S};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{error_page, html, script_json, Layout, Text};
-use crate::api::{lang, State};
+use super::render::{error_page, html, refusal_page, script_json, Layout};
+use crate::app::State;
+use crate::messages::text::Text;
 use crate::payment::Method;
 use crate::store::OutboxMessage;
+use crate::web::lang::Language;
 
 #[derive(Template)]
 #[template(path = "sandbox_pay.html")]
@@ -26,13 +28,13 @@ struct PayPage {
 }
 
 /// The simulated provider's page: the amount, the method, one button that pays.
-pub(super) async fn pay(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let t = Text { lang: lang(&headers) };
+pub(super) async fn pay(S(p): S<State>, Language(lang): Language, Path(id): Path<String>) -> Response {
+    let t = Text { lang };
     let found = match p.store.payment(&id).await {
         Ok(Some(pay)) => p.store.application(&pay.application_id).await.ok().flatten().map(|a| (pay, a)),
         _ => None,
     };
-    let Some((pay, a)) = found else { return error_page(&headers, StatusCode::NOT_FOUND, "error.not_found") };
+    let Some((pay, a)) = found else { return error_page(lang, StatusCode::NOT_FOUND, "error.not_found") };
     let method = match (Method::parse(&pay.method), t.lang) {
         (Some(m), crate::messages::Lang::Zh) => m.name_zh(),
         (Some(m), crate::messages::Lang::En) => m.name_en(),
@@ -69,15 +71,15 @@ struct OutboxPage {
 }
 
 /// What the portal sent to a mobile number or mailbox, newest first.
-pub(super) async fn outbox(S(p): S<State>, headers: HeaderMap, Query(q): Query<To>) -> Response {
-    let t = Text { lang: lang(&headers) };
+pub(super) async fn outbox(S(p): S<State>, Language(lang): Language, Query(q): Query<To>) -> Response {
+    let t = Text { lang };
     let to = q.to.trim().to_string();
     let messages = if to.is_empty() {
         Vec::new()
     } else {
         match p.store.outbox_for(&to).await {
             Ok(m) => m,
-            Err(e) => return super::api_error_page(&headers, e.into()),
+            Err(e) => return refusal_page(lang, e.into()),
         }
     };
     let messages = messages

@@ -4,18 +4,25 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State as S};
-use axum::http::HeaderMap;
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::json;
 
-use super::{html, refused, script_json, Layout, Text};
-use crate::api::staff::QueueQuery;
-use crate::api::{day, lang, State};
+use super::render::{html, refusal_page, refused, script_json, side_name, Layout};
+use crate::app::State;
 use crate::enrollment::{self, Form, Side, Stage};
-use crate::messages::stage_name;
+use crate::messages::text::Text;
+use crate::messages::{day, stage_name};
+use crate::web::lang::Language;
+use crate::web::session::Caller;
 
 /// The stages staff look at, in the queue's tabs.
 const QUEUE_STAGES: [Stage; 3] = [Stage::UnderReview, Stage::Issued, Stage::Rejected];
+
+#[derive(Deserialize)]
+pub(super) struct QueueQuery {
+    stage: Option<String>,
+}
 
 struct Queued {
     id: String,
@@ -35,11 +42,16 @@ struct QueuePage {
     rows: Vec<Queued>,
 }
 
-pub(super) async fn queue(S(p): S<State>, headers: HeaderMap, Query(q): Query<QueueQuery>) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (user, stage, apps) = match p.staff_queue(&headers, q.stage.as_deref()).await {
+pub(super) async fn queue(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Query(q): Query<QueueQuery>,
+) -> Response {
+    let t = Text { lang };
+    let (user, stage, apps) = match async { p.queue_at(&caller.logged_in(&p).await?, q.stage.as_deref()).await }.await {
         Ok(v) => v,
-        Err(e) => return refused(&headers, e),
+        Err(e) => return refused(lang, e),
     };
     let tabs = QUEUE_STAGES.iter().map(|s| (s.as_str(), stage_name(s.as_str(), t.lang), *s == stage)).collect();
     let rows = apps
@@ -86,20 +98,25 @@ struct CertView {
     revoked: String,
 }
 
-pub(super) async fn detail(S(p): S<State>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let t = Text { lang: lang(&headers) };
-    let (a, cert) = match p.staff_application(&headers, &id).await {
+pub(super) async fn detail(
+    S(p): S<State>,
+    Language(lang): Language,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    let t = Text { lang };
+    let (a, cert) = match async { p.staff_view(&caller.logged_in(&p).await?, &id).await }.await {
         Ok(v) => v,
-        Err(e) => return refused(&headers, e),
+        Err(e) => return refused(lang, e),
     };
     let have = match p.store.photos(&a.id).await {
         Ok(h) => h,
-        Err(e) => return super::api_error_page(&headers, e.into()),
+        Err(e) => return refusal_page(lang, e.into()),
     };
     let photos = Side::ALL
         .iter()
         .filter(|side| have.iter().any(|ph| ph.side == side.as_str()))
-        .map(|side| (side.as_str(), super::side_name(*side)))
+        .map(|side| (side.as_str(), side_name(*side)))
         .collect();
     let key_facts = match &a.key_origin {
         Some(k) => vec![

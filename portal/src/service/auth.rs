@@ -1,11 +1,11 @@
 //! Password login and logout: one answer for a wrong password whether or not the user
 //! exists, per (username, address) delays after a few failures, a new session at every login.
 
-use axum::http::StatusCode;
 use proto::secret::Password;
 use serde_json::json;
 
-use crate::api::{ApiError, Portal};
+use crate::app::{Kind, Portal, Refusal};
+
 use crate::messages::Msg;
 use crate::store::{AccountBinding, Session, User};
 
@@ -17,8 +17,8 @@ pub const PASSWORD_MAX_BYTES: usize = 1024;
 /// A password login that succeeded.
 pub struct PasswordLoggedIn {
     pub session: Session,
-    /// The Set-Cookie value of the new session.
-    pub cookie: String,
+    /// The new session's cookie value.
+    pub token: String,
     pub user: User,
     /// The enterprise's accounts; none bound yet is the manual's "bind first" prompt.
     pub accounts: Vec<AccountBinding>,
@@ -31,8 +31,8 @@ impl PasswordLoggedIn {
 }
 
 /// The answer to a client that must wait `secs` before its next password.
-fn slow_down(secs: i64) -> ApiError {
-    ApiError::user(StatusCode::TOO_MANY_REQUESTS, Msg::SlowDown { secs }).with(json!({"retry_after": secs}))
+fn slow_down(secs: i64) -> Refusal {
+    Refusal::user(Kind::TooMany, Msg::SlowDown { secs }).with(json!({"retry_after": secs}))
 }
 
 impl Portal {
@@ -46,11 +46,11 @@ impl Portal {
         client: &str,
         username: &str,
         password: &Password,
-    ) -> Result<PasswordLoggedIn, ApiError> {
+    ) -> Result<PasswordLoggedIn, Refusal> {
         let name = username.trim();
         if name.is_empty() || name.chars().count() > USERNAME_MAX_CHARS || password.len() > PASSWORD_MAX_BYTES {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(Refusal::new(
+                Kind::Invalid,
                 "bad_credentials_format",
                 format!("username: 1 to {USERNAME_MAX_CHARS} characters; password: at most {PASSWORD_MAX_BYTES} bytes"),
             ));
@@ -66,10 +66,11 @@ impl Portal {
             return Err(slow_down(blocked_until - now));
         }
         let user = self.store.user_by_name(name).await?;
-        let right =
-            self.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await.map_err(|_| {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the portal is busy; try again in a moment")
-            })?;
+        let right = self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await
+            .map_err(|_| Refusal::new(Kind::Busy, "busy", "the portal is busy; try again in a moment"))?;
         let user = match user {
             Some(u) if right => u,
             known => {
@@ -77,7 +78,7 @@ impl Portal {
                 let who = if known.is_some() { "wrong password" } else { "unknown user" };
                 self.audit(name, "password_login", "refused", &format!("{who} from {addr} ({} in a row)", f.failures))
                     .await?;
-                let mut err = ApiError::user(StatusCode::UNAUTHORIZED, Msg::WrongPassword);
+                let mut err = Refusal::user(Kind::Unauthenticated, Msg::WrongPassword);
                 if f.blocked_until > now {
                     err = err.with(json!({"retry_after": f.blocked_until - now}));
                 }
@@ -85,14 +86,14 @@ impl Portal {
             }
         };
         self.store.clear_password_failures(name, addr).await?;
-        let (session, cookie) = self.rotate(Some(s), Some(user.id.clone()), None).await?;
+        let (session, token) = self.rotate(Some(s), Some(user.id.clone()), None).await?;
         let accounts = self.store.accounts(&user.enterprise_id).await?;
         self.audit(&user.username, "password_login", "ok", "").await?;
-        Ok(PasswordLoggedIn { session, cookie, user, accounts })
+        Ok(PasswordLoggedIn { session, token, user, accounts })
     }
 
     /// End session `s`.
-    pub async fn log_out(&self, s: &Session) -> Result<(), ApiError> {
+    pub async fn log_out(&self, s: &Session) -> Result<(), Refusal> {
         self.store.delete_session(&s.token_hash).await?;
         self.audit(s.user_id.as_deref().unwrap_or("-"), "logout", "ok", "").await
     }

@@ -2,23 +2,22 @@
 //! only the accounts of the user's enterprise, only a key whose certificate names that
 //! enterprise, and only with proof of the key (PIN and a signature over a fresh challenge).
 
-use axum::http::StatusCode;
-
 use super::keylogin::Standing;
-use crate::api::{ApiError, Portal};
+use crate::app::{Kind, Portal, Refusal};
+
 use crate::messages::Msg;
-use crate::store::{AccountBinding, Enterprise, Session, User};
+use crate::store::{Account, AccountBinding, Enterprise, Session, User};
 use crate::token::AuthToken;
 
 /// Most accounts one bind or unbind names (an enterprise has a handful).
 pub const ACCOUNTS_MAX: usize = 100;
 
 /// A list of account ids within bounds, or the refusal.
-#[allow(clippy::result_large_err)] // the handlers' own error type, returned at once
-fn check_account_ids(ids: &[String]) -> Result<(), ApiError> {
+#[allow(clippy::result_large_err)] // the rules' own refusal, returned at once
+fn check_account_ids(ids: &[String]) -> Result<(), Refusal> {
     if ids.len() > ACCOUNTS_MAX || ids.iter().any(|id| id.len() > 64) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(Refusal::new(
+            Kind::Invalid,
             "too_many_accounts",
             format!("name at most {ACCOUNTS_MAX} accounts, by their ids"),
         ));
@@ -26,25 +25,43 @@ fn check_account_ids(ids: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(crate) fn login_required() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "login_required", "log in with your password first")
-}
-
 impl Portal {
-    pub(crate) async fn user_of(&self, s: &Session) -> Result<User, ApiError> {
-        let id = s.user_id.as_ref().ok_or_else(login_required)?;
-        self.store.user_by_id(id).await?.ok_or_else(login_required)
+    pub(crate) async fn user_of(&self, s: &Session) -> Result<User, Refusal> {
+        let id = s.user_id.as_ref().ok_or_else(Refusal::login_required)?;
+        self.store.user_by_id(id).await?.ok_or_else(Refusal::login_required)
     }
 
     /// The user's enterprise (every user has one: a foreign key).
-    pub(crate) async fn enterprise_of(&self, user: &User) -> Result<Enterprise, ApiError> {
+    pub(crate) async fn enterprise_of(&self, user: &User) -> Result<Enterprise, Refusal> {
         self.store.enterprise(&user.enterprise_id).await?.ok_or_else(|| {
-            ApiError::from(crate::StoreError::NotFound { what: "enterprise", value: user.enterprise_id.clone() })
+            Refusal::from(crate::store::StoreError::NotFound { what: "enterprise", value: user.enterprise_id.clone() })
         })
     }
 }
 
 impl Portal {
+    /// The user of session `s`, their enterprise's accounts and what is bound to each: the
+    /// accounts page and `GET /api/accounts` both show this.
+    pub async fn my_accounts(&self, s: &Session) -> Result<(User, Vec<AccountBinding>), Refusal> {
+        let user = self.user_of(s).await?;
+        let accounts = self.store.accounts(&user.enterprise_id).await?;
+        Ok((user, accounts))
+    }
+
+    /// Who session `s` is: the user (password login) and the account (key login), either or
+    /// both; `None` for a session that logged in to nothing.
+    pub async fn whoami(&self, s: &Session) -> Result<Option<(Option<User>, Option<Account>)>, Refusal> {
+        let user = match &s.user_id {
+            Some(id) => self.store.user_by_id(id).await?,
+            None => None,
+        };
+        let account = match &s.account_id {
+            Some(id) => self.store.account_by_id(id).await?,
+            None => None,
+        };
+        Ok((user.is_some() || account.is_some()).then_some((user, account)))
+    }
+
     /// Bind the key that answered the challenge `nonce` with `token` to `account_ids` of the
     /// user's enterprise. How many bindings are new, and those accounts as they are now.
     pub async fn bind_key(
@@ -54,12 +71,12 @@ impl Portal {
         account_ids: &[String],
         nonce: &str,
         token: &AuthToken,
-    ) -> Result<(usize, Vec<AccountBinding>), ApiError> {
+    ) -> Result<(usize, Vec<AccountBinding>), Refusal> {
         let user = self.user_of(s).await?;
         self.limit_both("bind", &user.id, client).await?;
         check_account_ids(account_ids)?;
         if account_ids.is_empty() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "no_accounts", "tick at least one account"));
+            return Err(Refusal::new(Kind::Malformed, "no_accounts", "tick at least one account"));
         }
         let proof = self.prove_key(s, nonce, token, "bind", Standing::Unread).await?;
         self.spend(s, &proof, "bind").await?;
@@ -71,14 +88,14 @@ impl Portal {
             let named = v.organization_id.as_deref().unwrap_or("no credit code");
             let why = format!("certificate {} is for {named}, not {}", v.fingerprint, enterprise.credit_code);
             self.audit(&user.username, "bind", "refused", &why).await?;
-            return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::OtherEnterprise));
+            return Err(Refusal::user(Kind::Forbidden, Msg::OtherEnterprise));
         }
         let added = match self.store.bind(&user, account_ids, &v.fingerprint, self.now()).await {
             Ok(n) => n,
             Err(crate::store::StoreError::NotFound { value, .. }) => {
                 self.audit(&user.username, "bind", "refused", &format!("account {value} not in the enterprise"))
                     .await?;
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "unknown_account", format!("no account {value}")));
+                return Err(Refusal::new(Kind::Malformed, "unknown_account", format!("no account {value}")));
             }
             Err(e) => return Err(e.into()),
         };
@@ -94,7 +111,7 @@ impl Portal {
         &self,
         s: &Session,
         account_ids: &[String],
-    ) -> Result<(usize, Vec<AccountBinding>), ApiError> {
+    ) -> Result<(usize, Vec<AccountBinding>), Refusal> {
         let user = self.user_of(s).await?;
         check_account_ids(account_ids)?;
         let removed = self.store.unbind(&user, account_ids).await?;

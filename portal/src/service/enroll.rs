@@ -3,24 +3,24 @@
 //! pair generated on the key -> SMS code -> payment -> staff review ([`super::staff`]). Every
 //! call takes the caller's checked session; the application must be the caller's own.
 
-use axum::http::StatusCode;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use crate::api::{day, subtle_eq, ApiError, Portal};
+use crate::app::{Kind, Portal, Refusal};
 use crate::attestation::{self, KeyOrigin, KeyRefusal};
 use crate::enrollment::{self, Form, Side, Stage};
-use crate::messages::{stage_zh, Msg};
+use crate::messages::{day, stage_zh, Msg};
 use crate::payment::{self, Method};
 use crate::photo::{self, PhotoProblem};
+use crate::secret::subtle_eq;
 use crate::store::{Application, Paid, Payment, PhotoInfo, Session, User};
 
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no_application", "no such application")
+fn not_found() -> Refusal {
+    Refusal::new(Kind::NotFound, "no_application", "no such application")
 }
 
-pub(crate) fn wrong_stage(stage: Stage) -> ApiError {
-    ApiError::user(StatusCode::CONFLICT, Msg::WrongStage { stage: stage.as_str() })
+pub(crate) fn wrong_stage(stage: Stage) -> Refusal {
+    Refusal::user(Kind::Conflict, Msg::WrongStage { stage: stage.as_str() })
 }
 
 /// An SMS code on its way: to whom (masked) and for how long.
@@ -41,13 +41,13 @@ pub enum Notified {
 
 /// A photo upload's body: read up to the size limit, or over it.
 pub enum Upload {
-    Bytes(axum::body::Bytes),
+    Bytes(Vec<u8>),
     TooLarge,
 }
 
 impl Portal {
     /// The logged-in user and their application `id` (someone else's is "not found").
-    pub(crate) async fn own_application(&self, s: &Session, id: &str) -> Result<(User, Application), ApiError> {
+    pub(crate) async fn own_application(&self, s: &Session, id: &str) -> Result<(User, Application), Refusal> {
         let user = self.user_of(s).await?;
         match self.store.application(id).await? {
             Some(a) if a.user_id == user.id => Ok((user, a)),
@@ -55,8 +55,22 @@ impl Portal {
         }
     }
 
+    /// The user of session `s` and their enterprise (the form shows its name and credit code).
+    pub async fn me_and_enterprise(&self, s: &Session) -> Result<(User, crate::store::Enterprise), Refusal> {
+        let user = self.user_of(s).await?;
+        let e = self.enterprise_of(&user).await?;
+        Ok((user, e))
+    }
+
+    /// The user of session `s` and their applications, newest first.
+    pub async fn my_applications(&self, s: &Session) -> Result<(User, Vec<Application>), Refusal> {
+        let user = self.user_of(s).await?;
+        let apps = self.store.applications_of(&user.id).await?;
+        Ok((user, apps))
+    }
+
     /// A refused form: 422 with every wrong field and what to fix, audited.
-    async fn check_form(&self, user: &User, form: &Form) -> Result<Form, ApiError> {
+    async fn check_form(&self, user: &User, form: &Form) -> Result<Form, Refusal> {
         let e = self.enterprise_of(user).await?;
         let (form, problems) = form.for_enterprise(&e.name, &e.credit_code);
         if problems.is_empty() {
@@ -64,12 +78,12 @@ impl Portal {
         }
         let names: Vec<&str> = problems.iter().map(|p| p.field).collect();
         self.audit(&user.username, "apply", "refused", &format!("invalid fields: {}", names.join(", "))).await?;
-        Err(ApiError::user(StatusCode::UNPROCESSABLE_ENTITY, Msg::FormInvalid).with_fields(problems))
+        Err(Refusal::user(Kind::Invalid, Msg::FormInvalid).with_fields(problems))
     }
 
     /// Fill the form (证书新办) for `s`'s user, counted against the limits of the user and of
     /// the client's address `client`: the new application, at order review.
-    pub async fn file_application(&self, s: &Session, client: &str, form: &Form) -> Result<Application, ApiError> {
+    pub async fn file_application(&self, s: &Session, client: &str, form: &Form) -> Result<Application, Refusal> {
         let user = self.user_of(s).await?;
         self.limit_both("apply", &user.id, client).await?;
         let form = self.check_form(&user, form).await?;
@@ -81,7 +95,7 @@ impl Portal {
     }
 
     /// "Go back and edit" (返回修改), while at review: the application with the new form.
-    pub async fn edit_application(&self, s: &Session, id: &str, form: &Form) -> Result<Application, ApiError> {
+    pub async fn edit_application(&self, s: &Session, id: &str, form: &Form) -> Result<Application, Refusal> {
         let (user, a) = self.own_application(s, id).await?;
         if a.stage != Stage::Review {
             return Err(wrong_stage(a.stage));
@@ -95,7 +109,7 @@ impl Portal {
     }
 
     /// Take one step of `id` from `from` to `to`, or say which stage it is at.
-    async fn step(&self, a: &Application, from: Stage, to: Stage) -> Result<(), ApiError> {
+    async fn step(&self, a: &Application, from: Stage, to: Stage) -> Result<(), Refusal> {
         if a.stage != from || !self.store.advance(&a.id, from, to, self.now()).await? {
             return Err(self.moved_on(&a.id).await);
         }
@@ -104,7 +118,7 @@ impl Portal {
 
     /// A step found the application elsewhere (another request took it first): the refusal
     /// naming the stage it is at now.
-    pub(crate) async fn moved_on(&self, id: &str) -> ApiError {
+    pub(crate) async fn moved_on(&self, id: &str) -> Refusal {
         match self.store.application(id).await {
             Ok(Some(a)) => wrong_stage(a.stage),
             Ok(None) => not_found(),
@@ -113,7 +127,7 @@ impl Portal {
     }
 
     /// Confirm the order (确认订单): on to the photos.
-    pub async fn confirm_order(&self, s: &Session, id: &str) -> Result<(), ApiError> {
+    pub async fn confirm_order(&self, s: &Session, id: &str) -> Result<(), Refusal> {
         let (user, a) = self.own_application(s, id).await?;
         self.step(&a, Stage::Review, Stage::Photos).await?;
         self.audit(&user.username, "apply_confirm", "ok", &a.number).await
@@ -129,17 +143,17 @@ impl Portal {
         side: &str,
         declared: &str,
         upload: Upload,
-    ) -> Result<Vec<PhotoInfo>, ApiError> {
+    ) -> Result<Vec<PhotoInfo>, Refusal> {
         let (user, a) = self.own_application(s, id).await?;
-        let side = Side::parse(side)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_side", "photo side is front or back"))?;
+        let side =
+            Side::parse(side).ok_or_else(|| Refusal::new(Kind::NotFound, "no_side", "photo side is front or back"))?;
         let cfg = &self.config.enroll;
         let size_msg = Msg::PhotoSize { min_kb: cfg.photo_min_bytes / 1024, max_kb: cfg.photo_max_bytes / 1024 };
         let bytes = match upload {
             Upload::Bytes(b) => b,
             Upload::TooLarge => {
                 self.audit(&user.username, "apply_photo", "refused", "too large").await?;
-                return Err(ApiError::user(StatusCode::PAYLOAD_TOO_LARGE, size_msg));
+                return Err(Refusal::user(Kind::TooLarge, size_msg));
             }
         };
         let (limits, typed) = (cfg.photo_limits(), declared.to_string());
@@ -148,21 +162,19 @@ impl Portal {
             .photo_slots
             .acquire()
             .await
-            .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the portal is shutting down"))?;
+            .map_err(|_| Refusal::new(Kind::Busy, "busy", "the portal is shutting down"))?;
         let judged = tokio::task::spawn_blocking(move || photo::accept(&typed, &bytes, &limits))
             .await
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the photo check failed"))?;
+            .map_err(|_| Refusal::new(Kind::Internal, "internal", "the photo check failed"))?;
         let photo = match judged {
             Ok(ph) => ph,
             Err(problem) => {
                 let (status, msg, why) = match problem {
-                    PhotoProblem::Type => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Msg::PhotoType, "type".to_string()),
-                    PhotoProblem::Size => (StatusCode::PAYLOAD_TOO_LARGE, size_msg, "size".to_string()),
-                    PhotoProblem::Unreadable => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, Msg::PhotoUnreadable, "unreadable".to_string())
-                    }
+                    PhotoProblem::Type => (Kind::UnsupportedType, Msg::PhotoType, "type".to_string()),
+                    PhotoProblem::Size => (Kind::TooLarge, size_msg, "size".to_string()),
+                    PhotoProblem::Unreadable => (Kind::Invalid, Msg::PhotoUnreadable, "unreadable".to_string()),
                     PhotoProblem::Dimensions { width, height } => (
-                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Kind::Invalid,
                         Msg::PhotoDimensions {
                             min_side: cfg.photo_min_side,
                             max_side: cfg.photo_max_side,
@@ -173,7 +185,7 @@ impl Portal {
                 };
                 self.audit(&user.username, "apply_photo", "refused", &format!("{} {why} ({declared})", a.number))
                     .await?;
-                return Err(ApiError::user(status, msg));
+                return Err(Refusal::user(status, msg));
             }
         };
         if !self.store.put_photo(id, side, photo.kind.mime(), &photo.bytes, self.now()).await? {
@@ -201,20 +213,20 @@ impl Portal {
         csr: &[u8],
         attestation: Option<&[u8]>,
         f9: Option<&[u8]>,
-    ) -> Result<(KeyOrigin, SmsSent), ApiError> {
+    ) -> Result<(KeyOrigin, SmsSent), Refusal> {
         let (user, a) = self.own_application(s, id).await?;
         if a.stage != Stage::Photos {
             return Err(wrong_stage(a.stage));
         }
         let have = self.store.photos(id).await?;
         if !Side::ALL.iter().all(|side| have.iter().any(|ph| ph.side == side.as_str())) {
-            return Err(ApiError::user(StatusCode::CONFLICT, Msg::PhotosMissing));
+            return Err(Refusal::user(Kind::Conflict, Msg::PhotosMissing));
         }
         let req_info = match ca::verify_csr(csr) {
             Ok(r) => r,
             Err(e) => {
                 self.audit(&user.username, "apply_submit", "refused", &format!("{}: {e}", a.number)).await?;
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", e.to_string()));
+                return Err(Refusal::new(Kind::Malformed, "bad_csr", e.to_string()));
             }
         };
         let roots = &self.config.attestation_roots;
@@ -227,8 +239,7 @@ impl Portal {
                     KeyRefusal::PinPolicy(_) => Msg::KeyWithoutPin,
                     _ => Msg::NotAttested,
                 };
-                return Err(ApiError::user(StatusCode::UNPROCESSABLE_ENTITY, msg)
-                    .with(serde_json::json!({"reason": refusal.to_string()})));
+                return Err(Refusal::user(Kind::Invalid, msg).with(serde_json::json!({"reason": refusal.to_string()})));
             }
         };
         self.sms_allowed(&user, &a).await?;
@@ -246,7 +257,7 @@ impl Portal {
 
     /// Whether another SMS code may go to the handler's mobile for `user`: per recipient and
     /// per user, per hour and per day (an SMS costs money and bothers a phone's owner).
-    async fn sms_allowed(&self, user: &User, a: &Application) -> Result<(), ApiError> {
+    async fn sms_allowed(&self, user: &User, a: &Application) -> Result<(), Refusal> {
         let cfg = &self.config.enroll;
         let now = self.now();
         let (to_hour, by_hour) = self.store.sms_sent_since(&a.form.mobile, &user.id, now - 3600).await?;
@@ -262,12 +273,12 @@ impl Portal {
         let detail =
             format!("{} SMS cap per {window} reached ({to_day} today to the number, {by_day} by the user)", a.number);
         self.audit(&user.username, "apply_sms", "refused", &detail).await?;
-        Err(ApiError::user(StatusCode::TOO_MANY_REQUESTS, Msg::SmsCap { day: window == "day" })
+        Err(Refusal::user(Kind::TooMany, Msg::SmsCap { day: window == "day" })
             .with(serde_json::json!({"retry_after": secs})))
     }
 
     /// Send a fresh SMS code to the handler's mobile (through the outbox), counted for the caps.
-    async fn send_sms_code(&self, user: &User, a: &Application, code: &str, expires_at: i64) -> Result<(), ApiError> {
+    async fn send_sms_code(&self, user: &User, a: &Application, code: &str, expires_at: i64) -> Result<(), Refusal> {
         let minutes = self.config.enroll.sms_secs / 60;
         let body = format!("【ukey】您正在申请单位数字证书（申请号{}），验证码{code}，{minutes}分钟内有效。如非本人操作，请忽略本短信。", a.number);
         self.store.send_sms_code(&a.id, &user.id, &a.form.mobile, &body, expires_at, self.now()).await?;
@@ -280,7 +291,7 @@ impl Portal {
     }
 
     /// A new code (the old one stops working), at most one per configured interval.
-    pub async fn resend_sms_code(&self, s: &Session, id: &str) -> Result<SmsSent, ApiError> {
+    pub async fn resend_sms_code(&self, s: &Session, id: &str) -> Result<SmsSent, Refusal> {
         let (user, a) = self.own_application(s, id).await?;
         if a.stage != Stage::Sms {
             return Err(wrong_stage(a.stage));
@@ -295,9 +306,9 @@ impl Portal {
             Ok(None) => {
                 let sent = self.store.sms_sent_at(id).await?.unwrap_or(0);
                 let secs = (sent + cfg.sms_resend_secs - self.now()).max(1);
-                return Err(ApiError::user(StatusCode::TOO_MANY_REQUESTS, Msg::SmsTooSoon { secs }));
+                return Err(Refusal::user(Kind::TooMany, Msg::SmsTooSoon { secs }));
             }
-            Err(crate::StoreError::NotFound { .. }) => return Err(wrong_stage(a.stage)),
+            Err(crate::store::StoreError::NotFound { .. }) => return Err(wrong_stage(a.stage)),
             Err(e) => return Err(e.into()),
         }
         self.send_sms_code(&user, &a, &code, expires).await?;
@@ -305,14 +316,14 @@ impl Portal {
         Ok(self.sms_sent(&a))
     }
 
-    async fn sms_refused(&self, who: &str, number: &str, why: &str, msg: Msg) -> Result<Application, ApiError> {
+    async fn sms_refused(&self, who: &str, number: &str, why: &str, msg: Msg) -> Result<Application, Refusal> {
         self.audit(who, "apply_sms", "refused", &format!("{number} {why}")).await?;
-        Err(ApiError::user(StatusCode::UNAUTHORIZED, msg))
+        Err(Refusal::user(Kind::Unauthenticated, msg))
     }
 
     /// The code from the SMS (签名确认): on to payment. A wrong code says the tries left; the
     /// last wrong one, or an expired code, ends it (a new code must be asked for).
-    pub async fn verify_sms_code(&self, s: &Session, id: &str, code: &str) -> Result<Application, ApiError> {
+    pub async fn verify_sms_code(&self, s: &Session, id: &str, code: &str) -> Result<Application, Refusal> {
         let (user, a) = self.own_application(s, id).await?;
         let Some(check) = self.store.sms_try(id).await? else { return Err(wrong_stage(a.stage)) };
         let max = self.config.enroll.sms_max_attempts;
@@ -346,11 +357,10 @@ impl Portal {
         s: &Session,
         id: &str,
         method: &str,
-    ) -> Result<(Application, Method, Payment), ApiError> {
+    ) -> Result<(Application, Method, Payment), Refusal> {
         let (user, a) = self.own_application(s, id).await?;
-        let method = Method::parse(method).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_method", "payment method is wechat or alipay")
-        })?;
+        let method = Method::parse(method)
+            .ok_or_else(|| Refusal::new(Kind::Malformed, "bad_method", "payment method is wechat or alipay"))?;
         if a.stage != Stage::Payment {
             return Err(wrong_stage(a.stage));
         }
@@ -362,21 +372,17 @@ impl Portal {
 
     /// Act on a payment notification (from the provider, or the sandbox's simulated one),
     /// signed with the shared secret. Idempotent: a repeat is acknowledged and changes nothing.
-    pub async fn payment_notified(&self, body: &[u8], signature: &str) -> Result<Notified, ApiError> {
+    pub async fn payment_notified(&self, body: &[u8], signature: &str) -> Result<Notified, Refusal> {
         if !payment::verify(&self.config.payment_secret, body, signature) {
             self.audit("payment-provider", "payment_notify", "refused", "bad signature").await?;
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "bad_signature",
-                "notification signature does not verify",
-            ));
+            return Err(Refusal::new(Kind::Unauthenticated, "bad_signature", "notification signature does not verify"));
         }
         let n: payment::Notification = serde_json::from_slice(body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("notification: {e}")))?;
+            .map_err(|e| Refusal::new(Kind::Malformed, "bad_request", format!("notification: {e}")))?;
         let Some(p) = self.store.payment(&n.payment_id).await? else {
             self.audit("payment-provider", "payment_notify", "refused", &format!("unknown payment {}", n.payment_id))
                 .await?;
-            return Err(ApiError::new(StatusCode::NOT_FOUND, "no_payment", "no such payment"));
+            return Err(Refusal::new(Kind::NotFound, "no_payment", "no such payment"));
         };
         if n.status != "SUCCESS" {
             self.audit("payment-provider", "payment_notify", "ignored", &format!("{} status {}", p.id, n.status))
@@ -386,7 +392,7 @@ impl Portal {
         if n.amount_fen != p.amount_fen {
             let detail = format!("{}: paid {} fen, owed {}", p.id, n.amount_fen, p.amount_fen);
             self.audit("payment-provider", "payment_notify", "refused", &detail).await?;
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "amount_mismatch", "amount differs from the order"));
+            return Err(Refusal::new(Kind::Malformed, "amount_mismatch", "amount differs from the order"));
         }
         match self.store.mark_paid(&p.id, &n.provider_txn, self.now()).await? {
             Paid::Already { application_id } => {

@@ -1,11 +1,11 @@
 //! Key login: a challenge (nonce) for the session, the token the key signed over it judged
 //! against the portal's origin, CA and revocation, then the account it logs in to.
 
-use axum::http::StatusCode;
 use base64::Engine;
 
-use crate::api::{day, no_session, random_token, ApiError, Portal};
-use crate::messages::Msg;
+use crate::app::{Kind, Portal, Refusal};
+use crate::messages::{day, Msg};
+use crate::secret::random_token;
 use crate::store::{Account, CertRecord, Challenge, KeyStanding, Session};
 use crate::token::{self, AuthToken, TokenError, Verified};
 
@@ -38,8 +38,8 @@ impl Portal {
         token: &AuthToken,
         action: &str,
         known: Standing,
-    ) -> Result<Proof, ApiError> {
-        let refuse = |status, code: &'static str, why: &str| ApiError::new(status, code, why.to_string());
+    ) -> Result<Proof, Refusal> {
+        let refuse = |status, code: &'static str, why: &str| Refusal::new(status, code, why.to_string());
         let c = match &session.challenge {
             Some(c) if c.nonce == nonce => c,
             held => {
@@ -51,17 +51,17 @@ impl Portal {
                     ),
                 };
                 self.audit("-", action, "refused", why).await?;
-                return Err(ApiError::user(StatusCode::UNAUTHORIZED, say));
+                return Err(Refusal::user(Kind::Unauthenticated, say));
             }
         };
-        let spend_and_refuse = |actor: String, why: String, err: ApiError| async move {
+        let spend_and_refuse = |actor: String, why: String, err: Refusal| async move {
             self.store.spend_challenge(&session.token_hash, nonce).await?;
             self.audit(&actor, action, "refused", &why).await?;
-            Err::<Proof, ApiError>(err)
+            Err::<Proof, Refusal>(err)
         };
         if c.expires_at <= self.now() {
             let minutes = (self.config.nonce_secs + 59) / 60;
-            let err = ApiError::user(StatusCode::UNAUTHORIZED, Msg::ChallengeExpired { minutes });
+            let err = Refusal::user(Kind::Unauthenticated, Msg::ChallengeExpired { minutes });
             return spend_and_refuse("-".into(), "nonce expired".into(), err).await;
         }
         let verified =
@@ -70,12 +70,10 @@ impl Portal {
                 Err(e) => {
                     let why = e.to_string();
                     let err = match e {
-                        TokenError::Expired(at) => {
-                            ApiError::user(StatusCode::FORBIDDEN, Msg::CertExpired { date: day(at) })
-                        }
-                        TokenError::Untrusted => ApiError::user(StatusCode::FORBIDDEN, Msg::CertNotTrusted),
-                        TokenError::TooLarge(_) => refuse(StatusCode::PAYLOAD_TOO_LARGE, "bad_token", &why),
-                        _ => refuse(StatusCode::UNAUTHORIZED, "bad_token", &why),
+                        TokenError::Expired(at) => Refusal::user(Kind::Forbidden, Msg::CertExpired { date: day(at) }),
+                        TokenError::Untrusted => Refusal::user(Kind::Forbidden, Msg::CertNotTrusted),
+                        TokenError::TooLarge(_) => refuse(Kind::TooLarge, "bad_token", &why),
+                        _ => refuse(Kind::Unauthenticated, "bad_token", &why),
                     };
                     return spend_and_refuse("-".into(), why, err).await;
                 }
@@ -88,7 +86,7 @@ impl Portal {
             Some(k) if k.revoked_at.is_some() => {
                 let reason = k.revoke_reason.unwrap_or_default();
                 let why = format!("certificate revoked: {reason}");
-                let err = ApiError::user(StatusCode::FORBIDDEN, Msg::CertRevoked { reason });
+                let err = Refusal::user(Kind::Forbidden, Msg::CertRevoked { reason });
                 return spend_and_refuse(verified.subject.clone(), why, err).await;
             }
             Some(k) => k.accounts,
@@ -116,7 +114,7 @@ impl Portal {
 
     /// Spend the proof's challenge on its own; refused (and audited) if another request
     /// answering the same challenge spent it first.
-    pub(crate) async fn spend(&self, session: &Session, proof: &Proof, action: &str) -> Result<(), ApiError> {
+    pub(crate) async fn spend(&self, session: &Session, proof: &Proof, action: &str) -> Result<(), Refusal> {
         if self.store.spend_challenge(&session.token_hash, &proof.nonce).await? {
             return Ok(());
         }
@@ -124,11 +122,11 @@ impl Portal {
     }
 
     /// The refusal for a challenge another request spent between judging and acting.
-    async fn replayed(&self, actor: &str, action: &str) -> ApiError {
+    async fn replayed(&self, actor: &str, action: &str) -> Refusal {
         if let Err(e) = self.audit(actor, action, "refused", "challenge already spent").await {
             return e;
         }
-        ApiError::user(StatusCode::UNAUTHORIZED, Msg::ChallengeUsed)
+        Refusal::user(Kind::Unauthenticated, Msg::ChallengeUsed)
     }
 }
 
@@ -148,14 +146,14 @@ pub struct KeyLoggedIn {
 impl Portal {
     /// A fresh challenge for session `s` (a new one replaces the last): 32 random bytes,
     /// single use, valid for the configured minutes, bound to the portal's own origin.
-    pub async fn new_challenge(&self, s: &Session) -> Result<Challenge, ApiError> {
+    pub async fn new_challenge(&self, s: &Session) -> Result<Challenge, Refusal> {
         let c = Challenge {
             nonce: random_token(),
             origin: self.config.origin.clone(),
             expires_at: self.now() + self.config.nonce_secs,
         };
         if !self.store.put_challenge(&s.token_hash, &c).await? {
-            return Err(no_session());
+            return Err(Refusal::no_session());
         }
         Ok(c)
     }
@@ -171,23 +169,21 @@ impl Portal {
         nonce: &str,
         token: &AuthToken,
         account_id: Option<&str>,
-    ) -> Result<KeyLoggedIn, ApiError> {
+    ) -> Result<KeyLoggedIn, Refusal> {
         let proof = self.prove_key(s, nonce, token, "key_login", known).await?;
         let v = &proof.verified;
         let bound = proof.accounts.as_slice();
         // Which account; a refusal spends the challenge (choosing needs a new one).
         let chosen = match (account_id, bound) {
-            (_, []) => {
-                Err(("refused", "key not bound".to_string(), ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound)))
-            }
+            (_, []) => Err(("refused", "key not bound".to_string(), Refusal::user(Kind::Forbidden, Msg::NotBound))),
             (None, [one]) => Ok(one.clone()),
             (None, _) => Err((
                 "choose",
                 format!("{} bound accounts", bound.len()),
-                ApiError::user(StatusCode::CONFLICT, Msg::ChooseAccount).with(serde_json::json!({"accounts": bound})),
+                Refusal::user(Kind::Conflict, Msg::ChooseAccount).with(serde_json::json!({"accounts": bound})),
             )),
             (Some(id), _) => bound.iter().find(|a| a.id == id).cloned().ok_or_else(|| {
-                let err = ApiError::user(StatusCode::FORBIDDEN, Msg::NotBound);
+                let err = Refusal::user(Kind::Forbidden, Msg::NotBound);
                 ("refused", "account not bound to this key".to_string(), err)
             }),
         };

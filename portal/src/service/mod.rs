@@ -1,8 +1,8 @@
-//! What the portal decides, as calls on [`Portal`](crate::api::Portal): typed requests in,
-//! typed outcomes or a refusal ([`ApiError`](crate::api::ApiError): an HTTP status, a stable
-//! code and the user's message) out. No headers, no JSON, no language here: the JSON API
-//! ([`crate::api`]) and the pages ([`crate::pages`]) are two adapters that find the caller,
-//! call these, and render what comes back.
+//! What the portal decides, as calls on [`Portal`](crate::app::Portal): typed requests in,
+//! typed outcomes or a [`Refusal`](crate::app::Refusal) (its kind, a stable code and the
+//! user's message; no HTTP status) out. No headers, no language here: the JSON API
+//! (`crate::api`) and the pages (`crate::pages`) are two adapters above this module that find
+//! the caller, call these, and render what comes back; nothing here imports them.
 //!
 //! - [`auth`]: password login and logout.
 //! - [`binding`]: binding keys to accounts, unbinding.

@@ -3,35 +3,34 @@
 //! application, and revokes the holder's earlier one as superseded) or reject with a reason.
 //! Both outcomes are mailed to the applicant. Staff also revoke certificates.
 
-use axum::http::StatusCode;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
 use super::enroll::wrong_stage;
-use crate::api::{day, ApiError, Portal};
+use crate::app::{Kind, Portal, Refusal};
 use crate::enrollment::Stage;
-use crate::messages::Msg;
+use crate::messages::{day, Msg};
 use crate::store::{Application, CertRecord, Session, User};
 
 const REASON_MAX_CHARS: usize = 200;
 
-fn no_application() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no_application", "no such application")
+fn no_application() -> Refusal {
+    Refusal::new(Kind::NotFound, "no_application", "no such application")
 }
 
 impl Portal {
     /// The logged-in staff member; anyone else is refused (and audited).
-    pub(crate) async fn staff_of(&self, s: &Session) -> Result<User, ApiError> {
+    pub(crate) async fn staff_of(&self, s: &Session) -> Result<User, Refusal> {
         let user = self.user_of(s).await?;
         if user.role != "staff" {
             self.audit(&user.username, "staff", "refused", "not staff").await?;
-            return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::StaffOnly));
+            return Err(Refusal::user(Kind::Forbidden, Msg::StaffOnly));
         }
         Ok(user)
     }
 
     /// Application `id` as staff see it (any enterprise's), with its certificate once issued.
-    pub async fn staff_view(&self, s: &Session, id: &str) -> Result<(Application, Option<CertRecord>), ApiError> {
+    pub async fn staff_view(&self, s: &Session, id: &str) -> Result<(Application, Option<CertRecord>), Refusal> {
         self.staff_of(s).await?;
         let a = self.store.application(id).await?.ok_or_else(no_application)?;
         let cert = match &a.fingerprint {
@@ -43,38 +42,32 @@ impl Portal {
 
     /// Applications at `stage` (default: waiting for review), oldest first, and the staff
     /// member asking.
-    pub async fn queue_at(
-        &self,
-        s: &Session,
-        stage: Option<&str>,
-    ) -> Result<(User, Stage, Vec<Application>), ApiError> {
+    pub async fn queue_at(&self, s: &Session, stage: Option<&str>) -> Result<(User, Stage, Vec<Application>), Refusal> {
         let staff = self.staff_of(s).await?;
         let stage = match stage {
             None | Some("") => Stage::UnderReview,
-            Some(v) => Stage::parse(v)
-                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_stage", format!("no stage {v:?}")))?,
+            Some(v) => {
+                Stage::parse(v).ok_or_else(|| Refusal::new(Kind::Malformed, "bad_stage", format!("no stage {v:?}")))?
+            }
         };
         Ok((staff, stage, self.store.applications_at(stage).await?))
     }
 
     /// One ID photo of application `id`: (Content-Type, bytes).
-    pub async fn staff_photo(&self, s: &Session, id: &str, side: &str) -> Result<(String, Vec<u8>), ApiError> {
+    pub async fn staff_photo(&self, s: &Session, id: &str, side: &str) -> Result<(String, Vec<u8>), Refusal> {
         self.staff_of(s).await?;
         let side = crate::enrollment::Side::parse(side)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_side", "photo side is front or back"))?;
-        self.store
-            .photo(id, side)
-            .await?
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_photo", "no such photo"))
+            .ok_or_else(|| Refusal::new(Kind::NotFound, "no_side", "photo side is front or back"))?;
+        self.store.photo(id, side).await?.ok_or_else(|| Refusal::new(Kind::NotFound, "no_photo", "no such photo"))
     }
 
     /// Application `id`, if it waits for review by `staff`: four eyes, so never by the staff
     /// member who filed it (refused and audited).
-    async fn reviewable(&self, id: &str, staff: &User) -> Result<Application, ApiError> {
+    async fn reviewable(&self, id: &str, staff: &User) -> Result<Application, Refusal> {
         let a = self.store.application(id).await?.ok_or_else(no_application)?;
         if a.user_id == staff.id {
             self.audit(&staff.username, "review", "refused", &format!("{}: own application", a.number)).await?;
-            return Err(ApiError::user(StatusCode::FORBIDDEN, Msg::OwnApplication));
+            return Err(Refusal::user(Kind::Forbidden, Msg::OwnApplication));
         }
         if a.stage != Stage::UnderReview {
             return Err(wrong_stage(a.stage));
@@ -101,16 +94,15 @@ impl Portal {
 
     /// Approve application `id`: the certificate is issued (the holder's earlier ones revoked
     /// as superseded) and the applicant mailed. The application as it is now.
-    pub async fn approve_application(&self, s: &Session, id: &str) -> Result<Application, ApiError> {
+    pub async fn approve_application(&self, s: &Session, id: &str) -> Result<Application, Refusal> {
         let staff = self.staff_of(s).await?;
         let a = self.reviewable(id, &staff).await?;
         let der = self.issue_for(&a).map_err(|e| {
             tracing::error!("issuing for {}: {e}", a.number);
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "issue_failed", format!("the CA could not issue: {e}"))
+            Refusal::new(Kind::Internal, "issue_failed", format!("the CA could not issue: {e}"))
         })?;
-        let rec = CertRecord::from_der(&der).ok_or_else(|| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "issue_failed", "the CA issued an unreadable certificate")
-        })?;
+        let rec = CertRecord::from_der(&der)
+            .ok_or_else(|| Refusal::new(Kind::Internal, "issue_failed", "the CA issued an unreadable certificate"))?;
         let Some(superseded) = self.store.approve(&a.id, &staff.id, &rec, self.now()).await? else {
             return Err(self.moved_on(id).await);
         };
@@ -130,12 +122,12 @@ impl Portal {
 
     /// Reject application `id` for `reason` (1 to 200 characters), mailed to the applicant.
     /// The reason as kept.
-    pub async fn reject_application(&self, s: &Session, id: &str, reason: &str) -> Result<String, ApiError> {
+    pub async fn reject_application(&self, s: &Session, id: &str, reason: &str) -> Result<String, Refusal> {
         let staff = self.staff_of(s).await?;
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > REASON_MAX_CHARS {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
+            return Err(Refusal::new(
+                Kind::Malformed,
                 "bad_reason",
                 format!("give a reason of 1 to {REASON_MAX_CHARS} characters"),
             ));
@@ -160,18 +152,17 @@ impl Portal {
         s: &Session,
         fingerprint: &str,
         reason: &str,
-    ) -> Result<&'static str, ApiError> {
+    ) -> Result<&'static str, Refusal> {
         let staff = self.staff_of(s).await?;
         let reason = ca::crl::Reason::parse(reason.trim()).ok_or_else(|| {
             let names: Vec<&str> = ca::crl::Reason::ALL.iter().map(|r| r.name()).collect();
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_reason", format!("the reason is one of {}", names.join(", ")))
+            Refusal::new(Kind::Malformed, "bad_reason", format!("the reason is one of {}", names.join(", ")))
         })?;
-        let not_found =
-            || ApiError::new(StatusCode::NOT_FOUND, "no_certificate", "no certificate with that fingerprint");
+        let not_found = || Refusal::new(Kind::NotFound, "no_certificate", "no certificate with that fingerprint");
         let cert = self.store.certificate(fingerprint).await?.ok_or_else(not_found)?;
         if !self.store.revoke(fingerprint, reason.name(), self.now()).await? {
             let had = cert.revoke_reason.unwrap_or_default();
-            return Err(ApiError::new(StatusCode::CONFLICT, "already_revoked", format!("already revoked ({had})")));
+            return Err(Refusal::new(Kind::Conflict, "already_revoked", format!("already revoked ({had})")));
         }
         self.audit(&staff.username, "revoke", reason.name(), &format!("{fingerprint} {}", cert.subject)).await?;
         Ok(reason.name())

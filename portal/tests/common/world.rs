@@ -8,11 +8,11 @@ use std::sync::Arc;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey;
-use portal::api::{Portal, State};
 use portal::config::Config;
 use portal::password::{self, Cost};
 use portal::store::Store;
 use portal::token;
+use portal::{Portal, State};
 use proto::piv::{PinPolicy, Slot};
 use proto::Clock;
 use serde_json::{json, Value};
@@ -82,7 +82,7 @@ impl World {
         tune(&mut config);
         let ca = Arc::new(ca.with_crl_url(config.crl_url()));
         let state = Portal::new(store, ca.clone(), clock.clone(), config);
-        tokio::spawn(portal::api::serve(listener, state.clone()));
+        tokio::spawn(portal::serve(listener, state.clone()));
         World { _dir: dir, origin: base.clone(), base, clock, ca, factory, state, accounts: vec![a1.id, a2.id] }
     }
 
@@ -93,7 +93,7 @@ impl World {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = Portal::new(store, self.ca.clone(), self.clock.clone(), self.state.config.clone());
-        tokio::spawn(portal::api::serve(listener, state));
+        tokio::spawn(portal::serve(listener, state));
         base
     }
 

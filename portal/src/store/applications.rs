@@ -1,11 +1,14 @@
-//! Certificate applications, their photos and payments, and the SMS / email outbox. Every step
-//! of an application is one `UPDATE ... WHERE stage = <the stage before>`: whoever runs it
-//! second (another instance, a double click) changes nothing and is told so.
+//! Certificate applications and their ID photos and SMS codes, and the staff's decision.
+//! Every step of an application is one `UPDATE ... WHERE stage = <the stage before>`: whoever
+//! runs it second (another instance, a double click) changes nothing and is told so.
 
 use sqlx::any::AnyRow;
 use sqlx::{Connection, Row};
 
-use super::{insert_certificate, new_id, unique, CertRecord, Result, Store, StoreError};
+use super::certificates::{insert_certificate, CertRecord};
+use super::db::{Backend, Store};
+use super::error::{unique, Result, StoreError};
+use super::id::new_id;
 use crate::attestation::KeyOrigin;
 use crate::enrollment::{Form, Side, Stage};
 
@@ -48,37 +51,7 @@ pub struct SmsCheck {
     pub attempts: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Payment {
-    pub id: String,
-    pub application_id: String,
-    pub method: String,
-    pub amount_fen: i64,
-    pub status: String,
-    pub provider_txn: Option<String>,
-    pub created_at: i64,
-    pub paid_at: Option<i64>,
-}
-
-/// What a payment notification did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Paid {
-    /// This notification paid the application (it moved to review).
-    Now { application_id: String },
-    /// The payment was already paid: a repeated notification, nothing changed.
-    Already { application_id: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
-pub struct OutboxMessage {
-    pub channel: String,
-    pub recipient: String,
-    pub subject: String,
-    pub body: String,
-    pub created_at: i64,
-}
-
-fn application(r: &AnyRow) -> Result<Application> {
+pub(super) fn application(r: &AnyRow) -> Result<Application> {
     let stage: String = r.try_get("stage")?;
     Ok(Application {
         id: r.try_get("id")?,
@@ -113,29 +86,9 @@ fn application(r: &AnyRow) -> Result<Application> {
     })
 }
 
-fn payment(r: &AnyRow) -> sqlx::Result<Payment> {
-    Ok(Payment {
-        id: r.try_get("id")?,
-        application_id: r.try_get("application_id")?,
-        method: r.try_get("method")?,
-        amount_fen: r.try_get("amount_fen")?,
-        status: r.try_get("status")?,
-        provider_txn: r.try_get("provider_txn")?,
-        created_at: r.try_get("created_at")?,
-        paid_at: r.try_get("paid_at")?,
-    })
-}
-
 const APP_COLUMNS: &str = "id, number, user_id, stage, organisation, credit_code, handler_name, id_number, mobile, \
      email, amount_fen, csr_b64, pay_method, paid_at, reviewed_by, reviewed_at, reject_reason, fingerprint, \
      key_serial, key_firmware, key_manufacturer, created_at, updated_at";
-
-/// An id that sorts by time of creation (nanoseconds, then random), so messages sent within
-/// one second still list in the order they were sent.
-fn time_ordered_id() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{nanos:032x}{}", &new_id()[..8])
-}
 
 impl Store {
     /// A new application at the review stage.
@@ -399,99 +352,6 @@ impl Store {
         Ok(())
     }
 
-    // ---- payments ----
-
-    pub async fn create_payment(
-        &self,
-        application_id: &str,
-        method: &str,
-        amount_fen: i64,
-        now: i64,
-    ) -> Result<Payment> {
-        let p = Payment {
-            id: new_id(),
-            application_id: application_id.into(),
-            method: method.into(),
-            amount_fen,
-            status: "pending".into(),
-            provider_txn: None,
-            created_at: now,
-            paid_at: None,
-        };
-        sqlx::query(
-            "INSERT INTO payments (id, application_id, method, amount_fen, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&p.id)
-        .bind(&p.application_id)
-        .bind(&p.method)
-        .bind(p.amount_fen)
-        .bind(&p.status)
-        .bind(now)
-        .execute(&mut *self.w().await?)
-        .await?;
-        Ok(p)
-    }
-
-    pub async fn payment(&self, id: &str) -> Result<Option<Payment>> {
-        let row =
-            sqlx::query("SELECT * FROM payments WHERE id = $1").bind(id).fetch_optional(&mut *self.r().await?).await?;
-        Ok(row.as_ref().map(payment).transpose()?)
-    }
-
-    pub async fn payments_of(&self, application_id: &str) -> Result<Vec<Payment>> {
-        let rows = sqlx::query("SELECT * FROM payments WHERE application_id = $1 ORDER BY created_at, id")
-            .bind(application_id)
-            .fetch_all(&mut *self.r().await?)
-            .await?;
-        rows.iter().map(|r| payment(r).map_err(StoreError::from)).collect()
-    }
-
-    /// A payment succeeded: mark it paid and move its application from payment to review, in
-    /// one transaction. A repeated notification finds it paid and changes nothing.
-    pub async fn mark_paid(&self, payment_id: &str, provider_txn: &str, now: i64) -> Result<Paid> {
-        let mut conn = self.w().await?;
-        let mut tx = conn.begin().await?;
-        let row = sqlx::query(
-            "UPDATE payments SET status = 'paid', provider_txn = $2, paid_at = $3 \
-             WHERE id = $1 AND status = 'pending' RETURNING application_id, method",
-        )
-        .bind(payment_id)
-        .bind(provider_txn)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(r) = row else {
-            drop(tx);
-            return match self.payment(payment_id).await? {
-                Some(p) => Ok(Paid::Already { application_id: p.application_id }),
-                None => Err(StoreError::NotFound { what: "payment", value: payment_id.into() }),
-            };
-        };
-        let application_id: String = r.try_get("application_id")?;
-        let method: String = r.try_get("method")?;
-        let moved = sqlx::query(
-            "UPDATE applications SET stage = $2, pay_method = $3, paid_at = $4, updated_at = $4 \
-             WHERE id = $1 AND stage = $5",
-        )
-        .bind(&application_id)
-        .bind(Stage::UnderReview.as_str())
-        .bind(&method)
-        .bind(now)
-        .bind(Stage::Payment.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
-            // Paid twice through two payments: the first one moved the application; keep this
-            // payment on record as paid (a refund is a matter for people).
-            tracing::warn!("payment {payment_id} paid for application {application_id} not awaiting payment");
-        }
-        tx.commit().await?;
-        Ok(Paid::Now { application_id })
-    }
-
-    // ---- staff review ----
-
     /// Approve: record the issued certificate and move the application to issued, together.
     /// Never by the applicant (four eyes, also here, so no caller can forget it): `false`.
     /// Approve with the issued certificate `cert`, and revoke (reason superseded) the
@@ -501,7 +361,7 @@ impl Store {
     pub async fn approve(&self, id: &str, staff_id: &str, cert: &CertRecord, now: i64) -> Result<Option<Vec<String>>> {
         let mut conn = self.w().await?;
         let mut tx = conn.begin().await?;
-        if self.backend() == super::Backend::Postgres {
+        if self.backend() == Backend::Postgres {
             // Two approvals for one holder at once (two staff, two instances) would each miss
             // the other's uncommitted certificate and both stay live: one holder at a time.
             // SQLite has a single writer already.
@@ -556,16 +416,6 @@ impl Store {
         Ok(Some(superseded))
     }
 
-    /// The token serial and firmware stored with an issued certificate (from its attestation).
-    pub async fn certificate_key_origin(&self, fingerprint: &str) -> Result<(Option<i64>, Option<String>)> {
-        let row = sqlx::query("SELECT key_serial, key_firmware FROM certificates WHERE fingerprint = $1")
-            .bind(fingerprint)
-            .fetch_optional(&mut *self.r().await?)
-            .await?
-            .ok_or_else(|| StoreError::NotFound { what: "certificate", value: fingerprint.to_string() })?;
-        Ok((row.try_get("key_serial")?, row.try_get("key_firmware")?))
-    }
-
     pub async fn reject(&self, id: &str, staff_id: &str, reason: &str, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE applications SET stage = $2, reject_reason = $3, reviewed_by = $4, reviewed_at = $5, \
@@ -580,101 +430,5 @@ impl Store {
         .execute(&mut *self.w().await?)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    // ---- outbox ----
-
-    /// Queue an SMS or email (a gateway would drain the outbox; the sandbox shows it).
-    pub async fn send(&self, channel: &str, recipient: &str, subject: &str, body: &str, now: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO outbox (id, channel, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(time_ordered_id())
-        .bind(channel)
-        .bind(recipient)
-        .bind(subject)
-        .bind(body)
-        .bind(now)
-        .execute(&mut *self.w().await?)
-        .await?;
-        Ok(())
-    }
-
-    /// SMS codes sent to `recipient`, and asked for by `user_id`, since `since`.
-    pub async fn sms_sent_since(&self, recipient: &str, user_id: &str, since: i64) -> Result<(i64, i64)> {
-        let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM sms_sent WHERE recipient = $1 AND at >= $3) AS to_recipient, \
-                    (SELECT COUNT(*) FROM sms_sent WHERE user_id = $2 AND at >= $3) AS by_user",
-        )
-        .bind(recipient)
-        .bind(user_id)
-        .bind(since)
-        .fetch_one(&mut *self.r().await?)
-        .await?;
-        Ok((row.try_get("to_recipient")?, row.try_get("by_user")?))
-    }
-
-    /// Queue the SMS carrying application `application_id`'s code (alive until `expires_at`)
-    /// and count it against the caps of its recipient and of `user_id`, together.
-    pub async fn send_sms_code(
-        &self,
-        application_id: &str,
-        user_id: &str,
-        recipient: &str,
-        body: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<()> {
-        let mut conn = self.w().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query(
-            "INSERT INTO outbox (id, channel, recipient, subject, body, created_at, application_id, expires_at) \
-             VALUES ($1, 'sms', $2, '验证码', $3, $4, $5, $6)",
-        )
-        .bind(time_ordered_id())
-        .bind(recipient)
-        .bind(body)
-        .bind(now)
-        .bind(application_id)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO sms_sent (id, recipient, user_id, at) VALUES ($1, $2, $3, $4)")
-            .bind(super::new_id())
-            .bind(recipient)
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Delete what is left of dead SMS codes: hashes past their expiry, the outbox's SMS whose
-    /// code expired, counts older than `counts_before`. Answers the rows deleted or cleared.
-    pub async fn purge_sms(&self, now: i64, counts_before: i64) -> Result<u64> {
-        let mut conn = self.w().await?;
-        let a =
-            sqlx::query("UPDATE applications SET sms_hash = NULL WHERE sms_hash IS NOT NULL AND sms_expires_at < $1")
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-        let b = sqlx::query("DELETE FROM outbox WHERE channel = 'sms' AND expires_at < $1")
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        let c = sqlx::query("DELETE FROM sms_sent WHERE at < $1").bind(counts_before).execute(&mut *conn).await?;
-        Ok(a.rows_affected() + b.rows_affected() + c.rows_affected())
-    }
-
-    /// Messages to `recipient`, newest first.
-    pub async fn outbox_for(&self, recipient: &str) -> Result<Vec<OutboxMessage>> {
-        Ok(sqlx::query_as(
-            "SELECT channel, recipient, subject, body, created_at FROM outbox WHERE recipient = $1 \
-             ORDER BY created_at DESC, id DESC",
-        )
-        .bind(recipient)
-        .fetch_all(&mut *self.r().await?)
-        .await?)
     }
 }

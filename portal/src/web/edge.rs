@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::State;
+use crate::app::State;
 use crate::client::{client_of, ClientAddr};
 use crate::tls::TlsPeer;
 
