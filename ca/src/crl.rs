@@ -15,7 +15,8 @@ use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::Version;
 
-use crate::{x509_time, Ca, CaError, Result};
+use crate::error::{CaError, Result};
+use crate::names::x509_time;
 
 const ECDSA_WITH_SHA256: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 
@@ -92,67 +93,70 @@ pub(crate) fn distribution_point(url: &str) -> Result<CrlDistributionPoints> {
     }]))
 }
 
-impl Ca {
-    /// A CRL (DER) listing `revoked`, numbered `number` (it must grow with every list), valid
-    /// from `this_update` until `next_update` (Unix seconds).
-    pub fn crl(&self, revoked: &[Revoked], number: u64, this_update: u64, next_update: u64) -> Result<Vec<u8>> {
-        if next_update <= this_update {
-            return Err(CaError::EmptyValidity { not_before: this_update, not_after: next_update });
-        }
-        let issuer = self.cert.tbs_certificate.subject.clone();
-        let mut entries = Vec::with_capacity(revoked.len());
-        for r in revoked {
-            // RFC 5280 5.3.1: no reason code rather than "unspecified".
-            let reason = match r.reason {
-                Reason::Unspecified => None,
-                other => Some(vec![other.code().to_extension(&issuer, &[]).map_err(build)?]),
-            };
-            entries.push(RevokedCert {
-                serial_number: SerialNumber::new(&r.serial).map_err(build)?,
-                revocation_date: x509_time(r.revoked_at)?,
-                crl_entry_extensions: reason,
-            });
-        }
-        let mut extensions: Vec<Extension> = Vec::new();
-        // RFC 5280 5.2.1: a CRL names the key that signed it.
-        if let Some(ski) = self.subject_key_id() {
-            let aki = AuthorityKeyIdentifier {
-                key_identifier: Some(ski),
-                authority_cert_issuer: None,
-                authority_cert_serial_number: None,
-            };
-            extensions.push(aki.to_extension(&issuer, &[]).map_err(build)?);
-        }
-        let number = der::asn1::Uint::new(&number.to_be_bytes()).map_err(build)?;
-        extensions.push(CrlNumber(number).to_extension(&issuer, &[]).map_err(build)?);
-        let algorithm = AlgorithmIdentifierOwned { oid: ECDSA_WITH_SHA256, parameters: None };
-        let tbs = TbsCertList {
-            version: Version::V2,
-            signature: algorithm.clone(),
-            issuer,
-            this_update: x509_time(this_update)?,
-            next_update: Some(x509_time(next_update)?),
-            revoked_certificates: if entries.is_empty() { None } else { Some(entries) },
-            crl_extensions: Some(extensions),
-        };
-        let tbs_der = tbs.to_der().map_err(build)?;
-        use p256::ecdsa::signature::Signer;
-        let sig: DerSignature = self.key.sign(&tbs_der);
-        let list = CertificateList {
-            tbs_cert_list: tbs,
-            signature_algorithm: algorithm,
-            signature: BitString::from_bytes(sig.as_bytes()).map_err(build)?,
-        };
-        list.to_der().map_err(build)
+/// A CRL (DER) of the CA with `key` and certificate `cert`: see [`crate::Ca::crl`].
+pub(crate) fn sign(
+    key: &p256::ecdsa::SigningKey,
+    cert: &x509_cert::Certificate,
+    revoked: &[Revoked],
+    number: u64,
+    this_update: u64,
+    next_update: u64,
+) -> Result<Vec<u8>> {
+    if next_update <= this_update {
+        return Err(CaError::EmptyValidity { not_before: this_update, not_after: next_update });
     }
+    let issuer = cert.tbs_certificate.subject.clone();
+    let mut entries = Vec::with_capacity(revoked.len());
+    for r in revoked {
+        // RFC 5280 5.3.1: no reason code rather than "unspecified".
+        let reason = match r.reason {
+            Reason::Unspecified => None,
+            other => Some(vec![other.code().to_extension(&issuer, &[]).map_err(build)?]),
+        };
+        entries.push(RevokedCert {
+            serial_number: SerialNumber::new(&r.serial).map_err(build)?,
+            revocation_date: x509_time(r.revoked_at)?,
+            crl_entry_extensions: reason,
+        });
+    }
+    let mut extensions: Vec<Extension> = Vec::new();
+    // RFC 5280 5.2.1: a CRL names the key that signed it.
+    if let Some(ski) = subject_key_id(cert) {
+        let aki = AuthorityKeyIdentifier {
+            key_identifier: Some(ski),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        };
+        extensions.push(aki.to_extension(&issuer, &[]).map_err(build)?);
+    }
+    let number = der::asn1::Uint::new(&number.to_be_bytes()).map_err(build)?;
+    extensions.push(CrlNumber(number).to_extension(&issuer, &[]).map_err(build)?);
+    let algorithm = AlgorithmIdentifierOwned { oid: ECDSA_WITH_SHA256, parameters: None };
+    let tbs = TbsCertList {
+        version: Version::V2,
+        signature: algorithm.clone(),
+        issuer,
+        this_update: x509_time(this_update)?,
+        next_update: Some(x509_time(next_update)?),
+        revoked_certificates: if entries.is_empty() { None } else { Some(entries) },
+        crl_extensions: Some(extensions),
+    };
+    let tbs_der = tbs.to_der().map_err(build)?;
+    use p256::ecdsa::signature::Signer;
+    let sig: DerSignature = key.sign(&tbs_der);
+    let list = CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: algorithm,
+        signature: BitString::from_bytes(sig.as_bytes()).map_err(build)?,
+    };
+    list.to_der().map_err(build)
+}
 
-    /// The subject key identifier of the CA's certificate, if it has one.
-    fn subject_key_id(&self) -> Option<OctetString> {
-        use der::oid::AssociatedOid;
-        let ext =
-            self.cert.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == SubjectKeyIdentifier::OID)?;
-        SubjectKeyIdentifier::from_der(ext.extn_value.as_bytes()).ok().map(|s| s.0)
-    }
+/// The subject key identifier of the CA's certificate, if it has one.
+fn subject_key_id(cert: &x509_cert::Certificate) -> Option<OctetString> {
+    use der::oid::AssociatedOid;
+    let ext = cert.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == SubjectKeyIdentifier::OID)?;
+    SubjectKeyIdentifier::from_der(ext.extn_value.as_bytes()).ok().map(|s| s.0)
 }
 
 /// What a CRL says (read back, for checks).

@@ -5,8 +5,6 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
 
 use der::{Decode, DecodePem, Encode, EncodePem};
 use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
@@ -18,13 +16,18 @@ use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::name::Name;
 use x509_cert::request::CertReq;
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::time::{Time, Validity};
+use x509_cert::time::Validity;
 use x509_cert::Certificate;
 
 pub use x509_cert;
 
 pub mod attestation;
 pub mod crl;
+mod error;
+mod names;
+
+pub use error::{CaError, Result};
+pub use names::{attr, name_from, parse_name, x509_time};
 
 const KEY_FILE: &str = "ca.key.pem";
 const CERT_FILE: &str = "ca.crt.pem";
@@ -32,28 +35,6 @@ const CERT_FILE: &str = "ca.crt.pem";
 pub const CLIENT_AUTH: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
 const ECDSA_WITH_SHA256: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 pub const DAY: u64 = 86_400;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CaError {
-    #[error("cannot {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("{path} already holds a CA; open it instead of creating one")]
-    Exists { path: PathBuf },
-    #[error("{path} is not a usable CA file: {reason}")]
-    BadFile { path: PathBuf, reason: String },
-    #[error("invalid subject name {name:?}: {reason} (expected RFC 4514 form, e.g. \"CN=Alice,O=Example\")")]
-    BadName { name: String, reason: String },
-    #[error("the certificate request is malformed: {0}")]
-    BadCsr(String),
-    #[error("the certificate request's signature does not verify: the CSR was not signed by the key it names")]
-    CsrSignature,
-    #[error("the validity period is empty: not-after ({not_after}) is not after not-before ({not_before})")]
-    EmptyValidity { not_before: u64, not_after: u64 },
-    #[error("certificate building failed: {0}")]
-    Build(String),
-}
-
-pub type Result<T> = std::result::Result<T, CaError>;
 
 /// An issuing CA, loaded from its directory.
 pub struct Ca {
@@ -70,77 +51,13 @@ impl std::fmt::Debug for Ca {
     }
 }
 
-/// An X.509 time from Unix seconds: UTCTime through 2049, GeneralizedTime after (RFC 5280).
-pub fn x509_time(unix: u64) -> Result<Time> {
-    let dt = der::DateTime::from_unix_duration(Duration::from_secs(unix)).map_err(|e| CaError::Build(e.to_string()))?;
-    Ok(if dt.year() < 2050 {
-        Time::UtcTime(der::asn1::UtcTime::from_date_time(dt).map_err(|e| CaError::Build(e.to_string()))?)
-    } else {
-        Time::GeneralTime(der::asn1::GeneralizedTime::from_date_time(dt))
-    })
-}
-
-/// A name in RFC 4514 form. `organizationIdentifier=` (the credit code, which x509-cert has
-/// no short name for) may be written by name; its value is a UTF8String, as for any
-/// attribute given by OID.
-pub fn parse_name(name: &str) -> Result<Name> {
-    const LONG: &str = "organizationIdentifier=";
-    let mut spelled = String::with_capacity(name.len());
-    let mut rest = name;
-    // Only where an attribute starts: at the beginning, or after an unescaped ',' or '+'.
-    let mut at_start = true;
-    while !rest.is_empty() {
-        if at_start && rest.get(..LONG.len()).is_some_and(|k| k.eq_ignore_ascii_case(LONG)) {
-            spelled.push_str("2.5.4.97=");
-            rest = &rest[LONG.len()..];
-        }
-        let mut chars = rest.char_indices();
-        at_start = false;
-        let mut cut = rest.len();
-        while let Some((i, c)) = chars.next() {
-            if c == '\\' {
-                chars.next();
-            } else if c == ',' || c == '+' {
-                cut = i + 1;
-                at_start = true;
-                break;
-            }
-        }
-        spelled.push_str(&rest[..cut]);
-        rest = &rest[cut..];
-    }
-    Name::from_str(&spelled).map_err(|e| CaError::BadName { name: name.to_string(), reason: e.to_string() })
-}
-
-/// A subject name from (attribute, value) pairs, most significant first, values as
-/// UTF8String: no string syntax, so names with commas or Chinese need no escaping.
-pub fn name_from(attributes: &[(der::oid::ObjectIdentifier, &str)]) -> Result<Name> {
-    use x509_cert::attr::AttributeTypeAndValue;
-    use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
-    let bad = |e: der::Error| CaError::BadName { name: format!("{attributes:?}"), reason: e.to_string() };
-    let mut rdns = Vec::new();
-    for (oid, value) in attributes {
-        let atv = AttributeTypeAndValue {
-            oid: *oid,
-            value: der::Any::new(der::Tag::Utf8String, value.as_bytes()).map_err(bad)?,
-        };
-        rdns.push(RelativeDistinguishedName(der::asn1::SetOfVec::try_from(vec![atv]).map_err(bad)?));
-    }
-    Ok(RdnSequence(rdns))
-}
-
-/// Name attributes used for certificates of people acting for an enterprise.
-pub mod attr {
-    use der::oid::ObjectIdentifier;
-    pub const COUNTRY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
-    pub const ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
-    /// organizationIdentifier (X.520): the unified social credit code.
-    pub const ORGANIZATION_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.97");
-    pub const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
-    pub const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
-}
-
 impl Ca {
+    /// A CRL (DER) listing `revoked`, numbered `number` (it must grow with every list), valid
+    /// from `this_update` until `next_update` (Unix seconds).
+    pub fn crl(&self, revoked: &[crl::Revoked], number: u64, this_update: u64, next_update: u64) -> Result<Vec<u8>> {
+        crl::sign(&self.key, &self.cert, revoked, number, this_update, next_update)
+    }
+
     /// Issue from a CSR but under a subject the issuer decided (the request's own subject is a
     /// claim; the portal names the certificate after the approved application).
     pub fn issue_for_request(

@@ -2,8 +2,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::Uid;
-
 /// An address as both tables agree on it: v4-mapped v6 (a dual-stack listener's view of a v4
 /// client) as plain v4, and only address and port (the tables carry no scope id or flow
 /// label), so both ends of one connection compare equal whichever table each is in.
@@ -12,14 +10,14 @@ fn canonical(a: SocketAddr) -> (IpAddr, u16) {
 }
 
 /// One row of `/proc/net/tcp`: local and remote address, the owner's uid, the socket's inode.
-pub type Row = (SocketAddr, SocketAddr, Uid, u64);
+pub type Row = (SocketAddr, SocketAddr, u32, u64);
 
 /// The owner of the socket that is the other end of the connection `local` <- `peer`: the row
 /// whose local address is `peer` and whose remote address is `local`, held by a process. A
 /// row without an inode is a socket no process holds any more (closed: an orphan, or a
 /// time-wait entry, which the kernel lists with uid 0): no peer, so a client that sent its
 /// bytes and hung up before the server looked is never taken for root or anyone else.
-pub fn find_owner(rows: impl IntoIterator<Item = Row>, local: SocketAddr, peer: SocketAddr) -> Option<Uid> {
+pub fn find_owner(rows: impl IntoIterator<Item = Row>, local: SocketAddr, peer: SocketAddr) -> Option<u32> {
     peer_rows(rows, local, peer).find(|&(_, _, _, inode)| inode != 0).map(|(_, _, uid, _)| uid)
 }
 

@@ -24,26 +24,6 @@ pub const MECHANISMS: [(CK_MECHANISM_TYPE, CK_FLAGS); 6] = [
     (CKM_ECDSA_SHA384, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
 ];
 
-/// The token behind `source`: `Ok(None)` for a reader without a (PIV) card.
-pub(crate) fn open(source: &Source) -> Result<Option<Token>, String> {
-    match source {
-        Source::Dir(dir) => {
-            let key = token_sim::VirtualKey::open(dir).map_err(|e| e.to_string())?;
-            let name = key.label().to_string();
-            Token::open(Box::new(key), &name).map(Some).map_err(|e| e.to_string())
-        }
-        Source::Reader(name) => match host_driver::pcsc::PcscTransport::connect_shared(name) {
-            Ok(t) => match Token::open(Box::new(t), name) {
-                Ok(t) => Ok(Some(t)),
-                Err(host_driver::PivError::NoPiv { .. }) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            },
-            Err(host_driver::pcsc::PcscError::NoCard { .. }) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        },
-    }
-}
-
 pub struct Module {
     /// The process that initialised it: a forked child must initialise its own.
     pub pid: u32,
@@ -79,7 +59,7 @@ impl Module {
                         );
                         None
                     }
-                    None => match open(source) {
+                    None => match Token::from_source(source) {
                         Ok(t) => t,
                         Err(e) => {
                             tracing::warn!("{}: {e}; its slot stays empty", source.describe());

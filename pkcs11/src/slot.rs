@@ -93,7 +93,7 @@ impl Slot {
             gone = s.sessions.drain().map(|(h, _)| h).collect();
         }
         if s.token.is_none() {
-            if let Ok(Some(t)) = crate::module::open(source) {
+            if let Ok(Some(t)) = Token::from_source(source) {
                 s.token = Some(t);
             }
         }

@@ -10,6 +10,7 @@ use proto::transport::{Hold, Transport, TransportError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::config::Source;
 use crate::objects::{SlotContent, SLOTS};
 
 /// A PKCS#11 result: the CK_RV a call answers when it is not CKR_OK.
@@ -135,6 +136,26 @@ fn common_name(name: &x509_cert::name::Name) -> Option<String> {
 }
 
 impl Token {
+    /// The token behind `source`: `Ok(None)` for a reader without a (PIV) card.
+    pub fn from_source(source: &Source) -> Result<Option<Token>, String> {
+        match source {
+            Source::Dir(dir) => {
+                let key = token_sim::VirtualKey::open(dir).map_err(|e| e.to_string())?;
+                let name = key.label().to_string();
+                Token::open(Box::new(key), &name).map(Some).map_err(|e| e.to_string())
+            }
+            Source::Reader(name) => match host_driver::pcsc::PcscTransport::connect_shared(name) {
+                Ok(t) => match Token::open(Box::new(t), name) {
+                    Ok(t) => Ok(Some(t)),
+                    Err(host_driver::PivError::NoPiv { .. }) => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(host_driver::pcsc::PcscError::NoCard { .. }) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
     /// Read what the key behind `transport` holds; `name` labels it when no certificate does.
     pub fn open(transport: Box<dyn Transport>, name: &str) -> Result<Token, PivError> {
         let mut token = Token {

@@ -14,7 +14,8 @@ use proto::secret::{Pin, Puk};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{on_key, refuse, request_lang, Agent, KeyError};
+use super::keyops::{on_key, refuse, request_lang, KeyError};
+use super::state::Agent;
 use crate::certinfo::format_time;
 use crate::lang::Lang;
 use crate::{PinOutcome, Piv};
@@ -151,7 +152,7 @@ pub(super) async fn change_pin(State(a): State<Arc<Agent>>, headers: HeaderMap, 
     }
     let key_id = req.key_id.clone();
     let done = on_key(&a.keys, &key_id, move |keys| {
-        let mut piv = super::open_guarded(keys, &req.key_id, req.last_try)?;
+        let mut piv = super::keyops::open_guarded(keys, &req.key_id, req.last_try)?;
         match piv.change_pin(&req.old_pin, &req.new_pin) {
             Ok(PinOutcome::Ok) => Ok(()),
             Ok(PinOutcome::WrongPin { retries_left }) => Err(KeyError::WrongPin(retries_left)),
@@ -168,7 +169,7 @@ pub(super) async fn change_pin(State(a): State<Arc<Agent>>, headers: HeaderMap, 
             };
             Json(json!({"ok": true, "code": "pin_changed", "message": message})).into_response()
         }
-        Some(Err(e)) => super::key_error(e, lang, &key_id),
+        Some(Err(e)) => super::keyops::key_error(e, lang, &key_id),
         None => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
     }
 }
@@ -227,7 +228,7 @@ pub(super) async fn unblock(State(a): State<Arc<Agent>>, headers: HeaderMap, bod
             let body = json!({"ok": false, "code": "wrong_puk", "attempts_left": n, "message": message});
             (StatusCode::UNAUTHORIZED, Json(body)).into_response()
         }
-        Some(Err(Err(e))) => super::key_error(e, lang, &key_id),
+        Some(Err(Err(e))) => super::keyops::key_error(e, lang, &key_id),
         None => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the key task failed"),
     }
 }

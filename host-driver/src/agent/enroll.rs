@@ -17,7 +17,9 @@ use proto::Transport;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{key_error, on_key, refuse, request_lang, with_pin, Agent, KeyError, KeyProvider};
+use super::keyops::{key_error, on_key, refuse, request_lang, with_pin, KeyError};
+use super::provider::KeyProvider;
+use super::state::Agent;
 use crate::piv::{OldCertificate, Regenerated};
 use crate::{MgmtKey, Piv, PivError};
 

@@ -5,7 +5,7 @@ use proto::piv::ins;
 use proto::{CommandApdu, Sw, Transport, TransportError};
 use zeroize::Zeroizing;
 
-use super::Piv;
+use super::client::Piv;
 use crate::error::{PivError, Result};
 
 const CHUNK: usize = 255;

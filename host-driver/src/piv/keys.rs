@@ -7,7 +7,7 @@ use proto::{tlv, Sw, Transport};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::Piv;
+use super::client::Piv;
 use crate::error::{PivError, Result};
 
 /// An ECDSA signature in both encodings hosts need.

@@ -6,7 +6,7 @@ use proto::piv::{ins, key_ref, Algorithm};
 use proto::{tlv, Sw, Transport};
 use zeroize::Zeroizing;
 
-use super::Piv;
+use super::client::Piv;
 use crate::error::{PivError, Result};
 use crate::mgmt::MgmtKey;
 

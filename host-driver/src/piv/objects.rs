@@ -3,7 +3,7 @@
 use proto::piv::{cert_object, ins, object, Slot};
 use proto::{tlv, Sw, Transport};
 
-use super::Piv;
+use super::client::Piv;
 use crate::error::{PivError, Result};
 
 impl<T: Transport> Piv<T> {

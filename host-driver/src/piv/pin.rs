@@ -6,7 +6,7 @@ use proto::{Sw, Transport};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::Piv;
+use super::client::Piv;
 use crate::error::{PivError, Result};
 
 fn pad(op: &'static str, secret: &str) -> Result<PinBlock> {

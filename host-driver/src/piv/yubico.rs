@@ -5,7 +5,7 @@ use proto::piv::metadata::Metadata;
 use proto::piv::{ins, Slot};
 use proto::{Sw, Transport};
 
-use super::Piv;
+use super::client::Piv;
 use crate::error::{PivError, Result};
 
 impl<T: Transport> Piv<T> {

@@ -72,7 +72,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO sms_sent (id, recipient, user_id, at) VALUES ($1, $2, $3, $4)")
-            .bind(super::new_id())
+            .bind(super::id::new_id())
             .bind(recipient)
             .bind(user_id)
             .bind(now)
