@@ -8,8 +8,8 @@ use proto::secret::{Pin, Puk};
 use proto::status::Sw;
 use proto::transport::{PowerSwitch, Transport, TransportError};
 
+use crate::catalog::Verdict;
 use crate::guard::{Change, Known, Secret, SharedGate, Use};
-use crate::report::Verdict;
 
 /// The key's secrets as the person running the suite gives them. A PIN or PUK not given is
 /// never sent to a key someone owns (the factory value stands in only on a key made for the
@@ -212,7 +212,7 @@ impl Card {
                 "the management key given does not fit the key's algorithm ({why}); pass --mgmt-key"
             ))),
             Err(PivError::Card { sw: Sw::INCORRECT_P1P2, .. }) => {
-                Err(crate::checks::other_algorithm(self.secrets.mgmt.bytes().len()))
+                Err(crate::preconditions::other_algorithm(self.secrets.mgmt.bytes().len()))
             }
             Err(e) => Err(Verdict::Fail(format!("management-key authentication: {e}"))),
         }

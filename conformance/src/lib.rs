@@ -27,12 +27,14 @@ mod checks;
 pub mod guard;
 mod html;
 pub mod junit;
+pub mod preconditions;
 pub mod report;
 pub mod restore;
 pub mod runner;
 pub mod system;
 
 pub use card::{Card, Secrets};
-pub use catalog::{catalog, Check, Family, Severity};
-pub use report::{Outcome, Report, Verdict};
+pub use catalog::{Check, Family, Severity, Verdict};
+pub use checks::catalog;
+pub use report::{Outcome, Report};
 pub use runner::{identify, run, Selection};

@@ -3,8 +3,9 @@
 use std::time::Instant;
 
 use crate::card::Card;
-use crate::catalog::{catalog, Check};
-use crate::report::{KeyIdentity, Outcome, Report, Verdict};
+use crate::catalog::{Check, Verdict};
+use crate::checks::catalog;
+use crate::report::{KeyIdentity, Outcome, Report};
 
 /// Which checks to run: `only` and `skip` take IDs (`PIV-VERIFY-004`), ID prefixes ending in
 /// `*` (`PIV-VERIFY-*`) and family names (`verify`); destructive checks only when asked.

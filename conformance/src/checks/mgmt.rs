@@ -6,10 +6,10 @@ use proto::piv::Algorithm;
 use proto::status::Sw;
 use proto::tlv;
 
-use super::{step, tried};
+use super::support::{step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
+use crate::preconditions::other_algorithm;
 
 const GA: u8 = 0x87;
 const MGMT: u8 = 0x9B;
@@ -41,18 +41,6 @@ fn witness(card: &mut Card) -> Result<(MgmtKey, Vec<u8>), Verdict> {
         return Ok((key, w.to_vec()));
     }
     unreachable!("the loop returns on its second pass")
-}
-
-/// The verdict when the key refuses (6A86) every algorithm the given management key fits.
-pub(crate) fn other_algorithm(len: usize) -> Verdict {
-    let fits = match len {
-        24 => "3DES and AES-192",
-        16 => "AES-128",
-        _ => "AES-256",
-    };
-    Verdict::Skipped(format!(
-        "the key refuses {fits} for its management key (6A86): it has a key of another algorithm; pass --mgmt-key"
-    ))
 }
 
 /// The second step: the decrypted witness (as given) and our challenge.

@@ -4,10 +4,9 @@ use der::Decode;
 use proto::piv::cert_object;
 use proto::tlv;
 
-use super::{expect, get_data_apdu, step, tried};
+use super::support::{expect, get_data_apdu, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 const CHUID: u32 = 0x5FC102;
 const DISCOVERY: u32 = 0x7E;

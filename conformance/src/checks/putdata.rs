@@ -2,10 +2,9 @@
 //! The checks write to an object the key does not hold (a retired-key certificate's) and delete
 //! it after: the key is left as it was found.
 
-use super::{refused, step, tried};
+use super::support::{refused, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 /// Retired key 20's certificate: the last of key history, absent on nearly every key.
 const SCRATCH: u32 = 0x5FC120;

@@ -6,10 +6,9 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePublicKey;
 use proto::piv::Slot;
 
-use super::{refused, step, tried};
+use super::support::{refused, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 /// The public key of the slot's certificate; a verdict when there is none to check against.
 fn certificate_key(card: &mut Card, slot: Slot) -> Result<p256::ecdsa::VerifyingKey, Verdict> {

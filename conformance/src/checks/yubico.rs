@@ -5,11 +5,10 @@ use der::{Decode, Encode};
 use proto::piv::metadata::KeyAlgorithm;
 use proto::piv::{Algorithm, Slot};
 
-use super::{step, tried};
+use super::support::{step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
+use crate::catalog::{Check, Family, Severity, Verdict};
 use crate::guard::Secret;
-use crate::report::Verdict;
 
 /// An instruction the key does not know: not supported.
 fn unsupported(sw: u16) -> bool {
