@@ -105,6 +105,10 @@ impl Verdict {
             Verdict::Skipped(_) => "skipped",
         }
     }
+    /// A failure whose text is `e`'s.
+    pub fn fail(e: impl std::fmt::Display) -> Verdict {
+        Verdict::Fail(e.to_string())
+    }
     pub fn detail(&self) -> &str {
         match self {
             Verdict::Pass => "",

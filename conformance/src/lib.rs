@@ -32,6 +32,7 @@ pub mod report;
 pub mod restore;
 pub mod runner;
 pub mod system;
+pub mod tries;
 
 pub use card::{Card, Secrets};
 pub use catalog::{Check, Family, Severity, Verdict};

@@ -19,7 +19,7 @@ const MGMT: u8 = 0x9B;
 fn witness(card: &mut Card) -> Result<(MgmtKey, Vec<u8>), Verdict> {
     let mut key = card.secrets.mgmt.clone();
     for attempt in 0..2 {
-        let (resp, sw) = card.cmd(GA, key.alg as u8, MGMT, &[0x7C, 0x02, 0x80, 0x00]).map_err(Verdict::Fail)?;
+        let (resp, sw) = card.cmd(GA, key.alg as u8, MGMT, &[0x7C, 0x02, 0x80, 0x00]).map_err(Verdict::fail)?;
         if sw == Sw::INCORRECT_P1P2 && attempt == 0 && key.alg.key_len() == Some(24) {
             let other = if key.alg == Algorithm::Tdes { Algorithm::Aes192 } else { Algorithm::Tdes };
             key = key.with_alg(other).map_err(|e| Verdict::Fail(e.to_string()))?;
@@ -47,7 +47,7 @@ fn witness(card: &mut Card) -> Result<(MgmtKey, Vec<u8>), Verdict> {
 fn answer(card: &mut Card, key: &MgmtKey, witness: &[u8], challenge: &[u8]) -> Result<(Vec<u8>, Sw), Verdict> {
     let mut inner = tlv::to_vec(0x80, witness);
     inner.extend(tlv::to_vec(0x81, challenge));
-    card.cmd(GA, key.alg as u8, MGMT, &tlv::to_vec(0x7C, &inner)).map_err(Verdict::Fail)
+    card.cmd(GA, key.alg as u8, MGMT, &tlv::to_vec(0x7C, &inner)).map_err(Verdict::fail)
 }
 
 fn decrypt(key: &MgmtKey, enc: &[u8]) -> Result<Vec<u8>, Verdict> {

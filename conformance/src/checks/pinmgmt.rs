@@ -2,7 +2,7 @@
 //! back: the PIN changed is changed again to the one given, the PIN unblocked is set to it.
 
 use super::support::{self, expect, step, tried, wrong_pin};
-use crate::card::{pin_block, Answer, Card};
+use crate::card::{pin_block, Answer, Card, CardError};
 use crate::catalog::{Check, Family, Severity, Verdict};
 use crate::guard::{Secret, Use};
 
@@ -14,19 +14,19 @@ fn apdu(ins: u8, p2: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 /// Send under the guard's rules (see [`crate::guard`]).
-fn send(card: &mut Card, how: Use, apdu: &[u8]) -> Result<Result<Answer, String>, Verdict> {
+fn send(card: &mut Card, how: Use, apdu: &[u8]) -> Result<Result<Answer, CardError>, Verdict> {
     card.send_secret(how, apdu)
 }
 
 /// The given PIN still verifies (nothing changed it).
 fn pin_still_works(card: &mut Card) -> Result<(), Verdict> {
-    card.fresh().map_err(Verdict::Fail)?;
+    card.fresh().map_err(Verdict::fail)?;
     card.verify_pin()
 }
 
 /// A change the key took: put the given value back at once, or say what it is now.
 fn put_back(card: &mut Card, s: Secret, now: &str) -> Result<(), Verdict> {
-    card.put_back(s, now).map_err(Verdict::Fail)
+    card.put_back(s, now).map_err(Verdict::fail)
 }
 
 fn change_wrong_old(card: &mut Card) -> Verdict {

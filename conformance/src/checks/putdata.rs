@@ -53,7 +53,7 @@ fn round_trip(card: &mut Card, value: &[u8]) -> Verdict {
         (Ok(None), _) => Verdict::Fail("the object written is not there".into()),
         (Err(e), _) => Verdict::Fail(format!("reading it back: {e}")),
         (_, Ok((_, d))) => Verdict::Fail(format!("deleting it (empty 53) answered {:04X}", d.0)),
-        (_, Err(e)) => Verdict::Fail(e),
+        (_, Err(e)) => Verdict::fail(e),
     }
 }
 

@@ -23,7 +23,7 @@ fn truncated_aid(card: &mut Card) -> Verdict {
 
 /// The template of a full-AID SELECT, or the verdict that it is not one.
 fn template(card: &mut Card) -> Result<Vec<u8>, Verdict> {
-    let (data, sw) = card.raw(&select_apdu(&PIV_AID)).map_err(Verdict::Fail)?;
+    let (data, sw) = card.raw(&select_apdu(&PIV_AID)).map_err(Verdict::fail)?;
     if sw.0 != 0x9000 {
         return Err(Verdict::Fail(format!("SELECT answered {:04X}", sw.0)));
     }

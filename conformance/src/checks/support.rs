@@ -60,7 +60,7 @@ pub(super) fn get_data_apdu(tag: u32) -> Vec<u8> {
 
 /// The status word of VERIFY without data: 63Cx (tries left), 9000 (verified) or 6983.
 pub(super) fn pin_status(card: &mut Card) -> Result<u16, Verdict> {
-    card.raw(&[0x00, 0x20, 0x00, 0x80]).map(|(_, sw)| sw.0).map_err(Verdict::Fail)
+    card.raw(&[0x00, 0x20, 0x00, 0x80]).map(|(_, sw)| sw.0).map_err(Verdict::fail)
 }
 
 /// Whether a try may be risked: the PIN is known to be right and two or more tries are left.

@@ -1,7 +1,7 @@
 //! VERIFY of the PIV Card Application PIN (key reference 80).
 
 use super::support::{self, expect, step, tried, wrong_pin};
-use crate::card::{pin_block, Card};
+use crate::card::{pin_block, Card, CardError};
 use crate::catalog::{Check, Family, Severity, Verdict};
 use crate::guard::{Secret, Use};
 
@@ -31,7 +31,7 @@ fn spendable(card: &mut Card) -> Result<u8, Verdict> {
 }
 
 /// A VERIFY that may spend a try (given back after the check).
-fn risk(card: &mut Card, apdu: &[u8]) -> Result<Result<crate::card::Answer, String>, Verdict> {
+fn risk(card: &mut Card, apdu: &[u8]) -> Result<Result<crate::card::Answer, CardError>, Verdict> {
     card.send_secret(Use::Risk(Secret::Pin), apdu)
 }
 

@@ -31,7 +31,7 @@ fn reset_refused(card: &mut Card) -> Verdict {
                 "needs the PIN known unblocked (its tries: {n:?}): RESET might rightly wipe the key"
             ))
         }
-        Err(e) => return Verdict::Fail(e),
+        Err(e) => return Verdict::fail(e),
     }
     let (_, sw) = tried!(card.send_reset(&[0x00, 0xFB, 0x00, 0x00]));
     match sw.0 {
