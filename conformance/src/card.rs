@@ -8,8 +8,7 @@ use proto::secret::{Pin, Puk};
 use proto::status::Sw;
 use proto::transport::{PowerSwitch, Transport, TransportError};
 
-use crate::guard::{Change, Known, Secret, SharedGate, Use};
-use crate::report::Verdict;
+use crate::guard::{Change, Known, Secret, SharedGate};
 
 /// The key's secrets as the person running the suite gives them. A PIN or PUK not given is
 /// never sent to a key someone owns (the factory value stands in only on a key made for the
@@ -80,6 +79,40 @@ impl Transport for Recorder {
 
 /// An APDU's answer: its data and status word.
 pub type Answer = (Vec<u8>, Sw);
+
+/// Why the key did not answer as asked, or a secret could not be put back or given back.
+/// The texts are the report's: a check's verdict quotes them.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    /// The transport failed (or the guard's gate stopped the APDU).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("an answer of {0} bytes, without a status word")]
+    NoStatusWord(usize),
+    /// The driver's exchange (61xx followed, long data chained) or a query through it failed.
+    #[error(transparent)]
+    Piv(#[from] PivError),
+    #[error("reset: {0}")]
+    Reset(TransportError),
+    #[error("SELECT PIV after reset: {0}")]
+    Select(PivError),
+    /// Changing a secret back was not tried: a wrong `current` could cost a try it cannot spare.
+    #[error("the {} may now be {current}: {left} tries left, not risked to find out", .secret.name())]
+    NotRisked { secret: Secret, current: String, left: u8 },
+    /// Changing a secret back failed; `why` says how.
+    #[error("the {} is now {current}: {why}", .secret.name())]
+    LeftChanged { secret: Secret, current: String, why: String },
+    /// A value the key may have taken as the PIN was not tried (too few tries, or unknown).
+    #[error("{left:?} tries left: {candidate} is not tried")]
+    CandidateNotTried { candidate: String, left: Option<u8> },
+    #[error("{candidate} is not the PIN either ({sw:04X})")]
+    NotThePin { candidate: String, sw: u16 },
+    #[error("the right {} is not known", .0.name())]
+    RightUnknown(Secret),
+    /// The given secret, known right, was refused: it is used no more in the run.
+    #[error("the {} given, right before, was refused ({sw:04X})", .secret.name())]
+    RightRefused { secret: Secret, sw: u16 },
+}
 
 /// The key under test.
 pub struct Card {
@@ -164,10 +197,10 @@ impl Card {
 
     /// One raw APDU exactly as given (nothing followed, nothing chained): for checks of how
     /// the key answers malformed or unusual commands.
-    pub fn raw(&mut self, apdu: &[u8]) -> Result<Answer, String> {
-        let mut r = self.piv.transport().transmit(apdu).map_err(|e| e.to_string())?;
+    pub fn raw(&mut self, apdu: &[u8]) -> Result<Answer, CardError> {
+        let mut r = self.piv.transport().transmit(apdu)?;
         if r.len() < 2 {
-            return Err(format!("an answer of {} bytes, without a status word", r.len()));
+            return Err(CardError::NoStatusWord(r.len()));
         }
         let sw = Sw::from_bytes(r[r.len() - 2], r[r.len() - 1]);
         r.truncate(r.len() - 2);
@@ -175,14 +208,14 @@ impl Card {
     }
 
     /// A whole command through the driver (61xx followed, long data chained).
-    pub fn cmd(&mut self, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Result<Answer, String> {
-        self.piv.exchange(ins, p1, p2, data).map_err(|e| e.to_string())
+    pub fn cmd(&mut self, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Result<Answer, CardError> {
+        Ok(self.piv.exchange(ins, p1, p2, data)?)
     }
 
     /// Warm reset, then SELECT PIV: the state every check starts from.
-    pub fn fresh(&mut self) -> Result<(), String> {
-        self.atr = self.piv.transport().reset().map_err(|e| format!("reset: {e}"))?;
-        self.piv.select().map(|_| ()).map_err(|e| format!("SELECT PIV after reset: {e}"))
+    pub fn fresh(&mut self) -> Result<(), CardError> {
+        self.atr = self.piv.transport().reset().map_err(CardError::Reset)?;
+        self.piv.select().map(|_| ()).map_err(CardError::Select)
     }
 
     /// The status words answered so far in this check, kept for the report.
@@ -201,108 +234,35 @@ impl Card {
         std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Authenticate with the given management key; a verdict when it is not this key's.
-    pub fn mgmt_auth(&mut self) -> Result<(), Verdict> {
-        match self.authenticate() {
-            Ok(()) => Ok(()),
-            Err(PivError::NotAuthorized { .. }) => {
-                Err(Verdict::Skipped("the management key given is not this key's; pass --mgmt-key".into()))
-            }
-            Err(PivError::Input(why)) => Err(Verdict::Skipped(format!(
-                "the management key given does not fit the key's algorithm ({why}); pass --mgmt-key"
-            ))),
-            Err(PivError::Card { sw: Sw::INCORRECT_P1P2, .. }) => {
-                Err(crate::checks::other_algorithm(self.secrets.mgmt.bytes().len()))
-            }
-            Err(e) => Err(Verdict::Fail(format!("management-key authentication: {e}"))),
-        }
-    }
-
     /// The secret's tries left, read without spending one: the PIN's from VERIFY with no data
     /// (`None` while it is verified), the PUK's from GET METADATA (`None` without it).
-    pub fn tries(&mut self, s: Secret) -> Result<Option<u8>, String> {
+    pub fn tries(&mut self, s: Secret) -> Result<Option<u8>, CardError> {
         match s {
             Secret::Pin => match self.piv.pin_status() {
                 Ok(host_driver::PinStatus::NotVerified { retries_left }) => Ok(Some(retries_left)),
                 Ok(host_driver::PinStatus::Verified) => Ok(None),
                 Ok(host_driver::PinStatus::Blocked) => Ok(Some(0)),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             },
             Secret::Puk => Ok(self.piv.metadata(0x81).ok().and_then(|m| m.retries_remaining)),
         }
     }
 
     /// The PIN's tries left (see [`Card::tries`]).
-    pub fn pin_tries(&mut self) -> Result<Option<u8>, String> {
+    pub fn pin_tries(&mut self) -> Result<Option<u8>, CardError> {
         self.tries(Secret::Pin)
     }
 
-    fn known(&mut self, s: Secret) -> &mut Known {
+    pub(crate) fn known(&mut self, s: Secret) -> &mut Known {
         match s {
             Secret::Pin => &mut self.pin,
             Secret::Puk => &mut self.puk,
         }
     }
 
-    /// Whether the given secret may be sent: known right, found out now on first need (and
-    /// only where two or more tries are left, so a wrong one cannot block the key). The key
-    /// is left fresh when it was tried.
-    pub fn usable(&mut self, s: Secret) -> Result<(), Verdict> {
-        let name = s.name();
-        let flag = if s == Secret::Pin { "--pin" } else { "--puk" };
-        match self.known(s).clone() {
-            Known::Right => Ok(()),
-            Known::NotGiven if !self.throwaway => Err(Verdict::Skipped(format!(
-                "no {name} given: pass {flag} (the factory value is never tried on a key someone owns)"
-            ))),
-            Known::NotGiven | Known::Untried => {
-                let found = self.find_out(s);
-                *self.known(s) = found;
-                self.usable(s)
-            }
-            Known::Wrong => Err(Verdict::Skipped(format!(
-                "the {name} given is not this key's (one try spent finding out); pass {flag}"
-            ))),
-            Known::Untriable(why) => Err(Verdict::Skipped(format!("the {name} was not tried: {why}"))),
-            Known::Stopped(why) => Err(Verdict::Skipped(format!("no more {name} use in this run: {why}"))),
-        }
-    }
-
-    /// Try the given secret once, where that is safe.
-    fn find_out(&mut self, s: Secret) -> Known {
-        if let Err(e) = self.fresh() {
-            return Known::Untriable(e);
-        }
-        let tries = match self.tries(s) {
-            Ok(t) => t,
-            Err(e) => return Known::Untriable(e),
-        };
-        let allowed = match (s, tries) {
-            (_, Some(n)) if n >= 2 => true,
-            (_, Some(n)) => return Known::Untriable(format!("only {n} tries left, and a wrong one must not block it")),
-            (Secret::Pin, None) => return Known::Untriable("the key does not say how many tries are left".into()),
-            (Secret::Puk, None) => self.throwaway || self.try_puk,
-        };
-        if !allowed {
-            return Known::Untriable(
-                "the key cannot say how many PUK tries it has left: pass --puk to try it once anyway".into(),
-            );
-        }
-        let apdu = self.right_apdu(s);
-        let sw = self.through_gate(&apdu).map(|(_, sw)| sw);
-        let found = match sw {
-            Ok(sw) if sw.0 == 0x9000 => Known::Right,
-            Ok(sw) if sw.0 & 0xFFF0 == 0x63C0 || sw.0 == 0x6983 => Known::Wrong,
-            Ok(sw) => Known::Untriable(format!("trying it answered {:04X}", sw.0)),
-            Err(e) => Known::Untriable(e),
-        };
-        let _ = self.fresh();
-        found
-    }
-
     /// The APDU that sends the given secret as itself: VERIFY of the PIN; CHANGE REFERENCE
     /// DATA of the PUK to itself (which also resets its count).
-    fn right_apdu(&self, s: Secret) -> Vec<u8> {
+    pub(crate) fn right_apdu(&self, s: Secret) -> Vec<u8> {
         let (pin, puk) = (self.secrets.pin.expose().as_bytes(), self.secrets.puk.expose().as_bytes());
         match s {
             Secret::Pin => [&[0x00, 0x20, 0x00, 0x80, 0x08][..], &pin_block(pin)].concat(),
@@ -311,71 +271,16 @@ impl Card {
     }
 
     /// One APDU through the gate.
-    fn through_gate(&mut self, apdu: &[u8]) -> Result<Answer, String> {
+    pub(crate) fn through_gate(&mut self, apdu: &[u8]) -> Result<Answer, CardError> {
         let gate = self.gate.clone();
         gate.through(|| self.raw(apdu))
-    }
-
-    /// Send an APDU that carries a PIN or PUK, under the rules: [`Use::Right`] once the
-    /// secret is known right (if the key refuses it then, the secret is used no more in this
-    /// run); [`Use::Risk`] only with two or more tries left (a PUK's count unreadable: only on
-    /// a key made for the run) and the right one at hand, which gives the try back after the
-    /// check; [`Use::Exhaust`] as it says. The outer error: the rules say no (a verdict); the
-    /// inner result: what the key answered, or why it did not.
-    pub fn send_secret(&mut self, how: Use, apdu: &[u8]) -> Result<Result<Answer, String>, Verdict> {
-        let s = match how {
-            Use::Right(s) | Use::Risk(s) | Use::Exhaust(s) => s,
-        };
-        self.usable(s)?;
-        match how {
-            Use::Right(_) => {}
-            Use::Risk(_) => match self.tries(s).map_err(Verdict::Fail)? {
-                Some(n) if n >= 2 => {}
-                // A card that cannot tell its PUK's tries (a plain PIV card): only on a key
-                // made for the run, or with --puk typed for it. The given PUK was right when
-                // last sent, which reset its count; each wrong try is given back at once.
-                None if s == Secret::Puk && (self.throwaway || self.try_puk) => {}
-                Some(n) => {
-                    return Err(Verdict::Skipped(format!(
-                        "the {} has {n} tries left: none is risked below two",
-                        s.name()
-                    )))
-                }
-                None => {
-                    return Err(Verdict::Skipped(format!(
-                        "the {}'s tries cannot be read now: none is risked",
-                        s.name()
-                    )))
-                }
-            },
-            Use::Exhaust(Secret::Pin) => {
-                if !(self.leave || self.throwaway) {
-                    return Err(Verdict::Skipped("blocks the PIN: only with --destructive".into()));
-                }
-                self.usable(Secret::Puk)?;
-            }
-            Use::Exhaust(Secret::Puk) => {
-                if !self.throwaway {
-                    return Err(Verdict::Skipped(
-                        "blocks the PUK for good: only on a key made for the run (--sim)".into(),
-                    ));
-                }
-            }
-        }
-        let answer = self.through_gate(apdu);
-        if let (Use::Right(_), Ok((_, sw))) = (how, &answer) {
-            if sw.0 & 0xFFF0 == 0x63C0 || sw.0 == 0x6983 {
-                self.stop(s, format!("the {} given, right before, was refused ({:04X})", s.name(), sw.0));
-            }
-        }
-        Ok(answer)
     }
 
     /// A check changed `s` to `current` (a value it chose, the key accepted): change it back
     /// to the one given, trying twice (after a fresh reset) when the key does not answer. The
     /// report names the value the secret is left with when that fails, and the secret is used
     /// no more.
-    pub fn put_back(&mut self, s: Secret, current: &str) -> Result<(), String> {
+    pub fn put_back(&mut self, s: Secret, current: &str) -> Result<(), CardError> {
         let given = match s {
             Secret::Pin => self.secrets.pin.expose().to_string(),
             Secret::Puk => self.secrets.puk.expose().to_string(),
@@ -389,9 +294,9 @@ impl Card {
         let _ = self.fresh();
         if let Ok(Some(n)) = self.tries(s) {
             if n < 2 {
-                let why = format!("the {} may now be {current}: {n} tries left, not risked to find out", s.name());
-                self.stop(s, why.clone());
-                return Err(why);
+                let e = CardError::NotRisked { secret: s, current: current.into(), left: n };
+                self.stop(s, e.to_string());
+                return Err(e);
             }
         }
         let mut last = String::new();
@@ -411,42 +316,33 @@ impl Card {
             let _ = self.fresh();
         }
         self.stop(s, format!("the {} is now {current} ({last})", s.name()));
-        Err(format!("the {} is now {current}: {last}", s.name()))
+        Err(CardError::LeftChanged { secret: s, current: current.into(), why: last })
     }
 
     /// After the given PIN was refused, see whether the key took `candidate` (a value a check
     /// sent as a new PIN, which a broken key may have taken while saying no): VERIFY with it,
     /// only with two or more tries left, and if it is the PIN now, put the given one back.
-    pub fn recover_pin(&mut self, candidate: &str) -> Result<(), String> {
+    pub fn recover_pin(&mut self, candidate: &str) -> Result<(), CardError> {
         let _ = self.fresh();
         match self.tries(Secret::Pin)? {
             Some(n) if n >= 2 => {}
-            n => return Err(format!("{n:?} tries left: {candidate} is not tried")),
+            left => return Err(CardError::CandidateNotTried { candidate: candidate.into(), left }),
         }
         let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x08];
         apdu.extend(pin_block(candidate.as_bytes()));
         let (_, sw) = self.through_gate(&apdu)?;
         if sw.0 != 0x9000 {
-            return Err(format!("{candidate} is not the PIN either ({:04X})", sw.0));
+            return Err(CardError::NotThePin { candidate: candidate.into(), sw: sw.0 });
         }
         self.note(Secret::Pin, format!("the key had taken {candidate} as the PIN; put back to the one given"));
         self.put_back(Secret::Pin, candidate)
     }
 
-    /// An APDU that resets the key's secrets (Yubico RESET, SET PIN RETRIES): for destructive
-    /// checks only, run with leave.
-    pub fn send_reset(&mut self, apdu: &[u8]) -> Result<Answer, Verdict> {
-        if !(self.leave || self.throwaway) {
-            return Err(Verdict::Skipped("resets the key: only with --destructive".into()));
-        }
-        self.through_gate(apdu).map_err(Verdict::Fail)
-    }
-
     /// Give back the tries a check spent: the right secret once more (the PIN verified, the
     /// PUK changed to itself), which resets the count.
-    pub fn give_back(&mut self, s: Secret) -> Result<(), String> {
+    pub fn give_back(&mut self, s: Secret) -> Result<(), CardError> {
         if self.known(s) != &Known::Right {
-            return Err(format!("the right {} is not known", s.name()));
+            return Err(CardError::RightUnknown(s));
         }
         self.fresh()?;
         let apdu = self.right_apdu(s);
@@ -454,9 +350,9 @@ impl Card {
         if sw.0 == 0x9000 {
             Ok(())
         } else {
-            let why = format!("the {} given, right before, was refused ({:04X})", s.name(), sw.0);
-            self.stop(s, why.clone());
-            Err(why)
+            let e = CardError::RightRefused { secret: s, sw: sw.0 };
+            self.stop(s, e.to_string());
+            Err(e)
         }
     }
 
@@ -487,27 +383,6 @@ impl Card {
         match s {
             Secret::Pin => &self.pin,
             Secret::Puk => &self.puk,
-        }
-    }
-
-    /// Why the PUK may not be sent, if it may not.
-    pub fn puk_usable(&mut self) -> Result<(), Verdict> {
-        self.usable(Secret::Puk)
-    }
-
-    /// Why the PIN may not be sent, if it may not.
-    pub fn pin_usable(&mut self) -> Result<(), Verdict> {
-        self.usable(Secret::Pin)
-    }
-
-    /// VERIFY with the given PIN, once it is known to be right.
-    pub fn verify_pin(&mut self) -> Result<(), Verdict> {
-        let apdu = self.right_apdu(Secret::Pin);
-        let (_, sw) = self.send_secret(Use::Right(Secret::Pin), &apdu)?.map_err(Verdict::Fail)?;
-        if sw.0 == 0x9000 {
-            Ok(())
-        } else {
-            Err(Verdict::Fail(format!("the PIN that worked before is refused now ({:04X})", sw.0)))
         }
     }
 

@@ -1,9 +1,10 @@
-//! The catalog: every check the suite knows, in a stable order.
+//! The catalog's types: what a check is (its ID, clause, family, severity) and what it can
+//! say (its verdict). The checks themselves, and `catalog()` listing them, live with the
+//! checks.
 
 use serde::Serialize;
 
 use crate::card::Card;
-use crate::report::Verdict;
 
 /// Which part of the standard a check is about (the families of SP 800-85A's assertions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,6 +81,42 @@ impl Severity {
     }
 }
 
+/// A check's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", content = "detail", rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    /// The key departs from the clause; the text names the symptom.
+    Fail(String),
+    /// The key does not have the feature (a Yubico extension, a slot without a key): not a
+    /// failure.
+    NotSupported(String),
+    /// Not run: it needs something not given (a secret, `--destructive`) or a state the key
+    /// is not in.
+    Skipped(String),
+}
+
+impl Verdict {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail(_) => "FAIL",
+            Verdict::NotSupported(_) => "not supported",
+            Verdict::Skipped(_) => "skipped",
+        }
+    }
+    /// A failure whose text is `e`'s.
+    pub fn fail(e: impl std::fmt::Display) -> Verdict {
+        Verdict::Fail(e.to_string())
+    }
+    pub fn detail(&self) -> &str {
+        match self {
+            Verdict::Pass => "",
+            Verdict::Fail(d) | Verdict::NotSupported(d) | Verdict::Skipped(d) => d,
+        }
+    }
+}
+
 /// One check: what it asserts, where the standard says so, and the code that judges it.
 #[derive(Clone, Copy)]
 pub struct Check {
@@ -100,13 +137,4 @@ impl std::fmt::Debug for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Check").field("id", &self.id).field("title", &self.title).finish()
     }
-}
-
-/// Every check, family by family.
-pub fn catalog() -> Vec<Check> {
-    let mut all = Vec::new();
-    for family in crate::checks::ALL {
-        all.extend_from_slice(family);
-    }
-    all
 }

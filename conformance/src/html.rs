@@ -2,8 +2,9 @@
 //! identity, the totals, and each check with its result, the status words the key answered
 //! and the time it took. Inline styles only; readable when printed.
 
+use crate::catalog::Verdict;
 use crate::junit::esc;
-use crate::report::{Report, Verdict};
+use crate::report::Report;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#1f2933}\
 h1{font-size:1.4rem}table{border-collapse:collapse;width:100%;font-size:.9rem}\

@@ -3,39 +3,7 @@
 
 use serde::Serialize;
 
-use crate::catalog::{Check, Family, Severity};
-
-/// A check's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "result", content = "detail", rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    /// The key departs from the clause; the text names the symptom.
-    Fail(String),
-    /// The key does not have the feature (a Yubico extension, a slot without a key): not a
-    /// failure.
-    NotSupported(String),
-    /// Not run: it needs something not given (a secret, `--destructive`) or a state the key
-    /// is not in.
-    Skipped(String),
-}
-
-impl Verdict {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail(_) => "FAIL",
-            Verdict::NotSupported(_) => "not supported",
-            Verdict::Skipped(_) => "skipped",
-        }
-    }
-    pub fn detail(&self) -> &str {
-        match self {
-            Verdict::Pass => "",
-            Verdict::Fail(d) | Verdict::NotSupported(d) | Verdict::Skipped(d) => d,
-        }
-    }
-}
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 /// One check's result.
 #[derive(Debug, Clone, Serialize)]

@@ -3,8 +3,9 @@
 use std::time::Instant;
 
 use crate::card::Card;
-use crate::catalog::{catalog, Check};
-use crate::report::{KeyIdentity, Outcome, Report, Verdict};
+use crate::catalog::{Check, Verdict};
+use crate::checks::catalog;
+use crate::report::{KeyIdentity, Outcome, Report};
 
 /// Which checks to run: `only` and `skip` take IDs (`PIV-VERIFY-004`), ID prefixes ending in
 /// `*` (`PIV-VERIFY-*`) and family names (`verify`); destructive checks only when asked.
@@ -69,15 +70,16 @@ pub fn run(card: &mut Card, selection: &Selection, progress: &mut dyn FnMut(usiz
             card.during = check.id.to_string();
             // Every check is bracketed by the PIN's and PUK's tries: what it spent is given
             // back after it, or written down.
-            let tries = crate::guard::Tries::read(card);
+            let tries = crate::tries::Tries::read(card);
             // A destructive check is bracketed: the key read before, put back and read again after.
             let before = check.destructive.then(|| crate::restore::snapshot(card));
-            let verdict = match tries.as_ref().map_err(String::clone).and_then(|_| card.fresh()) {
+            let verdict = match tries.as_ref().map_err(Verdict::fail).and_then(|_| card.fresh().map_err(Verdict::fail))
+            {
                 Ok(()) => {
                     card.take_seen();
                     (check.run)(card)
                 }
-                Err(e) => Verdict::Fail(e),
+                Err(v) => v,
             };
             let seen = card.take_seen();
             restoration = before.map(|b| crate::restore::restore(card, &b));

@@ -6,10 +6,9 @@
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use proto::piv::Slot;
 
-use super::{refused, step, tried};
+use super::support::{refused, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 /// The last retired slot (95) spares the key's working slots; a card without retired slots
 /// gets its 9D replaced.

@@ -6,10 +6,10 @@ use proto::piv::Algorithm;
 use proto::status::Sw;
 use proto::tlv;
 
-use super::{step, tried};
+use super::support::{step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
+use crate::preconditions::other_algorithm;
 
 const GA: u8 = 0x87;
 const MGMT: u8 = 0x9B;
@@ -19,7 +19,7 @@ const MGMT: u8 = 0x9B;
 fn witness(card: &mut Card) -> Result<(MgmtKey, Vec<u8>), Verdict> {
     let mut key = card.secrets.mgmt.clone();
     for attempt in 0..2 {
-        let (resp, sw) = card.cmd(GA, key.alg as u8, MGMT, &[0x7C, 0x02, 0x80, 0x00]).map_err(Verdict::Fail)?;
+        let (resp, sw) = card.cmd(GA, key.alg as u8, MGMT, &[0x7C, 0x02, 0x80, 0x00]).map_err(Verdict::fail)?;
         if sw == Sw::INCORRECT_P1P2 && attempt == 0 && key.alg.key_len() == Some(24) {
             let other = if key.alg == Algorithm::Tdes { Algorithm::Aes192 } else { Algorithm::Tdes };
             key = key.with_alg(other).map_err(|e| Verdict::Fail(e.to_string()))?;
@@ -43,23 +43,11 @@ fn witness(card: &mut Card) -> Result<(MgmtKey, Vec<u8>), Verdict> {
     unreachable!("the loop returns on its second pass")
 }
 
-/// The verdict when the key refuses (6A86) every algorithm the given management key fits.
-pub(crate) fn other_algorithm(len: usize) -> Verdict {
-    let fits = match len {
-        24 => "3DES and AES-192",
-        16 => "AES-128",
-        _ => "AES-256",
-    };
-    Verdict::Skipped(format!(
-        "the key refuses {fits} for its management key (6A86): it has a key of another algorithm; pass --mgmt-key"
-    ))
-}
-
 /// The second step: the decrypted witness (as given) and our challenge.
 fn answer(card: &mut Card, key: &MgmtKey, witness: &[u8], challenge: &[u8]) -> Result<(Vec<u8>, Sw), Verdict> {
     let mut inner = tlv::to_vec(0x80, witness);
     inner.extend(tlv::to_vec(0x81, challenge));
-    card.cmd(GA, key.alg as u8, MGMT, &tlv::to_vec(0x7C, &inner)).map_err(Verdict::Fail)
+    card.cmd(GA, key.alg as u8, MGMT, &tlv::to_vec(0x7C, &inner)).map_err(Verdict::fail)
 }
 
 fn decrypt(key: &MgmtKey, enc: &[u8]) -> Result<Vec<u8>, Verdict> {

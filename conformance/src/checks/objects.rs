@@ -4,10 +4,9 @@ use der::Decode;
 use proto::piv::cert_object;
 use proto::tlv;
 
-use super::{expect, get_data_apdu, step, tried};
+use super::support::{expect, get_data_apdu, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 const CHUID: u32 = 0x5FC102;
 const DISCOVERY: u32 = 0x7E;
@@ -19,7 +18,7 @@ const RETIRED_1: u32 = 0x5FC10D;
 fn object(card: &mut Card, tag: u32) -> Result<Option<Vec<u8>>, Verdict> {
     let apdu = get_data_apdu(tag);
     // Through the driver: a long object comes back in 61xx pieces.
-    let (data, sw) = card.cmd(apdu[1], apdu[2], apdu[3], &apdu[5..10]).map_err(Verdict::Fail)?;
+    let (data, sw) = card.cmd(apdu[1], apdu[2], apdu[3], &apdu[5..10]).map_err(Verdict::fail)?;
     match sw.0 {
         0x9000 => {}
         0x6A82 => return Ok(None),

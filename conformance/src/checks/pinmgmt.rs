@@ -1,38 +1,37 @@
 //! CHANGE REFERENCE DATA and RESET RETRY COUNTER for the PIN and the PUK. Every change is put
 //! back: the PIN changed is changed again to the one given, the PIN unblocked is set to it.
 
-use super::{expect, pin_block, step, tried, wrong_pin};
-use crate::card::{Answer, Card};
-use crate::catalog::{Check, Family, Severity};
+use super::support::{self, expect, step, tried, wrong_pin};
+use crate::card::{pin_block, Answer, Card, CardError};
+use crate::catalog::{Check, Family, Severity, Verdict};
 use crate::guard::{Secret, Use};
-use crate::report::Verdict;
 
 /// CHANGE REFERENCE DATA or RESET RETRY COUNTER (`ins`) of `p2` with two PIN blocks.
 fn apdu(ins: u8, p2: u8, a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut data = pin_block(a);
     data.extend(pin_block(b));
-    super::apdu(ins, 0x00, p2, &data, None)
+    support::apdu(ins, 0x00, p2, &data, None)
 }
 
 /// Send under the guard's rules (see [`crate::guard`]).
-fn send(card: &mut Card, how: Use, apdu: &[u8]) -> Result<Result<Answer, String>, Verdict> {
+fn send(card: &mut Card, how: Use, apdu: &[u8]) -> Result<Result<Answer, CardError>, Verdict> {
     card.send_secret(how, apdu)
 }
 
 /// The given PIN still verifies (nothing changed it).
 fn pin_still_works(card: &mut Card) -> Result<(), Verdict> {
-    card.fresh().map_err(Verdict::Fail)?;
+    card.fresh().map_err(Verdict::fail)?;
     card.verify_pin()
 }
 
 /// A change the key took: put the given value back at once, or say what it is now.
 fn put_back(card: &mut Card, s: Secret, now: &str) -> Result<(), Verdict> {
-    card.put_back(s, now).map_err(Verdict::Fail)
+    card.put_back(s, now).map_err(Verdict::fail)
 }
 
 fn change_wrong_old(card: &mut Card) -> Verdict {
     tried!(card.pin_usable());
-    let before = tried!(super::pin_status(card));
+    let before = tried!(support::pin_status(card));
     // Three: the wrong old PIN spends one, and a key that took the new PIN while refusing
     // costs one more when the given PIN is tried after it.
     if before & 0xFFF0 != 0x63C0 || before & 0x0F < 3 {
@@ -127,7 +126,7 @@ fn unblock_sets_pin(card: &mut Card) -> Verdict {
     }
     tried!(pin_still_works(card));
     step!(card.fresh());
-    match tried!(super::pin_status(card)) {
+    match tried!(support::pin_status(card)) {
         w if w & 0xFFF0 == 0x63C0 && w & 0x0F >= 1 => Verdict::Pass,
         w => Verdict::Fail(format!("after the reset the PIN's count reads {w:04X}")),
     }
@@ -211,7 +210,7 @@ fn puk_lockout(card: &mut Card) -> Verdict {
 
 fn wrong_reference(card: &mut Card) -> Verdict {
     // Old and new are the key's own PIN: a card that took 9B for its PIN changes nothing.
-    tried!(super::spendable_pin(card));
+    tried!(support::spendable_pin(card));
     let pin = card.secrets.pin.expose().as_bytes().to_vec();
     let (_, sw) = step!(tried!(send(card, Use::Risk(Secret::Pin), &apdu(0x24, 0x9B, &pin, &pin))));
     expect(sw, &[0x6A88, 0x6A86, 0x6A80], "CHANGE REFERENCE DATA of key reference 9B (not a PIN)")

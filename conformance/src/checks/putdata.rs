@@ -2,10 +2,9 @@
 //! The checks write to an object the key does not hold (a retired-key certificate's) and delete
 //! it after: the key is left as it was found.
 
-use super::{refused, step, tried};
+use super::support::{refused, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 /// Retired key 20's certificate: the last of key history, absent on nearly every key.
 const SCRATCH: u32 = 0x5FC120;
@@ -54,7 +53,7 @@ fn round_trip(card: &mut Card, value: &[u8]) -> Verdict {
         (Ok(None), _) => Verdict::Fail("the object written is not there".into()),
         (Err(e), _) => Verdict::Fail(format!("reading it back: {e}")),
         (_, Ok((_, d))) => Verdict::Fail(format!("deleting it (empty 53) answered {:04X}", d.0)),
-        (_, Err(e)) => Verdict::Fail(e),
+        (_, Err(e)) => Verdict::fail(e),
     }
 }
 

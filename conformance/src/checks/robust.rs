@@ -2,11 +2,10 @@
 
 use proto::status::Sw;
 
-use super::{expect, step, tried};
+use super::support::{self, expect, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
+use crate::catalog::{Check, Family, Severity, Verdict};
 use crate::guard::{Secret, Use};
-use crate::report::Verdict;
 
 fn unknown_ins(card: &mut Card) -> Verdict {
     let (_, sw) = step!(card.raw(&[0x00, 0x02, 0x00, 0x00]));
@@ -38,7 +37,7 @@ fn malformed_template(card: &mut Card) -> Verdict {
 }
 
 fn state_unchanged(card: &mut Card) -> Verdict {
-    let before = tried!(super::pin_status(card));
+    let before = tried!(support::pin_status(card));
     let refused: [&[u8]; 6] = [
         &[0x00, 0x02, 0x00, 0x00],
         &[0x00, 0x20, 0x00, 0x80, 0x08, 0x31, 0x32, 0x33],
@@ -61,7 +60,7 @@ fn state_unchanged(card: &mut Card) -> Verdict {
             return Verdict::Fail(format!("{} was accepted", hex::encode_upper(apdu)));
         }
     }
-    let after = tried!(super::pin_status(card));
+    let after = tried!(support::pin_status(card));
     if after == before {
         Verdict::Pass
     } else {
@@ -85,13 +84,13 @@ fn wrong_slot(card: &mut Card) -> Verdict {
 
 fn oversized_pin(card: &mut Card) -> Verdict {
     // A try this spends must be given back: only with the PIN at hand and two tries left.
-    tried!(super::spendable_pin(card));
-    let before = tried!(super::pin_status(card));
+    tried!(support::spendable_pin(card));
+    let before = tried!(support::pin_status(card));
     // An extended APDU with 300 bytes of "PIN".
     let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x00, 0x01, 0x2C];
     apdu.extend([0x31; 300]);
     let (_, sw) = step!(tried!(card.send_secret(Use::Risk(Secret::Pin), &apdu)));
-    let after = tried!(super::pin_status(card));
+    let after = tried!(support::pin_status(card));
     if sw.0 == 0x9000 {
         return Verdict::Fail("a 300-byte PIN was accepted".into());
     }
@@ -103,15 +102,15 @@ fn oversized_pin(card: &mut Card) -> Verdict {
 
 fn chained_verify(card: &mut Card) -> Verdict {
     // A try this spends must be given back: only with the PIN at hand and two tries left.
-    tried!(super::spendable_pin(card));
-    let before = tried!(super::pin_status(card));
+    tried!(support::spendable_pin(card));
+    let before = tried!(support::pin_status(card));
     let mut apdu = vec![0x10, 0x20, 0x00, 0x80, 0x08];
     apdu.extend([0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0xFF, 0xFF]);
     step!(tried!(card.send_secret(Use::Risk(Secret::Pin), &apdu)));
     // Whatever the card makes of it (a piece awaiting the rest, or a refusal), a piece of a
     // chain is not a PIN to count. An unrelated command ends the chain.
     let _ = card.raw(&[0x00, 0x02, 0x00, 0x00]);
-    let after = tried!(super::pin_status(card));
+    let after = tried!(support::pin_status(card));
     if after != before {
         return Verdict::Fail(format!("a chained VERIFY piece counted as a try ({before:04X} -> {after:04X})"));
     }
@@ -136,7 +135,7 @@ fn tag_out_of_range(card: &mut Card) -> Verdict {
 
 fn le_respected(card: &mut Card) -> Verdict {
     // The CHUID is longer than 16 bytes on every PIV card: Le 16 must not bring more.
-    let mut apdu = super::get_data_apdu(0x5FC102);
+    let mut apdu = support::get_data_apdu(0x5FC102);
     if let Some(le) = apdu.last_mut() {
         *le = 0x10;
     }

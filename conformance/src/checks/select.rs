@@ -3,13 +3,12 @@
 use proto::piv::PIV_AID;
 use proto::tlv;
 
-use super::{expect, step, tried};
+use super::support::{self, expect, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 fn select_apdu(aid: &[u8]) -> Vec<u8> {
-    super::apdu(0xA4, 0x04, 0x00, aid, Some(256))
+    support::apdu(0xA4, 0x04, 0x00, aid, Some(256))
 }
 
 fn full_aid(card: &mut Card) -> Verdict {
@@ -24,7 +23,7 @@ fn truncated_aid(card: &mut Card) -> Verdict {
 
 /// The template of a full-AID SELECT, or the verdict that it is not one.
 fn template(card: &mut Card) -> Result<Vec<u8>, Verdict> {
-    let (data, sw) = card.raw(&select_apdu(&PIV_AID)).map_err(Verdict::Fail)?;
+    let (data, sw) = card.raw(&select_apdu(&PIV_AID)).map_err(Verdict::fail)?;
     if sw.0 != 0x9000 {
         return Err(Verdict::Fail(format!("SELECT answered {:04X}", sw.0)));
     }

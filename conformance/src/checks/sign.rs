@@ -6,10 +6,9 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePublicKey;
 use proto::piv::Slot;
 
-use super::{refused, step, tried};
+use super::support::{refused, step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
-use crate::report::Verdict;
+use crate::catalog::{Check, Family, Severity, Verdict};
 
 /// The public key of the slot's certificate; a verdict when there is none to check against.
 fn certificate_key(card: &mut Card, slot: Slot) -> Result<p256::ecdsa::VerifyingKey, Verdict> {
@@ -29,7 +28,7 @@ fn sign(card: &mut Card, slot: Slot, digest: &[u8]) -> Result<Result<Vec<u8>, u1
     let mut inner = vec![0x82, 0x00];
     inner.extend(proto::tlv::to_vec(0x81, digest));
     let data = proto::tlv::to_vec(0x7C, &inner);
-    let (resp, sw) = card.cmd(0x87, 0x11, slot.key_ref(), &data)?;
+    let (resp, sw) = card.cmd(0x87, 0x11, slot.key_ref(), &data).map_err(|e| e.to_string())?;
     if !sw.is_ok() {
         return Ok(Err(sw.0));
     }

@@ -1,20 +1,19 @@
 //! VERIFY of the PIV Card Application PIN (key reference 80).
 
-use super::{expect, pin_block, step, tried, wrong_pin};
-use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
+use super::support::{self, expect, step, tried, wrong_pin};
+use crate::card::{pin_block, Card, CardError};
+use crate::catalog::{Check, Family, Severity, Verdict};
 use crate::guard::{Secret, Use};
-use crate::report::Verdict;
 
 const STATUS: [u8; 4] = [0x00, 0x20, 0x00, 0x80];
 
 fn verify_apdu(p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
-    super::apdu(0x20, p1, p2, data, None)
+    support::apdu(0x20, p1, p2, data, None)
 }
 
 /// The tries left, read without spending one; a verdict when the key cannot say.
 fn tries(card: &mut Card) -> Result<u8, Verdict> {
-    match super::pin_status(card)? {
+    match support::pin_status(card)? {
         0x6983 => Ok(0),
         w if w & 0xFFF0 == 0x63C0 => Ok((w & 0x0F) as u8),
         w => Err(Verdict::Fail(format!("VERIFY without data answered {w:04X}, not 63Cx"))),
@@ -32,7 +31,7 @@ fn spendable(card: &mut Card) -> Result<u8, Verdict> {
 }
 
 /// A VERIFY that may spend a try (given back after the check).
-fn risk(card: &mut Card, apdu: &[u8]) -> Result<Result<crate::card::Answer, String>, Verdict> {
+fn risk(card: &mut Card, apdu: &[u8]) -> Result<Result<crate::card::Answer, CardError>, Verdict> {
     card.send_secret(Use::Risk(Secret::Pin), apdu)
 }
 
@@ -162,7 +161,7 @@ fn lockout(card: &mut Card) -> Verdict {
     let mut data = pin_block(card.secrets.puk.expose().as_bytes());
     data.extend(&block);
     let (_, restored) =
-        step!(tried!(card.send_secret(Use::Right(Secret::Puk), &super::apdu(0x2C, 0x00, 0x80, &data, None))));
+        step!(tried!(card.send_secret(Use::Right(Secret::Puk), &support::apdu(0x2C, 0x00, 0x80, &data, None))));
     if restored.0 != 0x9000 {
         card.stop(Secret::Pin, format!("left blocked: unblocking with the PUK answered {:04X}", restored.0));
         return Verdict::Fail(format!("unblocking with the PUK answered {:04X}: the PIN stays blocked", restored.0));
@@ -225,7 +224,7 @@ fn select_keeps_count(card: &mut Card) -> Verdict {
     let before = tried!(spendable(card));
     let wrong = wrong_block(card);
     step!(tried!(risk(card, &verify_apdu(0x00, 0x80, &wrong))));
-    let (_, sw) = step!(card.raw(&super::apdu(0xA4, 0x04, 0x00, &proto::piv::PIV_AID, Some(256))));
+    let (_, sw) = step!(card.raw(&support::apdu(0xA4, 0x04, 0x00, &proto::piv::PIV_AID, Some(256))));
     let after = tried!(tries(card));
     if let Err(v) = restore(card) {
         return v;

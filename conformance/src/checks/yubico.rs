@@ -5,11 +5,10 @@ use der::{Decode, Encode};
 use proto::piv::metadata::KeyAlgorithm;
 use proto::piv::{Algorithm, Slot};
 
-use super::{step, tried};
+use super::support::{step, tried};
 use crate::card::Card;
-use crate::catalog::{Check, Family, Severity};
+use crate::catalog::{Check, Family, Severity, Verdict};
 use crate::guard::Secret;
-use crate::report::Verdict;
 
 /// An instruction the key does not know: not supported.
 fn unsupported(sw: u16) -> bool {
@@ -32,7 +31,7 @@ fn reset_refused(card: &mut Card) -> Verdict {
                 "needs the PIN known unblocked (its tries: {n:?}): RESET might rightly wipe the key"
             ))
         }
-        Err(e) => return Verdict::Fail(e),
+        Err(e) => return Verdict::fail(e),
     }
     let (_, sw) = tried!(card.send_reset(&[0x00, 0xFB, 0x00, 0x00]));
     match sw.0 {

@@ -5,8 +5,11 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::browser::Browser;
+use super::cast::OTHER_CREDIT_CODE;
 use super::fail::{ensure, Context, Result};
-use super::{expect, msg, Browser, Run, System};
+use super::steps::{expect, msg, Run};
+use super::target::System;
 const MOBILE: &str = "13800138000";
 const EMAIL: &str = "zhangsan@example.com";
 
@@ -73,7 +76,7 @@ pub(super) async fn run(run: &mut Run, w: &System, user: &mut Browser, key: &str
     run.step(FLOW, "applying in another enterprise's name is refused", || async {
         let mut other = form();
         other["organisation"] = json!("另一家科技有限公司");
-        other["credit_code"] = json!(super::OTHER_CREDIT_CODE);
+        other["credit_code"] = json!(OTHER_CREDIT_CODE);
         let v = expect(user.post("/api/applications", other).await?, 422, "form_invalid")?;
         let fixed: Vec<&str> = v["fields"]
             .as_array()
