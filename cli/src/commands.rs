@@ -17,10 +17,11 @@ use token_sim::piv::state::Flavor;
 use token_sim::scenario::{self, Scenario};
 use token_sim::{KeySpec, VirtualKey};
 
+use crate::args::{KeyArgs, KeysArgs, MgmtArgs, SignArgs};
+use crate::home;
 use crate::open::{dir_label, open, open_dir, AnyKey};
 use crate::output::{emit, fields, table};
 use crate::secrets::{resolve, PinArgs};
-use crate::{home, KeyArgs, KeysArgs, MgmtArgs, SignArgs};
 use proto::secret::{KeyHex, Pin, Puk};
 
 pub(crate) fn mgmt_key(m: &MgmtArgs) -> Result<MgmtKey> {

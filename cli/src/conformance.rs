@@ -9,7 +9,7 @@ use clap::{Args, Parser};
 use conformance::{catalog, Card, Secrets, Selection};
 use proto::{Clock, Transport};
 
-use crate::KeyArgs;
+use crate::args::KeyArgs;
 
 /// Judge a PIV key — virtual or real — against NIST SP 800-73-4, ISO 7816-4 and the Yubico
 /// extensions, check by check.
@@ -87,7 +87,7 @@ pub struct ConformanceArgs {
     #[arg(long, env = "UKEY_PUK", hide_env_values = true)]
     puk: Option<proto::secret::Puk>,
     #[command(flatten)]
-    mgmt: crate::MgmtArgs,
+    mgmt: crate::args::MgmtArgs,
     /// JSON on stdout instead of the table
     #[arg(long)]
     json: bool,

@@ -13,8 +13,8 @@ use token_sim::frontends::ccid::bus::HostEnd;
 use token_sim::frontends::ccid::device::Plugged;
 use token_sim::VirtualKey;
 
+use crate::args::KeyArgs;
 use crate::serve;
-use crate::KeyArgs;
 
 /// A key a command opened: any transport behind one PIV client.
 pub type AnyKey = Session;

@@ -265,7 +265,7 @@ pub struct AgentArgs {
     /// The keys' management key, for certificate applications (generate a key pair, write the
     /// certificate)
     #[command(flatten)]
-    pub mgmt: crate::MgmtArgs,
+    pub mgmt: crate::args::MgmtArgs,
 }
 
 /// The keys of this machine: keys in PC/SC readers and virtual key directories.

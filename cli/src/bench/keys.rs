@@ -14,7 +14,7 @@ use proto::piv::Slot;
 use serde_json::{json, Value};
 use token_sim::{KeySpec, VirtualKey};
 
-use super::percentile;
+use super::stats::percentile;
 
 #[derive(Args, Debug)]
 pub struct KeysArgs {

@@ -6,7 +6,10 @@
 
 mod keys;
 mod pkcs11;
+mod stats;
 mod transports;
+
+use stats::percentile;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,13 +68,6 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Pkcs11(a) => pkcs11::pkcs11(a),
         BenchCommand::Transports(a) => transports::transports(a),
     }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Bare ECDSA P-256 sign + verify (the two operations a login cannot avoid), on `threads`

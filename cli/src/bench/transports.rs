@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use token_sim::frontends::usbip::server::{self, KeyExports};
 use token_sim::{KeySpec, SharedKey, VirtualKey};
 
-use super::percentile;
+use super::stats::percentile;
 
 #[derive(Args, Debug)]
 pub struct TransportsArgs {
