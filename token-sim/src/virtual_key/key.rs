@@ -148,7 +148,8 @@ impl VirtualKey {
         }
     }
 
-    /// The card, for the simulator's own provisioning (scenarios). Hosts use APDUs.
+    /// The card itself, for the simulator's own provisioning ([`provision`](Self::provision))
+    /// and tests. Hosts use APDUs.
     pub fn card_mut(&mut self) -> &mut Card<KeyStorage, SimRng> {
         &mut self.card
     }
