@@ -14,7 +14,8 @@ use proto::piv::{Algorithm, PinPolicy, Slot, TouchPolicy};
 use proto::Clock;
 use serde::Serialize;
 use token_sim::piv::state::Flavor;
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
+use token_sim::virtual_key::KeyError;
 use token_sim::{KeySpec, VirtualKey};
 
 use crate::args::{KeyArgs, KeysArgs, MgmtArgs, SignArgs};
@@ -121,8 +122,7 @@ pub fn sim_new(a: SimNewArgs) -> Result<ExitCode> {
 }
 
 /// Make the virtual key `a` describes: its serial and scenario.
-pub fn create_key(a: &SimNewArgs) -> Result<(u32, Scenario)> {
-    let clock = SystemClock;
+fn create_key(a: &SimNewArgs) -> Result<(u32, Scenario)> {
     let scenario = Scenario::parse(&a.scenario, a.days).map_err(anyhow::Error::msg)?;
     let mgmt_alg = parse_alg(&a.mgmt_alg)?;
     let mgmt_key = match &a.mgmt_key {
@@ -141,11 +141,20 @@ pub fn create_key(a: &SimNewArgs) -> Result<(u32, Scenario)> {
         serial: a.serial,
         flavor: if a.plain { Flavor::Plain } else { Flavor::Yubico { version: parse_version(&a.firmware)? } },
         seed: a.seed,
-        scenario: scenario.name().to_string(),
+        scenario,
         factory: Some(home::factory(a.factory.as_deref())?),
     };
-    let ca = if scenario.needs_ca() {
-        let dir = a.ca.clone().unwrap_or_else(home::ca_dir);
+    let serial = make_key(&a.dir, &spec, a.ca.as_deref(), &a.subject)?;
+    Ok((serial, scenario))
+}
+
+/// Make the virtual key `spec` describes in `dir` and provision its scenario, whose
+/// certificates the CA in `ca_dir` (default `$UKEY_HOME/ca`, created if missing) issues for
+/// `subject`. Returns the key's serial.
+pub fn make_key(dir: &Path, spec: &KeySpec, ca_dir: Option<&Path>, subject: &str) -> Result<u32> {
+    let clock = SystemClock;
+    let ca = if spec.scenario.needs_ca() {
+        let dir = ca_dir.map(Path::to_path_buf).unwrap_or_else(home::ca_dir);
         Some(
             ca::Ca::open_or_create(&dir, "CN=ukey test CA,O=ukey", 3650, &clock)
                 .with_context(|| format!("CA in {}", dir.display()))?,
@@ -153,11 +162,12 @@ pub fn create_key(a: &SimNewArgs) -> Result<(u32, Scenario)> {
     } else {
         None
     };
-    let mut key = VirtualKey::create(&a.dir, &spec, &clock)?;
-    key.card_mut()
-        .update_state(|state, rng| scenario::apply(state, scenario, ca.as_ref(), &a.subject, &clock, rng))
-        .map_err(|_| anyhow::anyhow!("could not write {}", a.dir.display()))??;
-    Ok((key.serial(), scenario))
+    let mut key = VirtualKey::create(dir, spec, &clock)?;
+    key.provision(spec.scenario, ca.as_ref(), subject, &clock).map_err(|e| match e {
+        KeyError::Write(_) => anyhow::anyhow!("could not write {}", dir.display()),
+        other => other.into(),
+    })?;
+    Ok(key.serial())
 }
 
 fn print_info(info: &KeyInfo, json: bool, now: u64) {

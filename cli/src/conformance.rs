@@ -5,9 +5,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser};
+use clap::Args;
 use conformance::{catalog, Card, Secrets, Selection};
 use proto::{Clock, Transport};
+use token_sim::piv::state::Flavor;
+use token_sim::scenario::Scenario;
+use token_sim::KeySpec;
 
 use crate::args::KeyArgs;
 
@@ -99,13 +102,6 @@ pub struct ConformanceArgs {
     html: Option<std::path::PathBuf>,
 }
 
-/// `ukey sim new` arguments, parsed, for the --sim key.
-#[derive(Parser)]
-struct NewKey {
-    #[command(flatten)]
-    a: crate::commands::SimNewArgs,
-}
-
 pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
     let selection = Selection {
         only: a.only.clone(),
@@ -128,12 +124,14 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
     let transport: Box<dyn Transport> = if a.sim {
         let dir = tempfile::tempdir().context("a directory for the --sim key")?;
         let key_dir = dir.path().join("sim");
-        let mut args = vec!["new", key_dir.to_str().unwrap_or("sim"), "--scenario", "full", "--json"];
-        if a.plain {
-            args.push("--plain");
-        }
-        let new = NewKey::try_parse_from(std::iter::once("new").chain(args.into_iter().skip(1)))?;
-        crate::commands::create_key(&new.a)?;
+        // As `ukey sim new DIR --scenario full [--plain]` makes it.
+        let spec = KeySpec {
+            flavor: if a.plain { Flavor::Plain } else { KeySpec::default().flavor },
+            scenario: Scenario::Full,
+            factory: Some(crate::home::factory(None)?),
+            ..KeySpec::default()
+        };
+        crate::commands::make_key(&key_dir, &spec, None, portal::seed::DEFAULT_SUBJECT)?;
         temp = Some(dir);
         let mut key = crate::open::open_dir(&key_dir)?;
         key.set_defect(defect);

@@ -12,7 +12,8 @@ use p256::ecdsa::signature::Verifier;
 use proto::clock::SystemClock;
 use proto::piv::Slot;
 use proto::Clock;
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
+use token_sim::virtual_key::KeyError;
 use token_sim::{KeySpec, VirtualKey};
 
 #[derive(Args, Debug)]
@@ -75,13 +76,12 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     n.say("CA ready", &ca.subject());
 
     let key_dir = root.join("alice-key");
-    let mut key =
-        VirtualKey::create(&key_dir, &KeySpec { scenario: "provisioned".into(), ..KeySpec::default() }, &clock)?;
-    key.card_mut()
-        .update_state(|s, rng| {
-            scenario::apply(s, Scenario::Provisioned, Some(&ca), "CN=Alice,O=Example Co", &clock, rng)
-        })
-        .map_err(|_| anyhow::anyhow!("cannot write {}", key_dir.display()))??;
+    let scenario = Scenario::Provisioned;
+    let mut key = VirtualKey::create(&key_dir, &KeySpec { scenario, ..KeySpec::default() }, &clock)?;
+    key.provision(scenario, Some(&ca), "CN=Alice,O=Example Co", &clock).map_err(|e| match e {
+        KeyError::Write(_) => anyhow::anyhow!("cannot write {}", key_dir.display()),
+        other => other.into(),
+    })?;
     drop(key);
     n.say("virtual key made, key pair generated on it", &key_dir.display().to_string());
 

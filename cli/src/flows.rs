@@ -22,7 +22,8 @@ use proto::clock::SystemClock;
 use proto::secret::{Password, Pin};
 use proto::Clock;
 use serde_json::json;
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
+use token_sim::virtual_key::KeyError;
 use token_sim::{KeySpec, SharedKey, VirtualKey};
 
 use crate::output::table;
@@ -181,9 +182,10 @@ pub(crate) async fn setup_with(
         } else {
             portal::seed::subject(id, id == FOREIGN_KEY)
         };
-        vk.card_mut()
-            .update_state(|st, rng| scenario::apply(st, *s, Some(&ca), &subject, &clock, rng))
-            .map_err(|_| anyhow::anyhow!("provisioning {id}"))??;
+        vk.provision(*s, Some(&ca), &subject, &clock).map_err(|e| match e {
+            KeyError::Write(_) => anyhow::anyhow!("provisioning {id}"),
+            other => other.into(),
+        })?;
         keys.keys().push((id.clone(), SharedKey::new(vk)));
         if let Some(p) = progress {
             p.inc(1);

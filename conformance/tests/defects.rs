@@ -5,7 +5,7 @@
 use conformance::{run, Card, Secrets, Selection, Severity, Verdict};
 use proto::clock::FixedClock;
 use token_sim::faults::Defect;
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
 use token_sim::{KeySpec, VirtualKey};
 
 const NOW: u64 = 1_790_000_000;
@@ -14,12 +14,7 @@ fn key() -> VirtualKey {
     let dir = tempfile::tempdir().unwrap();
     let ca = ca::Ca::create(dir.path(), "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
     let mut vk = VirtualKey::in_memory(&KeySpec { seed: Some(4), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
-    vk.card_mut()
-        .update_state(|st, rng| {
-            scenario::apply(st, Scenario::Full, Some(&ca), "CN=Zhang San,O=Example", &FixedClock(NOW), rng)
-        })
-        .unwrap()
-        .unwrap();
+    vk.provision(Scenario::Full, Some(&ca), "CN=Zhang San,O=Example", &FixedClock(NOW)).unwrap();
     vk
 }
 

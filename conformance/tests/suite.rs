@@ -6,7 +6,7 @@ use conformance::{catalog, run, Card, Report, Secrets, Selection, Severity, Verd
 use proto::clock::FixedClock;
 use proto::transport::{Transport, TransportError};
 use token_sim::piv::state::Flavor;
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
 use token_sim::{KeySpec, VirtualKey};
 
 const NOW: u64 = 1_790_000_000;
@@ -16,12 +16,7 @@ fn key(flavor: Flavor) -> VirtualKey {
     let ca = ca::Ca::create(dir.path(), "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
     let mut vk =
         VirtualKey::in_memory(&KeySpec { seed: Some(3), flavor, ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
-    vk.card_mut()
-        .update_state(|st, rng| {
-            scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=Zhang San,O=Example", &FixedClock(NOW), rng)
-        })
-        .unwrap()
-        .unwrap();
+    vk.provision(Scenario::Provisioned, Some(&ca), "CN=Zhang San,O=Example", &FixedClock(NOW)).unwrap();
     vk
 }
 

@@ -12,7 +12,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use proto::clock::FixedClock;
 use serde_json::{json, Value};
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
 use token_sim::{KeySpec, SharedKey, VirtualKey};
 
 const NOW: u64 = 1_790_000_000;
@@ -26,10 +26,7 @@ fn key(ca: &ca::Ca, s: Scenario, seed: u64) -> SharedKey {
         &FixedClock(NOW),
     )
     .unwrap();
-    vk.card_mut()
-        .update_state(|st, rng| scenario::apply(st, s, Some(ca), "CN=Li Si,O=Example", &FixedClock(NOW), rng))
-        .unwrap()
-        .unwrap();
+    vk.provision(s, Some(ca), "CN=Li Si,O=Example", &FixedClock(NOW)).unwrap();
     SharedKey::new(vk)
 }
 

@@ -21,7 +21,7 @@ use proto::clock::FixedClock;
 use proto::piv::Slot;
 use proto::secret::{Pin, Puk};
 use token_sim::frontends::usbip::server::{self, KeyExports};
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
 use token_sim::{KeySpec, SharedKey, VirtualKey};
 
 const NOW: u64 = 1_790_000_000;
@@ -33,12 +33,7 @@ const NOBODY: u32 = 65534;
 fn provisioned(dir: &std::path::Path) -> SharedKey {
     let ca = ca::Ca::create(dir, "CN=Test CA", 3650, &FixedClock(NOW - 100)).unwrap();
     let mut vk = VirtualKey::in_memory(&KeySpec { seed: Some(7), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
-    vk.card_mut()
-        .update_state(|st, rng| {
-            scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=Li Si,O=Example", &FixedClock(NOW), rng)
-        })
-        .unwrap()
-        .unwrap();
+    vk.provision(Scenario::Provisioned, Some(&ca), "CN=Li Si,O=Example", &FixedClock(NOW)).unwrap();
     SharedKey::new(vk)
 }
 

@@ -15,7 +15,7 @@ use std::process::Command;
 use common::module;
 use proto::clock::FixedClock;
 use served::Served;
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
 use token_sim::{KeySpec, VirtualKey};
 use vpcd_support::{begin, READER};
 
@@ -35,12 +35,7 @@ fn a_key_in_a_reader_is_a_token_that_signs() {
     let ca = ca::Ca::create(&root.path().join("ca"), "CN=Test CA", 3650, &FixedClock(1_790_000_000)).unwrap();
     let now = FixedClock(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
     let mut key = VirtualKey::in_memory(&KeySpec::default(), &now).unwrap();
-    key.card_mut()
-        .update_state(|st, rng| {
-            scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=reader key,O=Example", &now, rng)
-        })
-        .unwrap()
-        .unwrap();
+    key.provision(Scenario::Provisioned, Some(&ca), "CN=reader key,O=Example", &now).unwrap();
     let _served = Served::start(key, 0);
     let m = module();
     let m = m.to_str().unwrap();

@@ -9,7 +9,7 @@ use std::ptr;
 use cryptoki_sys::*;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use proto::clock::FixedClock;
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
 use token_sim::{KeySpec, VirtualKey};
 
 fn f() -> &'static CK_FUNCTION_LIST {
@@ -25,10 +25,7 @@ fn eight_threads_sign_at_once_and_every_signature_verifies() {
     let ca = ca::Ca::create(&root.path().join("ca"), "CN=Test CA", 3650, &FixedClock(1_790_000_000)).unwrap();
     let now = FixedClock(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
     let mut vk = VirtualKey::create(&dir, &KeySpec::default(), &now).unwrap();
-    vk.card_mut()
-        .update_state(|st, rng| scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=t", &now, rng))
-        .unwrap()
-        .unwrap();
+    vk.provision(Scenario::Provisioned, Some(&ca), "CN=t", &now).unwrap();
     let cert =
         proto::piv::cert_object::decode(vk.card().state().object(0x5FC105).unwrap()).unwrap().certificate.to_vec();
     drop(vk);

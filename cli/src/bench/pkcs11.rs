@@ -161,17 +161,16 @@ fn softhsm_token(path: &Path, dir: &Path) -> Result<Pkcs11> {
 /// `keys` virtual key directories, each with a 9A key and certificate, for ukey's module.
 fn ukey_token(module: &Path, dir: &Path, keys: usize) -> Result<Pkcs11> {
     use proto::clock::SystemClock;
-    use token_sim::scenario::{self, Scenario};
+    use token_sim::scenario::Scenario;
     let ca = ca::Ca::create(&dir.join("ca"), "CN=bench CA", 3650, &SystemClock)?;
     let mut dirs = Vec::new();
     for i in 0..keys {
         let key_dir = dir.join(format!("key{i}"));
         let mut key = token_sim::VirtualKey::create(&key_dir, &token_sim::KeySpec::default(), &SystemClock)?;
-        key.card_mut()
-            .update_state(|st, rng| {
-                scenario::apply(st, Scenario::Provisioned, Some(&ca), "CN=bench", &SystemClock, rng)
-            })
-            .map_err(|_| anyhow::anyhow!("writing the bench key"))??;
+        key.provision(Scenario::Provisioned, Some(&ca), "CN=bench", &SystemClock).map_err(|e| match e {
+            token_sim::virtual_key::KeyError::Write(_) => anyhow::anyhow!("writing the bench key"),
+            other => other.into(),
+        })?;
         dirs.push(key_dir);
     }
     std::env::set_var("UKEY_PKCS11_KEYS", std::env::join_paths(&dirs)?);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use proto::clock::FixedClock;
-use token_sim::scenario::{self, Scenario};
+use token_sim::scenario::Scenario;
 use token_sim::{KeySpec, VirtualKey};
 
 /// The module as programs load it: the cdylib cargo builds beside this test's binary.
@@ -48,6 +48,6 @@ pub fn key(root: &Path, name: &str, s: Scenario, subject: &str) -> PathBuf {
     let clock = now();
     let mut vk = VirtualKey::create(&dir, &KeySpec::default(), &clock).unwrap();
     let dn = format!("CN={subject},O=Example");
-    vk.card_mut().update_state(|st, rng| scenario::apply(st, s, Some(&ca), &dn, &clock, rng)).unwrap().unwrap();
+    vk.provision(s, Some(&ca), &dn, &clock).unwrap();
     dir
 }

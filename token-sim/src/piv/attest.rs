@@ -12,8 +12,8 @@ use proto::tlv::Sink;
 use proto::Sw;
 use sha2::{Digest, Sha256};
 
+use super::reply::Reply;
 use super::state::{KeySlot, PersistentState};
-use super::Reply;
 
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");

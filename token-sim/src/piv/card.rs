@@ -9,8 +9,9 @@ use rand_core::CryptoRngCore;
 
 use super::command::Command;
 use super::exec::PivApp;
+use super::reply::{Reply, MAX_REPLY};
 use super::state::PersistentState;
-use super::{Reply, Storage, MAX_REPLY};
+use super::storage::{Storage, StorageError};
 
 /// Contact, T=1 ATR. Historical bytes: category 80, card capabilities, issuer data "ukeyPIV".
 /// No "Yubikey" in it (OpenSC would switch drivers) and not the `3B 8x 80 01` contactless form.
@@ -99,10 +100,7 @@ impl<S: Storage, R: CryptoRngCore> Card<S, R> {
 
     /// Provision the card directly (scenarios, factory), persisting the result.
     /// Not reachable through any APDU.
-    pub fn update_state<X>(
-        &mut self,
-        f: impl FnOnce(&mut PersistentState, &mut R) -> X,
-    ) -> Result<X, super::StorageError> {
+    pub fn update_state<X>(&mut self, f: impl FnOnce(&mut PersistentState, &mut R) -> X) -> Result<X, StorageError> {
         self.app.update(f)
     }
 

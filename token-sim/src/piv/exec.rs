@@ -11,23 +11,13 @@ use proto::Sw;
 
 use super::command::{AuthRequest, Command, PinRef};
 use super::objects;
+use super::persisted::Persisted;
+use super::reply::Reply;
 use super::state::{
     pad_pin, Block, Counter, Credential, Flavor, KeySlot, MgmtChallenge, MgmtKey, Origin, PersistentState, Secret,
     Session, MAX_RETRIES,
 };
-use super::{Reply, Storage};
-
-/// Proof that a PIN or PUK try was spent and written to storage ([`PivApp::spend_try`] makes
-/// the only ones). [`Secret::matches`] takes one by value: the order of the security rule
-/// ("persisted before compared") is kept by the types, not by care.
-pub struct Persisted(());
-
-impl Persisted {
-    #[cfg(test)]
-    pub(crate) fn for_tests() -> Persisted {
-        Persisted(())
-    }
-}
+use super::storage::{Storage, StorageError};
 
 /// The PIV application: state, session, and the injected storage and randomness.
 pub struct PivApp<S, R> {
@@ -70,9 +60,9 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
 
     /// Change the state outside any APDU (the simulator's factory and scenarios), then
     /// write it through as every command does.
-    pub fn update<X>(&mut self, f: impl FnOnce(&mut PersistentState, &mut R) -> X) -> Result<X, super::StorageError> {
+    pub fn update<X>(&mut self, f: impl FnOnce(&mut PersistentState, &mut R) -> X) -> Result<X, StorageError> {
         let x = f(&mut self.state, &mut self.rng);
-        self.persist().map_err(|_| super::StorageError)?;
+        self.persist().map_err(|_| StorageError)?;
         Ok(x)
     }
 
@@ -213,8 +203,7 @@ impl<S: Storage, R: CryptoRngCore> PivApp<S, R> {
             return Err(Sw::AUTH_METHOD_BLOCKED);
         }
         cred.counter.remaining -= 1;
-        self.persist()?;
-        Ok(Persisted(()))
+        Persisted::after(|| self.persist())
     }
 
     fn credential(&mut self, which: PinRef) -> &mut Credential {

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-pub use super::exec::Persisted;
+pub use super::persisted::Persisted;
 use heapless::Vec;
 use proto::piv::{defaults, Algorithm, PinPolicy, Slot, TouchPolicy};
 use proto::secret::PinBlock;

@@ -7,12 +7,15 @@
 //!
 //! - [`wire`]: the protocol's messages, parsed and written (no I/O).
 //! - [`conn`]: where importers connect (TCP or a 0600 Unix socket) and the owner-only rule.
+//! - [`error`]: why a connection ended ([`error::ConnectionError`]), shared by server and
+//!   session.
 //! - [`server`]: answers `usbip list` (OP_REQ_DEVLIST) and imports (`usbip attach`); a
 //!   connection idle too long is closed; a failed accept is waited out.
 //! - [`session`]: an imported device's URBs carried to its CCID device on the software bus,
 //!   with bounded queues.
 
 pub mod conn;
+pub mod error;
 pub mod server;
 pub mod session;
 /// The wire protocol lives in proto, shared with the host driver's USB/IP client.

@@ -13,6 +13,8 @@ use localpeer::OwnerOnly;
 use proto::Transport;
 
 use super::conn::{Conn, Listener};
+use super::error::timed_out;
+pub use super::error::ConnectionError;
 use super::wire::{encode_devlist, encode_import, DeviceRecord, FrameError, OpRequest};
 use crate::frontends::ccid::device::Plugged;
 
@@ -87,28 +89,6 @@ pub fn connection_budget() -> usize {
 
 /// Default of [`Policy::idle`]: five minutes.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
-
-/// Why a connection ended before its request was answered.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectionError {
-    #[error("the client closed the connection mid-request")]
-    Closed,
-    #[error("no request within {0:?}")]
-    NoRequest(Duration),
-    #[error("idle for {0:?} with nothing pending: detached")]
-    Idle(Duration),
-    #[error("bad request: {0}")]
-    Frame(#[from] FrameError),
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-/// Whether an I/O error is a read timeout (the two kinds the platforms use).
-pub(super) fn timed_out(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
-}
 
 /// What a connection asked for, as the log tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]

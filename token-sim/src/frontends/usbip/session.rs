@@ -18,7 +18,7 @@ use std::time::Duration;
 use proto::usb::{Setup, UsbError, UsbLink};
 
 use super::conn::Conn;
-use super::server::{timed_out, ConnectionError};
+use super::error::{timed_out, ConnectionError};
 use super::wire::{encode_ret_submit, encode_ret_unlink, FrameError, UrbCommand};
 use crate::frontends::ccid::bus::HostEnd;
 
