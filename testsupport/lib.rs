@@ -4,12 +4,17 @@
 //! must have run every judge), elsewhere the test says SKIPPED, passes, and is counted in
 //! `target/<profile>/skipped-judges.log`, which `scripts/test.sh` sums up after the run.
 //!
+//! [`Tap`] writes a card's behaviour as a closure in front of a transport.
+//!
 //! The vpcd and served-key helpers (`vpcd.rs`, `served.rs`) and the Debug-leak checks
 //! (`leaks.rs`) are included by path instead: they use host-driver and token-sim, whose own
 //! tests include them, and a crate here would be a second copy of those crates there.
 
 use std::io::Write;
 use std::path::PathBuf;
+
+pub mod tap;
+pub use tap::Tap;
 
 /// The test cannot run here because `what` is missing. Under CI: a panic saying so. Else a
 /// SKIPPED line on standard error, and one line in the skip log; the caller then returns.

@@ -7,6 +7,7 @@ use proto::clock::FixedClock;
 use proto::piv::{object, Algorithm, Slot};
 use proto::{CommandApdu, Sw, Transport, TransportError};
 use suite::{Maker, NOW};
+use testsupport::Tap;
 use token_sim::piv::state::Flavor;
 use token_sim::{KeySpec, VirtualKey};
 
@@ -32,38 +33,19 @@ fn removed_key_is_a_transport_error() {
 
 /// A card that wants the exact Le, as some real cards do: a read (GET DATA, GET VERSION,
 /// GET SERIAL, GET METADATA) whose Le is not the answer's length gets 6Cxx and is not
-/// executed. Records every APDU it is sent.
-struct ExactLe {
-    key: VirtualKey,
-    sent: Vec<Vec<u8>>,
-}
-
-impl Transport for ExactLe {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.sent.push(apdu.to_vec());
+/// executed.
+fn exact_le() -> Piv<Tap<VirtualKey>> {
+    let key = VirtualKey::in_memory(&KeySpec { seed: Some(5), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
+    Piv::new(Tap::new(key, |apdu, key| {
         let cmd = CommandApdu::parse(apdu).expect("the driver sends well-formed APDUs");
-        let r = self.key.transmit(apdu)?;
+        let r = key.transmit(apdu)?;
         let data_len = r.len() - 2;
         let read = matches!(cmd.ins, 0xCB | 0xFD | 0xF8 | 0xF7);
         if read && r[data_len..] == [0x90, 0x00] && data_len < 256 && cmd.le.is_some_and(|le| le != data_len) {
             return Ok(vec![0x6C, data_len as u8]);
         }
         Ok(r)
-    }
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.key.reset()
-    }
-    fn is_present(&mut self) -> bool {
-        self.key.is_present()
-    }
-    fn name(&self) -> String {
-        self.key.name()
-    }
-}
-
-fn exact_le() -> Piv<ExactLe> {
-    let key = VirtualKey::in_memory(&KeySpec { seed: Some(5), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
-    Piv::new(ExactLe { key, sent: Vec::new() })
+    }))
 }
 
 #[test]
@@ -86,43 +68,35 @@ fn wrong_le_answer_to_a_read_is_retried_with_the_right_le() {
     assert_eq!(*again.last().unwrap() as usize, expect.len() + 2, "Le: the 53 object's length");
 }
 
+/// Whether an APDU carries a PIN block (VERIFY, CHANGE REFERENCE, RESET RETRY with data).
+fn pin_command(apdu: &[u8]) -> bool {
+    matches!(apdu[1], 0x20 | 0x24 | 0x2C) && apdu.len() > 5
+}
+
 /// A card that answers the first VERIFY, CHANGE REFERENCE or RESET RETRY it gets with 6C08
 /// without looking at it, and hands every later one to the key: had the driver "corrected the
 /// Le" of those commands, the key would see a PIN block whose last byte is 08 and count a try.
-struct SixCOnPins {
-    key: VirtualKey,
-    sent: Vec<Vec<u8>>,
-    answered_6c: bool,
+fn six_c_on_pins(key: VirtualKey) -> Tap<VirtualKey> {
+    let mut answered_6c = false;
+    Tap::new(key, move |apdu, key| {
+        if pin_command(apdu) && !answered_6c {
+            answered_6c = true;
+            return Ok(vec![0x6C, 0x08]);
+        }
+        key.transmit(apdu)
+    })
 }
 
-impl Transport for SixCOnPins {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let pin_command = matches!(apdu[1], 0x20 | 0x24 | 0x2C) && apdu.len() > 5;
-        if pin_command {
-            self.sent.push(apdu.to_vec());
-            if !self.answered_6c {
-                self.answered_6c = true;
-                return Ok(vec![0x6C, 0x08]);
-            }
-        }
-        self.key.transmit(apdu)
-    }
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.key.reset()
-    }
-    fn is_present(&mut self) -> bool {
-        true
-    }
-    fn name(&self) -> String {
-        "6C on PINs".into()
-    }
+/// The PIN-carrying APDUs sent.
+fn pins_sent(p: &mut Piv<Tap<VirtualKey>>) -> Vec<Vec<u8>> {
+    p.transport().sent.iter().filter(|a| pin_command(a)).cloned().collect()
 }
 
 #[test]
 fn wrong_le_answer_to_verify_change_or_unblock_never_resends_the_pin_block() {
     let six_c = || {
         let key = VirtualKey::in_memory(&KeySpec { seed: Some(6), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
-        Piv::new(SixCOnPins { key, sent: Vec::new(), answered_6c: false })
+        Piv::new(six_c_on_pins(key))
     };
     let pin_block = |pin: &[u8]| {
         let mut b = [0xFF; 8];
@@ -135,14 +109,14 @@ fn wrong_le_answer_to_verify_change_or_unblock_never_resends_the_pin_block() {
     let err = p.verify_pin(&"12345678".into()).unwrap_err();
     assert!(matches!(err, PivError::Card { sw: Sw(0x6C08), .. }), "the 6C08 is reported, not followed: {err}");
     let verify = [&[0x00, 0x20, 0x00, 0x80, 0x08][..], &pin_block(b"12345678")].concat();
-    assert_eq!(p.transport().sent, vec![verify], "one VERIFY, the PIN block as typed");
+    assert_eq!(pins_sent(&mut p), vec![verify], "one VERIFY, the PIN block as typed");
     assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 }, "no try spent");
 
     // CHANGE REFERENCE and RESET RETRY: old || new, 16 bytes, no Le either.
     let mut p = six_c();
     assert!(matches!(p.change_pin(&"123456".into(), &"65432178".into()), Err(PivError::Card { sw: Sw(0x6C08), .. })));
     let change = [&[0x00, 0x24, 0x00, 0x80, 0x10][..], &pin_block(b"123456"), &pin_block(b"65432178")].concat();
-    assert_eq!(p.transport().sent, vec![change]);
+    assert_eq!(pins_sent(&mut p), vec![change]);
     assert_eq!(p.pin_status().unwrap(), PinStatus::NotVerified { retries_left: 3 });
     assert_eq!(p.verify_pin(&"123456".into()).unwrap(), PinOutcome::Ok, "the PIN was not changed");
 
@@ -152,41 +126,18 @@ fn wrong_le_answer_to_verify_change_or_unblock_never_resends_the_pin_block() {
         Err(PivError::Card { sw: Sw(0x6C08), .. })
     ));
     let unblock = [&[0x00, 0x2C, 0x00, 0x80, 0x10][..], &pin_block(b"12345678"), &pin_block(b"11112222")].concat();
-    assert_eq!(p.transport().sent, vec![unblock]);
+    assert_eq!(pins_sent(&mut p), vec![unblock]);
     assert_eq!(p.metadata(0x81).unwrap().retries_remaining, Some(3), "no PUK try spent");
 }
 
 /// Hands every APDU to the key and records it.
-struct Recorder {
-    key: VirtualKey,
-    sent: Vec<Vec<u8>>,
+/// P1 of every management-key (9B) GENERAL AUTHENTICATE sent so far.
+fn mgmt_steps(tap: &Tap<VirtualKey>) -> Vec<u8> {
+    tap.sent.iter().filter(|a| a[1] == 0x87 && a[3] == 0x9B).map(|a| a[2]).collect()
 }
 
-impl Recorder {
-    /// P1 of every management-key (9B) GENERAL AUTHENTICATE sent so far.
-    fn mgmt_steps(&self) -> Vec<u8> {
-        self.sent.iter().filter(|a| a[1] == 0x87 && a[3] == 0x9B).map(|a| a[2]).collect()
-    }
-}
-
-impl Transport for Recorder {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        self.sent.push(apdu.to_vec());
-        self.key.transmit(apdu)
-    }
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.key.reset()
-    }
-    fn is_present(&mut self) -> bool {
-        true
-    }
-    fn name(&self) -> String {
-        "recorder".into()
-    }
-}
-
-fn recorded(spec: KeySpec) -> Piv<Recorder> {
-    Piv::new(Recorder { key: VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap(), sent: Vec::new() })
+fn recorded(spec: KeySpec) -> Piv<Tap<VirtualKey>> {
+    Piv::new(Tap::recording(VirtualKey::in_memory(&spec, &FixedClock(NOW)).unwrap()))
 }
 
 fn aes128_spec(flavor: Flavor) -> KeySpec {
@@ -205,20 +156,20 @@ fn random_asks_the_card_under_its_real_algorithm() {
     // gives 16 bytes a round trip, and is used from then on.
     let mut p = recorded(aes128_spec(Flavor::Plain));
     assert_eq!(p.random(40).unwrap().len(), 40);
-    assert_eq!(p.transport().mgmt_steps(), vec![0x03, 0x0A, 0x08, 0x08, 0x08]);
+    assert_eq!(mgmt_steps(p.transport()), vec![0x03, 0x0A, 0x08, 0x08, 0x08]);
     assert_eq!(p.random(16).unwrap().len(), 16);
-    assert_eq!(p.transport().mgmt_steps(), vec![0x03, 0x0A, 0x08, 0x08, 0x08, 0x08]);
+    assert_eq!(mgmt_steps(p.transport()), vec![0x03, 0x0A, 0x08, 0x08, 0x08, 0x08]);
 
     // A card with metadata tells it at once.
     let mut p = recorded(aes128_spec(Flavor::Yubico { version: [5, 7, 1] }));
     p.random(16).unwrap();
-    assert_eq!(p.transport().mgmt_steps(), vec![0x08]);
+    assert_eq!(mgmt_steps(p.transport()), vec![0x08]);
 
     // A caller who knows it says so.
     let mut p = recorded(aes128_spec(Flavor::Plain));
     p.set_management_algorithm(Algorithm::Aes128).unwrap();
     p.random(8).unwrap();
-    assert_eq!(p.transport().mgmt_steps(), vec![0x08]);
+    assert_eq!(mgmt_steps(p.transport()), vec![0x08]);
     assert!(p.set_management_algorithm(Algorithm::EccP256).is_err());
 
     // Two calls do not give the same bytes; nor are they all zero.
@@ -232,18 +183,18 @@ fn random_after_authentication_leaves_it_in_place() {
     let mut p = recorded(KeySpec { seed: Some(9), ..KeySpec::default() });
     p.authenticate(&MgmtKey::default()).unwrap();
     assert!(p.is_mgmt_authenticated());
-    let steps = p.transport().mgmt_steps();
+    let steps = mgmt_steps(p.transport());
     assert_eq!(p.random(64).unwrap().len(), 64);
-    assert_eq!(p.transport().mgmt_steps(), steps, "no 9B step while authenticated: the card would drop it");
+    assert_eq!(mgmt_steps(p.transport()), steps, "no 9B step while authenticated: the card would drop it");
     p.generate(Slot::Authentication, None, None).expect("GENERATE right after random() is still authorised");
 
     // A failed authentication is one the card no longer holds: the card is asked again.
     let wrong = MgmtKey::from_hex(&"11".repeat(24), None).unwrap();
     assert!(p.authenticate(&wrong).is_err());
     assert!(!p.is_mgmt_authenticated());
-    let before = p.transport().mgmt_steps().len();
+    let before = mgmt_steps(p.transport()).len();
     p.random(8).unwrap();
-    assert_eq!(p.transport().mgmt_steps().len(), before + 1);
+    assert_eq!(mgmt_steps(p.transport()).len(), before + 1);
 }
 
 #[test]
@@ -262,7 +213,7 @@ fn management_key_of_a_plain_card_is_found_by_trying_its_length() {
     let bytes_only = MgmtKey::from_hex(&hex::encode(&key), None).unwrap();
     assert_eq!(bytes_only.alg, Algorithm::Tdes);
     p.authenticate_auto(&bytes_only).unwrap();
-    assert_eq!(p.transport().mgmt_steps(), vec![0x03, 0x0A, 0x0A]);
+    assert_eq!(mgmt_steps(p.transport()), vec![0x03, 0x0A, 0x0A]);
     p.generate(Slot::Signature, None, None).unwrap();
     // Known now: no more guessing, and random() keeps the authentication.
     p.random(20).unwrap();
@@ -279,38 +230,24 @@ fn management_key_of_a_plain_card_is_found_by_trying_its_length() {
     assert!(matches!(p.authenticate_auto(&wrong), Err(PivError::NotAuthorized { .. })));
 }
 
-/// Records SELECTs; answers 6A82 to AIDs it is told to refuse, as some cards do.
-struct Picky {
-    key: VirtualKey,
-    refuse: Vec<Vec<u8>>,
-    selects: Vec<Vec<u8>>,
-}
-
-impl Transport for Picky {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        if apdu[1] == 0xA4 {
-            let aid = apdu[5..5 + apdu[4] as usize].to_vec();
-            self.selects.push(aid.clone());
-            if self.refuse.contains(&aid) {
-                return Ok(vec![0x6A, 0x82]);
-            }
-        }
-        self.key.transmit(apdu)
-    }
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.key.reset()
-    }
-    fn is_present(&mut self) -> bool {
-        true
-    }
-    fn name(&self) -> String {
-        "picky".into()
-    }
-}
-
-fn picky(refuse: &[&[u8]]) -> Piv<Picky> {
+/// Answers 6A82 to SELECTs of the AIDs it is told to refuse, as some cards do.
+fn picky(refuse: &[&[u8]]) -> Piv<Tap<VirtualKey>> {
     let key = VirtualKey::in_memory(&KeySpec::default(), &FixedClock(NOW)).unwrap();
-    Piv::new(Picky { key, refuse: refuse.iter().map(|a| a.to_vec()).collect(), selects: Vec::new() })
+    let refuse: Vec<Vec<u8>> = refuse.iter().map(|a| a.to_vec()).collect();
+    Piv::new(Tap::new(key, move |apdu, key| match apdu[1] == 0xA4 && refuse.contains(&selected(apdu)) {
+        true => Ok(vec![0x6A, 0x82]),
+        false => key.transmit(apdu),
+    }))
+}
+
+/// The AID of a SELECT.
+fn selected(apdu: &[u8]) -> Vec<u8> {
+    apdu[5..5 + apdu[4] as usize].to_vec()
+}
+
+/// The AIDs selected so far.
+fn selects(p: &mut Piv<Tap<VirtualKey>>) -> Vec<Vec<u8>> {
+    p.transport().sent_with(0xA4).into_iter().map(selected).collect()
 }
 
 #[test]
@@ -318,12 +255,12 @@ fn select_uses_the_full_aid_first_and_falls_back_only_when_refused() {
     let full = &proto::piv::PIV_AID[..];
     let mut p = picky(&[]);
     let applet = p.select().unwrap();
-    assert_eq!(p.transport().selects, vec![full.to_vec()], "one SELECT, with the full AID");
+    assert_eq!(selects(&mut p), vec![full.to_vec()], "one SELECT, with the full AID");
     assert_eq!(applet.aid.as_deref(), Some(&full[5..]), "the card reports PIV's PIX");
 
     let mut p = picky(&[full]);
     p.select().unwrap();
-    assert_eq!(p.transport().selects, vec![full.to_vec(), full[..9].to_vec()]);
+    assert_eq!(selects(&mut p), vec![full.to_vec(), full[..9].to_vec()]);
 
     let mut p = picky(&[full, &full[..9], &full[..5]]);
     let err = p.select().unwrap_err();
@@ -347,39 +284,26 @@ fn select_answer_must_be_piv() {
 
 // ---- what cargo-mutants found untested in piv.rs ----
 
-/// A card that answers every APDU with one byte and 61 01 ("one more byte") `endless` times,
-/// then 90 00; counts GET RESPONSEs.
-struct Chatty {
-    endless: usize,
-    get_responses: usize,
-}
-
-impl Transport for Chatty {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+/// A card that answers every APDU with one byte and 61 01 ("one more byte") until it has had
+/// `endless` GET RESPONSEs, then 90 00.
+fn chatty(endless: usize) -> Piv<Tap<testsupport::tap::NoCard>> {
+    let mut get_responses = 0;
+    Piv::new(Tap::card(move |apdu| {
         if apdu[1] == 0xC0 {
-            self.get_responses += 1;
+            get_responses += 1;
         }
-        Ok(if self.get_responses < self.endless { vec![0x00, 0x61, 0x01] } else { vec![0x00, 0x90, 0x00] })
-    }
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        Ok(vec![0x3B])
-    }
-    fn is_present(&mut self) -> bool {
-        true
-    }
-    fn name(&self) -> String {
-        "chatty".into()
-    }
+        Ok(if get_responses < endless { vec![0x00, 0x61, 0x01] } else { vec![0x00, 0x90, 0x00] })
+    }))
 }
 
 #[test]
 fn get_response_follows_a_card_1024_times_and_no_more() {
-    let mut p = Piv::new(Chatty { endless: 1024, get_responses: 0 });
+    let mut p = chatty(1024);
     let (data, sw) = p.exchange(0xCB, 0x3F, 0xFF, &[0x5C, 0x01, 0x7E]).unwrap();
     assert_eq!((data.len(), sw), (1025, Sw::OK), "1024 GET RESPONSEs are followed");
-    let mut p = Piv::new(Chatty { endless: 5000, get_responses: 0 });
+    let mut p = chatty(5000);
     assert!(matches!(p.exchange(0xCB, 0x3F, 0xFF, &[0x5C, 0x01, 0x7E]), Err(PivError::Malformed { .. })));
-    assert_eq!(p.transport().get_responses, 1024, "then the driver gives up");
+    assert_eq!(p.transport().sent_with(0xC0).len(), 1024, "then the driver gives up");
 }
 
 #[test]
@@ -387,7 +311,7 @@ fn commands_longer_than_255_bytes_are_chained_and_no_others() {
     let mut p = recorded(KeySpec { seed: Some(31), ..KeySpec::default() });
     p.select().unwrap();
     p.authenticate(&MgmtKey::default()).unwrap();
-    let puts = |p: &mut Piv<Recorder>| -> Vec<u8> {
+    let puts = |p: &mut Piv<Tap<VirtualKey>>| -> Vec<u8> {
         let v: Vec<u8> = p.transport().sent.iter().filter(|a| a[1] == 0xDB).map(|a| a[0]).collect();
         p.transport().sent.clear();
         v
@@ -404,13 +328,9 @@ fn commands_longer_than_255_bytes_are_chained_and_no_others() {
 }
 
 /// A card whose PIN metadata leaves out the retry counts (tag 06).
-struct NoCounts {
-    key: VirtualKey,
-}
-
-impl Transport for NoCounts {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let r = self.key.transmit(apdu)?;
+fn no_counts(key: VirtualKey) -> Tap<VirtualKey> {
+    Tap::new(key, |apdu, key| {
+        let r = key.transmit(apdu)?;
         if apdu[1] == 0xF7 && apdu[3] == 0x80 && r.ends_with(&[0x90, 0x00]) {
             let body = &r[..r.len() - 2];
             let mut kept: Vec<u8> = proto::tlv::iter(body)
@@ -422,22 +342,13 @@ impl Transport for NoCounts {
             return Ok(kept);
         }
         Ok(r)
-    }
-    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
-        self.key.reset()
-    }
-    fn is_present(&mut self) -> bool {
-        true
-    }
-    fn name(&self) -> String {
-        "no counts".into()
-    }
+    })
 }
 
 #[test]
 fn pin_retries_falls_back_to_verify_when_metadata_has_no_counts() {
     let key = VirtualKey::in_memory(&KeySpec { seed: Some(32), ..KeySpec::default() }, &FixedClock(NOW)).unwrap();
-    let mut p = Piv::new(NoCounts { key });
+    let mut p = Piv::new(no_counts(key));
     p.select().unwrap();
     assert_eq!(p.verify_pin(&"000000".into()).unwrap(), PinOutcome::WrongPin { retries_left: 2 });
     assert_eq!(p.pin_retries().unwrap(), (Some(2), None), "from an empty VERIFY, no total");
