@@ -285,9 +285,10 @@ fn a_flood_of_password_logins_does_not_stall_key_logins() {
         let done = Arc::new(AtomicUsize::new(0));
         let mut flood = Vec::new();
         // Stalled workers make the key login wait for nearly all N hashes; healthy ones, for
-        // the few that finish while it runs (6 were seen once with N = 12 on 2 busy cores, so N
-        // is large enough that "half" keeps a wide margin either way).
-        const N: usize = 24;
+        // the few that finish while it runs (6 were seen once with N = 12 on 2 busy cores, and
+        // 14 with N = 24 while two other builds ran, so N is large enough that "half" keeps a
+        // wide margin either way).
+        const N: usize = 48;
         for _ in 0..N {
             let mut b = w.browser("zh-CN").await;
             let done = done.clone();

@@ -4,89 +4,51 @@
 use proto::secret::Pin;
 use serde_json::{json, Value};
 
+use super::api_client::ApiClient;
 use super::cast::PIN;
 use super::fail::{ensure, Context, Result};
 
-/// A browser: cookie jar, language, the session's CSRF token.
+/// A browser: the portal's API client (cookie jar, language, the session's CSRF token), and
+/// the page's calls to the agent.
 pub struct Browser {
-    http: reqwest::Client,
-    portal: String,
+    api: ApiClient,
     agent: String,
-    csrf: String,
     /// The PIN typed when binding.
     pin: Pin,
-    /// Calls to the agent and cookie-less calls (a provider's callback), on kept-alive
-    /// connections like a browser's.
-    plain: reqwest::Client,
 }
 
 impl Browser {
     pub async fn new(portal: &str, agent: &str) -> Result<Browser> {
         let http = reqwest::Client::builder().cookie_store(true).build()?;
-        let mut b = Browser {
-            http,
-            portal: portal.into(),
-            agent: agent.into(),
-            csrf: String::new(),
-            pin: PIN.into(),
-            plain: reqwest::Client::new(),
-        };
-        let (_, v) = b.get("/api/session").await?;
-        b.csrf = v["csrf"].as_str().context("no CSRF token")?.into();
-        Ok(b)
+        let api = ApiClient::open(http, portal, "zh-CN").await?;
+        ensure!(!api.csrf.is_empty(), "no CSRF token");
+        Ok(Browser { api, agent: agent.into(), pin: PIN.into() })
     }
     pub fn with_pin(mut self, pin: &Pin) -> Browser {
         self.pin = pin.clone();
         self
     }
     pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let r = self.http.get(format!("{}{path}", self.portal)).header("Accept-Language", "zh-CN").send().await?;
-        Ok((r.status().as_u16(), r.json().await?))
+        Ok(self.api.get(path).await?)
     }
     pub async fn post(&mut self, path: &str, body: Value) -> Result<(u16, Value)> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.portal))
-            .header("Accept-Language", "zh-CN")
-            .header("X-CSRF-Token", &self.csrf)
-            .json(&body)
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        let v: Value = r.json().await?;
-        if let Some(c) = v["csrf"].as_str() {
-            self.csrf = c.into();
-        }
-        Ok((status, v))
+        Ok(self.api.post(path, body).await?)
     }
     /// PUT raw bytes (an upload) with its Content-Type.
     pub async fn put_bytes(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> Result<(u16, Value)> {
-        let r = self
-            .http
-            .put(format!("{}{path}", self.portal))
-            .header("Accept-Language", "zh-CN")
-            .header("X-CSRF-Token", &self.csrf)
-            .header("Content-Type", content_type)
-            .body(bytes)
-            .send()
-            .await?;
-        Ok((r.status().as_u16(), r.json().await?))
+        Ok(self.api.put_bytes(path, content_type, bytes).await?)
     }
     /// POST raw bytes with extra headers and no cookie (a payment provider's callback).
     pub async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Result<(u16, Value)> {
-        let mut req = self.plain.post(format!("{}{path}", self.portal)).body(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let r = req.send().await?;
-        Ok((r.status().as_u16(), r.json().await?))
+        Ok(self.api.post_raw(path, body, headers).await?)
     }
     /// What a portal page does with the agent: call it as the page's origin.
     pub async fn agent(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
         let mut r = self
+            .api
             .plain
             .request(method, format!("{}{path}", self.agent))
-            .header("Origin", &self.portal)
+            .header("Origin", &self.api.base)
             .header("Accept-Language", "zh-CN");
         if let Some(b) = body {
             r = r.json(&b);
@@ -107,9 +69,10 @@ impl Browser {
         last_try: bool,
     ) -> Result<(u16, Value)> {
         let r = self
+            .api
             .plain
             .post(format!("{}/sign", self.agent))
-            .header("Origin", &self.portal)
+            .header("Origin", &self.api.base)
             .header("Accept-Language", "zh-CN")
             .json(&json!({"key_id": key, "pin": pin, "nonce": nonce, "last_try": last_try}))
             .send()
@@ -117,7 +80,7 @@ impl Browser {
         Ok((r.status().as_u16(), r.json().await?))
     }
     pub(super) async fn challenge(&mut self) -> Result<String> {
-        let (s, v) = self.post("/api/challenge", json!({})).await?;
+        let (s, v) = self.api.challenge().await?;
         ensure!(s == 200, "challenge refused: {v}");
         Ok(v["nonce"].as_str().context("no nonce")?.to_string())
     }

@@ -4,11 +4,14 @@
 //! portal that speaks the reference portal's API can be judged; `ukey flows` starts one with
 //! virtual keys in every state a user meets, or points at a deployment.
 //!
+//! - [`api_client::ApiClient`]: the portal's JSON API as a page calls it (cookie jar,
+//!   language, CSRF token); the portal's own tests drive it with this client too.
 //! - [`Browser`]: the typed portal client, with the cookie jar, language and CSRF token a
 //!   browser keeps, and the page's calls to the local agent.
 //! - [`run_flows`]: the steps, each a [`Step`] with its outcome and timing; [`junit`] reports
 //!   them as the card checks' reports do.
 
+pub mod api_client;
 mod browser;
 mod cast;
 mod enroll;

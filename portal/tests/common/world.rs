@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use conformance::system::api_client::ApiClient;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey;
@@ -131,9 +132,8 @@ impl World {
     pub async fn browser_from(&self, lang: &str, addr: &str) -> Browser {
         let http =
             reqwest::Client::builder().cookie_store(true).local_address(Some(addr.parse().unwrap())).build().unwrap();
-        let mut b = Browser { http, base: self.base.clone(), lang: lang.into(), csrf: String::new(), headers: vec![] };
-        let (_, v) = b.get("/api/session").await;
-        b.csrf = v["csrf"].as_str().unwrap().into();
+        let b = Browser(ApiClient::open(http, &self.base, lang).await.unwrap());
+        assert!(!b.csrf.is_empty(), "a new session has a CSRF token");
         b
     }
 
@@ -306,74 +306,47 @@ impl UsbKey {
     }
 }
 
-pub struct Browser {
-    pub http: reqwest::Client,
-    pub base: String,
-    pub lang: String,
-    pub csrf: String,
-    /// Sent with every GET and POST (e.g. X-Forwarded-For).
-    pub headers: Vec<(String, String)>,
+/// A browser: the portal's API client, its answers unwrapped for tests, and key calls with
+/// the test keys.
+pub struct Browser(pub ApiClient);
+
+impl std::ops::Deref for Browser {
+    type Target = ApiClient;
+    fn deref(&self) -> &ApiClient {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Browser {
+    fn deref_mut(&mut self) -> &mut ApiClient {
+        &mut self.0
+    }
 }
 
 impl Browser {
     /// PUT raw bytes (an upload) with its Content-Type.
     pub async fn put_bytes(&mut self, path: &str, content_type: &str, bytes: Vec<u8>) -> (u16, Value) {
-        let r = self
-            .http
-            .put(format!("{}{path}", self.base))
-            .header("Accept-Language", &self.lang)
-            .header("X-CSRF-Token", &self.csrf)
-            .header("Content-Type", content_type)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
+        self.0.put_bytes(path, content_type, bytes).await.unwrap()
     }
     /// POST raw bytes with extra headers and no session (a payment provider's callback).
     pub async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut req = reqwest::Client::new().post(format!("{}{path}", self.base)).body(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        self.0.post_raw(path, body, headers).await.unwrap()
     }
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let mut req = self.http.get(format!("{}{path}", self.base)).header("Accept-Language", &self.lang);
-        for (k, v) in &self.headers {
-            req = req.header(k, v);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
+        self.0.get(path).await.unwrap()
     }
     pub async fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.post_response(path, body).await;
-        let status = r.status().as_u16();
-        let v: Value = r.json().await.unwrap();
-        if let Some(c) = v["csrf"].as_str() {
-            self.csrf = c.into();
-        }
-        (status, v)
+        self.0.post(path, body).await.unwrap()
     }
     /// The whole response to a POST (headers too).
     pub async fn post_response(&self, path: &str, body: Value) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("Accept-Language", &self.lang)
-            .header("X-CSRF-Token", &self.csrf)
-            .json(&body);
-        for (k, v) in &self.headers {
-            req = req.header(k, v);
-        }
-        req.send().await.unwrap()
+        self.0.post_response(path, body).await.unwrap()
     }
     pub async fn password_login(&mut self, user: &str, pass: &str) -> (u16, Value) {
         self.post("/api/login/password", json!({"username": user, "password": pass})).await
     }
     pub async fn challenge(&mut self) -> String {
-        let (s, v) = self.post("/api/challenge", json!({})).await;
+        let (s, v) = self.0.challenge().await.unwrap();
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["origin"].as_str().unwrap(), self.base);
         v["nonce"].as_str().unwrap().into()
