@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use keys::Locator;
 
 use crate::secrets::PinArgs;
 
@@ -27,6 +28,24 @@ pub struct KeyArgs {
 impl KeyArgs {
     pub fn dir(dir: &std::path::Path) -> KeyArgs {
         KeyArgs { key: Some(dir.to_path_buf()), reader: None, ccid: None }
+    }
+
+    /// Where the key these options name is.
+    pub fn locator(&self) -> anyhow::Result<Locator> {
+        Ok(match (&self.key, &self.reader, &self.ccid) {
+            (Some(dir), _, _) => Locator::Dir(dir.clone()),
+            (None, Some(reader), _) => Locator::Reader(reader.clone()),
+            (None, None, Some(dir)) => Locator::Ccid(dir.clone()),
+            (None, None, None) => anyhow::bail!(
+                "which key? give --key DIR (a virtual key), --reader NAME (a key in a reader; see `ukey keys`) \
+                 or --ccid DIR (a virtual key as a USB token)"
+            ),
+        })
+    }
+
+    /// Whether the options name a key at all.
+    pub fn is_given(&self) -> bool {
+        self.key.is_some() || self.reader.is_some() || self.ccid.is_some()
     }
 }
 

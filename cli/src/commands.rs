@@ -19,11 +19,16 @@ use token_sim::virtual_key::KeyError;
 use token_sim::{KeySpec, VirtualKey};
 
 use crate::args::{KeyArgs, KeysArgs, MgmtArgs, SignArgs};
-use crate::home;
-use crate::open::{dir_label, open, open_dir, AnyKey};
 use crate::output::{emit, fields, table};
 use crate::secrets::{resolve, PinArgs};
+use keys::locator::dir_label;
+use keys::session::Session;
 use proto::secret::{KeyHex, Pin, Puk};
+
+/// Open the key the command names and select PIV on it.
+fn open(key: &KeyArgs) -> Result<Session> {
+    Ok(Session::open(&key.locator()?)?)
+}
 
 pub(crate) fn mgmt_key(m: &MgmtArgs) -> Result<MgmtKey> {
     Ok(match &m.mgmt_key {
@@ -142,7 +147,7 @@ fn create_key(a: &SimNewArgs) -> Result<(u32, Scenario)> {
         flavor: if a.plain { Flavor::Plain } else { Flavor::Yubico { version: parse_version(&a.firmware)? } },
         seed: a.seed,
         scenario,
-        factory: Some(home::factory(a.factory.as_deref())?),
+        factory: Some(keys::factory::factory(a.factory.as_deref())?),
     };
     let serial = make_key(&a.dir, &spec, a.ca.as_deref(), &a.subject)?;
     Ok((serial, scenario))
@@ -154,7 +159,7 @@ fn create_key(a: &SimNewArgs) -> Result<(u32, Scenario)> {
 pub fn make_key(dir: &Path, spec: &KeySpec, ca_dir: Option<&Path>, subject: &str) -> Result<u32> {
     let clock = SystemClock;
     let ca = if spec.scenario.needs_ca() {
-        let dir = ca_dir.map(Path::to_path_buf).unwrap_or_else(home::ca_dir);
+        let dir = ca_dir.map(Path::to_path_buf).map_or_else(keys::home::ca_dir, Ok)?;
         Some(
             ca::Ca::open_or_create(&dir, "CN=ukey test CA,O=ukey", 3650, &clock)
                 .with_context(|| format!("CA in {}", dir.display()))?,
@@ -207,7 +212,7 @@ fn days_text(days: i64) -> String {
 }
 
 pub fn sim_info(key: &KeyArgs, json: bool) -> Result<ExitCode> {
-    let info = inspect(&mut *open(key)?, &crate::open::label(key))?;
+    let info = inspect(&mut *open(key)?, &key.locator()?.label())?;
     print_info(&info, json, SystemClock.now_unix());
     Ok(ExitCode::SUCCESS)
 }
@@ -243,24 +248,24 @@ struct KeysReport {
 }
 
 fn key_dirs(a: &KeysArgs) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let roots = if a.dirs.is_empty() { vec![home::keys_dir()] } else { a.dirs.clone() };
+    let roots = if a.dirs.is_empty() { vec![keys::home::keys_dir()?] } else { a.dirs.clone() };
     let mut found = Vec::new();
     for root in &roots {
         if !a.dirs.is_empty() && !root.is_dir() {
             bail!("{} is neither a virtual key nor a directory of keys", root.display());
         }
-        found.extend(crate::open::key_dirs_in(root)?);
+        found.extend(keys::discover::key_dirs_in(root)?);
     }
     Ok((roots, found))
 }
 
 fn dir_row(dir: &Path) -> KeyRow {
     let location = dir.display().to_string();
-    if let Some(state) = crate::serve::served_state(dir) {
+    if let Some(state) = keys::served::served_state(dir) {
         let error = Some(format!("served by `ukey sim serve` ({state}): listed under its reader"));
         return KeyRow { source: "dir", location, info: None, error };
     }
-    let inspected = open_dir(dir).and_then(|k| {
+    let inspected = keys::locator::open_dir(dir).map_err(anyhow::Error::from).and_then(|k| {
         let mut piv = Piv::new(k);
         Ok(inspect(&mut piv, &dir_label(dir))?)
     });
@@ -281,24 +286,12 @@ fn pcsc_rows(rows: &mut Vec<KeyRow>) -> PcscReport {
         Err(e) => return PcscReport { available: false, error: Some(e.to_string()), readers: Vec::new() },
     };
     for r in readers.iter().filter(|r| r.card_present) {
-        // Reading spends nothing, so it may be tried again when another program reset the
-        // card under us (libykpiv resets on disconnect) or the transport hiccuped.
-        let mut inspected = Err(anyhow::anyhow!("not read"));
-        for attempt in 0..3 {
-            inspected = pcsc.connect(&r.name).map_err(anyhow::Error::from).and_then(|t| {
-                let mut piv = Piv::new(t);
-                Ok(inspect(&mut piv, &r.name)?)
-            });
-            let transient = matches!(&inspected, Err(e) if e.downcast_ref::<host_driver::PivError>()
-                .is_some_and(|p| matches!(p, host_driver::PivError::Transport(_))));
-            if !transient || attempt == 2 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let inspected = keys::discover::read_reader(&pcsc, &r.name, |piv| inspect(piv, &r.name));
         rows.push(match inspected {
             Ok(info) => KeyRow { source: "reader", location: r.name.clone(), info: Some(info), error: None },
-            Err(e) => KeyRow { source: "reader", location: r.name.clone(), info: None, error: Some(format!("{e:#}")) },
+            Err(e) => {
+                KeyRow { source: "reader", location: r.name.clone(), info: None, error: Some(keys::error::chain(&e)) }
+            }
         });
     }
     PcscReport { available: true, error: None, readers }
@@ -589,7 +582,7 @@ enum SlotKey<'a> {
 /// The public key of the key in `slot`, as the driver finds it ([`Piv::slot_public_key`]:
 /// `--pubkey FILE`, else the metadata, else the certificate), with the CLI's words for what
 /// is missing.
-fn slot_public_key<'a>(piv: &mut AnyKey, slot: Slot, file: Option<&'a Path>) -> Result<SlotKey<'a>> {
+fn slot_public_key<'a>(piv: &mut Session, slot: Slot, file: Option<&'a Path>) -> Result<SlotKey<'a>> {
     use host_driver::piv::{KeySource as From, MetadataGap, SlotKey as Found};
     use host_driver::PivError;
     let given = file.map(read_public_key).transpose()?;
@@ -702,7 +695,7 @@ pub fn cert_request(a: RequestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_or_fail(piv: &mut AnyKey, pin: &Pin) -> Result<()> {
+fn verify_or_fail(piv: &mut Session, pin: &Pin) -> Result<()> {
     match piv.verify_pin(pin)? {
         PinOutcome::Ok => Ok(()),
         PinOutcome::WrongPin { retries_left } => bail!("verification failed, {retries_left} attempt(s) left"),
@@ -819,7 +812,7 @@ pub struct CaInitArgs {
 }
 
 pub fn ca_init(a: CaInitArgs) -> Result<ExitCode> {
-    let dir = a.dir.unwrap_or_else(home::ca_dir);
+    let dir = a.dir.map_or_else(keys::home::ca_dir, Ok)?;
     let ca = ca::Ca::create(&dir, &a.subject, a.days, &SystemClock)?;
     println!("created CA {} in {}", ca.subject(), dir.display());
     Ok(ExitCode::SUCCESS)
@@ -842,7 +835,7 @@ pub struct CaIssueArgs {
 }
 
 pub fn ca_issue(a: CaIssueArgs) -> Result<ExitCode> {
-    let dir = a.ca.unwrap_or_else(home::ca_dir);
+    let dir = a.ca.map_or_else(keys::home::ca_dir, Ok)?;
     let ca = ca::Ca::open(&dir)?;
     let bytes = std::fs::read(&a.csr).with_context(|| format!("cannot read {}", a.csr.display()))?;
     let der = if bytes.starts_with(b"-----BEGIN") {

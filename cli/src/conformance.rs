@@ -128,20 +128,20 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         let spec = KeySpec {
             flavor: if a.plain { Flavor::Plain } else { KeySpec::default().flavor },
             scenario: Scenario::Full,
-            factory: Some(crate::home::factory(None)?),
+            factory: Some(keys::factory::factory(None)?),
             ..KeySpec::default()
         };
         crate::commands::make_key(&key_dir, &spec, None, portal::seed::DEFAULT_SUBJECT)?;
         temp = Some(dir);
-        let mut key = crate::open::open_dir(&key_dir)?;
+        let mut key = keys::locator::open_dir(&key_dir)?;
         key.set_defect(defect);
         faults = Some(key.faults());
         Box::new(key)
     } else {
-        if a.key.key.is_none() && a.key.reader.is_none() && a.key.ccid.is_none() {
+        if !a.key.is_given() {
             bail!("which key? --sim, --key DIR, --reader NAME (see `ukey keys`) or --ccid DIR");
         }
-        crate::open::transport(&a.key)?
+        a.key.locator()?.open()?
     };
     // A PIN or PUK not given is never sent to a key someone owns (on --sim the factory
     // values are the key's own).
@@ -163,7 +163,7 @@ pub fn run(a: ConformanceArgs) -> Result<ExitCode> {
         card = card.with_power(Box::new(f));
     }
     if let Some(dir) = &a.power {
-        card = card.with_power(Box::new(crate::serve::ServedPower::new(dir)?));
+        card = card.with_power(Box::new(keys::served::ServedPower::new(dir)?));
     }
     if a.destructive && !a.sim {
         confirmed(&mut card, a.confirm.as_deref())?;

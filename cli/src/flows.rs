@@ -159,8 +159,8 @@ pub(crate) async fn setup_with(
     // The maker of this run's keys, which the portal trusts for certificate applications.
     let factory = Arc::new(ca::Ca::create(
         &dir.path().join("factory"),
-        crate::home::FACTORY_SUBJECT,
-        crate::home::FACTORY_DAYS,
+        keys::factory::FACTORY_SUBJECT,
+        keys::factory::FACTORY_DAYS,
         &clock,
     )?);
     let url = db.map(str::to_string).unwrap_or_else(|| format!("sqlite:{}", dir.path().join("portal.db").display()));
@@ -277,7 +277,7 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
             ensure!(a.reader.is_none() || a.enroll, "a key in a reader has no certificate from this run's own portal: add --enroll to give it one (replaces its 9A key pair), or point --portal at the portal that issued its certificate");
             // The key in the reader was made elsewhere: trust this machine's factory too (where
             // `ukey sim new` keys come from).
-            let home_factory = crate::home::factory(None)?.certificate_der();
+            let home_factory = keys::factory::factory(None)?.certificate_der();
             let mut w = setup_with(
                 a.db.as_deref(),
                 &[],
@@ -300,7 +300,7 @@ async fn connect(a: &FlowsArgs) -> Result<World> {
             let al = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let agent = format!("http://{}", al.local_addr()?);
             // The machine's readers only: no virtual key directories.
-            let readers = Arc::new(crate::services::MachineKeys::new(vec![]));
+            let readers = Arc::new(keys::provider::MachineKeys::new(vec![]));
             tokio::spawn(host_driver::agent::serve(al, readers, AgentConfig::new(vec![w.portal.clone()])));
             agent
         }

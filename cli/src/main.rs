@@ -7,8 +7,6 @@ mod conformance;
 mod demo;
 mod demo_web;
 mod flows;
-mod home;
-mod open;
 mod output;
 mod secrets;
 mod serve;
@@ -243,13 +241,15 @@ fn main() -> ExitCode {
         Command::Sim(SimCommand::Info { key, json }) => commands::sim_info(&key, json),
         Command::Sim(SimCommand::Defects { json }) => conformance::list_defects(json),
         Command::Sim(SimCommand::Serve(a)) => serve::run(a),
-        Command::Sim(SimCommand::Factory { factory }) => home::factory(factory.as_deref()).map(|f| {
-            print!("{}", f.certificate_pem());
-            ExitCode::SUCCESS
-        }),
-        Command::Sim(SimCommand::Remove { dir }) => serve::send(&dir, serve::ControlCommand::Remove),
-        Command::Sim(SimCommand::Insert { dir }) => serve::send(&dir, serve::ControlCommand::Insert),
-        Command::Sim(SimCommand::Status { dir }) => serve::send(&dir, serve::ControlCommand::Status),
+        Command::Sim(SimCommand::Factory { factory }) => {
+            keys::factory::factory(factory.as_deref()).map_err(anyhow::Error::from).map(|f| {
+                print!("{}", f.certificate_pem());
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Sim(SimCommand::Remove { dir }) => serve::send(&dir, keys::served::ControlCommand::Remove),
+        Command::Sim(SimCommand::Insert { dir }) => serve::send(&dir, keys::served::ControlCommand::Insert),
+        Command::Sim(SimCommand::Status { dir }) => serve::send(&dir, keys::served::ControlCommand::Status),
         Command::Keys(a) => commands::keys(a),
         Command::Pin(PinCommand::Verify { key, pin, json }) => commands::pin_verify(&key, &pin, json),
         Command::Pin(PinCommand::Change { key, pin, new_pin, puk_mode, json }) => {

@@ -3,21 +3,18 @@
 //! `ukey sim remove|insert|status`, which steer a running server through the key's control socket.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use keys::served::{self, ControlCommand, CONTROL_SOCKET};
 use token_sim::frontends::vpcd::{self, Control, LinkState};
 use token_sim::VirtualKey;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
-
-/// The control socket `ukey sim serve` opens in each key directory.
-pub const CONTROL_SOCKET: &str = "serve.sock";
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -53,41 +50,6 @@ pub struct ServeArgs {
     /// (0: never), freeing the key for the next
     #[arg(long, value_name = "SECS", default_value_t = token_sim::frontends::usbip::server::DEFAULT_IDLE.as_secs(), requires = "usbip")]
     pub usbip_idle: u64,
-}
-
-/// A control command sent to a running `ukey sim serve`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlCommand {
-    Remove,
-    Insert,
-    Status,
-    /// Cut the key's power during its next persistent write (a power switch for
-    /// `ukey conformance --reader NAME --power DIR`).
-    CutPower,
-    /// Nothing is cut any more.
-    RestorePower,
-}
-
-impl ControlCommand {
-    fn parse(line: &str) -> Option<ControlCommand> {
-        match line.trim() {
-            "remove" => Some(ControlCommand::Remove),
-            "insert" => Some(ControlCommand::Insert),
-            "status" => Some(ControlCommand::Status),
-            "cut-power-at-next-write" => Some(ControlCommand::CutPower),
-            "restore-power" => Some(ControlCommand::RestorePower),
-            _ => None,
-        }
-    }
-    fn word(self) -> &'static str {
-        match self {
-            ControlCommand::Remove => "remove",
-            ControlCommand::Insert => "insert",
-            ControlCommand::Status => "status",
-            ControlCommand::CutPower => "cut-power-at-next-write",
-            ControlCommand::RestorePower => "restore-power",
-        }
-    }
 }
 
 fn state_word(s: LinkState) -> &'static str {
@@ -393,79 +355,16 @@ async fn settle(state: &mut watch::Receiver<LinkState>, done: impl Fn(LinkState)
     format!("ok {}", state_word(*state.borrow()))
 }
 
-fn ask(dir: &Path, cmd: ControlCommand) -> Result<String> {
-    let path = dir.join(CONTROL_SOCKET);
-    let mut stream = UnixStream::connect(&path).with_context(|| {
-        format!("no `ukey sim serve` is serving {} (cannot connect to {})", dir.display(), path.display())
-    })?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    writeln!(stream, "{}", cmd.word())?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).context("reading the server's answer")?;
-    let answer = answer.trim();
-    match answer.strip_prefix("ok ") {
-        Some(state) => Ok(state.to_string()),
-        None => bail!("server answered: {answer}"),
-    }
-}
-
 /// `ukey sim remove|insert|status DIR`: talk to the server holding DIR.
 pub fn send(dir: &Path, cmd: ControlCommand) -> Result<ExitCode> {
-    let state = ask(dir, cmd)?;
+    let state = served::ask(dir, cmd)?;
     println!("{}: {state}", dir.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// The power switch of a key a running `ukey sim serve` holds, worked through its control
-/// socket: the conformance suite's hand on a served key's power.
-pub struct ServedPower(PathBuf);
-
-impl ServedPower {
-    /// The switch of the key served from `dir`; an error unless a server answers there.
-    pub fn new(dir: &Path) -> Result<ServedPower> {
-        ask(dir, ControlCommand::Status)?;
-        Ok(ServedPower(dir.to_path_buf()))
-    }
-}
-
-impl proto::transport::PowerSwitch for ServedPower {
-    fn cut_at_next_write(&mut self) {
-        if let Err(e) = ask(&self.0, ControlCommand::CutPower) {
-            tracing::warn!("could not arm the power cut of {}: {e:#}", self.0.display());
-        }
-    }
-    fn cancel(&mut self) {
-        if let Err(e) = ask(&self.0, ControlCommand::RestorePower) {
-            tracing::warn!("could not restore the power of {}: {e:#}", self.0.display());
-        }
-    }
-}
-
-/// Where a running `ukey sim serve` has this key, if one is serving it.
-pub fn served_state(dir: &Path) -> Option<String> {
-    if !dir.join(CONTROL_SOCKET).exists() {
-        return None;
-    }
-    ask(dir, ControlCommand::Status).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_words_round_trip() {
-        for c in [
-            ControlCommand::Remove,
-            ControlCommand::Insert,
-            ControlCommand::Status,
-            ControlCommand::CutPower,
-            ControlCommand::RestorePower,
-        ] {
-            assert_eq!(ControlCommand::parse(&format!("{}\n", c.word())), Some(c));
-        }
-        assert_eq!(ControlCommand::parse("eject"), None);
-    }
 
     #[test]
     fn stock_reader_names() {

@@ -4,21 +4,17 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use host_driver::agent::{AgentConfig, KeyProvider, KeyRef};
-use host_driver::pcsc::{Monitor, Pcsc, PcscTransport};
+use host_driver::agent::AgentConfig;
 use portal::config::Config;
 use portal::password::Cost;
 use portal::store::Store;
 use portal::Portal;
 use proto::clock::SystemClock;
-use proto::{Clock, Transport};
-
-use crate::home;
+use proto::Clock;
 
 /// A tokio runtime whose blocking threads have room for a card's state.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -41,8 +37,11 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    fn url(&self) -> String {
-        self.db.clone().unwrap_or_else(|| format!("sqlite:{}", home::home().join("portal.db").display()))
+    fn url(&self) -> Result<String> {
+        match &self.db {
+            Some(url) => Ok(url.clone()),
+            None => Ok(format!("sqlite:{}", keys::home::required()?.join("portal.db").display())),
+        }
     }
 }
 
@@ -132,7 +131,7 @@ fn attestation_roots(pem: Option<&Path>) -> Result<ca::attestation::Roots> {
         }
         None => {
             let mut roots = ca::attestation::Roots::default();
-            roots.add_der(&home::factory(None)?.certificate_der())?;
+            roots.add_der(&keys::factory::factory(None)?.certificate_der())?;
             Ok(roots)
         }
     }
@@ -167,9 +166,9 @@ pub fn portal(cmd: PortalCommand) -> Result<ExitCode> {
 }
 
 async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
-    let url = a.db.url();
+    let url = a.db.url()?;
     let store = Store::open(&url).await.with_context(|| format!("opening the portal database {url}"))?;
-    let ca_dir = a.ca.clone().unwrap_or_else(home::ca_dir);
+    let ca_dir = a.ca.clone().map_or_else(keys::home::ca_dir, Ok)?;
     let ca = ca::Ca::open_or_create(&ca_dir, "CN=ukey test CA,O=ukey", 3650, &SystemClock)
         .with_context(|| format!("CA in {}", ca_dir.display()))?;
     let listener =
@@ -232,7 +231,7 @@ async fn portal_serve(a: PortalServeArgs) -> Result<ExitCode> {
 }
 
 async fn portal_seed(a: PortalSeedArgs) -> Result<ExitCode> {
-    let url = a.db.url();
+    let url = a.db.url()?;
     let store = Store::open(&url).await.with_context(|| format!("opening the portal database {url}"))?;
     let now = SystemClock.now_unix() as i64;
     let staff_password = a.staff_password.as_ref().map(|p| p.expose());
@@ -268,74 +267,10 @@ pub struct AgentArgs {
     pub mgmt: crate::args::MgmtArgs,
 }
 
-/// The keys of this machine: keys in PC/SC readers and virtual key directories.
-pub struct MachineKeys {
-    pub dirs: Vec<PathBuf>,
-    /// Watches the readers between listings; `None` while PC/SC does not answer.
-    monitor: Mutex<Option<Monitor>>,
-}
-
-impl MachineKeys {
-    pub fn new(dirs: Vec<PathBuf>) -> MachineKeys {
-        MachineKeys { dirs, monitor: Mutex::new(None) }
-    }
-}
-
-impl KeyProvider for MachineKeys {
-    /// Reader changes come at once from pcscd; directories are looked at every `timeout`.
-    fn wait_change(&self, timeout: Duration) -> bool {
-        let mut m = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
-        if m.is_none() {
-            *m = Monitor::new().ok();
-        }
-        let Some(monitor) = m.as_mut() else { return false };
-        if let Err(e) = monitor.wait(timeout) {
-            tracing::debug!("watching readers: {e}; trying again");
-            *m = None;
-            return false;
-        }
-        true
-    }
-
-    fn list(&self) -> Vec<KeyRef> {
-        let mut out = Vec::new();
-        if let Ok(states) = Pcsc::establish().and_then(|p| p.reader_states()) {
-            for r in states.into_iter().filter(|r| r.card_present) {
-                out.push(KeyRef { id: format!("reader:{}", r.name), label: r.name });
-            }
-        }
-        for root in &self.dirs {
-            // A served directory shows up as its reader.
-            for d in crate::open::key_dirs_in(root)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|d| !d.join(crate::serve::CONTROL_SOCKET).exists())
-            {
-                out.push(KeyRef { id: format!("dir:{}", d.display()), label: crate::open::dir_label(&d) });
-            }
-        }
-        out
-    }
-
-    fn open(&self, id: &str) -> std::result::Result<Box<dyn Transport>, String> {
-        if let Some(reader) = id.strip_prefix("reader:") {
-            return PcscTransport::connect(reader)
-                .map(|t| Box::new(t) as Box<dyn Transport>)
-                .map_err(|e| e.to_string());
-        }
-        if let Some(dir) = id.strip_prefix("dir:") {
-            return token_sim::VirtualKey::open(Path::new(dir))
-                .map(|k| Box::new(k) as Box<dyn Transport>)
-                .map_err(|e| e.to_string());
-        }
-        Err(format!("unknown key id {id:?}"))
-    }
-}
-
 pub fn agent(a: AgentArgs) -> Result<ExitCode> {
     anyhow::ensure!(a.listen.ip().is_loopback(), "the agent listens on loopback only, not {}", a.listen);
     let origins = a.allow_origin;
-    let dirs = if a.keys.is_empty() { vec![home::keys_dir()] } else { a.keys };
+    let dirs = if a.keys.is_empty() { vec![keys::home::keys_dir()?] } else { a.keys };
     runtime()?.block_on(async {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
@@ -353,7 +288,7 @@ pub fn agent(a: AgentArgs) -> Result<ExitCode> {
             ..AgentConfig::new(origins)
         };
         tokio::select! {
-            r = host_driver::agent::serve(listener, Arc::new(MachineKeys::new(dirs)), config) => r.context("agent server")?,
+            r = host_driver::agent::serve(listener, Arc::new(keys::provider::MachineKeys::new(dirs)), config) => r.context("agent server")?,
             _ = tokio::signal::ctrl_c() => println!("stopping"),
         }
         Ok(ExitCode::SUCCESS)

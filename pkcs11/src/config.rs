@@ -20,6 +20,8 @@
 
 use std::path::PathBuf;
 
+use keys::Locator;
+
 /// The environment variable that names the virtual key directories.
 pub const KEYS_VAR: &str = "UKEY_PKCS11_KEYS";
 /// `off` (or `0`, `no`): no PC/SC readers.
@@ -132,15 +134,12 @@ impl File {
     }
 }
 
-/// Where the configuration file is.
+/// Where the configuration file is: none without a home ([`keys::home`]'s rule).
 pub fn file_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(CONFIG_VAR) {
         return Some(p.into());
     }
-    let home = std::env::var_os("UKEY_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ukey")))?;
-    Some(home.join("pkcs11.toml"))
+    Some(keys::home::home()?.join("pkcs11.toml"))
 }
 
 /// The configuration file, if there is one; one that cannot be used is logged and ignored.
@@ -160,27 +159,18 @@ fn file() -> File {
     }
 }
 
-/// One source of a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// A virtual key directory (`ukey sim new DIR`), opened in this process.
-    Dir(PathBuf),
-    /// A PC/SC reader, by name; its card, when it holds a PIV one.
-    Reader(String),
-}
-
-impl Source {
-    pub fn describe(&self) -> String {
-        match self {
-            Source::Dir(d) => format!("ukey virtual key {}", d.display()),
-            Source::Reader(r) => r.clone(),
-        }
+/// How a slot names the key behind it.
+pub fn slot_description(source: &Locator) -> String {
+    match source {
+        Locator::Dir(d) => format!("ukey virtual key {}", d.display()),
+        Locator::Reader(r) => r.clone(),
+        Locator::Ccid(d) => format!("ukey virtual key {} (CCID)", d.display()),
     }
 }
 
 /// The sources `value` (of [`KEYS_VAR`]) names: empty entries are skipped.
-pub fn parse_keys(value: &str) -> Vec<Source> {
-    value.split(':').map(str::trim).filter(|s| !s.is_empty()).map(|s| Source::Dir(PathBuf::from(s))).collect()
+pub fn parse_keys(value: &str) -> Vec<Locator> {
+    value.split(':').map(str::trim).filter(|s| !s.is_empty()).map(|s| Locator::Dir(PathBuf::from(s))).collect()
 }
 
 /// Whether PC/SC readers are wanted, from [`READERS_VAR`].
@@ -191,7 +181,7 @@ pub fn readers_wanted(value: Option<&str>) -> bool {
 /// What the module is configured with, from the environment and the file (read once).
 pub struct Settings {
     /// The directories, then the readers pcscd has.
-    pub sources: Vec<Source>,
+    pub sources: Vec<Locator>,
     /// The management key ([`MGMT_KEY_VAR`], else the file's `mgmt_key`), if any.
     pub mgmt_key: Option<zeroize::Zeroizing<String>>,
 }
@@ -205,17 +195,17 @@ pub fn load() -> Settings {
     }
     .map(|k| zeroize::Zeroizing::new(k.trim().to_string()))
     .filter(|k| !k.is_empty());
-    let mut sources: Vec<Source> = match std::env::var(KEYS_VAR) {
+    let mut sources: Vec<Locator> = match std::env::var(KEYS_VAR) {
         Ok(v) => parse_keys(&v),
-        Err(_) => file.keys.unwrap_or_default().into_iter().map(Source::Dir).collect(),
+        Err(_) => file.keys.unwrap_or_default().into_iter().map(Locator::Dir).collect(),
     };
     let readers = match std::env::var(READERS_VAR) {
         Ok(v) => readers_wanted(Some(&v)),
         Err(_) => file.readers.unwrap_or(true),
     };
     if readers {
-        match host_driver::pcsc::Pcsc::establish().and_then(|p| p.readers()) {
-            Ok(names) => sources.extend(names.into_iter().map(Source::Reader)),
+        match keys::discover::reader_names() {
+            Ok(names) => sources.extend(names.into_iter().map(Locator::Reader)),
             Err(e) if sources.is_empty() => {
                 tracing::warn!("no PC/SC readers ({e}) and no {KEYS_VAR}: the module has no slots")
             }
@@ -233,7 +223,7 @@ mod tests {
     fn key_directories_are_colon_separated_and_blanks_skipped() {
         assert_eq!(
             parse_keys("/a/alice::/b/bob: "),
-            vec![Source::Dir("/a/alice".into()), Source::Dir("/b/bob".into())]
+            vec![Locator::Dir("/a/alice".into()), Locator::Dir("/b/bob".into())]
         );
         assert!(parse_keys("").is_empty());
     }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use cryptoki_sys::*;
 
-use crate::config::{self, Source};
+use keys::Locator;
+
+use crate::config;
 use crate::slot::{Shared, Slot};
 use crate::token::{Rv, Token};
 
@@ -28,7 +30,7 @@ pub struct Module {
     /// The process that initialised it: a forked child must initialise its own.
     pub pid: u32,
     /// Where each slot's token comes from (same order as `slots`).
-    pub sources: Vec<Source>,
+    pub sources: Vec<Locator>,
     slots: Vec<Arc<Slot>>,
     /// The slot of each open session.
     routes: HashMap<CK_SESSION_HANDLE, CK_SLOT_ID>,
@@ -49,12 +51,12 @@ impl Module {
             .iter()
             .enumerate()
             .map(|(i, source)| {
-                let held = parent.filter(|p| p.sources.contains(source) && matches!(source, Source::Dir(_)));
+                let held = parent.filter(|p| p.sources.contains(source) && matches!(source, Locator::Dir(_)));
                 let token = match held {
                     Some(p) => {
                         tracing::warn!(
                             "{}: held by process {} (the parent); its slot stays empty here",
-                            source.describe(),
+                            config::slot_description(source),
                             p.pid
                         );
                         None
@@ -62,12 +64,12 @@ impl Module {
                     None => match Token::from_source(source) {
                         Ok(t) => t,
                         Err(e) => {
-                            tracing::warn!("{}: {e}; its slot stays empty", source.describe());
+                            tracing::warn!("{}: {e}; its slot stays empty", config::slot_description(source));
                             None
                         }
                     },
                 };
-                Arc::new(Slot::new(i as CK_SLOT_ID, source.describe(), token, shared.clone()))
+                Arc::new(Slot::new(i as CK_SLOT_ID, config::slot_description(source), token, shared.clone()))
             })
             .collect();
         let reported = slots.iter().map(|s| s.is_present()).collect();
@@ -106,11 +108,11 @@ impl Module {
     }
 
     /// The readers' slots, for [`Slot::refresh`] (key directories do not come and go).
-    pub fn readers(&self) -> Vec<(Arc<Slot>, Source)> {
+    pub fn readers(&self) -> Vec<(Arc<Slot>, Locator)> {
         self.slots
             .iter()
             .zip(&self.sources)
-            .filter(|(_, source)| matches!(source, Source::Reader(_)))
+            .filter(|(_, source)| matches!(source, Locator::Reader(_)))
             .map(|(slot, source)| (slot.clone(), source.clone()))
             .collect()
     }

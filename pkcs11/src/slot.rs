@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use cryptoki_sys::*;
 use sha2::Digest;
 
-use crate::config::Source;
+use keys::Locator;
+
 use crate::objects::{self, Attr, Kind};
 use crate::token::{Rv, Token};
 
@@ -81,7 +82,7 @@ impl Slot {
     /// A reader's slot: a card that went leaves it empty (its sessions end: their handles are
     /// returned, for the module to forget), a card that came is opened. A slot in use is left
     /// as it is: its operation finds out for itself if the card went.
-    pub fn refresh(&self, source: &Source) -> Vec<CK_SESSION_HANDLE> {
+    pub fn refresh(&self, source: &Locator) -> Vec<CK_SESSION_HANDLE> {
         let mut s = match self.state.try_lock() {
             Ok(s) => s,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),

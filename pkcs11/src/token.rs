@@ -10,8 +10,8 @@ use proto::transport::{Hold, Transport, TransportError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::Source;
 use crate::objects::{SlotContent, SLOTS};
+use keys::Locator;
 
 /// A PKCS#11 result: the CK_RV a call answers when it is not CKR_OK.
 pub type Rv<T> = Result<T, CK_RV>;
@@ -137,22 +137,19 @@ fn common_name(name: &x509_cert::name::Name) -> Option<String> {
 
 impl Token {
     /// The token behind `source`: `Ok(None)` for a reader without a (PIV) card.
-    pub fn from_source(source: &Source) -> Result<Option<Token>, String> {
-        match source {
-            Source::Dir(dir) => {
-                let key = token_sim::VirtualKey::open(dir).map_err(|e| e.to_string())?;
-                let name = key.label().to_string();
-                Token::open(Box::new(key), &name).map(Some).map_err(|e| e.to_string())
-            }
-            Source::Reader(name) => match host_driver::pcsc::PcscTransport::connect_shared(name) {
-                Ok(t) => match Token::open(Box::new(t), name) {
-                    Ok(t) => Ok(Some(t)),
-                    Err(host_driver::PivError::NoPiv { .. }) => Ok(None),
-                    Err(e) => Err(e.to_string()),
-                },
-                Err(host_driver::pcsc::PcscError::NoCard { .. }) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            },
+    pub fn from_source(source: &Locator) -> Result<Option<Token>, String> {
+        let transport = match source.open_shared() {
+            Ok(t) => t,
+            Err(keys::Error::Pcsc(host_driver::pcsc::PcscError::NoCard { .. })) => return Ok(None),
+            // The slot's description names the directory already.
+            Err(keys::Error::OpenDir { source, .. }) => return Err(source.to_string()),
+            Err(e) => return Err(keys::error::chain(&e)),
+        };
+        let name = transport.name();
+        match Token::open(transport, &name) {
+            Ok(t) => Ok(Some(t)),
+            Err(PivError::NoPiv { .. }) if matches!(source, Locator::Reader(_)) => Ok(None),
+            Err(e) => Err(e.to_string()),
         }
     }
 

@@ -122,7 +122,7 @@ pub fn transports(a: TransportsArgs) -> Result<ExitCode> {
     run(
         "CCID, software USB bus",
         fresh_key()
-            .and_then(|k| Ok((Box::new(crate::open::CcidKey::plug(k)?) as Box<dyn Transport>, Box::new(()) as Keep))),
+            .and_then(|k| Ok((Box::new(keys::ccid::CcidKey::plug(k)?) as Box<dyn Transport>, Box::new(()) as Keep))),
     )?;
     run("CCID over USB/IP (loopback)", fresh_key().and_then(usbip))?;
     match vpcd(fresh_key()?)? {
