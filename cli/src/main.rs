@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod commands;
 mod conformance;
+mod control;
 mod demo;
 mod demo_web;
 mod flows;

@@ -2,19 +2,20 @@
 //! USB CCID tokens over USB/IP (`--usbip`), and
 //! `ukey sim remove|insert|status`, which steer a running server through the key's control socket.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use keys::served::{self, ControlCommand, CONTROL_SOCKET};
+use keys::served::{self, ControlCommand};
 use token_sim::frontends::vpcd::{self, Control, LinkState};
 use token_sim::VirtualKey;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::net::UnixListener;
 use tokio::sync::watch;
+
+use crate::control::{control_socket, state_word, UsbipExport, VpcdLink};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -50,15 +51,6 @@ pub struct ServeArgs {
     /// (0: never), freeing the key for the next
     #[arg(long, value_name = "SECS", default_value_t = token_sim::frontends::usbip::server::DEFAULT_IDLE.as_secs(), requires = "usbip")]
     pub usbip_idle: u64,
-}
-
-fn state_word(s: LinkState) -> &'static str {
-    match s {
-        LinkState::Removed => "removed",
-        LinkState::Connecting => "inserted, waiting for pcscd",
-        LinkState::Connected => "inserted, connected to pcscd",
-        LinkState::Stopped => "stopped",
-    }
 }
 
 /// The reader name pcscd gives a vpcd port with Debian's stock reader.conf (one entry, port 35963).
@@ -164,7 +156,7 @@ fn serve_usbip(
     let shared = keys.into_iter().map(token_sim::SharedKey::new).collect();
     let exports = std::sync::Arc::new(KeyExports::new(shared));
     for (i, dir) in dirs.iter().enumerate() {
-        if let Err(e) = usbip_control_socket(dir, i, exports.clone()) {
+        if let Err(e) = control_socket(dir, Arc::new(UsbipExport { exports: exports.clone(), index: i })) {
             eprintln!(
                 "warning: no control socket for {}: {e:#}; `ukey sim remove/insert` will not reach it",
                 dir.display()
@@ -177,51 +169,6 @@ fn serve_usbip(
     policy.request_timeout = idle.map_or(policy.request_timeout, |i| i.min(policy.request_timeout));
     server::serve(listener, exports, policy);
     Ok(ExitCode::SUCCESS)
-}
-
-/// DIR/serve.sock for a key served over USB/IP: `remove` is a USB disconnect (the importer's
-/// connection closes, the key leaves DEVLIST), `insert` exports it again, `status` says which.
-fn usbip_control_socket(
-    dir: &Path,
-    i: usize,
-    exports: std::sync::Arc<token_sim::frontends::usbip::server::KeyExports>,
-) -> Result<()> {
-    let path = dir.join(CONTROL_SOCKET);
-    if path.exists() {
-        std::fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
-    }
-    let listener =
-        std::os::unix::net::UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            if let Err(refused) = localpeer::OwnerOnly::new().admit_unix(&conn) {
-                tracing::warn!("control socket: refused {refused}");
-                continue;
-            }
-            // One short line, soon: a stuck client must not hold the only accept thread.
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut line = String::new();
-            if BufReader::new(std::io::Read::take(&conn, 256)).read_line(&mut line).is_err() {
-                continue;
-            }
-            let answer = match ControlCommand::parse(&line) {
-                Some(ControlCommand::Remove) => {
-                    exports.remove(i);
-                    format!("ok {}", exports.state(i))
-                }
-                Some(ControlCommand::Insert) => {
-                    exports.insert(i);
-                    format!("ok {}", exports.state(i))
-                }
-                Some(ControlCommand::Status) => format!("ok {}", exports.state(i)),
-                Some(c) => format!("error {} is for keys served to vpcd", c.word()),
-                None => format!("error unknown command {:?}: use remove, insert or status", line.trim()),
-            };
-            let _ = writeln!(conn, "{answer}");
-        }
-    });
-    Ok(())
 }
 
 async fn serve_all(keys: Vec<VirtualKey>, dirs: Vec<PathBuf>, addrs: Vec<String>, inserted: bool) -> Result<ExitCode> {
@@ -238,7 +185,13 @@ async fn serve_all(keys: Vec<VirtualKey>, dirs: Vec<PathBuf>, addrs: Vec<String>
         let task = tokio::spawn(vpcd::serve(key, addr.clone(), control, state_tx));
         let reader = reader_name(&addr).map(|r| format!(" (reader \"{r}\")")).unwrap_or_default();
         println!("serving {} (serial {serial}) on vpcd {addr}{reader}", dir.display());
-        let socket = match control_socket(&dir, inserted_tx.clone(), state_rx.clone(), shutdown_rx.clone(), power) {
+        let link = VpcdLink {
+            inserted: inserted_tx.clone(),
+            state: state_rx.clone(),
+            power,
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let socket = match control_socket(&dir, Arc::new(link)) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!(
@@ -282,77 +235,6 @@ async fn wait_for_stop(served: &[Served]) -> Result<()> {
             _ = usr2.recv() => served.iter().for_each(|s| { s.inserted.send_replace(true); }),
         }
     }
-}
-
-/// Listen on DIR/serve.sock for one-line commands: remove, insert, status, and the power
-/// switch's cut-power-at-next-write and restore-power.
-fn control_socket(
-    dir: &Path,
-    inserted: watch::Sender<bool>,
-    state: watch::Receiver<LinkState>,
-    mut shutdown: watch::Receiver<bool>,
-    power: token_sim::faults::Faults,
-) -> Result<PathBuf> {
-    let path = dir.join(CONTROL_SOCKET);
-    // A socket file left by a server that died: the key's lock (held now) proves nobody serves it.
-    if path.exists() {
-        std::fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
-    }
-    let listener = UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
-    tokio::spawn(async move {
-        loop {
-            let conn = tokio::select! {
-                c = listener.accept() => c,
-                _ = shutdown.changed() => return,
-            };
-            let Ok((stream, _)) = conn else { continue };
-            if let Err(refused) = localpeer::OwnerOnly::new().admit_unix(&stream) {
-                tracing::warn!("control socket: refused {refused}");
-                continue;
-            }
-            let (inserted, mut state, mut power) = (inserted.clone(), state.clone(), power.clone());
-            tokio::spawn(async move {
-                let (rd, mut wr) = stream.into_split();
-                let mut line = String::new();
-                let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(rd, 256));
-                let read = reader.read_line(&mut line);
-                if !matches!(tokio::time::timeout(Duration::from_secs(2), read).await, Ok(Ok(_))) {
-                    return;
-                }
-                let answer = match ControlCommand::parse(&line) {
-                    Some(ControlCommand::Remove) => {
-                        inserted.send_replace(false);
-                        settle(&mut state, |s| s == LinkState::Removed).await
-                    }
-                    Some(ControlCommand::Insert) => {
-                        inserted.send_replace(true);
-                        settle(&mut state, |s| s == LinkState::Connected).await
-                    }
-                    Some(ControlCommand::Status) => format!("ok {}", state_word(*state.borrow())),
-                    Some(ControlCommand::CutPower) => {
-                        proto::transport::PowerSwitch::cut_at_next_write(&mut power);
-                        "ok power cut at the next write".to_string()
-                    }
-                    Some(ControlCommand::RestorePower) => {
-                        proto::transport::PowerSwitch::cancel(&mut power);
-                        "ok power restored".to_string()
-                    }
-                    None => format!(
-                        "error unknown command {:?}: use remove, insert, status, cut-power-at-next-write or restore-power",
-                        line.trim()
-                    ),
-                };
-                let _ = wr.write_all(format!("{answer}\n").as_bytes()).await;
-            });
-        }
-    });
-    Ok(path)
-}
-
-/// Wait (briefly) until the front-end has acted on a command, then report where it stands.
-async fn settle(state: &mut watch::Receiver<LinkState>, done: impl Fn(LinkState) -> bool) -> String {
-    let _ = tokio::time::timeout(Duration::from_secs(5), state.wait_for(|s| done(*s))).await;
-    format!("ok {}", state_word(*state.borrow()))
 }
 
 /// `ukey sim remove|insert|status DIR`: talk to the server holding DIR.
