@@ -16,6 +16,7 @@ pub mod clock;
 pub mod mgmt;
 pub mod piv;
 pub mod secret;
+pub mod skf;
 pub mod status;
 pub mod tlv;
 #[cfg(feature = "alloc")]
