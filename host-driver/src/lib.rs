@@ -14,6 +14,7 @@ pub mod login_token;
 pub mod mgmt;
 pub mod pcsc;
 pub mod piv;
+pub mod sm2_digest;
 pub mod usbip;
 
 pub use error::PivError;
