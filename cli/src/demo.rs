@@ -13,7 +13,6 @@ use proto::clock::SystemClock;
 use proto::piv::Slot;
 use proto::Clock;
 use token_sim::scenario::Scenario;
-use token_sim::virtual_key::KeyError;
 use token_sim::{KeySpec, VirtualKey};
 
 #[derive(Args, Debug)]
@@ -78,10 +77,8 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     let key_dir = root.join("alice-key");
     let scenario = Scenario::Provisioned;
     let mut key = VirtualKey::create(&key_dir, &KeySpec { scenario, ..KeySpec::default() }, &clock)?;
-    key.provision(scenario, Some(&ca), "CN=Alice,O=Example Co", &clock).map_err(|e| match e {
-        KeyError::Write(_) => anyhow::anyhow!("cannot write {}", key_dir.display()),
-        other => other.into(),
-    })?;
+    key.provision(scenario, Some(&ca), "CN=Alice,O=Example Co", &clock)
+        .with_context(|| format!("provisioning {}", key_dir.display()))?;
     drop(key);
     n.say("virtual key made, key pair generated on it", &key_dir.display().to_string());
 

@@ -23,7 +23,6 @@ use proto::secret::{Password, Pin};
 use proto::Clock;
 use serde_json::json;
 use token_sim::scenario::Scenario;
-use token_sim::virtual_key::KeyError;
 use token_sim::{KeySpec, SharedKey, VirtualKey};
 
 use crate::output::table;
@@ -182,10 +181,7 @@ pub(crate) async fn setup_with(
         } else {
             portal::seed::subject(id, id == FOREIGN_KEY)
         };
-        vk.provision(*s, Some(&ca), &subject, &clock).map_err(|e| match e {
-            KeyError::Write(_) => anyhow::anyhow!("provisioning {id}"),
-            other => other.into(),
-        })?;
+        vk.provision(*s, Some(&ca), &subject, &clock).with_context(|| format!("provisioning {id}"))?;
         keys.keys().push((id.clone(), SharedKey::new(vk)));
         if let Some(p) = progress {
             p.inc(1);

@@ -167,10 +167,8 @@ fn ukey_token(module: &Path, dir: &Path, keys: usize) -> Result<Pkcs11> {
     for i in 0..keys {
         let key_dir = dir.join(format!("key{i}"));
         let mut key = token_sim::VirtualKey::create(&key_dir, &token_sim::KeySpec::default(), &SystemClock)?;
-        key.provision(Scenario::Provisioned, Some(&ca), "CN=bench", &SystemClock).map_err(|e| match e {
-            token_sim::virtual_key::KeyError::Write(_) => anyhow::anyhow!("writing the bench key"),
-            other => other.into(),
-        })?;
+        key.provision(Scenario::Provisioned, Some(&ca), "CN=bench", &SystemClock)
+            .with_context(|| format!("provisioning {}", key_dir.display()))?;
         dirs.push(key_dir);
     }
     std::env::set_var("UKEY_PKCS11_KEYS", std::env::join_paths(&dirs)?);

@@ -14,7 +14,6 @@ use proto::piv::Algorithm;
 use proto::Clock;
 use token_sim::piv::state::Flavor;
 use token_sim::scenario::Scenario;
-use token_sim::virtual_key::KeyError;
 use token_sim::{KeySpec, VirtualKey};
 
 use super::common::*;
@@ -152,10 +151,8 @@ pub fn make_key(dir: &Path, spec: &KeySpec, ca_dir: Option<&Path>, subject: &str
         None
     };
     let mut key = VirtualKey::create(dir, spec, &clock)?;
-    key.provision(spec.scenario, ca.as_ref(), subject, &clock).map_err(|e| match e {
-        KeyError::Write(_) => anyhow::anyhow!("could not write {}", dir.display()),
-        other => other.into(),
-    })?;
+    key.provision(spec.scenario, ca.as_ref(), subject, &clock)
+        .with_context(|| format!("provisioning {}", dir.display()))?;
     Ok(key.serial())
 }
 
