@@ -3,36 +3,14 @@
 //! SKF splits the work this way: the host computes e (SKF_DigestInit with the public key and
 //! the ID), the key signs the 32 bytes. The ID is almost always the default one.
 
+use primeorder::PrimeCurveParams;
+use sm2::elliptic_curve::ff::PrimeField;
 use sm2::elliptic_curve::sec1::ToEncodedPoint;
+use sm2::Sm2;
 use sm3::{Digest, Sm3};
 
 /// The distinguishing ID everyone uses unless told otherwise (GM/T 0009).
 pub const DEFAULT_ID: &[u8] = b"1234567812345678";
-
-/// The curve's a, b and generator, as Z_A hashes them (GM/T 0003.5).
-const A: [u8; 32] = hex32("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC");
-const B: [u8; 32] = hex32("28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93");
-const GX: [u8; 32] = hex32("32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7");
-const GY: [u8; 32] = hex32("BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0");
-
-const fn hex32(s: &str) -> [u8; 32] {
-    let b = s.as_bytes();
-    let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        out[i] = nibble(b[2 * i]) << 4 | nibble(b[2 * i + 1]);
-        i += 1;
-    }
-    out
-}
-
-const fn nibble(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'A'..=b'F' => c - b'A' + 10,
-        _ => panic!("not upper-case hex"),
-    }
-}
 
 /// Why a Z_A cannot be computed.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +24,12 @@ pub fn z_a(public: &sm2::PublicKey, id: &[u8]) -> Result<[u8; 32], IdTooLong> {
     let mut h = Sm3::new();
     h.update(bits.to_be_bytes());
     h.update(id);
-    for part in [&A[..], &B, &GX, &GY, point.x().expect("uncompressed"), point.y().expect("uncompressed")] {
-        h.update(part);
+    // The curve's a, b and generator, as the sm2 crate defines them (GM/T 0003.5).
+    for field in [Sm2::EQUATION_A, Sm2::EQUATION_B, Sm2::GENERATOR.0, Sm2::GENERATOR.1] {
+        h.update(field.to_repr());
     }
+    h.update(point.x().expect("uncompressed"));
+    h.update(point.y().expect("uncompressed"));
     Ok(h.finalize().into())
 }
 
@@ -66,19 +47,6 @@ mod tests {
     use proto::skf::signature::Signature;
     use sm2::dsa::signature::hazmat::PrehashSigner;
     use sm2::dsa::signature::Verifier;
-
-    /// The generator's constants are the curve's: G recomputed from them is the crate's.
-    #[test]
-    fn the_curve_constants_are_sm2s() {
-        let g = sm2::PublicKey::from_sec1_bytes(&[&[0x04][..], &GX, &GY].concat()).expect("G is on the curve");
-        let one = sm2::SecretKey::from_bytes(&{
-            let mut k = [0u8; 32];
-            k[31] = 1;
-            k.into()
-        })
-        .unwrap();
-        assert_eq!(one.public_key(), g);
-    }
 
     /// A signature over our e, made by the key alone (as the card makes it), verifies with the
     /// `sm2` crate's whole-message verification, which computes Z_A itself: our e is its e.
